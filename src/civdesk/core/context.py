@@ -1,0 +1,76 @@
+"""One object that opens everything a front end needs: paths, database, settings, key, client.
+
+The command line and the window both start from :meth:`Core.open`, so they see the same
+library and the same settings. A ``requests.Session`` is not thread-safe: every thread that
+talks to Civitai asks :meth:`Core.client` for its own client.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.library.db import Database
+from civdesk.core.library.repository import Library
+from civdesk.core.secrets import ApiKeyStore
+from civdesk.core.settings import Settings
+from civdesk.paths import AppPaths, app_paths
+
+ENV_API_BASE = "CIVITAI_API_BASE"
+
+
+@dataclass
+class Core:
+    paths: AppPaths
+    db: Database
+    library: Library
+    settings: Settings
+    keys: ApiKeyStore
+    #: A key given on the command line for this run only (never stored).
+    session_api_key: str | None = field(default=None, repr=False)
+    #: An API base given on the command line or in the environment for this run only.
+    session_api_base: str | None = None
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+    ) -> Core:
+        paths = app_paths(data_dir).ensure()
+        db = Database.open(paths.database)
+        library = Library(db)
+        settings = Settings.load(library)
+        return cls(
+            paths=paths,
+            db=db,
+            library=library,
+            settings=settings,
+            keys=ApiKeyStore(paths.config),
+            session_api_key=api_key,
+            session_api_base=api_base or os.environ.get(ENV_API_BASE) or None,
+        )
+
+    @property
+    def api_base(self) -> str:
+        return self.session_api_base or self.settings.api_base
+
+    def api_key(self) -> str | None:
+        return self.session_api_key or self.keys.get()
+
+    def client(self) -> CivitaiClient:
+        """A new client with the current base URL and key (one per thread)."""
+        return CivitaiClient(self.api_base, self.api_key())
+
+    def save_settings(self) -> None:
+        self.settings.save(self.library)
+
+    def folder_for_type(self, model_type: str) -> Path:
+        return self.settings.folder_for_type(model_type)
+
+    def close(self) -> None:
+        self.db.close()
