@@ -232,9 +232,11 @@ class ModelVersion:
                 return f
         ranked = sorted(
             self.files,
-            key=lambda f: FILE_TYPE_PREFERENCE.index(f.type)
-            if f.type in FILE_TYPE_PREFERENCE
-            else len(FILE_TYPE_PREFERENCE),
+            key=lambda f: (
+                FILE_TYPE_PREFERENCE.index(f.type)
+                if f.type in FILE_TYPE_PREFERENCE
+                else len(FILE_TYPE_PREFERENCE)
+            ),
         )
         return ranked[0] if ranked else None
 
@@ -321,7 +323,9 @@ class Model:
             version,
             model_id=version.model_id or self.id,
             model=version.model
-            or ModelSummary(name=self.name, type=self.type, nsfw=self.nsfw, poi=self.poi, mode=self.mode),
+            or ModelSummary(
+                name=self.name, type=self.type, nsfw=self.nsfw, poi=self.poi, mode=self.mode
+            ),
         )
 
     @classmethod
@@ -396,8 +400,12 @@ class SearchQuery:
         out += [("types", t) for t in self.types]
         if self.base_models:
             out.append(("baseModels", ",".join(self.base_models)))
-        for key, value in (("sort", self.sort), ("period", self.period), ("tag", self.tag),
-                           ("username", self.username)):
+        for key, value in (
+            ("sort", self.sort),
+            ("period", self.period),
+            ("tag", self.tag),
+            ("username", self.username),
+        ):
             if value:
                 out.append((key, value))
         out.append(("nsfw", "true" if self.nsfw else "false"))
