@@ -1,0 +1,274 @@
+"""Run slow work off the GUI thread and get its outcome back on the GUI thread.
+
+The Picard habit: a callable runs as a :class:`QRunnable` in a *named* thread pool (network,
+disk, thumbnails … so a slow download listing never starves thumbnail decoding), and its result
+or exception is delivered to callbacks **on the thread that started it** (the GUI thread), never
+on a worker. Typical use::
+
+    handle = run_task(core.library.entries, on_result=model.set_entries,
+                      on_error=self.show_error, pool="db")
+    ...
+    handle.cancel()     # the callbacks will not be called; a waiting task never starts
+
+A task that can stop early asks for the handle's cancel event with ``cancellable=True``; it is
+passed as the ``cancel`` keyword argument (a :class:`threading.Event`).
+
+:func:`call_in_gui` hands a callable from any thread to the GUI thread (for listeners that the
+Qt-free core calls on its worker threads). :func:`shutdown` cancels everything and waits for
+the pools when the application quits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal, Slot
+
+log = logging.getLogger(__name__)
+
+#: Pools and their size. Anything else asked for gets a pool of ``DEFAULT_POOL_SIZE``.
+POOL_SIZES: dict[str, int] = {
+    "default": 4,
+    "db": 1,  # SQLite reads are fast; one at a time keeps their order predictable
+    "network": 4,
+    "disk": 2,  # scans, deletes: the disk is the bottleneck, not the CPU
+    "thumbnails": 4,
+}
+DEFAULT_POOL_SIZE = 2
+
+_pools: dict[str, QThreadPool] = {}
+_live: set[TaskHandle] = set()  # handles kept alive until their outcome is delivered
+_live_lock = threading.Lock()
+
+
+def thread_pool(name: str = "default") -> QThreadPool:
+    """The named pool, created on first use (call from the GUI thread)."""
+    pool = _pools.get(name)
+    if pool is None:
+        pool = QThreadPool()
+        pool.setObjectName(f"civdesk-{name}")
+        pool.setMaxThreadCount(POOL_SIZES.get(name, DEFAULT_POOL_SIZE))
+        _pools[name] = pool
+    return pool
+
+
+class TaskHandle(QObject):
+    """The caller's side of one task: its outcome as signals, and a way to cancel it.
+
+    Signals are emitted on the thread that created the handle, after the callbacks:
+    ``succeeded(result)``, ``failed(exception)``, then always ``finished()`` — also when the
+    task was cancelled, so a waiting spinner can stop.
+    """
+
+    succeeded = Signal(object)
+    failed = Signal(object)
+    finished = Signal()
+    # Private: emitted on the worker, delivered (queued) on the handle's own thread.
+    _outcome = Signal(object, object)
+
+    def __init__(
+        self,
+        name: str,
+        on_result: Callable[[Any], None] | None,
+        on_error: Callable[[BaseException], None] | None,
+        on_finished: Callable[[], None] | None,
+    ) -> None:
+        super().__init__()
+        self.setObjectName(name)
+        self.cancel_event = threading.Event()
+        self._on_result = on_result
+        self._on_error = on_error
+        self._on_finished = on_finished
+        self._done = threading.Event()
+        self._runnable: QRunnable | None = None
+        self._pool: QThreadPool | None = None
+        self._outcome.connect(self._deliver)
+
+    @property
+    def name(self) -> str:
+        return self.objectName()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    @property
+    def done(self) -> bool:
+        """True once the outcome was delivered (or the task was cancelled before it ran)."""
+        return self._done.is_set()
+
+    def cancel(self) -> None:
+        """Ask the task to stop; its result and error callbacks will not be called.
+
+        A task still waiting in its pool is taken out and never runs. A running task stops
+        only if it watches its ``cancel`` event; its outcome is dropped either way.
+        """
+        if self.cancel_event.is_set():
+            return
+        self.cancel_event.set()
+        runnable, pool = self._runnable, self._pool
+        if runnable is not None and pool is not None and pool.tryTake(runnable):
+            # It never started: nothing will emit _outcome, so finish here.
+            self._deliver(None, None)
+
+    @Slot(object, object)
+    def _deliver(self, result: Any, error: BaseException | None) -> None:
+        if self._done.is_set():
+            return
+        self._done.set()
+        self._runnable = None
+        try:
+            if not self.cancelled:
+                if error is None:
+                    if self._on_result is not None:
+                        self._on_result(result)
+                    self.succeeded.emit(result)
+                else:
+                    if self._on_error is not None:
+                        self._on_error(error)
+                    self.failed.emit(error)
+        finally:
+            if self._on_finished is not None:
+                self._on_finished()
+            self.finished.emit()
+            with _live_lock:
+                _live.discard(self)
+
+
+class _Runnable(QRunnable):
+    def __init__(self, handle: TaskHandle, func: Callable[..., Any], args: tuple, kwargs: dict):
+        super().__init__()
+        self._handle = handle
+        self._func = func
+        self._args = args
+        self._kwargs = kwargs
+
+    def run(self) -> None:
+        handle = self._handle
+        if handle.cancelled:
+            handle._outcome.emit(None, None)
+            return
+        try:
+            result = self._func(*self._args, **self._kwargs)
+        except BaseException as exc:  # a worker must never swallow an exception
+            from civdesk.core.errors import CivdeskError
+
+            if not isinstance(exc, CivdeskError):
+                log.exception("Task %r failed unexpectedly", handle.name)
+            handle._outcome.emit(None, exc)
+        else:
+            handle._outcome.emit(result, None)
+        finally:
+            # Drop references to arguments (maybe large) as soon as the work is over.
+            self._func = self._args = self._kwargs = None  # type: ignore[assignment]
+
+
+def run_task(
+    func: Callable[..., Any],
+    *args: Any,
+    on_result: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    on_finished: Callable[[], None] | None = None,
+    pool: str | QThreadPool = "default",
+    name: str | None = None,
+    cancellable: bool = False,
+    priority: int = 0,
+    **kwargs: Any,
+) -> TaskHandle:
+    """Run ``func(*args, **kwargs)`` in a worker thread of ``pool``; return its handle.
+
+    Call from the GUI thread (or any thread running an event loop): the callbacks run there.
+    ``on_error`` gets the exception; a :class:`~civdesk.core.errors.CivdeskError`'s ``str()``
+    is fit to show as-is. With ``cancellable=True`` the function receives ``cancel=`` (a
+    :class:`threading.Event` set by :meth:`TaskHandle.cancel` and by :func:`shutdown`).
+    Higher ``priority`` runs earlier among tasks waiting in the same pool.
+    """
+    handle = TaskHandle(
+        name or getattr(func, "__qualname__", "task"), on_result, on_error, on_finished
+    )
+    if cancellable:
+        kwargs["cancel"] = handle.cancel_event
+    runnable = _Runnable(handle, func, args, kwargs)
+    qpool = pool if isinstance(pool, QThreadPool) else thread_pool(pool)
+    handle._runnable = runnable
+    handle._pool = qpool
+    with _live_lock:
+        _live.add(handle)
+    qpool.start(runnable, priority)
+    return handle
+
+
+def live_tasks() -> list[TaskHandle]:
+    """Tasks whose outcome has not been delivered yet."""
+    with _live_lock:
+        return list(_live)
+
+
+def shutdown(timeout_ms: int = 5000) -> bool:
+    """Cancel every task and wait for every pool; True when all stopped in time.
+
+    Called when the application quits, so no worker outlives the window and the database.
+    """
+    for handle in live_tasks():
+        handle.cancel()
+    stopped = True
+    for pool in _pools.values():
+        pool.clear()
+        stopped = pool.waitForDone(timeout_ms) and stopped
+    # Outcomes already queued are now moot; drop the handles.
+    with _live_lock:
+        _live.clear()
+    return stopped
+
+
+def wait_for_pools(timeout_ms: int = 5000) -> bool:
+    """Wait until every pool is idle, without cancelling anything (for tests and benches)."""
+    return all(pool.waitForDone(timeout_ms) for pool in list(_pools.values()))
+
+
+def active_thread_count() -> int:
+    """Worker threads busy right now, over every pool."""
+    return sum(pool.activeThreadCount() for pool in _pools.values())
+
+
+class _GuiInvoker(QObject):
+    """Lives on the GUI thread; runs the callables posted to it there."""
+
+    invoke = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.invoke.connect(self._run)
+
+    @Slot(object)
+    def _run(self, call: Callable[[], None]) -> None:
+        call()
+
+
+_invoker: _GuiInvoker | None = None
+
+
+def install_gui_invoker() -> None:
+    """Create the GUI-thread relay used by :func:`call_in_gui` (the app does it at start)."""
+    global _invoker
+    if _invoker is None:
+        invoker = _GuiInvoker()
+        app = QCoreApplication.instance()
+        if app is not None and invoker.thread() is not app.thread():
+            # Created lazily on a worker: hand it to the GUI thread, where it must run.
+            invoker.moveToThread(app.thread())
+        _invoker = invoker
+
+
+def call_in_gui(func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Run ``func(*args, **kwargs)`` soon on the GUI thread; callable from any thread.
+
+    For callbacks the Qt-free core fires on its worker threads (queue listeners, progress).
+    """
+    if _invoker is None:
+        install_gui_invoker()
+    assert _invoker is not None
+    _invoker.invoke.emit(lambda: func(*args, **kwargs))
