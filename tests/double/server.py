@@ -1,0 +1,444 @@
+"""CivitaiDouble: a real HTTP stand-in for Civitai on loopback (an API host and a storage host).
+
+Tests and benchmarks talk plain HTTP/1.1 to it; fault switches make the error paths testable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import secrets
+import socket
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from requests.structures import CaseInsensitiveDict
+
+from tests.double.api import ApiHost, Reply, Request, UrlSigner, json_reply
+from tests.double.catalog import Catalog, FakeFile, FakeImage, FakeModel, FakeVersion
+from tests.double.content import (
+    BytesContent,
+    Content,
+    GeneratedContent,
+    PathContent,
+    generated_safetensors,
+    make_safetensors,
+)
+from tests.double.faults import CountedFault, FaultBook
+from tests.double.render import Renderer
+from tests.double.storage import BodyStreamer, FileBody, StorageHost
+
+MALFORMED_JSON = b'{"items": [{"id": 1, "name": "cut'
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    host: str  # "api" | "storage"
+    method: str
+    path: str
+    query: dict[str, str]  # first value of each parameter
+    headers: CaseInsensitiveDict  # type: ignore[type-arg]
+    query_all: dict[str, list[str]] = field(default_factory=dict)
+    body: bytes = b""
+
+
+class _Server(ThreadingHTTPServer):
+    """Threaded server that remembers its open connections so stop() can cut them."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.open_sockets: set[socket.socket] = set()
+        self._sockets_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._sockets_lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def cut_connections(self) -> None:
+        with self._sockets_lock:
+            for sock in list(self.open_sockets):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 60  # idle keep-alive connections end eventually
+    host_label = "api"
+    double: CivitaiDouble
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output quiet
+
+    def _dispatch(self) -> None:
+        try:
+            self.double._serve(self)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
+
+
+class CivitaiDouble:
+    """A local Civitai: catalog building, fault switches and two HTTP listeners."""
+
+    def __init__(self, api_key: str = "test-key") -> None:
+        self.api_key = api_key
+        self.catalog = Catalog()
+        self.faults = FaultBook()
+        self._signer = UrlSigner(secrets.token_bytes(16))
+        self._requests: list[RecordedRequest] = []
+        self._requests_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._streamer = BodyStreamer(self.faults, self._stopping)
+        self._servers: dict[str, _Server] = {}
+        self._threads: list[threading.Thread] = []
+        self.base_url = ""
+        self.storage_url = ""
+        self._renderer: Renderer | None = None
+        self._api: ApiHost | None = None
+        self._storage = StorageHost(self.catalog, self.faults, self._signer)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> CivitaiDouble:
+        for label in ("api", "storage"):
+            handler = type(f"_{label.title()}Handler", (_Handler,), {"host_label": label})
+            handler.double = self
+            server = _Server(handler)
+            self._servers[label] = server
+            thread = threading.Thread(
+                target=server.serve_forever, name=f"civitai-double-{label}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self.base_url = f"http://127.0.0.1:{self._servers['api'].server_address[1]}"
+        self.storage_url = f"http://127.0.0.1:{self._servers['storage'].server_address[1]}"
+        self._renderer = Renderer(self.catalog, self.faults, self.base_url, self.storage_url)
+        self._api = ApiHost(
+            self.catalog, self.faults, self._renderer, self._signer, self.api_key, self.storage_url
+        )
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes stalled and throttled bodies
+        for server in self._servers.values():
+            server.shutdown()
+            server.cut_connections()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._servers.clear()
+        self._threads.clear()
+
+    def __enter__(self) -> CivitaiDouble:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- catalog ----------------------------------------------------------------------------
+
+    def file(
+        self,
+        content: bytes | None = None,
+        *,
+        path: Path | str | None = None,
+        size: int | None = None,
+        name: str | None = None,
+        type: str = "Model",
+        primary: bool | None = None,
+        format: str = "SafeTensor",
+        fp: str | None = "fp16",
+        size_label: str | None = None,
+        scan_result: str = "Success",
+    ) -> FakeFile:
+        """A file spec for add_version. Give at most one of content/path/size; with none, a
+        small valid safetensors file unique to this file id. `name=None` means Civitai's
+        naming (`<model>_<version>.safetensors`), fixed when the file joins a version.
+        `primary=None` lets the version pick by Civitai's type preference."""
+        if sum(x is not None for x in (content, path, size)) > 1:
+            raise ValueError("give only one of content, path, size")
+        file_id = self.catalog.new_file_id()
+        source: Content
+        if content is not None:
+            source = BytesContent(content)
+        elif path is not None:
+            source = PathContent(Path(path))
+        elif size is not None:
+            is_safetensors = format == "SafeTensor" and (name or ".safetensors").endswith(
+                ".safetensors"
+            )
+            source = (
+                generated_safetensors(size, seed=file_id)
+                if is_safetensors
+                else GeneratedContent(size, seed=file_id)
+            )
+        else:
+            payload = GeneratedContent(4096, seed=file_id).read()
+            source = BytesContent(make_safetensors(payload, {"civdesk_double_file": str(file_id)}))
+        return FakeFile(
+            id=file_id,
+            content=source,
+            name=name,
+            type=type,
+            primary=primary,
+            format=format,
+            fp=fp,
+            size_label=size_label,
+            scan_result=scan_result,
+        )
+
+    def image(self, kind: str = "png", nsfw_level: int = 1, served_as: str = "jpeg") -> FakeImage:
+        """A preview; its URL ends in `.{served_as}` whatever the real encoding (as Civitai)."""
+        image = self.catalog.new_image(kind, nsfw_level, served_as)
+        image.meta = {"prompt": "a fox made of folded paper", "seed": image.id, "steps": 30}
+        return image
+
+    def add_model(
+        self,
+        name: str = "Paperfold Style",
+        type: str = "LORA",
+        nsfw: bool = False,
+        tags: list[str] | None = None,
+        creator: str = "civdesk-tester",
+        description: str | None = "<p>A test model.</p>",
+        *,
+        poi: bool = False,
+        download_count: int = 0,
+        thumbs_up: int = 0,
+    ) -> FakeModel:
+        return self.catalog.add_model(
+            name=name,
+            type=type,
+            nsfw=nsfw,
+            tags=list(tags or []),
+            creator=creator,
+            description=description,
+            poi=poi,
+            download_count=download_count,
+            thumbs_up=thumbs_up,
+        )
+
+    def add_version(
+        self,
+        model: FakeModel,
+        name: str = "v1.0",
+        base_model: str = "SD 1.5",
+        trained_words: list[str] | None = None,
+        files: list[FakeFile] | None = None,
+        images: list[FakeImage] | None = None,
+        published_at: dt.datetime | str | None = None,
+        *,
+        description: str | None = None,
+        base_model_type: str | None = "Standard",
+        nsfw_level: int = 1,
+        download_count: int = 0,
+    ) -> FakeVersion:
+        """`files=None` gives one small safetensors file; `images=None` one PNG preview."""
+        if isinstance(published_at, str):
+            published_at = dt.datetime.fromisoformat(published_at.replace("Z", "+00:00"))
+        return self.catalog.add_version(
+            model,
+            files=list(files) if files is not None else [self.file()],
+            images=list(images) if images is not None else [self.image()],
+            name=name,
+            base_model=base_model,
+            trained_words=list(trained_words or []),
+            published_at=published_at,
+            description=description,
+            base_model_type=base_model_type,
+            nsfw_level=nsfw_level,
+            download_count=download_count,
+        )
+
+    def version_json(self, version: FakeVersion) -> dict[str, Any]:
+        """Exactly what `/api/v1/model-versions/{id}` answers (and by-hash)."""
+        return self._render().version(version)
+
+    def model_json(self, model: FakeModel) -> dict[str, Any]:
+        """Exactly what `/api/v1/models/{id}` answers (also the `/models` item form)."""
+        return self._render().model(model)
+
+    def download_url(self, version: FakeVersion, f: FakeFile | None = None) -> str:
+        return self._render().download_url(version, f)
+
+    def image_url(self, image: FakeImage, variant: str = "width=450") -> str:
+        return self.storage_url + image.path(variant)
+
+    def _render(self) -> Renderer:
+        if self._renderer is None:
+            raise RuntimeError("start() the double first: URLs depend on its ports")
+        return self._renderer
+
+    # -- fault switches (all undone by reset_faults) -----------------------------------------
+
+    def reset_faults(self) -> None:
+        self.faults.reset()
+
+    def login_required(self, version: FakeVersion) -> None:
+        self.faults.login_required.add(version.id)
+
+    def early_access(
+        self,
+        version: FakeVersion,
+        deadline: str = "2026-12-31T00:00:00.000Z",
+        key_unlocks: bool = False,
+    ) -> None:
+        """Download answers 403 Early Access (even with a key unless `key_unlocks`)."""
+        self.faults.early_access[version.id] = deadline
+        if key_unlocks:
+            self.faults.early_access_key_unlocks.add(version.id)
+
+    def archive(self, model: FakeModel) -> None:
+        self.faults.archived.add(model.id)
+
+    def remove(self, model: FakeModel) -> None:
+        self.faults.removed.add(model.id)
+
+    def rate_limit(
+        self, n: int = 1, retry_after: float | None = None, path_prefix: str | None = None
+    ) -> None:
+        self.faults.add(CountedFault("status", n, path_prefix, 429, retry_after))
+
+    def fail(
+        self,
+        n: int = 1,
+        status: int = 500,
+        path_prefix: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.faults.add(CountedFault("status", n, path_prefix, status, retry_after))
+
+    def malformed_json(self, n: int = 1, path_prefix: str | None = None) -> None:
+        self.faults.add(CountedFault("malformed_json", n, path_prefix))
+
+    def truncate_downloads(
+        self, after_bytes: int, n: int = 1, path_prefix: str = "/files/"
+    ) -> None:
+        self.faults.add(CountedFault("truncate", n, path_prefix, amount=after_bytes))
+
+    def wrong_content_length(
+        self, delta: int = 100, n: int = 1, path_prefix: str = "/files/"
+    ) -> None:
+        """Announce size+delta; send at most that many bytes of the real body, then close."""
+        self.faults.add(CountedFault("wrong_length", n, path_prefix, amount=delta))
+
+    def stall_downloads(self, seconds: float, n: int = 1, path_prefix: str = "/files/") -> None:
+        """Send the headers, then nothing for `seconds`, then close."""
+        self.faults.add(CountedFault("stall", n, path_prefix, amount=seconds))
+
+    def throttle_downloads(self, bytes_per_second: int | None) -> None:
+        self.faults.throttle_bps = bytes_per_second
+
+    def disable_bulk_hash(self) -> None:
+        self.faults.bulk_hash_disabled = True
+
+    def redirect_loop(self, version: FakeVersion) -> None:
+        self.faults.redirect_loops.add(version.id)
+
+    def content_disposition(self, f: FakeFile, filename: str) -> None:
+        """Serve `f` (redirect URL and Content-Disposition) under a hostile/odd filename."""
+        self.faults.served_names[f.id] = filename
+
+    # -- recorded traffic -------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._requests_lock:
+            return list(self._requests)
+
+    @property
+    def storage_headers(self) -> list[CaseInsensitiveDict]:  # type: ignore[type-arg]
+        return [r.headers for r in self.requests if r.host == "storage"]
+
+    def clear_requests(self) -> None:
+        with self._requests_lock:
+            self._requests.clear()
+
+    # -- serving (called from handler threads) -----------------------------------------------
+
+    def _serve(self, handler: _Handler) -> None:
+        request = self._read_request(handler)
+        label = handler.host_label
+        fault = self.faults.take(("status",), request.path)
+        if fault is not None:
+            extra = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after else {}
+            message = "Too Many Requests" if fault.status == 429 else "Server error"
+            self._send(handler, request, json_reply(fault.status, {"error": message}, **extra))
+            return
+        assert self._api is not None
+        if label == "api":
+            self._send(handler, request, self._api.handle(request))
+            return
+        outcome = self._storage.handle(request)
+        if isinstance(outcome, FileBody):
+            self._send_file(handler, request, outcome)
+        else:
+            self._send(handler, request, outcome)
+
+    def _read_request(self, handler: _Handler) -> Request:
+        url = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        query = parse_qs(url.query, keep_blank_values=True)
+        headers = CaseInsensitiveDict(handler.headers.items())
+        with self._requests_lock:
+            self._requests.append(
+                RecordedRequest(
+                    host=handler.host_label,
+                    method=handler.command,
+                    path=url.path,
+                    query={k: v[0] for k, v in query.items()},
+                    headers=headers,
+                    query_all=query,
+                    body=body,
+                )
+            )
+        return Request(handler.command, url.path, query, headers, body)
+
+    def _send(self, handler: _Handler, request: Request, reply: Reply) -> None:
+        body = reply.body
+        wants_broken = reply.is_json and reply.status == 200
+        if wants_broken and self.faults.take(("malformed_json",), request.path):
+            body = MALFORMED_JSON
+        handler.send_response(reply.status)
+        for name, value in reply.headers.items():
+            if name != "Content-Length":
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        if request.method != "HEAD":
+            handler.wfile.write(body)
+
+    def _send_file(self, handler: _Handler, request: Request, body: FileBody) -> None:
+        fault = self.faults.take(("truncate", "stall", "wrong_length"), request.path)
+        handler.send_response(body.status)
+        for name, value in body.headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(self._streamer.announced_length(body, fault)))
+        handler.end_headers()
+        if request.method == "HEAD":
+            return
+        if not self._streamer.stream(handler.connection, body, fault):
+            handler.close_connection = True
+            _half_close(handler.connection)
+
+
+def _half_close(sock: socket.socket) -> None:
+    """Make the client see EOF now, even though fewer bytes came than announced."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
