@@ -1,0 +1,290 @@
+"""Streamed SHA256 of model files, the short hashes derived from it, and parallel hashing.
+
+SHA256 is the identity of a model file: Civitai, A1111, ComfyUI and every companion format
+key on it. Files are read with ``readinto`` into one reused buffer, so memory stays flat
+whatever the file size, and ``hashlib`` (OpenSSL) releases the GIL while it digests a
+buffer, so a thread pool hashes several files on all cores at ``openssl dgst`` speed.
+
+Measured on the 2-core build machine (1 GiB file, page cache warm): 256 KiB–2 MiB buffers
+all give ~1070 MB/s (openssl dgst: ~1020 MB/s); 8–16 MiB buffers are ~6% slower because the
+buffer no longer fits in the CPU cache. Hence 1 MiB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from civdesk.core.errors import Cancelled, FileProblem
+
+DEFAULT_BUFFER_SIZE = 1 << 20
+
+# A1111's legacy "AutoV1" model hash: 64 KiB at offset 1 MiB; Civitai omits it under 2 MiB.
+AUTOV1_OFFSET = 0x100000
+AUTOV1_LENGTH = 0x10000
+AUTOV1_MIN_SIZE = 0x200000
+
+StrPath = str | os.PathLike[str]
+#: Called with the number of bytes hashed so far.
+ProgressCallback = Callable[[int], None]
+Hasher = Callable[..., str]
+
+
+class CancelFlag(Protocol):
+    """What cancels a long operation: a ``threading.Event`` or anything with ``is_set()``."""
+
+    def is_set(self) -> bool: ...
+
+
+class FileChanged(FileProblem):
+    """The file was modified, replaced or deleted while it was being hashed."""
+
+    def __init__(self, path: StrPath, what: str = "changed") -> None:
+        super().__init__(f"{os.fspath(path)} {what} while it was being hashed; scan again later")
+        self.path = os.fspath(path)
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What tells an unchanged file from a changed one without reading it."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        return cls(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+
+
+def _file_problem(path: StrPath, err: OSError) -> FileProblem:
+    if isinstance(err, FileNotFoundError):
+        return FileChanged(path, "disappeared")
+    reason = err.strerror or type(err).__name__
+    return FileProblem(f"Cannot read {os.fspath(path)}: {reason}")
+
+
+def sha256_file(
+    path: StrPath,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelFlag | None = None,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+) -> str:
+    """The SHA256 of a file's contents, as 64 UPPER-case hex characters.
+
+    ``progress`` gets the bytes hashed so far after each buffer; setting ``cancel`` stops
+    the read within one buffer and raises :class:`Cancelled`. Raises :class:`FileProblem`
+    when the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    buf = bytearray(buffer_size)
+    view = memoryview(buf)
+    done = 0
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("Hashing")
+                n = fh.readinto(buf)
+                if not n:
+                    break
+                digest.update(view[:n])
+                done += n
+                if progress is not None:
+                    progress(done)
+    except OSError as err:
+        raise _file_problem(path, err) from err
+    return digest.hexdigest().upper()
+
+
+def autov2(sha256: str) -> str:
+    """A1111's short model hash (Civitai's AutoV2): the first 10 hex characters of SHA256."""
+    if len(sha256) != 64:
+        raise ValueError(f"not a SHA256 hex digest: {sha256!r}")
+    return sha256[:10].upper()
+
+
+def autov1(path: StrPath) -> str | None:
+    """A1111's legacy model hash (Civitai's AutoV1), or None for files under 2 MiB.
+
+    It hashes only 64 KiB at offset 1 MiB, so it is cheap but collides easily: use it to
+    match old metadata, never as an identity.
+    """
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size < AUTOV1_MIN_SIZE:
+                return None
+            fh.seek(AUTOV1_OFFSET)
+            chunk = fh.read(AUTOV1_LENGTH)
+    except OSError as err:
+        raise _file_problem(path, err) from err
+    return hashlib.sha256(chunk).hexdigest()[:8].upper()
+
+
+@dataclass(frozen=True)
+class HashResult:
+    """One file of :func:`hash_many`: its digest, or why there is none.
+
+    ``stat`` is the file's state when hashing finished (the same as when it started, or
+    ``error`` is a :class:`FileChanged`), so the digest can be cached against it.
+    """
+
+    path: Path
+    sha256: str | None
+    error: FileProblem | None = None
+    stat: FileStat | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.sha256 is not None
+
+
+def hash_checked(
+    path: StrPath,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelFlag | None = None,
+    hasher: Hasher = sha256_file,
+) -> HashResult:
+    """Hash one file and verify it did not change meanwhile (stat before and after).
+
+    Expected failures come back in the result; only :class:`Cancelled` is raised.
+    """
+    p = Path(path)
+    try:
+        before = FileStat.of(os.stat(p))
+        digest = hasher(p, progress=progress, cancel=cancel)
+        after = FileStat.of(os.stat(p))
+    except FileNotFoundError:
+        return HashResult(p, None, FileChanged(p, "disappeared"))
+    except OSError as err:
+        return HashResult(p, None, _file_problem(p, err))
+    except Cancelled:
+        raise
+    except FileProblem as err:
+        return HashResult(p, None, err)
+    if before != after:
+        return HashResult(p, None, FileChanged(p), after)
+    return HashResult(p, digest, None, after)
+
+
+def default_workers() -> int:
+    """One hashing thread per core: OpenSSL runs without the GIL, so each one is busy."""
+    return max(1, os.cpu_count() or 1)
+
+
+def hash_many(
+    paths: Iterable[StrPath],
+    workers: int | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    hasher: Hasher = sha256_file,
+) -> Iterator[HashResult]:
+    """Hash files on a thread pool, yielding each result as soon as it is ready.
+
+    Files start in the given order (put big ones first so the pool ends together). An
+    unreadable or changing file yields a result with ``error`` set; it never stops the
+    others. ``progress`` gets the total bytes hashed so far, from worker threads.
+    Setting ``cancel`` stops the running files within one buffer, drops the queued ones
+    and raises :class:`Cancelled` from the iterator.
+    """
+    pending_paths = list(paths)
+    if not pending_paths:
+        return
+    lock = threading.Lock()
+    done_bytes = 0
+
+    def file_progress() -> ProgressCallback | None:
+        if progress is None:
+            return None
+        last = 0
+
+        def report(n: int) -> None:
+            nonlocal last, done_bytes
+            with lock:
+                done_bytes += n - last
+                last = n
+                total = done_bytes
+            progress(total)
+
+        return report
+
+    # Our own flag, so that abandoning the iterator stops the workers without setting the
+    # caller's event; the workers watch both.
+    abandoned = threading.Event()
+    stop = _AnyEvent(abandoned, cancel)
+    count = min(workers or default_workers(), len(pending_paths))
+    queue = iter(pending_paths)
+    running: set[Future[HashResult]] = set()
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="civdesk-hash") as pool:
+
+        def submit_next() -> None:
+            # Only a few files wait in the pool's queue, so a cancel has little to drop.
+            for path in queue:
+                running.add(
+                    pool.submit(
+                        hash_checked, path, progress=file_progress(), cancel=stop, hasher=hasher
+                    )
+                )
+                return
+
+        try:
+            for _ in range(count * 2):
+                submit_next()
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                running.difference_update(done)
+                for fut in done:
+                    result = fut.result()  # raises Cancelled
+                    if stop.is_set():
+                        raise Cancelled("Hashing")
+                    submit_next()
+                    yield result
+        finally:
+            if running:
+                # Cancelled, or the consumer stopped iterating: stop the workers now.
+                abandoned.set()
+                for fut in running:
+                    fut.cancel()
+
+
+class _AnyEvent:
+    """Looks like a set Event when any of its events is set."""
+
+    def __init__(self, *events: threading.Event | None) -> None:
+        self._events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self._events)
+
+
+class HashCache:
+    """Known digests keyed on (path, size, mtime_ns, inode): an unchanged file is not read.
+
+    Built from what the library stored on the last scan; any difference in size, mtime or
+    inode means the file may have changed and must be hashed again.
+    """
+
+    def __init__(self, entries: Mapping[str, tuple[FileStat, str]] | None = None) -> None:
+        self._entries: dict[str, tuple[FileStat, str]] = dict(entries or {})
+
+    def put(self, path: StrPath, stat: FileStat, sha256: str) -> None:
+        self._entries[os.fspath(path)] = (stat, sha256)
+
+    def get(self, path: StrPath, stat: FileStat) -> str | None:
+        """The cached digest when the file is unchanged since it was hashed, else None."""
+        entry = self._entries.get(os.fspath(path))
+        if entry is None or entry[0] != stat:
+            return None
+        return entry[1]
+
+    def __len__(self) -> int:
+        return len(self._entries)
