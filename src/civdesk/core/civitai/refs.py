@@ -1,0 +1,112 @@
+"""Parse what a person pastes to name a model or a version.
+
+Accepted forms::
+
+    12345                                            a model version id
+    model:123                                        a model id (its latest version)
+    version:456                                      a model version id, spelled out
+    https://civitai.com/models/123/some-slug         a model page
+    https://civitai.com/models/123?modelVersionId=456   a version on its model page
+    civitai.com/api/download/models/456              a download link
+    https://civitai.com/model-versions/456           (and /api/v1/model-versions/456)
+    urn:air:sdxl:lora:civitai:123@456                an AIR (model, optionally @version)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from civdesk.core.errors import CivdeskError
+
+
+class BadReference(CivdeskError, ValueError):
+    """Text that names no Civitai model or version."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model, a version of it, or both. At least one id is set.
+
+    ``version_id`` None means "the latest version of ``model_id``".
+    """
+
+    model_id: int | None = None
+    version_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.model_id is None and self.version_id is None:
+            raise ValueError("A ModelRef needs a model id or a version id")
+
+    @property
+    def is_version(self) -> bool:
+        return self.version_id is not None
+
+
+_ID = r"[1-9][0-9]{0,11}"
+_AIR = re.compile(
+    rf"^urn:air:[^:\s]+:[^:\s]+:civitai:(?P<model>{_ID})(?:@(?P<version>{_ID}))?"
+    r"(?:\.[A-Za-z0-9]+)?$",
+    re.IGNORECASE,
+)
+_PREFIXED = re.compile(rf"^(?P<kind>model|version|modelversion)\s*[:#]\s*(?P<id>{_ID})$",
+                       re.IGNORECASE)
+_PATHS = (
+    (re.compile(rf"^/models/(?P<model>{_ID})(?:/|$)"), "model"),
+    (re.compile(rf"^/api/download/models/(?P<version>{_ID})/?$"), "version"),
+    (re.compile(rf"^(?:/api/v1)?/model-versions/(?P<version>{_ID})/?$"), "version"),
+    (re.compile(rf"^/api/v1/models/(?P<model>{_ID})/?$"), "model"),
+)
+_HOST = re.compile(r"^(?:[a-z0-9-]+\.)*civitai\.(?:com|green)$", re.IGNORECASE)
+
+
+def parse_ref(text: str) -> ModelRef:
+    """The model/version ``text`` names; :class:`BadReference` with a hint otherwise."""
+    value = text.strip().strip("<>\"'")
+    if not value:
+        raise BadReference("Enter a Civitai model link, a version id or model:<id>")
+    if re.fullmatch(_ID, value):
+        return ModelRef(version_id=int(value))
+    match = _PREFIXED.match(value)
+    if match:
+        number = int(match.group("id"))
+        if match.group("kind").lower() == "model":
+            return ModelRef(model_id=number)
+        return ModelRef(version_id=number)
+    match = _AIR.match(value)
+    if match:
+        version = match.group("version")
+        return ModelRef(model_id=int(match.group("model")),
+                        version_id=int(version) if version else None)
+    ref = _parse_url(value)
+    if ref is not None:
+        return ref
+    shown = value if len(value) <= 60 else value[:57] + "…"
+    raise BadReference(
+        f"Not a Civitai model reference: {shown!r} — paste a civitai.com/models/… link, "
+        "a version id, or model:<id>"
+    )
+
+
+def _parse_url(value: str) -> ModelRef | None:
+    if "://" not in value:
+        if not re.match(r"^(?:[a-z0-9-]+\.)*civitai\.(?:com|green)/", value, re.IGNORECASE):
+            return None
+        value = "https://" + value
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not _HOST.match(parts.hostname or ""):
+        return None
+    query = parse_qs(parts.query)
+    for pattern, kind in _PATHS:
+        match = pattern.match(parts.path)
+        if not match:
+            continue
+        if kind == "version":
+            return ModelRef(version_id=int(match.group("version")))
+        model_id = int(match.group("model"))
+        version = query.get("modelVersionId", [""])[0]
+        if version and re.fullmatch(_ID, version):
+            return ModelRef(model_id=model_id, version_id=int(version))
+        return ModelRef(model_id=model_id)
+    return None

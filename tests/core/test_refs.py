@@ -1,0 +1,76 @@
+"""Parsing what people paste into "Add download"."""
+
+from __future__ import annotations
+
+import pytest
+
+from civdesk.core.civitai.refs import BadReference, ModelRef, parse_ref
+from civdesk.core.errors import CivdeskError
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12345", ModelRef(version_id=12345)),
+        ("  12345\n", ModelRef(version_id=12345)),
+        ("model:123", ModelRef(model_id=123)),
+        ("Model: 123", ModelRef(model_id=123)),
+        ("version:456", ModelRef(version_id=456)),
+        ("https://civitai.com/models/123/some-slug?modelVersionId=456",
+         ModelRef(model_id=123, version_id=456)),
+        ("https://civitai.com/models/123", ModelRef(model_id=123)),
+        ("https://civitai.com/models/123/slug", ModelRef(model_id=123)),
+        ("http://www.civitai.com/models/123/?modelVersionId=9", ModelRef(123, 9)),
+        ("https://civitai.green/models/77", ModelRef(model_id=77)),
+        ("civitai.com/api/download/models/456", ModelRef(version_id=456)),
+        ("https://civitai.com/api/download/models/456?type=VAE&format=SafeTensor",
+         ModelRef(version_id=456)),
+        ("https://civitai.com/api/v1/model-versions/456", ModelRef(version_id=456)),
+        ("https://civitai.com/api/v1/models/123", ModelRef(model_id=123)),
+        ("urn:air:sdxl:lora:civitai:123@456", ModelRef(model_id=123, version_id=456)),
+        ("urn:air:sd1:checkpoint:civitai:123", ModelRef(model_id=123)),
+        ("urn:air:flux1:lora:civitai:123@456.safetensors", ModelRef(123, 456)),
+    ],
+)
+def test_accepted_forms(text: str, expected: ModelRef) -> None:
+    assert parse_ref(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "abc",
+        "0",
+        "-5",
+        "12.5",
+        "model:",
+        "model:abc",
+        "https://example.com/models/123",
+        "https://civitai.com.evil.example/models/123",
+        "https://civitai.com/user/someone",
+        "https://civitai.com/models/abc",
+        "ftp://civitai.com/models/123",
+        "urn:air:sdxl:lora:huggingface:123@456",
+        "1" * 40,
+    ],
+)
+def test_junk_is_refused_with_a_hint(text: str) -> None:
+    with pytest.raises(BadReference) as info:
+        parse_ref(text)
+    assert isinstance(info.value, CivdeskError)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "model:<id>" in message
+
+
+def test_bad_version_query_falls_back_to_the_model() -> None:
+    assert parse_ref("https://civitai.com/models/5?modelVersionId=x") == ModelRef(model_id=5)
+
+
+def test_a_ref_needs_an_id() -> None:
+    with pytest.raises(ValueError):
+        ModelRef()
+    assert ModelRef(version_id=3).is_version
+    assert not ModelRef(model_id=3).is_version
