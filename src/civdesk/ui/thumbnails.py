@@ -1,0 +1,289 @@
+"""Thumbnails for cards: decoded and scaled off the GUI thread, cached on disk and in memory.
+
+A view asks :meth:`ThumbnailLoader.pixmap` while painting. A cached pixmap comes back at
+once; otherwise the loader returns ``None`` (paint a placeholder), starts one worker job for
+that key, and emits ``thumbnail_ready(key)`` when the pixmap is in memory — the view then
+repaints the cards that show that key.
+
+Where a thumbnail comes from, in order:
+
+1. the in-memory LRU (bounded in bytes), keyed by ``source @ WxH``;
+2. the disk cache under ``core.paths.thumbnails``, keyed by source + size and, for local files,
+   the file's size and mtime (so an edited preview is decoded afresh);
+3. the source itself: a local file read and decoded in the ``thumbnails`` pool, or a URL whose
+   bytes ``fetch`` returns, in the ``remote-thumbnails`` pool (network waits must not hold up
+   local decoding).
+
+Newest requests run first (LIFO): after a fast scroll the cards on screen appear before the
+ones scrolled past.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QImage, QImageReader, QPixmap
+
+from civdesk.core.errors import CivdeskError, FileProblem
+from civdesk.ui.tasks import TaskHandle, run_task
+
+log = logging.getLogger(__name__)
+
+#: ``fetch(url)`` returns the image bytes, or ``(bytes, content_type)`` like
+#: ``CivitaiClient.fetch_image``. It is called on worker threads, several at once.
+Fetch = Callable[[str], "bytes | tuple[bytes, str]"]
+
+DEFAULT_MEMORY_BYTES = 96 * 1024 * 1024
+_DISK_FORMAT = "webp"  # small, keeps alpha, and Qt reads and writes it
+_DISK_QUALITY = 85
+# Qt refuses to allocate images larger than this by default; a 30 MB PNG preview is not worth it.
+_MAX_SOURCE_BYTES = 64 * 1024 * 1024
+
+
+def is_remote(source: str | os.PathLike[str]) -> bool:
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def thumbnail_key(source: str | os.PathLike[str], size: QSize) -> str:
+    """The memory key of ``source`` shown at ``size`` (what ``thumbnail_ready`` carries)."""
+    return f"{os.fspath(source)}@{size.width()}x{size.height()}"
+
+
+class ThumbnailError(FileProblem):
+    """A preview exists but cannot be shown."""
+
+
+def _disk_name(source: str, size: QSize, version: str) -> str:
+    digest = hashlib.sha1(
+        f"{source}\0{size.width()}x{size.height()}\0{version}".encode(),
+        usedforsecurity=False,
+    ).hexdigest()
+    return f"{digest[:2]}/{digest}.{_DISK_FORMAT}"
+
+
+def decode_scaled(data: bytes, size: QSize, *, what: str = "image") -> QImage:
+    """Decode ``data`` and fill ``size`` with it (scaled, centre-cropped); any thread.
+
+    JPEG decoders scale while decoding when asked for a smaller size, so a 4K preview costs
+    a fraction of a full decode.
+    """
+    buffer = QBuffer()
+    buffer.setData(QByteArray(data))
+    buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+    reader = QImageReader(buffer)
+    reader.setAutoTransform(True)
+    source_size = reader.size()
+    if source_size.isValid() and not source_size.isEmpty():
+        reader.setScaledSize(
+            source_size.scaled(size, Qt.AspectRatioMode.KeepAspectRatioByExpanding)
+        )
+    image = reader.read()
+    if image.isNull():
+        raise ThumbnailError(f"The preview {what} cannot be shown: {reader.errorString()}")
+    return _fill(image, size)
+
+
+def _fill(image: QImage, size: QSize) -> QImage:
+    if image.size() != size:
+        scaled = image.scaled(
+            size,
+            Qt.AspectRatioMode.KeepAspectRatioByExpanding,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+        x = (scaled.width() - size.width()) // 2
+        y = (scaled.height() - size.height()) // 2
+        image = scaled.copy(QRect(x, y, size.width(), size.height()))
+    return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+
+
+class ThumbnailLoader(QObject):
+    """Async, cached thumbnails for local preview files and remote image URLs."""
+
+    #: The pixmap for this key is now in memory: repaint whatever shows it.
+    thumbnail_ready = Signal(str)
+    #: The source could not be shown (missing file, broken image, network error).
+    thumbnail_failed = Signal(str, str)
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str],
+        fetch: Fetch | None = None,
+        *,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.cache_dir = Path(cache_dir)
+        self._fetch = fetch
+        self._memory: OrderedDict[str, QPixmap] = OrderedDict()
+        self._memory_bytes = 0
+        self._memory_limit = memory_bytes
+        self._pending: dict[str, TaskHandle] = {}
+        self._failed: dict[str, str] = {}
+        self._order = 0
+
+    @classmethod
+    def for_core(cls, core: Any, parent: QObject | None = None) -> ThumbnailLoader:
+        """A loader caching under ``core.paths.thumbnails`` and fetching with Civitai clients.
+
+        ``requests`` sessions are not thread-safe, so each worker thread gets its own client.
+        """
+        local = threading.local()
+
+        def fetch(url: str) -> bytes | tuple[bytes, str]:
+            client = getattr(local, "client", None)
+            if client is None or client.base_url != core.api_base:
+                client = local.client = core.client()
+            return client.fetch_image(url)
+
+        return cls(core.paths.thumbnails, fetch, parent=parent)
+
+    # -- what views call ---------------------------------------------------------------------
+
+    def pixmap(self, source: str | os.PathLike[str] | None, size: QSize) -> QPixmap | None:
+        """The cached thumbnail, or ``None`` after starting to load it (GUI thread only)."""
+        if not source:
+            return None
+        key = thumbnail_key(source, size)
+        pixmap = self._memory.get(key)
+        if pixmap is not None:
+            self._memory.move_to_end(key)
+            return pixmap
+        if key not in self._pending and key not in self._failed:
+            self._start(os.fspath(source), QSize(size), key)
+        return None
+
+    def request(self, source: str | os.PathLike[str], size: QSize) -> str:
+        """Start loading (if needed) and return the key ``thumbnail_ready`` will carry."""
+        self.pixmap(source, size)
+        return thumbnail_key(source, size)
+
+    def cached(self, key: str) -> QPixmap | None:
+        return self._memory.get(key)
+
+    def error(self, key: str) -> str | None:
+        """Why the thumbnail for ``key`` failed, or ``None``."""
+        return self._failed.get(key)
+
+    def is_pending(self, key: str) -> bool:
+        return key in self._pending
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def invalidate(self, source: str | os.PathLike[str]) -> None:
+        """Forget every size of ``source`` in memory (and its failure), e.g. after a re-scan."""
+        prefix = f"{os.fspath(source)}@"
+        for key in [k for k in self._memory if k.startswith(prefix)]:
+            self._drop(key)
+        for key in [k for k in self._failed if k.startswith(prefix)]:
+            del self._failed[key]
+
+    def clear_memory(self) -> None:
+        self._memory.clear()
+        self._memory_bytes = 0
+        self._failed.clear()
+
+    def cancel_pending(self) -> None:
+        """Drop every queued request (the view changed entirely, or the app quits)."""
+        for handle in list(self._pending.values()):
+            handle.cancel()
+        self._pending.clear()
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def _start(self, source: str, size: QSize, key: str) -> None:
+        remote = is_remote(source)
+        if remote and self._fetch is None:
+            self._failed[key] = "Remote previews are not available"
+            return
+        self._order = (self._order + 1) % 2_000_000_000  # QThreadPool priority is a C int
+        self._pending[key] = run_task(
+            self._load,
+            source,
+            size,
+            on_result=lambda image, key=key: self._loaded(key, image),
+            on_error=lambda exc, key=key: self._load_failed(key, exc),
+            on_finished=lambda key=key: self._pending.pop(key, None),
+            pool="remote-thumbnails" if remote else "thumbnails",
+            name=f"thumbnail {key}",
+            priority=self._order,
+        )
+
+    def _load(self, source: str, size: QSize) -> QImage:
+        """Worker thread: disk cache, else decode the source and fill the cache."""
+        if is_remote(source):
+            version = ""
+        else:
+            try:
+                stat = os.stat(source)
+            except OSError as exc:
+                raise ThumbnailError(
+                    f"The preview {source} cannot be read: {exc.strerror}"
+                ) from exc
+            version = f"{stat.st_size}:{stat.st_mtime_ns}"
+        cache_file = self.cache_dir / _disk_name(source, size, version)
+        image = QImage(str(cache_file)) if cache_file.exists() else QImage()
+        if not image.isNull() and image.size() == size:
+            return image
+        image = decode_scaled(self._read(source), size, what=source)
+        self._store(cache_file, image)
+        return image
+
+    def _read(self, source: str) -> bytes:
+        if is_remote(source):
+            assert self._fetch is not None
+            answer = self._fetch(source)
+            return answer[0] if isinstance(answer, tuple) else answer
+        try:
+            if os.path.getsize(source) > _MAX_SOURCE_BYTES:
+                raise ThumbnailError(f"The preview {source} is too large to show")
+            return Path(source).read_bytes()
+        except OSError as exc:
+            raise ThumbnailError(f"The preview {source} cannot be read: {exc.strerror}") from exc
+
+    @staticmethod
+    def _store(cache_file: Path, image: QImage) -> None:
+        # A full disk or read-only cache only costs a decode next time: never fail for it.
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache_file.with_name(f"{cache_file.name}.{threading.get_ident()}.part")
+            if image.save(str(partial), _DISK_FORMAT.upper(), _DISK_QUALITY):
+                os.replace(partial, cache_file)
+            else:
+                partial.unlink(missing_ok=True)
+        except OSError as exc:
+            log.debug("Thumbnail cache write failed for %s: %s", cache_file, exc)
+
+    # -- GUI-thread side --------------------------------------------------------------------
+
+    def _loaded(self, key: str, image: QImage) -> None:
+        pixmap = QPixmap.fromImage(image)
+        self._memory[key] = pixmap
+        self._memory_bytes += _cost(pixmap)
+        while self._memory_bytes > self._memory_limit and len(self._memory) > 1:
+            self._drop(next(iter(self._memory)))
+        self.thumbnail_ready.emit(key)
+
+    def _load_failed(self, key: str, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, CivdeskError) else f"Preview failed: {exc!r}"
+        self._failed[key] = message
+        self.thumbnail_failed.emit(key, message)
+
+    def _drop(self, key: str) -> None:
+        pixmap = self._memory.pop(key, None)
+        if pixmap is not None:
+            self._memory_bytes -= _cost(pixmap)
+
+
+def _cost(pixmap: QPixmap) -> int:
+    return pixmap.width() * pixmap.height() * 4

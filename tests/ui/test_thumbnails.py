@@ -1,0 +1,100 @@
+"""Thumbnails: decoded off the GUI thread, cached on disk and in memory, failures reported."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from PySide6.QtCore import QSize
+from tests.double.images import encode_image, png_bytes
+
+from civdesk.ui.thumbnails import ThumbnailLoader, decode_scaled, thumbnail_key
+
+SIZE = QSize(40, 60)
+
+
+@pytest.fixture
+def loader(tmp_path, qtbot):
+    loader = ThumbnailLoader(tmp_path / "thumbs")
+    yield loader
+    loader.cancel_pending()
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def _load(qtbot, loader, source, size=SIZE):
+    assert loader.pixmap(source, size) is None  # not in memory yet: loads in the background
+    key = thumbnail_key(source, size)
+    with qtbot.waitSignal(loader.thumbnail_ready, timeout=3000, check_params_cb=lambda k: k == key):
+        pass
+    return key
+
+
+def test_local_preview_is_scaled_to_fill_and_cached(qtbot, loader, tmp_path):
+    preview = _write(tmp_path / "a.preview.png", png_bytes(64, 96, seed=3))
+    key = _load(qtbot, loader, preview)
+    pixmap = loader.pixmap(preview, SIZE)
+    assert pixmap is not None and pixmap.size() == SIZE
+    assert loader.cached(key) is pixmap
+    cached_files = list((tmp_path / "thumbs").rglob("*.webp"))
+    assert len(cached_files) == 1
+
+
+def test_disk_cache_is_reused_by_a_new_loader_and_refreshed_when_the_file_changes(
+    qtbot, loader, tmp_path
+):
+    preview = _write(tmp_path / "b.png", png_bytes(64, 96, seed=4))
+    _load(qtbot, loader, preview)
+    first = {p: p.stat().st_mtime_ns for p in (tmp_path / "thumbs").rglob("*.webp")}
+
+    again = ThumbnailLoader(tmp_path / "thumbs")
+    _load(qtbot, again, preview)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "thumbs").rglob("*.webp")} == first
+
+    _write(preview, png_bytes(64, 96, seed=9))
+    st = preview.stat()
+    os.utime(preview, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again.invalidate(preview)
+    _load(qtbot, again, preview)
+    assert len(list((tmp_path / "thumbs").rglob("*.webp"))) == 2
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "webp"])
+def test_decodes_each_format_civitai_serves(kind):
+    image = decode_scaled(encode_image(kind).data, QSize(32, 24))
+    assert image.width() == 32 and image.height() == 24
+
+
+def test_a_broken_or_missing_preview_fails_once_with_a_message(qtbot, loader, tmp_path):
+    broken = _write(tmp_path / "broken.png", b"not an image at all")
+    key = thumbnail_key(broken, SIZE)
+    with qtbot.waitSignal(loader.thumbnail_failed, timeout=3000) as blocker:
+        loader.pixmap(broken, SIZE)
+    assert blocker.args[0] == key
+    assert "cannot be shown" in blocker.args[1]
+    # Painting again does not retry a known failure.
+    assert loader.pixmap(broken, SIZE) is None
+    assert not loader.is_pending(key)
+
+    with qtbot.waitSignal(loader.thumbnail_failed, timeout=3000) as blocker:
+        loader.pixmap(tmp_path / "gone.png", SIZE)
+    assert "cannot be read" in blocker.args[1]
+
+
+def test_concurrent_requests_for_one_key_load_once(qtbot, loader, tmp_path):
+    preview = _write(tmp_path / "c.png", png_bytes(seed=5))
+    loader.pixmap(preview, SIZE)
+    loader.pixmap(preview, SIZE)
+    assert loader.pending_count == 1
+    qtbot.waitUntil(lambda: loader.pending_count == 0, timeout=3000)
+
+
+def test_memory_is_bounded(qtbot, tmp_path):
+    small = ThumbnailLoader(tmp_path / "thumbs", memory_bytes=SIZE.width() * SIZE.height() * 4 * 2)
+    keys = []
+    for seed in range(4):
+        keys.append(_load(qtbot, small, _write(tmp_path / f"{seed}.png", png_bytes(seed=seed))))
+    assert [small.cached(k) is not None for k in keys] == [False, False, True, True]
