@@ -1,0 +1,1 @@
+"""The ``civdesk`` command line (no Qt here): argparse commands, progress, JSON output."""

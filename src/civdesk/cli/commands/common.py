@@ -1,0 +1,35 @@
+"""Small helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from civdesk.cli.errors import UsageError
+from civdesk.core.civitai.schema import MODEL_TYPES
+
+Subparsers = argparse._SubParsersAction
+
+
+def json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as JSON on stdout (and no progress)")
+
+
+def model_type(text: str) -> str:
+    """``lora`` → ``LORA``: Civitai's spelling of a model type, matched without case."""
+    for known in MODEL_TYPES:
+        if known.lower() == text.strip().lower():
+            return known
+    raise argparse.ArgumentTypeError(
+        f"unknown model type {text!r} (one of: {', '.join(MODEL_TYPES)})")
+
+
+def existing_folder(text: str) -> Path:
+    """An absolute, resolved folder that exists (a clear usage error otherwise)."""
+    path = Path(text).expanduser().resolve()
+    if not path.exists():
+        raise UsageError(f"No such folder: {path}")
+    if not path.is_dir():
+        raise UsageError(f"Not a folder: {path}")
+    return path

@@ -1,0 +1,80 @@
+"""What commands print on stdout: JSON for scripts, aligned tables and sizes for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+
+def print_json(data: Any, stream: TextIO | None = None) -> None:
+    """``data`` as indented JSON, one document per command (paths become strings)."""
+    out = stream or sys.stdout
+    json.dump(data, out, indent=2, ensure_ascii=False, default=_json_default)
+    out.write("\n")
+    out.flush()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def print_lines(lines: Sequence[str], stream: TextIO | None = None) -> None:
+    out = stream or sys.stdout
+    for line in lines:
+        out.write(line + "\n")
+    out.flush()
+
+
+def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> list[str]:
+    """Left-aligned columns separated by two spaces; the last column is never padded.
+
+    ``None`` shows as ``-`` so an empty cell still reads as a cell.
+    """
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    def line(values: Sequence[str]) -> str:
+        padded = [v.ljust(widths[i]) for i, v in enumerate(values[:-1])]
+        return "  ".join([*padded, values[-1]]).rstrip()
+    return [line(list(headers)), *(line(row) for row in cells)]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return " ".join(str(value).split())
+
+
+def human_size(size: float | None) -> str:
+    """``1536`` → ``1.5 KB``; decimal units, as file managers and Civitai show them."""
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float | None) -> str:
+    """``75`` → ``1:15``; ``3725`` → ``1:02:05``; unknown → ``--:--``."""
+    if seconds is None or seconds < 0 or seconds != seconds or seconds > 99 * 3600:
+        return "--:--"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else (plural_form or noun + 's')}"
