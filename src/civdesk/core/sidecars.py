@@ -1,0 +1,520 @@
+"""Companion files next to a model: read what other tools left, write ours.
+
+For a model ``<dir>/<stem>.<ext>`` the ecosystem keeps, beside it:
+
+- ``<stem>.civitai.info``   Civitai Helper & co: the raw ModelVersion JSON (``{}`` = "not on
+  Civitai"). This is also what civdesk writes.
+- ``<stem>.cm-info.json``   Stability Matrix's ConnectedModelInfo (PascalCase keys).
+- ``<stem>.metadata.json``  ComfyUI-Lora-Manager: lowercase ``sha256`` and the version JSON
+  under ``civitai``.
+- ``<stem>.json``           A1111 user metadata: trigger words (``activation text``), no ids.
+- a preview image, under one of several names.
+
+Reading never raises for a broken companion file: it is skipped with a note, because one
+bad file written by another tool must not stop a scan of thousands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from civdesk.core.civitai.errors import MalformedResponse
+from civdesk.core.civitai.schema import ModelVersion
+from civdesk.core.errors import CivdeskError, FileProblem
+
+INFO_SUFFIX = ".civitai.info"
+STABILITY_MATRIX_SUFFIX = ".cm-info.json"
+LORA_MANAGER_SUFFIX = ".metadata.json"
+A1111_SUFFIX = ".json"
+
+# Sources, strongest first: the order in which sidecars are trusted when they disagree.
+SOURCE_CIVITAI_INFO = "civitai.info"
+SOURCE_LORA_MANAGER = "lora-manager"
+SOURCE_STABILITY_MATRIX = "stability-matrix"
+SOURCE_A1111 = "a1111"
+
+# Lora Manager's lookup order (the most thorough in the ecosystem), plus our own
+# ``.preview.gif``. Videos (.mp4/.webm) are left out: a thumbnail must be a still image.
+PREVIEW_SUFFIXES = (
+    ".webp",
+    ".preview.webp",
+    ".preview.png",
+    ".preview.jpeg",
+    ".preview.jpg",
+    ".preview.gif",
+    ".png",
+    ".jpeg",
+    ".jpg",
+    ".gif",
+)
+
+# Sidecars are small; anything bigger is not one (and must not be read into memory).
+MAX_SIDECAR_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class SidecarInfo:
+    """What one companion file says about its model file."""
+
+    source: str
+    path: Path
+    sha256: str | None = None  # UPPER hex, when the sidecar states the file's own hash
+    version_id: int | None = None
+    model_id: int | None = None
+    version_json: Mapping[str, Any] | None = None  # the raw ModelVersion JSON, when present
+    trained_words: tuple[str, ...] = ()
+    model_name: str | None = None
+    version_name: str | None = None
+    model_type: str | None = None
+    base_model: str | None = None
+    not_on_civitai: bool = False  # the ``{}`` marker: a tool looked it up and found nothing
+
+    def agrees_with(self, sha256: str) -> bool:
+        """False when this sidecar names a different file than the one with this hash.
+
+        A sidecar that states a hash must match it; one that carries the version's file list
+        must list it. A sidecar with neither cannot be checked and is given the benefit of
+        the doubt.
+        """
+        sha256 = sha256.upper()
+        if self.sha256 is not None:
+            return self.sha256 == sha256
+        listed = _listed_sha256s(self.version_json)
+        return not listed or sha256 in listed
+
+    def version(self) -> ModelVersion | None:
+        """The parsed version, when the sidecar carries its full JSON."""
+        if not self.version_json:
+            return None
+        try:
+            return ModelVersion.from_json(self.version_json)
+        except MalformedResponse:
+            return None
+
+
+@dataclass
+class Sidecars:
+    """Every companion of one model file."""
+
+    infos: list[SidecarInfo] = field(default_factory=list)  # strongest source first
+    preview: Path | None = None
+    notes: list[str] = field(default_factory=list)  # malformed files that were skipped
+
+    def identifying(self, sha256: str | None = None) -> SidecarInfo | None:
+        """The strongest sidecar naming a Civitai version (and, given a hash, agreeing)."""
+        for info in self.infos:
+            if info.version_id is None:
+                continue
+            if sha256 is not None and not info.agrees_with(sha256):
+                continue
+            return info
+        return None
+
+    @property
+    def trained_words(self) -> tuple[str, ...]:
+        for info in self.infos:
+            if info.trained_words:
+                return info.trained_words
+        return ()
+
+    @property
+    def not_on_civitai(self) -> bool:
+        return any(info.not_on_civitai for info in self.infos)
+
+
+def stem_of(model_path: Path) -> str:
+    """The model's name without its last extension, as every companion format uses it."""
+    return model_path.name.rsplit(".", 1)[0] if "." in model_path.name else model_path.name
+
+
+def companion(model_path: Path, suffix: str) -> Path:
+    return model_path.with_name(stem_of(model_path) + suffix)
+
+
+def read_sidecars(model_path: Path, siblings: Collection[str] | None = None) -> Sidecars:
+    """Read every companion of ``model_path``.
+
+    ``siblings`` are the names in the model's folder when the caller already listed it (the
+    scanner does): then nothing is looked up on disk for absent companions.
+    """
+    model_path = Path(model_path)
+    present = _Presence(model_path.parent, siblings)
+    result = Sidecars()
+    for suffix, parse in _READERS:
+        path = companion(model_path, suffix)
+        if not present.has(path.name):
+            continue
+        try:
+            data = _load_json(path)
+            info = parse(path, data)
+        except (OSError, ValueError, TypeError, MalformedResponse) as err:
+            result.notes.append(f"Ignored {path.name}: {_reason(err)}")
+            continue
+        if info is not None:
+            result.infos.append(info)
+    result.preview = find_preview(model_path, siblings)
+    return result
+
+
+def find_preview(model_path: Path, siblings: Collection[str] | None = None) -> Path | None:
+    """An existing preview image next to the model, in Lora Manager's lookup order."""
+    model_path = Path(model_path)
+    present = _Presence(model_path.parent, siblings)
+    stem = stem_of(model_path)
+    for suffix in PREVIEW_SUFFIXES:
+        name = present.actual(stem + suffix)
+        if name is not None:
+            return model_path.with_name(name)
+    return None
+
+
+class _Presence:
+    """Which names exist in a folder: from a listing when given, else asked of the disk."""
+
+    def __init__(self, folder: Path, siblings: Collection[str] | None) -> None:
+        self.folder = folder
+        self.names: dict[str, str] | None = None
+        if siblings is not None:
+            # Match case-insensitively (Windows, and tools that write ".PNG"), exact name wins.
+            self.names = {name.lower(): name for name in siblings}
+            self.names.update({name: name for name in siblings})
+
+    def actual(self, name: str) -> str | None:
+        if self.names is None:
+            return name if (self.folder / name).is_file() else None
+        return self.names.get(name) or self.names.get(name.lower())
+
+    def has(self, name: str) -> bool:
+        return self.actual(name) is not None
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, OSError):
+        return err.strerror or type(err).__name__
+    if isinstance(err, json.JSONDecodeError):
+        return f"not valid JSON (line {err.lineno})"
+    return str(err) or type(err).__name__
+
+
+def _load_json(path: Path) -> Any:
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_SIDECAR_BYTES + 1)
+    if len(raw) > MAX_SIDECAR_BYTES:
+        raise ValueError("too large for a companion file")
+    if not raw.strip():
+        return {}
+    # utf-8-sig: some Windows tools write a byte-order mark.
+    return json.loads(raw.decode("utf-8-sig"))
+
+
+def _object(data: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _sha256(value: Any) -> str | None:
+    if isinstance(value, str) and len(value) == 64:
+        try:
+            int(value, 16)
+        except ValueError:
+            return None
+        return value.upper()
+    return None
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list):
+        return ()
+    return tuple(w.strip() for w in value if isinstance(w, str) and w.strip())
+
+
+def _listed_sha256s(version_json: Mapping[str, Any] | None) -> set[str]:
+    out: set[str] = set()
+    if not version_json:
+        return out
+    files = version_json.get("files")
+    for f in files if isinstance(files, list) else ():
+        hashes = f.get("hashes") if isinstance(f, Mapping) else None
+        if isinstance(hashes, Mapping):
+            for kind, value in hashes.items():
+                if isinstance(kind, str) and kind.upper() == "SHA256":
+                    digest = _sha256(value)
+                    if digest:
+                        out.add(digest)
+    return out
+
+
+def _from_version_json(
+    source: str, path: Path, version: Mapping[str, Any], sha256: str | None = None
+) -> SidecarInfo:
+    """A SidecarInfo from a raw ModelVersion JSON, validated by the schema parser."""
+    parsed = ModelVersion.from_json(version, where=path.name)  # raises MalformedResponse
+    model = parsed.model
+    return SidecarInfo(
+        source=source,
+        path=path,
+        sha256=sha256,
+        version_id=parsed.id,
+        model_id=parsed.model_id,
+        version_json=dict(version),
+        trained_words=tuple(parsed.trained_words),
+        model_name=model.name if model else None,
+        version_name=parsed.name or None,
+        model_type=model.type if model else None,
+        base_model=parsed.base_model,
+    )
+
+
+def _parse_civitai_info(path: Path, data: Any) -> SidecarInfo | None:
+    obj = _object(data, "civitai.info")
+    if not obj:
+        return SidecarInfo(SOURCE_CIVITAI_INFO, path, not_on_civitai=True)
+    return _from_version_json(SOURCE_CIVITAI_INFO, path, obj)
+
+
+def _parse_lora_manager(path: Path, data: Any) -> SidecarInfo | None:
+    obj = _object(data, "metadata.json")
+    sha256 = _sha256(obj.get("sha256"))
+    civitai = obj.get("civitai")
+    if isinstance(civitai, Mapping) and civitai.get("id") is not None:
+        info = _from_version_json(SOURCE_LORA_MANAGER, path, civitai, sha256)
+        if info.base_model is None:
+            info = _replace(info, base_model=_str(obj.get("base_model")))
+        if info.model_name is None:
+            info = _replace(info, model_name=_str(obj.get("model_name")))
+        return info
+    return SidecarInfo(
+        SOURCE_LORA_MANAGER,
+        path,
+        sha256=sha256,
+        model_name=_str(obj.get("model_name")),
+        base_model=_str(obj.get("base_model")),
+        not_on_civitai=obj.get("from_civitai") is False and bool(obj.get("db_checked")),
+    )
+
+
+def _parse_stability_matrix(path: Path, data: Any) -> SidecarInfo | None:
+    obj = _object(data, "cm-info.json")
+    hashes = obj.get("Hashes")
+    sha256 = None
+    if isinstance(hashes, Mapping):
+        sha256 = _sha256(next((v for k, v in hashes.items() if k.upper() == "SHA256"), None))
+    model_type = obj.get("ModelType")
+    return SidecarInfo(
+        SOURCE_STABILITY_MATRIX,
+        path,
+        sha256=sha256,
+        version_id=_int(obj.get("VersionId")),
+        model_id=_int(obj.get("ModelId")),
+        trained_words=_words(obj.get("TrainedWords")),
+        model_name=_str(obj.get("ModelName")),
+        version_name=_str(obj.get("VersionName")),
+        # An enum: System.Text.Json writes its name, or its number without a converter.
+        model_type=_str(model_type),
+        base_model=_str(obj.get("BaseModel")),
+    )
+
+
+_A1111_KEYS = ("activation text", "sd version", "description", "preferred weight", "notes")
+
+
+def _parse_a1111(path: Path, data: Any) -> SidecarInfo | None:
+    obj = _object(data, "json")
+    if not any(key in obj for key in _A1111_KEYS):
+        return None  # some other JSON that merely shares the name; not ours to judge
+    sd_version = _str(obj.get("sd version"))
+    return SidecarInfo(
+        SOURCE_A1111,
+        path,
+        trained_words=_words(obj.get("activation text")),
+        base_model=None if sd_version in (None, "Unknown") else sd_version,
+    )
+
+
+def _replace(info: SidecarInfo, **changes: Any) -> SidecarInfo:
+    from dataclasses import replace
+
+    return replace(info, **changes)
+
+
+_READERS = (
+    (INFO_SUFFIX, _parse_civitai_info),
+    (LORA_MANAGER_SUFFIX, _parse_lora_manager),
+    (STABILITY_MATRIX_SUFFIX, _parse_stability_matrix),
+    (A1111_SUFFIX, _parse_a1111),
+)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class PreviewProblem(CivdeskError):
+    """A preview could not be saved (not an image we know, or the fetch failed)."""
+
+
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+)
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The real image format from its magic bytes: png, jpeg, webp, gif, or None."""
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    for magic, kind in _IMAGE_SIGNATURES:
+        if data.startswith(magic):
+            return kind
+    return None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder and ``os.replace``: readers never see half.
+
+    No fsync: companions can be rebuilt from Civitai, and thousands of fsyncs would make a
+    first scan crawl on spinning disks.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_info(model_path: Path, version_json: Mapping[str, Any]) -> Path:
+    """Write ``<stem>.civitai.info`` (pretty JSON, the version as Civitai sent it)."""
+    path = companion(Path(model_path), INFO_SUFFIX)
+    text = json.dumps(dict(version_json), indent=2, ensure_ascii=False) + "\n"
+    try:
+        _atomic_write(path, text.encode("utf-8"))
+    except OSError as err:
+        raise FileProblem(f"Cannot write {path}: {err.strerror or err}") from err
+    return path
+
+
+def write_preview(model_path: Path, data: bytes) -> Path:
+    """Write ``<stem>.preview.<ext>``, the extension taken from the image bytes themselves.
+
+    Civitai's image URLs end in ``.jpeg`` whatever the encoding (often WebP), so the URL and
+    the Content-Type are not trusted. Raises :class:`PreviewProblem` for non-images.
+    """
+    model_path = Path(model_path)
+    kind = sniff_image(data)
+    if kind is None:
+        raise PreviewProblem(
+            f"The preview for {model_path.name} is not a PNG, JPEG, WebP or GIF image; skipped"
+        )
+    path = companion(model_path, f".preview.{kind}")
+    try:
+        _atomic_write(path, data)
+    except OSError as err:
+        raise FileProblem(f"Cannot write {path}: {err.strerror or err}") from err
+    return path
+
+
+class ImageFetcher(Protocol):
+    """The part of CivitaiClient companions need."""
+
+    def fetch_image(self, url: str) -> tuple[bytes, str]: ...
+
+
+@dataclass(frozen=True)
+class Companions:
+    """The companion files of a model after :func:`write_companions`."""
+
+    info_path: Path | None
+    preview_path: Path | None
+    wrote_info: bool = False
+    wrote_preview: bool = False
+    problems: tuple[str, ...] = ()
+
+
+def _info_is_current(path: Path, version_id: int) -> bool:
+    try:
+        data = _load_json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, Mapping) and _int(data.get("id")) == version_id
+
+
+def write_companions(
+    model_path: Path,
+    version: ModelVersion,
+    client: ImageFetcher | None,
+    allow_nsfw: bool,
+    siblings: Collection[str] | None = None,
+) -> Companions:
+    """Write the missing ``.civitai.info`` and preview of an identified model file.
+
+    An existing info file naming this version and any existing preview are kept. An info
+    file that is the ``{}`` marker, broken, or names another version is replaced. A failed
+    image fetch never fails the whole: the info is still written and the problem reported.
+    Raises :class:`FileProblem` only when the info file cannot be written.
+    """
+    model_path = Path(model_path)
+    problems: list[str] = []
+    info_path = companion(model_path, INFO_SUFFIX)
+    present = _Presence(model_path.parent, siblings)
+    wrote_info = False
+    if not (present.has(info_path.name) and _info_is_current(info_path, version.id)):
+        write_info(model_path, version.raw or _minimal_version_json(version))
+        wrote_info = True
+
+    preview = find_preview(model_path, siblings)
+    wrote_preview = False
+    if preview is None and client is not None:
+        image = version.preview_image(allow_nsfw)
+        if image is not None:
+            try:
+                data, _content_type = client.fetch_image(image.url)
+                preview = write_preview(model_path, data)
+                wrote_preview = True
+            except CivdeskError as err:
+                problems.append(f"No preview for {model_path.name}: {err}")
+    return Companions(info_path, preview, wrote_info, wrote_preview, tuple(problems))
+
+
+def _minimal_version_json(version: ModelVersion) -> dict[str, Any]:
+    """For a version built in code rather than parsed (no raw JSON): the identifying fields."""
+    out: dict[str, Any] = {"id": version.id, "modelId": version.model_id, "name": version.name}
+    if version.base_model:
+        out["baseModel"] = version.base_model
+    if version.trained_words:
+        out["trainedWords"] = list(version.trained_words)
+    if version.model:
+        out["model"] = {"name": version.model.name, "type": version.model.type}
+    out["files"] = [
+        {"id": f.id, "name": f.name, "sizeKB": f.size_kb, "type": f.type, "hashes": f.hashes}
+        for f in version.files
+    ]
+    return out
