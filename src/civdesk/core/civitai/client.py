@@ -1,0 +1,627 @@
+"""The Civitai HTTP client: auth, retries with backoff and typed, readable errors.
+
+Everything that talks to civitai.com goes through :class:`CivitaiClient`. It knows three
+things the rest of the app should not have to:
+
+* the API key goes to the API host only, never to the storage host a download redirects
+  to, and never into a message, a log line or a stored URL;
+* which failures are worth trying again (no answer, 5xx, 429) and how long to wait;
+* how to turn a status code and Civitai's error body into one sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import requests
+
+from civdesk import __version__
+from civdesk.core.civitai.errors import (
+    Archived,
+    AuthRequired,
+    CivitaiError,
+    EarlyAccess,
+    Forbidden,
+    MalformedResponse,
+    NetworkError,
+    NotFound,
+    RateLimited,
+    ServerError,
+)
+from civdesk.core.civitai.schema import Model, ModelVersion, SearchPage, SearchQuery
+from civdesk.core.downloads.filenames import name_from_content_disposition
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://civitai.com"
+DEFAULT_USER_AGENT = f"civdesk/{__version__} (+https://github.com/civdesk/civdesk)"
+#: The API caps both `/models?ids=` pages and bulk hash lookups at 100 entries.
+BATCH_SIZE = 100
+SHA256_HEX = re.compile(r"^[0-9A-Fa-f]{64}$")
+
+Sleep = Callable[[float], None]
+
+
+def redact_url(url: str) -> str:
+    """``url`` without a ``token=`` query parameter, fit for logs and stored records."""
+    parts = urlsplit(url)
+    if "token" not in parts.query.lower():
+        return url
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k.lower() != "token"]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _short_date(iso: str | None) -> str | None:
+    """``2026-12-31T00:00:00.000Z`` → ``2026-12-31`` (the time of day is noise to a person)."""
+    if not iso:
+        return None
+    return iso[:10] if re.match(r"^\d{4}-\d{2}-\d{2}", iso) else iso
+
+
+def _network_reason(exc: BaseException) -> str:
+    """The short cause of a connection failure ("Connection refused", "timed out")."""
+    if isinstance(exc, requests.Timeout):
+        return "the connection timed out"
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return str(current.strerror)
+        for arg in getattr(current, "args", ()):
+            if isinstance(arg, BaseException):
+                current = arg
+                break
+        else:
+            current = current.__cause__ or current.__context__
+    # Fall back to the innermost "[Errno N] text" of requests' long message.
+    match = re.findall(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+    if match:
+        return match[-1].strip()
+    if "Name or service not known" in str(exc) or "getaddrinfo" in str(exc):
+        return "the host name could not be resolved"
+    return type(exc).__name__
+
+
+@dataclass(frozen=True)
+class _Body:
+    """Civitai's error body in whatever shape it came: ``error``, ``message``, ``deadline``."""
+
+    error: str | None = None
+    message: str | None = None
+    deadline: str | None = None
+
+    @classmethod
+    def of(cls, response: requests.Response) -> _Body:
+        try:
+            data = json.loads(response.content[:65536] or b"null")
+        except (ValueError, UnicodeDecodeError):
+            return cls()
+        if not isinstance(data, Mapping):
+            return cls()
+        error = data.get("error")
+        message = data.get("message")
+        deadline = data.get("deadline")
+        return cls(
+            error=error if isinstance(error, str) else None,
+            message=message if isinstance(message, str) else None,
+            deadline=deadline if isinstance(deadline, str) else None,
+        )
+
+    @property
+    def text(self) -> str | None:
+        """The most specific human sentence of the body."""
+        return self.message or self.error
+
+
+class DownloadResponse:
+    """The streamed body of one file, already past the redirect, ready to be written.
+
+    ``start`` is the byte offset the body begins at: the requested offset when the server
+    honoured Range (206), 0 when it ignored it (200). ``total_size`` is the size of the
+    whole file when the server told it. ``body_size`` is how many bytes this body should
+    carry, so a short read can be told from a complete one.
+    """
+
+    def __init__(
+        self,
+        response: requests.Response | None,
+        *,
+        filename: str | None,
+        total_size: int | None,
+        start: int,
+        body_size: int | None,
+        url: str,
+    ) -> None:
+        self._response = response
+        self.filename = filename
+        self.total_size = total_size
+        self.start = start
+        self.body_size = body_size
+        self.url = redact_url(url)
+
+    def iter_chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """Yield the body in chunks of at most ``size`` bytes.
+
+        A connection that drops mid-body raises :class:`NetworkError` (transient): the
+        caller keeps what it has and resumes with Range.
+        """
+        if self._response is None:
+            return
+        raw = self._response.raw
+        try:
+            while True:
+                chunk = raw.read(size, decode_content=True)
+                if not chunk:
+                    return
+                yield chunk
+        except Exception as exc:
+            # urllib3 raises ProtocolError/IncompleteRead/ReadTimeoutError here, requests its
+            # own wrappers: no common base, so the net is wide; the cause stays on the chain.
+            host = urlsplit(self.url).hostname or "?"
+            raise NetworkError(
+                f"The download from {host} was interrupted ({_network_reason(exc)}); "
+                "it will resume from where it stopped",
+                url=self.url,
+            ) from exc
+
+    def close(self) -> None:
+        if self._response is not None:
+            self._response.close()
+
+    def __enter__(self) -> DownloadResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CivitaiClient:
+    """A Civitai API client on one :class:`requests.Session`.
+
+    ``sleep`` and the backoff figures are parameters so tests can retry without waiting.
+    The client is safe to use from one thread at a time; give each worker its own.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        *,
+        timeout: tuple[float, float] = (10, 60),
+        max_retries: int = 4,
+        backoff: float = 1.0,
+        max_backoff: float = 30.0,
+        max_retry_after: float = 60.0,
+        user_agent: str = DEFAULT_USER_AGENT,
+        sleep: Sleep = time.sleep,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
+        self.sleep = sleep
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = user_agent
+        self.session.headers["Accept"] = "application/json"
+        # Set once the bulk by-hash route answered 404/405: per-hash GETs from then on.
+        self._bulk_hash_unsupported = False
+
+    def __repr__(self) -> str:
+        # Never the key itself; only whether there is one.
+        return f"CivitaiClient({self.base_url!r}, api_key={'set' if self.api_key else None})"
+
+    @property
+    def api_host(self) -> str:
+        return urlsplit(self.base_url).netloc
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> SearchPage:
+        """One page of ``GET /api/v1/models`` for ``query``; follow ``next_cursor`` for more."""
+        data = self._get_json("/api/v1/models", params=query.params(), what="The model search")
+        return self._parse(SearchPage.from_json, data, "GET /api/v1/models")
+
+    def get_model(self, model_id: int) -> Model:
+        path = f"/api/v1/models/{int(model_id)}"
+        data = self._get_json(path, what=f"Model {model_id}")
+        return self._parse(Model.from_json, data, f"GET {path}")
+
+    def get_models(self, model_ids: Iterable[int]) -> list[Model]:
+        """The models with these ids, fetched 100 at a time; unknown ids are left out."""
+        ids = list(dict.fromkeys(int(i) for i in model_ids))
+        models: list[Model] = []
+        for chunk in _chunks(ids, BATCH_SIZE):
+            params: list[tuple[str, str]] = [
+                ("ids", ",".join(map(str, chunk))),
+                ("limit", str(BATCH_SIZE)),
+                # Without it the API hides mature models, which a library may well hold.
+                ("nsfw", "true"),
+            ]
+            cursor: str | None = None
+            seen_cursors: set[str] = set()
+            while True:
+                page_params = [*params, ("cursor", cursor)] if cursor else params
+                data = self._get_json("/api/v1/models", params=page_params, what="The models")
+                page = self._parse(SearchPage.from_json, data, "GET /api/v1/models?ids=")
+                models.extend(page.items)
+                cursor = page.next_cursor
+                # A server that repeats a cursor would loop forever; stop instead.
+                if not cursor or cursor in seen_cursors or not page.items:
+                    break
+                seen_cursors.add(cursor)
+        return models
+
+    def get_version(self, version_id: int) -> ModelVersion:
+        path = f"/api/v1/model-versions/{int(version_id)}"
+        data = self._get_json(path, what=f"Model version {version_id}")
+        return self._parse(ModelVersion.from_json, data, f"GET {path}")
+
+    def version_by_hash(self, digest: str) -> ModelVersion:
+        """The version holding a file with this hash (any kind); NotFound when unknown."""
+        digest = digest.strip().upper()
+        if not re.fullmatch(r"[0-9A-F]{8,64}", digest):
+            raise ValueError(f"Not a hex hash: {digest[:70]!r}")
+        path = f"/api/v1/model-versions/by-hash/{digest}"
+        data = self._get_json(path, what=f"A file with hash {digest[:12]}")
+        return self._parse(ModelVersion.from_json, data, "GET /api/v1/model-versions/by-hash")
+
+    def versions_by_sha256(self, digests: Iterable[str]) -> dict[str, ModelVersion]:
+        """UPPER sha256 → version for every digest Civitai knows; unknown ones are absent."""
+        wanted = list(dict.fromkeys(d.strip().upper() for d in digests))
+        bad = [d for d in wanted if not SHA256_HEX.match(d)]
+        if bad:
+            raise ValueError(f"Not a full SHA256: {bad[0][:70]!r}")
+        found: dict[str, ModelVersion] = {}
+        for chunk in _chunks(wanted, BATCH_SIZE):
+            if not self._bulk_hash_unsupported:
+                bulk = self._versions_by_sha256_bulk(chunk)
+                if bulk is not None:
+                    found.update(bulk)
+                    continue
+                self._bulk_hash_unsupported = True
+                log.info("Bulk hash lookup unsupported by %s; using one request per hash",
+                         self.api_host)
+            for digest in chunk:
+                with contextlib.suppress(NotFound):
+                    found[digest] = self.version_by_hash(digest)
+        return found
+
+    def _versions_by_sha256_bulk(self, chunk: list[str]) -> dict[str, ModelVersion] | None:
+        """One bulk POST; None when the server has no such route (404/405)."""
+        endpoint = "POST /api/v1/model-versions/by-hash"
+        response = self._send("POST", self._api_url("/api/v1/model-versions/by-hash"),
+                              json_body=chunk)
+        if response.status_code in (404, 405):
+            return None
+        data = self._json_or_raise(response, endpoint, what="The hash lookup")
+        if not isinstance(data, list):
+            raise MalformedResponse(
+                f"Civitai sent an unexpected answer for {endpoint}: expected a list, "
+                f"got {type(data).__name__}", url=response.url)
+        wanted = set(chunk)
+        out: dict[str, ModelVersion] = {}
+        for i, item in enumerate(data):
+            version = self._parse(ModelVersion.from_json, item, endpoint, f"[{i}]")
+            # The reply doesn't say which digest matched which version: ask the files.
+            for file in version.files:
+                if file.sha256 in wanted:
+                    out[file.sha256] = version
+        return out
+
+    def check_key(self) -> bool:
+        """Whether the API key is accepted.
+
+        ``/models?favorites=true`` answers 401 unless a valid key comes with it, and costs
+        one tiny page; ``/me`` would do too but is not on every deployment.
+        """
+        if not self.api_key:
+            return False
+        response = self._send("GET", self._api_url("/api/v1/models"),
+                              params=[("favorites", "true"), ("limit", "1")])
+        if response.status_code in (401, 403):
+            return False
+        if response.ok:
+            return True
+        raise self._error_for(response, what="The API key check")
+
+    def open_download(
+        self, version_id: int, file_id: int | None = None, start: int = 0
+    ) -> DownloadResponse:
+        """Open the file of a version for streaming, from byte ``start`` on.
+
+        The API host answers a 307 to a signed storage URL. That second request carries
+        no Authorization header: the key is for Civitai, not for its storage provider.
+        """
+        params = [("fileId", str(int(file_id)))] if file_id is not None else []
+        url = self._api_url(f"/api/download/models/{int(version_id)}")
+        what = f"The file of model version {version_id}"
+        # Content-Type makes Civitai answer JSON errors instead of redirecting to a login page.
+        response = self._send("GET", url, params=params, allow_redirects=False, stream=True,
+                              headers={"Content-Type": "application/json"})
+        if response.is_redirect or response.status_code in (301, 302, 303, 307, 308):
+            location = response.headers.get("Location")
+            response.close()
+            if not location:
+                raise MalformedResponse(
+                    f"Civitai sent an unexpected answer for GET /api/download/models/"
+                    f"{version_id}: a redirect without Location", status=response.status_code)
+            storage_url = urljoin(response.url, location)
+            if "/login" in urlsplit(storage_url).path:
+                raise self._auth_error(_Body(), download=True, url=response.url)
+            return self._open_storage(storage_url, start, what)
+        if response.ok:
+            # Served directly by the API host: acceptable when it is the file, not a page.
+            ctype = response.headers.get("Content-Type", "")
+            if "json" in ctype or "html" in ctype:
+                response.close()
+                raise MalformedResponse(
+                    f"Civitai sent an unexpected answer for GET /api/download/models/"
+                    f"{version_id}: a {ctype.split(';')[0]} page instead of the file",
+                    status=response.status_code)
+            return self._download_response(response, 0)
+        response.content  # noqa: B018 - read the small error body before closing
+        response.close()
+        raise self._error_for(response, what=what, download=True)
+
+    def _open_storage(self, url: str, start: int, what: str) -> DownloadResponse:
+        # identity: a compressed body would make Content-Length and Range count other bytes.
+        headers = {"Accept-Encoding": "identity"}
+        if start > 0:
+            headers["Range"] = f"bytes={start}-"
+        response = self._send("GET", url, headers=headers, stream=True, authorize=False)
+        if response.status_code == 416:
+            # The part file already holds every byte (or more: then start over).
+            total = _total_from_content_range(response.headers.get("Content-Range"))
+            response.close()
+            if total is not None and total == start:
+                return DownloadResponse(None, filename=None, total_size=total, start=start,
+                                        body_size=0, url=url)
+            return self._open_storage(url, 0, what) if start > 0 else self._fail(response, what)
+        if response.status_code == 206:
+            return self._download_response(response, start)
+        if response.ok:
+            return self._download_response(response, 0)
+        response.content  # noqa: B018
+        response.close()
+        return self._fail(response, what)
+
+    def _fail(self, response: requests.Response, what: str) -> DownloadResponse:
+        raise self._error_for(response, what=what, download=True)
+
+    def _download_response(self, response: requests.Response, start: int) -> DownloadResponse:
+        length = _int_header(response.headers.get("Content-Length"))
+        total: int | None = length
+        body: int | None = length
+        if response.status_code == 206:
+            content_range = response.headers.get("Content-Range", "")
+            match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", content_range)
+            if not match:
+                response.close()
+                raise MalformedResponse(
+                    f"Civitai's storage sent a partial answer without a valid Content-Range "
+                    f"({content_range or 'none'})", status=206)
+            start = int(match.group(1))
+            total = None if match.group(3) == "*" else int(match.group(3))
+            body = int(match.group(2)) - start + 1
+        else:
+            start = 0
+        return DownloadResponse(
+            response,
+            filename=name_from_content_disposition(response.headers.get("Content-Disposition")),
+            total_size=total,
+            start=start,
+            body_size=body,
+            url=response.url,
+        )
+
+    def fetch_image(self, url: str) -> tuple[bytes, str]:
+        """The bytes and content type of a preview image (no key: images are public)."""
+        response = self._send("GET", url, authorize=False, headers={"Accept": "image/*,*/*"})
+        if not response.ok:
+            raise self._error_for(response, what="The preview image")
+        return response.content, response.headers.get("Content-Type", "application/octet-stream")
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _api_url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def _headers(
+        self, url: str, extra: Mapping[str, str] | None, authorize: bool
+    ) -> dict[str, str]:
+        headers = dict(extra or {})
+        # The key only ever goes to the host the user configured as Civitai.
+        if authorize and self.api_key and urlsplit(url).netloc == self.api_host:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def _get_json(self, path: str, *, params: Any = None, what: str) -> Any:
+        response = self._send("GET", self._api_url(path), params=params)
+        return self._json_or_raise(response, f"GET {path}", what=what)
+
+    def _json_or_raise(self, response: requests.Response, endpoint: str, *, what: str) -> Any:
+        if not response.ok:
+            raise self._error_for(response, what=what)
+        try:
+            return response.json()
+        except ValueError:
+            ctype = response.headers.get("Content-Type", "no content type").split(";")[0]
+            raise MalformedResponse(
+                f"Civitai sent an unexpected answer for {endpoint}: not JSON ({ctype})",
+                status=response.status_code, url=redact_url(response.url),
+            ) from None
+
+    @staticmethod
+    def _parse(parse: Callable[..., Any], data: Any, endpoint: str, suffix: str = "") -> Any:
+        try:
+            return parse(data)
+        except MalformedResponse as exc:
+            raise MalformedResponse(
+                f"Civitai sent an unexpected answer for {endpoint}{suffix}: {exc}"
+            ) from None
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        allow_redirects: bool = True,
+        stream: bool = False,
+        authorize: bool = True,
+    ) -> requests.Response:
+        """One request with retries; returns the final response, whatever its status.
+
+        Retried: no answer at all, 5xx and 429. Everything else is the caller's to judge.
+        """
+        host = urlsplit(url).netloc
+        attempt = 0
+        while True:
+            try:
+                response = self.session.request(
+                    method, url, params=params, json=json_body,
+                    headers=self._headers(url, headers, authorize),
+                    allow_redirects=allow_redirects, stream=stream, timeout=self.timeout,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                reason = _network_reason(exc)
+                if attempt >= self.max_retries:
+                    raise NetworkError(
+                        f"Cannot reach Civitai at {host}: {reason}. Check your network connection",
+                        url=redact_url(url),
+                    ) from None
+                delay = self._backoff_delay(attempt)
+                log.warning("%s %s failed (%s); retrying in %.1f s",
+                            method, redact_url(url), reason, delay)
+            else:
+                status = response.status_code
+                if status != 429 and status < 500:
+                    return response
+                if attempt >= self.max_retries:
+                    return response
+                delay = self._retry_delay(response, attempt)
+                if status == 429:
+                    log.warning("Civitai is rate limiting requests; retrying in %.0f s", delay)
+                else:
+                    log.warning("%s %s answered %d; retrying in %.1f s",
+                                method, redact_url(url), status, delay)
+                response.close()
+            attempt += 1
+            self.sleep(delay)
+
+    def _backoff_delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter on the upper half: 1, 2, 4 … capped."""
+        ceiling = min(self.max_backoff, self.backoff * (2 ** attempt))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _retry_delay(self, response: requests.Response, attempt: int) -> float:
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        return self._backoff_delay(attempt)
+
+    def _error_for(
+        self, response: requests.Response, *, what: str, download: bool = False
+    ) -> CivitaiError:
+        status = response.status_code
+        body = _Body.of(response)
+        url = redact_url(response.url)
+        if status == 401:
+            return self._auth_error(body, download=download, url=url)
+        if status == 403:
+            if body.deadline or (body.error or "").lower() == "early access":
+                date = _short_date(body.deadline)
+                when = f"until {date}" if date else "for now"
+                return EarlyAccess(
+                    f"{what} is in early access {when}; it becomes downloadable then, "
+                    "or unlock it on civitai.com", deadline=body.deadline, status=status, url=url)
+            detail = f": {body.text}" if body.text and body.text != "Forbidden" else ""
+            return Forbidden(f"Civitai refused access to {what.lower()} (403){detail}",
+                             status=status, url=url)
+        if status == 404:
+            return NotFound(f"{what} not found on Civitai (removed or never published)",
+                            status=status, url=url)
+        if status == 410:
+            return Archived("This model was archived on Civitai and can no longer be downloaded",
+                            status=status, url=url)
+        if status == 429:
+            return RateLimited(
+                "Civitai is rate limiting requests; wait a while and try again",
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+                status=status, url=url)
+        if status >= 500:
+            return ServerError(f"Civitai is having trouble (HTTP {status}); try again later",
+                               status=status, url=url)
+        detail = f": {body.text}" if body.text else ""
+        return CivitaiError(f"Civitai rejected the request for {what.lower()} (HTTP {status})"
+                            f"{detail}", status=status, url=url)
+
+    def _auth_error(self, body: _Body, *, download: bool, url: str | None) -> AuthRequired:
+        message = body.message or ""
+        if "disabled downloads" in message.lower():
+            text = f"Civitai refused the download: {message}"
+        elif not self.api_key:
+            text = ("Civitai refused the download: this file requires an API key — set your "
+                    "Civitai API key in Settings" if download else
+                    "Civitai requires an API key for this — set your Civitai API key in Settings")
+        elif download and message and "logged in" in message.lower():
+            # The key was sent and still the login check failed: the key is the problem.
+            text = (f"Civitai refused the download: {message.rstrip('.')} — the API key in "
+                    "Settings was not accepted")
+        else:
+            text = "Civitai rejected the API key (401) — check the key in Settings"
+        return AuthRequired(text, status=401, url=url)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _int_header(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _total_from_content_range(value: str | None) -> int | None:
+    match = re.search(r"/(\d+)\s*$", value or "")
+    return int(match.group(1)) if match else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds; the HTTP-date form too. None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
