@@ -1,0 +1,73 @@
+"""Fixtures for the window: a real Core on a tmp data dir, pointed at the Civitai double."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.double import CivitaiDouble, FakeFile, FakeModel, FakeVersion
+
+from civdesk.core.civitai.schema import Model
+from civdesk.core.library.db import Database
+from civdesk.core.library.repository import Library, LocalFile
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Iterator[Library]:
+    """A real library database in tmp_path (no Core, no double)."""
+    db = Database.open(tmp_path / "library.sqlite3")
+    try:
+        yield Library(db)
+    finally:
+        db.close()
+
+
+def write_model_file(folder: Path, f: FakeFile, name: str | None = None) -> Path:
+    """Put the double's file on disk, as if the user had downloaded it earlier."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (name or f.name or f"file-{f.id}.safetensors")
+    path.write_bytes(f.read_bytes())
+    return path
+
+
+def register(
+    library: Library,
+    path: Path,
+    *,
+    double: CivitaiDouble | None = None,
+    model: FakeModel | None = None,
+    version: FakeVersion | None = None,
+    sha256: str | None = None,
+    preview: Path | None = None,
+) -> LocalFile:
+    """Register a file on disk in the library, identified when a double model is given.
+
+    Builds rows through the Library API only (what the scanner would store), so model and
+    view tests need not wait for a scan.
+    """
+    version_id = file_id = None
+    if model is not None and double is not None:
+        library.upsert_model(Model.from_json(double.model_json(model)))
+        version = version or model.versions[-1]
+        version_id = version.id
+        file_id = version.files[0].id
+        sha256 = sha256 or version.files[0].sha256
+    st = path.stat()
+    return library.register_file(
+        path,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        inode=st.st_ino,
+        sha256=sha256,
+        version_id=version_id,
+        file_id=file_id,
+        identified_by="hash" if version_id else None,
+        library_root=path.parent,
+        preview_path=preview,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
