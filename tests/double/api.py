@@ -90,8 +90,8 @@ def json_reply(status: int, payload: object, **headers: str) -> Reply:
     return Reply(status, body, all_headers, is_json=True)
 
 
-def error(status: int, message: str, **extra: object) -> Reply:
-    return json_reply(status, {"error": message, **extra})
+def error(status: int, text: str, /, **extra: object) -> Reply:
+    return json_reply(status, {"error": text, **extra})
 
 
 class BadRequest(Exception):

@@ -75,13 +75,20 @@ class GeneratedContent(Content):
     safetensors header) replaces the first bytes.
     """
 
-    _BLOCK = 1 << 20
+    _BLOCK = 1 << 16
 
     def __init__(self, size: int, seed: int, prefix: bytes = b"") -> None:
         self.size = size
+        self._seed = seed
         self._prefix = prefix if len(prefix) <= size else b""
-        base = random.Random(seed).randbytes(self._BLOCK)
-        self._doubled = memoryview(base + base)
+        self._doubled_buffer: memoryview | None = None
+
+    @property
+    def _doubled(self) -> memoryview:
+        if self._doubled_buffer is None:  # made on first read: building catalogs stays cheap
+            base = random.Random(self._seed).randbytes(self._BLOCK)
+            self._doubled_buffer = memoryview(base + base)
+        return self._doubled_buffer
 
     def _rotation(self, block_index: int) -> int:
         return (block_index * 40503 + 7) % self._BLOCK

@@ -43,11 +43,13 @@ class EncodedImage:
 def png_bytes(width: int = 64, height: int = 96, seed: int = 0) -> bytes:
     """An RGB gradient PNG whose colours depend on `seed`, so previews are distinguishable."""
     r0, g0, b0 = (seed * 53) % 256, (seed * 97) % 256, (seed * 151) % 256
+    row = bytearray(width * 3)
+    row[0::3] = bytes((r0 + x * 3) % 256 for x in range(width))
+    row[2::3] = bytes((b0 + x * 2) % 256 for x in range(width))
     rows = bytearray()
     for y in range(height):
-        rows.append(0)  # filter type "None" for this scanline
-        for x in range(width):
-            rows += bytes(((r0 + x * 3) % 256, (g0 + y * 2) % 256, (b0 + x + y) % 256))
+        row[1::3] = bytes(((g0 + y * 2) % 256,)) * width  # green varies down the image
+        rows += b"\x00" + row  # filter type "None" for this scanline
 
     def chunk(tag: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(tag + body) & 0xFFFFFFFF
