@@ -1,0 +1,48 @@
+"""Schema versions of the library database and the steps between them.
+
+The version lives in ``PRAGMA user_version``. A new database is created straight from the
+current tables (:mod:`civdesk.core.library.tables`) and stamped :data:`SCHEMA_VERSION`; an
+older one is brought forward by running, in order, every :class:`Migration` whose ``version``
+is above its own — all in one transaction, after a backup copy was taken.
+
+To change the schema in a release: edit ``tables.py``, append a ``Migration`` that turns
+the previous schema into the new one with plain SQL (never the ORM: it describes only the
+newest schema), and bump :data:`SCHEMA_VERSION`. ``tests/core/test_db.py`` builds the
+version-1 database by hand, so a forgotten step fails a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+
+@dataclass(frozen=True)
+class Migration:
+    """Brings a database from ``version - 1`` to ``version``."""
+
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+# Version 1 is the first released schema; it is created from tables.py, so it has no step.
+# Append later steps here, e.g.:
+#   Migration(2, "local_files.favourite", lambda c: c.exec_driver_sql(
+#       "ALTER TABLE local_files ADD COLUMN favourite BOOLEAN NOT NULL DEFAULT 0")),
+MIGRATIONS: tuple[Migration, ...] = ()
+
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+def check_steps(steps: Sequence[Migration], base_version: int = 1) -> int:
+    """Validate that ``steps`` number ``base_version + 1, + 2, ...``; return the final version."""
+    expected = base_version
+    for step in steps:
+        expected += 1
+        if step.version != expected:
+            raise ValueError(f"migration {step.description!r} is numbered {step.version}, "
+                             f"expected {expected}")
+    return expected

@@ -1,0 +1,665 @@
+"""Every query civdesk makes against the library database.
+
+No SQL lives anywhere else. Methods return frozen dataclasses (snapshots), never ORM rows,
+so their results can cross threads and outlive the session they were read in. Each call is
+its own transaction unless the caller already holds ``db.session()`` in this thread.
+
+Paths are stored as given (``os.fspath``), without resolving symlinks: the scanner decides
+what a file's canonical path is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
+from civdesk.core.library.db import Database
+from civdesk.core.library.tables import (
+    IDENTIFIED_BY,
+    LOOKUP_STATES,
+    LocalFileRow,
+    ModelRow,
+    SettingRow,
+    VersionFileRow,
+    VersionRow,
+)
+
+UNKNOWN_TYPE = "Unknown"  # the type of files no model is known for (sidebar, filters)
+
+StrPath = str | os.PathLike[str]
+
+# SQLite's default limit on bound parameters is 999 in older builds; stay well below it.
+_CHUNK = 500
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _key(path: StrPath) -> str:
+    return os.fspath(path)
+
+
+# ------------------------------------------------------------------------------ snapshots
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A file on disk as the library knows it."""
+
+    id: int
+    path: str
+    library_root: str | None
+    size: int
+    mtime_ns: int
+    inode: int | None
+    sha256: str | None
+    version_id: int | None
+    file_id: int | None
+    identified_by: str | None
+    lookup_state: str
+    looked_up_at: datetime | None
+    preview_path: str | None
+    info_path: str | None
+    first_seen: datetime
+    last_seen: datetime
+    added_at: datetime
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    @property
+    def identified(self) -> bool:
+        return self.version_id is not None
+
+    @classmethod
+    def of(cls, row: LocalFileRow) -> LocalFile:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+_LOCAL_FILE_FIELDS = frozenset(f.name for f in fields(LocalFile))
+# Reading plain columns in LocalFile's field order is several times faster than ORM rows.
+_LOCAL_FILE_COLUMNS = tuple(getattr(LocalFileRow, f.name) for f in fields(LocalFile))
+
+
+def _select_local_files() -> Any:
+    return select(*_LOCAL_FILE_COLUMNS)
+_UPDATABLE_FIELDS = _LOCAL_FILE_FIELDS - {"id", "first_seen", "added_at"}
+
+
+@dataclass(frozen=True)
+class LibraryEntry:
+    """One local file joined with what is known of its model and version (the library view)."""
+
+    path: str
+    file_name: str
+    size: int
+    sha256: str | None
+    model_id: int | None
+    version_id: int | None
+    model_name: str | None
+    version_name: str | None
+    type: str  # the model type, or UNKNOWN_TYPE
+    base_model: str | None
+    trained_words: tuple[str, ...]
+    preview: str | None
+    info: str | None
+    added_at: datetime
+    identified: bool
+    nsfw: bool = False
+
+    def matches(self, terms: Iterable[str]) -> bool:
+        """True when every (lower-case) term occurs in a name, the file name or a trigger word."""
+        haystack = "\n".join(
+            (self.model_name or "", self.version_name or "", self.file_name, *self.trained_words)
+        ).casefold()
+        return all(term in haystack for term in terms)
+
+
+@dataclass(frozen=True)
+class UpdateInfo:
+    """A library model with a newer version on Civitai than any version on disk."""
+
+    model_id: int
+    model_name: str
+    model_type: str
+    installed_version_ids: tuple[int, ...]
+    installed_version_names: tuple[str, ...]
+    latest_version_id: int
+    latest_version_name: str | None  # None until that version's details were fetched
+
+
+# ------------------------------------------------------------------------------- library
+
+
+class Library:
+    """The library's queries. Thread-safe: share one instance."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __repr__(self) -> str:
+        return f"Library({self.db!r})"
+
+    # ------------------------------------------------------------------ Civitai metadata
+
+    def upsert_model(self, model: Model) -> None:
+        """Store a model from ``/models`` or ``/models/{id}`` with its versions and files.
+
+        Versions and files Civitai no longer lists are kept: files on disk still refer to
+        them, and an archived model lists no files at all.
+        """
+        now = _now()
+        with self.db.session() as s:
+            row = s.get(ModelRow, model.id) or ModelRow(id=model.id)
+            row.name = model.name
+            row.type = model.type
+            row.nsfw = model.nsfw
+            row.creator = model.creator
+            row.description = model.description
+            row.tags = list(model.tags)
+            row.mode = model.mode
+            row.availability = model.availability
+            row.raw = dict(model.raw) or None
+            row.updated_at = now
+            if model.latest_version is not None:
+                row.latest_version_id = model.latest_version.id
+            s.add(row)
+            s.flush()
+            for version in model.versions:
+                self._store_version(s, model.with_version_model(version), now)
+
+    def upsert_version(self, version: ModelVersion) -> None:
+        """Store a version in its ``/model-versions`` form (with ``modelId`` and ``model``).
+
+        The model row is created from the version's model summary if missing; fields the
+        summary lacks (description, tags, creator, latest version...) are left as they are.
+        """
+        if version.model_id is None:
+            raise ValueError(f"version {version.id} has no modelId; cannot store it")
+        now = _now()
+        with self.db.session() as s:
+            row = s.get(ModelRow, version.model_id)
+            if row is None:
+                row = ModelRow(id=version.model_id, name="", type="Other", tags=[],
+                               updated_at=now)
+                s.add(row)
+            summary = version.model
+            if summary is not None:
+                row.name = summary.name or row.name
+                row.type = summary.type or row.type
+                row.nsfw = summary.nsfw
+                row.mode = summary.mode
+                row.updated_at = now
+            s.flush()
+            self._store_version(s, version, now)
+
+    def _store_version(self, s: Session, version: ModelVersion, now: datetime) -> None:
+        assert version.model_id is not None
+        row = s.get(VersionRow, version.id) or VersionRow(id=version.id)
+        row.model_id = version.model_id
+        row.name = version.name
+        row.base_model = version.base_model
+        row.trained_words = list(version.trained_words)
+        row.published_at = version.published_at
+        row.early_access_ends_at = version.early_access_ends_at
+        row.raw = _version_form_json(version)
+        row.fetched_at = now
+        s.add(row)
+        s.flush()
+        for file in version.files:
+            self._store_file(s, version.id, file)
+
+    @staticmethod
+    def _store_file(s: Session, version_id: int, file: ModelFile) -> None:
+        row = s.get(VersionFileRow, file.id) or VersionFileRow(id=file.id)
+        row.version_id = version_id
+        row.name = file.name
+        row.size_kb = file.size_kb
+        row.type = file.type
+        row.primary = file.primary
+        row.format = file.metadata.format
+        row.fp = file.metadata.fp
+        row.size = file.metadata.size
+        row.quant_type = file.metadata.quant_type
+        row.sha256 = file.hashes.get("SHA256")
+        row.autov1 = file.hashes.get("AutoV1")
+        row.autov2 = file.hashes.get("AutoV2")
+        row.autov3 = file.hashes.get("AutoV3")
+        row.crc32 = file.hashes.get("CRC32")
+        row.blake3 = file.hashes.get("BLAKE3")
+        s.add(row)
+
+    def version_json(self, version_id: int) -> dict[str, Any] | None:
+        """The version's JSON in the ``/model-versions`` form, as last seen; None if unknown."""
+        with self.db.session(write=False) as s:
+            raw = s.scalar(select(VersionRow.raw).where(VersionRow.id == version_id))
+            return dict(raw) if raw is not None else None
+
+    def version(self, version_id: int) -> ModelVersion | None:
+        """The stored version, parsed again from its JSON; None if unknown."""
+        raw = self.version_json(version_id)
+        return None if raw is None else ModelVersion.from_json(raw)
+
+    def version_by_sha256(self, sha256: str) -> ModelVersion | None:
+        """The known version one of whose files has this SHA256 (saves an API call)."""
+        with self.db.session(write=False) as s:
+            raw = s.scalar(
+                select(VersionRow.raw)
+                .join(VersionFileRow, VersionFileRow.version_id == VersionRow.id)
+                .where(VersionFileRow.sha256 == sha256.upper())
+                .order_by(VersionRow.id.desc())
+                .limit(1)
+            )
+            return None if raw is None else ModelVersion.from_json(dict(raw))
+
+    # ------------------------------------------------------------------------ local files
+
+    def local_file(self, path: StrPath) -> LocalFile | None:
+        with self.db.session(write=False) as s:
+            row = s.execute(
+                _select_local_files().where(LocalFileRow.path == _key(path))
+            ).first()
+            return None if row is None else LocalFile(*row)
+
+    def local_files(self, root: StrPath | None = None) -> list[LocalFile]:
+        """All files, or those registered under ``root`` (by library root or by path prefix)."""
+        query = _select_local_files().order_by(LocalFileRow.path)
+        if root is not None:
+            key = _key(root).rstrip("/\\") or _key(root)
+            under = [
+                LocalFileRow.path.like(_escape_like(key.rstrip(sep) + sep) + "%", escape="\\")
+                for sep in dict.fromkeys((os.sep, "/"))
+            ]
+            query = query.where(or_(LocalFileRow.library_root == key, *under))
+        with self.db.session(write=False) as s:
+            return [LocalFile(*row) for row in s.execute(query)]
+
+    def register_file(
+        self,
+        path: StrPath,
+        *,
+        size: int,
+        mtime_ns: int,
+        inode: int | None,
+        sha256: str | None,
+        version_id: int | None = None,
+        file_id: int | None = None,
+        identified_by: str | None = "hash",
+        library_root: StrPath | None = None,
+        preview_path: StrPath | None = None,
+        info_path: StrPath | None = None,
+        lookup_state: str | None = None,
+    ) -> LocalFile:
+        """Add a file, or refresh the row already at ``path`` (keeping first_seen/added_at).
+
+        ``identified_by`` is only recorded with a ``version_id``; ``lookup_state`` defaults
+        to "found" with a version and "pending" without one.
+        """
+        if identified_by is not None and identified_by not in IDENTIFIED_BY:
+            raise ValueError(f"identified_by must be one of {IDENTIFIED_BY}")
+        if lookup_state is None:
+            lookup_state = "found" if version_id is not None else "pending"
+        if lookup_state not in LOOKUP_STATES:
+            raise ValueError(f"lookup_state must be one of {LOOKUP_STATES}")
+        now = _now()
+        with self.db.session() as s:
+            row = s.scalar(select(LocalFileRow).where(LocalFileRow.path == _key(path)))
+            if row is None:
+                row = LocalFileRow(path=_key(path), first_seen=now, added_at=now)
+                s.add(row)
+            row.size = size
+            row.mtime_ns = mtime_ns
+            row.inode = inode
+            row.sha256 = sha256.upper() if sha256 else None
+            row.version_id = version_id
+            row.file_id = file_id if version_id is not None else None
+            row.identified_by = identified_by if version_id is not None else None
+            row.lookup_state = lookup_state
+            if version_id is not None:
+                row.looked_up_at = now
+            row.library_root = _opt_key(library_root)
+            row.preview_path = _opt_key(preview_path)
+            row.info_path = _opt_key(info_path)
+            row.last_seen = now
+            s.flush()
+            return LocalFile.of(row)
+
+    def update_file(self, file_id_or_path: int | StrPath, **changes: Any) -> LocalFile | None:
+        """Change some fields of a file (by row id or path); None if there is no such file."""
+        unknown = set(changes) - _UPDATABLE_FIELDS
+        if unknown:
+            raise TypeError(f"update_file: cannot set {', '.join(sorted(unknown))}")
+        if changes.get("sha256"):
+            changes["sha256"] = changes["sha256"].upper()
+        for name in ("path", "library_root", "preview_path", "info_path"):
+            if name in changes:
+                changes[name] = _opt_key(changes[name])
+        with self.db.session() as s:
+            row = self._file_row(s, file_id_or_path)
+            if row is None:
+                return None
+            for name, value in changes.items():
+                setattr(row, name, value)
+            s.flush()
+            return LocalFile.of(row)
+
+    def move_file(
+        self,
+        old_path: StrPath,
+        new_path: StrPath,
+        *,
+        size: int,
+        mtime_ns: int,
+        inode: int | None,
+        library_root: StrPath | None = None,
+    ) -> LocalFile | None:
+        """Record that the file at ``old_path`` is now at ``new_path``.
+
+        The row keeps its id, added_at, hash and identification. A row already at
+        ``new_path`` (registered before the move was recognised) is replaced. Companion
+        paths are left to the caller (``update_file``). None if ``old_path`` is unknown.
+        """
+        with self.db.session() as s:
+            row = self._file_row(s, old_path)
+            if row is None:
+                return None
+            if _key(old_path) != _key(new_path):
+                s.execute(delete(LocalFileRow).where(LocalFileRow.path == _key(new_path)))
+            row.path = _key(new_path)
+            row.size = size
+            row.mtime_ns = mtime_ns
+            row.inode = inode
+            if library_root is not None:
+                row.library_root = _key(library_root)
+            row.last_seen = _now()
+            s.flush()
+            return LocalFile.of(row)
+
+    def remove_files(self, paths: Iterable[StrPath]) -> int:
+        """Forget these files; return how many rows were removed."""
+        keys = list(dict.fromkeys(_key(p) for p in paths))
+        removed = 0
+        with self.db.session() as s:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                result = s.execute(delete(LocalFileRow).where(LocalFileRow.path.in_(chunk)))
+                removed += result.rowcount or 0  # type: ignore[attr-defined]
+        return removed
+
+    def file_by_identity(self, size: int, mtime_ns: int, inode: int | None) -> LocalFile | None:
+        """The file with this size, mtime and inode (a moved file keeps all three).
+
+        With several (hard links) the one seen longest ago is returned: the scanner
+        refreshes last_seen of files still in place, so that is the one that moved.
+        """
+        with self.db.session(write=False) as s:
+            row = s.execute(
+                _select_local_files()
+                .where(
+                    LocalFileRow.size == size,
+                    LocalFileRow.mtime_ns == mtime_ns,
+                    LocalFileRow.inode.is_(None) if inode is None else LocalFileRow.inode == inode,
+                )
+                .order_by(LocalFileRow.last_seen, LocalFileRow.id)
+                .limit(1)
+            ).first()
+            return None if row is None else LocalFile(*row)
+
+    def files_by_sha256(self, sha256: str) -> list[LocalFile]:
+        with self.db.session(write=False) as s:
+            rows = s.execute(
+                _select_local_files()
+                .where(LocalFileRow.sha256 == sha256.upper())
+                .order_by(LocalFileRow.path)
+            )
+            return [LocalFile(*row) for row in rows]
+
+    @staticmethod
+    def _file_row(s: Session, file_id_or_path: int | StrPath) -> LocalFileRow | None:
+        if isinstance(file_id_or_path, int):
+            return s.get(LocalFileRow, file_id_or_path)
+        return s.scalar(select(LocalFileRow).where(LocalFileRow.path == _key(file_id_or_path)))
+
+    # ----------------------------------------------------------------------- library view
+
+    def entries(
+        self, model_type: str | None = None, search: str | None = None
+    ) -> list[LibraryEntry]:
+        """Every local file with its model and version, sorted by model then file name.
+
+        ``model_type`` filters on the model type (``"Unknown"`` for unidentified files);
+        ``search`` keeps entries where every word occurs (case-insensitively) in the model
+        name, version name, file name or a trigger word. One SQL query whatever the size.
+        """
+        query = _entries_query()
+        if model_type == UNKNOWN_TYPE:
+            query = query.where(ModelRow.id.is_(None))
+        elif model_type is not None:
+            query = query.where(ModelRow.type == model_type)
+        with self.db.session(write=False) as s:
+            rows = s.execute(query).all()
+        entries = [_entry(row) for row in rows]
+        terms = (search or "").casefold().split()
+        if terms:
+            entries = [e for e in entries if e.matches(terms)]
+        entries.sort(key=lambda e: ((e.model_name or "~").casefold(), e.file_name.casefold()))
+        return entries
+
+    def type_counts(self) -> dict[str, int]:
+        """Number of local files per model type (unidentified ones under ``"Unknown"``)."""
+        kind = func.coalesce(ModelRow.type, UNKNOWN_TYPE)
+        query = (
+            select(kind, func.count(LocalFileRow.id))
+            .select_from(LocalFileRow)
+            .outerjoin(VersionRow, VersionRow.id == LocalFileRow.version_id)
+            .outerjoin(ModelRow, ModelRow.id == VersionRow.model_id)
+            .group_by(kind)
+        )
+        with self.db.session(write=False) as s:
+            return {name: count for name, count in s.execute(query)}
+
+    def duplicates(self) -> list[list[LocalFile]]:
+        """Groups of two or more files with the same SHA256, each sorted by path."""
+        dup_hashes = (
+            select(LocalFileRow.sha256)
+            .where(LocalFileRow.sha256.is_not(None))
+            .group_by(LocalFileRow.sha256)
+            .having(func.count() > 1)
+        )
+        query = (
+            _select_local_files()
+            .where(LocalFileRow.sha256.in_(dup_hashes))
+            .order_by(LocalFileRow.sha256, LocalFileRow.path)
+        )
+        groups: dict[str, list[LocalFile]] = {}
+        with self.db.session(write=False) as s:
+            for row in s.execute(query):
+                file = LocalFile(*row)
+                groups.setdefault(file.sha256 or "", []).append(file)
+        return list(groups.values())
+
+    def installed_versions(self) -> dict[int, set[int]]:
+        """model id -> ids of its versions with a file on disk (known versions only)."""
+        query = (
+            select(VersionRow.model_id, VersionRow.id)
+            .join(LocalFileRow, LocalFileRow.version_id == VersionRow.id)
+            .distinct()
+        )
+        out: dict[int, set[int]] = defaultdict(set)
+        with self.db.session(write=False) as s:
+            for model_id, version_id in s.execute(query):
+                out[model_id].add(version_id)
+        return dict(out)
+
+    # ---------------------------------------------------------------------- update checks
+
+    def models_due_for_update_check(self, older_than: datetime) -> list[int]:
+        """Ids of models with a file on disk not checked for updates since ``older_than``."""
+        older_than = _as_utc(older_than)
+        query = (
+            select(ModelRow.id)
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .join(LocalFileRow, LocalFileRow.version_id == VersionRow.id)
+            .where(
+                or_(ModelRow.updates_checked_at.is_(None),
+                    ModelRow.updates_checked_at < older_than)
+            )
+            .distinct()
+            .order_by(ModelRow.id)
+        )
+        with self.db.session(write=False) as s:
+            return list(s.scalars(query))
+
+    def record_update_check(
+        self, model_id: int, latest_version_id: int | None, checked_at: datetime | None = None
+    ) -> None:
+        """Remember the newest version Civitai lists for a model, and when we asked."""
+        with self.db.session() as s:
+            row = s.get(ModelRow, model_id)
+            if row is None:
+                return  # never stored: nothing in the library refers to it
+            if latest_version_id is not None:
+                row.latest_version_id = latest_version_id
+            row.updates_checked_at = _as_utc(checked_at or _now())
+
+    def available_updates(self) -> list[UpdateInfo]:
+        """Library models whose latest known version is newer than every version on disk.
+
+        "Newer" compares version ids, which Civitai hands out in increasing order.
+        """
+        installed = (
+            select(
+                ModelRow.id, ModelRow.name, ModelRow.type, ModelRow.latest_version_id,
+                VersionRow.id, VersionRow.name,
+            )
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .join(LocalFileRow, LocalFileRow.version_id == VersionRow.id)
+            .where(ModelRow.latest_version_id.is_not(None))
+            .distinct()
+            .order_by(ModelRow.id, VersionRow.id)
+        )
+        with self.db.session(write=False) as s:
+            rows = s.execute(installed).all()
+            latest_ids = {row[3] for row in rows}
+            latest_names: dict[int, str] = {}
+            if latest_ids:
+                names = select(VersionRow.id, VersionRow.name).where(VersionRow.id.in_(latest_ids))
+                latest_names = {version_id: name for version_id, name in s.execute(names)}
+        by_model: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        for row in rows:
+            by_model[row[0]].append(row)
+        updates = []
+        for model_id, versions in by_model.items():
+            _, name, kind, latest, _, _ = versions[0]
+            if latest <= max(v[4] for v in versions):
+                continue
+            updates.append(
+                UpdateInfo(
+                    model_id=model_id,
+                    model_name=name,
+                    model_type=kind,
+                    installed_version_ids=tuple(v[4] for v in versions),
+                    installed_version_names=tuple(v[5] for v in versions),
+                    latest_version_id=latest,
+                    latest_version_name=latest_names.get(latest),
+                )
+            )
+        updates.sort(key=lambda u: u.model_name.casefold())
+        return updates
+
+    # --------------------------------------------------------------------------- settings
+
+    def settings_values(self) -> dict[str, Any]:
+        """Every stored setting, key -> JSON value."""
+        with self.db.session(write=False) as s:
+            return {key: value for key, value in s.execute(select(SettingRow.key,
+                                                                   SettingRow.value))}
+
+    def save_settings(self, values: Mapping[str, Any], *, remove: Iterable[str] = ()) -> None:
+        """Store these settings (JSON-serialisable values) and forget the ``remove`` keys."""
+        with self.db.session() as s:
+            for key, value in values.items():
+                s.merge(SettingRow(key=key, value=value))
+            doomed = list(remove)
+            if doomed:
+                s.execute(delete(SettingRow).where(SettingRow.key.in_(doomed)))
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
+    return (
+        select(
+            LocalFileRow.path, LocalFileRow.size, LocalFileRow.sha256, LocalFileRow.version_id,
+            LocalFileRow.preview_path, LocalFileRow.info_path, LocalFileRow.added_at,
+            ModelRow.id, ModelRow.name, ModelRow.type, ModelRow.nsfw,
+            VersionRow.name, VersionRow.base_model, VersionRow.trained_words,
+        )
+        .select_from(LocalFileRow)
+        .outerjoin(VersionRow, VersionRow.id == LocalFileRow.version_id)
+        .outerjoin(ModelRow, ModelRow.id == VersionRow.model_id)
+    )
+
+
+def _entry(row: Any) -> LibraryEntry:
+    # Positional unpacking and os.path: this runs once per file of the library view.
+    (path, size, sha256, version_id, preview, info, added_at,
+     model_id, model_name, kind, nsfw, version_name, base_model, trained_words) = row
+    return LibraryEntry(
+        path=path,
+        file_name=os.path.basename(path),
+        size=size,
+        sha256=sha256,
+        model_id=model_id,
+        version_id=version_id,
+        model_name=model_name,
+        version_name=version_name,
+        type=kind or UNKNOWN_TYPE,
+        base_model=base_model,
+        trained_words=tuple(trained_words or ()),
+        preview=preview,
+        info=info,
+        added_at=added_at,
+        identified=version_id is not None,
+        nsfw=bool(nsfw),
+    )
+
+
+def _version_form_json(version: ModelVersion) -> dict[str, Any]:
+    """The version's raw JSON, completed to the /model-versions form (modelId + model)."""
+    raw = dict(version.raw)
+    raw.setdefault("id", version.id)
+    if version.model_id is not None:
+        raw["modelId"] = version.model_id
+    if "model" not in raw and version.model is not None:
+        m = version.model
+        raw["model"] = {"name": m.name, "type": m.type, "nsfw": m.nsfw, "poi": m.poi}
+        if m.mode is not None:
+            raw["model"]["mode"] = m.mode
+    return raw
+
+
+def _opt_key(path: StrPath | None) -> str | None:
+    return None if path is None else _key(path)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
+__all__ = ["UNKNOWN_TYPE", "Library", "LibraryEntry", "LocalFile", "UpdateInfo"]

@@ -1,0 +1,379 @@
+"""The Library's queries, against a real SQLite file (and the Civitai double's real JSON)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import event, insert
+
+from civdesk.core.civitai.schema import Model, ModelVersion
+from civdesk.core.library import UNKNOWN_TYPE, Database, Library, LocalFile
+from civdesk.core.library.tables import LocalFileRow
+
+SHA_A = "A" * 64
+SHA_B = "B" * 64
+SHA_C = "C" * 64
+
+
+def file_json(file_id: int, sha: str, name: str, primary: bool = True) -> dict[str, Any]:
+    return {
+        "id": file_id, "name": name, "sizeKB": 2048.5, "type": "Model", "primary": primary,
+        "metadata": {"format": "SafeTensor", "fp": "fp16", "size": "pruned"},
+        "hashes": {"SHA256": sha.lower(), "AutoV2": sha[:10], "BLAKE3": "DEAD"},
+    }
+
+
+def version_json(version_id: int, name: str, files: list[dict[str, Any]],
+                 words: list[str] | None = None, base: str = "SDXL 1.0") -> dict[str, Any]:
+    return {
+        "id": version_id, "name": name, "baseModel": base, "trainedWords": words or [],
+        "publishedAt": "2024-05-01T00:00:00.000Z", "files": files, "images": [],
+        "stats": {"downloadCount": 3},
+    }
+
+
+def model_json(model_id: int, name: str, kind: str, versions: list[dict[str, Any]],
+               **extra: Any) -> dict[str, Any]:
+    return {
+        "id": model_id, "name": name, "type": kind, "nsfw": False, "description": "<p>hi</p>",
+        "tags": ["style", "paper"], "creator": {"username": "foldworks"},
+        "modelVersions": versions, **extra,
+    }
+
+
+@pytest.fixture
+def lib(tmp_path: Path):
+    db = Database.open(tmp_path / "library.sqlite3")
+    yield Library(db)
+    db.close()
+
+
+@pytest.fixture
+def paper_lora() -> Model:
+    """A LORA with two versions (v2 newest), the shape /models/{id} has."""
+    return Model.from_json(model_json(10, "Paperfold Style", "LORA", [
+        version_json(22, "v2.0", [file_json(222, SHA_B, "paperfold_v2.safetensors")],
+                     ["paperfold", "origami"]),
+        version_json(21, "v1.0", [file_json(211, SHA_A, "paperfold_v1.safetensors")],
+                     ["paperfold"]),
+    ]))
+
+
+def register(lib: Library, path: str, sha: str | None = None, version_id: int | None = None,
+             size: int = 100, inode: int | None = 1, **kw: Any) -> LocalFile:
+    return lib.register_file(path, size=size, mtime_ns=5, inode=inode, sha256=sha,
+                             version_id=version_id, **kw)
+
+
+class StatementCounter:
+    def __init__(self, lib: Library) -> None:
+        self.statements: list[str] = []
+        self.engine = lib.db.engine
+
+    def __enter__(self) -> StatementCounter:
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+    def _count(self, conn, cursor, statement, *args: object) -> None:
+        self.statements.append(statement)
+
+
+# ------------------------------------------------------------------------- Civitai data
+
+
+def test_upsert_model_stores_versions_and_files(lib: Library, paper_lora: Model) -> None:
+    lib.upsert_model(paper_lora)
+    v1 = lib.version(21)
+    assert v1 is not None
+    assert (v1.model_id, v1.name, v1.base_model) == (10, "v1.0", "SDXL 1.0")
+    # Stored in the /model-versions form, with the model summary the list form lacks.
+    assert v1.model is not None and (v1.model.name, v1.model.type) == ("Paperfold Style", "LORA")
+    assert v1.files[0].sha256 == SHA_A and v1.files[0].hashes["BLAKE3"] == "DEAD"
+    assert lib.version_json(21)["stats"] == {"downloadCount": 3}
+    assert lib.version(999) is None and lib.version_json(999) is None
+    assert lib.version_by_sha256(SHA_B.lower()).id == 22
+
+
+def test_upsert_model_twice_updates_in_place(lib: Library, paper_lora: Model) -> None:
+    lib.upsert_model(paper_lora)
+    renamed = Model.from_json(model_json(10, "Paperfold Style XL", "LORA", [
+        version_json(23, "v3.0", [file_json(233, SHA_C, "paperfold_v3.safetensors")]),
+    ], mode="Archived"))
+    lib.upsert_model(renamed)
+    register(lib, "/lib/p1.safetensors", SHA_A, 21)
+    [entry] = lib.entries()
+    assert entry.model_name == "Paperfold Style XL"
+    assert lib.version(21) is not None  # versions Civitai stopped listing are kept
+    assert lib.version(23).model.mode == "Archived"
+
+
+def test_upsert_version_keeps_model_fields_it_lacks(lib: Library, paper_lora: Model) -> None:
+    lib.upsert_model(paper_lora)
+    newer = ModelVersion.from_json({
+        **version_json(24, "v4.0", [file_json(244, SHA_C, "p4.safetensors")]),
+        "modelId": 10, "model": {"name": "Paperfold Renamed", "type": "LORA", "nsfw": False},
+    })
+    lib.upsert_version(newer)
+    register(lib, "/lib/p4.safetensors", SHA_C, 24)
+    [entry] = lib.entries()
+    assert (entry.model_name, entry.version_name) == ("Paperfold Renamed", "v4.0")
+    with lib.db.session(write=False) as s:
+        from civdesk.core.library.tables import ModelRow
+
+        row = s.get(ModelRow, 10)
+        assert row.tags == ["style", "paper"] and row.creator == "foldworks"
+        assert row.description == "<p>hi</p>"
+        assert row.latest_version_id == 22
+
+
+def test_upsert_version_creates_an_unknown_model(lib: Library) -> None:
+    version = ModelVersion.from_json({
+        **version_json(31, "v1", [file_json(311, SHA_A, "x.safetensors")]),
+        "modelId": 30, "model": {"name": "Lonely VAE", "type": "VAE"},
+    })
+    lib.upsert_version(version)
+    assert lib.version(31).model.name == "Lonely VAE"
+    with pytest.raises(ValueError):
+        lib.upsert_version(dataclasses.replace(version, model_id=None))
+
+
+# --------------------------------------------------------------------------- local files
+
+
+def test_register_and_reregister_keep_added_at(lib: Library) -> None:
+    first = register(lib, "/lib/a.safetensors", SHA_A.lower(), library_root="/lib")
+    assert first.sha256 == SHA_A and first.lookup_state == "pending"
+    assert first.identified_by is None and not first.identified
+    assert first.name == "a.safetensors"
+    again = register(lib, "/lib/a.safetensors", SHA_A, 21, file_id=211, identified_by="sidecar")
+    assert again.id == first.id and again.added_at == first.added_at
+    assert (again.version_id, again.file_id, again.identified_by) == (21, 211, "sidecar")
+    assert again.lookup_state == "found" and again.looked_up_at is not None
+    assert lib.local_file("/lib/a.safetensors") == again
+    assert lib.local_file(Path("/lib/a.safetensors")) == again
+    assert lib.local_file("/lib/missing") is None
+    assert again.added_at.tzinfo is not None
+    with pytest.raises(ValueError):
+        register(lib, "/lib/b", identified_by="guess")
+
+
+def test_update_file_by_id_or_path(lib: Library) -> None:
+    f = register(lib, "/lib/a.safetensors")
+    updated = lib.update_file(f.id, lookup_state="unknown", preview_path=Path("/lib/a.png"))
+    assert updated.lookup_state == "unknown" and updated.preview_path == "/lib/a.png"
+    updated = lib.update_file("/lib/a.safetensors", sha256="abc")
+    assert updated.sha256 == "ABC"
+    assert lib.update_file("/nowhere", sha256="abc") is None
+    with pytest.raises(TypeError, match="added_at"):
+        lib.update_file(f.id, added_at=datetime.now(timezone.utc))
+
+
+def test_move_keeps_identity_and_history(lib: Library) -> None:
+    f = register(lib, "/lib/old/a.safetensors", SHA_A, 21, file_id=211)
+    register(lib, "/lib/new/a.safetensors", SHA_A)  # registered before the move was seen
+    moved = lib.move_file("/lib/old/a.safetensors", "/lib/new/a.safetensors",
+                          size=100, mtime_ns=6, inode=7)
+    assert moved.id == f.id and moved.added_at == f.added_at
+    assert (moved.version_id, moved.file_id, moved.identified_by) == (21, 211, "hash")
+    assert (moved.path, moved.mtime_ns, moved.inode) == ("/lib/new/a.safetensors", 6, 7)
+    assert [x.path for x in lib.local_files()] == ["/lib/new/a.safetensors"]
+    assert lib.move_file("/lib/gone", "/lib/x", size=1, mtime_ns=1, inode=1) is None
+
+
+def test_remove_files_counts_and_handles_many(lib: Library) -> None:
+    for i in range(3):
+        register(lib, f"/lib/{i}.safetensors")
+    paths = [f"/lib/{i}.safetensors" for i in range(1200)]  # more than one chunk
+    assert lib.remove_files(paths) == 3
+    assert lib.local_files() == []
+    assert lib.remove_files([]) == 0
+
+
+def test_local_files_under_a_root(lib: Library) -> None:
+    register(lib, "/lib/a.safetensors", library_root="/lib")
+    register(lib, "/lib/sub/b.safetensors")
+    register(lib, "/library2/c.safetensors")  # a sibling whose name starts the same
+    register(lib, "/lib_x/d.safetensors")  # "_" must not act as a LIKE wildcard
+    assert [f.path for f in lib.local_files("/lib")] == ["/lib/a.safetensors",
+                                                         "/lib/sub/b.safetensors"]
+    assert [f.path for f in lib.local_files(Path("/lib/"))] == ["/lib/a.safetensors",
+                                                                "/lib/sub/b.safetensors"]
+    assert len(lib.local_files()) == 4
+
+
+def test_move_detection_lookups(lib: Library) -> None:
+    register(lib, "/lib/a", SHA_A, size=10, inode=3)
+    register(lib, "/lib/b", SHA_A, size=10, inode=4)
+    register(lib, "/lib/c", SHA_B, size=10, inode=None)
+    assert lib.file_by_identity(10, 5, 4).path == "/lib/b"
+    assert lib.file_by_identity(10, 5, None).path == "/lib/c"
+    assert lib.file_by_identity(11, 5, 4) is None
+    assert [f.path for f in lib.files_by_sha256(SHA_A.lower())] == ["/lib/a", "/lib/b"]
+    assert lib.files_by_sha256(SHA_C) == []
+
+
+def test_file_by_identity_prefers_the_stalest_hard_link(lib: Library) -> None:
+    register(lib, "/lib/link1", size=10, inode=9)
+    register(lib, "/lib/link2", size=10, inode=9)
+    register(lib, "/lib/link1", size=10, inode=9)  # seen again: still in place
+    assert lib.file_by_identity(10, 5, 9).path == "/lib/link2"
+
+
+# -------------------------------------------------------------------------- library view
+
+
+@pytest.fixture
+def populated(lib: Library, paper_lora: Model) -> Library:
+    lib.upsert_model(paper_lora)
+    lib.upsert_model(Model.from_json(model_json(40, "Crisp Realism", "Checkpoint", [
+        version_json(41, "Final", [file_json(411, SHA_C, "crisp.safetensors")], base="SD 1.5"),
+    ])))
+    register(lib, "/lib/Lora/paperfold_v1.safetensors", SHA_A, 21, preview_path="/lib/p.png")
+    register(lib, "/lib/Stable-diffusion/crisp.safetensors", SHA_C, 41)
+    register(lib, "/lib/Stable-diffusion/copy of crisp.safetensors", SHA_C, 41)
+    register(lib, "/lib/Lora/mystery.safetensors", SHA_B.replace("B", "E"))
+    return lib
+
+
+def test_entries_join_model_and_version(populated: Library) -> None:
+    entries = {e.file_name: e for e in populated.entries()}
+    paper = entries["paperfold_v1.safetensors"]
+    assert (paper.model_id, paper.version_id, paper.model_name, paper.version_name) == (
+        10, 21, "Paperfold Style", "v1.0")
+    assert (paper.type, paper.base_model, paper.trained_words) == ("LORA", "SDXL 1.0",
+                                                                   ("paperfold",))
+    assert paper.preview == "/lib/p.png" and paper.identified and paper.size == 100
+    mystery = entries["mystery.safetensors"]
+    assert (mystery.type, mystery.model_name, mystery.identified) == (UNKNOWN_TYPE, None, False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        paper.model_name = "x"  # type: ignore[misc]
+
+
+def test_entries_filter_by_type_and_search(populated: Library) -> None:
+    names = lambda **kw: sorted(e.file_name for e in populated.entries(**kw))  # noqa: E731
+    assert names(model_type="Checkpoint") == ["copy of crisp.safetensors", "crisp.safetensors"]
+    assert names(model_type=UNKNOWN_TYPE) == ["mystery.safetensors"]
+    assert names(model_type="VAE") == []
+    assert names(search="CRISP") == ["copy of crisp.safetensors", "crisp.safetensors"]
+    assert names(search="v1.0") == ["paperfold_v1.safetensors"]  # version name
+    assert names(search="paperfold") == ["paperfold_v1.safetensors"]
+    assert names(search="myst") == ["mystery.safetensors"]  # file name of an unknown file
+    assert names(search="copy crisp") == ["copy of crisp.safetensors"]  # every word
+    assert names(search="realism", model_type="LORA") == []
+    assert len(populated.entries(search="  ")) == 4
+
+
+def test_search_matches_trigger_words(lib: Library, paper_lora: Model) -> None:
+    lib.upsert_model(paper_lora)
+    register(lib, "/lib/x.safetensors", SHA_B, 22)
+    assert [e.version_id for e in lib.entries(search="Origami")] == [22]
+
+
+def test_type_counts_and_duplicates(populated: Library) -> None:
+    assert populated.type_counts() == {"LORA": 1, "Checkpoint": 2, UNKNOWN_TYPE: 1}
+    [group] = populated.duplicates()
+    assert [f.path for f in group] == ["/lib/Stable-diffusion/copy of crisp.safetensors",
+                                       "/lib/Stable-diffusion/crisp.safetensors"]
+    assert populated.installed_versions() == {10: {21}, 40: {41}}
+
+
+def test_entries_of_ten_thousand_files_take_one_query(lib: Library, paper_lora: Model) -> None:
+    lib.upsert_model(paper_lora)
+    now = datetime.now(timezone.utc)
+    rows = [
+        {"path": f"/lib/Lora/file{i:05}.safetensors", "size": i, "mtime_ns": i, "inode": i,
+         "sha256": f"{i:064X}", "version_id": (21, 22, None)[i % 3], "lookup_state": "found",
+         "first_seen": now, "last_seen": now, "added_at": now}
+        for i in range(10_000)
+    ]
+    with lib.db.session() as s:
+        s.execute(insert(LocalFileRow), rows)
+    with StatementCounter(lib) as counter:
+        entries = lib.entries()
+        counts = lib.type_counts()
+        dups = lib.duplicates()
+    assert len(entries) == 10_000
+    assert sum(e.identified for e in entries) == 6_667
+    assert counts == {"LORA": 6_667, UNKNOWN_TYPE: 3_333}
+    assert dups == []
+    # BEGIN + one SELECT + COMMIT per call; anything per-row would be thousands.
+    assert len(counter.statements) <= 9, counter.statements
+    with StatementCounter(lib) as counter:
+        assert len(lib.entries(model_type="LORA", search="file0001")) == 7
+    assert len(counter.statements) <= 3
+
+
+# ------------------------------------------------------------------------- update checks
+
+
+def test_update_check_cycle(lib: Library, paper_lora: Model) -> None:
+    old_only = Model.from_json(model_json(10, "Paperfold Style", "LORA", [paper_lora.raw[
+        "modelVersions"][1]]))
+    lib.upsert_model(old_only)  # at the time, v1 was the latest
+    register(lib, "/lib/p1.safetensors", SHA_A, 21)
+    register(lib, "/lib/unknown.safetensors")
+    assert lib.available_updates() == []
+
+    t0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    assert lib.models_due_for_update_check(t0) == [10]
+    lib.record_update_check(10, 22, t0)
+    assert lib.models_due_for_update_check(t0) == []
+    assert lib.models_due_for_update_check(t0 + timedelta(days=1)) == [10]
+    lib.record_update_check(999, 5, t0)  # a model not in the library: ignored
+
+    [update] = lib.available_updates()
+    assert (update.model_id, update.model_name, update.model_type) == (10, "Paperfold Style",
+                                                                       "LORA")
+    assert (update.installed_version_ids, update.installed_version_names) == ((21,), ("v1.0",))
+    assert (update.latest_version_id, update.latest_version_name) == (22, None)  # not fetched
+
+    lib.upsert_model(paper_lora)  # details of v2 arrive
+    assert lib.available_updates()[0].latest_version_name == "v2.0"
+    register(lib, "/lib/p2.safetensors", SHA_B, 22)  # the update was installed
+    assert lib.available_updates() == []
+    assert lib.installed_versions() == {10: {21, 22}}
+
+
+def test_real_api_json_from_the_double(lib: Library, civitai_catalog) -> None:
+    """The shapes the (double of the) API really sends go in and come out intact."""
+    cat = civitai_catalog
+    base = cat.double.base_url
+    model = Model.from_json(requests.get(f"{base}/api/v1/models/{cat.lora.id}", timeout=10).json())
+    lib.upsert_model(model)
+    version = ModelVersion.from_json(
+        requests.get(f"{base}/api/v1/model-versions/{cat.checkpoint_v1.id}", timeout=10).json())
+    lib.upsert_version(version)
+    v1_file = cat.lora_v1.files[0]
+    register(lib, "/lib/l.safetensors", v1_file.sha256, cat.lora_v1.id, file_id=v1_file.id)
+    register(lib, "/lib/c.safetensors", cat.checkpoint_v1.files[0].sha256, cat.checkpoint_v1.id)
+    assert lib.version(cat.checkpoint_v1.id) == version
+    assert lib.version_by_sha256(v1_file.sha256).id == cat.lora_v1.id
+    [update] = lib.available_updates()
+    assert (update.model_id, update.latest_version_id) == (cat.lora.id, cat.lora_v2.id)
+    assert lib.type_counts() == {"LORA": 1, "Checkpoint": 1}
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+def test_settings_values_round_trip(lib: Library) -> None:
+    lib.save_settings({"a": [1, "x"], "b": None, "c": {"k": True}})
+    lib.save_settings({"a": 2}, remove=["c"])
+    assert lib.settings_values() == {"a": 2, "b": None}
+
+
+def test_snapshots_are_usable_from_other_threads(populated: Library) -> None:
+    results: list[Any] = []
+    t = threading.Thread(target=lambda: results.append(populated.entries()))
+    t.start()
+    t.join()
+    assert len(results[0]) == 4 and results[0][0].model_name
