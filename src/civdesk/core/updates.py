@@ -1,0 +1,167 @@
+"""Which library models have a newer version on Civitai, asked for in batches.
+
+A library can hold thousands of models. :class:`UpdateChecker` asks ``/models?ids=`` a
+hundred at a time, remembers per model when it last asked (so a second run a minute later
+asks nothing), keeps everything learned before a request fails, and stops early when
+Civitai rate-limits or the network is gone: continuing would only fail the same way. What
+was left unchecked is part of the result, so a front end can say so and try again later.
+
+The window and the command line share this; neither talks to the API about updates itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.civitai.errors import CivitaiError, NetworkError, RateLimited
+from civdesk.core.errors import CivdeskError
+from civdesk.core.library.repository import Library, UpdateInfo
+
+log = logging.getLogger(__name__)
+
+#: The API's cap on ids per ``/models?ids=`` request.
+BATCH_SIZE = 100
+#: A model asked about more recently than this is not asked about again (unless forced).
+DEFAULT_MAX_AGE = timedelta(hours=6)
+
+#: ``progress(models asked about so far, models due)``, called after every batch.
+UpdateProgress = Callable[[int, int], None]
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class UpdateCheck:
+    """The outcome of one :meth:`UpdateChecker.check`.
+
+    ``updates`` is every known update in the library, including those found by earlier
+    checks, so it is useful even when this check was cut short.
+    """
+
+    updates: list[UpdateInfo]
+    due: int  # models that needed asking about
+    checked: int  # of those, how many Civitai answered for
+    not_listed: list[int] = field(default_factory=list)  # asked, but Civitai lists them no more
+    unchecked: list[int] = field(default_factory=list)  # still to ask: a request failed
+    errors: list[str] = field(default_factory=list)  # one line per failed request
+    stopped_by: CivdeskError | None = None  # why the check ended early (rate limit, network)
+
+    @property
+    def complete(self) -> bool:
+        return not self.unchecked
+
+    def problem(self) -> str | None:
+        """One line about what is missing from this check, or None when nothing is."""
+        if self.complete:
+            return None
+        reason = str(self.stopped_by) if self.stopped_by else (self.errors[-1] if self.errors
+                                                                else "a request failed")
+        count = len(self.unchecked)
+        noun = "model" if count == 1 else "models"
+        return f"{count} of {self.due} {noun} could not be checked for updates: {reason}"
+
+
+class UpdateChecker:
+    """Checks the library's models against Civitai, batch by batch."""
+
+    def __init__(
+        self,
+        library: Library,
+        client: CivitaiClient,
+        *,
+        batch_size: int = BATCH_SIZE,
+        max_age: timedelta = DEFAULT_MAX_AGE,
+        clock: Clock = _utc_now,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.library = library
+        self.client = client
+        self.batch_size = batch_size
+        self.max_age = max_age
+        self.clock = clock
+
+    def due_models(self, *, force: bool = False) -> list[int]:
+        """Ids of library models not asked about within ``max_age`` (all of them if forced)."""
+        now = self.clock()
+        # With force, "older than a moment from now" takes in models checked this very second.
+        cutoff = now + timedelta(seconds=1) if force else now - self.max_age
+        return self.library.models_due_for_update_check(older_than=cutoff)
+
+    def check(
+        self,
+        *,
+        force: bool = False,
+        progress: UpdateProgress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> UpdateCheck:
+        """Ask Civitai about every due model and store what it says.
+
+        A failed request does not raise: its models end up in :attr:`UpdateCheck.unchecked`
+        and the next check asks about them again. A set ``cancel`` ends the check between
+        two batches, with the rest unchecked.
+        """
+        due = self.due_models(force=force)
+        checked = 0
+        not_listed: list[int] = []
+        unchecked: list[int] = []
+        errors: list[str] = []
+        stopped_by: CivdeskError | None = None
+        batches = [due[i:i + self.batch_size] for i in range(0, len(due), self.batch_size)]
+        for index, batch in enumerate(batches):
+            if cancel is not None and cancel.is_set():
+                unchecked.extend(i for rest in batches[index:] for i in rest)
+                break
+            try:
+                answered = self._check_batch(batch)
+            except (RateLimited, NetworkError) as exc:
+                # The client has already waited and retried; more requests would fail alike.
+                log.warning("Update check stopped: %s", exc)
+                errors.append(str(exc))
+                stopped_by = exc
+                unchecked.extend(i for rest in batches[index:] for i in rest)
+                break
+            except CivitaiError as exc:
+                # One bad answer (a 500, a malformed page) should not cost the other batches.
+                log.warning("Update check of %d models failed: %s", len(batch), exc)
+                errors.append(str(exc))
+                unchecked.extend(batch)
+            else:
+                checked += len(batch)
+                not_listed.extend(i for i in batch if i not in answered)
+            if progress is not None:
+                progress(min(len(due), (index + 1) * self.batch_size), len(due))
+        return UpdateCheck(
+            updates=self.library.available_updates(),
+            due=len(due),
+            checked=checked,
+            not_listed=not_listed,
+            unchecked=unchecked,
+            errors=errors,
+            stopped_by=stopped_by,
+        )
+
+    def _check_batch(self, batch: Sequence[int]) -> set[int]:
+        """Fetch one batch, store the models and their check time; the ids Civitai answered."""
+        models = self.client.get_models(batch)
+        now = self.clock()
+        answered: set[int] = set()
+        for model in models:
+            self.library.upsert_model(model)
+            latest = model.latest_version
+            self.library.record_update_check(model.id, latest.id if latest else None, now)
+            answered.add(model.id)
+        for model_id in batch:
+            if model_id not in answered:
+                # Removed, hidden or taken down: remember that we asked, or every run would
+                # ask again; the latest version we knew stays as it was.
+                self.library.record_update_check(model_id, None, now)
+        return answered

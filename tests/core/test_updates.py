@@ -1,0 +1,160 @@
+"""The batched update check against the Civitai double and a real library file."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.civitai.schema import ModelVersion
+from civdesk.core.library import Database, Library
+from civdesk.core.updates import UpdateChecker
+from tests.double import CivitaiDouble, SampleCatalog
+from tests.double.catalog import FakeVersion
+
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Library:
+    db = Database.open(tmp_path / "library.sqlite3")
+    yield Library(db)
+    db.close()
+
+
+def client_for(d: CivitaiDouble, **kw: object) -> CivitaiClient:
+    return CivitaiClient(d.base_url, None, sleep=lambda _s: None, **kw)  # type: ignore[arg-type]
+
+
+def install(library: Library, d: CivitaiDouble, version: FakeVersion, folder: Path) -> None:
+    """Put a version's primary file in the library as a scan would have found it."""
+    parsed = ModelVersion.from_json(d.version_json(version))
+    library.upsert_version(parsed)
+    f = version.primary_file
+    assert f is not None
+    library.register_file(folder / (f.name or "x"), size=f.size, mtime_ns=1, inode=None,
+                          sha256=f.sha256, version_id=version.id, file_id=f.id)
+
+
+def api_model_requests(d: CivitaiDouble) -> list[list[str]]:
+    return [r.query.get("ids", "").split(",") for r in d.requests
+            if r.host == "api" and r.path == "/api/v1/models"]
+
+
+def test_finds_the_newer_version_and_remembers_the_check(
+    civitai_catalog: SampleCatalog, library: Library, tmp_path: Path
+) -> None:
+    d, c = civitai_catalog.double, civitai_catalog
+    install(library, d, c.lora_v1, tmp_path)
+    install(library, d, c.checkpoint_v1, tmp_path)
+    clock = Clock()
+    checker = UpdateChecker(library, client_for(d), clock=clock)
+
+    result = checker.check()
+
+    assert result.complete and result.problem() is None
+    assert (result.due, result.checked) == (2, 2)
+    assert [(u.model_id, u.latest_version_id) for u in result.updates] == [
+        (c.lora.id, c.lora_v2.id)]
+    assert result.updates[0].latest_version_name == "v2.0"
+    assert result.updates[0].installed_version_ids == (c.lora_v1.id,)
+    # Both models went in one request.
+    assert len(api_model_requests(d)) == 1
+
+    d.clear_requests()
+    clock.now = T0 + timedelta(minutes=5)
+    again = checker.check()
+    assert (again.due, again.checked) == (0, 0)
+    assert api_model_requests(d) == []
+    assert [u.model_id for u in again.updates] == [c.lora.id]  # still known, not re-asked
+
+    clock.now = T0 + timedelta(minutes=6)
+    assert checker.check(force=True).checked == 2
+
+
+def test_asks_in_batches_and_keeps_partial_results_when_one_batch_fails(
+    civitai: CivitaiDouble, library: Library, tmp_path: Path
+) -> None:
+    outdated = []
+    for n in range(5):
+        model = civitai.add_model(f"Model {n}", "LORA")
+        old = civitai.add_version(model, "v1")
+        civitai.add_version(model, "v2")
+        install(library, civitai, old, tmp_path)
+        outdated.append(model.id)
+    checker = UpdateChecker(library, client_for(civitai, max_retries=0), batch_size=2)
+    progress: list[tuple[int, int]] = []
+
+    def on_progress(done: int, total: int) -> None:
+        progress.append((done, total))
+        if len(progress) == 1:
+            civitai.fail(n=1, status=500)  # the next request, the second batch, fails
+
+    result = checker.check(progress=on_progress)
+
+    assert [len(ids) for ids in api_model_requests(civitai)] == [2, 2, 1]
+    assert result.due == 5 and result.checked == 3
+    assert result.unchecked == outdated[2:4]
+    assert "HTTP 500" in result.errors[0]
+    assert "2 of 5 models could not be checked" in (result.problem() or "")
+    assert sorted(u.model_id for u in result.updates) == sorted(outdated[:2] + outdated[4:])
+    assert progress == [(2, 5), (4, 5), (5, 5)]
+    # The next check asks only about what was left.
+    civitai.clear_requests()
+    retry = checker.check()
+    assert retry.due == 2 and retry.complete
+    assert len(retry.updates) == 5
+
+
+def test_stops_at_a_rate_limit_and_reports_the_rest(
+    civitai_catalog: SampleCatalog, library: Library, tmp_path: Path
+) -> None:
+    d, c = civitai_catalog.double, civitai_catalog
+    for version in (c.lora_v1, c.checkpoint_v1, c.embedding_v1):
+        install(library, d, version, tmp_path)
+    d.rate_limit(n=10, retry_after=0.01, path_prefix="/api/v1/models")
+    checker = UpdateChecker(library, client_for(d, max_retries=2), batch_size=1)
+
+    result = checker.check()
+
+    # One batch tried (1 + 2 retries), then the check stopped instead of hammering on.
+    assert len(api_model_requests(d)) == 3
+    assert result.checked == 0 and len(result.unchecked) == 3
+    assert "rate limiting" in (result.problem() or "")
+
+
+def test_models_civitai_no_longer_lists_are_not_asked_about_again(
+    civitai_catalog: SampleCatalog, library: Library, tmp_path: Path
+) -> None:
+    d, c = civitai_catalog.double, civitai_catalog
+    install(library, d, c.vae_v1, tmp_path)
+    d.remove(c.vae)
+    clock = Clock()
+    checker = UpdateChecker(library, client_for(d), clock=clock)
+
+    result = checker.check()
+    assert result.complete and result.not_listed == [c.vae.id] and result.updates == []
+    clock.now = T0 + timedelta(minutes=1)
+    assert checker.check().due == 0
+
+
+def test_a_set_cancel_event_leaves_everything_unchecked(
+    civitai_catalog: SampleCatalog, library: Library, tmp_path: Path
+) -> None:
+    d, c = civitai_catalog.double, civitai_catalog
+    install(library, d, c.lora_v1, tmp_path)
+    cancel = threading.Event()
+    cancel.set()
+    result = UpdateChecker(library, client_for(d)).check(cancel=cancel)
+    assert result.unchecked == [c.lora.id] and api_model_requests(d) == []
