@@ -1,0 +1,177 @@
+"""The Civitai API key: kept in the OS keychain, else in a file only the user can read.
+
+Order of precedence when reading: the ``CIVITAI_API_KEY`` environment variable (for this
+session only, never stored), then the keychain, then the ``api_key`` file in the config
+folder. The key is never kept in an attribute, logged, or shown in a repr; use :func:`mask`
+to display it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any, Final
+
+import keyring
+import keyring.errors
+from keyring.backend import KeyringBackend
+from keyring.backends import chainer, fail, null
+
+from civdesk.core.errors import FileProblem
+
+log = logging.getLogger(__name__)
+
+ENV_API_KEY: Final = "CIVITAI_API_KEY"
+KEYRING_SERVICE: Final = "civdesk"
+KEYRING_USER: Final = "civitai-api-key"
+KEY_FILE_NAME: Final = "api_key"
+MASK_CHAR: Final = "•"
+
+
+class _Auto:
+    def __repr__(self) -> str:
+        return "AUTO"
+
+
+AUTO: Final[Any] = _Auto()  # ApiKeyStore(keyring_backend=AUTO): use the system keychain if real
+
+
+def mask(key: str | None, visible: int = 4) -> str:
+    """``••••••••abcd``: enough to recognise a key, not enough to use it."""
+    if not key:
+        return ""
+    if len(key) <= visible * 2:
+        return MASK_CHAR * 8
+    return MASK_CHAR * 8 + key[-visible:]
+
+
+def usable_backend(backend: KeyringBackend) -> bool:
+    """True for a keychain that really stores secrets (not the fail/null/empty-chain ones)."""
+    if isinstance(backend, (fail.Keyring, null.Keyring)):
+        return False
+    if isinstance(backend, chainer.ChainerBackend):
+        return bool(backend.backends)
+    try:
+        return float(backend.priority) > 0
+    except Exception:  # a third-party backend whose priority check itself fails
+        return False
+
+
+class ApiKeyStore:
+    """Reads, stores and forgets the API key.
+
+    ``keyring_backend``: ``AUTO`` (the system's keychain when a real one exists), a
+    ``KeyringBackend`` to use, or ``None`` to use only the file (tests, portable installs).
+    """
+
+    def __init__(self, config_dir: str | os.PathLike[str], keyring_backend: Any = AUTO) -> None:
+        self._file = Path(config_dir) / KEY_FILE_NAME
+        if keyring_backend is AUTO:
+            candidate = keyring.get_keyring()
+            keyring_backend = candidate if usable_backend(candidate) else None
+        self._keyring: KeyringBackend | None = keyring_backend
+
+    def __repr__(self) -> str:
+        where = type(self._keyring).__name__ if self._keyring else str(self._file)
+        return f"ApiKeyStore({where})"
+
+    @property
+    def file(self) -> Path:
+        return self._file
+
+    @property
+    def uses_keychain(self) -> bool:
+        return self._keyring is not None
+
+    @property
+    def source(self) -> str | None:
+        """Where :meth:`get` finds the key: "environment", "keychain", "file" or None."""
+        if os.environ.get(ENV_API_KEY, "").strip():
+            return "environment"
+        if self._from_keychain():
+            return "keychain"
+        if self._from_file():
+            return "file"
+        return None
+
+    def get(self) -> str | None:
+        """The key to use now, or None when there is none."""
+        env = os.environ.get(ENV_API_KEY, "").strip()
+        return env or self._from_keychain() or self._from_file()
+
+    def set(self, key: str) -> None:
+        """Store ``key`` (an empty one clears). Raises FileProblem if it cannot be saved."""
+        key = key.strip()
+        if not key:
+            self.clear()
+            return
+        if self._keyring is not None:
+            try:
+                self._keyring.set_password(KEYRING_SERVICE, KEYRING_USER, key)
+            except Exception as exc:  # locked or broken keychain: fall back to the file
+                log.warning("The keychain refused the API key (%s); using the key file",
+                            type(exc).__name__)
+            else:
+                self._remove_file()  # no second, stale copy
+                return
+        self._write_file(key)
+
+    def clear(self) -> None:
+        """Forget the stored key (an environment override stays for this session)."""
+        if self._keyring is not None:
+            with contextlib.suppress(Exception):  # nothing stored, or a locked keychain
+                self._keyring.delete_password(KEYRING_SERVICE, KEYRING_USER)
+        self._remove_file()
+
+    # ------------------------------------------------------------------------ internals
+
+    def _from_keychain(self) -> str | None:
+        if self._keyring is None:
+            return None
+        try:
+            value = self._keyring.get_password(KEYRING_SERVICE, KEYRING_USER)
+        except Exception as exc:
+            log.warning("Could not read the API key from the keychain (%s)", type(exc).__name__)
+            return None
+        return (value.strip() or None) if value else None
+
+    def _from_file(self) -> str | None:
+        try:
+            return self._file.read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("Could not read %s (%s)", self._file, type(exc).__name__)
+            return None
+
+    def _write_file(self, key: str) -> None:
+        """Write atomically; the file is created 0600, so it is never readable by others."""
+        tmp = self._file.with_name(f".{KEY_FILE_NAME}.{os.getpid()}.tmp")
+        try:
+            self._file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(key)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._file)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise FileProblem(
+                f"Could not save the API key to {self._file}: {exc.strerror or exc}"
+            ) from exc
+
+    def _remove_file(self) -> None:
+        try:
+            self._file.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise FileProblem(
+                f"Could not delete the API key file {self._file}: {exc.strerror or exc}"
+            ) from exc

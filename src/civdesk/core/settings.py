@@ -1,0 +1,167 @@
+"""User settings, persisted one key per row in the library database's ``settings`` table.
+
+Loading is forgiving: a missing key gets its default and a stored value of the wrong shape
+is replaced by the default (and logged), so a hand-edited or older database never stops
+the app from starting.
+
+Where downloads go: ``download_root`` when set; otherwise the first library folder; otherwise
+``~/civdesk-models`` (a visible folder in the home directory, easy to find and to add to
+another UI later). Each model type then has a sub-folder named the way the AUTOMATIC1111 /
+Forge web UIs expect (``type_folders``), so a download root pointed at a web UI's
+``models`` folder puts every file where that UI looks for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from civdesk.core.library.repository import Library
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_BASE = "https://civitai.com"
+FALLBACK_DOWNLOAD_ROOT = Path("~/civdesk-models")
+OTHER_FOLDER = "Other"
+MAX_DEFAULT_HASH_WORKERS = 4  # hashing is mostly disk-bound; more threads just seek more
+
+# Model type -> folder (relative: under the download root), as A1111/Forge name them.
+DEFAULT_TYPE_FOLDERS: dict[str, str] = {
+    "Checkpoint": "Stable-diffusion",
+    "LORA": "Lora",
+    "LoCon": "Lora",
+    "DoRA": "Lora",
+    "VAE": "VAE",
+    "TextualInversion": "embeddings",
+    "Hypernetwork": "hypernetworks",
+    "Controlnet": "ControlNet",
+    "Upscaler": "ESRGAN",
+    "MotionModule": "AnimateDiff",
+}
+
+
+def default_hash_workers() -> int:
+    return max(1, min(os.cpu_count() or 2, MAX_DEFAULT_HASH_WORKERS))
+
+
+@dataclass
+class Settings:
+    """Everything the user can set. Mutate fields, then :meth:`save`."""
+
+    api_base: str = DEFAULT_API_BASE
+    library_folders: list[str] = field(default_factory=list)
+    download_root: str | None = None  # None: see the module docstring
+    type_folders: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TYPE_FOLDERS))
+    allow_nsfw: bool = False
+    minimize_to_tray: bool = False
+    hash_workers: int = field(default_factory=default_hash_workers)
+
+    # ------------------------------------------------------------------- persistence
+
+    @classmethod
+    def load(cls, library: Library) -> Settings:
+        """The stored settings, with defaults for anything missing or malformed."""
+        stored = library.settings_values()
+        settings = cls()
+        for f in dataclasses.fields(cls):
+            if f.name not in stored:
+                continue
+            value = _validated(f.name, stored[f.name])
+            if value is _INVALID:
+                log.warning("Ignoring the stored setting %s: unexpected value", f.name)
+                continue
+            if f.name == "type_folders":
+                # Stored entries override the defaults; new default types still appear.
+                value = {**DEFAULT_TYPE_FOLDERS, **value}
+            setattr(settings, f.name, value)
+        return settings
+
+    def save(self, library: Library) -> None:
+        """Store every field (type folders: only those that differ from the defaults)."""
+        values: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+        }
+        values["type_folders"] = {
+            kind: folder
+            for kind, folder in self.type_folders.items()
+            if DEFAULT_TYPE_FOLDERS.get(kind) != folder
+        }
+        values["library_folders"] = list(self.library_folders)
+        library.save_settings(values)
+
+    # ----------------------------------------------------------------------- folders
+
+    @property
+    def effective_download_root(self) -> Path:
+        """Where downloads go when no type folder is absolute (see the module docstring)."""
+        if self.download_root:
+            return Path(self.download_root).expanduser()
+        if self.library_folders:
+            return Path(self.library_folders[0]).expanduser()
+        return FALLBACK_DOWNLOAD_ROOT.expanduser()
+
+    def folder_for_type(self, model_type: str) -> Path:
+        """The folder a download of this model type goes to (not created here)."""
+        folder = self.type_folders.get(model_type) or DEFAULT_TYPE_FOLDERS.get(
+            model_type, OTHER_FOLDER
+        )
+        path = Path(folder).expanduser()
+        return path if path.is_absolute() else self.effective_download_root / path
+
+    def add_library_folder(self, path: str | os.PathLike[str]) -> bool:
+        """Add a folder to scan; False when it is already covered by one in the list.
+
+        The path is made absolute and normalised. Adding a parent of folders already in
+        the list replaces them (they would otherwise be scanned twice).
+        """
+        new = _normalised(path)
+        existing = [Path(p) for p in self.library_folders]
+        if any(new == old or new.is_relative_to(old) for old in existing):
+            return False
+        kept = [str(old) for old in existing if not old.is_relative_to(new)]
+        self.library_folders = [*kept, str(new)]
+        return True
+
+    def remove_library_folder(self, path: str | os.PathLike[str]) -> bool:
+        """Remove a folder from the list; False if it was not in it."""
+        target = _normalised(path)
+        before = len(self.library_folders)
+        self.library_folders = [p for p in self.library_folders if Path(p) != target]
+        return len(self.library_folders) != before
+
+
+def _normalised(path: str | os.PathLike[str]) -> Path:
+    # resolve(strict=False): absolute, "..", and symlinks resolved where they exist, so
+    # a folder reached two ways is still recognised as the same one.
+    return Path(path).expanduser().resolve()
+
+
+_INVALID = object()
+
+
+def _validated(name: str, value: Any) -> Any:
+    """``value`` if it has the right shape for setting ``name``, else ``_INVALID``."""
+    if name == "api_base":
+        ok = isinstance(value, str) and urlsplit(value).scheme in ("http", "https")
+        return value.rstrip("/") if ok else _INVALID
+    if name == "library_folders":
+        ok = isinstance(value, list) and all(isinstance(p, str) and p for p in value)
+        return list(value) if ok else _INVALID
+    if name == "download_root":
+        return value if value is None or (isinstance(value, str) and value) else _INVALID
+    if name == "type_folders":
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+        )
+        return dict(value) if ok else _INVALID
+    if name in ("allow_nsfw", "minimize_to_tray"):
+        return value if isinstance(value, bool) else _INVALID
+    if name == "hash_workers":
+        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64
+        return value if ok else _INVALID
+    return _INVALID

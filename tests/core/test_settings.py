@@ -1,0 +1,107 @@
+"""Settings: defaults, persistence in a real library database, folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from civdesk.core.library import Database, Library
+from civdesk.core.settings import DEFAULT_API_BASE, Settings, default_hash_workers
+
+
+@pytest.fixture
+def lib(tmp_path: Path):
+    db = Database.open(tmp_path / "library.sqlite3")
+    yield Library(db)
+    db.close()
+
+
+def test_defaults_of_an_empty_database(lib: Library) -> None:
+    s = Settings.load(lib)
+    assert s == Settings()
+    assert s.api_base == DEFAULT_API_BASE == "https://civitai.com"
+    assert (s.library_folders, s.download_root, s.allow_nsfw, s.minimize_to_tray) == (
+        [], None, False, False)
+    assert 1 <= s.hash_workers == default_hash_workers() <= 4
+    assert s.type_folders["Checkpoint"] == "Stable-diffusion"
+    assert s.type_folders["LoCon"] == s.type_folders["DoRA"] == "Lora"
+
+
+def test_round_trip_through_the_database(tmp_path: Path, lib: Library) -> None:
+    s = Settings.load(lib)
+    s.api_base = "http://127.0.0.1:8080"
+    s.add_library_folder(tmp_path / "models")
+    s.download_root = str(tmp_path / "downloads")
+    s.type_folders["LORA"] = "loras"
+    s.allow_nsfw = True
+    s.minimize_to_tray = True
+    s.hash_workers = 3
+    s.save(lib)
+    lib.db.close()
+    with Database.open(lib.db.path) as again:
+        loaded = Settings.load(Library(again))
+    assert loaded == s
+    # Only the changed type folder is stored, so later default changes still reach users.
+    assert Library(lib.db).settings_values()["type_folders"] == {"LORA": "loras"}
+
+
+def test_malformed_stored_values_fall_back_to_defaults(lib: Library) -> None:
+    lib.save_settings({
+        "api_base": "ftp://example.com", "hash_workers": True, "allow_nsfw": "yes",
+        "library_folders": ["/ok", 5], "type_folders": {"LORA": "my-loras"},
+        "minimize_to_tray": True, "unknown_future_key": 1,
+    })
+    s = Settings.load(lib)
+    assert s.api_base == DEFAULT_API_BASE
+    assert s.hash_workers == default_hash_workers()
+    assert s.allow_nsfw is False and s.library_folders == []
+    assert s.minimize_to_tray is True
+    assert s.type_folders["LORA"] == "my-loras" and s.type_folders["VAE"] == "VAE"
+
+
+def test_folder_for_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    s = Settings()
+    assert s.folder_for_type("LORA") == tmp_path / "home" / "civdesk-models" / "Lora"
+    s.library_folders = [str(tmp_path / "lib")]
+    assert s.folder_for_type("Checkpoint") == tmp_path / "lib" / "Stable-diffusion"
+    s.download_root = str(tmp_path / "dl")
+    assert s.folder_for_type("TextualInversion") == tmp_path / "dl" / "embeddings"
+    assert s.folder_for_type("Upscaler") == tmp_path / "dl" / "ESRGAN"
+    assert s.folder_for_type("MotionModule") == tmp_path / "dl" / "AnimateDiff"
+    assert s.folder_for_type("Poses") == tmp_path / "dl" / "Other"
+    assert s.folder_for_type("SomethingNew") == tmp_path / "dl" / "Other"
+    s.type_folders["VAE"] = str(tmp_path / "elsewhere" / "vae")
+    assert s.folder_for_type("VAE") == tmp_path / "elsewhere" / "vae"  # absolute: as is
+
+
+def test_add_library_folder_normalises_and_never_duplicates(tmp_path: Path) -> None:
+    s = Settings()
+    models = tmp_path / "models"
+    assert s.add_library_folder(models)
+    assert s.library_folders == [str(models)]
+    assert not s.add_library_folder(str(models) + "/")
+    assert not s.add_library_folder(tmp_path / "x" / ".." / "models")
+    assert not s.add_library_folder(models / "Lora")  # nested in an existing one
+    assert s.add_library_folder(tmp_path / "models2")  # a sibling, not nested
+    assert s.library_folders == [str(models), str(tmp_path / "models2")]
+    assert s.add_library_folder(tmp_path)  # a parent replaces what it contains
+    assert s.library_folders == [str(tmp_path)]
+
+
+def test_add_library_folder_sees_through_symlinks(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    s = Settings()
+    assert s.add_library_folder(real)
+    assert not s.add_library_folder(tmp_path / "link")
+
+
+def test_remove_library_folder(tmp_path: Path) -> None:
+    s = Settings()
+    s.add_library_folder(tmp_path / "a")
+    assert s.remove_library_folder(str(tmp_path / "a") + "/")
+    assert not s.remove_library_folder(tmp_path / "a")
+    assert s.library_folders == []
