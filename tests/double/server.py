@@ -145,8 +145,13 @@ class CivitaiDouble:
 
     def stop(self) -> None:
         self._stopping.set()  # wakes stalled and throttled bodies
+        # Shut both listeners down at once: each shutdown() waits for a poll interval.
+        stoppers = [threading.Thread(target=s.shutdown) for s in self._servers.values()]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
         for server in self._servers.values():
-            server.shutdown()
             server.cut_connections()
             server.server_close()
         for thread in self._threads:
