@@ -185,7 +185,7 @@ def hash_many(
     workers: int | None = None,
     *,
     progress: ProgressCallback | None = None,
-    cancel: threading.Event | None = None,
+    cancel: CancelFlag | None = None,
     hasher: Hasher = sha256_file,
 ) -> Iterator[HashResult]:
     """Hash files on a thread pool, yielding each result as soon as it is ready.
@@ -259,7 +259,7 @@ def hash_many(
 class _AnyEvent:
     """Looks like a set Event when any of its events is set."""
 
-    def __init__(self, *events: threading.Event | None) -> None:
+    def __init__(self, *events: CancelFlag | None) -> None:
         self._events = [e for e in events if e is not None]
 
     def is_set(self) -> bool:

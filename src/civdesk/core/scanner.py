@@ -1,0 +1,723 @@
+"""The library scanner: walk → sidecars → hash → look up → companions → register → clean up.
+
+A rescan of an unchanged library must be instant, so a file whose (size, mtime_ns, inode)
+match what the library stored is never read. A file that vanished from one path and shows
+up at another (same identity, or same hash) is a move, and keeps its row, added_at and
+history. New and changed files are hashed on a thread pool, big files first; results are
+settled in batches (one Civitai request per 100 hashes, one database transaction per batch)
+while the pool keeps hashing, so network and database work hide behind the disk.
+
+Safety of the user's library comes first: a library folder that is missing, unreadable or
+suddenly empty (an unplugged drive, an unmounted share) never loses its entries; it is
+reported in ``missing_roots`` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Protocol
+
+from civdesk.core.civitai.errors import CivitaiError
+from civdesk.core.civitai.schema import ModelVersion
+from civdesk.core.errors import Cancelled, CivdeskError
+from civdesk.core.hashing import (
+    CancelFlag,
+    FileStat,
+    Hasher,
+    default_workers,
+    hash_many,
+    sha256_file,
+)
+from civdesk.core.library import Library, LocalFile
+from civdesk.core.sidecars import (
+    INFO_SUFFIX,
+    Companions,
+    SidecarInfo,
+    companion,
+    find_preview,
+    read_sidecars,
+    write_companions,
+)
+
+log = logging.getLogger(__name__)
+
+MODEL_EXTENSIONS = frozenset(
+    {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft"}
+)
+LOOKUP_BATCH = 100  # Civitai's bulk by-hash route takes up to 100 hashes per request
+SETTLE_BATCH = 100  # files per database transaction while hashing continues
+PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (phase changes always report)
+DEFAULT_RECHECK_UNKNOWN = timedelta(days=30)
+
+PHASE_WALKING = "walking"
+PHASE_HASHING = "hashing"
+PHASE_LOOKING_UP = "looking up"
+PHASE_CLEANING = "cleaning up"
+PHASE_DONE = "done"
+
+
+class ScanSettings(Protocol):
+    """The settings the scanner reads (``civdesk.core.settings.Settings`` has them)."""
+
+    library_folders: list[str]
+    allow_nsfw: bool
+
+
+class VersionSource(Protocol):
+    """The part of ``CivitaiClient`` the scanner uses."""
+
+    def versions_by_sha256(self, digests: Iterable[str]) -> dict[str, ModelVersion]: ...
+
+    def get_version(self, version_id: int) -> ModelVersion: ...
+
+    def fetch_image(self, url: str) -> tuple[bytes, str]: ...
+
+
+@dataclass(frozen=True)
+class ScanProgress:
+    phase: str
+    files_found: int
+    files_hashed: int
+    files_identified: int
+    current_path: str | None
+    bytes_done: int
+    bytes_total: int
+
+
+@dataclass
+class ScanSummary:
+    """What a scan did. ``duplicates`` counts extra copies: files whose content is also at
+    another path among the scanned ones (two identical files count 1)."""
+
+    found: int = 0
+    identified: int = 0
+    unknown: int = 0
+    removed: int = 0
+    moved: int = 0
+    duplicates: int = 0
+    errors: list[str] = field(default_factory=list)
+    missing_roots: list[str] = field(default_factory=list)
+    hashed: int = 0  # files read this scan (the rest were unchanged)
+    unchanged: int = 0
+    companions_written: int = 0
+
+
+ProgressCallback = Callable[[ScanProgress], None]
+
+
+@dataclass
+class _Found:
+    """One model file seen by the walk."""
+
+    path: Path
+    stat: FileStat
+    root: Path
+    siblings: Sequence[str]  # the names in its folder, shared by every file of the folder
+
+
+@dataclass
+class _Work:
+    """A file on its way to the database."""
+
+    found: _Found
+    sha256: str | None = None
+    stat: FileStat | None = None  # after hashing (the one to store)
+    sidecar: SidecarInfo | None = None
+    version: ModelVersion | None = None
+    identified_by: str | None = None
+    lookup_state: str = "pending"
+    looked_up: bool = False
+    row: LocalFile | None = None  # the existing row at this path, if any
+    needs_lookup: bool = True
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _is_model_name(name: str) -> bool:
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in MODEL_EXTENSIONS
+
+
+def _under(path: str, folder: str) -> bool:
+    folder = folder.rstrip("/\\") or folder
+    return path == folder or path.startswith(folder + os.sep) or path.startswith(folder + "/")
+
+
+class _Walk:
+    """An iterative walk of one library folder that survives loops and unreadable folders."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.files: list[_Found] = []
+        self.unreadable: list[str] = []  # folders whose contents are unknown this time
+        self.entries_at_root = 0
+
+    def run(self, cancel: CancelFlag | None) -> None:
+        """Raises OSError when the root itself cannot be listed."""
+        seen: set[tuple[int, int]] = set()
+        root_stat = os.stat(self.root)
+        seen.add((root_stat.st_dev, root_stat.st_ino))
+        stack = [self.root]
+        first = True
+        while stack:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("Scan")
+            folder = stack.pop()
+            try:
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except OSError as err:
+                if first:
+                    raise
+                self.unreadable.append(os.fspath(folder))
+                log.warning("Cannot list %s: %s", folder, err)
+                continue
+            if first:
+                self.entries_at_root = len(entries)
+                first = False
+            names = [e.name for e in entries]
+            for entry in entries:
+                self._visit(entry, folder, names, stack, seen)
+
+    def _visit(
+        self,
+        entry: os.DirEntry[str],
+        folder: Path,
+        names: list[str],
+        stack: list[Path],
+        seen: set[tuple[int, int]],
+    ) -> None:
+        try:
+            if entry.is_dir():  # follows symlinks: linked folders are part of the library
+                if entry.name.startswith("."):
+                    return  # .git, .cache, .Trash-1000 …: never model folders
+                st = entry.stat()
+                key = (st.st_dev, st.st_ino)
+                if key in seen:
+                    return  # a symlink loop, or a folder linked twice
+                seen.add(key)
+                stack.append(folder / entry.name)
+            elif _is_model_name(entry.name) and entry.is_file():
+                st = entry.stat()  # follows a symlinked file to its target
+                self.files.append(_Found(folder / entry.name, FileStat.of(st), self.root, names))
+        except OSError as err:  # a dangling link, or permissions on the entry
+            log.info("Skipping %s: %s", entry.path, err)
+
+
+class _Throttle:
+    def __init__(self, callback: ProgressCallback | None) -> None:
+        self.callback = callback
+        self.last = 0.0
+        self.phase = ""
+
+    def __call__(self, p: ScanProgress, force: bool = False) -> None:
+        if self.callback is None:
+            return
+        now = time.monotonic()
+        if force or p.phase != self.phase or now - self.last >= PROGRESS_INTERVAL:
+            self.phase, self.last = p.phase, now
+            self.callback(p)
+
+
+class Scanner:
+    """Keeps the library in step with the model files on disk.
+
+    ``client`` may be None (offline): files are then registered with lookup_state
+    "pending" and looked up on a later scan. ``hasher`` is for tests that count reads.
+    """
+
+    def __init__(
+        self,
+        library: Library,
+        client: VersionSource | None,
+        settings: ScanSettings,
+        *,
+        workers: int | None = None,
+        hasher: Hasher = sha256_file,
+        recheck_unknown_after: timedelta = DEFAULT_RECHECK_UNKNOWN,
+    ) -> None:
+        self.library = library
+        self.client = client
+        self.settings = settings
+        configured = getattr(settings, "hash_workers", None)
+        self.workers = workers or configured or default_workers()
+        self.hasher = hasher
+        self.recheck_unknown_after = recheck_unknown_after
+
+    # ------------------------------------------------------------------------ public API
+
+    def scan(
+        self,
+        folders: Iterable[str | os.PathLike[str]] | None = None,
+        *,
+        full: bool = True,
+        progress: ProgressCallback | None = None,
+        cancel: CancelFlag | None = None,
+        recheck_unknown: bool = False,
+    ) -> ScanSummary:
+        """Scan ``folders`` (default: the library folders from the settings).
+
+        ``full`` also forgets files that are gone from readable folders. ``recheck_unknown``
+        looks up again hashes Civitai did not know, however recently that was checked.
+        Raises :class:`Cancelled` when ``cancel`` is set; what was done so far is saved.
+        """
+        roots = [Path(os.path.abspath(os.fspath(f))) for f in (
+            folders if folders is not None else self.settings.library_folders
+        )]
+        run = _ScanRun(self, list(dict.fromkeys(roots)), full, _Throttle(progress), cancel,
+                       recheck_unknown)
+        return run.execute()
+
+    def link(self, path: str | os.PathLike[str], version: ModelVersion) -> LocalFile:
+        """Link a file to a Civitai version by hand (identified_by "manual").
+
+        The version is stored, companions are written, and the file is registered (hashed
+        only when the library does not already know its unchanged content).
+        """
+        p = Path(os.path.abspath(os.fspath(path)))
+        st = FileStat.of(os.stat(p))
+        row = self.library.local_file(p)
+        if row is not None and row.sha256 and (row.size, row.mtime_ns, row.inode) == (
+            st.size, st.mtime_ns, st.inode
+        ):
+            sha256 = row.sha256
+        else:
+            sha256 = self.hasher(p)
+        self.library.upsert_version(version)
+        done = write_companions(p, version, self.client, self.settings.allow_nsfw)
+        matching = version.file_with_hash(sha256)
+        root = next((r for r in map(str, self._roots()) if _under(str(p), r)), None)
+        return self.library.register_file(
+            p,
+            size=st.size,
+            mtime_ns=st.mtime_ns,
+            inode=st.inode,
+            sha256=sha256,
+            version_id=version.id,
+            file_id=matching.id if matching else None,
+            identified_by="manual",
+            library_root=root or (row.library_root if row else None),
+            preview_path=done.preview_path,
+            info_path=done.info_path,
+            lookup_state="found",
+        )
+
+    def _roots(self) -> list[Path]:
+        return [Path(os.path.abspath(f)) for f in self.settings.library_folders]
+
+
+class _ScanRun:
+    """The state of one scan; :class:`Scanner` stays reusable and stateless."""
+
+    def __init__(
+        self,
+        scanner: Scanner,
+        roots: list[Path],
+        full: bool,
+        report: _Throttle,
+        cancel: CancelFlag | None,
+        recheck_unknown: bool,
+    ) -> None:
+        self.s = scanner
+        self.lib = scanner.library
+        self.roots = roots
+        self.full = full
+        self.report = report
+        self.cancel = cancel
+        self.recheck_unknown = recheck_unknown
+        self.summary = ScanSummary()
+        self.walks: list[_Walk] = []
+        self.found: list[_Found] = []
+        self.hashed = 0
+        self.identified = 0
+        self.bytes_done = 0
+        self.bytes_total = 0
+        self.phase = PHASE_WALKING
+        self.lookups_down: str | None = None  # set after a transient failure: stop asking
+        self.lookup_failures = 0
+        self.settled_hashes: list[str] = []  # of every file seen, for duplicates
+
+    # ---------------------------------------------------------------------- helpers
+
+    def _progress(self, current: Path | None = None, force: bool = False) -> None:
+        self.report(
+            ScanProgress(
+                self.phase,
+                len(self.found),
+                self.hashed,
+                self.identified,
+                os.fspath(current) if current else None,
+                self.bytes_done,
+                self.bytes_total,
+            ),
+            force,
+        )
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("Scan")
+
+    # ------------------------------------------------------------------------ steps
+
+    def execute(self) -> ScanSummary:
+        self._progress(force=True)
+        known = {lf.path: lf for lf in self.lib.local_files()}
+        self._walk(known)
+        self.summary.found = len(self.found)
+        pending = self._classify(known)
+        self._hash_and_settle(pending)
+        if self.full:
+            self._clean_up()
+        counts = Counter(self.settled_hashes)
+        self.summary.duplicates = sum(n - 1 for n in counts.values() if n > 1)
+        self.summary.identified = self.identified
+        self.summary.hashed = self.hashed
+        if self.lookup_failures:
+            self.summary.errors.append(
+                f"Civitai could not be asked about {self.lookup_failures} file(s) "
+                f"({self.lookups_down}); they were registered and will be looked up on the "
+                "next scan"
+            )
+        self.phase = PHASE_DONE
+        self._progress(force=True)
+        return self.summary
+
+    def _walk(self, known: dict[str, LocalFile]) -> None:
+        for root in self.roots:
+            self._check_cancel()
+            walk = _Walk(root)
+            try:
+                walk.run(self.cancel)
+            except OSError as err:
+                self.summary.missing_roots.append(os.fspath(root))
+                self.summary.errors.append(
+                    f"Library folder {root} is missing or unreadable ({err.strerror or err}); "
+                    "its entries were kept"
+                )
+                continue
+            root_key = os.fspath(root)
+            if walk.entries_at_root == 0 and any(_under(p, root_key) for p in known):
+                # An empty folder that used to hold models is an unmounted drive far more
+                # often than a deliberate wipe: keep the entries, tell the user.
+                self.summary.missing_roots.append(root_key)
+                self.summary.errors.append(
+                    f"Library folder {root} is empty but the library has files there "
+                    "(an unmounted drive?); its entries were kept"
+                )
+                continue
+            for folder in walk.unreadable:
+                self.summary.errors.append(f"Cannot read folder {folder}; its files were kept")
+            self.walks.append(walk)
+            self.found.extend(walk.files)
+            self._progress()
+
+    def _classify(self, known: dict[str, LocalFile]) -> list[_Work]:
+        """Split found files into unchanged (done), moved (done) and to-be-hashed."""
+        found_paths = {os.fspath(f.path) for f in self.found}
+        scanned_roots = [os.fspath(w.root) for w in self.walks]
+        # Rows under a scanned root that the walk did not see: candidates for a move.
+        vanished = {
+            p: lf
+            for p, lf in known.items()
+            if p not in found_paths
+            and any(_under(p, r) for r in scanned_roots)
+            and not self._in_unreadable(p)
+        }
+        by_identity = {(lf.size, lf.mtime_ns, lf.inode): lf for lf in vanished.values()}
+        self.vanished = vanished
+        self.vanished_by_sha = {lf.sha256: lf for lf in vanished.values() if lf.sha256}
+
+        work: list[_Work] = []
+        recheck_before = _now() - self.s.recheck_unknown_after
+        for f in self.found:
+            key = os.fspath(f.path)
+            row = known.get(key)
+            if row is not None and row.sha256 and _same(row, f.stat):
+                self.summary.unchanged += 1
+                self.settled_hashes.append(row.sha256)
+                if row.identified:
+                    self.identified += 1
+                self._refresh_unchanged(row, f)
+                if self._wants_lookup(row, recheck_before):
+                    work.append(_Work(f, row.sha256, f.stat, row=row))
+                elif row.lookup_state == "unknown":
+                    self.summary.unknown += 1
+                continue
+            moved_from = by_identity.get((f.stat.size, f.stat.mtime_ns, f.stat.inode))
+            if row is None and moved_from is not None and moved_from.sha256:
+                self._move(moved_from, f)
+                continue
+            work.append(_Work(f, row=row))
+        return work
+
+    def _wants_lookup(self, row: LocalFile, recheck_before: datetime) -> bool:
+        if row.identified or self.s.client is None:
+            return False
+        if row.lookup_state in ("pending", "error"):
+            return True
+        if row.lookup_state == "unknown":
+            if self.recheck_unknown or row.looked_up_at is None:
+                return True
+            return row.looked_up_at < recheck_before
+        return False
+
+    def _in_unreadable(self, path: str) -> bool:
+        return any(_under(path, u) for w in self.walks for u in w.unreadable)
+
+    def _refresh_unchanged(self, row: LocalFile, f: _Found) -> None:
+        """Keep companion paths true to the disk (decided from the listing: no file read)."""
+        preview = find_preview(f.path, f.siblings)
+        info_name = companion(f.path, INFO_SUFFIX).name
+        info = f.path.with_name(info_name) if info_name in f.siblings else None
+        missing = info is None or (preview is None and self.s.client is not None)
+        if row.identified and row.version_id is not None and missing:
+            version = self.lib.version(row.version_id)
+            done = self._companions(f, version) if version is not None else None
+            if done is not None:
+                preview, info = done.preview_path or preview, done.info_path or info
+        if _opt(preview) != row.preview_path or _opt(info) != row.info_path:
+            self.lib.update_file(row.id, preview_path=preview, info_path=info)
+
+    def _move(self, old: LocalFile, f: _Found) -> None:
+        del self.vanished[old.path]
+        if old.sha256:
+            self.vanished_by_sha.pop(old.sha256, None)
+        moved = self.lib.move_file(
+            old.path, f.path, size=f.stat.size, mtime_ns=f.stat.mtime_ns, inode=f.stat.inode,
+            library_root=f.root,
+        )
+        self.summary.moved += 1
+        if moved is None:
+            return
+        if moved.sha256:
+            self.settled_hashes.append(moved.sha256)
+        if moved.identified:
+            self.identified += 1
+        # The companions may have moved along, stayed behind, or never existed.
+        self._refresh_unchanged(moved, f)
+
+    # ----------------------------------------------------------------- hash and settle
+
+    def _hash_and_settle(self, work: list[_Work]) -> None:
+        ready = [w for w in work if w.sha256 is not None]  # unchanged, only to look up
+        to_hash = [w for w in work if w.sha256 is None]
+        for w in to_hash:
+            sidecars = read_sidecars(w.found.path, w.found.siblings)
+            for note in sidecars.notes:
+                log.info("%s: %s", w.found.path.parent, note)
+            w.sidecar = sidecars.identifying()
+        # Big files first so the pool finishes together; sidecar-identified files last,
+        # because they are already usable before their hash is known.
+        to_hash.sort(key=lambda w: (w.sidecar is not None, -w.found.stat.size))
+        self.bytes_total = sum(w.found.stat.size for w in to_hash)
+        self.phase = PHASE_HASHING if to_hash else PHASE_LOOKING_UP
+        self._progress(force=True)
+
+        batch: list[_Work] = list(ready)
+        by_path = {os.fspath(w.found.path): w for w in to_hash}
+        lock = threading.Lock()
+
+        def on_bytes(total: int) -> None:  # on hashing threads
+            with lock:
+                self.bytes_done = total
+                self._progress()
+
+        try:
+            for result in hash_many(
+                [w.found.path for w in to_hash],
+                self.s.workers,
+                progress=on_bytes,
+                cancel=self.cancel,
+                hasher=self.s.hasher,
+            ):
+                w = by_path[os.fspath(result.path)]
+                if result.error is not None or result.sha256 is None:
+                    self.summary.errors.append(str(result.error))
+                    continue
+                self.hashed += 1
+                w.sha256, w.stat = result.sha256, result.stat
+                if self._moved_by_hash(w):
+                    continue
+                batch.append(w)
+                self._progress(w.found.path)
+                if len(batch) >= SETTLE_BATCH:
+                    self._settle(batch)
+                    batch = []
+        except Cancelled:
+            # Keep what was hashed: registered as pending, looked up next time.
+            self._settle(batch, offline=True)
+            raise
+        self._settle(batch)
+
+    def _moved_by_hash(self, w: _Work) -> bool:
+        """A new path whose content vanished from elsewhere: a move (e.g. across drives)."""
+        if w.row is not None or w.sha256 is None:
+            return False
+        old = self.vanished_by_sha.get(w.sha256)
+        if old is None:
+            return False
+        self._move(old, replace(w.found, stat=w.stat or w.found.stat))
+        return True
+
+    def _settle(self, batch: list[_Work], offline: bool = False) -> None:
+        """Identify a batch (sidecars, then Civitai), write companions, register in one go."""
+        if not batch:
+            return
+        for w in batch:
+            self._apply_sidecar(w)
+        if not offline:
+            self._look_up([w for w in batch if w.version is None and w.needs_lookup])
+        versions = {w.version.id: w.version for w in batch if w.version is not None}
+        with self.lib.db.session():
+            for version in versions.values():
+                if version.model_id is not None:
+                    self.lib.upsert_version(version)
+        companions: dict[int, Companions | None] = {}
+        for w in batch:
+            if offline or self._cancelled():
+                break  # register the batch anyway; companions are written next scan
+            if w.version is not None:
+                companions[id(w)] = self._companions(w.found, w.version)
+        now = _now()
+        with self.lib.db.session():
+            for w in batch:
+                self._register(w, companions.get(id(w)), now)
+        if not offline:
+            self._check_cancel()
+
+    def _cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def _apply_sidecar(self, w: _Work) -> None:
+        info = w.sidecar
+        if info is None or w.sha256 is None:
+            return
+        if not info.agrees_with(w.sha256):
+            log.info("%s: %s names another file; identifying by hash", w.found.path, info.path)
+            return
+        version = info.version()
+        if version is not None and version.model_id is None:
+            version = None  # not the /model-versions form: fetch it below
+        if version is None and info.version_id is not None:
+            version = self.lib.version(info.version_id)
+        if version is None and info.version_id is not None and self.s.client is not None:
+            try:
+                version = self.s.client.get_version(info.version_id)
+            except CivdeskError as err:
+                log.info("Version %s named by %s: %s", info.version_id, info.path, err)
+        if version is not None:
+            w.version, w.identified_by = version, "sidecar"
+            w.lookup_state, w.looked_up, w.needs_lookup = "found", True, False
+
+    def _look_up(self, items: list[_Work]) -> None:
+        client = self.s.client
+        if client is None or not items:
+            return
+        self.phase = PHASE_LOOKING_UP
+        for start in range(0, len(items), LOOKUP_BATCH):
+            chunk = items[start : start + LOOKUP_BATCH]
+            if self._cancelled():
+                return  # they stay "pending"
+            if self.lookups_down is not None:
+                self._lookup_failed(chunk)
+                continue
+            try:
+                found = client.versions_by_sha256({w.sha256 for w in chunk if w.sha256})
+            except CivitaiError as err:
+                self.lookups_down = str(err)
+                self._lookup_failed(chunk)
+                continue
+            for w in chunk:
+                version = found.get(w.sha256 or "")
+                w.looked_up = True
+                if version is None:
+                    w.lookup_state = "unknown"
+                else:
+                    w.version, w.identified_by, w.lookup_state = version, "hash", "found"
+        self.phase = PHASE_HASHING
+        self._progress(force=True)
+
+    def _lookup_failed(self, chunk: list[_Work]) -> None:
+        self.lookup_failures += len(chunk)
+        for w in chunk:
+            w.lookup_state = "error"
+
+    def _companions(self, f: _Found, version: ModelVersion) -> Companions | None:
+        try:
+            done = write_companions(
+                f.path, version, self.s.client, self.s.settings.allow_nsfw, f.siblings
+            )
+        except CivdeskError as err:
+            self.summary.errors.append(str(err))
+            return None
+        self.summary.errors.extend(done.problems)
+        self.summary.companions_written += int(done.wrote_info) + int(done.wrote_preview)
+        return done
+
+    def _register(self, w: _Work, done: Companions | None, now: datetime) -> None:
+        f, st = w.found, w.stat or w.found.stat
+        assert w.sha256 is not None
+        preview = (done.preview_path if done else None) or find_preview(f.path, f.siblings)
+        info_name = companion(f.path, INFO_SUFFIX).name
+        info = (done.info_path if done else None) or (
+            f.path.with_name(info_name) if info_name in f.siblings else None
+        )
+        version = w.version
+        matching = version.file_with_hash(w.sha256) if version else None
+        row = self.lib.register_file(
+            f.path,
+            size=st.size,
+            mtime_ns=st.mtime_ns,
+            inode=st.inode,
+            sha256=w.sha256,
+            version_id=version.id if version else None,
+            file_id=matching.id if matching else None,
+            identified_by=w.identified_by if version else None,
+            library_root=f.root,
+            preview_path=preview,
+            info_path=info,
+            lookup_state=w.lookup_state,
+        )
+        if w.lookup_state == "unknown":
+            # register_file stamps looked_up_at only for found versions; an unknown hash
+            # needs it too, or it would be asked about again on every scan.
+            self.lib.update_file(row.id, looked_up_at=now)
+            self.summary.unknown += 1
+        if version is not None:
+            self.identified += 1
+        self.settled_hashes.append(w.sha256)
+
+    # -------------------------------------------------------------------- clean up
+
+    def _clean_up(self) -> None:
+        self.phase = PHASE_CLEANING
+        self._progress(force=True)
+        gone = list(self.vanished)
+        if gone:
+            self.summary.removed = self.lib.remove_files(gone)
+
+
+def _same(row: LocalFile, st: FileStat) -> bool:
+    return (row.size, row.mtime_ns, row.inode) == (st.size, st.mtime_ns, st.inode)
+
+
+def _opt(path: Path | None) -> str | None:
+    return None if path is None else os.fspath(path)
+
+
+def iter_model_files(root: str | os.PathLike[str]) -> Iterator[Path]:
+    """Every model file under ``root`` as the scanner sees it (for tools and tests)."""
+    walk = _Walk(Path(os.path.abspath(os.fspath(root))))
+    walk.run(None)
+    return iter([f.path for f in walk.files])
+

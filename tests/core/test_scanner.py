@@ -1,0 +1,418 @@
+"""The scanner on real files, a real SQLite library and the loopback Civitai double."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.civitai.schema import ModelVersion
+from civdesk.core.errors import Cancelled
+from civdesk.core.hashing import sha256_file
+from civdesk.core.library import Database, Library
+from civdesk.core.scanner import Scanner, ScanProgress
+from civdesk.core.settings import Settings
+from tests.double import CivitaiDouble, SampleCatalog
+from tests.double.catalog import FakeFile, FakeVersion
+
+
+class CountingHasher:
+    """The real sha256_file, counting the files it reads."""
+
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, path: Path, **kw: Any) -> str:
+        with self._lock:
+            self.paths.append(Path(path))
+        return sha256_file(path, **kw)
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Library:
+    return Library(Database.open(tmp_path / "library.sqlite3"))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def settings(root: Path) -> Settings:
+    return Settings(library_folders=[str(root)], allow_nsfw=False, hash_workers=2)
+
+
+@pytest.fixture
+def client(civitai: CivitaiDouble) -> CivitaiClient:
+    return CivitaiClient(civitai.base_url, max_retries=0, backoff=0)
+
+
+@pytest.fixture
+def hasher() -> CountingHasher:
+    return CountingHasher()
+
+
+@pytest.fixture
+def scanner(
+    lib: Library, client: CivitaiClient, settings: Settings, hasher: CountingHasher
+) -> Scanner:
+    return Scanner(lib, client, settings, hasher=hasher)
+
+
+def place(folder: Path, f: FakeFile, name: str | None = None) -> Path:
+    path = folder / (name or f.name or f"file{f.id}.safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(f.read_bytes())
+    return path
+
+
+def api_calls(d: CivitaiDouble, prefix: str = "/api/") -> list[str]:
+    return [r.path for r in d.requests if r.host == "api" and r.path.startswith(prefix)]
+
+
+def by_hash_calls(d: CivitaiDouble) -> list[str]:
+    return api_calls(d, "/api/v1/model-versions/by-hash")
+
+
+def test_first_scan_identifies_and_writes_companions(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    cat = civitai_catalog
+    lora = place(root / "Lora", cat.lora_v2.files[0])
+    ckpt = place(root / "Stable-diffusion", cat.checkpoint_v1.primary_file)  # type: ignore[arg-type]
+    stages: list[str] = []
+    summary = scanner.scan(progress=lambda p: stages.append(p.phase))
+    assert (summary.found, summary.identified, summary.unknown, summary.errors) == (2, 2, 0, [])
+    assert summary.hashed == 2 and summary.removed == 0
+    row = lib.local_file(lora)
+    assert row is not None and row.version_id == cat.lora_v2.id
+    assert row.identified_by == "hash" and row.lookup_state == "found"
+    assert row.file_id == cat.lora_v2.files[0].id and row.library_root == str(root)
+    info = json.loads(lora.with_name(lora.stem + ".civitai.info").read_text())
+    assert info["id"] == cat.lora_v2.id and info["modelId"] == cat.lora.id
+    # The LoRA's first image is a PNG served under a .jpeg URL; the checkpoint's a JPEG.
+    assert row.preview_path == str(lora.with_name(lora.stem + ".preview.png"))
+    assert Path(row.preview_path).read_bytes().startswith(b"\x89PNG")
+    assert lib.local_file(ckpt).preview_path.endswith(".preview.jpeg")  # type: ignore[union-attr]
+    assert lib.version_json(cat.checkpoint_v1.id) is not None
+    assert stages[0] == "walking" and stages[-1] == "done" and "hashing" in stages
+    assert len(by_hash_calls(civitai_catalog.double)) == 1
+
+
+def test_unchanged_rescan_reads_no_model_bytes(
+    scanner: Scanner, hasher: CountingHasher, root: Path, civitai_catalog: SampleCatalog,
+    lib: Library,
+) -> None:
+    for f in civitai_catalog.files:
+        place(root, f)
+    big = root / "local-only.safetensors"
+    big.write_bytes(os.urandom(4 << 20))
+    first = scanner.scan()
+    assert first.found == len(civitai_catalog.files) + 1 and first.unknown == 1
+    civitai_catalog.double.clear_requests()
+    hasher.paths.clear()
+    rows_before = {lf.path: lf for lf in lib.local_files()}
+
+    read_before = _bytes_read()
+    second = scanner.scan()
+    read_after = _bytes_read()
+
+    assert hasher.paths == []
+    if read_before is not None and read_after is not None:
+        # Independent of the injected hasher: this process read less than the big file.
+        assert read_after - read_before < 4 << 20
+    assert civitai_catalog.double.requests == []
+    assert (second.found, second.unchanged, second.hashed) == (first.found, first.found, 0)
+    assert second.identified == first.identified and second.unknown == 1
+    assert {lf.path: lf for lf in lib.local_files()} == rows_before
+
+
+def _bytes_read() -> int | None:
+    try:
+        with open("/proc/self/io") as fh:
+            fields = dict(line.split(": ") for line in fh.read().splitlines())
+        return int(fields["rchar"])
+    except OSError:
+        return None
+
+
+def test_deleted_file_removes_exactly_its_entry(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    paths = [place(root, f) for f in civitai_catalog.files[:3]]
+    scanner.scan()
+    paths[1].unlink()
+    summary = scanner.scan()
+    assert summary.removed == 1
+    remaining = sorted(lf.path for lf in lib.local_files())
+    assert remaining == sorted(str(p) for p in (paths[0], paths[2]))
+
+
+def test_quick_scan_removes_nothing(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    path = place(root, civitai_catalog.files[0])
+    scanner.scan()
+    path.unlink()
+    assert scanner.scan(full=False).removed == 0
+    assert len(lib.local_files()) == 1
+
+
+def test_rename_and_move_keep_identity_without_rehashing(
+    scanner: Scanner, hasher: CountingHasher, lib: Library, root: Path,
+    civitai_catalog: SampleCatalog,
+) -> None:
+    path = place(root / "Lora", civitai_catalog.lora_v1.files[0])
+    scanner.scan()
+    before = lib.local_file(path)
+    assert before is not None
+    hasher.paths.clear()
+    new_path = root / "Lora" / "sub" / "renamed.safetensors"
+    new_path.parent.mkdir()
+    path.rename(new_path)
+    summary = scanner.scan()
+    after = lib.local_file(new_path)
+    assert summary.moved == 1 and summary.removed == 0 and hasher.paths == []
+    assert after is not None and lib.local_file(path) is None
+    assert (after.id, after.added_at, after.version_id) == (before.id, before.added_at,
+                                                           before.version_id)
+    # The companions stayed behind under the old name: new ones are written for the new one.
+    assert after.info_path == str(new_path.with_name("renamed.civitai.info"))
+    assert Path(after.info_path).is_file()
+
+
+def test_copied_then_deleted_file_is_a_move_by_hash(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    path = place(root, civitai_catalog.embedding_v1.files[0])
+    scanner.scan()
+    before = lib.local_file(path)
+    copy = root / "elsewhere" / path.name
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())  # a new inode: only the hash tells it is the same
+    path.unlink()
+    summary = scanner.scan()
+    after = lib.local_file(copy)
+    assert summary.moved == 1 and summary.removed == 0
+    assert after is not None and before is not None and after.id == before.id
+
+
+def test_unplugged_library_folder_keeps_its_entries(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    for f in civitai_catalog.files[:2]:
+        place(root, f)
+    scanner.scan()
+    root.rename(root.with_name("unplugged"))
+    summary = scanner.scan()
+    assert summary.missing_roots == [str(root)] and summary.removed == 0
+    assert len(lib.local_files()) == 2
+    assert any("missing or unreadable" in e for e in summary.errors)
+
+
+def test_empty_mount_point_keeps_its_entries(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    place(root, civitai_catalog.files[0])
+    scanner.scan()
+    for p in root.iterdir():
+        p.unlink()
+    summary = scanner.scan()
+    assert summary.missing_roots == [str(root)] and summary.removed == 0
+    assert len(lib.local_files()) == 1
+
+
+def test_unknown_hash_is_local_only_and_not_asked_again(
+    lib: Library, client: CivitaiClient, settings: Settings, root: Path, civitai: CivitaiDouble
+) -> None:
+    path = root / "my-own-merge.safetensors"
+    path.write_bytes(os.urandom(5000))
+    scanner = Scanner(lib, client, settings)
+    summary = scanner.scan()
+    row = lib.local_file(path)
+    assert summary.unknown == 1 and summary.identified == 0 and summary.errors == []
+    assert row is not None and row.lookup_state == "unknown" and row.looked_up_at is not None
+    assert row.version_id is None and not path.with_name("my-own-merge.civitai.info").exists()
+    civitai.clear_requests()
+    assert scanner.scan().unknown == 1 and by_hash_calls(civitai) == []
+    scanner.scan(recheck_unknown=True)
+    assert len(by_hash_calls(civitai)) == 1
+
+
+def _sm_sidecar(path: Path, version: FakeVersion, sha256: str) -> None:
+    path.with_name(path.name.rsplit(".", 1)[0] + ".cm-info.json").write_text(json.dumps({
+        "ModelId": version.model_id, "VersionId": version.id, "ModelName": "x",
+        "VersionName": version.name, "ModelType": "LORA", "Hashes": {"SHA256": sha256},
+    }))
+
+
+def test_stability_matrix_sidecar_identifies_without_a_hash_lookup(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    f = civitai_catalog.lora_v1.files[0]
+    path = place(root, f)
+    _sm_sidecar(path, civitai_catalog.lora_v1, f.sha256)
+    summary = scanner.scan()
+    row = lib.local_file(path)
+    assert summary.identified == 1
+    assert row is not None and row.identified_by == "sidecar"
+    assert row.version_id == civitai_catalog.lora_v1.id and row.sha256 == f.sha256
+    assert by_hash_calls(civitai_catalog.double) == []
+
+
+def test_lora_manager_sidecar_needs_no_api_call_at_all(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    d = civitai_catalog.double
+    f = civitai_catalog.embedding_v1.files[0]
+    path = place(root, f)
+    path.with_name(path.stem + ".metadata.json").write_text(json.dumps({
+        "file_name": path.stem, "sha256": f.sha256.lower(), "from_civitai": True,
+        "civitai": d.version_json(civitai_catalog.embedding_v1),
+    }))
+    scanner.scan()
+    row = lib.local_file(path)
+    assert row is not None and row.identified_by == "sidecar"
+    assert row.version_id == civitai_catalog.embedding_v1.id
+    assert api_calls(d) == []  # only the preview image came from the storage host
+
+
+def test_lying_sidecar_loses_to_the_hash(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    real = civitai_catalog.vae_v1.files[0]
+    path = place(root, real)
+    other = civitai_catalog.lora_v1
+    _sm_sidecar(path, other, other.files[0].sha256)
+    scanner.scan()
+    row = lib.local_file(path)
+    assert row is not None and row.version_id == civitai_catalog.vae_v1.id
+    assert row.identified_by == "hash"
+
+
+def test_duplicates_are_counted(
+    scanner: Scanner, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    f = civitai_catalog.lora_v1.files[0]
+    place(root / "a", f)
+    place(root / "b", f)
+    place(root / "c", f, "third.safetensors")
+    place(root, civitai_catalog.vae_v1.files[0])
+    assert scanner.scan().duplicates == 2
+    assert scanner.scan().duplicates == 2  # unchanged files count too
+
+
+def test_network_down_still_registers_and_retries_next_scan(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    paths = [place(root, f) for f in civitai_catalog.files[:3]]
+    civitai_catalog.double.fail(status=503, n=100, path_prefix="/api/")
+    summary = scanner.scan()
+    assert summary.found == 3 and summary.identified == 0
+    assert len(summary.errors) == 1 and "next scan" in summary.errors[0]
+    assert all(lib.local_file(p).lookup_state == "error" for p in paths)  # type: ignore[union-attr]
+    civitai_catalog.double.reset_faults()
+    assert scanner.scan().identified == 3
+
+
+def test_offline_scan_registers_pending(
+    lib: Library, settings: Settings, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    path = place(root, civitai_catalog.files[0])
+    summary = Scanner(lib, None, settings).scan()
+    assert summary.found == 1 and lib.local_file(path).lookup_state == "pending"  # type: ignore[union-attr]
+
+
+def test_walk_rules_symlink_loop_hidden_and_extensions(
+    scanner: Scanner, lib: Library, root: Path
+) -> None:
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "loop").symlink_to(root / "a")  # would recurse forever
+    (root / "a" / "up").symlink_to(root)
+    (root / "a" / "b" / "m.SafeTensors").write_bytes(b"1")
+    (root / "x.ckpt").write_bytes(b"2")
+    (root / "y.safetensors.part").write_bytes(b"3")
+    (root / "notes.txt").write_bytes(b"4")
+    (root / ".git").mkdir()
+    (root / ".git" / "z.safetensors").write_bytes(b"5")
+    (root / "dangling.safetensors").symlink_to(root / "nowhere")
+    summary = scanner.scan()
+    assert summary.found == 2
+    assert sorted(Path(lf.path).name for lf in lib.local_files()) == ["m.SafeTensors", "x.ckpt"]
+
+
+def test_changed_content_is_rehashed(
+    scanner: Scanner, hasher: CountingHasher, lib: Library, root: Path,
+    civitai_catalog: SampleCatalog,
+) -> None:
+    path = place(root, civitai_catalog.lora_v1.files[0], "m.safetensors")
+    scanner.scan()
+    before = lib.local_file(path)
+    path.write_bytes(civitai_catalog.lora_v2.files[0].read_bytes())
+    hasher.paths.clear()
+    scanner.scan()
+    after = lib.local_file(path)
+    assert hasher.paths == [path]
+    assert after is not None and before is not None and after.id == before.id
+    assert after.version_id == civitai_catalog.lora_v2.id
+
+
+def test_cancel_keeps_what_was_hashed(
+    lib: Library, client: CivitaiClient, settings: Settings, root: Path
+) -> None:
+    for i in range(30):
+        (root / f"f{i:02}.safetensors").write_bytes(os.urandom(2000 + i))
+    cancel = threading.Event()
+    hashed = 0
+
+    def progress(p: ScanProgress) -> None:
+        nonlocal hashed
+        hashed = p.files_hashed
+        if p.files_hashed >= 5:
+            cancel.set()
+
+    slow = _slowed(sha256_file)
+    scanner = Scanner(lib, client, settings, workers=1, hasher=slow)
+    with pytest.raises(Cancelled):
+        scanner.scan(progress=progress, cancel=cancel)
+    kept = lib.local_files()
+    assert 5 <= len(kept) < 30
+    assert all(lf.sha256 and lf.lookup_state == "pending" for lf in kept)
+
+
+def _slowed(fn: Callable[..., str]) -> Callable[..., str]:
+    import time
+
+    def slow(path: Path, **kw: Any) -> str:
+        time.sleep(0.01)
+        return fn(path, **kw)
+
+    return slow
+
+
+def test_manual_link(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog,
+    client: CivitaiClient,
+) -> None:
+    path = root / "mystery.safetensors"
+    path.write_bytes(os.urandom(3000))
+    scanner.scan()
+    version = client.get_version(civitai_catalog.lora_v1.id)
+    row = scanner.link(path, version)
+    assert row.identified_by == "manual" and row.version_id == version.id
+    assert row.info_path and Path(row.info_path).is_file()
+    assert row.preview_path and Path(row.preview_path).is_file()
+    summary = scanner.scan()  # a rescan keeps the manual link
+    assert summary.identified == 1
+    assert lib.local_file(path).identified_by == "manual"  # type: ignore[union-attr]
+    assert isinstance(lib.version(version.id), ModelVersion)
