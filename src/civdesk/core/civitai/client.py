@@ -12,6 +12,7 @@ things the rest of the app should not have to:
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import random
@@ -150,30 +151,46 @@ class DownloadResponse:
         self.body_size = body_size
         self.url = redact_url(url)
 
-    def iter_chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
-        """Yield the body in chunks of at most ``size`` bytes.
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Fill ``buffer`` with the next bytes of the body; 0 at its end.
 
-        A connection that drops mid-body raises :class:`NetworkError` (transient): the
-        caller keeps what it has and resumes with Range.
+        Bytes that arrived before a connection broke are still returned; the break itself
+        is raised on the next call as :class:`NetworkError` (transient), so a caller that
+        keeps what it got can resume with Range without losing a byte.
         """
         if self._response is None:
-            return
-        raw = self._response.raw
+            return 0
         try:
-            while True:
-                chunk = raw.read(size, decode_content=True)
-                if not chunk:
-                    return
-                yield chunk
+            return self._readinto(buffer)
         except Exception as exc:
-            # urllib3 raises ProtocolError/IncompleteRead/ReadTimeoutError here, requests its
-            # own wrappers: no common base, so the net is wide; the cause stays on the chain.
+            # http.client, urllib3 and requests each raise their own types here (IncompleteRead,
+            # ProtocolError, ReadTimeoutError…): the net is wide, the cause stays on the chain.
             host = urlsplit(self.url).hostname or "?"
             raise NetworkError(
                 f"The download from {host} was interrupted ({_network_reason(exc)}); "
                 "it will resume from where it stopped",
                 url=self.url,
             ) from exc
+
+    def _readinto(self, buffer: bytearray | memoryview) -> int:
+        assert self._response is not None
+        raw = self._response.raw
+        fp = getattr(raw, "_fp", None)
+        if isinstance(fp, http.client.HTTPResponse) and not raw.headers.get("Content-Encoding"):
+            # Straight from http.client into our buffer: no intermediate copy, and unlike
+            # urllib3's read(amt), a short body gives its bytes before the IncompleteRead.
+            # One call: the buffered socket already loops until the buffer is full.
+            return fp.readinto(memoryview(buffer))
+        # Any other transport (or an encoded body): urllib3's public, partial-read API.
+        data = raw.read1(len(buffer), decode_content=True)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def iter_chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """Yield the body in chunks of at most ``size`` bytes (see :meth:`readinto`)."""
+        buffer = bytearray(size)
+        while n := self.readinto(buffer):
+            yield bytes(buffer[:n])
 
     def close(self) -> None:
         if self._response is not None:

@@ -1,0 +1,460 @@
+"""One download, done the way a multi-GB file deserves.
+
+The bytes stream into ``<final name>.part`` and are hashed as they arrive, so the file is
+never read a second time. A failure keeps the ``.part``; the next attempt (now, or after a
+restart) asks for the rest with Range, re-hashing the kept bytes first. Only a complete,
+verified, fsynced file is renamed (atomically) to its final name, so a half file never sits
+under a name another tool would load. An existing file is never overwritten.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from civdesk.core.civitai.client import DownloadResponse
+from civdesk.core.civitai.errors import NetworkError
+from civdesk.core.downloads.filenames import free_name, safe_join, sanitize_filename
+from civdesk.core.errors import Cancelled, CivdeskError, DiskFull, FileProblem, HashMismatch
+
+log = logging.getLogger(__name__)
+
+PART_SUFFIX = ".part"
+#: Large reads and writes: per-call overhead, not bandwidth, bounds Python on a fast link.
+CHUNK_SIZE = 4 << 20
+REHASH_BUFFER = 4 << 20
+NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class DownloadSource(Protocol):
+    """What the downloader needs from :class:`~civdesk.core.civitai.client.CivitaiClient`."""
+
+    def open_download(
+        self, version_id: int, file_id: int | None = None, start: int = 0
+    ) -> DownloadResponse: ...
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    bytes_done: int
+    bytes_total: int | None
+    speed: float  # bytes per second, smoothed
+    eta: float | None  # seconds, None while unknown
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.bytes_total:
+            return None
+        return min(1.0, self.bytes_done / self.bytes_total)
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    path: Path
+    sha256: str  # UPPER hex
+    size: int
+    #: True when an identical file was already there and nothing was downloaded.
+    already_present: bool = False
+
+
+ProgressCallback = Callable[[DownloadProgress], None]
+
+
+class _Interrupted(NetworkError):
+    """The body broke off or ended before Content-Length said it would: resume."""
+
+
+def human_size(n: float) -> str:
+    """``6.3 GB``, ``120 MB``, ``900 KB``: decimal units, as file managers show them."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
+    return f"{int(n)} bytes"
+
+
+class _Meter:
+    """Smoothed speed and ETA, reported at most every ``interval`` seconds."""
+
+    def __init__(self, callback: ProgressCallback | None, total: int | None,
+                 interval: float = 0.1, clock: Callable[[], float] = time.monotonic) -> None:
+        self.callback = callback
+        self.total = total
+        self.interval = interval
+        self.clock = clock
+        self.speed = 0.0
+        self._last_time = clock()
+        self._last_bytes = 0
+        self._last_report = float("-inf")
+
+    def start_at(self, done: int) -> None:
+        """Bytes already on disk count as done, not as speed."""
+        self._last_bytes = done
+        self._last_time = self.clock()
+
+    def update(self, done: int, *, force: bool = False) -> None:
+        if self.callback is None:
+            return
+        now = self.clock()
+        elapsed = now - self._last_time
+        if elapsed >= 0.05:
+            instant = (done - self._last_bytes) / elapsed
+            # Exponential smoothing: steady numbers without hiding a real change for long.
+            self.speed = instant if self.speed == 0 else 0.7 * self.speed + 0.3 * instant
+            self._last_time, self._last_bytes = now, done
+        if not force and now - self._last_report < self.interval:
+            return
+        self._last_report = now
+        eta = None
+        if self.total is not None and self.speed > 0:
+            eta = max(0.0, (self.total - done) / self.speed)
+        self.callback(DownloadProgress(done, self.total, self.speed, eta))
+
+
+class Downloader:
+    """Downloads one file of a model version into a folder. See :meth:`download`."""
+
+    def __init__(
+        self,
+        client: DownloadSource,
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        max_attempts: int = 4,
+        retry_delay: float = 2.0,
+        disk_usage: Callable[[str], Any] = shutil.disk_usage,
+        sleep: Callable[[float], None] = time.sleep,
+        progress_interval: float = 0.1,
+    ) -> None:
+        if chunk_size < 1 << 20:
+            raise ValueError("chunk_size below 1 MiB makes large downloads CPU-bound")
+        self.client = client
+        self.chunk_size = chunk_size
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.disk_usage = disk_usage
+        self.sleep = sleep
+        self.progress_interval = progress_interval
+
+    def buffer(self) -> bytearray:
+        """The read buffer for one download (created per call: downloads may run in parallel)."""
+        return bytearray(self.chunk_size)
+
+    def download(
+        self,
+        version_id: int,
+        file_id: int | None,
+        dest_dir: str | os.PathLike[str],
+        *,
+        expected_sha256: str | None,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        part_path: str | os.PathLike[str] | None = None,
+        file_name: str | None = None,
+        expected_size: int | None = None,
+        on_part: Callable[[Path], None] | None = None,
+    ) -> DownloadResult:
+        """Download, verify and place the file; return where it landed.
+
+        ``part_path`` resumes a ``.part`` left by an earlier attempt. ``file_name`` (the
+        API's ``files[].name``) lets an existing identical file be recognised before any
+        byte is fetched; without it the server's Content-Disposition names the file.
+        ``on_part`` is told the ``.part`` path as soon as it is known, so a caller can
+        persist it for a resume after a restart.
+
+        Raises :class:`Cancelled` (``.part`` kept), :class:`DiskFull` (``.part`` kept),
+        :class:`HashMismatch` (``.part`` deleted), the client's typed errors, and
+        :class:`NetworkError` when the connection kept failing (``.part`` kept).
+        """
+        folder = Path(dest_dir)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FileProblem(f"Cannot create the folder {folder}: {exc.strerror}") from None
+        expected = expected_sha256.upper() if expected_sha256 else None
+        cancel = cancel or threading.Event()
+
+        part: Path | None = Path(part_path) if part_path else None
+        if part is None and file_name:
+            final = safe_join(folder, sanitize_filename(file_name))
+            existing = self._identical_existing(final, expected, expected_size, cancel)
+            if existing is not None:
+                return existing
+            part = final.with_name(final.name + PART_SUFFIX)
+        if part is not None and on_part:
+            on_part(part)
+        job = _Job(self, version_id, file_id, folder, expected, part, progress, cancel,
+                   expected_size, on_part)
+        return job.run()
+
+    def _identical_existing(
+        self, final: Path, expected: str | None, size: int | None, cancel: threading.Event
+    ) -> DownloadResult | None:
+        """The file already at ``final`` when it is the very file we want."""
+        if expected is None or not final.is_file():
+            return None
+        actual_size = final.stat().st_size
+        if size is not None and actual_size != size:
+            return None
+        digest = _hash_file(final, actual_size, cancel)
+        if digest.hexdigest().upper() != expected:
+            return None
+        log.info("%s is already downloaded", final)
+        return DownloadResult(final, expected, actual_size, already_present=True)
+
+
+class _Job:
+    """The state of one :meth:`Downloader.download` call across its attempts."""
+
+    def __init__(
+        self,
+        owner: Downloader,
+        version_id: int,
+        file_id: int | None,
+        folder: Path,
+        expected: str | None,
+        part: Path | None,
+        progress: ProgressCallback | None,
+        cancel: threading.Event,
+        expected_size: int | None,
+        on_part: Callable[[Path], None] | None,
+    ) -> None:
+        self.o = owner
+        self.version_id = version_id
+        self.file_id = file_id
+        self.folder = folder
+        self.expected = expected
+        self.part = part
+        self.cancel = cancel
+        self.meter = _Meter(progress, expected_size, owner.progress_interval)
+        self.on_part = on_part
+        self.hasher: Any = None  # sha256 of exactly the bytes now in self.part
+        self.hashed = 0
+        self.resumed_foreign_bytes = False  # bytes we did not fetch in this call
+
+    def run(self) -> DownloadResult:
+        attempt = 0
+        restarted_after_mismatch = False
+        while True:
+            self._check_cancel()
+            try:
+                size = self._attempt()
+            except _Interrupted as exc:
+                # Opening the download is retried by the client; a body that breaks off
+                # midway is ours to resume.
+                attempt += 1
+                if attempt >= self.o.max_attempts:
+                    raise
+                log.warning("Download of version %s interrupted (%s); resuming (attempt %d)",
+                            self.version_id, exc, attempt + 1)
+                self.o.sleep(self.o.retry_delay * attempt)
+                continue
+            assert self.part is not None
+            digest = self.hasher.hexdigest().upper()
+            if self.expected and digest != self.expected:
+                self._discard_part()
+                if self.resumed_foreign_bytes and not restarted_after_mismatch:
+                    # The kept .part may not have been ours (or the file changed): once, from 0.
+                    log.warning("Resumed download of version %s failed verification; "
+                                "starting over", self.version_id)
+                    restarted_after_mismatch = True
+                    self.hasher, self.hashed, self.resumed_foreign_bytes = None, 0, False
+                    continue
+                raise HashMismatch(str(self.part), self.expected, digest)
+            return self._place(digest, size)
+
+    # -- one attempt ----------------------------------------------------------------------
+
+    def _attempt(self) -> int:
+        """Fetch what the .part lacks; return the complete size. Raises on any shortfall."""
+        have = self._part_size()
+        response = self.o.client.open_download(self.version_id, self.file_id, start=have)
+        with response:
+            if self.part is None:
+                self._name_part(response)
+                have = self._part_size()
+                if have:
+                    # A .part of that name was already there: continue it from where it ends.
+                    response.close()
+                    return self._attempt()
+            assert self.part is not None
+            total = response.total_size if response.total_size is not None else self.meter.total
+            self.meter.total = total
+            start = response.start
+            if start > have:
+                raise NetworkError(f"The server resumed at byte {start}, after the "
+                                   f"{have} bytes kept; retrying")
+            if start < have or self.hasher is None or self.hashed != start:
+                self._prepare_part(start)
+            self._check_space(total, start)
+            self.meter.start_at(start)
+            self.meter.update(start, force=True)
+            received = self._stream(response, start)
+        expected_body = response.body_size
+        if expected_body is not None and received < expected_body:
+            raise _Interrupted(f"The download ended after {human_size(start + received)} of "
+                             f"{human_size(start + expected_body)}; resuming")
+        size = start + received
+        if total is not None and size != total:
+            raise _Interrupted(f"The download has {size} bytes, Civitai announced {total}; "
+                             "resuming")
+        self.meter.update(size, force=True)
+        return size
+
+    def _name_part(self, response: DownloadResponse) -> None:
+        name = sanitize_filename(response.filename or f"civitai-{self.version_id}.bin")
+        final = safe_join(self.folder, name)
+        self.part = final.with_name(final.name + PART_SUFFIX)
+        if self.on_part:
+            self.on_part(self.part)
+
+    def _part_size(self) -> int:
+        if self.part is None:
+            return 0
+        try:
+            return self.part.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _prepare_part(self, start: int) -> None:
+        """Make the .part hold exactly ``start`` bytes and the hasher cover them."""
+        assert self.part is not None
+        if start == 0:
+            self.part.touch()
+            os.truncate(self.part, 0)
+            self.hasher, self.hashed = hashlib.sha256(), 0
+            return
+        if self._part_size() > start:
+            os.truncate(self.part, start)
+        # Bytes kept from before this call: hash them once, streamed, then append.
+        self.hasher = _hash_file(self.part, start, self.cancel)
+        self.hashed = start
+        self.resumed_foreign_bytes = True
+
+    def _check_space(self, total: int | None, start: int) -> None:
+        if total is None:
+            return
+        needed = total - start
+        free = self.o.disk_usage(str(self.folder)).free
+        if needed > free:
+            raise DiskFull(f"Not enough free space in {self.folder}: needs "
+                           f"{human_size(needed)}, {human_size(free)} free")
+
+    def _stream(self, response: DownloadResponse, start: int) -> int:
+        """Append the body to the .part, hashing as it goes; return the bytes received."""
+        assert self.part is not None
+        received = 0
+        update = self.hasher.update
+        buffer = self.o.buffer()  # one reused buffer: memory stays flat whatever the size
+        fd = self._open_append()
+        try:
+            while True:
+                try:
+                    n = response.readinto(buffer)
+                except NetworkError as exc:
+                    raise _Interrupted(str(exc), url=exc.url) from exc
+                if not n:
+                    break
+                chunk = memoryview(buffer)[:n]
+                self._write_all(fd, chunk)
+                update(chunk)
+                received += n
+                self.hashed = start + received
+                self.meter.update(self.hashed)
+                if self.cancel.is_set():
+                    break
+            os.fsync(fd)  # on disk before it can be renamed into place (or kept for resume)
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        finally:
+            os.close(fd)
+        self._check_cancel()
+        return received
+
+    def _open_append(self) -> int:
+        assert self.part is not None
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        try:
+            return os.open(self.part, flags, 0o644)
+        except OSError as exc:
+            raise self._write_error(exc) from None
+
+    def _write_all(self, fd: int, view: memoryview) -> None:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    def _write_error(self, exc: OSError) -> CivdeskError:
+        assert self.part is not None
+        if exc.errno in NO_SPACE:
+            return DiskFull(f"The disk holding {self.folder} is full; free some space and "
+                            "retry — the partial download was kept")
+        return FileProblem(f"Cannot write {self.part}: {exc.strerror or exc}")
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("Download")
+
+    def _discard_part(self) -> None:
+        if self.part is not None:
+            self.part.unlink(missing_ok=True)
+
+    # -- placing the verified file --------------------------------------------------------
+
+    def _place(self, digest: str, size: int) -> DownloadResult:
+        """Rename the .part to its final name; never over a different file."""
+        assert self.part is not None
+        final = self.part.with_name(self.part.name[: -len(PART_SUFFIX)])
+        if final.exists():
+            if final.is_file() and final.stat().st_size == size and (
+                _hash_file(final, size, self.cancel).hexdigest().upper() == digest
+            ):
+                self._discard_part()
+                return DownloadResult(final, digest, size, already_present=True)
+            final = final.with_name(free_name(final.parent, final.name))
+        os.replace(self.part, final)
+        _fsync_dir(final.parent)
+        log.info("Downloaded %s (%s)", final, human_size(size))
+        return DownloadResult(final, digest, size)
+
+
+def _hash_file(path: Path, length: int, cancel: threading.Event) -> Any:
+    """A sha256 object fed the first ``length`` bytes of ``path``, streamed."""
+    hasher = hashlib.sha256()
+    buffer = bytearray(REHASH_BUFFER)
+    view = memoryview(buffer)
+    remaining = length
+    with path.open("rb", buffering=0) as fh:
+        while remaining > 0:
+            if cancel.is_set():
+                raise Cancelled("Download")
+            n = fh.readinto(view[: min(len(buffer), remaining)])
+            if not n:
+                break
+            hasher.update(view[:n])
+            remaining -= n
+    return hasher
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories can't be opened."""
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

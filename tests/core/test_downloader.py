@@ -1,0 +1,231 @@
+"""Downloader against the loopback double, with real files hashed for real."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.civitai.errors import NetworkError
+from civdesk.core.downloads.downloader import (
+    DownloadProgress,
+    Downloader,
+    human_size,
+)
+from civdesk.core.errors import Cancelled, DiskFull, HashMismatch
+from tests.double import CivitaiDouble, FakeFile, FakeVersion
+
+MiB = 1 << 20
+Usage = namedtuple("Usage", "total used free")
+
+
+def client_for(d: CivitaiDouble) -> CivitaiClient:
+    return CivitaiClient(d.base_url, backoff=0.001, max_backoff=0.01, sleep=lambda s: None)
+
+
+def downloader_for(d: CivitaiDouble, **kw: object) -> Downloader:
+    options: dict[str, object] = {"sleep": lambda s: None, "retry_delay": 0}
+    options.update(kw)
+    return Downloader(client_for(d), **options)  # type: ignore[arg-type]
+
+
+def one_file_version(d: CivitaiDouble, size: int = 3 * MiB + 123, **file_kw: object) -> FakeVersion:
+    model = d.add_model("Big Model", "Checkpoint")
+    return d.add_version(model, files=[d.file(size=size, **file_kw)])  # type: ignore[arg-type]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest().upper()
+
+
+def test_download_verifies_and_places_the_file(civitai: CivitaiDouble, tmp_path: Path) -> None:
+    version = one_file_version(civitai)
+    f = version.files[0]
+    seen: list[DownloadProgress] = []
+    result = downloader_for(civitai).download(
+        version.id, f.id, tmp_path, expected_sha256=f.sha256.lower(), progress=seen.append
+    )
+    assert result.path == tmp_path.resolve() / f.name
+    assert result.sha256 == f.sha256 and result.size == f.size
+    assert result.path.read_bytes() == f.read_bytes()
+    assert not result.already_present
+    assert list(tmp_path.iterdir()) == [result.path]  # no .part left behind
+    assert seen[-1].bytes_done == f.size and seen[-1].bytes_total == f.size
+    assert seen[-1].fraction == 1.0
+    assert [p.bytes_done for p in seen] == sorted(p.bytes_done for p in seen)
+
+
+def test_resumes_after_a_truncated_body(civitai: CivitaiDouble, tmp_path: Path) -> None:
+    version = one_file_version(civitai)
+    f = version.files[0]
+    civitai.truncate_downloads(after_bytes=MiB + 17, n=2)
+    result = downloader_for(civitai).download(
+        version.id, f.id, tmp_path, expected_sha256=f.sha256
+    )
+    assert result.path.read_bytes() == f.read_bytes()
+    ranges = [h.get("Range") for h in civitai.storage_headers]
+    assert ranges == [None, f"bytes={MiB + 17}-", f"bytes={2 * (MiB + 17)}-"]
+
+
+def test_gives_up_after_repeated_interruptions_and_keeps_the_part(
+    civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    version = one_file_version(civitai)
+    f = version.files[0]
+    civitai.truncate_downloads(after_bytes=1000, n=10)
+    parts: list[Path] = []
+    with pytest.raises(NetworkError) as info:
+        downloader_for(civitai, max_attempts=3).download(
+            version.id, f.id, tmp_path, expected_sha256=f.sha256, on_part=parts.append
+        )
+    assert info.value.transient
+    assert parts and parts[0].name == f.name + ".part"
+    assert parts[0].stat().st_size == 3000
+    assert not (tmp_path / f.name).exists()
+
+
+def test_resumes_a_part_left_by_a_previous_run(civitai: CivitaiDouble, tmp_path: Path) -> None:
+    version = one_file_version(civitai)
+    f = version.files[0]
+    data = f.read_bytes()
+    part = tmp_path / (f.name + ".part")
+    part.write_bytes(data[: 2 * MiB + 5])  # what an earlier Downloader (or process) kept
+
+    fresh = downloader_for(civitai)
+    result = fresh.download(version.id, f.id, tmp_path, expected_sha256=f.sha256, part_path=part)
+    assert result.path.read_bytes() == data
+    assert not part.exists()
+    assert [h.get("Range") for h in civitai.storage_headers] == [f"bytes={2 * MiB + 5}-"]
+
+
+def test_finds_its_part_by_file_name_too(civitai: CivitaiDouble, tmp_path: Path) -> None:
+    version = one_file_version(civitai)
+    f = version.files[0]
+    data = f.read_bytes()
+    (tmp_path / (f.name + ".part")).write_bytes(data[:MiB])
+    result = downloader_for(civitai).download(
+        version.id, f.id, tmp_path, expected_sha256=f.sha256, file_name=f.name
+    )
+    assert result.path.read_bytes() == data
+    assert [h.get("Range") for h in civitai.storage_headers] == [f"bytes={MiB}-"]
+
+
+def test_a_foreign_part_is_discarded_and_the_download_restarts(
+    civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    version = one_file_version(civitai)
+    f = version.files[0]
+    part = tmp_path / (f.name + ".part")
+    part.write_bytes(b"x" * MiB)  # same name, other bytes
+    result = downloader_for(civitai).download(
+        version.id, f.id, tmp_path, expected_sha256=f.sha256, part_path=part
+    )
+    assert result.path.read_bytes() == f.read_bytes()
+    assert [h.get("Range") for h in civitai.storage_headers] == [f"bytes={MiB}-", None]
+
+
+def test_hash_mismatch_discards_the_part(civitai: CivitaiDouble, tmp_path: Path) -> None:
+    version = one_file_version(civitai)
+    f = version.files[0]
+    with pytest.raises(HashMismatch) as info:
+        downloader_for(civitai).download(version.id, f.id, tmp_path, expected_sha256="AB" * 32)
+    assert info.value.actual == f.sha256
+    assert "corrupt" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hostile_content_disposition_lands_inside(civitai: CivitaiDouble, tmp_path: Path) -> None:
+    version = one_file_version(civitai, size=MiB)
+    f = version.files[0]
+    civitai.content_disposition(f, "../../evil.safetensors")
+    dest = tmp_path / "deep" / "dest"
+    result = downloader_for(civitai).download(version.id, f.id, dest, expected_sha256=f.sha256)
+    assert result.path.parent == dest.resolve()
+    assert result.path.name == "_.._evil.safetensors"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [result.path.name]
+
+
+def test_disk_full_before_starting(civitai: CivitaiDouble, tmp_path: Path) -> None:
+    version = one_file_version(civitai)
+    f = version.files[0]
+    tiny = downloader_for(civitai, disk_usage=lambda p: Usage(10**12, 10**12 - 2_100_000, 2_100_000))
+    with pytest.raises(DiskFull) as info:
+        tiny.download(version.id, f.id, tmp_path, expected_sha256=f.sha256)
+    assert str(info.value) == (
+        f"Not enough free space in {tmp_path}: needs {human_size(f.size)}, 2.1 MB free"
+    )
+    assert not any(p.stat().st_size for p in tmp_path.iterdir())
+
+
+def test_human_sizes() -> None:
+    assert human_size(6.3e9) == "6.3 GB"
+    assert human_size(2_100_000_000) == "2.1 GB"
+    assert human_size(512) == "512 bytes"
+    assert human_size(250e6) == "250 MB"
+
+
+def test_cancel_keeps_the_part_for_a_later_resume(civitai: CivitaiDouble, tmp_path: Path) -> None:
+    version = one_file_version(civitai, size=8 * MiB)
+    f = version.files[0]
+    civitai.throttle_downloads(4 * MiB)
+    cancel = threading.Event()
+
+    def stop_midway(p: DownloadProgress) -> None:
+        if p.bytes_done >= MiB:
+            cancel.set()
+
+    downloader = downloader_for(civitai, chunk_size=MiB, progress_interval=0)
+    parts: list[Path] = []
+    with pytest.raises(Cancelled):
+        downloader.download(version.id, f.id, tmp_path, expected_sha256=f.sha256,
+                            progress=stop_midway, cancel=cancel, on_part=parts.append)
+    kept = parts[0].stat().st_size
+    assert 0 < kept < f.size
+    assert not (tmp_path / f.name).exists()
+
+    civitai.throttle_downloads(None)
+    result = downloader.download(version.id, f.id, tmp_path, expected_sha256=f.sha256,
+                                 part_path=parts[0])
+    assert result.path.read_bytes() == f.read_bytes()
+
+
+def test_an_identical_file_is_not_downloaded_again(civitai: CivitaiDouble, tmp_path: Path) -> None:
+    version = one_file_version(civitai, size=MiB)
+    f = version.files[0]
+    (tmp_path / f.name).write_bytes(f.read_bytes())
+    result = downloader_for(civitai).download(
+        version.id, f.id, tmp_path, expected_sha256=f.sha256, file_name=f.name
+    )
+    assert result.already_present and result.path == tmp_path.resolve() / f.name
+    assert civitai.storage_headers == []
+
+
+def test_a_different_file_with_the_name_is_never_overwritten(
+    civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    version = one_file_version(civitai, size=MiB)
+    f = version.files[0]
+    mine = tmp_path / f.name
+    mine.write_bytes(b"my own precious model")
+    result = downloader_for(civitai).download(version.id, f.id, tmp_path, expected_sha256=f.sha256)
+    assert mine.read_bytes() == b"my own precious model"
+    stem, ext = os.path.splitext(f.name)
+    assert result.path.name == f"{stem} (1){ext}"
+    assert sha(result.path.read_bytes()) == f.sha256
+
+
+def test_a_server_ignoring_range_restarts_the_part(civitai: CivitaiDouble, tmp_path: Path) -> None:
+    # A part longer than the file can't be continued: the client asks again from 0.
+    version = one_file_version(civitai, size=MiB)
+    f: FakeFile = version.files[0]
+    part = tmp_path / (f.name + ".part")
+    part.write_bytes(b"y" * (f.size + 10))
+    result = downloader_for(civitai).download(
+        version.id, f.id, tmp_path, expected_sha256=f.sha256, part_path=part
+    )
+    assert result.path.read_bytes() == f.read_bytes()
