@@ -13,8 +13,8 @@ import pytest
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.civitai.errors import NetworkError
 from civdesk.core.downloads.downloader import (
-    DownloadProgress,
     Downloader,
+    DownloadProgress,
     human_size,
 )
 from civdesk.core.errors import Cancelled, DiskFull, HashMismatch
@@ -153,7 +153,8 @@ def test_hostile_content_disposition_lands_inside(civitai: CivitaiDouble, tmp_pa
 def test_disk_full_before_starting(civitai: CivitaiDouble, tmp_path: Path) -> None:
     version = one_file_version(civitai)
     f = version.files[0]
-    tiny = downloader_for(civitai, disk_usage=lambda p: Usage(10**12, 10**12 - 2_100_000, 2_100_000))
+    usage = Usage(10**12, 10**12 - 2_100_000, 2_100_000)
+    tiny = downloader_for(civitai, disk_usage=lambda p: usage)
     with pytest.raises(DiskFull) as info:
         tiny.download(version.id, f.id, tmp_path, expected_sha256=f.sha256)
     assert str(info.value) == (
