@@ -1,0 +1,301 @@
+"""One model in full: versions, files with Download buttons, trigger words, gallery, description."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
+from civdesk.ui.browser.model import sized_image_url
+from civdesk.ui.downloads.messages import size_text
+from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
+
+GALLERY_SIZE = QSize(150, 190)
+FILE_COLUMNS = ("Name", "Size", "Format", "Precision", "")
+
+
+class SafeTextBrowser(QTextBrowser):
+    """Shows Civitai's HTML without fetching anything: no tracking pixels, no stalls.
+
+    Links open in the user's browser.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setOpenExternalLinks(True)
+        self.setOpenLinks(True)
+
+    def loadResource(self, type: int, name: QUrl) -> Any:
+        # Only inline data may render; remote (and local) URLs load nothing.
+        if name.scheme() != "data":
+            return None
+        return super().loadResource(type, name)
+
+
+def short_date(iso: str | None) -> str:
+    return iso[:10] if iso else "—"
+
+
+def file_details(f: ModelFile) -> tuple[str, str, str, str]:
+    """The table's cells for a file: name, size, format, precision."""
+    precision = " ".join(p for p in (f.metadata.fp, f.metadata.size) if p) or "—"
+    return f.name, size_text(f.size_bytes), f.metadata.format or "—", precision
+
+
+class ModelDetail(QWidget):
+    """Detail of one :class:`Model`; ask for downloads through ``download_requested``."""
+
+    #: version id, file id (None: the version's primary file)
+    download_requested = Signal(int, object)
+    back_requested = Signal()
+
+    def __init__(
+        self, thumbnails: ThumbnailLoader, site_url: str = "https://civitai.com",
+        parent: QWidget | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(parent)
+        self.thumbnails = thumbnails
+        self.site_url = site_url.rstrip("/")
+        self.model: Model | None = None
+        self._installed: set[int] = set()
+        self._allow_nsfw = False
+        self._gallery_keys: dict[str, QListWidgetItem] = {}
+        self._build()
+        thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()
+        self.back_button = QPushButton("← Back to results")
+        self.back_button.setObjectName("detailBack")
+        self.back_button.clicked.connect(self.back_requested)
+        self.title = QLabel()
+        self.title.setObjectName("detailTitle")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        font = self.title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.link = QLabel()
+        self.link.setObjectName("detailLink")
+        self.link.setOpenExternalLinks(True)
+        top.addWidget(self.back_button)
+        top.addWidget(self.title, 1)
+        top.addWidget(self.link)
+        outer.addLayout(top)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        outer.addWidget(scroll, 1)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        scroll.setWidget(body)
+
+        version_row = QHBoxLayout()
+        self.version_combo = QComboBox()
+        self.version_combo.setObjectName("versionChooser")
+        self.version_combo.currentIndexChanged.connect(self._version_chosen)
+        self.download_version_button = QPushButton("Download")
+        self.download_version_button.setObjectName("downloadVersion")
+        self.download_version_button.setToolTip("Download this version's primary file")
+        self.download_version_button.clicked.connect(self._download_version)
+        version_row.addWidget(QLabel("Version:"))
+        version_row.addWidget(self.version_combo, 1)
+        version_row.addWidget(self.download_version_button)
+        layout.addLayout(version_row)
+
+        form = QFormLayout()
+        self.info = {name: QLabel() for name in ("Type", "Base model", "Creator", "Created",
+                                                  "Published", "On disk")}
+        for name, label in self.info.items():
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            form.addRow(f"{name}:", label)
+        layout.addLayout(form)
+
+        words_row = QHBoxLayout()
+        self.trigger_words = QLabel()
+        self.trigger_words.setObjectName("triggerWords")
+        self.trigger_words.setWordWrap(True)
+        self.trigger_words.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.copy_words_button = QPushButton("Copy")
+        self.copy_words_button.setObjectName("copyTriggerWords")
+        self.copy_words_button.setToolTip("Copy the trigger words to the clipboard")
+        self.copy_words_button.clicked.connect(self.copy_trigger_words)
+        words_row.addWidget(QLabel("Trigger words:"))
+        words_row.addWidget(self.trigger_words, 1)
+        words_row.addWidget(self.copy_words_button)
+        layout.addLayout(words_row)
+
+        self.files = QTableWidget(0, len(FILE_COLUMNS))
+        self.files.setObjectName("versionFiles")
+        self.files.setHorizontalHeaderLabels(FILE_COLUMNS)
+        self.files.verticalHeader().hide()
+        self.files.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.files.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        header = self.files.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(FILE_COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        layout.addWidget(self.files)
+
+        self.gallery = QListWidget()
+        self.gallery.setObjectName("gallery")
+        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
+        self.gallery.setIconSize(GALLERY_SIZE)
+        self.gallery.setFlow(QListWidget.Flow.LeftToRight)
+        self.gallery.setWrapping(False)
+        self.gallery.setFixedHeight(GALLERY_SIZE.height() + 30)
+        self.gallery.setMovement(QListWidget.Movement.Static)
+        self.hidden_images = QLabel()
+        self.hidden_images.setObjectName("hiddenImages")
+        self.hidden_images.hide()
+        layout.addWidget(self.gallery)
+        layout.addWidget(self.hidden_images)
+
+        self.description = SafeTextBrowser()
+        self.description.setObjectName("description")
+        self.description.setMinimumHeight(200)
+        layout.addWidget(self.description)
+
+    # -- content ------------------------------------------------------------------------------
+
+    def show_model(
+        self, model: Model, installed_versions: set[int] | None = None, allow_nsfw: bool = False
+    ) -> None:
+        """Show ``model``; ``installed_versions`` marks the versions already on disk."""
+        keep = self.current_version()
+        self.model = model
+        self._installed = set(installed_versions or ())
+        self._allow_nsfw = allow_nsfw
+        self.title.setText(model.name)
+        url = f"{self.site_url}/models/{model.id}"
+        self.link.setText(f'<a href="{url}">Open on Civitai</a>')
+        self.link.setToolTip(url)
+        self.info["Type"].setText(model.type)
+        self.info["Creator"].setText(model.creator or "—")
+        self.version_combo.blockSignals(True)
+        self.version_combo.clear()
+        for version in model.versions:
+            label = version.name or f"Version {version.id}"
+            if version.id in self._installed:
+                label += "  (on disk)"
+            self.version_combo.addItem(label, version.id)
+        if keep is not None and (row := self.version_combo.findData(keep.id)) >= 0:
+            self.version_combo.setCurrentIndex(row)
+        self.version_combo.blockSignals(False)
+        self._version_chosen()
+
+    def set_installed(self, installed_versions: set[int]) -> None:
+        if self.model is not None:
+            self.show_model(self.model, installed_versions, self._allow_nsfw)
+
+    def current_version(self) -> ModelVersion | None:
+        if self.model is None:
+            return None
+        version_id = self.version_combo.currentData()
+        return self.model.version_by_id(version_id) if version_id is not None else None
+
+    @Slot()
+    def _version_chosen(self) -> None:
+        version = self.current_version()
+        model = self.model
+        self.download_version_button.setEnabled(version is not None and bool(version.files))
+        self.info["Base model"].setText((version.base_model if version else None) or "—")
+        self.info["Created"].setText(short_date(version.created_at if version else None))
+        self.info["Published"].setText(short_date(version.published_at if version else None))
+        self.info["On disk"].setText(
+            "Yes" if version is not None and version.id in self._installed else "No"
+        )
+        words = version.trained_words if version else []
+        self.trigger_words.setText(", ".join(words) if words else "None")
+        self.copy_words_button.setEnabled(bool(words))
+        self._fill_files(version)
+        self._fill_gallery(version)
+        parts = [model.description if model else None, version.description if version else None]
+        self.description.setHtml("<hr>".join(p for p in parts if p) or "<i>No description</i>")
+
+    def _fill_files(self, version: ModelVersion | None) -> None:
+        files = version.files if version else []
+        self.files.setRowCount(len(files))
+        for row, f in enumerate(files):
+            for column, text in enumerate(file_details(f)):
+                item = QTableWidgetItem(text)
+                if column == 0 and f.primary:
+                    item.setToolTip("The primary file of this version")
+                self.files.setItem(row, column, item)
+            button = QPushButton("Download")
+            button.setObjectName(f"downloadFile-{f.id}")
+            button.setToolTip(f"Download {f.name}")
+            button.clicked.connect(
+                lambda _=False, v=version.id, fid=f.id: self.download_requested.emit(v, fid)
+            )
+            self.files.setCellWidget(row, len(FILE_COLUMNS) - 1, button)
+        self.files.setFixedHeight(
+            self.files.horizontalHeader().height() + 4
+            + sum(self.files.rowHeight(r) for r in range(len(files)))
+        )  # fmt: skip
+
+    def _fill_gallery(self, version: ModelVersion | None) -> None:
+        self.gallery.clear()
+        self._gallery_keys.clear()
+        images = [i for i in (version.images if version else []) if i.type == "image"]
+        shown = [i for i in images if self._allow_nsfw or i.is_sfw]
+        for image in shown:
+            item = QListWidgetItem()
+            item.setSizeHint(GALLERY_SIZE + QSize(8, 8))
+            url = sized_image_url(image.url)
+            key = thumbnail_key(url, GALLERY_SIZE)
+            self._gallery_keys[key] = item
+            pixmap = self.thumbnails.pixmap(url, GALLERY_SIZE)
+            if pixmap is not None:
+                item.setIcon(QIcon(pixmap))
+            self.gallery.addItem(item)
+        hidden = len(images) - len(shown)
+        self.hidden_images.setText(
+            f"{hidden} image{'s' if hidden != 1 else ''} hidden (NSFW; allow in Settings)"
+        )
+        self.hidden_images.setVisible(hidden > 0)
+        self.gallery.setVisible(bool(shown))
+
+    @Slot(str)
+    def _thumbnail_ready(self, key: str) -> None:
+        item = self._gallery_keys.get(key)
+        pixmap = self.thumbnails.cached(key)
+        if item is not None and pixmap is not None:
+            item.setIcon(QIcon(pixmap))
+
+    # -- actions ------------------------------------------------------------------------------
+
+    @Slot()
+    def copy_trigger_words(self) -> None:
+        version = self.current_version()
+        if version is not None and version.trained_words:
+            QGuiApplication.clipboard().setText(", ".join(version.trained_words))
+
+    @Slot()
+    def _download_version(self) -> None:
+        version = self.current_version()
+        if version is not None:
+            self.download_requested.emit(version.id, None)

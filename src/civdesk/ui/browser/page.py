@@ -1,0 +1,396 @@
+"""The Civitai browser: search with filters, an endless grid of cards, and a model's detail.
+
+Every request runs in the ``network`` pool (``ui.tasks``); the page only shows outcomes. A
+failure (offline, 401, 429…) becomes a banner with Retry above the results, which stay as
+they were, so the window never freezes and nothing already loaded is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from civdesk.core.civitai.errors import AuthRequired, NetworkError, RateLimited
+from civdesk.core.civitai.schema import MODEL_TYPES, PERIODS, SORTS, Model, SearchPage, SearchQuery
+from civdesk.core.errors import CivdeskError
+from civdesk.ui.browser.delegate import CardDelegate
+from civdesk.ui.browser.detail import ModelDetail
+from civdesk.ui.browser.model import NOT_OWNED, ResultRole, SearchResultsModel
+from civdesk.ui.browser.worker import BrowserClients
+from civdesk.ui.tasks import TaskHandle, run_task
+from civdesk.ui.thumbnails import ThumbnailLoader
+
+log = logging.getLogger(__name__)
+
+ALL = "All"
+#: Common base models (section 3.3 of the API notes); the API takes any string.
+BASE_MODELS = (
+    "SD 1.5", "SDXL 1.0", "Pony", "Illustrious", "NoobAI", "Flux.1 D", "Flux.1 S", "SD 3.5",
+    "SD 2.1", "SDXL Turbo", "SD 1.5 LCM", "Other",
+)  # fmt: skip
+#: Load the next page when the scroll bar is this close to its end (pixels).
+NEAR_BOTTOM = 300
+
+
+def error_text(exc: BaseException) -> str:
+    """A failed request in words, with what to do about it."""
+    if isinstance(exc, AuthRequired):
+        return f"{exc} — set your Civitai API key in Settings, then retry."
+    if isinstance(exc, RateLimited):
+        wait = f" in {round(exc.retry_after)} s" if exc.retry_after else " in a moment"
+        return f"Civitai is rate limiting requests: retry{wait}."
+    if isinstance(exc, NetworkError):
+        return f"{exc}."
+    if isinstance(exc, CivdeskError):
+        return str(exc)
+    return f"Unexpected error ({type(exc).__name__}: {exc}); please report it."
+
+
+class ErrorBanner(QFrame):
+    """A message with a Retry button, shown above the content it concerns."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("errorBanner")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet("#errorBanner { background: #5c1e1e; color: white; }")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setStyleSheet("color: white;")
+        self.retry_button = QPushButton("Retry")
+        self.retry_button.setObjectName("retryButton")
+        self.retry_button.clicked.connect(self._retry_clicked)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.retry_button)
+        self._retry: Callable[[], None] | None = None
+        self.hide()
+
+    def show_error(self, text: str, retry: Callable[[], None] | None) -> None:
+        self.label.setText(text)
+        self._retry = retry
+        self.retry_button.setVisible(retry is not None)
+        self.show()
+
+    @Slot()
+    def _retry_clicked(self) -> None:
+        retry, self._retry = self._retry, None
+        self.hide()
+        if retry is not None:
+            retry()
+
+
+class OwnedFilter(QSortFilterProxyModel):
+    """Hides the models the library already holds (when switched on)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._hide_owned = False
+
+    def set_hide_owned(self, hide: bool) -> None:
+        self.refilter(lambda: setattr(self, "_hide_owned", hide))
+
+    def refilter(self, change: Callable[[], None] = lambda: None) -> None:
+        """Apply ``change`` to what the filter accepts, and re-filter."""
+        if hasattr(self, "beginFilterChange"):  # Qt ≥ 6.10 deprecates invalidateFilter()
+            self.beginFilterChange()
+            change()
+            self.endFilterChange()
+        else:
+            change()
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Any) -> bool:
+        if not self._hide_owned:
+            return True
+        index = self.sourceModel().index(source_row, 0, source_parent)
+        return index.data(ResultRole.LIBRARY_STATE) == NOT_OWNED
+
+
+class BrowserPage(QWidget):
+    """Search Civitai, page through results, open a model, ask for downloads."""
+
+    search_requested = Signal(object)  # SearchQuery (its first page)
+    page_loaded = Signal(int)  # models added by the page that just arrived
+    search_failed = Signal(str)  # the banner's text
+    model_opened = Signal(int)  # model id
+    download_requested = Signal(int, object)  # version id, file id or None (primary file)
+
+    #: Models asked for per request.
+    page_size = 20
+
+    def __init__(
+        self, core: Any, thumbnails: ThumbnailLoader, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("browserPage")
+        self.core = core
+        self.thumbnails = thumbnails
+        self.clients = BrowserClients(core)
+        self.results = SearchResultsModel(self)
+        self.visible_results = OwnedFilter(self)
+        self.visible_results.setSourceModel(self.results)
+        self._query: SearchQuery | None = None
+        self._cursor: str | None = None
+        self._has_more = False
+        self._search: TaskHandle | None = None
+        self._detail_load: TaskHandle | None = None
+        self._build()
+        self.results.set_allow_nsfw(self.nsfw_box.isChecked())
+        thumbnails.thumbnail_ready.connect(self.view.viewport().update)
+        self.refresh_library_state()
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        self.search_box = QLineEdit()
+        self.search_box.setObjectName("searchBox")
+        self.search_box.setPlaceholderText("Search Civitai models…")
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.returnPressed.connect(self.search)
+        self.type_combo = self._combo("typeFilter", (ALL, *MODEL_TYPES), "Model type")
+        self.base_combo = self._combo("baseModelFilter", (ALL, *BASE_MODELS), "Base model")
+        self.sort_combo = self._combo("sortFilter", SORTS, "Sort order")
+        self.period_combo = self._combo("periodFilter", PERIODS, "Period")
+        self.nsfw_box = QCheckBox("NSFW")
+        self.nsfw_box.setObjectName("nsfwFilter")
+        self.nsfw_box.setToolTip("Include mature models and show their previews")
+        self.nsfw_box.setChecked(bool(getattr(self.core.settings, "allow_nsfw", False)))
+        self.nsfw_box.toggled.connect(self._nsfw_toggled)
+        self.hide_owned_box = QCheckBox("Hide models I have")
+        self.hide_owned_box.setObjectName("hideOwned")
+        self.hide_owned_box.toggled.connect(self.visible_results.set_hide_owned)
+        self.hide_owned_box.toggled.connect(self._fill_view)
+        bar.addWidget(self.search_box, 1)
+        for widget in (self.type_combo, self.base_combo, self.sort_combo, self.period_combo,
+                       self.nsfw_box, self.hide_owned_box):
+            bar.addWidget(widget)
+        layout.addLayout(bar)
+
+        self.banner = ErrorBanner()
+        layout.addWidget(self.banner)
+
+        self.stack = QStackedWidget()
+        layout.addWidget(self.stack, 1)
+
+        results_page = QWidget()
+        results_layout = QVBoxLayout(results_page)
+        results_layout.setContentsMargins(0, 0, 0, 0)
+        self.view = QListView()
+        self.view.setObjectName("results")
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setUniformItemSizes(True)
+        self.view.setSpacing(4)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.view.setModel(self.visible_results)
+        self.view.setItemDelegate(CardDelegate(self.thumbnails, self.view))
+        # activated: a double click (or one click, by platform style) and Enter.
+        self.view.activated.connect(self._card_activated)
+        scroll = self.view.verticalScrollBar()
+        scroll.valueChanged.connect(self._maybe_load_more)
+        scroll.rangeChanged.connect(self._maybe_load_more)
+        self.status = QLabel("Type a search and press Enter (or just Enter for the top models)")
+        self.status.setObjectName("browserStatus")
+        results_layout.addWidget(self.view, 1)
+        results_layout.addWidget(self.status)
+        self.stack.addWidget(results_page)
+
+        self.detail = ModelDetail(self.thumbnails, self.core.api_base)
+        self.detail.back_requested.connect(self.show_results)
+        self.detail.download_requested.connect(self.download_requested)
+        self.stack.addWidget(self.detail)
+
+        for combo in (self.type_combo, self.base_combo, self.sort_combo, self.period_combo):
+            combo.currentIndexChanged.connect(self._filters_changed)
+
+    def _combo(self, name: str, items: tuple[str, ...], tip: str) -> QComboBox:
+        combo = QComboBox()
+        combo.setObjectName(name)
+        combo.setToolTip(tip)
+        combo.addItems(list(items))
+        return combo
+
+    # -- wiring to the downloads ------------------------------------------------------------
+
+    def connect_downloads(self, worker: Any) -> None:
+        """Send Download clicks to the dock's worker; refresh badges when a file lands."""
+        self.download_requested.connect(lambda v, f: worker.add(v, f))
+        worker.task_finished.connect(self._download_finished)
+
+    @Slot(object)
+    def _download_finished(self, task: Any) -> None:
+        if getattr(task, "state", None) == "completed":
+            self.refresh_library_state()
+
+    @Slot()
+    def refresh_library_state(self) -> None:
+        """Re-read which versions are on disk (in the db pool) and update the badges."""
+        run_task(self.core.library.installed_versions, on_result=self._installed_loaded,
+                 pool="db", name="installed_versions")
+
+    def _installed_loaded(self, installed: dict[int, set[int]]) -> None:
+        self.results.set_installed(installed)
+        self.visible_results.refilter()
+        if self.detail.model is not None:
+            self.detail.set_installed(installed.get(self.detail.model.id, set()))
+
+    # -- searching ----------------------------------------------------------------------------
+
+    def current_query(self) -> SearchQuery:
+        def chosen(combo: QComboBox) -> tuple[str, ...]:
+            text = combo.currentText()
+            return () if text == ALL else (text,)
+
+        return SearchQuery(
+            query=self.search_box.text().strip(),
+            types=chosen(self.type_combo),
+            base_models=chosen(self.base_combo),
+            sort=self.sort_combo.currentText(),
+            period=self.period_combo.currentText(),
+            nsfw=self.nsfw_box.isChecked(),
+            limit=self.page_size,
+        )
+
+    @Slot()
+    def search(self) -> None:
+        """Start a new search from the box and filters (drops the current results)."""
+        query = self.current_query()
+        if self._search is not None:
+            self._search.cancel()
+        self._query = query
+        self._cursor = None
+        self._has_more = False
+        self.results.clear()
+        self.banner.hide()
+        self.show_results()
+        self.search_requested.emit(query)
+        self._fetch(query)
+
+    @property
+    def loading(self) -> bool:
+        return self._search is not None and not self._search.done
+
+    @property
+    def has_more(self) -> bool:
+        return self._has_more
+
+    @Slot()
+    def load_more(self) -> None:
+        """Fetch the next page of the current search, unless one is on its way."""
+        if self._query is None or not self._has_more or self.loading or self.banner.isVisible():
+            return
+        from dataclasses import replace
+
+        self._fetch(replace(self._query, cursor=self._cursor))
+
+    def _fetch(self, query: SearchQuery) -> None:
+        self.status.setText("Searching Civitai…" if query.cursor is None else "Loading more…")
+        self._search = run_task(
+            lambda: self.clients.get().search(query),
+            on_result=self._page_arrived,
+            on_error=lambda exc: self._search_failed(query, exc),
+            pool="network",
+            name="civitai-search",
+        )  # fmt: skip
+
+    def _page_arrived(self, page: SearchPage) -> None:
+        added = self.results.append_page(page.items)
+        # A page of repeats only (a cursor that went in circles) ends the paging.
+        self._has_more = page.has_more and (added > 0 or not page.items)
+        self._cursor = page.next_cursor
+        count = self.results.rowCount()
+        if count == 0:
+            self.status.setText("No models match this search")
+        else:
+            more = " — scroll for more" if self._has_more else ""
+            self.status.setText(f"{count} model{'s' if count != 1 else ''}{more}")
+        self.page_loaded.emit(added)
+        QTimer.singleShot(0, self._fill_view)
+
+    def _search_failed(self, query: SearchQuery, exc: BaseException) -> None:
+        text = error_text(exc)
+        self.status.setText("The search failed")
+        self.banner.show_error(text, retry=lambda: self._fetch(query))
+        self.search_failed.emit(text)
+
+    @Slot()
+    def _filters_changed(self) -> None:
+        if self._query is not None:
+            self.search()
+
+    @Slot(bool)
+    def _nsfw_toggled(self, allowed: bool) -> None:
+        self.results.set_allow_nsfw(allowed)
+        if self._query is not None:
+            self.search()
+
+    @Slot()
+    def _maybe_load_more(self) -> None:
+        scroll = self.view.verticalScrollBar()
+        if scroll.maximum() - scroll.value() <= NEAR_BOTTOM and scroll.maximum() > 0:
+            self.load_more()
+
+    @Slot()
+    def _fill_view(self) -> None:
+        """Keep loading while the results do not fill the view (nothing to scroll yet)."""
+        if self.stack.currentIndex() == 0 and self.view.verticalScrollBar().maximum() == 0:
+            self.load_more()
+
+    # -- detail -------------------------------------------------------------------------------
+
+    @Slot(QModelIndex)
+    def _card_activated(self, index: QModelIndex) -> None:
+        model = index.data(ResultRole.MODEL)
+        if model is not None:
+            self.open_model(model)
+
+    def open_model(self, model: Model) -> None:
+        """Show ``model`` at once, then refresh it with the full record from Civitai."""
+        self.detail.show_model(
+            model, self.results.installed.get(model.id, set()), self.nsfw_box.isChecked()
+        )
+        self.stack.setCurrentWidget(self.detail)
+        self.model_opened.emit(model.id)
+        if self._detail_load is not None:
+            self._detail_load.cancel()
+        self._detail_load = run_task(
+            lambda: self.clients.get().get_model(model.id),
+            on_result=self._full_model_arrived,
+            on_error=lambda exc: self.banner.show_error(
+                f"Could not load all details of {model.name}: {error_text(exc)}",
+                retry=lambda: self.open_model(model),
+            ),
+            pool="network", name="civitai-model",
+        )  # fmt: skip
+
+    def _full_model_arrived(self, model: Model) -> None:
+        if self.detail.model is not None and self.detail.model.id == model.id:
+            self.detail.show_model(
+                model, self.results.installed.get(model.id, set()), self.nsfw_box.isChecked()
+            )
+
+    @Slot()
+    def show_results(self) -> None:
+        self.stack.setCurrentIndex(0)

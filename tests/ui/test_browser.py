@@ -1,0 +1,330 @@
+"""The Civitai browser page against the loopback double: search, paging, detail, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QGuiApplication, QTextDocument
+from PySide6.QtWidgets import QApplication
+from tests.double import CivitaiDouble, SampleCatalog
+from tests.ui.conftest import register, write_model_file
+
+from civdesk.core.civitai.schema import Model
+from civdesk.core.context import Core
+from civdesk.ui import tasks
+from civdesk.ui.browser.detail import SafeTextBrowser
+from civdesk.ui.browser.model import (
+    DOWNLOADED,
+    NOT_OWNED,
+    UPDATE,
+    ResultRole,
+    SearchResultsModel,
+    library_state,
+    preview_url,
+)
+from civdesk.ui.browser.page import BrowserPage
+from civdesk.ui.thumbnails import ThumbnailLoader
+
+WAIT_MS = 10_000
+
+
+def stop_tasks() -> None:
+    """Let finished tasks deliver, then cancel the rest (before the database closes).
+
+    Waiting first sidesteps a ui.tasks race: cancelling a handle whose runnable already ran
+    (and was auto-deleted) but whose outcome is still queued raises in ``tryTake``.
+    """
+    tasks.wait_for_pools()
+    QApplication.processEvents()
+    tasks.shutdown()
+
+
+@pytest.fixture
+def app_core(tmp_data_dir: Path, civitai: CivitaiDouble) -> Iterator[Core]:
+    core = Core.open(tmp_data_dir, api_base=civitai.base_url)
+    try:
+        yield core
+    finally:
+        stop_tasks()
+        core.close()
+
+
+@pytest.fixture
+def page(qtbot, app_core: Core) -> BrowserPage:
+    thumbnails = ThumbnailLoader.for_core(app_core)
+    widget = BrowserPage(app_core, thumbnails)
+    thumbnails.setParent(widget)
+    qtbot.addWidget(widget)
+    widget.resize(900, 700)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def search(qtbot, page: BrowserPage, text: str) -> None:
+    page.search_box.clear()
+    qtbot.keyClicks(page.search_box, text)
+    with qtbot.waitSignal(page.page_loaded, timeout=WAIT_MS):
+        qtbot.keyClick(page.search_box, Qt.Key.Key_Return)
+
+
+def card_names(page: BrowserPage) -> list[str]:
+    model = page.view.model()
+    return [model.index(r, 0).data() for r in range(model.rowCount())]
+
+
+def model_of(double: CivitaiDouble, fake) -> Model:
+    return Model.from_json(double.model_json(fake))
+
+
+# -- the results model, without widgets ----------------------------------------------------
+
+
+def test_results_model_passes_the_model_tester(qtmodeltester, civitai_catalog: SampleCatalog):
+    d = civitai_catalog.double
+    results = SearchResultsModel()
+    results.append_page([model_of(d, m) for m in civitai_catalog.models[:2]])
+    # A repeated model (cursor pages can overlap) is not shown twice.
+    assert results.append_page([model_of(d, m) for m in civitai_catalog.models[1:]]) == 2
+    results.set_installed({civitai_catalog.lora.id: {civitai_catalog.lora_v1.id}})
+    qtmodeltester.check(results)
+    assert results.rowCount() == 4
+    lora = results.index(0)
+    assert lora.data() == "Paperfold Style"
+    assert lora.data(ResultRole.TYPE) == "LORA"
+    assert lora.data(ResultRole.BASE_MODEL) == "SD 1.5"
+    assert lora.data(ResultRole.LIBRARY_STATE) == UPDATE
+    assert results.index(1).data(ResultRole.LIBRARY_STATE) == NOT_OWNED
+
+
+def test_library_state_is_downloaded_or_update_by_the_newest_version(
+    civitai_catalog: SampleCatalog,
+):
+    lora = model_of(civitai_catalog.double, civitai_catalog.lora)
+    v1, v2 = civitai_catalog.lora_v1.id, civitai_catalog.lora_v2.id
+    assert library_state(lora, {}) == NOT_OWNED
+    assert library_state(lora, {lora.id: {v1}}) == UPDATE
+    assert library_state(lora, {lora.id: {v2}}) == DOWNLOADED
+    assert library_state(lora, {lora.id: {v1, v2}}) == DOWNLOADED
+
+
+def test_nsfw_previews_are_held_back_unless_allowed(civitai: CivitaiDouble):
+    fake = civitai.add_model("Night Scenes", "LORA")
+    mature, safe = civitai.image("png", nsfw_level=8), civitai.image("png", nsfw_level=1)
+    civitai.add_version(fake, "v1", images=[mature, safe])
+    model = model_of(civitai, fake)
+    assert preview_url(model, allow_nsfw=True) == civitai.image_url(mature)
+    assert preview_url(model, allow_nsfw=False) == civitai.image_url(safe)
+    only_mature = civitai.add_model("Only Mature", "LORA")
+    civitai.add_version(only_mature, "v1", images=[civitai.image("png", nsfw_level=16)])
+    assert preview_url(model_of(civitai, only_mature), allow_nsfw=False) is None
+
+
+def test_the_description_browser_never_loads_remote_resources(qtbot, civitai: CivitaiDouble):
+    browser = SafeTextBrowser()
+    qtbot.addWidget(browser)
+    image_url = f"{civitai.storage_url}/tracker.png"
+    assert browser.loadResource(QTextDocument.ResourceType.ImageResource, QUrl(image_url)) is None
+    browser.setHtml(f'<p>Hi</p><img src="{image_url}"><a href="https://civitai.com">x</a>')
+    browser.show()
+    qtbot.waitExposed(browser)
+    assert browser.openExternalLinks()
+    assert not [r for r in civitai.requests if r.path.endswith("tracker.png")]
+
+
+# -- the page, with real key presses ------------------------------------------------------
+
+
+def test_typing_a_query_and_enter_shows_cards(qtbot, page: BrowserPage, civitai_catalog):
+    search(qtbot, page, "Paperfold")
+    assert card_names(page) == ["Paperfold Style"]
+    assert "1 model" in page.status.text()
+    sent = [r for r in civitai_catalog.double.requests if r.path == "/api/v1/models"]
+    assert sent[-1].query["query"] == "Paperfold"
+    assert sent[-1].query["nsfw"] == "false"
+
+
+def test_type_filter_narrows_the_search(qtbot, page: BrowserPage, civitai_catalog):
+    search(qtbot, page, "")
+    assert len(card_names(page)) == 4
+    with qtbot.waitSignal(page.page_loaded, timeout=WAIT_MS):
+        page.type_combo.setCurrentText("Checkpoint")
+    assert card_names(page) == ["Harbor Light"]
+    sent = [r for r in civitai_catalog.double.requests if r.path == "/api/v1/models"]
+    assert sent[-1].query_all["types"] == ["Checkpoint"]
+
+
+def test_scrolling_to_the_bottom_loads_the_next_page_by_cursor(
+    qtbot, page: BrowserPage, civitai: CivitaiDouble
+):
+    for i in range(40):
+        civitai.add_version(civitai.add_model(f"Sample Model {i:02d}", "LORA"), "v1")
+    page.page_size = 12
+    search(qtbot, page, "Sample")
+    # The grid fills the view (loading more while nothing can scroll), then waits.
+    scroll = page.view.verticalScrollBar()
+    qtbot.waitUntil(lambda: scroll.maximum() > 0 and not page.loading, timeout=WAIT_MS)
+    qtbot.wait(200)
+    first = len(card_names(page))
+    assert 12 <= first < 40
+    with qtbot.waitSignal(page.page_loaded, timeout=WAIT_MS):
+        page.view.setFocus()
+        qtbot.keyClick(page.view, Qt.Key.Key_End)
+    qtbot.waitUntil(lambda: not page.loading, timeout=WAIT_MS)
+    assert len(card_names(page)) > first
+    sent = [r for r in civitai.requests if r.path == "/api/v1/models"]
+    assert sent[0].query.get("cursor") is None
+    assert all(r.query.get("cursor") for r in sent[1:])
+    assert len(set(card_names(page))) == len(card_names(page))
+
+
+def test_opening_a_model_shows_versions_files_and_trigger_words(
+    qtbot, page: BrowserPage, civitai_catalog
+):
+    search(qtbot, page, "Harbor")
+    index = page.view.model().index(0, 0)
+    qtbot.waitUntil(lambda: page.view.visualRect(index).isValid())
+    rect = page.view.visualRect(index)
+    with qtbot.waitSignal(page.model_opened, timeout=WAIT_MS) as opened:
+        qtbot.mouseClick(page.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        qtbot.mouseDClick(page.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert opened.args == [civitai_catalog.checkpoint.id]
+    detail = page.detail
+    assert page.stack.currentWidget() is detail
+    assert detail.title.text() == "Harbor Light"
+    version = civitai_catalog.checkpoint_v1
+    assert detail.version_combo.currentData() == version.id
+    names = [detail.files.item(r, 0).text() for r in range(detail.files.rowCount())]
+    assert names == [f.name for f in version.files]
+    assert detail.files.rowCount() == 2  # the model file and the non-primary VAE
+    assert detail.files.item(0, 2).text() == "SafeTensor"
+    for word in version.trained_words:
+        assert word in detail.trigger_words.text()
+    qtbot.mouseClick(detail.copy_words_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == ", ".join(version.trained_words)
+    assert f"/models/{civitai_catalog.checkpoint.id}" in detail.link.text()
+    qtbot.mouseClick(detail.back_button, Qt.MouseButton.LeftButton)
+    assert page.stack.currentIndex() == 0
+
+
+def test_switching_versions_shows_that_versions_files(qtbot, page: BrowserPage, civitai_catalog):
+    search(qtbot, page, "Paperfold")
+    page.open_model(page.results.model_at(0))
+    detail = page.detail
+    assert detail.version_combo.count() == 2
+    assert detail.version_combo.currentData() == civitai_catalog.lora_v2.id
+    assert "origami" in detail.trigger_words.text()
+    detail.version_combo.setCurrentIndex(1)
+    assert detail.version_combo.currentData() == civitai_catalog.lora_v1.id
+    assert "origami" not in detail.trigger_words.text()
+    assert detail.files.item(0, 0).text() == civitai_catalog.lora_v1.files[0].name
+
+
+def test_download_buttons_ask_for_the_version_or_the_file(
+    qtbot, page: BrowserPage, civitai_catalog
+):
+    search(qtbot, page, "Harbor")
+    page.open_model(page.results.model_at(0))
+    version = civitai_catalog.checkpoint_v1
+    with qtbot.waitSignal(page.download_requested) as asked:
+        qtbot.mouseClick(page.detail.download_version_button, Qt.MouseButton.LeftButton)
+    assert asked.args == [version.id, None]
+    vae = version.files[1]
+    button = page.detail.files.cellWidget(1, 4)
+    with qtbot.waitSignal(page.download_requested) as asked:
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert asked.args == [version.id, vae.id]
+
+
+def test_owned_models_get_badges_and_can_be_hidden(
+    qtbot, app_core: Core, page: BrowserPage, civitai_catalog, tmp_path: Path
+):
+    d = civitai_catalog.double
+    path = write_model_file(tmp_path / "models", civitai_catalog.lora_v1.files[0])
+    register(
+        app_core.library,
+        path,
+        double=d,
+        model=civitai_catalog.lora,
+        version=civitai_catalog.lora_v1,
+    )
+    vae = write_model_file(tmp_path / "models", civitai_catalog.vae_v1.files[0])
+    register(app_core.library, vae, double=d, model=civitai_catalog.vae)
+    page.refresh_library_state()
+    search(qtbot, page, "")
+    qtbot.waitUntil(lambda: page.results.installed != {}, timeout=WAIT_MS)
+    states = {
+        page.results.index(r).data(): page.results.index(r).data(ResultRole.LIBRARY_STATE)
+        for r in range(page.results.rowCount())
+    }
+    assert states["Paperfold Style"] == UPDATE
+    assert states[civitai_catalog.vae.name] == DOWNLOADED
+    assert states["Harbor Light"] == NOT_OWNED
+    qtbot.mouseClick(page.hide_owned_box, Qt.MouseButton.LeftButton)
+    assert sorted(card_names(page)) == sorted(
+        m.name
+        for m in civitai_catalog.models
+        if m not in (civitai_catalog.lora, civitai_catalog.vae)
+    )
+
+
+# -- failures stay in the view ------------------------------------------------------------
+
+
+def test_rate_limited_search_shows_a_banner_and_retry_works(
+    qtbot, page: BrowserPage, civitai_catalog
+):
+    civitai_catalog.double.rate_limit(n=5, retry_after=1, path_prefix="/api/v1/models")
+    with qtbot.waitSignal(page.search_failed, timeout=WAIT_MS) as failed:
+        qtbot.keyClicks(page.search_box, "Paperfold")
+        qtbot.keyClick(page.search_box, Qt.Key.Key_Return)
+        # The window keeps answering while the request waits for Civitai.
+        qtbot.keyClicks(page.search_box, " x")
+        assert page.search_box.text() == "Paperfold x"
+    assert "rate limiting" in failed.args[0]
+    assert page.banner.isVisible()
+    assert "rate limiting" in page.banner.label.text()
+    civitai_catalog.double.reset_faults()
+    with qtbot.waitSignal(page.page_loaded, timeout=WAIT_MS):
+        qtbot.mouseClick(page.banner.retry_button, Qt.MouseButton.LeftButton)
+    assert not page.banner.isVisible()
+    assert card_names(page) == ["Paperfold Style"]
+
+
+def test_offline_search_says_so(qtbot, tmp_path: Path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    core = Core.open(tmp_path / "data", api_base=dead)
+    try:
+        widget = BrowserPage(core, ThumbnailLoader.for_core(core))
+        qtbot.addWidget(widget)
+        widget.show()
+        with qtbot.waitSignal(widget.search_failed, timeout=WAIT_MS) as failed:
+            qtbot.keyClick(widget.search_box, Qt.Key.Key_Return)
+        assert "Cannot reach Civitai" in failed.args[0]
+        assert widget.banner.retry_button.isVisible()
+    finally:
+        stop_tasks()
+        core.close()
+
+
+def test_unauthorized_search_asks_for_the_api_key(qtbot, page: BrowserPage, civitai_catalog):
+    civitai_catalog.double.fail(n=3, status=401, path_prefix="/api/v1/models")
+    with qtbot.waitSignal(page.search_failed, timeout=WAIT_MS) as failed:
+        qtbot.keyClick(page.search_box, Qt.Key.Key_Return)
+    assert "API key" in failed.args[0]
+
+
+def test_card_opens_with_enter_too(qtbot, page: BrowserPage, civitai_catalog):
+    search(qtbot, page, "Paperfold")
+    page.view.setFocus()
+    page.view.setCurrentIndex(page.view.model().index(0, 0))
+    with qtbot.waitSignal(page.model_opened, timeout=WAIT_MS):
+        qtbot.keyClick(page.view, Qt.Key.Key_Return)
+    assert page.detail.model is not None and page.detail.model.id == civitai_catalog.lora.id
