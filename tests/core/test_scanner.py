@@ -416,3 +416,19 @@ def test_manual_link(
     assert summary.identified == 1
     assert lib.local_file(path).identified_by == "manual"  # type: ignore[union-attr]
     assert isinstance(lib.version(version.id), ModelVersion)
+
+
+def test_rescan_rewrites_a_deleted_info_but_does_not_chase_a_forbidden_preview(
+    scanner: Scanner, lib: Library, root: Path, civitai: CivitaiDouble
+) -> None:
+    version = civitai.add_version(civitai.add_model(), images=[civitai.image(nsfw_level=16)])
+    path = place(root, version.files[0])
+    scanner.scan()
+    row = lib.local_file(path)
+    assert row is not None and row.preview_path is None and row.info_path
+    civitai.clear_requests()
+    scanner.scan()
+    assert civitai.requests == []  # no image the setting allows: nothing to ask for
+    Path(row.info_path).unlink()
+    scanner.scan()
+    assert Path(row.info_path).is_file() and civitai.requests == []

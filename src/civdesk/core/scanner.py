@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,6 +40,7 @@ from civdesk.core.library import Library, LocalFile
 from civdesk.core.sidecars import (
     INFO_SUFFIX,
     Companions,
+    FolderNames,
     SidecarInfo,
     companion,
     find_preview,
@@ -120,7 +121,7 @@ class _Found:
     path: Path
     stat: FileStat
     root: Path
-    siblings: Sequence[str]  # the names in its folder, shared by every file of the folder
+    siblings: FolderNames  # the names in its folder, shared by every file of the folder
 
 
 @dataclass
@@ -185,7 +186,7 @@ class _Walk:
             if first:
                 self.entries_at_root = len(entries)
                 first = False
-            names = [e.name for e in entries]
+            names = FolderNames(e.name for e in entries)
             for entry in entries:
                 self._visit(entry, folder, names, stack, seen)
 
@@ -193,7 +194,7 @@ class _Walk:
         self,
         entry: os.DirEntry[str],
         folder: Path,
-        names: list[str],
+        names: FolderNames,
         stack: list[Path],
         seen: set[tuple[int, int]],
     ) -> None:
@@ -479,8 +480,11 @@ class _ScanRun:
         preview = find_preview(f.path, f.siblings)
         info_name = companion(f.path, INFO_SUFFIX).name
         info = f.path.with_name(info_name) if info_name in f.siblings else None
-        missing = info is None or (preview is None and self.s.client is not None)
-        if row.identified and row.version_id is not None and missing:
+        # A missing info file means the companions were deleted or left behind by a move:
+        # write them again. A missing preview alone is retried only on request (the version
+        # may have no image the NSFW setting allows; asking on every rescan would be slow).
+        retry_preview = self.recheck_unknown and preview is None and self.s.client is not None
+        if row.identified and row.version_id is not None and (info is None or retry_preview):
             version = self.lib.version(row.version_id)
             done = self._companions(f, version) if version is not None else None
             if done is not None:

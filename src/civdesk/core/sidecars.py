@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -175,16 +175,39 @@ def find_preview(model_path: Path, siblings: Collection[str] | None = None) -> P
     return None
 
 
+class FolderNames(Collection[str]):
+    """The names in one folder, indexed once for exact and case-insensitive lookups.
+
+    Pass one to the readers instead of a plain list when many model files share a folder:
+    the index is then built once per folder, not once per file.
+    """
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = list(names)
+        # Case-insensitive matches (Windows, tools that write ".PNG"); an exact name wins.
+        self.lookup: dict[str, str] = {name.lower(): name for name in self.names}
+        self.lookup.update({name: name for name in self.names})
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.lookup
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
 class _Presence:
     """Which names exist in a folder: from a listing when given, else asked of the disk."""
 
     def __init__(self, folder: Path, siblings: Collection[str] | None) -> None:
         self.folder = folder
-        self.names: dict[str, str] | None = None
-        if siblings is not None:
-            # Match case-insensitively (Windows, and tools that write ".PNG"), exact name wins.
-            self.names = {name.lower(): name for name in siblings}
-            self.names.update({name: name for name in siblings})
+        self.names: Mapping[str, str] | None = None
+        if isinstance(siblings, FolderNames):
+            self.names = siblings.lookup
+        elif siblings is not None:
+            self.names = FolderNames(siblings).lookup
 
     def actual(self, name: str) -> str | None:
         if self.names is None:
