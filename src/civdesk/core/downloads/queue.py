@@ -1,0 +1,606 @@
+"""The download queue: persisted tasks, one download at a time, a history with reasons.
+
+:class:`DownloadQueue` is plain Python. A worker thread loops on :meth:`DownloadQueue.run_next`,
+which blocks while one file downloads; commands (add, cancel, retry, move, pause, resume)
+may come from any thread. Listeners are called as ``listener(event, payload)`` on the thread
+that caused the event (the worker for progress and results):
+
+================  ===========================================================
+``"added"``       a :class:`TaskSnapshot`
+``"changed"``     a :class:`TaskSnapshot` whose state or details changed
+``"progress"``    a :class:`TaskSnapshot` (at most ~10 per second per task)
+``"finished"``    a :class:`TaskSnapshot`: completed, failed or cancelled
+``"removed"``     a task id (history cleared)
+``"reordered"``   every :class:`TaskSnapshot`, in the new order
+``"paused"``      ``True`` / ``False``
+``"idle"``        ``None``: :meth:`~DownloadQueue.run_until_empty` ran out of work
+================  ===========================================================
+
+A failure of one task never stops the queue: it is recorded with a one-line reason and an
+``error_kind`` the UI can word, and the next task starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from civdesk.core.civitai.errors import (
+    Archived,
+    AuthRequired,
+    EarlyAccess,
+    Forbidden,
+    NetworkError,
+    NotFound,
+    RateLimited,
+    ServerError,
+)
+from civdesk.core.civitai.schema import ModelFile, ModelVersion
+from civdesk.core.downloads.downloader import (
+    Downloader,
+    DownloadProgress,
+    DownloadResult,
+    DownloadSource,
+)
+from civdesk.core.downloads.store import (
+    CANCELLED,
+    COMPLETED,
+    DOWNLOADING,
+    FAILED,
+    FINISHED_STATES,
+    QUEUED,
+    TaskRecord,
+    TaskStore,
+    now,
+)
+from civdesk.core.errors import Cancelled, CivdeskError, DiskFull, HashMismatch, UnsafePath
+from civdesk.core.library.db import Database
+
+if TYPE_CHECKING:
+    from civdesk.core.context import Core
+    from civdesk.core.library.repository import Library
+    from civdesk.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TaskId = int
+Listener = Callable[[str, Any], None]
+
+#: Legal moves between states; anything else raises IllegalTransition.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({DOWNLOADING, CANCELLED}),
+    # Back to queued: paused, interrupted by shutdown, or found so after a restart.
+    DOWNLOADING: frozenset({COMPLETED, FAILED, CANCELLED, QUEUED}),
+    FAILED: frozenset({QUEUED, CANCELLED}),
+    CANCELLED: frozenset({QUEUED}),
+    COMPLETED: frozenset(),
+}
+
+ERROR_KINDS = (
+    "auth", "forbidden", "early_access", "not_found", "archived", "rate_limited", "network",
+    "hash_mismatch", "disk_full", "unsafe_name", "cancelled", "other",
+)  # fmt: skip
+_KIND_OF: tuple[tuple[type[BaseException], str], ...] = (
+    (AuthRequired, "auth"),
+    (EarlyAccess, "early_access"),
+    (Forbidden, "forbidden"),
+    (NotFound, "not_found"),
+    (Archived, "archived"),
+    (RateLimited, "rate_limited"),
+    (NetworkError, "network"),
+    (ServerError, "network"),
+    (HashMismatch, "hash_mismatch"),
+    (DiskFull, "disk_full"),
+    (UnsafePath, "unsafe_name"),
+    (Cancelled, "cancelled"),
+)
+
+
+def error_kind(exc: BaseException) -> str:
+    """The ``error_kind`` recorded for a failure (one of :data:`ERROR_KINDS`)."""
+    return next((kind for cls, kind in _KIND_OF if isinstance(exc, cls)), "other")
+
+
+class IllegalTransition(CivdeskError):
+    """A command that makes no sense for the task's state (e.g. retrying a completed one)."""
+
+
+class UnknownTask(CivdeskError):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"Download #{task_id} is no longer in the list")
+        self.task_id = task_id
+
+
+@dataclass(frozen=True)
+class TaskSnapshot(TaskRecord):
+    """A task as the UI shows it: the stored record plus live figures."""
+
+    speed: float = 0.0  # bytes per second while downloading
+    eta: float | None = None  # seconds
+    retry_after: float | None = None  # seconds, while waiting out a rate limit
+    deadline: str | None = None  # early access end (ISO), when that is why it failed
+
+    @property
+    def percent(self) -> float | None:
+        if not self.bytes_total:
+            return None
+        return min(100.0, 100.0 * self.bytes_done / self.bytes_total)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+
+class VersionSource(DownloadSource, Protocol):
+    """What the queue needs from the Civitai client (it runs on the worker thread)."""
+
+    def get_version(self, version_id: int) -> ModelVersion: ...
+
+
+#: Called on the worker thread after a file is downloaded and verified.
+PostDownload = Callable[[DownloadResult, ModelVersion, ModelFile], None]
+
+
+class RegisterInLibrary:
+    """The post-download step: record the version and the file, write companion files."""
+
+    def __init__(self, library: Library, client: Any, allow_nsfw: Callable[[], bool]) -> None:
+        self.library = library
+        self.client = client
+        self.allow_nsfw = allow_nsfw
+
+    def __call__(self, result: DownloadResult, version: ModelVersion, file: ModelFile) -> None:
+        from civdesk.core.sidecars import write_companions
+
+        if version.model_id is not None:
+            self.library.upsert_version(version)
+        companions = write_companions(result.path, version, self.client, self.allow_nsfw())
+        for problem in companions.problems:
+            log.warning("Companion files of %s: %s", result.path, problem)
+        stat = result.path.stat()
+        self.library.register_file(
+            result.path, size=result.size, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
+            sha256=result.sha256, version_id=version.id, file_id=file.id,
+            identified_by="download", preview_path=companions.preview_path,
+            info_path=companions.info_path,
+        )  # fmt: skip
+
+
+@dataclass
+class _Running:
+    """The task the worker is on, and why it is being stopped (if it is)."""
+
+    task_id: int
+    stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+    reason: str | None = None  # "cancel" | "pause" | "interrupt"
+    record: TaskRecord | None = None
+    last_saved: float = 0.0
+
+
+@dataclass
+class _Live:
+    speed: float = 0.0
+    eta: float | None = None
+    retry_after: float | None = None
+    deadline: str | None = None
+
+
+class DownloadQueue:
+    """Persisted, ordered downloads run one at a time. See the module docstring."""
+
+    def __init__(
+        self,
+        db: Database,
+        client: VersionSource,
+        *,
+        settings: Settings | None = None,
+        downloader: Downloader | None = None,
+        post_download: PostDownload | None = None,
+        rate_limit_retries: int = 3,
+        max_rate_limit_wait: float = 300.0,
+        save_interval: float = 1.0,
+    ) -> None:
+        self.store = TaskStore(db)
+        self.client = client
+        self.settings = settings
+        self.downloader = downloader or Downloader(client)
+        self.post_download = post_download
+        self.rate_limit_retries = rate_limit_retries
+        self.max_rate_limit_wait = max_rate_limit_wait
+        self.save_interval = save_interval
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+        self._paused = False
+        self._running: _Running | None = None
+        self._live: dict[int, _Live] = {}
+        requeued = self.store.requeue_interrupted()
+        if requeued:
+            log.info("Resuming %d download(s) interrupted by the last exit", len(requeued))
+
+    @classmethod
+    def for_core(cls, core: Core) -> DownloadQueue:
+        """The queue of this data directory, downloading with the core's key and settings."""
+        client = core.client()
+        return cls(
+            core.db, client, settings=core.settings,
+            post_download=RegisterInLibrary(core.library, client,
+                                            lambda: core.settings.allow_nsfw),
+        )  # fmt: skip
+
+    # -- listeners ------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _emit(self, event: str, payload: Any) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event, payload)
+            except Exception:  # a broken listener must not break a download
+                log.exception("Download queue listener failed on %r", event)
+
+    # -- reading --------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def tasks(self) -> list[TaskSnapshot]:
+        """Every task (queued, running and the history) in queue order."""
+        return [self._snapshot(r) for r in self.store.all()]
+
+    def task(self, task_id: TaskId) -> TaskSnapshot:
+        return self._snapshot(self._get(task_id))
+
+    def _get(self, task_id: TaskId) -> TaskRecord:
+        record = self.store.get(task_id)
+        if record is None:
+            raise UnknownTask(task_id)
+        return record
+
+    def _snapshot(self, record: TaskRecord) -> TaskSnapshot:
+        live = self._live.get(record.id)
+        values = {f.name: getattr(record, f.name) for f in dataclasses.fields(TaskRecord)}
+        if live is None:
+            return TaskSnapshot(**values)
+        return TaskSnapshot(**values, speed=live.speed, eta=live.eta,
+                            retry_after=live.retry_after, deadline=live.deadline)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def add(
+        self,
+        version_id: int,
+        file_id: int | None = None,
+        dest_dir: str | Path | None = None,
+        *,
+        version: ModelVersion | None = None,
+    ) -> TaskId:
+        """Queue a download of a version's file (its primary file when ``file_id`` is None).
+
+        No network here: the version is resolved when the task runs. Pass ``version`` when
+        it is at hand so the list can show names right away.
+        """
+        details: dict[str, Any] = {"file_id": file_id,
+                                   "dest_dir": str(dest_dir) if dest_dir else None}
+        if version is not None:
+            details.update(self._details_of(version, _pick_file(version, file_id)))
+            if dest_dir:
+                details["dest_dir"] = str(dest_dir)
+        record = self.store.add(int(version_id), **details)
+        self._emit("added", self._snapshot(record))
+        return record.id
+
+    def cancel(self, task_id: TaskId) -> None:
+        """Stop (if running) and drop a task; its ``.part`` is deleted."""
+        with self._lock:
+            running = self._running
+            if running is not None and running.task_id == task_id:
+                running.reason = "cancel"
+                running.stop.set()  # the worker records it when the current chunk is written
+                return
+            record = self._transition(self._get(task_id), CANCELLED, finished_at=now(),
+                                      error="Cancelled", error_kind="cancelled")
+            _delete_part(record)
+        self._emit("finished", self._snapshot(record))
+
+    def retry(self, task_id: TaskId) -> None:
+        """Queue a failed or cancelled task again, at the end; a kept ``.part`` is resumed."""
+        with self._lock:
+            record = self._get(task_id)
+            if record.state == COMPLETED:
+                raise IllegalTransition("This download already completed; nothing to retry")
+            record = self._transition(
+                record, QUEUED, error=None, error_kind=None, finished_at=None,
+                position=self.store.next_position(),
+            )  # fmt: skip
+            self._live.pop(task_id, None)
+        self._emit("changed", self._snapshot(record))
+
+    def move(self, task_id: TaskId, new_position: int) -> None:
+        """Put a queued task at ``new_position`` (0 = next) among the queued tasks."""
+        with self._lock:
+            everything = self.store.all()
+            queued = [t.id for t in everything if t.state == QUEUED]
+            if task_id not in queued:
+                state = self._get(task_id).state
+                raise IllegalTransition(f"Only waiting downloads can be reordered (this one is "
+                                        f"{state})")
+            queued.remove(task_id)
+            queued.insert(max(0, min(new_position, len(queued))), task_id)
+            # Queued tasks trade places among the queued slots; the rest keep theirs.
+            order = iter(queued)
+            self.store.set_order([next(order) if t.state == QUEUED else t.id
+                                  for t in everything])
+        self._emit("reordered", self.tasks())
+
+    def remove(self, task_id: TaskId) -> None:
+        """Forget a finished task (the downloaded file stays where it is)."""
+        with self._lock:
+            record = self._get(task_id)
+            if record.state not in FINISHED_STATES:
+                raise IllegalTransition("Cancel the download before removing it from the list")
+            self.store.delete(task_id)
+            self._live.pop(task_id, None)
+        self._emit("removed", task_id)
+
+    def clear_finished(self) -> int:
+        """Forget every completed, failed and cancelled task; returns how many."""
+        finished = [t.id for t in self.store.all() if t.state in FINISHED_STATES]
+        for task_id in finished:
+            self.remove(task_id)
+        return len(finished)
+
+    def pause(self) -> None:
+        """Stop after the current chunk (keeping the ``.part``); start nothing new."""
+        with self._lock:
+            if self._paused:
+                return
+            self._paused = True
+            self._stop_running("pause")
+        self._emit("paused", True)
+
+    def resume(self) -> None:
+        with self._lock:
+            if not self._paused:
+                return
+            self._paused = False
+        self._emit("paused", False)
+
+    def interrupt(self) -> None:
+        """Stop the running download for shutdown; it stays queued and resumes next time."""
+        with self._lock:
+            self._stop_running("interrupt")
+
+    def _stop_running(self, reason: str) -> None:
+        if self._running is not None and self._running.reason is None:
+            self._running.reason = reason
+            self._running.stop.set()
+
+    def _transition(self, record: TaskRecord, state: str, **fields: Any) -> TaskRecord:
+        if state not in TRANSITIONS[record.state]:
+            raise IllegalTransition(
+                f"Download #{record.id} is {record.state}; it cannot become {state}"
+            )
+        return self.store.update(record.id, state=state, **fields)
+
+    # -- running --------------------------------------------------------------------------
+
+    def run_until_empty(self) -> int:
+        """Run queued tasks until none is left (or the queue is paused); how many ran."""
+        count = 0
+        while self.run_next() is not None:
+            count += 1
+        self._emit("idle", None)
+        return count
+
+    def run_next(self) -> TaskSnapshot | None:
+        """Run the first queued task to its end; None when paused or there is none."""
+        with self._lock:
+            if self._paused:
+                return None
+            queued = self.store.queued()
+            if not queued:
+                return None
+            running = _Running(queued[0].id)
+            record = self._transition(queued[0], DOWNLOADING, started_at=now(),
+                                      error=None, error_kind=None, finished_at=None)
+            running.record = record
+            self._running = running
+            self._live[record.id] = _Live()
+        self._emit("changed", self._snapshot(record))
+        try:
+            final = self._run(running)
+        finally:
+            with self._lock:
+                self._running = None
+                live = self._live.get(running.task_id)
+                if live is not None:
+                    live.speed, live.eta = 0.0, None
+        snapshot = self._snapshot(final)
+        self._emit("finished" if final.state in FINISHED_STATES else "changed", snapshot)
+        return snapshot
+
+    def _run(self, running: _Running) -> TaskRecord:
+        """Download one task and record how it ended; never raises for a task's failure."""
+        task_id = running.task_id
+        try:
+            result, version, file = self._download(running)
+        except Cancelled:
+            return self._stopped(running)
+        except CivdeskError as exc:
+            return self._failed(task_id, exc)
+        except Exception as exc:  # a bug, but the queue must go on with the next task
+            log.exception("Download #%d failed unexpectedly", task_id)
+            return self._failed(task_id, exc, f"Unexpected error: {exc}")
+        if self.post_download is not None:
+            try:
+                self.post_download(result, version, file)
+            except Exception:
+                # The verified file is in place; the library/companions can catch up on scan.
+                log.exception("Registering %s in the library failed", result.path)
+        with self._lock:
+            return self.store.update(
+                task_id, state=COMPLETED, dest_path=str(result.path), part_path=None,
+                bytes_done=result.size, bytes_total=result.size, finished_at=now(),
+                error=None, error_kind=None,
+            )  # fmt: skip
+
+    def _stopped(self, running: _Running) -> TaskRecord:
+        with self._lock:
+            record = self._get(running.task_id)
+            if running.reason == "cancel":
+                _delete_part(record)
+                return self._transition(record, CANCELLED, finished_at=now(),
+                                        error="Cancelled", error_kind="cancelled")
+            # Paused or interrupted: back in line, the .part kept for a Range resume.
+            return self._transition(record, QUEUED, bytes_done=self._part_size(record))
+
+    def _failed(self, task_id: int, exc: BaseException, message: str | None = None) -> TaskRecord:
+        kind = error_kind(exc)
+        with self._lock:
+            live = self._live.setdefault(task_id, _Live())
+            live.deadline = getattr(exc, "deadline", None)
+            live.retry_after = getattr(exc, "retry_after", None)
+            record = self._get(task_id)
+            return self._transition(record, FAILED, finished_at=now(), error_kind=kind,
+                                    error=message or str(exc),
+                                    bytes_done=self._part_size(record))
+
+    @staticmethod
+    def _part_size(record: TaskRecord) -> int:
+        if not record.part_path:
+            return 0
+        try:
+            return Path(record.part_path).stat().st_size
+        except OSError:
+            return 0
+
+    def _download(self, running: _Running) -> tuple[DownloadResult, ModelVersion, ModelFile]:
+        task_id = running.task_id
+        record = self._get(task_id)
+        version = self.client.get_version(record.version_id)
+        file = _pick_file(version, record.file_id)
+        details = self._details_of(version, file)
+        dest = self._destination(record, details["model_type"])
+        record = self.store.update(task_id, dest_dir=str(dest), **details)
+        running.record = record
+        self._emit("changed", self._snapshot(record))
+        self._check_stop(running)
+        attempt = 0
+        while True:
+            try:
+                result = self.downloader.download(
+                    version.id, file.id, dest,
+                    expected_sha256=file.sha256,
+                    progress=lambda p: self._progress(running, p),
+                    cancel=running.stop,
+                    part_path=record.part_path,
+                    file_name=file.name,
+                    expected_size=file.size_bytes or None,
+                    on_part=lambda path: self._remember_part(running, path),
+                )  # fmt: skip
+                return result, version, file
+            except RateLimited as exc:
+                attempt += 1
+                if attempt > self.rate_limit_retries:
+                    raise
+                self._wait_out(running, exc, attempt)
+                record = self._get(task_id)
+
+    def _wait_out(self, running: _Running, exc: RateLimited, attempt: int) -> None:
+        """Wait what Civitai asked (bounded) before trying again; a stop cuts it short."""
+        wait = exc.retry_after if exc.retry_after is not None else 5.0 * 2 ** (attempt - 1)
+        wait = min(wait, self.max_rate_limit_wait)
+        with self._lock:
+            self._live.setdefault(running.task_id, _Live()).retry_after = wait
+            record = self.store.update(
+                running.task_id, error_kind="rate_limited",
+                error=f"Civitai is rate limiting requests; retrying in {wait:.0f} s",
+            )  # fmt: skip
+        self._emit("changed", self._snapshot(record))
+        log.info("Download #%d rate limited; retrying in %.1f s", running.task_id, wait)
+        if running.stop.wait(wait):
+            raise Cancelled("Download")
+        with self._lock:
+            self._live[running.task_id].retry_after = None
+            record = self.store.update(running.task_id, error=None, error_kind=None)
+        self._emit("changed", self._snapshot(record))
+
+    def _check_stop(self, running: _Running) -> None:
+        if running.stop.is_set():
+            raise Cancelled("Download")
+
+    def _remember_part(self, running: _Running, path: Path) -> None:
+        running.record = self.store.update(running.task_id, part_path=str(path))
+
+    def _progress(self, running: _Running, progress: DownloadProgress) -> None:
+        record = running.record
+        if record is None:
+            return
+        live = self._live.setdefault(running.task_id, _Live())
+        live.speed, live.eta = progress.speed, progress.eta
+        record = dataclasses.replace(record, bytes_done=progress.bytes_done,
+                                     bytes_total=progress.bytes_total or record.bytes_total)
+        running.record = record
+        clock = time.monotonic()
+        if clock - running.last_saved >= self.save_interval:
+            # Persist now and then: after a crash the list shows roughly where it was.
+            running.last_saved = clock
+            self.store.update(running.task_id, bytes_done=record.bytes_done,
+                              bytes_total=record.bytes_total)
+        self._emit("progress", self._snapshot(record))
+
+    def _details_of(self, version: ModelVersion, file: ModelFile) -> dict[str, Any]:
+        model = version.model
+        return {
+            "model_id": version.model_id,
+            "model_name": model.name if model else None,
+            "version_name": version.name or None,
+            "model_type": model.type if model else None,
+            "file_id": file.id,
+            "file_name": file.name,
+            "expected_sha256": file.sha256,
+            "bytes_total": file.size_bytes or None,
+        }
+
+    def _destination(self, record: TaskRecord, model_type: str | None) -> Path:
+        if record.dest_dir:
+            return Path(record.dest_dir)
+        if self.settings is None:
+            raise CivdeskError("No download folder: choose one in Settings")
+        return self.settings.folder_for_type(model_type or "Other")
+
+
+def _pick_file(version: ModelVersion, file_id: int | None) -> ModelFile:
+    file = version.file_by_id(file_id) if file_id is not None else version.primary_file
+    if file is None and version.model is not None and version.model.mode == "Archived":
+        # Civitai lists no files for an archived model: say why, not just "not found".
+        raise Archived("This model was archived on Civitai and can no longer be downloaded")
+    if file is None:
+        what = f"File {file_id}" if file_id is not None else "A downloadable file"
+        raise NotFound(f"{what} of model version {version.id} not found on Civitai "
+                       "(removed or never published)")
+    return file
+
+
+def _delete_part(record: TaskRecord) -> None:
+    if record.part_path:
+        try:
+            Path(record.part_path).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("Could not delete %s: %s", record.part_path, exc)

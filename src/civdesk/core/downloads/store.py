@@ -1,0 +1,145 @@
+"""Persistence of download tasks in the ``download_tasks`` table.
+
+The queue holds no task state the database doesn't: a crash or a restart loses nothing but
+speed figures. Rows come out as frozen :class:`TaskRecord` snapshots, never ORM objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+
+from civdesk.core.library.db import Database
+from civdesk.core.library.tables import DownloadTaskRow
+
+QUEUED, DOWNLOADING, COMPLETED, FAILED, CANCELLED = (
+    "queued", "downloading", "completed", "failed", "cancelled",
+)  # fmt: skip
+STATES = (QUEUED, DOWNLOADING, COMPLETED, FAILED, CANCELLED)
+FINISHED_STATES = (COMPLETED, FAILED, CANCELLED)
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One row of ``download_tasks``."""
+
+    id: int
+    version_id: int
+    file_id: int | None
+    model_id: int | None
+    model_name: str | None
+    version_name: str | None
+    model_type: str | None
+    file_name: str | None
+    dest_dir: str | None
+    dest_path: str | None
+    part_path: str | None
+    expected_sha256: str | None
+    state: str
+    bytes_done: int
+    bytes_total: int | None
+    error: str | None
+    error_kind: str | None
+    position: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(TaskRecord))
+_WRITABLE = frozenset(FIELDS) - {"id", "created_at"}
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _record(row: DownloadTaskRow) -> TaskRecord:
+    return TaskRecord(**{name: getattr(row, name) for name in FIELDS})
+
+
+class TaskStore:
+    """CRUD for download tasks; safe to use from several threads (one session each)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, version_id: int, **fields: Any) -> TaskRecord:
+        """A new queued task at the end of the queue."""
+        self._check(fields)
+        with self.db.session() as s:
+            last = s.scalar(select(func.max(DownloadTaskRow.position)))
+            row = DownloadTaskRow(
+                version_id=version_id, state=QUEUED, bytes_done=0,
+                position=(last or 0) + 1, created_at=now(), **fields,
+            )  # fmt: skip
+            s.add(row)
+            s.flush()
+            return _record(row)
+
+    def get(self, task_id: int) -> TaskRecord | None:
+        with self.db.session(write=False) as s:
+            row = s.get(DownloadTaskRow, task_id)
+            return None if row is None else _record(row)
+
+    def all(self) -> list[TaskRecord]:
+        """Every task in queue order (position, then age)."""
+        with self.db.session(write=False) as s:
+            rows = s.scalars(
+                select(DownloadTaskRow).order_by(DownloadTaskRow.position, DownloadTaskRow.id)
+            )
+            return [_record(r) for r in rows]
+
+    def queued(self) -> list[TaskRecord]:
+        return [t for t in self.all() if t.state == QUEUED]
+
+    def update(self, task_id: int, **fields: Any) -> TaskRecord:
+        self._check(fields)
+        with self.db.session() as s:
+            row = s.get(DownloadTaskRow, task_id)
+            if row is None:
+                raise KeyError(task_id)
+            for name, value in fields.items():
+                setattr(row, name, value)
+            s.flush()
+            return _record(row)
+
+    def delete(self, task_id: int) -> None:
+        with self.db.session() as s:
+            row = s.get(DownloadTaskRow, task_id)
+            if row is not None:
+                s.delete(row)
+
+    def set_order(self, task_ids: list[int]) -> None:
+        """Give these tasks the positions 1, 2, 3… in this order."""
+        with self.db.session() as s:
+            for position, task_id in enumerate(task_ids, start=1):
+                row = s.get(DownloadTaskRow, task_id)
+                if row is not None:
+                    row.position = position
+
+    def next_position(self) -> int:
+        with self.db.session(write=False) as s:
+            return (s.scalar(select(func.max(DownloadTaskRow.position))) or 0) + 1
+
+    def requeue_interrupted(self) -> list[int]:
+        """Tasks left ``downloading`` by a previous run go back to ``queued``."""
+        with self.db.session() as s:
+            rows = list(s.scalars(
+                select(DownloadTaskRow).where(DownloadTaskRow.state == DOWNLOADING)
+            ))  # fmt: skip
+            for row in rows:
+                row.state = QUEUED
+            return [r.id for r in rows]
+
+    @staticmethod
+    def _check(fields: dict[str, Any]) -> None:
+        unknown = set(fields) - _WRITABLE
+        if unknown:
+            raise TypeError(f"Not a download task field: {', '.join(sorted(unknown))}")
+        if "state" in fields and fields["state"] not in STATES:
+            raise ValueError(f"Not a task state: {fields['state']!r}")

@@ -1,0 +1,313 @@
+"""DownloadQueue on a real SQLite file, downloading from the loopback double."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.downloads.downloader import Downloader
+from civdesk.core.downloads.queue import (
+    DownloadQueue,
+    IllegalTransition,
+    RegisterInLibrary,
+    TaskSnapshot,
+)
+from civdesk.core.downloads.store import DOWNLOADING
+from civdesk.core.library.db import Database
+from civdesk.core.library.repository import Library
+from civdesk.core.settings import Settings
+from tests.double import CivitaiDouble, FakeVersion, SampleCatalog
+
+MiB = 1 << 20
+
+
+class Events(list[tuple[str, Any]]):
+    def __call__(self, event: str, payload: Any) -> None:
+        self.append((event, payload))
+
+    def of(self, event: str) -> list[Any]:
+        return [p for e, p in self if e == event]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database.open(tmp_path / "library.sqlite3")
+    yield database
+    database.close()
+
+
+def make_queue(d: CivitaiDouble, db: Database, **kw: Any) -> DownloadQueue:
+    client = CivitaiClient(d.base_url, max_retries=1, backoff=0.001, sleep=lambda s: None)
+    downloader = Downloader(client, sleep=lambda s: None, retry_delay=0, progress_interval=0)
+    return DownloadQueue(db, client, downloader=downloader, **kw)
+
+
+def big_version(d: CivitaiDouble, name: str = "Big", size: int = 4 * MiB) -> FakeVersion:
+    return d.add_version(d.add_model(name, "Checkpoint"), files=[d.file(size=size)])
+
+
+def sha_of(path: str | None) -> str:
+    assert path is not None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest().upper()
+
+
+def test_runs_in_order_and_records_the_history(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    queue = make_queue(civitai, db)
+    events = Events()
+    queue.add_listener(events)
+    dest = tmp_path / "dl"
+    versions = [civitai_catalog.lora_v1, civitai_catalog.vae_v1, civitai_catalog.embedding_v1]
+    ids = [queue.add(v.id, dest_dir=dest) for v in versions]
+
+    assert queue.run_until_empty() == 3
+    tasks = queue.tasks()
+    assert [t.id for t in tasks] == ids
+    assert [t.state for t in tasks] == ["completed"] * 3
+    for task, version in zip(tasks, versions, strict=True):
+        assert sha_of(task.dest_path) == version.files[0].sha256
+        assert task.model_name and task.file_name == version.files[0].name
+        assert task.percent == 100.0 and task.part_path is None
+    assert [s.id for s in events.of("finished")] == ids
+    assert [s.id for s in events.of("added")] == ids
+    assert events[-1] == ("idle", None)
+
+
+def test_a_failure_is_reported_and_the_next_task_still_runs(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    civitai.archive(civitai_catalog.checkpoint)
+    queue = make_queue(civitai, db)
+    archived = queue.add(civitai_catalog.checkpoint_v1.id, dest_dir=tmp_path)
+    missing = queue.add(777, dest_dir=tmp_path)
+    good = queue.add(civitai_catalog.vae_v1.id, dest_dir=tmp_path)
+    queue.run_until_empty()
+
+    first, second, third = (queue.task(i) for i in (archived, missing, good))
+    assert (first.state, first.error_kind) == ("failed", "archived")
+    assert first.error == "This model was archived on Civitai and can no longer be downloaded"
+    assert (second.state, second.error_kind) == ("failed", "not_found")
+    assert "not found on Civitai" in (second.error or "")
+    assert third.state == "completed"
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_move_reorders_waiting_tasks(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    queue = make_queue(civitai, db)
+    a, b, c = (queue.add(v.id, dest_dir=tmp_path) for v in civitai_catalog.versions[:3])
+    events = Events()
+    queue.add_listener(events)
+    queue.move(c, 0)
+    assert [t.id for t in queue.tasks()] == [c, a, b]
+    assert [t.id for t in events.of("reordered")[0]] == [c, a, b]
+    queue.move(c, 99)
+    assert [t.id for t in queue.tasks()] == [a, b, c]
+    finished: list[int] = []
+    queue.add_listener(lambda e, p: finished.append(p.id) if e == "finished" else None)
+    queue.run_until_empty()
+    assert finished == [a, b, c]
+    with pytest.raises(IllegalTransition):
+        queue.move(a, 0)
+
+
+def test_cancel_a_waiting_and_a_running_task(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    version = big_version(civitai, size=8 * MiB)
+    civitai.throttle_downloads(8 * MiB)
+    queue = make_queue(civitai, db)
+    dest = tmp_path / "dl"
+    running = queue.add(version.id, dest_dir=dest)
+    waiting = queue.add(civitai_catalog.vae_v1.id, dest_dir=dest)
+    queue.cancel(waiting)
+    assert queue.task(waiting).state == "cancelled"
+
+    def cancel_midway(event: str, snap: Any) -> None:
+        if event == "progress" and snap.id == running and snap.bytes_done >= MiB:
+            queue.cancel(running)
+
+    queue.add_listener(cancel_midway)
+    result = queue.run_next()
+    assert result is not None and result.state == "cancelled"
+    assert result.error_kind == "cancelled"
+    assert list(dest.iterdir()) == []  # the .part went with it
+    assert queue.run_next() is None
+
+    with pytest.raises(IllegalTransition):
+        queue.cancel(running)  # already cancelled
+
+
+def test_retry_requeues_failed_and_cancelled_tasks(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    civitai.archive(civitai_catalog.vae)
+    queue = make_queue(civitai, db)
+    failed = queue.add(civitai_catalog.vae_v1.id, dest_dir=tmp_path)
+    cancelled = queue.add(civitai_catalog.lora_v1.id, dest_dir=tmp_path)
+    queue.cancel(cancelled)
+    queue.run_until_empty()
+    assert queue.task(failed).state == "failed"
+
+    civitai.reset_faults()
+    queue.retry(failed)
+    queue.retry(cancelled)
+    assert queue.task(failed).error is None
+    queue.run_until_empty()
+    assert [queue.task(i).state for i in (failed, cancelled)] == ["completed", "completed"]
+    with pytest.raises(IllegalTransition, match="already completed"):
+        queue.retry(failed)
+
+
+def test_pause_keeps_the_part_and_resume_continues_it(
+    civitai: CivitaiDouble, db: Database, tmp_path: Path
+) -> None:
+    version = big_version(civitai, size=8 * MiB)
+    civitai.throttle_downloads(8 * MiB)
+    queue = make_queue(civitai, db)
+    queue.add(version.id, dest_dir=tmp_path)
+    events = Events()
+    queue.add_listener(events)
+
+    def pause_midway(event: str, snap: Any) -> None:
+        if event == "progress" and snap.bytes_done >= MiB:
+            queue.pause()
+
+    queue.add_listener(pause_midway)
+    snap = queue.run_next()
+    assert snap is not None and snap.state == "queued"
+    assert 0 < snap.bytes_done < version.files[0].size
+    assert snap.part_path and Path(snap.part_path).stat().st_size == snap.bytes_done
+    assert queue.paused and queue.run_next() is None
+    assert ("paused", True) in events
+
+    queue.remove_listener(pause_midway)
+    civitai.throttle_downloads(None)
+    civitai.clear_requests()
+    queue.resume()
+    done = queue.run_next()
+    assert done is not None and done.state == "completed"
+    assert sha_of(done.dest_path) == version.files[0].sha256
+    assert civitai.storage_headers[0]["Range"] == f"bytes={snap.bytes_done}-"
+
+
+def test_tasks_survive_a_restart_and_an_interrupted_one_resumes(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    version = big_version(civitai)
+    first = make_queue(civitai, db)
+    interrupted = first.add(version.id, dest_dir=tmp_path)
+    later = first.add(civitai_catalog.vae_v1.id, dest_dir=tmp_path)
+    first.move(later, 0)
+    # What a crash mid-download leaves: a .part on disk and the row still "downloading".
+    f = version.files[0]
+    part = tmp_path / (f.name + ".part")
+    part.write_bytes(f.read_bytes()[: MiB + 3])
+    first.store.update(interrupted, state=DOWNLOADING, part_path=str(part))
+    db.close()
+
+    reopened_db = Database.open(db.path)
+    try:
+        second = make_queue(civitai, reopened_db)
+        tasks = second.tasks()
+        assert [(t.id, t.state) for t in tasks] == [(later, "queued"), (interrupted, "queued")]
+        second.run_until_empty()
+        done = second.task(interrupted)
+        assert done.state == "completed" and sha_of(done.dest_path) == f.sha256
+        assert f"bytes={MiB + 3}-" in [h.get("Range") for h in civitai.storage_headers]
+    finally:
+        reopened_db.close()
+
+
+def test_rate_limited_task_waits_and_retries(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    # Two 429s per open (the client retries once), three opens refused, then it gets through.
+    civitai.rate_limit(n=6, retry_after=0.01, path_prefix="/api/download/")
+    queue = make_queue(civitai, db, rate_limit_retries=3)
+    events = Events()
+    queue.add_listener(events)
+    task_id = queue.add(civitai_catalog.vae_v1.id, dest_dir=tmp_path)
+    queue.run_until_empty()
+    assert queue.task(task_id).state == "completed"
+    waits = [s for s in events.of("changed") if s.error_kind == "rate_limited"]
+    assert len(waits) == 3
+    assert waits[0].error == "Civitai is rate limiting requests; retrying in 0 s"
+
+
+def test_rate_limited_beyond_the_retries_fails_with_its_kind(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    civitai.rate_limit(n=100, retry_after=0.01, path_prefix="/api/download/")
+    queue = make_queue(civitai, db, rate_limit_retries=1)
+    task_id = queue.add(civitai_catalog.vae_v1.id, dest_dir=tmp_path)
+    queue.run_until_empty()
+    task = queue.task(task_id)
+    assert (task.state, task.error_kind) == ("failed", "rate_limited")
+    assert task.retry_after == 0.01
+
+
+def test_folder_by_type_and_registration_in_the_library(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    library = Library(db)
+    settings = Settings(download_root=str(tmp_path / "models"))
+    client = CivitaiClient(civitai.base_url, sleep=lambda s: None)
+    queue = DownloadQueue(db, client, settings=settings,
+                          post_download=RegisterInLibrary(library, client, lambda: False))
+    task_id = queue.add(civitai_catalog.lora_v2.id)
+    snap: TaskSnapshot | None = queue.run_next()
+    assert snap is not None and snap.state == "completed", snap and snap.error
+    path = Path(snap.dest_path or "")
+    assert path.parent == (tmp_path / "models" / "Lora").resolve()
+    assert queue.task(task_id).model_type == "LORA"
+
+    local = library.local_file(path)
+    assert local is not None
+    assert local.version_id == civitai_catalog.lora_v2.id
+    assert local.sha256 == civitai_catalog.lora_v2.files[0].sha256
+    assert local.identified_by == "download"
+    assert local.info_path and Path(local.info_path).is_file()
+    assert library.version_json(civitai_catalog.lora_v2.id) is not None
+
+
+def test_a_listener_that_raises_does_not_stop_the_queue(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    queue = make_queue(civitai, db)
+
+    def broken(event: str, payload: Any) -> None:
+        raise RuntimeError("listener bug")
+
+    queue.add_listener(broken)
+    task_id = queue.add(civitai_catalog.vae_v1.id, dest_dir=tmp_path)
+    queue.run_until_empty()
+    assert queue.task(task_id).state == "completed"
+
+
+def test_commands_from_another_thread_while_running(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    version = big_version(civitai, size=8 * MiB)
+    civitai.throttle_downloads(4 * MiB)
+    queue = make_queue(civitai, db)
+    running = queue.add(version.id, dest_dir=tmp_path)
+    started = threading.Event()
+    queue.add_listener(lambda e, p: started.set() if e == "progress" else None)
+    worker = threading.Thread(target=queue.run_until_empty)
+    worker.start()
+    assert started.wait(10)
+    added = queue.add(civitai_catalog.vae_v1.id, dest_dir=tmp_path)
+    queue.cancel(running)
+    worker.join(20)
+    assert not worker.is_alive()
+    assert queue.task(running).state == "cancelled"
+    assert queue.task(added).state == "completed"
