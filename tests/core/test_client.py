@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import socket
 
@@ -11,6 +12,8 @@ import pytest
 from civdesk.core.civitai.client import CivitaiClient, redact_url
 from civdesk.core.civitai.errors import (
     Archived,
+    AuthRequired,
+    EarlyAccess,
     MalformedResponse,
     NetworkError,
     NotFound,
@@ -338,3 +341,56 @@ def test_archived_and_missing_files_are_told_apart(
     with pytest.raises(NotFound, match="not found on Civitai"):
         client.open_download(civitai_catalog.embedding_v1.id, file_id=1)
     assert sleeps == []
+
+
+def test_login_required_without_and_with_a_bad_key(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, sleeps: Sleeps
+) -> None:
+    version = civitai_catalog.lora_v1
+    civitai.login_required(version)
+    with pytest.raises(AuthRequired) as anonymous:
+        make_client(civitai, sleeps).open_download(version.id)
+    assert str(anonymous.value) == (
+        "Civitai refused the download: this file requires an API key — set your Civitai API "
+        "key in Settings"
+    )
+    with pytest.raises(AuthRequired) as bad_key:
+        make_client(civitai, sleeps, "not-the-key").open_download(version.id)
+    assert "logged in" in str(bad_key.value)
+    assert "not accepted" in str(bad_key.value)
+    assert "not-the-key" not in str(bad_key.value)
+
+    with make_client(civitai, sleeps, TEST_API_KEY).open_download(version.id) as body:
+        data = b"".join(body.iter_chunks())
+    assert hashlib.sha256(data).hexdigest().upper() == version.files[0].sha256
+
+
+def test_early_access_names_its_deadline(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, sleeps: Sleeps
+) -> None:
+    client = make_client(civitai, sleeps, TEST_API_KEY)
+    civitai.early_access(civitai_catalog.lora_v1, deadline="2026-12-31T00:00:00.000Z")
+    with pytest.raises(EarlyAccess, match="in early access until 2026-12-31; ") as early:
+        client.open_download(civitai_catalog.lora_v1.id)
+    assert early.value.deadline == "2026-12-31T00:00:00.000Z"
+
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+
+def test_the_key_is_never_in_messages_logs_or_repr(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, sleeps: Sleeps,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = "super-secret-key-123"
+    client = make_client(civitai, sleeps, key)
+    civitai.fail(1, status=503)
+    civitai.login_required(civitai_catalog.lora_v1)
+    with caplog.at_level(logging.DEBUG):
+        client.get_model(civitai_catalog.lora.id)
+        with pytest.raises(AuthRequired) as info:
+            client.open_download(civitai_catalog.lora_v1.id)
+    assert key not in str(info.value) and key not in (info.value.url or "")
+    assert key not in caplog.text
+    assert key not in repr(client)
