@@ -376,9 +376,6 @@ def test_early_access_names_its_deadline(
 
 
 
-# -- retries ---------------------------------------------------------------------------------
-
-
 def test_the_key_is_never_in_messages_logs_or_repr(
     civitai: CivitaiDouble, civitai_catalog: SampleCatalog, sleeps: Sleeps,
     caplog: pytest.LogCaptureFixture,
