@@ -57,27 +57,27 @@ class _Reader:
             )
         return value
 
-    def int(self, key: str, *, required: bool = False, default: int | None = None) -> Any:
+    def integer(self, key: str, *, required: bool = False, default: int | None = None) -> Any:
         return self._get(key, (int,), required, default)
 
-    def float(self, key: str, default: float | None = None) -> float | None:
+    def number(self, key: str, default: float | None = None) -> float | None:
         value = self._get(key, (int, float), False, default)
         return None if value is None else float(value)
 
-    def str(self, key: str, *, required: bool = False, default: str | None = None) -> Any:
+    def text(self, key: str, *, required: bool = False, default: str | None = None) -> Any:
         return self._get(key, (str,), required, default)
 
-    def bool(self, key: str, default: bool = False) -> bool:
+    def flag(self, key: str, default: bool = False) -> bool:
         return bool(self._get(key, (bool,), False, default))
 
-    def list(self, key: str) -> list[Any]:
+    def array(self, key: str) -> list[Any]:
         return list(self._get(key, (list,), False, []))
 
     def obj(self, key: str) -> Mapping[str, Any]:
         return dict(self._get(key, (dict,), False, {}))
 
-    def str_list(self, key: str) -> list[str]:
-        items = self.list(key)
+    def texts(self, key: str) -> list[str]:
+        items = self.array(key)
         # Tags and trigger words are strings; an older shape sent {"name": ...} objects.
         out = []
         for i, item in enumerate(items):
@@ -138,22 +138,22 @@ class ModelFile:
                 canonical = next((k for k in HASH_KINDS if k.lower() == kind.lower()), kind)
                 hashes[canonical] = value.upper()
         return cls(
-            id=r.int("id", required=True),
-            name=r.str("name", required=True),
-            size_kb=r.float("sizeKB", 0.0) or 0.0,
-            type=r.str("type", default="Model"),
-            primary=r.bool("primary"),
+            id=r.integer("id", required=True),
+            name=r.text("name", required=True),
+            size_kb=r.number("sizeKB", 0.0) or 0.0,
+            type=r.text("type", default="Model"),
+            primary=r.flag("primary"),
             metadata=FileMetadata(
                 # Legacy responses had a top-level "format".
-                format=meta.str("format") or r.str("format"),
-                size=meta.str("size"),
-                fp=meta.str("fp"),
-                quant_type=meta.str("quantType"),
+                format=meta.text("format") or r.text("format"),
+                size=meta.text("size"),
+                fp=meta.text("fp"),
+                quant_type=meta.text("quantType"),
             ),
             hashes=hashes,
-            download_url=r.str("downloadUrl"),
-            pickle_scan_result=r.str("pickleScanResult"),
-            virus_scan_result=r.str("virusScanResult"),
+            download_url=r.text("downloadUrl"),
+            pickle_scan_result=r.text("pickleScanResult"),
+            virus_scan_result=r.text("virusScanResult"),
         )
 
 
@@ -182,13 +182,13 @@ class Image:
                 legacy, NSFW_PG
             )
         return cls(
-            url=r.str("url", required=True),
+            url=r.text("url", required=True),
             nsfw_level=level,
-            width=r.int("width"),
-            height=r.int("height"),
-            type=r.str("type", default="image"),
-            blurhash=r.str("hash"),
-            id=r.int("id"),
+            width=r.integer("width"),
+            height=r.integer("height"),
+            type=r.text("type", default="image"),
+            blurhash=r.text("hash"),
+            id=r.integer("id"),
         )
 
 
@@ -262,29 +262,29 @@ class ModelVersion:
         if r.data.get("model") is not None:
             m = _Reader(r.data["model"], f"{where}.model")
             model = ModelSummary(
-                name=m.str("name", default=""),
-                type=m.str("type", default="Other"),
-                nsfw=m.bool("nsfw"),
-                poi=m.bool("poi"),
-                mode=m.str("mode"),
+                name=m.text("name", default=""),
+                type=m.text("type", default="Other"),
+                nsfw=m.flag("nsfw"),
+                poi=m.flag("poi"),
+                mode=m.text("mode"),
             )
         return cls(
-            id=r.int("id", required=True),
-            model_id=r.int("modelId"),
-            name=r.str("name", default=""),
-            base_model=r.str("baseModel"),
-            base_model_type=r.str("baseModelType"),
-            description=r.str("description"),
-            created_at=r.str("createdAt"),
-            updated_at=r.str("updatedAt"),
-            published_at=r.str("publishedAt"),
-            availability=r.str("availability"),
-            nsfw_level=r.int("nsfwLevel", default=0),
-            trained_words=r.str_list("trainedWords"),
-            early_access_ends_at=r.str("earlyAccessEndsAt"),
-            download_url=r.str("downloadUrl"),
-            files=_each(r.list("files"), f"{where}.files", ModelFile.from_json),
-            images=_each(r.list("images"), f"{where}.images", Image.from_json),
+            id=r.integer("id", required=True),
+            model_id=r.integer("modelId"),
+            name=r.text("name", default=""),
+            base_model=r.text("baseModel"),
+            base_model_type=r.text("baseModelType"),
+            description=r.text("description"),
+            created_at=r.text("createdAt"),
+            updated_at=r.text("updatedAt"),
+            published_at=r.text("publishedAt"),
+            availability=r.text("availability"),
+            nsfw_level=r.integer("nsfwLevel", default=0),
+            trained_words=r.texts("trainedWords"),
+            early_access_ends_at=r.text("earlyAccessEndsAt"),
+            download_url=r.text("downloadUrl"),
+            files=_each(r.array("files"), f"{where}.files", ModelFile.from_json),
+            images=_each(r.array("images"), f"{where}.images", Image.from_json),
             model=model,
             raw=dict(data),
         )
@@ -333,22 +333,22 @@ class Model:
         r = _Reader(data, where)
         creator = r.data.get("creator")
         stats = _Reader(r.obj("stats"), f"{where}.stats")
-        model_id = r.int("id", required=True)
-        versions = _each(r.list("modelVersions"), f"{where}.modelVersions", ModelVersion.from_json)
+        model_id = r.integer("id", required=True)
+        versions = _each(r.array("modelVersions"), f"{where}.modelVersions", ModelVersion.from_json)
         return cls(
             id=model_id,
-            name=r.str("name", required=True),
-            type=r.str("type", default="Other"),
-            description=r.str("description"),
-            nsfw=r.bool("nsfw"),
-            nsfw_level=r.int("nsfwLevel", default=0),
-            poi=r.bool("poi"),
-            mode=r.str("mode"),
-            availability=r.str("availability"),
+            name=r.text("name", required=True),
+            type=r.text("type", default="Other"),
+            description=r.text("description"),
+            nsfw=r.flag("nsfw"),
+            nsfw_level=r.integer("nsfwLevel", default=0),
+            poi=r.flag("poi"),
+            mode=r.text("mode"),
+            availability=r.text("availability"),
             creator=creator.get("username") if isinstance(creator, Mapping) else None,
-            tags=r.str_list("tags"),
-            download_count=stats.int("downloadCount"),
-            thumbs_up_count=stats.int("thumbsUpCount"),
+            tags=r.texts("tags"),
+            download_count=stats.integer("downloadCount"),
+            thumbs_up_count=stats.integer("thumbsUpCount"),
             versions=versions,
             raw=dict(data),
         )
@@ -372,9 +372,9 @@ class SearchPage:
         if cursor is not None and not isinstance(cursor, (str, int)):
             raise MalformedResponse(f"{where}.metadata.nextCursor: expected a string")
         return cls(
-            items=_each(r.list("items"), f"{where}.items", Model.from_json),
+            items=_each(r.array("items"), f"{where}.items", Model.from_json),
             next_cursor=None if cursor in (None, "") else str(cursor),
-            next_page_url=meta.str("nextPage"),
+            next_page_url=meta.text("nextPage"),
         )
 
 
