@@ -28,7 +28,15 @@ from PySide6.QtWidgets import (
 )
 
 from civdesk.core.civitai.errors import AuthRequired, NetworkError, RateLimited
-from civdesk.core.civitai.schema import MODEL_TYPES, PERIODS, SORTS, Model, SearchPage, SearchQuery
+from civdesk.core.civitai.schema import (
+    MODEL_TYPES,
+    PERIODS,
+    SORTS,
+    Model,
+    ModelVersion,
+    SearchPage,
+    SearchQuery,
+)
 from civdesk.core.errors import CivdeskError
 from civdesk.ui.browser.delegate import CardDelegate
 from civdesk.ui.browser.detail import ModelDetail
@@ -236,8 +244,18 @@ class BrowserPage(QWidget):
 
     def connect_downloads(self, worker: Any) -> None:
         """Send Download clicks to the dock's worker; refresh badges when a file lands."""
-        self.download_requested.connect(lambda v, f: worker.add(v, f))
+        self.download_requested.connect(
+            lambda version_id, file_id: worker.add(
+                version_id, file_id, version=self._version_with_model(version_id)
+            )
+        )
         worker.task_finished.connect(self._download_finished)
+
+    def _version_with_model(self, version_id: int) -> ModelVersion | None:
+        """The shown version in its /model-versions form (names for the dock right away)."""
+        model = self.detail.model
+        version = model.version_by_id(version_id) if model is not None else None
+        return model.with_version_model(version) if model and version else None
 
     @Slot(object)
     def _download_finished(self, task: Any) -> None:

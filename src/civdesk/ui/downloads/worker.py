@@ -1,0 +1,248 @@
+"""The download queue on a thread of its own, speaking Qt signals.
+
+The core :class:`~civdesk.core.downloads.queue.DownloadQueue` is plain Python: its
+``run_next()`` blocks while one file downloads, and it tells listeners what happened by
+calling them on that same thread. :class:`DownloadWorker` owns the thread that loops on
+``run_next()`` and turns each callback into a signal (delivered queued to GUI objects).
+
+Commands (add, cancel, retry, move, pause, resume) run on a one-thread pool, in the order
+given (they write the database, which the GUI thread never does); a command that may give
+the loop work wakes it. Progress is throttled per task
+so a fast download cannot flood the GUI thread with events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, QThreadPool, Signal, Slot
+
+from civdesk.core.civitai.schema import ModelVersion
+from civdesk.core.downloads.queue import DownloadQueue
+from civdesk.ui.tasks import TaskHandle, run_task
+
+log = logging.getLogger(__name__)
+
+#: At most this many progress signals per task per second (state changes always go out).
+PROGRESS_HZ = 10.0
+
+
+class ProgressThrottle:
+    """Lets one progress update per task through every ``1/hz`` seconds."""
+
+    def __init__(self, hz: float = PROGRESS_HZ, clock: Any = time.monotonic) -> None:
+        self._interval = 1.0 / hz
+        self._clock = clock
+        self._last: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, task_id: int) -> bool:
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(task_id)
+            if last is not None and now - last < self._interval:
+                return False
+            self._last[task_id] = now
+            return True
+
+    def forget(self, task_id: int) -> None:
+        with self._lock:
+            self._last.pop(task_id, None)
+
+
+class _LoopThread(QThread):
+    def __init__(self, target: Any) -> None:
+        super().__init__()
+        self.setObjectName("civdesk-downloads")
+        self._target = target
+
+    def run(self) -> None:
+        self._target()
+
+
+class DownloadWorker(QObject):
+    """Runs a :class:`DownloadQueue` on a private :class:`QThread`.
+
+    Signals carry the queue's immutable task snapshots. ``start()`` once, ``stop()`` before
+    the queue's database closes; ``stop()`` interrupts a running download, which stays
+    ``queued`` in the database and resumes (with Range) on the next start.
+    """
+
+    task_added = Signal(object)  # TaskSnapshot
+    task_changed = Signal(object)  # state or details changed (not mere progress)
+    task_progress = Signal(object)  # throttled to PROGRESS_HZ per task
+    task_finished = Signal(object)  # completed, failed or cancelled
+    task_removed = Signal(int)  # task id (history cleared)
+    tasks_reordered = Signal(list)  # every task, in the queue's new order
+    paused_changed = Signal(bool)
+    queue_idle = Signal()  # nothing left to run (or paused) after some work
+    crashed = Signal(str)  # an unexpected error stopped the loop (a bug; logged)
+    command_failed = Signal(str)  # a command was refused (e.g. retry of a completed task)
+
+    def __init__(self, queue: DownloadQueue, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.queue = queue
+        self._thread: QThread | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._throttle = ProgressThrottle()
+        self._commands = QThreadPool(self)
+        self._commands.setMaxThreadCount(1)
+        self._listener = self._on_queue_event  # keep one bound method to remove it later
+        queue.add_listener(self._listener)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.isRunning()
+
+    def start(self) -> None:
+        """Start the download thread (once)."""
+        if self._thread is not None:
+            return
+        # The worker object stays on the GUI thread (its commands are plain thread-safe calls);
+        # only the loop runs on the new thread, and its signals reach GUI receivers queued.
+        thread = _LoopThread(self._loop)
+        self._thread = thread
+        self._stopping.clear()
+        thread.start()
+
+    def stop(self, timeout_ms: int = 10_000) -> bool:
+        """Interrupt the current download, end the thread and wait for it; True if it ended.
+
+        Safe to call more than once.
+        """
+        if self._stopping.is_set() and self._thread is None:
+            return True
+        self._stopping.set()
+        self._commands.waitForDone(timeout_ms)
+        self.queue.interrupt()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        ended = True
+        if thread is not None:
+            ended = thread.wait(timeout_ms)
+            if not ended:
+                log.error("The download thread did not stop within %d ms", timeout_ms)
+        self.queue.remove_listener(self._listener)
+        return ended
+
+    def _loop(self) -> None:
+        worked = False
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()  # before run_next: a command arriving during it re-wakes
+                snapshot = self.queue.run_next()
+                if snapshot is not None:
+                    worked = True
+                    continue
+                if worked:
+                    worked = False
+                    self.queue_idle.emit()
+                self._wake.wait()
+        except Exception as exc:  # a thread would swallow it: log it and say so
+            log.exception("The download loop stopped")
+            self.crashed.emit(f"The download queue stopped unexpectedly: {exc}")
+
+    def _wake_loop(self) -> None:
+        self._wake.set()
+
+    # -- commands ---------------------------------------------------------------------------
+    # Each command touches the database, so none runs on the GUI thread: they go, in order,
+    # through a one-thread pool. Results/errors come back on the caller's (GUI) thread.
+
+    def _command(
+        self, func: Callable[[], Any], *, wake: bool = False,
+        on_result: Callable[[Any], None] | None = None,
+    ) -> TaskHandle:  # fmt: skip
+        def run() -> Any:
+            result = func()
+            if wake:
+                self._wake.set()
+            return result
+
+        return run_task(run, on_result=on_result, on_error=self._command_failed,
+                        pool=self._commands, name=getattr(func, "__name__", "command"))
+
+    def _command_failed(self, exc: BaseException) -> None:
+        # A CivdeskError is one line for the user; anything else was logged by run_task.
+        self.command_failed.emit(str(exc))
+
+    def add(
+        self, version_id: int, file_id: int | None = None, dest_dir: str | None = None, *,
+        version: ModelVersion | None = None, on_added: Callable[[int], None] | None = None,
+    ) -> TaskHandle:  # fmt: skip
+        """Queue a download; ``on_added(task_id)`` is called on the GUI thread.
+
+        ``version`` (when at hand) lets the list show names before the task runs.
+        """
+        return self._command(
+            lambda: self.queue.add(version_id, file_id, dest_dir, version=version),
+            wake=True, on_result=on_added,
+        )  # fmt: skip
+
+    @Slot(int)
+    def remove(self, task_id: int) -> TaskHandle:
+        """Forget a finished task (its file stays)."""
+        return self._command(lambda: self.queue.remove(task_id))
+
+    @Slot()
+    def clear_finished(self) -> TaskHandle:
+        return self._command(self.queue.clear_finished)
+
+    def set_api_key(self, api_key: str | None) -> TaskHandle:
+        """Use a new API key from the next request on (after the user changed it)."""
+        return self._command(lambda: setattr(self.queue.client, "api_key", api_key))
+
+    @Slot(int)
+    def cancel(self, task_id: int) -> TaskHandle:
+        return self._command(lambda: self.queue.cancel(task_id))
+
+    @Slot(int)
+    def retry(self, task_id: int) -> TaskHandle:
+        return self._command(lambda: self.queue.retry(task_id), wake=True)
+
+    @Slot(int, int)
+    def move(self, task_id: int, new_position: int) -> TaskHandle:
+        return self._command(lambda: self.queue.move(task_id, new_position))
+
+    @Slot()
+    def pause(self) -> TaskHandle:
+        return self._command(self.queue.pause)
+
+    @Slot()
+    def resume(self) -> TaskHandle:
+        return self._command(self.queue.resume, wake=True)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.queue.paused)
+
+    def load_tasks(self, on_result: Callable[[list[Any]], None]) -> TaskHandle:
+        """Every task, in the queue's order, delivered to ``on_result`` on the GUI thread."""
+        return self._command(lambda: list(self.queue.tasks()), on_result=on_result)
+
+    # -- queue callbacks (download thread, or the caller's thread for commands) --------------
+
+    def _on_queue_event(self, event: str, payload: Any) -> None:
+        if event == "progress":
+            if self._throttle.allow(payload.id):
+                self.task_progress.emit(payload)
+        elif event == "added":
+            self.task_added.emit(payload)
+        elif event == "changed":
+            self.task_changed.emit(payload)
+        elif event == "finished":
+            self._throttle.forget(payload.id)
+            self.task_finished.emit(payload)
+        elif event == "removed":
+            self.task_removed.emit(int(payload))
+        elif event == "reordered":
+            self.tasks_reordered.emit(list(payload))
+        elif event == "paused":
+            self.paused_changed.emit(bool(payload))
