@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QThread, Qt
+from PySide6.QtCore import Qt, QThread
 from tests.double import CivitaiDouble, SampleCatalog
 from tests.ui.test_browser import search, stop_tasks
 
