@@ -130,7 +130,9 @@ class DownloadDock(QDockWidget):
         self.pause_button = QPushButton("Pause all")
         self.pause_button.setObjectName("pauseQueue")
         self.pause_button.setCheckable(True)
-        self.pause_button.setToolTip("Pause the queue after pausing the current download")
+        self.pause_button.setToolTip(
+            "Pause the current download (what is downloaded is kept) and start no new one"
+        )
         header.addWidget(self.count_label, 1)
         header.addWidget(self.pause_button)
         layout.addLayout(header)

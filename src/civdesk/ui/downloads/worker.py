@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 #: At most this many progress signals per task per second (state changes always go out).
 PROGRESS_HZ = 10.0
+STOP_POLL_MS = 50
 
 
 class ProgressThrottle:
@@ -105,8 +106,8 @@ class DownloadWorker(QObject):
         """Start the download thread (once)."""
         if self._thread is not None:
             return
-        # The worker object stays on the GUI thread (its commands are plain thread-safe calls);
-        # only the loop runs on the new thread, and its signals reach GUI receivers queued.
+        # The worker object stays on the GUI thread; only the loop runs on the new thread,
+        # and the signals it emits there reach GUI receivers queued.
         thread = _LoopThread(self._loop)
         self._thread = thread
         self._stopping.clear()
@@ -121,12 +122,16 @@ class DownloadWorker(QObject):
             return True
         self._stopping.set()
         self._commands.waitForDone(timeout_ms)
-        self.queue.interrupt()
         self._wake.set()
         thread, self._thread = self._thread, None
         ended = True
         if thread is not None:
-            ended = thread.wait(timeout_ms)
+            # Interrupt again while waiting: a download may have been starting just as the
+            # stop came, too late for the first interrupt to see it.
+            deadline = time.monotonic() + timeout_ms / 1000
+            self.queue.interrupt()
+            while not (ended := thread.wait(STOP_POLL_MS)) and time.monotonic() < deadline:
+                self.queue.interrupt()
             if not ended:
                 log.error("The download thread did not stop within %d ms", timeout_ms)
         self.queue.remove_listener(self._listener)
@@ -149,9 +154,6 @@ class DownloadWorker(QObject):
             log.exception("The download loop stopped")
             self.crashed.emit(f"The download queue stopped unexpectedly: {exc}")
 
-    def _wake_loop(self) -> None:
-        self._wake.set()
-
     # -- commands ---------------------------------------------------------------------------
     # Each command touches the database, so none runs on the GUI thread: they go, in order,
     # through a one-thread pool. Results/errors come back on the caller's (GUI) thread.
@@ -161,6 +163,8 @@ class DownloadWorker(QObject):
         on_result: Callable[[Any], None] | None = None,
     ) -> TaskHandle:  # fmt: skip
         def run() -> Any:
+            if self._stopping.is_set():  # the database may be closing: do nothing
+                return None
             result = func()
             if wake:
                 self._wake.set()
