@@ -6,10 +6,10 @@ machine without a display.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
+from civdesk.cli.app import Session
 from civdesk.cli.app import main as cli_main
 
 
@@ -18,11 +18,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cli_main(argv, open_window=_open_window)
 
 
-def _open_window(options: argparse.Namespace) -> int:
+def _open_window(session: Session) -> int:
+    core = session.core()  # opened first: a broken library is one clear line, not a dialog
     from civdesk.ui.app import run_gui  # the one place the command line reaches Qt
 
-    return int(run_gui(data_dir=options.data_dir, api_base=options.api_base,
-                       api_key=options.api_key) or 0)
+    # Qt sees only the program name; civdesk's own options are not Qt's to parse.
+    return run_gui(core, sys.argv[:1])
 
 
 if __name__ == "__main__":

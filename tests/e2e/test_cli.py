@@ -3,15 +3,26 @@ and the Civitai double on loopback instead of civitai.com."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from civdesk import __version__
+from tests.conftest import TEST_API_KEY
+from tests.double import CivitaiDouble, SampleCatalog
+from tests.double.catalog import FakeVersion
 
 SRC = Path(__file__).resolve().parents[2] / "src"
+ENTRY_FIELDS = {"path", "sha256", "model_id", "version_id", "model_name", "version_name", "type",
+                "base_model", "preview", "info"}
 
 
 @dataclass
@@ -19,6 +30,10 @@ class Run:
     code: int
     stdout: str
     stderr: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout)
 
     @property
     def error_lines(self) -> list[str]:
@@ -38,6 +53,53 @@ def civdesk(*args: str, env: dict[str, str] | None = None, stdin: str | None = N
     return Run(done.returncode, done.stdout, done.stderr)
 
 
+Cli = Callable[..., Run]
+
+
+@pytest.fixture
+def cli(civitai: CivitaiDouble, tmp_data_dir: Path) -> Cli:
+    """``civdesk`` against the double, with a private data folder (from tmp_data_dir)."""
+    def run(*args: str, **kw: Any) -> Run:
+        env = {"CIVITAI_API_BASE": civitai.base_url, **kw.pop("env", {})}
+        return civdesk(*args, env=env, **kw)
+    return run
+
+
+def put(folder: Path, version: FakeVersion, name: str | None = None) -> Path:
+    """Write a version's primary file into ``folder``, as if downloaded long ago."""
+    f = version.primary_file
+    assert f is not None and f.name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (name or f.name)
+    path.write_bytes(f.read_bytes())
+    return path
+
+
+@pytest.fixture
+def models_dir(civitai_catalog: SampleCatalog, tmp_path: Path) -> Path:
+    """A model folder: the outdated LORA, the checkpoint, and a file Civitai doesn't know."""
+    root = tmp_path / "models"
+    put(root / "Lora", civitai_catalog.lora_v1)
+    put(root / "Stable-diffusion", civitai_catalog.checkpoint_v1)
+    (root / "mystery.safetensors").write_bytes(b"\0" * 4096)
+    return root.resolve()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def tree(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------ basics
+
+
 def test_version_prints_the_package_version() -> None:
     run = civdesk("--version")
     assert run.code == 0
@@ -49,3 +111,258 @@ def test_an_unknown_command_is_a_usage_error(tmp_data_dir: Path) -> None:
     assert run.code == 2
     assert "invalid choice: 'frobnicate'" in run.stderr
     assert run.stdout == ""
+
+
+# -------------------------------------------------------------------------------- scan
+
+
+def test_scan_identifies_known_files_and_writes_companions(
+    cli: Cli, civitai_catalog: SampleCatalog, models_dir: Path
+) -> None:
+    c = civitai_catalog
+    run = cli("scan", str(models_dir), "--json")
+
+    assert run.code == 0, run.stderr
+    assert run.stderr == ""
+    result = run.json
+    assert (result["found"], result["identified"], result["unknown"], result["removed"]) == (
+        3, 2, 1, 0)
+    by_name = {Path(m["path"]).name: m for m in result["models"]}
+    lora_file = c.lora_v1.primary_file
+    assert lora_file is not None and lora_file.name
+    lora = by_name[lora_file.name]
+    assert lora == {
+        "path": str(models_dir / "Lora" / lora_file.name),
+        "sha256": lora_file.sha256,
+        "model_id": c.lora.id,
+        "version_id": c.lora_v1.id,
+        "name": "Paperfold Style",
+        "type": "LORA",
+    }
+    mystery = by_name["mystery.safetensors"]
+    assert (mystery["model_id"], mystery["version_id"]) == (None, None)
+    assert len(mystery["sha256"]) == 64
+    # Companion files beside the identified ones, none beside the unknown one.
+    stem = Path(lora_file.name).stem
+    info = json.loads((models_dir / "Lora" / f"{stem}.civitai.info").read_text())
+    assert info["id"] == c.lora_v1.id
+    assert list((models_dir / "Lora").glob(f"{stem}.preview.*"))
+    assert not list(models_dir.glob("mystery.*.*"))
+
+
+def test_a_second_scan_changes_nothing(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, models_dir: Path
+) -> None:
+    first = cli("scan", str(models_dir), "--json")
+    assert first.code == 0, first.stderr
+    before = tree(models_dir)
+    listed = cli("list", "--json").json
+    civitai.clear_requests()
+
+    # No folder given: the remembered one is scanned.
+    second = cli("scan", "--json")
+
+    assert second.code == 0, second.stderr
+    assert second.json["models"] == first.json["models"]
+    assert second.json["removed"] == 0
+    assert tree(models_dir) == before  # no file rewritten, none added
+    assert cli("list", "--json").json == listed
+    assert not [r for r in civitai.requests if "by-hash" in r.path]  # nothing asked again
+
+
+def test_scan_without_any_folder_says_how_to_start(cli: Cli) -> None:
+    run = cli("scan")
+    assert run.code == 2
+    assert run.error_lines == [
+        "civdesk: error: No library folders yet: name one, e.g. `civdesk scan ~/models`"]
+
+
+def test_scan_of_a_missing_folder_is_refused(cli: Cli, tmp_path: Path) -> None:
+    run = cli("scan", str(tmp_path / "nowhere"))
+    assert run.code == 2
+    assert run.error_lines == [f"civdesk: error: No such folder: {tmp_path / 'nowhere'}"]
+
+
+def test_scan_summary_for_people(cli: Cli, models_dir: Path) -> None:
+    run = cli("scan", str(models_dir))
+    assert run.code == 0, run.stderr
+    assert run.stdout.splitlines()[0] == (
+        f"Scanned {models_dir}: 3 model files, 2 identified on Civitai, 1 unknown.")
+    assert run.stderr == ""  # no progress bar without a terminal
+
+
+# -------------------------------------------------------------------------------- list
+
+
+def test_list_json_has_every_field(
+    cli: Cli, civitai_catalog: SampleCatalog, models_dir: Path
+) -> None:
+    assert cli("scan", str(models_dir)).code == 0
+    entries = cli("list", "--json").json
+    assert len(entries) == 3
+    assert all(set(e) == ENTRY_FIELDS for e in entries)
+    checkpoint = next(e for e in entries if e["model_id"] == civitai_catalog.checkpoint.id)
+    assert checkpoint["type"] == "Checkpoint"
+    assert checkpoint["version_name"] == "v2.1"
+    assert checkpoint["base_model"] == "SDXL 1.0"
+    assert Path(checkpoint["info"]).is_file() and Path(checkpoint["preview"]).is_file()
+    unknown = next(e for e in entries if e["model_id"] is None)
+    assert (unknown["type"], unknown["preview"], unknown["info"]) == (None, None, None)
+
+    loras = cli("list", "--type", "lora", "--json").json
+    assert [e["model_name"] for e in loras] == ["Paperfold Style"]
+    assert len(cli("list", "--type", "unknown", "--json").json) == 1
+    table = cli("list").stdout.splitlines()
+    assert table[0].split() == ["TYPE", "MODEL", "VERSION", "BASE", "SIZE", "PATH"]
+    assert len(table) == 4
+
+
+# ------------------------------------------------------------------- link, duplicates
+
+
+def test_link_ties_an_unknown_file_to_a_version(
+    cli: Cli, civitai_catalog: SampleCatalog, models_dir: Path
+) -> None:
+    c = civitai_catalog
+    assert cli("scan", str(models_dir)).code == 0
+    mystery = models_dir / "mystery.safetensors"
+
+    run = cli("link", str(mystery), f"model:{c.embedding.id}")
+
+    assert run.code == 0, run.stderr
+    assert run.stdout.strip() == (
+        f"Linked {mystery} to Bad Hands Negative v1 (version {c.embedding_v1.id}).")
+    entry = next(e for e in cli("list", "--json").json if e["path"] == str(mystery))
+    assert (entry["model_id"], entry["version_id"], entry["type"]) == (
+        c.embedding.id, c.embedding_v1.id, "TextualInversion")
+    assert (models_dir / "mystery.civitai.info").is_file()
+    # Linked by hand, it stays linked through the next scan.
+    rescan = cli("scan", "--json").json
+    assert rescan["unknown"] == 0 and rescan["identified"] == 3
+
+
+def test_link_refuses_a_missing_file_and_a_bad_reference(cli: Cli, tmp_path: Path) -> None:
+    missing = cli("link", str(tmp_path / "nope.safetensors"), "123")
+    assert (missing.code, missing.error_lines) == (
+        2, [f"civdesk: error: No such file: {tmp_path / 'nope.safetensors'}"])
+    real = tmp_path / "x.safetensors"
+    real.write_bytes(b"x")
+    bad = cli("link", str(real), "https://example.com/models/5")
+    assert bad.code == 2 and len(bad.error_lines) == 1
+    assert "model:<id>" in bad.stderr
+
+
+def test_duplicates_lists_identical_files(
+    cli: Cli, civitai_catalog: SampleCatalog, models_dir: Path
+) -> None:
+    copy = put(models_dir / "backup", civitai_catalog.lora_v1, "paperfold-copy.safetensors")
+    assert cli("scan", str(models_dir)).code == 0
+
+    groups = cli("duplicates", "--json").json
+
+    lora_file = civitai_catalog.lora_v1.primary_file
+    assert lora_file is not None and lora_file.name
+    assert groups == [{
+        "sha256": lora_file.sha256,
+        "size": lora_file.size,
+        "paths": sorted([str(copy), str(models_dir / "Lora" / lora_file.name)]),
+    }]
+    text = cli("duplicates").stdout
+    assert "2 copies" in text and str(copy) in text
+
+
+# ----------------------------------------------------------------------------- updates
+
+
+def test_updates_lists_the_model_with_a_newer_version(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, models_dir: Path
+) -> None:
+    c = civitai_catalog
+    assert cli("scan", str(models_dir)).code == 0
+    civitai.clear_requests()
+
+    run = cli("updates", "--json")
+
+    assert run.code == 0, run.stderr
+    assert run.json == [{
+        "model_id": c.lora.id,
+        "model_name": "Paperfold Style",
+        "type": "LORA",
+        "installed_version_ids": [c.lora_v1.id],
+        "installed_version_names": ["v1.0"],
+        "latest_version_id": c.lora_v2.id,
+        "latest_version_name": "v2.0",
+        "paths": [str(models_dir / "Lora" / (c.lora_v1.primary_file.name or ""))],
+    }]
+    asked = [r for r in civitai.requests if r.path == "/api/v1/models"]
+    assert len(asked) == 1  # both models in one request
+    assert sorted(asked[0].query["ids"].split(",")) == sorted(
+        [str(c.lora.id), str(c.checkpoint.id)])
+    # Checked moments ago: the next run answers from the library without asking again.
+    civitai.clear_requests()
+    again = cli("updates")
+    assert again.code == 0 and "v2.0" in again.stdout
+    assert not [r for r in civitai.requests if r.path == "/api/v1/models"]
+
+
+def test_updates_keeps_what_it_knows_and_reports_what_it_could_not_check(
+    cli: Cli, civitai: CivitaiDouble, models_dir: Path
+) -> None:
+    assert cli("scan", str(models_dir)).code == 0
+    civitai.rate_limit(n=5, retry_after=0.05, path_prefix="/api/v1/models")
+
+    run = cli("--retries", "1", "updates", "--json")
+
+    assert run.code == 1
+    assert run.json == []
+    assert run.error_lines == [
+        "civdesk: error: 2 of 2 models could not be checked for updates: Civitai is rate "
+        "limiting requests; wait a while and try again; run `civdesk updates` again later"]
+
+
+# ------------------------------------------------------------------------------ search
+
+
+def test_search_finds_models_by_name(cli: Cli, civitai_catalog: SampleCatalog) -> None:
+    run = cli("search", "paperfold", "--json")
+    assert run.code == 0, run.stderr
+    [hit] = run.json
+    assert (hit["id"], hit["name"], hit["type"]) == (
+        civitai_catalog.lora.id, "Paperfold Style", "LORA")
+    assert hit["latest_version_id"] == civitai_catalog.lora_v2.id
+    assert cli("search", "paperfold", "--type", "Checkpoint", "--json").json == []
+    text = cli("search", "harbor").stdout
+    assert "Harbor Light" in text and f"v2.1 ({civitai_catalog.checkpoint_v1.id})" in text
+
+
+def test_network_down_is_one_line_saying_civitai_cannot_be_reached(cli: Cli) -> None:
+    run = cli("--api-base", closed_port_url(), "--retries", "0", "search", "anything")
+    assert run.code == 1
+    assert len(run.error_lines) == 1
+    assert run.error_lines[0].startswith("civdesk: error: Cannot reach Civitai at 127.0.0.1:")
+    assert "Traceback" not in run.stderr
+
+
+# ------------------------------------------------------------------------------ config
+
+
+def test_config_stores_the_key_from_stdin_without_echoing_it(cli: Cli) -> None:
+    stored = cli("config", "set-key", stdin=TEST_API_KEY + "\n")
+    assert stored.code == 0, stored.stderr
+    assert TEST_API_KEY not in stored.stdout + stored.stderr
+
+    shown = cli("config", "--json")
+    assert shown.code == 0
+    key = shown.json["api_key"]
+    assert key["set"] is True and key["source"] in ("keychain", "file")
+    assert TEST_API_KEY not in shown.stdout
+
+    assert cli("config", "clear-key").code == 0
+    assert cli("config", "--json").json["api_key"]["set"] is False
+
+
+def test_config_add_folder_is_then_scanned(cli: Cli, models_dir: Path) -> None:
+    added = cli("config", "add-folder", str(models_dir))
+    assert added.code == 0 and str(models_dir) in added.stdout
+    assert cli("config", "--json").json["library_folders"] == [str(models_dir)]
+    assert cli("scan", "--json").json["found"] == 3

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from civdesk import APP_NAME, __version__
 from civdesk.cli import commands
@@ -40,7 +40,8 @@ ENV_API_BASE = "CIVITAI_API_BASE"
 ENV_API_KEY = "CIVITAI_API_KEY"
 LOG_FILE_NAME = "civdesk-cli.log"
 
-OpenWindow = Callable[[argparse.Namespace], int]
+#: Opens the window for a session (the global options are in ``session.options``).
+OpenWindow = Callable[["Session"], int]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,8 +120,13 @@ class Session:
 
     def client(self) -> CivitaiClient:
         """A Civitai client with this run's base URL, key and retry budget."""
-        client = self.core().client()
-        if self.options.retries is not None:
+        return self.tune(self.core().client())
+
+    def tune(self, client: Any) -> Any:
+        """Apply ``--retries`` to a client made elsewhere (the download queue's)."""
+        from civdesk.core.civitai.client import CivitaiClient
+
+        if self.options.retries is not None and isinstance(client, CivitaiClient):
             client.max_retries = self.options.retries
         return client
 
@@ -145,16 +151,16 @@ def main(argv: Sequence[str] | None = None, open_window: OpenWindow | None = Non
         if open_window is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
-        return open_window(options)
+        return _run_window(open_window, Session(options))
     log_file = _setup_logging(options)
     session = Session(options)
     try:
         return int(options.handler(session, options))
     except CivdeskError as error:
         return report_expected(error)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         # A download leaves its .part file: the next run resumes from it.
-        return report_interrupted()
+        return report_interrupted(str(interrupt))
     except BrokenPipeError:
         # `civdesk list | head`: the reader left; nothing more to say to it.
         _silence_stdout()
@@ -168,6 +174,20 @@ def main(argv: Sequence[str] | None = None, open_window: OpenWindow | None = Non
             logging.getLogger("civdesk.cli").exception("Closing the library failed")
         logging.getLogger("civdesk.cli").info("Exit")
         _close_logging()
+
+
+def _run_window(open_window: OpenWindow, session: Session) -> int:
+    """The window, with the same one-line report when the library cannot be opened.
+
+    The window owns the core from here on (it closes it when it quits). Failures inside
+    the running window are the window's to report.
+    """
+    try:
+        return int(open_window(session) or 0)
+    except CivdeskError as error:
+        return report_expected(error)
+    except KeyboardInterrupt:
+        return report_interrupted()
 
 
 class _TerminalNotices(logging.Handler):

@@ -33,6 +33,10 @@ class UsageError(CivdeskError):
     """The command line asks for something that cannot be done as written (exit code 2)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl+C, with a word on what was kept (``str()`` is the line to show)."""
+
+
 def describe(error: CivdeskError) -> str:
     """The one line to show for an expected failure, without the ``civdesk: error:`` prefix."""
     message = " ".join(str(error).split()) or type(error).__name__
@@ -63,8 +67,8 @@ def report_unexpected(error: BaseException, log_file: Path | None,
     return EXIT_FAILURE
 
 
-def report_interrupted(stream: TextIO | None = None) -> int:
-    _print_line(f"{PROG}: interrupted", stream)
+def report_interrupted(what: str = "", stream: TextIO | None = None) -> int:
+    _print_line(f"{PROG}: {what or 'interrupted'}", stream)
     log.info("Interrupted")
     return EXIT_INTERRUPTED
 

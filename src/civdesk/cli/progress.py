@@ -71,6 +71,18 @@ def format_progress(done: int, total: int | None, speed: float | None, label: st
     return text[:width]
 
 
+def format_count(done: int, total: int | None, noun: str, width: int) -> str:
+    """The text of a bar counting items, fitted to ``width`` columns."""
+    if total:
+        fraction = min(1.0, max(0.0, done / total))
+        filled = int(fraction * BAR_WIDTH)
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        text = f"{fraction * 100:3.0f}% [{bar}] {done}/{total} {noun}"
+    else:
+        text = f"{done} {noun}"
+    return text[:width]
+
+
 class ProgressBar:
     """Redraws one stderr line with the progress of a byte count."""
 
@@ -98,10 +110,23 @@ class ProgressBar:
             return
         self._last_draw = now
         width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
-        line = format_progress(done, total, self.speed.bytes_per_second, label, width)
+        self._draw(format_progress(done, total, self.speed.bytes_per_second, label, width))
+
+    def _draw(self, line: str) -> None:
         self.stream.write("\r\033[K" + line)
         self.stream.flush()
         self._drawn = True
+
+    def count(self, done: int, total: int | None, noun: str) -> None:
+        """Progress in items rather than bytes: ``40% [#####---] 400/1000 models checked``."""
+        if not self.enabled:
+            return
+        now = self.clock()
+        if now - self._last_draw < REDRAW_INTERVAL and done != total:
+            return
+        self._last_draw = now
+        width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
+        self._draw(format_count(done, total, noun, width))
 
     def note(self, message: str) -> None:
         """A line above the bar (a retry, a skipped file); the bar redraws on the next update."""

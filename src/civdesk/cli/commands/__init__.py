@@ -10,7 +10,9 @@ import argparse
 from collections.abc import Sequence
 from types import ModuleType
 
-GROUPS: tuple[ModuleType, ...] = ()
+from civdesk.cli.commands import config, downloads, library, online
+
+GROUPS: tuple[ModuleType, ...] = (library, downloads, online, config)
 
 
 def register(subparsers: argparse._SubParsersAction,

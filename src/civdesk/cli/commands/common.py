@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from civdesk.cli.errors import UsageError
+from civdesk.core.civitai.refs import BadReference, ModelRef, parse_ref
 from civdesk.core.civitai.schema import MODEL_TYPES
+from civdesk.core.errors import CivdeskError
+
+if TYPE_CHECKING:
+    from civdesk.core.civitai.client import CivitaiClient
+    from civdesk.core.civitai.schema import ModelVersion
 
 Subparsers = argparse._SubParsersAction
 
@@ -33,3 +40,31 @@ def existing_folder(text: str) -> Path:
     if not path.is_dir():
         raise UsageError(f"Not a folder: {path}")
     return path
+
+
+def parse_reference(text: str) -> ModelRef:
+    """A REF argument; a malformed one is a usage error (exit 2), with the accepted forms."""
+    try:
+        return parse_ref(text)
+    except BadReference as exc:
+        raise UsageError(str(exc)) from None
+
+
+def resolve_version(client: CivitaiClient, ref: ModelRef) -> ModelVersion:
+    """The version a reference names: the given version, or the model's latest one.
+
+    The version comes in its ``/model-versions`` form (with ``modelId`` and ``model``), the
+    form the library stores.
+    """
+    if ref.version_id is not None:
+        return client.get_version(ref.version_id)
+    assert ref.model_id is not None
+    model = client.get_model(ref.model_id)
+    latest = model.latest_version
+    if latest is None:
+        raise NoVersions(f"Model {model.id} ({model.name}) has no published version to download")
+    return model.with_version_model(latest)
+
+
+class NoVersions(CivdeskError):
+    """A model without any version: nothing to download or link."""

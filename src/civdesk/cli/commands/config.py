@@ -1,0 +1,113 @@
+"""``civdesk config``: show the settings, store the API key, add a library folder."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import TYPE_CHECKING, Any
+
+from civdesk.cli.commands.common import Subparsers, existing_folder, json_flag
+from civdesk.cli.errors import EXIT_OK, UsageError
+from civdesk.cli.output import print_json, print_lines, table
+
+if TYPE_CHECKING:
+    from civdesk.cli.app import Session
+
+
+def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
+    config = subparsers.add_parser(
+        "config", parents=parents, help="show the settings; store the API key; add folders",
+        description="Without an action: show where civdesk keeps its data and what is set.")
+    json_flag(config)
+    config.set_defaults(handler=run_show)
+    actions = config.add_subparsers(dest="action", metavar="ACTION", parser_class=type(config))
+
+    set_key = actions.add_parser(
+        "set-key", parents=parents, help="store the Civitai API key (read from stdin)",
+        description="Read the API key from the terminal without echoing it, or from stdin "
+        "when it is piped in (`pass show civitai | civdesk config set-key`). It goes into "
+        "the system keychain when there is one, else into a file only you can read.")
+    set_key.set_defaults(handler=run_set_key)
+
+    clear_key = actions.add_parser("clear-key", parents=parents,
+                                   help="forget the stored API key")
+    clear_key.set_defaults(handler=run_clear_key)
+
+    add_folder = actions.add_parser(
+        "add-folder", parents=parents, help="remember a folder as a library folder",
+        description="Add a folder to the library folders that `civdesk scan` scans.")
+    add_folder.add_argument("path", metavar="PATH")
+    add_folder.set_defaults(handler=run_add_folder)
+
+
+def run_show(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.secrets import mask
+
+    core = session.core()
+    s = core.settings
+    key = core.api_key()
+    key_source = "command line" if core.session_api_key else core.keys.source
+    record: dict[str, Any] = {
+        "data_dir": str(core.paths.data),
+        "database": str(core.paths.database),
+        "logs": str(core.paths.logs),
+        "api_base": core.api_base,
+        "api_key": {"set": key is not None, "source": key_source, "masked": mask(key) or None},
+        "library_folders": list(s.library_folders),
+        "download_root": str(s.effective_download_root),
+        "type_folders": {kind: str(s.folder_for_type(kind)) for kind in sorted(s.type_folders)},
+        "allow_nsfw": s.allow_nsfw,
+        "hash_workers": s.hash_workers,
+    }
+    if session.json:
+        print_json(record)
+        return EXIT_OK
+    api_key = f"{mask(key)} (from the {key_source})" if key else (
+        "not set (`civdesk config set-key` to store one)")
+    rows = [
+        ("Data folder", record["data_dir"]),
+        ("Civitai", record["api_base"]),
+        ("API key", api_key),
+        ("Library folders", ", ".join(s.library_folders) or "none (`civdesk scan PATH`)"),
+        ("Downloads go to", record["download_root"]),
+        ("Mature content", "shown" if s.allow_nsfw else "hidden"),
+        ("Hashing threads", s.hash_workers),
+    ]
+    lines = table(rows, ("SETTING", "VALUE"))[1:]
+    lines += ["", "Folders per model type:"]
+    lines += [f"  {kind}: {folder}" for kind, folder in record["type_folders"].items()]
+    print_lines(lines)
+    return EXIT_OK
+
+
+def run_set_key(session: Session, args: argparse.Namespace) -> int:
+    if sys.stdin.isatty():
+        key = getpass.getpass("Civitai API key (input hidden): ")
+    else:
+        key = sys.stdin.readline()
+    key = key.strip()
+    if not key:
+        raise UsageError("No API key given; nothing was stored (`config clear-key` forgets one)")
+    keys = session.core().keys
+    keys.set(key)
+    where = "the system keychain" if keys.uses_keychain else str(keys.file)
+    print_lines([f"API key stored in {where}."])
+    return EXIT_OK
+
+
+def run_clear_key(session: Session, args: argparse.Namespace) -> int:
+    session.core().keys.clear()
+    print_lines(["The stored API key is forgotten."])
+    return EXIT_OK
+
+
+def run_add_folder(session: Session, args: argparse.Namespace) -> int:
+    core = session.core()
+    folder = existing_folder(args.path)
+    if core.settings.add_library_folder(folder):
+        core.save_settings()
+        print_lines([f"Added {folder}; `civdesk scan` scans it from now on."])
+    else:
+        print_lines([f"{folder} is already in the library folders."])
+    return EXIT_OK

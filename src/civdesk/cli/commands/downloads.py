@@ -1,0 +1,171 @@
+"""``civdesk download``: one file through the same persisted queue the window uses.
+
+Going through :class:`DownloadQueue` keeps one code path for both front ends: the task is
+in the download history, the ``.part`` path is recorded as soon as it exists, and the file
+is verified, registered in the library and given its companion files by the queue's
+post-download step. A ``civdesk download`` killed midway leaves its task and ``.part``
+behind; running the same command again picks that task up and resumes with Range.
+
+The queue runs on a worker thread so that Ctrl+C reaches the main thread at once: the
+download is then interrupted cleanly (task back to queued, ``.part`` kept) before exit 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from civdesk.cli.commands.common import Subparsers, json_flag, parse_reference, resolve_version
+from civdesk.cli.errors import EXIT_OK, KEY_HINT, Interrupted
+from civdesk.cli.output import human_size, print_json, print_lines
+from civdesk.core.errors import CivdeskError
+
+if TYPE_CHECKING:
+    from civdesk.cli.app import Session
+    from civdesk.cli.progress import ProgressBar
+    from civdesk.core.civitai.schema import ModelVersion
+    from civdesk.core.context import Core
+    from civdesk.core.downloads.queue import DownloadQueue, TaskSnapshot
+
+#: How long an interrupted download may take to stop after Ctrl+C (it stops between chunks).
+STOP_TIMEOUT = 15.0
+
+
+class DownloadFailed(CivdeskError):
+    """The queue recorded the task as failed; the message is the queue's one-line reason."""
+
+    def __init__(self, message: str, kind: str | None) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
+    download = subparsers.add_parser(
+        "download", parents=parents, help="download a model file from Civitai",
+        description="Download a model version's file, verify its SHA256, put it in the "
+        "folder for its type (or --dest) and add it to the library. An interrupted download "
+        "resumes when the same command is run again.")
+    download.add_argument(
+        "ref", metavar="REF",
+        help="a model version id, model:<id> (the latest version) or a Civitai model page "
+        "link (with or without ?modelVersionId=)")
+    download.add_argument("--file-id", type=int, metavar="ID",
+                          help="which file of the version (default: its primary file)")
+    download.add_argument("--dest", metavar="DIR",
+                          help="download into DIR instead of the folder for the model type")
+    json_flag(download)
+    download.set_defaults(handler=run_download)
+
+
+def run_download(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.downloads.queue import DownloadQueue
+
+    core = session.core()
+    ref = parse_reference(args.ref)
+    client = session.client()
+    # Resolved up front: a removed model or a bad --file-id fails before anything is queued.
+    version = resolve_version(client, ref)
+    dest = Path(args.dest).expanduser().resolve() if args.dest else None
+    queue = DownloadQueue.for_core(core)
+    session.tune(queue.client)
+    task_id = _task_for(queue, core, version, args.file_id, dest)
+    bar = session.progress()
+    queue.add_listener(_ProgressRelay(task_id, bar))
+    try:
+        snapshot = _run_task(queue, task_id)
+    except KeyboardInterrupt:
+        raise Interrupted("download interrupted; the partial file is kept: run the same "
+                          "command again to resume") from None
+    finally:
+        bar.finish()
+    if snapshot.state != "completed":
+        raise _failure(snapshot)
+    registered = core.library.local_file(snapshot.dest_path) if snapshot.dest_path else None
+    record = {"path": snapshot.dest_path,
+              "sha256": registered.sha256 if registered else snapshot.expected_sha256,
+              "version_id": snapshot.version_id, "state": snapshot.state}
+    if session.json:
+        print_json(record)
+        return EXIT_OK
+    name = " ".join(filter(None, (snapshot.model_name, snapshot.version_name)))
+    print_lines([f"Downloaded {name or f'version {snapshot.version_id}'} "
+                 f"({human_size(snapshot.bytes_total)}, SHA256 verified) to {snapshot.dest_path}"])
+    return EXIT_OK
+
+
+def _task_for(queue: DownloadQueue, core: Core, version: ModelVersion, file_id: int | None,
+              dest: Path | None) -> int:
+    """The task to run: an unfinished one for the same file and folder, else a new one.
+
+    Reusing the task of a killed or failed run is what makes it resume: the task knows
+    its ``.part``. The task is moved to the front so that this command runs it next.
+    """
+    wanted_file = file_id if file_id is not None else (
+        version.primary_file.id if version.primary_file else None)
+    folders = {str(dest)} if dest else {
+        str(core.folder_for_type(version.model.type if version.model else "Other"))}
+    for task in queue.tasks():
+        same = (task.version_id == version.id
+                and task.file_id in (wanted_file, None)
+                and (task.dest_dir in folders or (dest is None and task.dest_dir is None)))
+        if same and task.state in ("queued", "failed"):
+            if task.state == "failed":
+                queue.retry(task.id)
+            queue.move(task.id, 0)
+            return task.id
+    task_id = queue.add(version.id, file_id, dest, version=version)
+    queue.move(task_id, 0)
+    return task_id
+
+
+def _run_task(queue: DownloadQueue, task_id: int) -> TaskSnapshot:
+    """Run the queue's next task (ours) on a worker thread; Ctrl+C interrupts it cleanly."""
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["snapshot"] = queue.run_next()
+        except BaseException as exc:  # handed to the main thread, which reports it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="civdesk-download", daemon=True)
+    worker.start()
+    try:
+        # A timed join: a bare join() would hold Ctrl+C off until the download ends.
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        queue.interrupt()  # the task goes back to queued with its .part kept
+        worker.join(STOP_TIMEOUT)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return queue.task(task_id)
+
+
+def _failure(snapshot: TaskSnapshot) -> CivdeskError:
+    message = snapshot.error or f"The download ended {snapshot.state}"
+    if snapshot.error_kind == "auth" and "disabled downloads" not in message.lower():
+        message = f"{message} ({KEY_HINT})"
+    return DownloadFailed(message, snapshot.error_kind)
+
+
+class _ProgressRelay:
+    """Queue events of one task → the terminal bar (and a note while rate limited)."""
+
+    def __init__(self, task_id: int, bar: ProgressBar) -> None:
+        self.task_id = task_id
+        self.bar = bar
+        self._noted: str | None = None
+
+    def __call__(self, event: str, payload: Any) -> None:
+        if getattr(payload, "id", None) != self.task_id:
+            return
+        if event == "progress":
+            self.bar.update(payload.bytes_done, payload.bytes_total, payload.file_name or "")
+        elif (event == "changed" and payload.error_kind == "rate_limited"
+              and payload.error and payload.error != self._noted):
+            self._noted = payload.error
+            self.bar.note(f"civdesk: {payload.error}")

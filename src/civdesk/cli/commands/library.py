@@ -1,0 +1,246 @@
+"""Commands about the files on disk: ``scan``, ``list``, ``link`` and ``duplicates``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from civdesk.cli.commands.common import (
+    Subparsers,
+    existing_folder,
+    json_flag,
+    model_type,
+    parse_reference,
+    resolve_version,
+)
+from civdesk.cli.errors import EXIT_OK, UsageError
+from civdesk.cli.output import human_size, plural, print_json, print_lines, table
+
+if TYPE_CHECKING:
+    from civdesk.cli.app import Session
+    from civdesk.core.context import Core
+    from civdesk.core.library import LibraryEntry
+    from civdesk.core.scanner import ScanProgress, ScanSummary
+
+UNKNOWN = "Unknown"
+
+
+def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
+    scan = subparsers.add_parser(
+        "scan", parents=parents, help="find, hash and identify the model files in folders",
+        description="Scan folders for model files, identify them on Civitai by their SHA256, "
+        "write companion files (.civitai.info, preview) and update the library. Folders "
+        "given here are remembered as library folders; without any, the remembered ones "
+        "are scanned.")
+    scan.add_argument("paths", nargs="*", metavar="PATH", help="a folder to scan")
+    json_flag(scan)
+    scan.set_defaults(handler=run_scan)
+
+    listing = subparsers.add_parser(
+        "list", parents=parents, help="list the model files in the library",
+        description="List the files in the library with their Civitai model and version.")
+    listing.add_argument("--type", type=library_type, metavar="TYPE",
+                         help="only this model type (LORA, Checkpoint, …, or Unknown)")
+    json_flag(listing)
+    listing.set_defaults(handler=run_list)
+
+    link = subparsers.add_parser(
+        "link", parents=parents, help="tie a file Civitai does not know by hash to a version",
+        description="Tell civdesk which Civitai model version a file is, when Civitai does "
+        "not recognise its hash (a converted or pruned copy, for instance).")
+    link.add_argument("path", metavar="PATH", help="the model file")
+    link.add_argument("ref", metavar="REF",
+                      help="a version id, model:<id> (its latest version) or a Civitai link")
+    json_flag(link)
+    link.set_defaults(handler=run_link)
+
+    duplicates = subparsers.add_parser(
+        "duplicates", parents=parents, help="list files that are byte-for-byte copies",
+        description="List groups of library files with the same SHA256.")
+    json_flag(duplicates)
+    duplicates.set_defaults(handler=run_duplicates)
+
+
+def library_type(text: str) -> str:
+    if text.strip().lower() == UNKNOWN.lower():
+        return UNKNOWN
+    return model_type(text)
+
+
+# ------------------------------------------------------------------------------- scan
+
+
+def run_scan(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.scanner import Scanner
+
+    core = session.core()
+    folders = _folders_to_scan(core, args.paths)
+    bar = session.progress()
+
+    def on_progress(p: ScanProgress) -> None:
+        if p.bytes_total:
+            label = f"{p.files_hashed}/{p.files_found} files {Path(p.current_path or '').name}"
+            bar.update(p.bytes_done, p.bytes_total, label)
+        else:
+            bar.count(p.files_found, None, f"files found ({p.phase})")
+
+    scanner = Scanner(core.library, session.client(), core.settings)
+    try:
+        summary = scanner.scan([str(f) for f in folders], progress=on_progress)
+    finally:
+        bar.finish()
+    entries = [e for e in core.library.entries() if _under_any(e.path, folders)]
+    if session.json:
+        print_json(scan_record(summary, entries))
+    else:
+        print_lines(scan_summary_lines(summary, folders))
+    return EXIT_OK
+
+
+def _folders_to_scan(core: Core, given: list[str]) -> list[Path]:
+    """The folders named on the command line (remembered from now on) or the remembered ones."""
+    if given:
+        folders = list(dict.fromkeys(existing_folder(p) for p in given))
+        if [core.settings.add_library_folder(f) for f in folders].count(True):
+            core.save_settings()
+        return folders
+    if not core.settings.library_folders:
+        raise UsageError("No library folders yet: name one, e.g. `civdesk scan ~/models`")
+    return [Path(p) for p in core.settings.library_folders]
+
+
+def _under_any(path: str, folders: list[Path]) -> bool:
+    p = Path(path)
+    return any(p == f or f in p.parents for f in folders)
+
+
+def scan_record(summary: ScanSummary, entries: list[LibraryEntry]) -> dict[str, Any]:
+    return {
+        "found": summary.found,
+        "identified": summary.identified,
+        "unknown": summary.unknown,
+        "removed": summary.removed,
+        "moved": summary.moved,
+        "errors": list(summary.errors),
+        "missing_roots": list(summary.missing_roots),
+        "models": [
+            {
+                "path": e.path,
+                "sha256": e.sha256,
+                "model_id": e.model_id,
+                "version_id": e.version_id,
+                # Unknown files keep their file name, so the list still says what they are.
+                "name": e.model_name if e.identified else e.file_name,
+                "type": e.type if e.identified else None,
+            }
+            for e in entries
+        ],
+    }
+
+
+def scan_summary_lines(summary: ScanSummary, folders: list[Path]) -> list[str]:
+    where = str(folders[0]) if len(folders) == 1 else plural(len(folders), "folder")
+    lines = [
+        f"Scanned {where}: {plural(summary.found, 'model file')}, "
+        f"{summary.identified} identified on Civitai, {summary.unknown} unknown."
+    ]
+    changes = []
+    if summary.moved:
+        changes.append(f"{plural(summary.moved, 'file')} moved")
+    if summary.removed:
+        changes.append(f"{plural(summary.removed, 'file')} gone from disk and forgotten")
+    if summary.duplicates:
+        changes.append(f"{plural(summary.duplicates, 'duplicate')} (see `civdesk duplicates`)")
+    if changes:
+        lines.append("; ".join(changes).capitalize() + ".")
+    for root in summary.missing_roots:
+        lines.append(f"Folder not found (kept in the library): {root}")
+    for error in summary.errors:
+        lines.append(f"Skipped: {error}")
+    if summary.unknown:
+        lines.append("Tie an unknown file to its Civitai version with: civdesk link PATH REF")
+    return lines
+
+
+# ------------------------------------------------------------------------------- list
+
+
+def run_list(session: Session, args: argparse.Namespace) -> int:
+    entries = session.core().library.entries(model_type=args.type)
+    if session.json:
+        print_json([entry_record(e) for e in entries])
+        return EXIT_OK
+    if not entries:
+        print_lines(["The library is empty: add a folder with `civdesk scan PATH`."
+                     if args.type is None else f"No {args.type} files in the library."])
+        return EXIT_OK
+    rows = [(e.type, e.model_name or e.file_name, e.version_name, e.base_model,
+             human_size(e.size), e.path) for e in entries]
+    print_lines(table(rows, ("TYPE", "MODEL", "VERSION", "BASE", "SIZE", "PATH")))
+    return EXIT_OK
+
+
+def entry_record(e: LibraryEntry) -> dict[str, Any]:
+    return {
+        "path": e.path,
+        "sha256": e.sha256,
+        "model_id": e.model_id,
+        "version_id": e.version_id,
+        "model_name": e.model_name,
+        "version_name": e.version_name,
+        "type": e.type if e.identified else None,
+        "base_model": e.base_model,
+        "preview": e.preview,
+        "info": e.info,
+    }
+
+
+# ------------------------------------------------------------------------------- link
+
+
+def run_link(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.scanner import Scanner
+
+    path = Path(args.path).expanduser().resolve()
+    if not path.is_file():
+        raise UsageError(f"No such file: {path}")
+    core = session.core()
+    client = session.client()
+    version = resolve_version(client, parse_reference(args.ref))
+    linked = Scanner(core.library, client, core.settings).link(path, version)
+    entry = next((e for e in core.library.entries() if e.path == linked.path), None)
+    if session.json:
+        print_json(entry_record(entry) if entry else {"path": linked.path})
+        return EXIT_OK
+    name = f"{entry.model_name} {entry.version_name}" if entry else f"version {version.id}"
+    print_lines([f"Linked {linked.path} to {name} (version {version.id})."])
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------- duplicates
+
+
+def run_duplicates(session: Session, args: argparse.Namespace) -> int:
+    groups = session.core().library.duplicates()
+    if session.json:
+        print_json([
+            {"sha256": group[0].sha256, "size": group[0].size, "paths": [f.path for f in group]}
+            for group in groups
+        ])
+        return EXIT_OK
+    if not groups:
+        print_lines(["No duplicate files in the library."])
+        return EXIT_OK
+    lines: list[str] = []
+    wasted = 0
+    for group in groups:
+        first = group[0]
+        lines.append(f"{(first.sha256 or '')[:12]}…  {human_size(first.size)}  "
+                     f"{len(group)} copies")
+        lines.extend(f"  {f.path}" for f in group)
+        wasted += first.size * (len(group) - 1)
+    lines.append(f"{plural(len(groups), 'group')}; removing the extra copies would free "
+                 f"{human_size(wasted)}.")
+    print_lines(lines)
+    return EXIT_OK

@@ -1,0 +1,151 @@
+"""Commands that ask Civitai about models: ``search`` and ``updates``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from civdesk.cli.commands.common import Subparsers, json_flag, model_type
+from civdesk.cli.errors import EXIT_FAILURE, EXIT_OK, PROG
+from civdesk.cli.output import plural, print_json, print_lines, table
+
+if TYPE_CHECKING:
+    from civdesk.cli.app import Session
+    from civdesk.core.civitai.schema import Model
+    from civdesk.core.library import LibraryEntry, UpdateInfo
+
+SORTS = ("Highest Rated", "Most Downloaded", "Newest")
+
+
+def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
+    search = subparsers.add_parser(
+        "search", parents=parents, help="search Civitai for models",
+        description="Search Civitai's models by name. Mature models are included when "
+        "the NSFW setting allows them (or with --nsfw).")
+    search.add_argument("query", metavar="QUERY", help="words of the model name")
+    search.add_argument("--type", type=model_type, metavar="TYPE",
+                        help="only this model type (Checkpoint, LORA, TextualInversion, …)")
+    search.add_argument("--sort", choices=SORTS, default="Highest Rated")
+    search.add_argument("--limit", type=int, default=20, choices=range(1, 101),
+                        metavar="N", help="how many results (1-100, default 20)")
+    search.add_argument("--nsfw", action="store_true", default=None,
+                        help="include mature models whatever the setting says")
+    json_flag(search)
+    search.set_defaults(handler=run_search)
+
+    updates = subparsers.add_parser(
+        "updates", parents=parents, help="list library models with a newer version on Civitai",
+        description="Ask Civitai, a hundred models per request, which library models have "
+        "a version newer than the one on disk. Models asked about in the last hours are "
+        "not asked again unless --force is given.")
+    updates.add_argument("--force", action="store_true",
+                         help="ask about every model, even those checked recently")
+    json_flag(updates)
+    updates.set_defaults(handler=run_updates)
+
+
+# ------------------------------------------------------------------------------- search
+
+
+def run_search(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.civitai.schema import SearchQuery
+
+    core = session.core()
+    nsfw = core.settings.allow_nsfw if args.nsfw is None else True
+    query = SearchQuery(query=args.query, types=(args.type,) if args.type else (),
+                        sort=args.sort, nsfw=nsfw, limit=args.limit)
+    page = session.client().search(query)
+    site = core.api_base.rstrip("/")
+    results = [search_result(model, site) for model in page.items]
+    if session.json:
+        print_json(results)
+        return EXIT_OK
+    if not results:
+        print_lines([f"No models match {args.query!r}."])
+        return EXIT_OK
+    rows = [(r["id"], r["type"], r["name"],
+             f"{r['latest_version_name']} ({r['latest_version_id']})"
+             if r["latest_version_id"] else None,
+             r["base_model"], r["download_count"]) for r in results]
+    print_lines(table(rows, ("MODEL", "TYPE", "NAME", "LATEST VERSION", "BASE", "DOWNLOADS")))
+    print_lines(["", "Download the latest version with: civdesk download model:<MODEL>"])
+    return EXIT_OK
+
+
+def search_result(model: Model, site: str) -> dict[str, Any]:
+    latest = model.latest_version
+    return {
+        "id": model.id,
+        "name": model.name,
+        "type": model.type,
+        "creator": model.creator,
+        "nsfw": model.nsfw,
+        "tags": list(model.tags),
+        "download_count": model.download_count,
+        "thumbs_up_count": model.thumbs_up_count,
+        "latest_version_id": latest.id if latest else None,
+        "latest_version_name": latest.name if latest else None,
+        "base_model": latest.base_model if latest else None,
+        "url": f"{site}/models/{model.id}",
+    }
+
+
+# ------------------------------------------------------------------------------ updates
+
+
+def run_updates(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.updates import UpdateChecker
+
+    core = session.core()
+    bar = session.progress()
+    checker = UpdateChecker(core.library, session.client())
+    try:
+        result = checker.check(
+            force=args.force,
+            progress=lambda done, total: bar.count(done, total, "models checked"),
+        )
+    finally:
+        bar.finish()
+    paths = _paths_by_version(core.library.entries())
+    updates = [update_record(u, paths) for u in result.updates]
+    if session.json:
+        print_json(updates)
+    elif updates:
+        rows = [(u["model_id"], u["type"], u["model_name"],
+                 ", ".join(u["installed_version_names"]), u["latest_version_name"],
+                 f"civdesk download {u['latest_version_id']}") for u in updates]
+        print_lines(table(rows, ("MODEL", "TYPE", "NAME", "ON DISK", "NEWEST", "GET IT WITH")))
+    else:
+        print_lines(["Every model in the library is up to date."
+                     if result.complete else "No updates found among the models checked."])
+    problem = result.problem()
+    if problem:
+        # What is known is printed above; the line below says what is missing from it.
+        print(f"{PROG}: error: {problem}; run `civdesk updates` again later", file=sys.stderr)
+        return EXIT_FAILURE
+    if not session.json and result.not_listed:
+        print_lines([f"({plural(len(result.not_listed), 'model')} in the library "
+                     "no longer listed on Civitai.)"])
+    return EXIT_OK
+
+
+def update_record(update: UpdateInfo, paths: dict[int, list[str]]) -> dict[str, Any]:
+    return {
+        "model_id": update.model_id,
+        "model_name": update.model_name,
+        "type": update.model_type,
+        "installed_version_ids": list(update.installed_version_ids),
+        "installed_version_names": list(update.installed_version_names),
+        "latest_version_id": update.latest_version_id,
+        "latest_version_name": update.latest_version_name,
+        "paths": sorted(p for v in update.installed_version_ids for p in paths.get(v, [])),
+    }
+
+
+def _paths_by_version(entries: list[LibraryEntry]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for entry in entries:
+        if entry.version_id is not None:
+            out.setdefault(entry.version_id, []).append(entry.path)
+    return out

@@ -1,0 +1,172 @@
+"""The command line's pure parts, in process: formatting, progress text, error lines, parsing."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from civdesk.cli.app import build_parser, main
+from civdesk.cli.errors import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    UsageError,
+    describe,
+    report_expected,
+    report_unexpected,
+)
+from civdesk.cli.output import human_duration, human_size, print_json, table
+from civdesk.cli.progress import ProgressBar, SpeedMeter, format_count, format_progress
+from civdesk.core.civitai.errors import AuthRequired, EarlyAccess, NetworkError, RateLimited
+from civdesk.core.errors import DiskFull
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0 B"), (999, "999 B"), (1536, "1.5 KB"), (6_775_430_351, "6.8 GB"), (None, "?")],
+)
+def test_human_size(size: int | None, text: str) -> None:
+    assert human_size(size) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0:00"), (75, "1:15"), (3725, "1:02:05"), (None, "--:--"), (-1, "--:--"),
+     (float("nan"), "--:--")],
+)
+def test_human_duration(seconds: float | None, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+def test_table_aligns_columns_and_shows_missing_cells() -> None:
+    lines = table([(1, "Paperfold Style", None), (12345, "X", "/a b/c")], ("ID", "NAME", "PATH"))
+    assert lines == [
+        "ID     NAME             PATH",
+        "1      Paperfold Style  -",
+        "12345  X                /a b/c",
+    ]
+
+
+def test_print_json_writes_paths_as_strings(tmp_path: object) -> None:
+    from pathlib import Path
+
+    out = io.StringIO()
+    print_json({"path": Path("/x/y.safetensors"), "ids": {3, 1}}, out)
+    assert out.getvalue() == '{\n  "path": "/x/y.safetensors",\n  "ids": [\n    1,\n    3\n  ]\n}\n'
+
+
+def test_progress_text_has_percent_bytes_speed_and_time_left() -> None:
+    text = format_progress(50_000_000, 200_000_000, 10_000_000, "model.safetensors", 120)
+    assert text.startswith(" 25% [######------------------] 50.0 MB / 200.0 MB  10.0 MB/s")
+    assert "ETA 0:15" in text and text.endswith("model.safetensors")
+    narrow = format_progress(50_000_000, 200_000_000, None, "a-very-long-name" * 5, 80)
+    assert len(narrow) <= 80 and "ETA --:--" in narrow and narrow.endswith("…")
+    assert format_count(3, 4, "models", 80).endswith("3/4 models")
+
+
+def test_speed_is_averaged_over_recent_samples() -> None:
+    clock = FakeClock()
+    meter = SpeedMeter(window=5, clock=clock)
+    meter.add(0)
+    assert meter.bytes_per_second is None
+    for _ in range(10):
+        clock.now += 1
+        meter.add(int((clock.now - 100) * 1000))
+    assert meter.bytes_per_second == pytest.approx(1000)
+    meter.add(0)  # a restart from zero forgets the history
+    assert meter.bytes_per_second is None
+
+
+def test_progress_bar_draws_only_when_enabled_and_throttles() -> None:
+    clock = FakeClock()
+    out = Tty()
+    bar = ProgressBar(enabled=True, stream=out, clock=clock)
+    bar.update(10, 100)
+    bar.update(20, 100)  # same instant: skipped
+    clock.now += 1
+    bar.update(30, 100)
+    assert out.getvalue().count("\r\033[K") == 2 and "30 B / 100 B" in out.getvalue()
+    bar.finish()
+    assert out.getvalue().endswith("\r\033[K")
+
+    silent = io.StringIO()
+    off = ProgressBar(enabled=False, stream=silent, clock=clock)
+    off.update(1, 2)
+    off.note("retrying")
+    off.finish()
+    assert silent.getvalue() == ""
+
+
+def test_an_auth_error_tells_how_to_give_a_key_on_the_command_line() -> None:
+    line = describe(AuthRequired("Civitai refused the download: this file requires an API key"))
+    assert "--api-key" in line and "civdesk config set-key" in line
+    disabled = describe(AuthRequired("Civitai refused the download: the creator has disabled "
+                                     "downloads on this file"))
+    assert "--api-key" not in disabled
+
+
+def test_expected_errors_are_one_line_with_exit_codes() -> None:
+    out = io.StringIO()
+    assert report_expected(EarlyAccess("in early access until 2026-12-31\nsecond line",
+                                       deadline="2026-12-31"), out) == EXIT_FAILURE
+    assert out.getvalue() == "civdesk: error: in early access until 2026-12-31 second line\n"
+    out = io.StringIO()
+    assert report_expected(UsageError("No library folders yet"), out) == EXIT_USAGE
+    out = io.StringIO()
+    report_expected(RateLimited("Civitai is rate limiting requests", retry_after=30), out)
+    assert "wait 30 s" in out.getvalue()
+    out = io.StringIO()
+    report_expected(DiskFull("Not enough free space in /x: 2.0 GB needed, 1.0 GB free"), out)
+    assert out.getvalue().count("\n") == 1
+    out = io.StringIO()
+    report_expected(NetworkError("Cannot reach Civitai at h: refused"), out)
+    assert out.getvalue() == "civdesk: error: Cannot reach Civitai at h: refused\n"
+
+
+def test_an_unexpected_error_points_at_the_log(tmp_path: object) -> None:
+    from pathlib import Path
+
+    out = io.StringIO()
+    log_file = Path(str(tmp_path)) / "civdesk-cli.log"
+    assert report_unexpected(KeyError("boom"), log_file, out) == EXIT_FAILURE
+    assert out.getvalue() == (f"civdesk: error: unexpected failure (KeyError: 'boom'); "
+                              f"the details are in {log_file}\n")
+
+
+def test_global_options_work_before_and_after_the_command() -> None:
+    parser = build_parser()
+    before = parser.parse_args(["--api-key", "A", "--retries", "0", "list"])
+    after = parser.parse_args(["list", "--api-key", "B", "--json"])
+    both = parser.parse_args(["--data-dir", "/d", "list", "--api-key", "C"])
+    assert (before.api_key, before.retries, before.json) == ("A", 0, False)
+    assert (after.api_key, after.json, after.data_dir) == ("B", True, None)
+    assert (both.api_key, both.data_dir) == ("C", "/d")
+    assert parser.parse_args(["list", "--type", "lora"]).type == "LORA"
+
+
+def test_no_command_opens_the_window_with_the_global_options() -> None:
+    seen = []
+    code = main(["--data-dir", "/tmp/x", "--api-key", "K"],
+                open_window=lambda session: seen.append(session.options) or 7)
+    assert code == 7
+    assert (seen[0].data_dir, seen[0].api_key) == ("/tmp/x", "K")
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--type", "nonsense"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "unknown model type 'nonsense'" in err
+    assert main(["--retries", "-1", "list"]) == EXIT_USAGE
