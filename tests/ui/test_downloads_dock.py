@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt, QThread
+from tests.conftest import TEST_API_KEY
 from tests.double import CivitaiDouble, SampleCatalog
 from tests.ui.test_browser import search, stop_tasks
 
@@ -89,8 +90,7 @@ def wait_finished(qtbot, dock: DownloadDock, version_id: int, state: str = "comp
 
 
 def row_of_version(dock: DownloadDock, version_id: int) -> int:
-    rows = [r for r in range(dock.model.rowCount())
-            if dock.model.task(r).version_id == version_id]
+    rows = [r for r in range(dock.model.rowCount()) if dock.model.task(r).version_id == version_id]
     assert rows, f"no row for version {version_id}"
     return rows[-1]
 
@@ -99,8 +99,9 @@ def select(qtbot, dock: DownloadDock, row: int) -> None:
     index = dock.model.index(row)
     qtbot.waitUntil(lambda: dock.view.visualRect(index).isValid())
     dock.view.scrollTo(index)
-    qtbot.mouseClick(dock.view.viewport(), Qt.MouseButton.LeftButton,
-                     pos=dock.view.visualRect(index).center())
+    qtbot.mouseClick(
+        dock.view.viewport(), Qt.MouseButton.LeftButton, pos=dock.view.visualRect(index).center()
+    )
     assert dock.selected_task() is not None
     assert dock.selected_task().id == dock.model.task(row).id
 
@@ -119,8 +120,9 @@ def test_a_download_shows_progress_then_completes_with_a_verified_file(
         dock.worker.add(version.id)
     assert progress.args[0].state == "downloading"
     row = row_of_version(dock, version.id)
-    qtbot.waitUntil(lambda: 0 < dock.model.index(row).data(TaskRole.PROGRESS) < 100,
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: 0 < dock.model.index(row).data(TaskRole.PROGRESS) < 100, timeout=WAIT_MS
+    )
     assert "1 download in queue" in dock.count_label.text()
     dock.view.viewport().repaint()  # the delegate paints a live row without complaint
     task = wait_finished(qtbot, dock, version.id)
@@ -149,6 +151,20 @@ def test_a_failure_is_worded_and_the_next_task_still_completes(
     reason = dock.model.index(row_of_version(dock, locked.id)).data(TaskRole.REASON)
     assert "set your API key in Settings" in reason
     assert len(dock.recent_failures()) == 1
+
+
+def test_setting_the_api_key_then_retry_downloads_the_locked_file(
+    qtbot, app_core: Core, dock: DownloadDock, civitai_catalog: SampleCatalog
+):
+    locked = civitai_catalog.lora_v2
+    civitai_catalog.double.login_required(locked)
+    dock.worker.add(locked.id)
+    wait_finished(qtbot, dock, locked.id, "failed")
+    app_core.session_api_key = TEST_API_KEY  # as if typed into Settings
+    select(qtbot, dock, row_of_version(dock, locked.id))
+    qtbot.mouseClick(dock.retry_button, Qt.MouseButton.LeftButton)
+    task = wait_finished(qtbot, dock, locked.id)
+    assert sha256(Path(task.dest_path)) == locked.files[0].sha256
 
 
 def test_early_access_failure_says_until_when(

@@ -106,7 +106,8 @@ class DownloadDock(QDockWidget):
         )
         self.core = core
         # The queue of this data directory: unfinished tasks come back from the database.
-        self.worker = DownloadWorker(queue or DownloadQueue.for_core(core), self)
+        self.worker = DownloadWorker(queue or DownloadQueue.for_core(core), self,
+                                     api_key=core.api_key)
         self.model = DownloadListModel(self)
         self._failures: deque[str] = deque(maxlen=RECENT_FAILURES)
         self._build()
@@ -270,10 +271,6 @@ class DownloadDock(QDockWidget):
         self._failures.clear()
         self.failures_label.hide()
         self.error_label.hide()
-
-    def refresh_api_key(self) -> None:
-        """Download with the key now in the keychain (call after Settings changed it)."""
-        self.worker.set_api_key(self.core.api_key())
 
     @Slot(bool)
     def _pause_toggled(self, paused: bool) -> None:

@@ -84,9 +84,15 @@ class DownloadWorker(QObject):
     crashed = Signal(str)  # an unexpected error stopped the loop (a bug; logged)
     command_failed = Signal(str)  # a command was refused (e.g. retry of a completed task)
 
-    def __init__(self, queue: DownloadQueue, parent: QObject | None = None) -> None:
+    def __init__(
+        self, queue: DownloadQueue, parent: QObject | None = None, *,
+        api_key: Callable[[], str | None] | None = None,
+    ) -> None:  # fmt: skip
+        """``api_key`` gives the current key; it is read before each task, so a key set in
+        Settings after a failure is used by the retry."""
         super().__init__(parent)
         self.queue = queue
+        self._api_key = api_key
         self._thread: QThread | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -142,6 +148,7 @@ class DownloadWorker(QObject):
         try:
             while not self._stopping.is_set():
                 self._wake.clear()  # before run_next: a command arriving during it re-wakes
+                self._refresh_api_key()
                 snapshot = self.queue.run_next()
                 if snapshot is not None:
                     worked = True
@@ -153,6 +160,14 @@ class DownloadWorker(QObject):
         except Exception as exc:  # a thread would swallow it: log it and say so
             log.exception("The download loop stopped")
             self.crashed.emit(f"The download queue stopped unexpectedly: {exc}")
+
+    def _refresh_api_key(self) -> None:
+        if self._api_key is None:
+            return
+        try:
+            self.queue.client.api_key = self._api_key()
+        except Exception:  # a keychain hiccup: keep the key we had
+            log.warning("Could not read the API key; keeping the current one", exc_info=True)
 
     # -- commands ---------------------------------------------------------------------------
     # Each command touches the database, so none runs on the GUI thread: they go, in order,
@@ -199,9 +214,6 @@ class DownloadWorker(QObject):
     def clear_finished(self) -> TaskHandle:
         return self._command(self.queue.clear_finished)
 
-    def set_api_key(self, api_key: str | None) -> TaskHandle:
-        """Use a new API key from the next request on (after the user changed it)."""
-        return self._command(lambda: setattr(self.queue.client, "api_key", api_key))
 
     @Slot(int)
     def cancel(self, task_id: int) -> TaskHandle:
