@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.double import CivitaiDouble, FakeFile, FakeModel, FakeVersion
+from tests.double import CivitaiDouble, FakeFile, FakeModel, FakeVersion, SampleCatalog
 
 from civdesk.core.civitai.schema import Model
+from civdesk.core.context import Core
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library, LocalFile
+from civdesk.core.secrets import ApiKeyStore
 
 
 @pytest.fixture
@@ -71,3 +73,49 @@ def register(
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def open_core(data_dir: Path, api_base: str) -> Core:
+    """A Core on ``data_dir`` whose API key lives in a file there, never the real keychain."""
+    core = Core.open(data_dir, api_base=api_base)
+    core.keys = ApiKeyStore(core.paths.config, keyring_backend=None)
+    return core
+
+
+@pytest.fixture
+def core(
+    tmp_data_dir: Path, civitai: CivitaiDouble, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Core]:
+    """A real Core on a tmp data dir, talking to the Civitai double."""
+    monkeypatch.delenv("CIVITAI_API_KEY", raising=False)
+    core = open_core(tmp_data_dir, civitai.base_url)
+    try:
+        yield core
+    finally:
+        from civdesk.ui import tasks
+
+        tasks.wait_for_pools(5000)
+        core.close()
+
+
+@pytest.fixture
+def model_folder(tmp_path: Path, civitai_catalog: SampleCatalog) -> Path:
+    """A library folder holding four of the double's files, the way a user keeps them."""
+    cat = civitai_catalog
+    root = tmp_path / "models"
+    write_model_file(root / "Lora", cat.lora_v1.files[0])
+    write_model_file(root / "Stable-diffusion", cat.checkpoint_v1.files[0])
+    write_model_file(root / "embeddings", cat.embedding_v1.files[0])
+    write_model_file(root / "VAE", cat.vae_v1.files[0])
+    return root
+
+
+@pytest.fixture
+def main_window(qtbot, core: Core):
+    """The whole window on the tmp data dir (no tray: tests watch the Notifier)."""
+    from civdesk.ui.main_window import MainWindow
+
+    window = MainWindow(core, use_tray=False)
+    qtbot.addWidget(window)
+    yield window
+    window.close()

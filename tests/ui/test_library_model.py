@@ -47,8 +47,7 @@ def _names(model) -> list[str]:
 
 def test_snapshot_reads_entries_duplicates_and_updates(filled, civitai_catalog):
     assert len(filled.entries) == 5
-    assert filled.type_counts() == {"LORA": 2, "Checkpoint": 1, "TextualInversion": 1,
-                                    "Unknown": 1}  # fmt: skip
+    assert filled.type_counts() == {"LORA": 2, "Checkpoint": 1, "TextualInversion": 1, "Unknown": 1}
     assert filled.duplicate_count == 2
     assert set(filled.updates) == {civitai_catalog.lora.id}
 

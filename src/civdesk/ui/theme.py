@@ -78,13 +78,18 @@ def dark_palette() -> QPalette:
     for role, color in roles.items():
         p.setColor(role, color)
     disabled = QColor("#6d6f75")
-    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText,
-                 QPalette.ColorRole.WindowText):  # fmt: skip
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+        QPalette.ColorRole.WindowText,
+    ):
         p.setColor(QPalette.ColorGroup.Disabled, role, disabled)
     return p
 
 
-def apply_theme(app: QApplication, *, force_dark: bool | None = None) -> None:
+def apply_theme(
+    app: QApplication, *, force_dark: bool | None = None, extra_stylesheet: str = ""
+) -> None:
     """Use the platform style; go dark when the desktop is dark (or ``force_dark``).
 
     Fusion takes the palette faithfully, so it is the fallback when a dark palette must be
@@ -98,4 +103,4 @@ def apply_theme(app: QApplication, *, force_dark: bool | None = None) -> None:
         if "Fusion" in available:
             app.setStyle("Fusion")
         app.setPalette(dark_palette())
-    app.setStyleSheet(STYLESHEET)
+    app.setStyleSheet(extra_stylesheet + "\n" + STYLESHEET)

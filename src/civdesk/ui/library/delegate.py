@@ -126,8 +126,9 @@ class CardDelegate(QStyledItemDelegate):
         painter.setFont(font)
         painter.setPen(palette.color(QPalette.ColorRole.Text))
         metrics = QFontMetrics(font)
-        name = metrics.elidedText(str(index.data() or ""), Qt.TextElideMode.ElideRight,
-                                  int(text_rect.width()))  # fmt: skip
+        name = metrics.elidedText(
+            str(index.data() or ""), Qt.TextElideMode.ElideRight, int(text_rect.width())
+        )
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, name)
 
         detail = _detail_line(index)

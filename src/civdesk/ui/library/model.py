@@ -131,8 +131,9 @@ class LibraryModel(QAbstractListModel):
         self.beginResetModel()
         self._snapshot = snapshot
         self._entries = list(snapshot.entries)
-        self._entries.sort(key=_sort_key(self._sort[0]),
-                           reverse=self._sort[1] == Qt.SortOrder.DescendingOrder)  # fmt: skip
+        self._entries.sort(
+            key=_sort_key(self._sort[0]), reverse=self._sort[1] == Qt.SortOrder.DescendingOrder
+        )
         self._reindex()
         self.endResetModel()
 

@@ -1,0 +1,79 @@
+"""What the Models page's actions do, as plain functions for worker threads.
+
+Each one touches the disk, the database or the network, so the page runs it through
+:func:`civdesk.ui.tasks.run_task` and never on the GUI thread. They import no Qt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.errors import FileProblem
+from civdesk.core.library.repository import Library, UpdateInfo
+from civdesk.core.sidecars import (
+    A1111_SUFFIX,
+    INFO_SUFFIX,
+    LORA_MANAGER_SUFFIX,
+    PREVIEW_SUFFIXES,
+    STABILITY_MATRIX_SUFFIX,
+    companion,
+)
+
+log = logging.getLogger(__name__)
+
+COMPANION_SUFFIXES = (
+    INFO_SUFFIX,
+    STABILITY_MATRIX_SUFFIX,
+    LORA_MANAGER_SUFFIX,
+    A1111_SUFFIX,
+    *PREVIEW_SUFFIXES,
+)
+
+
+def companion_paths(model_path: str | os.PathLike[str]) -> list[Path]:
+    """The companion files that exist next to a model (info JSONs, previews)."""
+    model = Path(model_path)
+    found = []
+    for suffix in COMPANION_SUFFIXES:
+        path = companion(model, suffix)
+        if path != model and path.is_file():
+            found.append(path)
+    return found
+
+
+def delete_with_companions(library: Library, model_path: str | os.PathLike[str]) -> list[str]:
+    """Delete a model file and its companions, and forget it in the library.
+
+    Returns the paths deleted. The model goes first: if it cannot be deleted nothing else
+    is touched. A companion that cannot be deleted is left (and logged), since the model is
+    already gone and a stray preview harms nothing.
+    """
+    model = Path(model_path)
+    companions = companion_paths(model)
+    try:
+        model.unlink()
+    except FileNotFoundError:
+        pass  # already gone: still clean up its companions and the library row
+    except OSError as exc:
+        raise FileProblem(f"{model.name} could not be deleted: {exc.strerror}") from exc
+    deleted = [str(model)]
+    for path in companions:
+        try:
+            path.unlink()
+            deleted.append(str(path))
+        except OSError as exc:
+            log.warning("Companion %s could not be deleted: %s", path, exc)
+    library.remove_files([model])
+    return deleted
+
+
+def check_model_update(library: Library, client: CivitaiClient, model_id: int) -> UpdateInfo | None:
+    """Ask Civitai for one model's latest version; the update now available, if any."""
+    model = client.get_model(model_id)
+    library.upsert_model(model)
+    latest = model.latest_version
+    library.record_update_check(model.id, latest.id if latest else None)
+    return next((u for u in library.available_updates() if u.model_id == model_id), None)

@@ -1,0 +1,838 @@
+"""The Models page: the local library as a grid of cards, with a type sidebar and details.
+
+Reading the library, deleting files, checking updates and linking files to Civitai all run
+in worker threads (:mod:`civdesk.ui.tasks`); the page only shows snapshots and reacts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from civdesk.core.errors import CivdeskError
+from civdesk.core.hashing import autov2
+from civdesk.core.library.repository import UNKNOWN_TYPE, LibraryEntry
+from civdesk.ui.library.delegate import CardDelegate, format_size
+from civdesk.ui.library.model import (
+    LibraryFilterProxy,
+    LibraryModel,
+    LibrarySnapshot,
+    Show,
+    SortKey,
+    display_name,
+    load_snapshot,
+)
+from civdesk.ui.library.operations import check_model_update, delete_with_companions
+from civdesk.ui.tasks import TaskHandle, run_task
+from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
+
+log = logging.getLogger(__name__)
+
+SITE_URL = "https://civitai.com"
+DETAIL_PREVIEW = QSize(288, 360)
+SEARCH_DELAY_MS = 150
+SIDEBAR_KIND = Qt.ItemDataRole.UserRole + 1  # ("type", name) | ("show", Show)
+
+# The order types appear in the sidebar; others follow alphabetically, Unknown last.
+TYPE_ORDER = (
+    "Checkpoint",
+    "LORA",
+    "LoCon",
+    "DoRA",
+    "TextualInversion",
+    "Hypernetwork",
+    "VAE",
+    "Controlnet",
+    "Upscaler",
+)
+TYPE_LABELS = {
+    "TextualInversion": "Embedding",
+    "LORA": "LoRA",
+    "Controlnet": "ControlNet",
+    UNKNOWN_TYPE: "Unidentified",
+}
+
+
+def type_label(model_type: str) -> str:
+    return TYPE_LABELS.get(model_type, model_type)
+
+
+def civitai_url(entry: LibraryEntry, site: str = SITE_URL) -> str | None:
+    if entry.model_id is None:
+        return None
+    url = f"{site}/models/{entry.model_id}"
+    return f"{url}?modelVersionId={entry.version_id}" if entry.version_id else url
+
+
+def _user_message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, CivdeskError) else f"Unexpected error: {exc!r}"
+
+
+class TypeSidebar(QListWidget):
+    """ "All", one row per model type with its count, then the Duplicates and Updates views."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("sidebar")
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setMinimumWidth(160)
+        self.setMaximumWidth(240)
+
+    def set_counts(self, snapshot: LibrarySnapshot) -> None:
+        current = self.current_filter()
+        self.blockSignals(True)
+        self.clear()
+        counts = snapshot.type_counts()
+        self._add(f"All models  ({len(snapshot.entries)})", ("type", None))
+        known = [t for t in TYPE_ORDER if t in counts]
+        others = sorted(t for t in counts if t not in TYPE_ORDER and t != UNKNOWN_TYPE)
+        for model_type in [*known, *others]:
+            self._add(f"{type_label(model_type)}  ({counts[model_type]})", ("type", model_type))
+        if UNKNOWN_TYPE in counts:
+            self._add(
+                f"{type_label(UNKNOWN_TYPE)}  ({counts[UNKNOWN_TYPE]})", ("type", UNKNOWN_TYPE)
+            )
+        separator = QListWidgetItem("")
+        separator.setFlags(Qt.ItemFlag.NoItemFlags)
+        separator.setSizeHint(QSize(10, 10))
+        self.addItem(separator)
+        self._add(f"Duplicates  ({snapshot.duplicate_count})", ("show", Show.DUPLICATES))
+        self._add(f"Updates  ({snapshot.update_count})", ("show", Show.UPDATES))
+        self.blockSignals(False)
+        self.select_filter(current if self._row_of(current) is not None else ("type", None))
+
+    def _add(self, text: str, kind: tuple[str, Any]) -> None:
+        item = QListWidgetItem(text)
+        item.setData(SIDEBAR_KIND, kind)
+        self.addItem(item)
+
+    def current_filter(self) -> tuple[str, Any]:
+        item = self.currentItem()
+        kind = item.data(SIDEBAR_KIND) if item is not None else None
+        return kind if kind else ("type", None)
+
+    def _row_of(self, kind: tuple[str, Any]) -> int | None:
+        for row in range(self.count()):
+            if self.item(row).data(SIDEBAR_KIND) == kind:
+                return row
+        return None
+
+    def select_filter(self, kind: tuple[str, Any]) -> None:
+        row = self._row_of(kind)
+        if row is not None:
+            self.setCurrentRow(row)
+
+    def item_for(self, kind: tuple[str, Any]) -> QListWidgetItem | None:
+        row = self._row_of(kind)
+        return None if row is None else self.item(row)
+
+
+class DetailPane(QWidget):
+    """Everything known about the selected file."""
+
+    copy_requested = Signal(str, str)  # text, what ("trigger word", "path", ...)
+    download_update_requested = Signal(object)  # LibraryEntry
+    link_requested = Signal(object)  # LibraryEntry
+
+    def __init__(self, thumbnails: ThumbnailLoader, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("detailPane")
+        self.thumbnails = thumbnails
+        self.entry: LibraryEntry | None = None
+        self._preview_key: str | None = None
+        thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
+
+        self.preview = QLabel()
+        self.preview.setFixedSize(DETAIL_PREVIEW)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title = QLabel()
+        self.title.setObjectName("detailTitle")
+        self.title.setWordWrap(True)
+        self.subtitle = QLabel()
+        self.subtitle.setWordWrap(True)
+        self.update_label = QLabel()
+        self.update_button = QPushButton("Download update")
+        self.update_button.setObjectName("downloadUpdate")
+        self.update_button.clicked.connect(
+            lambda: self.entry and self.download_update_requested.emit(self.entry)
+        )
+        self.link_button = QPushButton("Link to Civitai model…")
+        self.link_button.setObjectName("linkButton")
+        self.link_button.clicked.connect(
+            lambda: self.entry and self.link_requested.emit(self.entry)
+        )
+
+        self.fields = QFormLayout()
+        self.fields.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self._values: dict[str, QLabel] = {}
+        for name in (
+            "Type",
+            "Base model",
+            "Version",
+            "Size",
+            "Added",
+            "Path",
+            "SHA256",
+            "AutoV2",
+            "Civitai",
+        ):
+            value = QLabel()
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+            value.setOpenExternalLinks(True)
+            self._values[name] = value
+            self.fields.addRow(name, value)
+
+        self.words_title = QLabel("Trigger words")
+        self.words_title.setObjectName("sectionTitle")
+        self.words_box = QWidget()
+        self.words_layout = _FlowRow(self.words_box)
+        self.copy_words = QPushButton("Copy all")
+        self.copy_words.setObjectName("copyTriggerWords")
+        self.copy_words.clicked.connect(self._copy_all_words)
+
+        self.versions_title = QLabel("On disk")
+        self.versions_title.setObjectName("sectionTitle")
+        self.versions = QLabel()
+        self.versions.setWordWrap(True)
+        self.versions.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.preview, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.title)
+        layout.addWidget(self.subtitle)
+        row = QHBoxLayout()
+        row.addWidget(self.update_label, 1)
+        row.addWidget(self.update_button)
+        layout.addLayout(row)
+        layout.addWidget(self.link_button)
+        layout.addLayout(self.fields)
+        words_header = QHBoxLayout()
+        words_header.addWidget(self.words_title, 1)
+        words_header.addWidget(self.copy_words)
+        layout.addLayout(words_header)
+        layout.addWidget(self.words_box)
+        layout.addWidget(self.versions_title)
+        layout.addWidget(self.versions)
+        layout.addStretch(1)
+        self.show_entry(None, LibrarySnapshot())
+
+    def show_entry(self, entry: LibraryEntry | None, snapshot: LibrarySnapshot) -> None:
+        self.entry = entry
+        has = entry is not None
+        for widget in (
+            self.preview,
+            self.title,
+            self.subtitle,
+            self.words_box,
+            self.versions_title,
+            self.versions,
+        ):
+            widget.setVisible(has)
+        for i in range(self.fields.rowCount()):
+            self.fields.setRowVisible(i, has)
+        if entry is None:
+            self.update_label.hide()
+            self.update_button.hide()
+            self.link_button.hide()
+            self.words_title.hide()
+            self.copy_words.hide()
+            return
+        self.title.setText(display_name(entry))
+        self.subtitle.setText(entry.file_name if entry.model_name else "Not identified on Civitai")
+        self._set_preview(entry)
+        update = snapshot.updates.get(entry.model_id) if entry.model_id is not None else None
+        self.update_label.setVisible(update is not None)
+        self.update_button.setVisible(update is not None)
+        if update is not None:
+            name = update.latest_version_name or f"version {update.latest_version_id}"
+            self.update_label.setText(f"Update available: {name}")
+        self.link_button.setVisible(not entry.identified)
+
+        url = civitai_url(entry)
+        values = {
+            "Type": type_label(entry.type),
+            "Base model": entry.base_model or "—",
+            "Version": entry.version_name or "—",
+            "Size": format_size(entry.size),
+            "Added": entry.added_at.astimezone().strftime("%Y-%m-%d %H:%M"),
+            "Path": entry.path,
+            "SHA256": entry.sha256 or "not hashed yet",
+            "AutoV2": autov2(entry.sha256) if entry.sha256 else "—",
+            "Civitai": f'<a href="{url}">{url}</a>' if url else "—",
+        }
+        for name, text in values.items():
+            label = self._values[name]
+            label.setTextFormat(
+                Qt.TextFormat.RichText if name == "Civitai" else Qt.TextFormat.PlainText
+            )
+            label.setText(text)
+
+        self.words_layout.clear()
+        for word in entry.trained_words:
+            chip = QToolButton()
+            chip.setObjectName("chip")
+            chip.setText(word)
+            chip.setToolTip("Copy this trigger word")
+            chip.clicked.connect(
+                lambda _=False, w=word: self.copy_requested.emit(w, "trigger word")
+            )
+            self.words_layout.add(chip)
+        self.words_title.setVisible(bool(entry.trained_words))
+        self.copy_words.setVisible(bool(entry.trained_words))
+        self.words_box.setVisible(bool(entry.trained_words))
+
+        others = snapshot.versions_on_disk(entry.model_id) if entry.model_id else [entry]
+        self.versions.setText(
+            "\n".join(f"{e.version_name or e.file_name} — {e.path}" for e in others)
+        )
+
+    def _set_preview(self, entry: LibraryEntry) -> None:
+        self._preview_key = None
+        pixmap = None
+        if entry.preview:
+            self._preview_key = thumbnail_key(entry.preview, DETAIL_PREVIEW)
+            pixmap = self.thumbnails.pixmap(entry.preview, DETAIL_PREVIEW)
+        if pixmap is not None:
+            self.preview.setPixmap(pixmap)
+        else:
+            self.preview.clear()
+            self.preview.setText("No preview" if not entry.preview else "Loading preview…")
+
+    @Slot(str)
+    def _thumbnail_ready(self, key: str) -> None:
+        if key == self._preview_key:
+            pixmap = self.thumbnails.cached(key)
+            if pixmap is not None:
+                self.preview.setPixmap(pixmap)
+
+    def _copy_all_words(self) -> None:
+        if self.entry is not None and self.entry.trained_words:
+            self.copy_requested.emit(", ".join(self.entry.trained_words), "trigger words")
+
+
+class _FlowRow:
+    """Chips laid out in rows that wrap (a minimal flow layout on a vertical box)."""
+
+    PER_ROW = 3
+
+    def __init__(self, parent: QWidget) -> None:
+        self.layout = QVBoxLayout(parent)
+        self.layout.setContentsMargins(0, 0, 0, 0)
+        self.layout.setSpacing(4)
+        self._rows: list[QHBoxLayout] = []
+        self._count = 0
+
+    def clear(self) -> None:
+        while self.layout.count():
+            row = self.layout.takeAt(0).layout()
+            while row is not None and row.count():
+                widget = row.takeAt(0).widget()
+                if widget is not None:
+                    widget.setParent(None)  # gone from findChildren now, freed later
+                    widget.deleteLater()
+        self._rows.clear()
+        self._count = 0
+
+    def add(self, widget: QWidget) -> None:
+        if self._count % self.PER_ROW == 0:
+            row = QHBoxLayout()
+            row.setSpacing(4)
+            row.addStretch(1)
+            self.layout.addLayout(row)
+            self._rows.append(row)
+        row = self._rows[-1]
+        row.insertWidget(row.count() - 1, widget)
+        self._count += 1
+
+
+class LibraryPage(QWidget):
+    """The Models page. ``scan_requested`` asks the window's scan controller to scan."""
+
+    scan_requested = Signal()
+    status_message = Signal(str)
+    #: A fresh snapshot is on screen (tests and the window's status bar wait for it).
+    snapshot_loaded = Signal(object)
+    #: An action on a file failed; the message is one line for the user.
+    action_failed = Signal(str)
+
+    def __init__(self, core: Any, thumbnails: ThumbnailLoader, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("libraryPage")
+        self.core = core
+        self.thumbnails = thumbnails
+        self._downloads: Any = None
+        self._loading: TaskHandle | None = None
+        self._reload_again = False
+
+        self.model = LibraryModel(self)
+        self.proxy = LibraryFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self._build()
+        self._connect()
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.scan_button = QPushButton("Scan Library")
+        self.scan_button.setObjectName("scanButton")
+        self.scan_button.setToolTip("Hash new files in your library folders and identify them")
+        self.updates_button = QPushButton("Check for updates")
+        self.updates_button.setObjectName("checkUpdatesButton")
+        self.search = QLineEdit()
+        self.search.setObjectName("librarySearch")
+        self.search.setPlaceholderText("Search names, files, trigger words  (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.sort = QComboBox()
+        self.sort.setObjectName("librarySort")
+        for text, key, order in (
+            ("Name", SortKey.NAME, Qt.SortOrder.AscendingOrder),
+            ("Newest first", SortKey.DATE, Qt.SortOrder.DescendingOrder),
+            ("Oldest first", SortKey.DATE, Qt.SortOrder.AscendingOrder),
+            ("Largest first", SortKey.SIZE, Qt.SortOrder.DescendingOrder),
+            ("Smallest first", SortKey.SIZE, Qt.SortOrder.AscendingOrder),
+        ):
+            self.sort.addItem(text, (key, order))
+        toolbar = QHBoxLayout()
+        toolbar.addWidget(self.scan_button)
+        toolbar.addWidget(self.updates_button)
+        toolbar.addWidget(self.search, 1)
+        toolbar.addWidget(QLabel("Sort:"))
+        toolbar.addWidget(self.sort)
+
+        self.sidebar = TypeSidebar()
+        self.grid = QListView()
+        self.grid.setObjectName("libraryGrid")
+        self.grid.setViewMode(QListView.ViewMode.IconMode)
+        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
+        self.grid.setMovement(QListView.Movement.Static)
+        self.grid.setUniformItemSizes(True)
+        self.grid.setLayoutMode(QListView.LayoutMode.Batched)
+        self.grid.setBatchSize(256)
+        self.grid.setGridSize(CardDelegate.card_size())
+        self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.grid.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.grid.verticalScrollBar().setSingleStep(24)
+        self.grid.setMouseTracking(True)
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.delegate = CardDelegate(self.thumbnails, self.grid)
+        self.grid.setItemDelegate(self.delegate)
+        self.grid.setModel(self.proxy)
+
+        self.empty_hint = QLabel()
+        self.empty_hint.setObjectName("emptyHint")
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setWordWrap(True)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.grid)
+        self.stack.addWidget(self.empty_hint)
+
+        self.detail = DetailPane(self.thumbnails)
+        detail_scroll = QScrollArea()
+        detail_scroll.setWidget(self.detail)
+        detail_scroll.setWidgetResizable(True)
+        detail_scroll.setMinimumWidth(320)
+
+        self.splitter = QSplitter()
+        self.splitter.setObjectName("librarySplitter")
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(self.stack)
+        self.splitter.addWidget(detail_scroll)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([180, 700, 340])
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addLayout(toolbar)
+        layout.addWidget(self.splitter, 1)
+
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DELAY_MS)
+        self._repaint_timer = QTimer(self)  # coalesces a burst of arriving thumbnails
+        self._repaint_timer.setSingleShot(True)
+        self._repaint_timer.setInterval(30)
+        self._update_empty_hint()
+
+    def _connect(self) -> None:
+        self.scan_button.clicked.connect(self.scan_requested)
+        self.updates_button.clicked.connect(self.check_all_updates)
+        self.search.textChanged.connect(lambda _: self._search_timer.start())
+        self.search.returnPressed.connect(self._apply_search)
+        self._search_timer.timeout.connect(self._apply_search)
+        self.sort.currentIndexChanged.connect(self._sort_changed)
+        self.sidebar.currentItemChanged.connect(self._sidebar_changed)
+        self.grid.selectionModel().currentChanged.connect(self._current_changed)
+        self.grid.customContextMenuRequested.connect(self._context_menu)
+        self.grid.doubleClicked.connect(lambda index: self._open_folder(self._entry_at(index)))
+        self.thumbnails.thumbnail_ready.connect(lambda _key: self._repaint_timer.start())
+        self._repaint_timer.timeout.connect(self.grid.viewport().update)
+        self.detail.copy_requested.connect(self._copy)
+        self.detail.download_update_requested.connect(self.download_update)
+        self.detail.link_requested.connect(self.link_to_civitai)
+        self.proxy.rowsInserted.connect(self._update_empty_hint)
+        self.proxy.rowsRemoved.connect(self._update_empty_hint)
+        self.proxy.modelReset.connect(self._update_empty_hint)
+        self.proxy.layoutChanged.connect(self._update_empty_hint)
+
+        delete = QAction("Delete", self)
+        delete.setShortcut(QKeySequence.StandardKey.Delete)
+        delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        delete.triggered.connect(lambda: self.delete_entry(self.current_entry()))
+        self.grid.addAction(delete)
+
+    def set_downloads(self, downloads: Any) -> None:
+        """The download worker (``add(version_id, file_id=None, dest_dir=None)``) for updates."""
+        self._downloads = downloads
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @Slot()
+    def refresh(self) -> None:
+        """Read the library again in a worker; the grid keeps its filters and selection."""
+        if self._loading is not None and not self._loading.done:
+            self._reload_again = True  # something changed during the read: read once more
+            return
+        self._loading = run_task(
+            load_snapshot,
+            self.core.library,
+            on_result=self._snapshot_ready,
+            on_error=self._load_failed,
+            pool="db",
+            name="load library",
+        )
+
+    def _snapshot_ready(self, snapshot: LibrarySnapshot) -> None:
+        if self._reload_again:
+            self._reload_again = False
+            self._loading = None
+            self.refresh()
+            return
+        current = self.current_entry()
+        self.model.set_snapshot(snapshot)
+        self.sidebar.set_counts(snapshot)
+        self._update_empty_hint()
+        if current is not None:
+            self.select_path(current.path)
+        else:
+            self.detail.show_entry(None, snapshot)
+        self.snapshot_loaded.emit(snapshot)
+
+    def _load_failed(self, exc: BaseException) -> None:
+        self._reload_again = False
+        self.status_message.emit(f"The library could not be read: {_user_message(exc)}")
+
+    @property
+    def snapshot(self) -> LibrarySnapshot:
+        return self.model.snapshot
+
+    # -- filters ------------------------------------------------------------------------------
+
+    def focus_search(self) -> None:
+        self.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search.selectAll()
+
+    @Slot()
+    def _apply_search(self) -> None:
+        self._search_timer.stop()
+        self.proxy.set_search(self.search.text())
+        self._update_empty_hint()
+
+    @Slot(int)
+    def _sort_changed(self, row: int) -> None:
+        key, order = self.sort.itemData(row)
+        self.proxy.sort_by(key, order)
+
+    def _sidebar_changed(self, current: QListWidgetItem | None, _previous: Any = None) -> None:
+        kind = current.data(SIDEBAR_KIND) if current is not None else None
+        if not kind:
+            return
+        what, value = kind
+        if what == "show":
+            self.proxy.set_model_type(None)
+            self.proxy.set_show(value)
+        else:
+            self.proxy.set_show(Show.ALL)
+            self.proxy.set_model_type(value)
+        self._update_empty_hint()
+
+    def show_filter(self, kind: tuple[str, Any]) -> None:
+        """Select a sidebar row: ``("type", "LORA")``, ``("show", Show.DUPLICATES)``…"""
+        self.sidebar.select_filter(kind)
+
+    def _update_empty_hint(self, *_: Any) -> None:
+        if self.proxy.rowCount() > 0:
+            self.stack.setCurrentWidget(self.grid)
+            return
+        if not self.model.rowCount():
+            text = (
+                "No models in the library yet.\n\nAdd your model folders in Settings, "
+                "then press Scan Library."
+            )
+        elif self.proxy.show is Show.DUPLICATES:
+            text = "No duplicate files: every file on disk is unique."
+        elif self.proxy.show is Show.UPDATES:
+            text = "Everything is up to date (as of the last update check)."
+        else:
+            text = "Nothing matches this filter."
+        self.empty_hint.setText(text)
+        self.stack.setCurrentWidget(self.empty_hint)
+
+    # -- selection ----------------------------------------------------------------------------
+
+    def _entry_at(self, index: QModelIndex) -> LibraryEntry | None:
+        return self.proxy.entry(index)
+
+    def current_entry(self) -> LibraryEntry | None:
+        return self._entry_at(self.grid.currentIndex())
+
+    def select_path(self, path: str) -> bool:
+        row = self.model.row_of(path)
+        if row is None:
+            self.detail.show_entry(None, self.snapshot)
+            return False
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if not index.isValid():
+            self.detail.show_entry(None, self.snapshot)
+            return False
+        self.grid.setCurrentIndex(index)
+        self.grid.scrollTo(index)
+        self.detail.show_entry(self._entry_at(index), self.snapshot)
+        return True
+
+    @Slot(QModelIndex, QModelIndex)
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.detail.show_entry(self._entry_at(current), self.snapshot)
+
+    # -- context menu and actions ---------------------------------------------------------
+
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.grid.indexAt(pos)
+        entry = self._entry_at(index)
+        if entry is None:
+            return
+        self.grid.setCurrentIndex(index)
+        menu = self.build_context_menu(entry)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        # popup(), not exec(): no nested event loop while the menu is open.
+        menu.popup(self.grid.viewport().mapToGlobal(pos))
+
+    def build_context_menu(self, entry: LibraryEntry) -> QMenu:
+        """The actions for one file (a method of its own so tests can trigger them)."""
+        menu = QMenu(self)
+        menu.setObjectName("libraryContextMenu")
+
+        def add(text: str, slot: Callable[[], None], enabled: bool = True) -> QAction:
+            action = menu.addAction(text)
+            action.setEnabled(enabled)
+            action.triggered.connect(slot)
+            return action
+
+        add("Open containing folder", lambda: self._open_folder(entry))
+        add(
+            "Copy trigger words",
+            lambda: self._copy(", ".join(entry.trained_words), "trigger words"),
+            bool(entry.trained_words),
+        )
+        add("Copy path", lambda: self._copy(entry.path, "path"))
+        menu.addSeparator()
+        add("Re-scan this file", lambda: self.rescan_file(entry))
+        add("Check for update", lambda: self.check_update(entry), entry.model_id is not None)
+        update = self.snapshot.updates.get(entry.model_id) if entry.model_id else None
+        if update is not None:
+            add("Download update", lambda: self.download_update(entry))
+        if not entry.identified:
+            add("Link to Civitai model…", lambda: self.link_to_civitai(entry))
+        url = civitai_url(entry)
+        if url:
+            add("Open on Civitai", lambda: QDesktopServices.openUrl(QUrl(url)))
+        menu.addSeparator()
+        add("Delete file…", lambda: self.delete_entry(entry))
+        return menu
+
+    def _open_folder(self, entry: LibraryEntry | None) -> None:
+        if entry is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(entry.path).parent)))
+
+    @Slot(str, str)
+    def _copy(self, text: str, what: str) -> None:
+        QGuiApplication.clipboard().setText(text)
+        self.status_message.emit(f"Copied {what} to the clipboard")
+
+    def delete_entry(self, entry: LibraryEntry | None) -> None:
+        """Ask, then delete the file and its companions in a worker."""
+        if entry is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Delete model file",
+            f"Delete {entry.file_name} and its companion files (preview, info) from disk?\n\n"
+            f"{entry.path}\n\nThis cannot be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+
+        def deleted(paths: list[str]) -> None:
+            self.thumbnails.invalidate(entry.preview or "")
+            self.model.remove_paths([entry.path])
+            self.status_message.emit(
+                f"Deleted {entry.file_name} and {len(paths) - 1} companion file(s)"
+            )
+            self.refresh()
+
+        run_task(
+            delete_with_companions,
+            self.core.library,
+            entry.path,
+            on_result=deleted,
+            on_error=self._action_failed,
+            pool="disk",
+            name="delete file",
+        )
+
+    def rescan_file(self, entry: LibraryEntry) -> None:
+        from civdesk.ui.scan import rescan_file
+
+        self.status_message.emit(f"Re-scanning {entry.file_name}…")
+
+        def done(_: Any) -> None:
+            self.thumbnails.invalidate(entry.preview or "")
+            self.status_message.emit(f"Re-scanned {entry.file_name}")
+            self.refresh()
+
+        run_task(
+            rescan_file,
+            self.core,
+            entry.path,
+            on_result=done,
+            on_error=self._action_failed,
+            pool="disk",
+            name="re-scan file",
+        )
+
+    def check_update(self, entry: LibraryEntry) -> None:
+        if entry.model_id is None:
+            return
+        name = display_name(entry)
+        self.status_message.emit(f"Checking {name} for updates…")
+
+        def done(update: Any) -> None:
+            if update is None:
+                self.status_message.emit(f"{name} is up to date")
+            else:
+                latest = update.latest_version_name or f"version {update.latest_version_id}"
+                self.status_message.emit(f"Update available for {name}: {latest}")
+            self.refresh()
+
+        def work() -> Any:
+            return check_model_update(self.core.library, self.core.client(), entry.model_id)
+
+        run_task(
+            work, on_result=done, on_error=self._action_failed, pool="network", name="check update"
+        )
+
+    def check_all_updates(self) -> None:
+        from civdesk.core.updates import UpdateChecker
+
+        self.updates_button.setEnabled(False)
+        self.status_message.emit("Checking the library for updates…")
+
+        def work() -> Any:
+            return UpdateChecker(self.core.library, self.core.client()).check(force=True)
+
+        def done(result: Any) -> None:
+            text = f"Update check: {len(result.updates)} update(s) available"
+            problem = result.problem()
+            if problem:
+                text += f" ({problem})"
+            self.status_message.emit(text)
+            self.refresh()
+
+        run_task(
+            work,
+            on_result=done,
+            on_error=self._action_failed,
+            on_finished=lambda: self.updates_button.setEnabled(True),
+            pool="network",
+            name="check updates",
+        )
+
+    def download_update(self, entry: LibraryEntry) -> None:
+        update = self.snapshot.updates.get(entry.model_id) if entry.model_id else None
+        if update is None:
+            return
+        if self._downloads is None:
+            self.status_message.emit("Downloads are not available")
+            return
+        # Next to the version already on disk: the user chose that folder.
+        self._downloads.add(update.latest_version_id, None, str(Path(entry.path).parent))
+        name = update.latest_version_name or f"version {update.latest_version_id}"
+        self.status_message.emit(f"Queued {update.model_name} {name} for download")
+
+    def link_to_civitai(self, entry: LibraryEntry) -> None:
+        text, ok = QInputDialog.getText(
+            self,
+            "Link to Civitai model",
+            f"Which Civitai model is {entry.file_name}?\n"
+            "Paste its page address (https://civitai.com/models/…), or a model or version id:",
+        )
+        if not ok or not text.strip():
+            return
+        from civdesk.ui.scan import link_file
+
+        self.status_message.emit(f"Linking {entry.file_name}…")
+
+        def done(_: Any) -> None:
+            self.status_message.emit(f"Linked {entry.file_name} to Civitai")
+            self.refresh()
+
+        run_task(
+            link_file,
+            self.core,
+            entry.path,
+            text.strip(),
+            on_result=done,
+            on_error=self._action_failed,
+            pool="network",
+            name="link file",
+        )
+
+    def _action_failed(self, exc: BaseException) -> None:
+        message = _user_message(exc)
+        self.status_message.emit(message)
+        self.action_failed.emit(message)
+        # open(), not exec(): window-modal without blocking the event loop.
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, "civdesk", message, QMessageBox.StandardButton.Ok, self
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()

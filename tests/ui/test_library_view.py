@@ -1,0 +1,214 @@
+"""The Models page against the double: scan, thumbnails, filters, file actions."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QToolButton
+from tests.ui.conftest import register, write_model_file
+
+from civdesk.core.context import Core
+from civdesk.ui.library.delegate import CardDelegate
+from civdesk.ui.library.model import Show
+from civdesk.ui.library.view import LibraryPage
+from civdesk.ui.scan import ScanController
+from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
+
+
+@pytest.fixture
+def page(qtbot, core: Core) -> LibraryPage:
+    """The page wired to a scan controller the way the window wires it."""
+    widget = LibraryPage(core, ThumbnailLoader.for_core(core))
+    controller = ScanController(core, widget)
+    widget.scan_requested.connect(controller.start)
+    controller.stopped.connect(widget.refresh)
+    widget.controller = controller  # type: ignore[attr-defined]
+    qtbot.addWidget(widget)
+    widget.resize(1200, 800)
+    widget.show()
+    return widget
+
+
+def scan_by_click(qtbot, page: LibraryPage, core: Core, folder: Path) -> None:
+    core.settings.library_folders = [str(folder)]
+    with (
+        qtbot.waitSignal(page.snapshot_loaded, timeout=15_000),
+        qtbot.waitSignal(page.controller.finished, timeout=15_000),
+    ):
+        qtbot.mouseClick(page.scan_button, Qt.MouseButton.LeftButton)
+
+
+def visible_names(page: LibraryPage) -> list[str]:
+    return [page.proxy.index(r, 0).data() for r in range(page.proxy.rowCount())]
+
+
+def refreshed(qtbot, page: LibraryPage) -> None:
+    with qtbot.waitSignal(page.snapshot_loaded, timeout=5000):
+        page.refresh()
+
+
+def test_scan_library_button_fills_the_grid_with_thumbnails(qtbot, page, core, model_folder):
+    scan_by_click(qtbot, page, core, model_folder)
+    assert sorted(visible_names(page)) == sorted(
+        ["Paperfold Style", "Harbor Light", "Bad Hands Negative", "Clear VAE"]
+    )
+    previews = [e.preview for e in page.snapshot.entries]
+    assert all(previews), "the scan writes a preview next to every identified file"
+    # Painting the grid asks for the thumbnails; they arrive without blocking the GUI.
+    size = CardDelegate.thumb_size()
+    keys = {thumbnail_key(p, size) for p in previews}
+    page.grid.viewport().repaint()
+    qtbot.waitUntil(lambda: all(page.thumbnails.cached(k) is not None for k in keys), timeout=5000)
+    assert page.stack.currentWidget() is page.grid
+
+
+def test_sidebar_types_and_search_filter_the_grid(qtbot, page, core, model_folder):
+    scan_by_click(qtbot, page, core, model_folder)
+    labels = [page.sidebar.item(r).text() for r in range(page.sidebar.count())]
+    assert "LoRA  (1)" in labels and "Checkpoint  (1)" in labels
+
+    item = page.sidebar.item_for(("type", "Checkpoint"))
+    rect = page.sidebar.visualItemRect(item)
+    qtbot.mouseClick(page.sidebar.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert visible_names(page) == ["Harbor Light"]
+
+    page.sidebar.select_filter(("type", None))
+    qtbot.mouseClick(page.search, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(page.search, "paperfold")
+    qtbot.waitUntil(lambda: visible_names(page) == ["Paperfold Style"], timeout=2000)
+    page.search.clear()
+    qtbot.keyClicks(page.search, "nothing like this")
+    qtbot.waitUntil(lambda: page.stack.currentWidget() is page.empty_hint, timeout=2000)
+    assert "Nothing matches" in page.empty_hint.text()
+
+
+def test_duplicates_filter_shows_only_copies(qtbot, page, core, civitai_catalog, tmp_path):
+    cat = civitai_catalog
+    first = write_model_file(tmp_path / "a", cat.lora_v1.files[0])
+    second = write_model_file(tmp_path / "b", cat.lora_v1.files[0], name="copy.safetensors")
+    single = write_model_file(tmp_path / "a", cat.vae_v1.files[0])
+    for path in (first, second):
+        register(core.library, path, double=cat.double, model=cat.lora, version=cat.lora_v1)
+    register(core.library, single, double=cat.double, model=cat.vae)
+    refreshed(qtbot, page)
+    page.show_filter(("show", Show.DUPLICATES))
+    shown = sorted(page.proxy.entry(index).path for index in _indexes(page))
+    assert shown == sorted([str(first), str(second)])
+    assert "Duplicates  (2)" in page.sidebar.currentItem().text()
+
+
+def _indexes(page):
+    return [page.proxy.index(r, 0) for r in range(page.proxy.rowCount())]
+
+
+def test_delete_removes_the_file_its_companions_and_the_card(
+    qtbot, page, core, model_folder, monkeypatch
+):
+    scan_by_click(qtbot, page, core, model_folder)
+    page.select_path(next(e.path for e in page.snapshot.entries if e.type == "Checkpoint"))
+    entry = page.current_entry()
+    model = Path(entry.path)
+    companions = [p for p in model.parent.iterdir() if p != model]
+    assert companions, "the scan wrote a preview and an info file"
+    asked: list[str] = []
+
+    def yes(parent, title, text, *args):
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", yes)
+    menu = page.build_context_menu(entry)
+    delete = next(a for a in menu.actions() if a.text() == "Delete file…")
+    with qtbot.waitSignal(page.snapshot_loaded, timeout=5000):
+        delete.trigger()
+    assert asked and entry.file_name in asked[0]
+    assert not model.exists()
+    assert not any(p.exists() for p in companions)
+    assert "Harbor Light" not in visible_names(page)
+    assert core.library.local_file(model) is None
+
+
+def test_declining_the_delete_keeps_the_file(qtbot, page, core, model_folder, monkeypatch):
+    scan_by_click(qtbot, page, core, model_folder)
+    entry = page.snapshot.entries[0]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: QMessageBox.StandardButton.No)
+    page.delete_entry(entry)
+    qtbot.wait(50)
+    assert Path(entry.path).exists()
+
+
+def test_detail_pane_copies_trigger_words_and_links_to_civitai(qtbot, page, core, model_folder):
+    scan_by_click(qtbot, page, core, model_folder)
+    lora = next(e for e in page.snapshot.entries if e.type == "LORA")
+    assert page.select_path(lora.path)
+    chips = page.detail.words_box.findChildren(QToolButton, "chip")
+    assert [c.text() for c in chips] == ["paperfold style"]
+    qtbot.mouseClick(chips[0], Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == "paperfold style"
+    link = page.detail._values["Civitai"].text()
+    assert f"/models/{lora.model_id}?modelVersionId={lora.version_id}" in link
+
+
+def test_check_for_update_then_updates_filter_and_one_click_download(
+    qtbot, page, core, model_folder, civitai_catalog
+):
+    scan_by_click(qtbot, page, core, model_folder)
+    lora = next(e for e in page.snapshot.entries if e.type == "LORA")
+    queued: list[tuple] = []
+
+    class Downloads:  # the download dock's worker interface: add(version, file, dest)
+        def add(self, version_id, file_id=None, dest_dir=None, on_added=None):
+            queued.append((version_id, file_id, dest_dir))
+
+    page.set_downloads(Downloads())
+    with qtbot.waitSignal(page.snapshot_loaded, timeout=5000):
+        page.check_update(lora)
+    page.show_filter(("show", Show.UPDATES))
+    assert visible_names(page) == ["Paperfold Style"]
+    page.select_path(lora.path)
+    assert page.detail.update_button.isVisibleTo(page)
+    qtbot.mouseClick(page.detail.update_button, Qt.MouseButton.LeftButton)
+    assert queued == [(civitai_catalog.lora_v2.id, None, str(Path(lora.path).parent))]
+
+
+def test_link_an_unknown_file_to_a_civitai_model(
+    qtbot, page, core, civitai_catalog, tmp_path, monkeypatch
+):
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    (folder / "mystery.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    scan_by_click(qtbot, page, core, folder)
+    entry = page.snapshot.entries[0]
+    assert not entry.identified
+    url = f"https://civitai.com/models/{civitai_catalog.vae.id}"
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (url, True))
+    page.select_path(entry.path)
+    assert page.detail.link_button.isVisibleTo(page)
+    with qtbot.waitSignal(page.snapshot_loaded, timeout=10_000):
+        qtbot.mouseClick(page.detail.link_button, Qt.MouseButton.LeftButton)
+    linked = page.snapshot.entries[0]
+    assert linked.identified and linked.model_name == "Clear VAE"
+
+
+def test_rescan_of_a_moved_away_file_drops_it(qtbot, page, core, model_folder, tmp_path):
+    scan_by_click(qtbot, page, core, model_folder)
+    entry = next(e for e in page.snapshot.entries if e.type == "VAE")
+    shutil.move(entry.path, tmp_path / "elsewhere.safetensors")
+    with qtbot.waitSignal(page.snapshot_loaded, timeout=10_000):
+        page.rescan_file(entry)
+    assert entry.path not in [e.path for e in page.snapshot.entries]
+
+
+def test_right_click_on_a_card_opens_its_menu(qtbot, page, core, model_folder):
+    scan_by_click(qtbot, page, core, model_folder)
+    rect = page.grid.visualRect(page.proxy.index(0, 0))
+    page.grid.customContextMenuRequested.emit(rect.center())
+    menus = [m for m in page.findChildren(QMenu, "libraryContextMenu") if m.isVisible()]
+    assert len(menus) == 1
+    texts = [a.text() for a in menus[0].actions() if a.text()]
+    assert "Open containing folder" in texts and "Delete file…" in texts
+    menus[0].close()
