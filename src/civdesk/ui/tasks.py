@@ -114,6 +114,12 @@ class TaskHandle(QObject):
             # It never started: nothing will emit _outcome, so finish here.
             self._deliver(None, None)
 
+    @Slot()
+    def _owner_destroyed(self) -> None:
+        # The work goes on (a save or a delete the user asked for must finish); only the
+        # callbacks, which would touch the deleted widget, are dropped.
+        self._on_result = self._on_error = self._on_finished = None
+
     @Slot(object, object)
     def _deliver(self, result: Any, error: BaseException | None) -> None:
         if self._done.is_set():
@@ -176,6 +182,7 @@ def run_task(
     name: str | None = None,
     cancellable: bool = False,
     priority: int = 0,
+    owner: QObject | None = None,
     **kwargs: Any,
 ) -> TaskHandle:
     """Run ``func(*args, **kwargs)`` in a worker thread of ``pool``; return its handle.
@@ -185,6 +192,9 @@ def run_task(
     is fit to show as-is. With ``cancellable=True`` the function receives ``cancel=`` (a
     :class:`threading.Event` set by :meth:`TaskHandle.cancel` and by :func:`shutdown`).
     Higher ``priority`` runs earlier among tasks waiting in the same pool.
+
+    ``owner``: a widget the callbacks belong to. When it is destroyed first, the task still
+    runs but its callbacks are not called (they would touch a deleted widget).
     """
     handle = TaskHandle(
         name or getattr(func, "__qualname__", "task"), on_result, on_error, on_finished
@@ -195,6 +205,8 @@ def run_task(
     qpool = pool if isinstance(pool, QThreadPool) else thread_pool(pool)
     handle._runnable = runnable
     handle._pool = qpool
+    if owner is not None:
+        owner.destroyed.connect(handle._owner_destroyed)
     with _live_lock:
         _live.add(handle)
     qpool.start(runnable, priority)

@@ -527,6 +527,7 @@ class LibraryPage(QWidget):
             on_error=self._load_failed,
             pool="db",
             name="load library",
+            owner=self,
         )
 
     def _snapshot_ready(self, snapshot: LibrarySnapshot) -> None:
@@ -717,6 +718,7 @@ class LibraryPage(QWidget):
             on_error=self._action_failed,
             pool="disk",
             name="delete file",
+            owner=self,
         )
 
     def rescan_file(self, entry: LibraryEntry) -> None:
@@ -737,6 +739,7 @@ class LibraryPage(QWidget):
             on_error=self._action_failed,
             pool="disk",
             name="re-scan file",
+            owner=self,
         )
 
     def check_update(self, entry: LibraryEntry) -> None:
@@ -757,7 +760,12 @@ class LibraryPage(QWidget):
             return check_model_update(self.core.library, self.core.client(), entry.model_id)
 
         run_task(
-            work, on_result=done, on_error=self._action_failed, pool="network", name="check update"
+            work,
+            on_result=done,
+            on_error=self._action_failed,
+            pool="network",
+            name="check update",
+            owner=self,
         )
 
     def check_all_updates(self) -> None:
@@ -784,6 +792,7 @@ class LibraryPage(QWidget):
             on_finished=lambda: self.updates_button.setEnabled(True),
             pool="network",
             name="check updates",
+            owner=self,
         )
 
     def download_update(self, entry: LibraryEntry) -> None:
@@ -824,6 +833,7 @@ class LibraryPage(QWidget):
             on_error=self._action_failed,
             pool="network",
             name="link file",
+            owner=self,
         )
 
     def _action_failed(self, exc: BaseException) -> None:

@@ -1,0 +1,428 @@
+"""The Settings page: API key, library folders, download folders, behaviour, advanced.
+
+Changes apply at once and are saved in a worker (the database write and the keychain call
+stay off the GUI thread); ``saved`` is emitted when they are on disk. Text fields apply when
+editing finishes, so the keychain is not written on every keystroke.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.errors import CivdeskError
+from civdesk.core.settings import DEFAULT_API_BASE, DEFAULT_TYPE_FOLDERS
+from civdesk.ui.tasks import run_task
+
+log = logging.getLogger(__name__)
+
+SAVE_DELAY_MS = 250
+
+
+def _check_key(api_base: str, key: str) -> bool:
+    client = CivitaiClient(api_base, key or None)
+    try:
+        return client.check_key()
+    finally:
+        client.close()
+
+
+class SettingsPage(QWidget):
+    """Edits ``core.settings`` and the API key in ``core.keys``."""
+
+    scan_requested = Signal()
+    status_message = Signal(str)
+    #: The settings (and key, if changed) are stored.
+    saved = Signal()
+    #: The key test ended: (works, message).
+    key_tested = Signal(bool, str)
+    #: Something a running part of the app caches changed (api base, key, NSFW).
+    settings_changed = Signal()
+
+    def __init__(self, core: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("settingsPage")
+        self.core = core
+        self._key_dirty = False
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(SAVE_DELAY_MS)
+        self._save_timer.timeout.connect(self._save_now)
+        self._type_edits: dict[str, QLineEdit] = {}
+        self._build()
+        self.load()
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        body = QWidget()
+        column = QVBoxLayout(body)
+        column.addWidget(self._account_group())
+        column.addWidget(self._library_group())
+        column.addWidget(self._downloads_group())
+        column.addWidget(self._behaviour_group())
+        column.addWidget(self._advanced_group())
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(body)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
+
+    def _account_group(self) -> QGroupBox:
+        group = QGroupBox("Civitai account")
+        self.key_edit = QLineEdit()
+        self.key_edit.setObjectName("apiKey")
+        self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key_edit.setPlaceholderText("Paste your API key from civitai.com → Account settings")
+        self.key_edit.textEdited.connect(self._key_edited)
+        self.key_edit.editingFinished.connect(self._key_finished)
+        self.show_key = QToolButton()
+        self.show_key.setObjectName("showKey")
+        self.show_key.setText("Show")
+        self.show_key.setCheckable(True)
+        self.show_key.toggled.connect(self._show_key_toggled)
+        self.test_key = QPushButton("Test key")
+        self.test_key.setObjectName("testKey")
+        self.test_key.clicked.connect(self.test_api_key)
+        self.key_status = QLabel()
+        self.key_status.setObjectName("keyStatus")
+        self.key_status.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.key_edit, 1)
+        row.addWidget(self.show_key)
+        row.addWidget(self.test_key)
+        layout = QVBoxLayout(group)
+        layout.addLayout(row)
+        layout.addWidget(self.key_status)
+        hint = QLabel(
+            "Needed for early-access and login-only downloads. Kept in the system "
+            "keychain when there is one, otherwise in a file only you can read."
+        )
+        hint.setWordWrap(True)
+        hint.setEnabled(False)
+        layout.addWidget(hint)
+        return group
+
+    def _library_group(self) -> QGroupBox:
+        group = QGroupBox("Library folders")
+        self.folders = QListWidget()
+        self.folders.setObjectName("libraryFolders")
+        self.folders.setMaximumHeight(120)
+        self.add_folder = QPushButton("Add folder…")
+        self.add_folder.setObjectName("addFolder")
+        self.add_folder.clicked.connect(self._choose_folder)
+        self.remove_folder = QPushButton("Remove")
+        self.remove_folder.setObjectName("removeFolder")
+        self.remove_folder.clicked.connect(self._remove_selected_folder)
+        self.scan_button = QPushButton("Scan Library")
+        self.scan_button.setObjectName("settingsScanButton")
+        self.scan_button.clicked.connect(self.scan_requested)
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.add_folder)
+        buttons.addWidget(self.remove_folder)
+        buttons.addStretch(1)
+        buttons.addWidget(self.scan_button)
+        layout = QHBoxLayout(group)
+        layout.addWidget(self.folders, 1)
+        layout.addLayout(buttons)
+        return group
+
+    def _downloads_group(self) -> QGroupBox:
+        group = QGroupBox("Downloads")
+        form = QFormLayout(group)
+        self.download_root = QLineEdit()
+        self.download_root.setObjectName("downloadRoot")
+        self.download_root.editingFinished.connect(self._fields_changed)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._choose_download_root)
+        row = QHBoxLayout()
+        row.addWidget(self.download_root, 1)
+        row.addWidget(browse)
+        form.addRow("Download folder", row)
+        note = QLabel(
+            "Each model type goes to its own sub-folder, named as the "
+            "AUTOMATIC1111 / Forge web UIs expect. An absolute path puts a type "
+            "anywhere."
+        )
+        note.setWordWrap(True)
+        note.setEnabled(False)
+        form.addRow(note)
+        for model_type in DEFAULT_TYPE_FOLDERS:
+            edit = QLineEdit()
+            edit.setObjectName(f"typeFolder_{model_type}")
+            edit.editingFinished.connect(self._fields_changed)
+            self._type_edits[model_type] = edit
+            form.addRow(model_type, edit)
+        return group
+
+    def _behaviour_group(self) -> QGroupBox:
+        group = QGroupBox("Behaviour")
+        layout = QVBoxLayout(group)
+        self.allow_nsfw = QCheckBox("Show NSFW models and previews")
+        self.allow_nsfw.setObjectName("allowNsfw")
+        self.allow_nsfw.toggled.connect(self._fields_changed)
+        self.minimize_to_tray = QCheckBox("Keep running in the system tray when the window closes")
+        self.minimize_to_tray.setObjectName("minimizeToTray")
+        self.minimize_to_tray.toggled.connect(self._fields_changed)
+        layout.addWidget(self.allow_nsfw)
+        layout.addWidget(self.minimize_to_tray)
+        return group
+
+    def _advanced_group(self) -> QGroupBox:
+        group = QGroupBox("Advanced")
+        group.setObjectName("advancedGroup")
+        group.setCheckable(True)
+        group.setChecked(False)  # folded: most people never need these
+        inner = QWidget()
+        form = QFormLayout(inner)
+        self.api_base = QLineEdit()
+        self.api_base.setObjectName("apiBase")
+        self.api_base.setPlaceholderText(DEFAULT_API_BASE)
+        self.api_base.editingFinished.connect(self._fields_changed)
+        form.addRow("Civitai address", self.api_base)
+        self.api_base_note = QLabel()
+        self.api_base_note.setWordWrap(True)
+        self.api_base_note.setEnabled(False)
+        form.addRow(self.api_base_note)
+        self.hash_workers = QSpinBox()
+        self.hash_workers.setObjectName("hashWorkers")
+        self.hash_workers.setRange(1, 16)
+        self.hash_workers.valueChanged.connect(self._fields_changed)
+        form.addRow("Files hashed at once", self.hash_workers)
+        layout = QVBoxLayout(group)
+        layout.addWidget(inner)
+        inner.setVisible(False)
+        self.advanced_group = group
+        group.toggled.connect(inner.setVisible)
+        return group
+
+    # -- showing ------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Show the current settings (without saving anything back)."""
+        s = self.core.settings
+        widgets = [self.allow_nsfw, self.minimize_to_tray, self.hash_workers]
+        for w in widgets:
+            w.blockSignals(True)
+        self.folders.clear()
+        self.folders.addItems(list(s.library_folders))
+        self.download_root.setText(s.download_root or "")
+        self.download_root.setPlaceholderText(str(s.effective_download_root))
+        for model_type, edit in self._type_edits.items():
+            edit.setText(s.type_folders.get(model_type, DEFAULT_TYPE_FOLDERS[model_type]))
+        self.allow_nsfw.setChecked(bool(s.allow_nsfw))
+        self.minimize_to_tray.setChecked(bool(s.minimize_to_tray))
+        self.hash_workers.setValue(int(s.hash_workers))
+        self.api_base.setText(s.api_base if s.api_base != DEFAULT_API_BASE else "")
+        override = getattr(self.core, "session_api_base", None)
+        self.api_base_note.setText(
+            f"This session uses {override} (set on the command line or in the environment)."
+            if override
+            else ""
+        )
+        for w in widgets:
+            w.blockSignals(False)
+        self._load_key()
+
+    def _load_key(self) -> None:
+        def loaded(result: tuple[str | None, str | None]) -> None:
+            key, source = result
+            if not self._key_dirty:
+                self.key_edit.setText(key or "")
+            self.key_status.setText(_key_source_text(source, self.core.keys))
+
+        run_task(
+            lambda: (self.core.keys.get(), self.core.keys.source),
+            on_result=loaded,
+            on_error=lambda e: self.key_status.setText(str(e)),
+            pool="db",
+            name="read API key",
+            owner=self,
+        )
+
+    # -- editing ------------------------------------------------------------------------------
+
+    @Slot(bool)
+    def _show_key_toggled(self, shown: bool) -> None:
+        self.key_edit.setEchoMode(
+            QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password
+        )
+        self.show_key.setText("Hide" if shown else "Show")
+
+    def _key_edited(self, _text: str) -> None:
+        self._key_dirty = True
+
+    @Slot()
+    def _key_finished(self) -> None:
+        if self._key_dirty:
+            self._save_timer.start()
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a library folder", str(Path.home()))
+        if folder:
+            self.add_library_folder(folder)
+
+    def add_library_folder(self, folder: str) -> bool:
+        """Add a folder to scan (also what the Add button does after its dialog)."""
+        added = self.core.settings.add_library_folder(folder)
+        if not added:
+            self.status_message.emit(f"{folder} is already in the library")
+            return False
+        self.folders.clear()
+        self.folders.addItems(list(self.core.settings.library_folders))
+        self._save_timer.start()
+        return True
+
+    def _remove_selected_folder(self) -> None:
+        item = self.folders.currentItem()
+        if item is None:
+            return
+        self.core.settings.remove_library_folder(item.text())
+        self.folders.takeItem(self.folders.row(item))
+        self._save_timer.start()
+
+    def _choose_download_root(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Download folder", self.download_root.text() or str(Path.home())
+        )
+        if folder:
+            self.download_root.setText(folder)
+            self._fields_changed()
+
+    @Slot()
+    def _fields_changed(self, *_: Any) -> None:
+        s = self.core.settings
+        s.download_root = self.download_root.text().strip() or None
+        s.type_folders = {
+            **s.type_folders,
+            **{t: e.text().strip() or DEFAULT_TYPE_FOLDERS[t] for t, e in self._type_edits.items()},
+        }
+        s.allow_nsfw = self.allow_nsfw.isChecked()
+        s.minimize_to_tray = self.minimize_to_tray.isChecked()
+        s.hash_workers = self.hash_workers.value()
+        base = self.api_base.text().strip().rstrip("/")
+        if base and not base.startswith(("http://", "https://")):
+            self.status_message.emit("The Civitai address must start with http:// or https://")
+        else:
+            s.api_base = base or DEFAULT_API_BASE
+        self.download_root.setPlaceholderText(str(s.effective_download_root))
+        self._save_timer.start()
+
+    # -- saving -------------------------------------------------------------------------------
+
+    def flush(self, *, wait: bool = False) -> None:
+        """Save what is waiting for the save timer now.
+
+        ``wait=True`` saves on the calling thread: the window is closing and a queued worker
+        would be cancelled with the rest. One small write, once.
+        """
+        if not (self._save_timer.isActive() or self._key_dirty):
+            return
+        self._save_timer.stop()
+        if wait:
+            self.core.settings.save(self.core.library)
+            if self._key_dirty:
+                self._key_dirty = False
+                self.core.keys.set(self.key_edit.text().strip())
+            self.saved.emit()
+        else:
+            self._save_now()
+
+    def _save_now(self) -> None:
+        settings = copy.deepcopy(self.core.settings)  # the worker must not see later edits
+        key = self.key_edit.text().strip() if self._key_dirty else None
+        self._key_dirty = False
+        library, keys = self.core.library, self.core.keys
+
+        def save() -> str | None:
+            settings.save(library)
+            if key is not None:
+                keys.set(key)
+                return keys.source
+            return None
+
+        def done(source: str | None) -> None:
+            if key is not None:
+                self.key_status.setText(_key_source_text(source, keys))
+            self.saved.emit()
+            self.settings_changed.emit()
+
+        run_task(
+            save,
+            on_result=done,
+            on_error=self._save_failed,
+            pool="db",
+            name="save settings",
+            owner=self,
+        )
+
+    def _save_failed(self, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, CivdeskError) else f"Settings not saved: {exc!r}"
+        self.status_message.emit(message)
+
+    # -- key test -----------------------------------------------------------------------------
+
+    @Slot()
+    def test_api_key(self) -> None:
+        """Ask Civitai whether the key in the field works (in a worker)."""
+        key = self.key_edit.text().strip()
+        if not key:
+            self._key_result(False, "Enter an API key first")
+            return
+        self.test_key.setEnabled(False)
+        self.key_status.setText("Testing the key…")
+        run_task(
+            _check_key,
+            self.core.api_base,
+            key,
+            on_result=lambda ok: self._key_result(
+                ok, "The key works." if ok else "Civitai refused this key: check it and try again."
+            ),
+            on_error=lambda exc: self._key_result(False, f"The key could not be tested: {exc}"),
+            on_finished=lambda: self.test_key.setEnabled(True),
+            pool="network",
+            name="test API key",
+            owner=self,
+        )
+
+    def _key_result(self, ok: bool, message: str) -> None:
+        self.key_status.setText(message)
+        self.key_status.setProperty("ok", ok)
+        self.key_tested.emit(ok, message)
+
+
+def _key_source_text(source: str | None, keys: Any) -> str:
+    if source == "environment":
+        return "Using the key from the CIVITAI_API_KEY environment variable."
+    if source == "keychain":
+        return "Stored in the system keychain."
+    if source == "file":
+        return f"Stored in {keys.file} (readable only by you)."
+    return "No key stored: public models only."
+
+
+__all__ = ["SettingsPage"]

@@ -1,0 +1,102 @@
+"""The Settings page: values persist, the key is masked and tested against the double."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QLineEdit
+from tests.conftest import TEST_API_KEY
+from tests.ui.conftest import open_core
+
+from civdesk.core.context import Core
+from civdesk.ui.settings_page import SettingsPage
+
+
+@pytest.fixture
+def settings_page(qtbot, core: Core) -> SettingsPage:
+    page = SettingsPage(core)
+    qtbot.addWidget(page)
+    page.show()
+    return page
+
+
+def test_changes_are_saved_and_read_back_by_a_new_core(
+    qtbot, settings_page, core, tmp_path, monkeypatch, civitai
+):
+    folder = tmp_path / "my models"
+    folder.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    with qtbot.waitSignal(settings_page.saved, timeout=3000):
+        qtbot.mouseClick(settings_page.add_folder, Qt.MouseButton.LeftButton)
+    assert settings_page.folders.item(0).text() == str(folder.resolve())
+
+    with qtbot.waitSignal(settings_page.saved, timeout=3000):
+        qtbot.mouseClick(settings_page.allow_nsfw, Qt.MouseButton.LeftButton)
+    lora_edit = settings_page._type_edits["LORA"]
+    lora_edit.clear()
+    qtbot.keyClicks(lora_edit, "loras")
+    with qtbot.waitSignal(settings_page.saved, timeout=3000):
+        lora_edit.editingFinished.emit()
+
+    again = open_core(core.paths.data, civitai.base_url)
+    try:
+        assert again.settings.library_folders == [str(folder.resolve())]
+        assert again.settings.allow_nsfw is True
+        assert again.settings.type_folders["LORA"] == "loras"
+        reopened = SettingsPage(again)
+        qtbot.addWidget(reopened)
+        assert reopened.allow_nsfw.isChecked()
+        assert reopened.folders.count() == 1
+    finally:
+        again.close()
+
+
+def test_api_key_is_masked_until_shown_and_stored_in_the_key_store(qtbot, settings_page, core):
+    assert settings_page.key_edit.echoMode() == QLineEdit.EchoMode.Password
+    qtbot.mouseClick(settings_page.show_key, Qt.MouseButton.LeftButton)
+    assert settings_page.key_edit.echoMode() == QLineEdit.EchoMode.Normal
+    qtbot.mouseClick(settings_page.show_key, Qt.MouseButton.LeftButton)
+    assert settings_page.key_edit.echoMode() == QLineEdit.EchoMode.Password
+
+    qtbot.keyClicks(settings_page.key_edit, TEST_API_KEY)
+    with qtbot.waitSignal(settings_page.saved, timeout=3000):
+        settings_page.key_edit.editingFinished.emit()
+    assert core.keys.get() == TEST_API_KEY
+    assert core.keys.source == "file"
+    assert (core.keys.file.stat().st_mode & 0o777) == 0o600
+    assert "Stored in" in settings_page.key_status.text()
+
+
+@pytest.mark.parametrize(("key", "works"), [(TEST_API_KEY, True), ("wrong-key", False)])
+def test_test_key_button_asks_civitai(qtbot, settings_page, key, works):
+    settings_page.key_edit.setText(key)
+    with qtbot.waitSignal(settings_page.key_tested, timeout=5000) as blocker:
+        qtbot.mouseClick(settings_page.test_key, Qt.MouseButton.LeftButton)
+    assert blocker.args[0] is works
+    assert ("works" in settings_page.key_status.text()) is works
+    assert settings_page.test_key.isEnabled()
+
+
+def test_an_invalid_api_base_is_refused(qtbot, settings_page, core):
+    settings_page.advanced_group.setChecked(True)
+    settings_page.api_base.setText("ftp://example.com")
+    with qtbot.waitSignal(settings_page.status_message, timeout=1000) as blocker:
+        settings_page.api_base.editingFinished.emit()
+    assert "http" in blocker.args[0]
+    assert core.settings.api_base.startswith("https://")
+
+
+def test_scan_button_asks_for_a_scan(qtbot, settings_page):
+    with qtbot.waitSignal(settings_page.scan_requested, timeout=1000):
+        qtbot.mouseClick(settings_page.scan_button, Qt.MouseButton.LeftButton)
+
+
+def test_remove_folder(qtbot, settings_page, core, tmp_path: Path):
+    settings_page.add_library_folder(str(tmp_path))
+    settings_page.folders.setCurrentRow(0)
+    with qtbot.waitSignal(settings_page.saved, timeout=3000):
+        qtbot.mouseClick(settings_page.remove_folder, Qt.MouseButton.LeftButton)
+    assert core.settings.library_folders == []
+    assert settings_page.folders.count() == 0
