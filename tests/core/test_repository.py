@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -377,3 +378,177 @@ def test_snapshots_are_usable_from_other_threads(populated: Library) -> None:
     t.start()
     t.join()
     assert len(results[0]) == 4 and results[0][0].model_name
+
+
+# --------------------------------------------------------------------------- bulk writes
+
+
+def lora_versions(count: int, first_id: int = 1000) -> list[ModelVersion]:
+    """``count`` versions in the /model-versions form, two files each, over count/2 models."""
+    versions = []
+    for i in range(count):
+        vid = first_id + i
+        versions.append(ModelVersion.from_json({
+            **version_json(vid, f"v{i}", [file_json(vid * 10, f"{vid:064X}", f"f{vid}.st"),
+                                           file_json(vid * 10 + 1, f"{vid + 1:064X}", "c.st",
+                                                     primary=False)],
+                           [f"word{i}"]),
+            "modelId": 500 + i // 2,
+            "model": {"name": f"Model {i // 2}", "type": "LORA", "nsfw": i % 3 == 0},
+        }))
+    return versions
+
+
+def library_state(lib: Library) -> dict[str, Any]:
+    """Everything the bulk and single-item writes must agree on (times excluded)."""
+    from civdesk.core.library.tables import ModelRow, VersionFileRow, VersionRow
+
+    def rows(table: Any, skip: set[str]) -> list[dict[str, Any]]:
+        cols = [c for c in table.__table__.columns if c.name not in skip]
+        with lib.db.session(write=False) as s:
+            return [dict(r._mapping) for r in s.execute(
+                select(*cols).order_by(cols[0]))]
+
+    from sqlalchemy import select
+
+    return {
+        "models": rows(ModelRow, {"updated_at"}),
+        "versions": rows(VersionRow, {"fetched_at"}),
+        "files": rows(VersionFileRow, set()),
+        "local": [dataclasses.replace(f, id=0, first_seen=None, last_seen=None, added_at=None,
+                                      looked_up_at=f.looked_up_at is not None)
+                  for f in lib.local_files()],
+    }
+
+
+@pytest.fixture
+def lib2(tmp_path: Path):
+    db = Database.open(tmp_path / "library2.sqlite3")
+    yield Library(db)
+    db.close()
+
+
+def test_upsert_versions_equals_one_by_one(lib: Library, lib2: Library,
+                                           paper_lora: Model) -> None:
+    versions = lora_versions(6)
+    orphan = dataclasses.replace(versions[5], id=2000, model=None, model_id=900)
+    renamed = ModelVersion.from_json({**dict(versions[0].raw), "name": "v0 again",
+                                      "model": {"name": "", "type": "LORA"}})
+    for target in (lib, lib2):
+        target.upsert_model(paper_lora)
+    later = [*versions, orphan, renamed, ModelVersion.from_json({
+        **version_json(23, "v3.0", [file_json(233, SHA_C, "p3.safetensors")]),
+        "modelId": 10, "model": {"name": "Paperfold Renamed", "type": "LORA", "nsfw": True},
+    })]
+    for version in later:
+        lib.upsert_version(version)
+    lib2.upsert_versions(later)
+    assert library_state(lib) == library_state(lib2)
+    state = library_state(lib2)
+    names = {m["id"]: m["name"] for m in state["models"]}
+    # An empty summary name keeps the known one; a model known only by id gets a bare row.
+    assert names[500] == "Model 0" and names[900] == "" and names[10] == "Paperfold Renamed"
+    paper = next(m for m in state["models"] if m["id"] == 10)
+    assert paper["tags"] == ["style", "paper"] and paper["latest_version_id"] == 22
+    assert lib2.version(1000).name == "v0 again"
+    assert lib2.version(23).model.name == "Paperfold Renamed"
+    with pytest.raises(ValueError, match="modelId"):
+        lib2.upsert_versions([lora_versions(1, 3000)[0],
+                              dataclasses.replace(versions[0], id=3001, model_id=None)])
+    assert lib2.version(3000) is None  # nothing of a rejected batch is stored
+    lib2.upsert_versions([])
+
+
+def test_upsert_versions_takes_a_few_statements_whatever_the_count(lib: Library) -> None:
+    versions = lora_versions(300)
+    with StatementCounter(lib) as counter:
+        lib.upsert_versions(versions)
+    # BEGIN, models insert + summary update, versions, files, COMMIT: never one per row.
+    assert len(counter.statements) <= 6, counter.statements
+    assert len(lib.version(1299).files) == 2
+    with StatementCounter(lib) as counter:
+        lib.upsert_versions(versions)  # all known now: the same few statements
+    assert len(counter.statements) <= 6
+
+
+def test_register_files_equals_register_file(lib: Library, lib2: Library) -> None:
+    from civdesk.core.library.repository import FileRecord
+
+    records = [
+        FileRecord("/lib/a.safetensors", size=1, mtime_ns=2, inode=3, sha256=SHA_A.lower(),
+                   library_root="/lib"),
+        FileRecord(Path("/lib/b.safetensors"), size=4, mtime_ns=5, inode=None, sha256=SHA_B,
+                   version_id=21, file_id=211, identified_by="sidecar",
+                   preview_path=Path("/lib/b.preview.png"), info_path="/lib/b.civitai.info"),
+        FileRecord("/lib/c.safetensors", size=7, mtime_ns=8, inode=9, sha256=SHA_C,
+                   lookup_state="unknown", looked_up_at=datetime(2024, 1, 2, tzinfo=timezone.utc)),
+    ]
+    singles = [lib.register_file(r.path, **{f.name: getattr(r, f.name)
+                                            for f in dataclasses.fields(r) if f.name != "path"})
+               for r in records]
+    bulk = lib2.register_files(records)
+    assert [dataclasses.replace(f, id=0, first_seen=None, last_seen=None, added_at=None,
+                                looked_up_at=None) for f in singles] == [
+        dataclasses.replace(f, id=0, first_seen=None, last_seen=None, added_at=None,
+                            looked_up_at=None) for f in bulk]
+    assert library_state(lib) == library_state(lib2)
+    a, b, c = bulk
+    assert (a.sha256, a.lookup_state, a.looked_up_at, a.identified_by) == (SHA_A, "pending",
+                                                                            None, None)
+    assert b.looked_up_at is not None and b.lookup_state == "found"
+    assert c.looked_up_at == datetime(2024, 1, 2, tzinfo=timezone.utc)
+    assert c.lookup_state == "unknown"
+
+    # Registering again refreshes in place: id, added_at and a past lookup time survive.
+    again = lib2.register_files([dataclasses.replace(records[2], size=70, looked_up_at=None),
+                                 dataclasses.replace(records[0], version_id=22)])
+    assert [f.path for f in again] == ["/lib/c.safetensors", "/lib/a.safetensors"]
+    assert (again[0].id, again[0].added_at, again[0].size) == (c.id, c.added_at, 70)
+    assert again[0].looked_up_at == c.looked_up_at
+    assert (again[1].id, again[1].identified_by, again[1].lookup_state) == (a.id, "hash",
+                                                                            "found")
+    assert lib2.local_file("/lib/a.safetensors") == again[1]
+    with pytest.raises(ValueError):
+        lib2.register_files([dataclasses.replace(records[0], path="/lib/new"),
+                             dataclasses.replace(records[1], lookup_state="maybe")])
+    assert lib2.local_file("/lib/new") is None
+    assert lib2.register_files([]) == []
+
+
+def test_register_files_takes_a_statement_per_500(lib: Library) -> None:
+    from civdesk.core.library.repository import FileRecord
+
+    records = [FileRecord(f"/lib/{i:05}.safetensors", size=i, mtime_ns=i, inode=i,
+                          sha256=f"{i:064X}", version_id=(21, None)[i % 2],
+                          lookup_state=(None, "unknown")[i % 2]) for i in range(1200)]
+    with StatementCounter(lib) as counter:
+        stored = lib.register_files(records)
+    assert len(counter.statements) <= 2 + 3, len(counter.statements)
+    assert [f.path for f in stored] == [os.fspath(r.path) for r in records]
+    assert sum(f.identified for f in lib.local_files()) == 600
+
+
+def test_update_files_in_groups(lib: Library) -> None:
+    files = [register(lib, f"/lib/{i}.safetensors", inode=i) for i in range(300)]
+    updates: list[tuple[Any, dict[str, Any]]] = [
+        (f.id, {"preview_path": Path(f"/lib/{i}.png"), "info_path": None})
+        for i, f in enumerate(files[:200])
+    ]
+    updates += [(f.path, {"lookup_state": "unknown", "sha256": "abc"}) for f in files[200:]]
+    updates += [(99_999, {"lookup_state": "error"}), ("/nowhere", {"sha256": "abc"}),
+                (files[0].id, {})]
+    with StatementCounter(lib) as counter:
+        assert lib.update_files(updates) == 300
+    assert len(counter.statements) <= 2 + 4, counter.statements  # BEGIN, 4 groups, COMMIT
+    by_path = {f.path: f for f in lib.local_files()}
+    assert by_path["/lib/7.safetensors"].preview_path == "/lib/7.png"
+    assert by_path["/lib/250.safetensors"].sha256 == "ABC"
+    assert by_path["/lib/250.safetensors"].lookup_state == "unknown"
+    single = register(lib, "/lib/x.safetensors")
+    lib.update_file(single.id, preview_path=Path("/lib/x.png"))
+    lib.update_files([("/lib/x.safetensors", {"preview_path": "/lib/y.png"})])
+    assert lib.local_file("/lib/x.safetensors").preview_path == "/lib/y.png"
+    with pytest.raises(TypeError, match="added_at"):
+        lib.update_files([(files[1].id, {"lookup_state": "error"}),
+                          (files[2].id, {"added_at": datetime.now(timezone.utc)})])
+    assert lib.local_file(files[1].path).lookup_state == "pending"

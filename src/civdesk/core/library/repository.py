@@ -17,7 +17,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session
 
 from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
@@ -94,6 +95,62 @@ _LOCAL_FILE_COLUMNS = tuple(getattr(LocalFileRow, f.name) for f in fields(LocalF
 def _select_local_files() -> Any:
     return select(*_LOCAL_FILE_COLUMNS)
 _UPDATABLE_FIELDS = _LOCAL_FILE_FIELDS - {"id", "first_seen", "added_at"}
+# What re-registering a path overwrites; first_seen and added_at survive, looked_up_at is kept
+# when the new record has none.
+_REGISTER_OVERWRITES = tuple(
+    sorted(_UPDATABLE_FIELDS - {"path", "looked_up_at"})
+)
+# 17 columns a row: 500 rows stay under SQLite's 32,766 bound parameters per statement.
+_REGISTER_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file to register: the arguments of :meth:`Library.register_file` as a value."""
+
+    path: StrPath
+    size: int
+    mtime_ns: int
+    inode: int | None
+    sha256: str | None
+    version_id: int | None = None
+    file_id: int | None = None
+    identified_by: str | None = "hash"
+    library_root: StrPath | None = None
+    preview_path: StrPath | None = None
+    info_path: StrPath | None = None
+    lookup_state: str | None = None  # default: "found" with a version, else "pending"
+    looked_up_at: datetime | None = None  # default: now with a version, else left as stored
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        """The ``local_files`` values to insert; raises ValueError when the record is invalid."""
+        identified = self.version_id is not None
+        if self.identified_by is not None and self.identified_by not in IDENTIFIED_BY:
+            raise ValueError(f"identified_by must be one of {IDENTIFIED_BY}")
+        lookup_state = self.lookup_state or ("found" if identified else "pending")
+        if lookup_state not in LOOKUP_STATES:
+            raise ValueError(f"lookup_state must be one of {LOOKUP_STATES}")
+        looked_up_at = self.looked_up_at
+        if looked_up_at is None and identified:
+            looked_up_at = now
+        return {
+            "path": _key(self.path),
+            "library_root": _opt_key(self.library_root),
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "inode": self.inode,
+            "sha256": self.sha256.upper() if self.sha256 else None,
+            "version_id": self.version_id,
+            "file_id": self.file_id if identified else None,
+            "identified_by": self.identified_by if identified else None,
+            "lookup_state": lookup_state,
+            "looked_up_at": looked_up_at,
+            "preview_path": _opt_key(self.preview_path),
+            "info_path": _opt_key(self.info_path),
+            "first_seen": now,
+            "last_seen": now,
+            "added_at": now,
+        }
 
 
 @dataclass(frozen=True)
@@ -175,8 +232,7 @@ class Library:
                 row.latest_version_id = model.latest_version.id
             s.add(row)
             s.flush()
-            for version in model.versions:
-                self._store_version(s, model.with_version_model(version), now)
+            _store_versions(s, [model.with_version_model(v) for v in model.versions], now)
 
     def upsert_version(self, version: ModelVersion) -> None:
         """Store a version in its ``/model-versions`` form (with ``modelId`` and ``model``).
@@ -184,60 +240,25 @@ class Library:
         The model row is created from the version's model summary if missing; fields the
         summary lacks (description, tags, creator, latest version...) are left as they are.
         """
-        if version.model_id is None:
-            raise ValueError(f"version {version.id} has no modelId; cannot store it")
+        self.upsert_versions([version])
+
+    def upsert_versions(self, versions: Iterable[ModelVersion]) -> None:
+        """:meth:`upsert_version` for many versions in one transaction and a few statements.
+
+        One executemany upsert per table (models, versions, files) whatever the count: the
+        scanner stores a hundred versions per batch, and one ORM object each cost ~5 ms.
+        Raises ValueError (storing nothing) when a version has no ``modelId``.
+        """
+        latest = {v.id: v for v in versions}  # a version given twice: the last one wins
+        for version in latest.values():
+            if version.model_id is None:
+                raise ValueError(f"version {version.id} has no modelId; cannot store it")
+        if not latest:
+            return
         now = _now()
         with self.db.session() as s:
-            row = s.get(ModelRow, version.model_id)
-            if row is None:
-                row = ModelRow(id=version.model_id, name="", type="Other", tags=[],
-                               updated_at=now)
-                s.add(row)
-            summary = version.model
-            if summary is not None:
-                row.name = summary.name or row.name
-                row.type = summary.type or row.type
-                row.nsfw = summary.nsfw
-                row.mode = summary.mode
-                row.updated_at = now
-            s.flush()
-            self._store_version(s, version, now)
-
-    def _store_version(self, s: Session, version: ModelVersion, now: datetime) -> None:
-        assert version.model_id is not None
-        row = s.get(VersionRow, version.id) or VersionRow(id=version.id)
-        row.model_id = version.model_id
-        row.name = version.name
-        row.base_model = version.base_model
-        row.trained_words = list(version.trained_words)
-        row.published_at = version.published_at
-        row.early_access_ends_at = version.early_access_ends_at
-        row.raw = _version_form_json(version)
-        row.fetched_at = now
-        s.add(row)
-        s.flush()
-        for file in version.files:
-            self._store_file(s, version.id, file)
-
-    @staticmethod
-    def _store_file(s: Session, version_id: int, file: ModelFile) -> None:
-        row = s.get(VersionFileRow, file.id) or VersionFileRow(id=file.id)
-        row.version_id = version_id
-        row.name = file.name
-        row.size_kb = file.size_kb
-        row.type = file.type
-        row.primary = file.primary
-        row.format = file.metadata.format
-        row.fp = file.metadata.fp
-        row.size = file.metadata.size
-        row.quant_type = file.metadata.quant_type
-        row.sha256 = file.hashes.get("SHA256")
-        row.autov1 = file.hashes.get("AutoV1")
-        row.autov2 = file.hashes.get("AutoV2")
-        row.autov3 = file.hashes.get("AutoV3")
-        row.crc32 = file.hashes.get("CRC32")
-        row.blake3 = file.hashes.get("BLAKE3")
-        s.add(row)
+            _upsert_model_summaries(s, latest.values(), now)
+            _store_versions(s, list(latest.values()), now)
 
     def version_json(self, version_id: int) -> dict[str, Any] | None:
         """The version's JSON in the ``/model-versions`` form, as last seen; None if unknown."""
@@ -299,51 +320,57 @@ class Library:
         preview_path: StrPath | None = None,
         info_path: StrPath | None = None,
         lookup_state: str | None = None,
+        looked_up_at: datetime | None = None,
     ) -> LocalFile:
         """Add a file, or refresh the row already at ``path`` (keeping first_seen/added_at).
 
         ``identified_by`` is only recorded with a ``version_id``; ``lookup_state`` defaults
-        to "found" with a version and "pending" without one.
+        to "found" with a version and "pending" without one. ``looked_up_at`` defaults to
+        now with a version; without one, the stored value is kept unless it is given.
         """
-        if identified_by is not None and identified_by not in IDENTIFIED_BY:
-            raise ValueError(f"identified_by must be one of {IDENTIFIED_BY}")
-        if lookup_state is None:
-            lookup_state = "found" if version_id is not None else "pending"
-        if lookup_state not in LOOKUP_STATES:
-            raise ValueError(f"lookup_state must be one of {LOOKUP_STATES}")
+        record = FileRecord(
+            path, size=size, mtime_ns=mtime_ns, inode=inode, sha256=sha256,
+            version_id=version_id, file_id=file_id, identified_by=identified_by,
+            library_root=library_root, preview_path=preview_path, info_path=info_path,
+            lookup_state=lookup_state, looked_up_at=looked_up_at,
+        )
+        return self.register_files([record])[0]
+
+    def register_files(self, records: Iterable[FileRecord]) -> list[LocalFile]:
+        """:meth:`register_file` for many files: one upsert statement per 500 files.
+
+        Returns the stored rows in the order given (a path given twice: its last record).
+        Raises ValueError, storing nothing, when a record is invalid.
+        """
         now = _now()
+        rows: dict[str, dict[str, Any]] = {}
+        for record in records:
+            values = record.row(now)
+            rows[values["path"]] = values
+        if not rows:
+            return []
+        new = insert(LocalFileRow).excluded
+        stmt = insert(LocalFileRow).on_conflict_do_update(
+            index_elements=[LocalFileRow.path],
+            set_={
+                **{name: getattr(new, name) for name in _REGISTER_OVERWRITES},
+                # No new lookup to record: keep when the last one happened.
+                "looked_up_at": func.coalesce(new.looked_up_at, LocalFileRow.looked_up_at),
+            },
+        ).returning(*_LOCAL_FILE_COLUMNS)
+        stored: dict[str, LocalFile] = {}
+        pending = list(rows.values())
         with self.db.session() as s:
-            row = s.scalar(select(LocalFileRow).where(LocalFileRow.path == _key(path)))
-            if row is None:
-                row = LocalFileRow(path=_key(path), first_seen=now, added_at=now)
-                s.add(row)
-            row.size = size
-            row.mtime_ns = mtime_ns
-            row.inode = inode
-            row.sha256 = sha256.upper() if sha256 else None
-            row.version_id = version_id
-            row.file_id = file_id if version_id is not None else None
-            row.identified_by = identified_by if version_id is not None else None
-            row.lookup_state = lookup_state
-            if version_id is not None:
-                row.looked_up_at = now
-            row.library_root = _opt_key(library_root)
-            row.preview_path = _opt_key(preview_path)
-            row.info_path = _opt_key(info_path)
-            row.last_seen = now
-            s.flush()
-            return LocalFile.of(row)
+            conn = s.connection()
+            for start in range(0, len(pending), _REGISTER_CHUNK):
+                # One multi-row INSERT … RETURNING per chunk (SQLAlchemy's insertmanyvalues).
+                for returned in conn.execute(stmt, pending[start : start + _REGISTER_CHUNK]):
+                    stored[returned.path] = LocalFile(*returned)
+        return [stored[path] for path in rows]
 
     def update_file(self, file_id_or_path: int | StrPath, **changes: Any) -> LocalFile | None:
         """Change some fields of a file (by row id or path); None if there is no such file."""
-        unknown = set(changes) - _UPDATABLE_FIELDS
-        if unknown:
-            raise TypeError(f"update_file: cannot set {', '.join(sorted(unknown))}")
-        if changes.get("sha256"):
-            changes["sha256"] = changes["sha256"].upper()
-        for name in ("path", "library_root", "preview_path", "info_path"):
-            if name in changes:
-                changes[name] = _opt_key(changes[name])
+        changes = _checked_changes(changes)
         with self.db.session() as s:
             row = self._file_row(s, file_id_or_path)
             if row is None:
@@ -352,6 +379,36 @@ class Library:
                 setattr(row, name, value)
             s.flush()
             return LocalFile.of(row)
+
+    def update_files(self, updates: Iterable[tuple[int | StrPath, Mapping[str, Any]]]) -> int:
+        """Apply ``(row id or path, {field: value})`` pairs in one transaction.
+
+        Pairs that change the same fields share one executemany UPDATE, so a batch costs a
+        few statements, not one per file. Returns how many rows were changed (unknown ids
+        and paths are skipped). Raises TypeError, changing nothing, for a field that cannot
+        be set.
+        """
+        groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
+        for key, fields_ in updates:
+            changes = _checked_changes(dict(fields_))
+            if not changes:
+                continue
+            by = "id" if isinstance(key, int) else "path"
+            params = {f"new_{name}": value for name, value in changes.items()}
+            params["key"] = key if by == "id" else _key(key)  # type: ignore[arg-type]
+            groups[by, tuple(sorted(changes))].append(params)
+        changed = 0
+        with self.db.session() as s:
+            conn = s.connection()
+            for (by, names), params_list in groups.items():
+                stmt = (
+                    update(LocalFileRow)
+                    .where(getattr(LocalFileRow, by) == bindparam("key"))
+                    .values({name: bindparam(f"new_{name}") for name in names})
+                )
+                result = conn.execute(stmt, params_list)
+                changed += result.rowcount or 0
+        return changed
 
     def move_file(
         self,
@@ -636,6 +693,116 @@ def _entry(row: Any) -> LibraryEntry:
     )
 
 
+def _checked_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """``update_file`` fields, validated and normalised (UPPER hashes, paths as text)."""
+    unknown = set(changes) - _UPDATABLE_FIELDS
+    if unknown:
+        raise TypeError(f"update_file: cannot set {', '.join(sorted(unknown))}")
+    if changes.get("sha256"):
+        changes["sha256"] = changes["sha256"].upper()
+    for name in ("path", "library_root", "preview_path", "info_path"):
+        if name in changes:
+            changes[name] = _opt_key(changes[name])
+    return changes
+
+
+def _upsert_model_summaries(s: Session, versions: Iterable[ModelVersion], now: datetime) -> None:
+    """Create missing model rows, then refresh what a ``/model-versions`` summary tells.
+
+    Fields a summary lacks (description, tags, creator, latest version…) are left alone; an
+    empty summary name or type never blanks a known one. Two executemany statements.
+    """
+    model_ids: dict[int, None] = {}
+    summaries: dict[int, dict[str, Any]] = {}
+    for version in versions:
+        assert version.model_id is not None
+        model_ids[version.model_id] = None
+        summary = version.model
+        if summary is not None:  # several versions of one model: the last summary wins
+            summaries[version.model_id] = {
+                "key": version.model_id, "new_name": summary.name, "new_type": summary.type,
+                "new_nsfw": summary.nsfw, "new_mode": summary.mode,
+            }
+    conn = s.connection()
+    conn.execute(
+        insert(ModelRow).on_conflict_do_nothing(index_elements=[ModelRow.id]),
+        [{"id": model_id, "name": "", "type": "Other", "tags": [], "updated_at": now}
+         for model_id in model_ids],
+    )
+    if summaries:
+        conn.execute(
+            update(ModelRow)
+            .where(ModelRow.id == bindparam("key"))
+            .values(
+                name=func.coalesce(func.nullif(bindparam("new_name"), ""), ModelRow.name),
+                type=func.coalesce(func.nullif(bindparam("new_type"), ""), ModelRow.type),
+                nsfw=bindparam("new_nsfw"),
+                mode=bindparam("new_mode"),
+                updated_at=now,
+            ),
+            list(summaries.values()),
+        )
+
+
+def _store_versions(s: Session, versions: list[ModelVersion], now: datetime) -> None:
+    """Upsert version rows and their files: one executemany statement per table."""
+    if not versions:
+        return
+    version_rows = []
+    file_rows: dict[int, dict[str, Any]] = {}
+    for version in versions:
+        assert version.model_id is not None
+        version_rows.append({
+            "id": version.id,
+            "model_id": version.model_id,
+            "name": version.name,
+            "base_model": version.base_model,
+            "trained_words": list(version.trained_words),
+            "published_at": version.published_at,
+            "early_access_ends_at": version.early_access_ends_at,
+            "raw": _version_form_json(version),
+            "fetched_at": now,
+        })
+        for file in version.files:
+            file_rows[file.id] = _file_row_values(version.id, file)
+    conn = s.connection()
+    conn.execute(_upsert_all(VersionRow, version_rows[0]), version_rows)
+    if file_rows:
+        rows = list(file_rows.values())
+        conn.execute(_upsert_all(VersionFileRow, rows[0]), rows)
+
+
+def _upsert_all(table: Any, sample: Mapping[str, Any]) -> Any:
+    """INSERT … ON CONFLICT (id) DO UPDATE of every column in ``sample`` but the id."""
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.id],
+        set_={name: getattr(stmt.excluded, name) for name in sample if name != "id"},
+    )
+
+
+def _file_row_values(version_id: int, file: ModelFile) -> dict[str, Any]:
+    hashes = file.hashes
+    return {
+        "id": file.id,
+        "version_id": version_id,
+        "name": file.name,
+        "size_kb": file.size_kb,
+        "type": file.type,
+        "primary": file.primary,
+        "format": file.metadata.format,
+        "fp": file.metadata.fp,
+        "size": file.metadata.size,
+        "quant_type": file.metadata.quant_type,
+        "sha256": hashes.get("SHA256"),
+        "autov1": hashes.get("AutoV1"),
+        "autov2": hashes.get("AutoV2"),
+        "autov3": hashes.get("AutoV3"),
+        "crc32": hashes.get("CRC32"),
+        "blake3": hashes.get("BLAKE3"),
+    }
+
+
 def _version_form_json(version: ModelVersion) -> dict[str, Any]:
     """The version's raw JSON, completed to the /model-versions form (modelId + model)."""
     raw = dict(version.raw)
@@ -662,4 +829,4 @@ def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
-__all__ = ["UNKNOWN_TYPE", "Library", "LibraryEntry", "LocalFile", "UpdateInfo"]
+__all__ = ["UNKNOWN_TYPE", "FileRecord", "Library", "LibraryEntry", "LocalFile", "UpdateInfo"]
