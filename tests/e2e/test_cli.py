@@ -3,11 +3,14 @@ and the Civitai double on loopback instead of civitai.com."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +60,23 @@ Cli = Callable[..., Run]
 
 
 @pytest.fixture
-def cli(civitai: CivitaiDouble, tmp_data_dir: Path) -> Cli:
+def home(tmp_path: Path) -> Path:
+    """A private home folder: with no library folder set, downloads go to ~/civdesk-models."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def cli_env(civitai: CivitaiDouble, tmp_data_dir: Path, home: Path) -> dict[str, str]:
+    return {"CIVITAI_API_BASE": civitai.base_url, "HOME": str(home)}
+
+
+@pytest.fixture
+def cli(cli_env: dict[str, str]) -> Cli:
     """``civdesk`` against the double, with a private data folder (from tmp_data_dir)."""
     def run(*args: str, **kw: Any) -> Run:
-        env = {"CIVITAI_API_BASE": civitai.base_url, **kw.pop("env", {})}
-        return civdesk(*args, env=env, **kw)
+        return civdesk(*args, env={**cli_env, **kw.pop("env", {})}, **kw)
     return run
 
 
@@ -366,3 +381,235 @@ def test_config_add_folder_is_then_scanned(cli: Cli, models_dir: Path) -> None:
     assert added.code == 0 and str(models_dir) in added.stdout
     assert cli("config", "--json").json["library_folders"] == [str(models_dir)]
     assert cli("scan", "--json").json["found"] == 3
+
+
+# ---------------------------------------------------------------------------- download
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest().upper()
+
+
+def download_root(home: Path) -> Path:
+    return home / "civdesk-models"
+
+
+def assert_downloaded(run: Run, version: FakeVersion, folder: Path, cli: Cli) -> Path:
+    """The JSON of a download names the verified file in ``folder``, and the library has it."""
+    assert run.code == 0, run.stderr
+    assert run.stderr == ""
+    f = version.primary_file
+    assert f is not None and f.name
+    result = run.json
+    path = folder / f.name
+    assert result == {"path": str(path), "sha256": f.sha256, "version_id": version.id,
+                      "state": "completed"}
+    assert sha256_of(path) == f.sha256
+    assert not list(folder.glob("*.part"))
+    entry = next(e for e in cli("list", "--json").json if e["path"] == str(path))
+    assert (entry["version_id"], entry["sha256"]) == (version.id, f.sha256)
+    assert entry["info"] and Path(entry["info"]).is_file()
+    return path
+
+
+def test_download_by_version_id_goes_to_the_type_folder(
+    cli: Cli, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    c = civitai_catalog
+    run = cli("download", str(c.lora_v1.id), "--json")
+    assert_downloaded(run, c.lora_v1, download_root(home) / "Lora", cli)
+
+
+def test_download_by_model_id_takes_the_latest_version(
+    cli: Cli, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    c = civitai_catalog
+    run = cli("download", f"model:{c.lora.id}", "--json")
+    assert_downloaded(run, c.lora_v2, download_root(home) / "Lora", cli)
+
+
+def test_download_by_model_page_url_with_a_version(
+    cli: Cli, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    c = civitai_catalog
+    url = f"https://civitai.com/models/{c.lora.id}/paperfold-style?modelVersionId={c.lora_v1.id}"
+    run = cli("download", url, "--json")
+    assert_downloaded(run, c.lora_v1, download_root(home) / "Lora", cli)
+
+
+def test_download_into_a_chosen_folder(
+    cli: Cli, civitai_catalog: SampleCatalog, tmp_path: Path
+) -> None:
+    dest = tmp_path / "chosen" / "sub"
+    run = cli("download", str(civitai_catalog.checkpoint_v1.id), "--dest", str(dest), "--json")
+    assert_downloaded(run, civitai_catalog.checkpoint_v1, dest, cli)
+    text = cli("download", str(civitai_catalog.embedding_v1.id), "--dest", str(dest))
+    assert text.code == 0
+    assert text.stdout.startswith("Downloaded Bad Hands Negative v1 (")
+    assert "SHA256 verified" in text.stdout and str(dest / "badhands.safetensors") in text.stdout
+
+
+def test_a_login_required_download_needs_the_api_key(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    c = civitai_catalog
+    civitai.login_required(c.embedding_v1)
+
+    refused = cli("download", str(c.embedding_v1.id))
+
+    assert refused.code == 1
+    assert len(refused.error_lines) == 1
+    line = refused.error_lines[0]
+    assert line.startswith("civdesk: error: Civitai refused the download")
+    assert "API key" in line and "--api-key" in line
+    assert not list((download_root(home) / "embeddings").glob("*"))
+
+    run = cli("download", str(c.embedding_v1.id), "--api-key", TEST_API_KEY, "--json")
+    assert_downloaded(run, c.embedding_v1, download_root(home) / "embeddings", cli)
+    assert TEST_API_KEY not in run.stdout + run.stderr
+
+
+def test_a_wrong_api_key_is_told_apart_from_a_missing_one(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog
+) -> None:
+    civitai.login_required(civitai_catalog.embedding_v1)
+    run = cli("download", str(civitai_catalog.embedding_v1.id), "--api-key", "wrong-key")
+    assert run.code == 1 and len(run.error_lines) == 1
+    assert "not accepted" in run.stderr and "wrong-key" not in run.stderr
+
+
+def test_early_access_says_until_when(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog
+) -> None:
+    civitai.early_access(civitai_catalog.vae_v1, deadline="2031-05-06T00:00:00.000Z")
+    run = cli("download", str(civitai_catalog.vae_v1.id))
+    assert run.code == 1
+    assert len(run.error_lines) == 1
+    assert "early access until 2031-05-06" in run.error_lines[0]
+
+
+def test_a_removed_model_says_removed(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog
+) -> None:
+    civitai.remove(civitai_catalog.lora)
+    for ref in (str(civitai_catalog.lora_v1.id), f"model:{civitai_catalog.lora.id}"):
+        run = cli("download", ref)
+        assert run.code == 1
+        assert len(run.error_lines) == 1 and "removed" in run.error_lines[0]
+
+
+def test_an_archived_model_says_archived(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog
+) -> None:
+    civitai.archive(civitai_catalog.vae)
+    run = cli("download", str(civitai_catalog.vae_v1.id))
+    assert run.code == 1 and len(run.error_lines) == 1
+    assert "archived" in run.error_lines[0]
+
+
+def test_a_download_with_the_network_down_cannot_reach_civitai(cli: Cli) -> None:
+    run = cli("--api-base", closed_port_url(), "--retries", "0", "download", "123")
+    assert run.code == 1
+    assert len(run.error_lines) == 1
+    assert run.error_lines[0].startswith("civdesk: error: Cannot reach Civitai")
+
+
+def test_a_rate_limited_download_waits_and_succeeds(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    c = civitai_catalog
+    civitai.rate_limit(n=1, retry_after=0.2, path_prefix="/api/download/")
+
+    run = cli("download", str(c.lora_v1.id), "--json")
+
+    assert_downloaded(run, c.lora_v1, download_root(home) / "Lora", cli)
+    asked = [r for r in civitai.requests if r.path.startswith("/api/download/")]
+    assert len(asked) >= 2  # the 429, then the one that went through
+
+
+def test_bad_references_and_files_are_usage_errors(
+    cli: Cli, civitai_catalog: SampleCatalog
+) -> None:
+    junk = cli("download", "not-a-model")
+    assert junk.code == 2 and len(junk.error_lines) == 1 and "model:<id>" in junk.stderr
+    wrong_file = cli("download", str(civitai_catalog.lora_v1.id), "--file-id", "1")
+    assert wrong_file.code == 1 and len(wrong_file.error_lines) == 1
+    assert "File 1 of model version" in wrong_file.stderr
+
+
+BIG = 8 * 1024 * 1024  # two of the downloader's 4 MiB writes: the .part gets bytes midway
+
+
+def start_download(cli_env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CIVITAI_API_KEY"}
+    env.update(cli_env)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    return subprocess.Popen([sys.executable, "-m", "civdesk", "download", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_part(folder: Path, process: subprocess.Popen[str], timeout: float = 30) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parts = [p for p in folder.glob("*.part") if p.stat().st_size > 0] if folder.is_dir() \
+            else []
+        if parts:
+            return parts[0]
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    raise AssertionError("no .part with bytes appeared")
+
+
+@pytest.fixture
+def big_version(civitai: CivitaiDouble) -> FakeVersion:
+    model = civitai.add_model("Huge Checkpoint", "Checkpoint")
+    return civitai.add_version(model, "v1", files=[civitai.file(size=BIG)])
+
+
+def test_a_killed_download_resumes_from_its_part_file(
+    cli: Cli, cli_env: dict[str, str], civitai: CivitaiDouble, big_version: FakeVersion,
+    home: Path,
+) -> None:
+    folder = download_root(home) / "Stable-diffusion"
+    civitai.throttle_downloads(4 * 1024 * 1024)
+    first = start_download(cli_env, str(big_version.id))
+    try:
+        part = wait_for_part(folder, first)
+    finally:
+        first.kill()  # SIGKILL: no chance to clean up or record anything
+        first.communicate()
+    kept = part.stat().st_size
+    assert 0 < kept < BIG
+    civitai.throttle_downloads(None)
+    civitai.clear_requests()
+
+    run = cli("download", str(big_version.id), "--json")
+
+    path = assert_downloaded(run, big_version, folder, cli)
+    assert path.stat().st_size == BIG
+    ranges = [r.headers.get("Range") for r in civitai.requests if r.host == "storage"
+              and r.path.startswith("/files/")]
+    assert ranges == [f"bytes={kept}-"]
+
+
+def test_ctrl_c_stops_a_download_keeping_the_part_for_later(
+    cli: Cli, cli_env: dict[str, str], civitai: CivitaiDouble, big_version: FakeVersion,
+    home: Path,
+) -> None:
+    folder = download_root(home) / "Stable-diffusion"
+    civitai.throttle_downloads(4 * 1024 * 1024)
+    process = start_download(cli_env, str(big_version.id))
+    try:
+        wait_for_part(folder, process)
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert err.strip().splitlines() == [
+        "civdesk: download interrupted; the partial file is kept: run the same command "
+        "again to resume"]
+    assert list(folder.glob("*.part"))
+    civitai.throttle_downloads(None)
+    assert_downloaded(cli("download", str(big_version.id), "--json"), big_version, folder, cli)
