@@ -537,6 +537,45 @@ def test_bad_references_and_files_are_usage_errors(
     assert "File 1 of model version" in wrong_file.stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_a_terminal_gets_a_progress_bar_on_stderr(
+    cli_env: dict[str, str], civitai_catalog: SampleCatalog
+) -> None:
+    import pty
+    import threading
+
+    env = {k: v for k, v in os.environ.items() if k != "CIVITAI_API_KEY"}
+    env.update(cli_env)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "civdesk", "download", str(civitai_catalog.lora_v1.id)],
+        stdout=subprocess.PIPE, stderr=slave, text=True, env=env)
+    os.close(slave)
+    seen = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed with the process
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    out, _ = process.communicate(timeout=60)
+    reader.join(5)
+    os.close(master)
+    terminal = seen.decode()
+    assert process.returncode == 0, terminal
+    assert out.startswith("Downloaded Paperfold Style v1.0")  # the result stays on stdout
+    assert "%" in terminal and "KB" in terminal and "ETA" in terminal
+    assert terminal.endswith("\r\x1b[K")  # the bar is wiped before the summary
+
+
 BIG = 8 * 1024 * 1024  # two of the downloader's 4 MiB writes: the .part gets bytes midway
 
 

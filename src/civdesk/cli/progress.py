@@ -7,6 +7,7 @@ and scripts see nothing but the result. Redraws are throttled: a fast download c
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -109,8 +110,17 @@ class ProgressBar:
         if not force and now - self._last_draw < REDRAW_INTERVAL:
             return
         self._last_draw = now
-        width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
-        self._draw(format_progress(done, total, self.speed.bytes_per_second, label, width))
+        self._draw(format_progress(done, total, self.speed.bytes_per_second, label,
+                                   self._width()))
+
+    def _width(self) -> int:
+        """Columns of the terminal the bar is drawn on (stderr's, not stdout's: that may be
+        a pipe), less one so the cursor never wraps."""
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = shutil.get_terminal_size((80, 24)).columns
+        return max(20, (columns or 80) - 1)
 
     def _draw(self, line: str) -> None:
         self.stream.write("\r\033[K" + line)
@@ -125,8 +135,7 @@ class ProgressBar:
         if now - self._last_draw < REDRAW_INTERVAL and done != total:
             return
         self._last_draw = now
-        width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
-        self._draw(format_count(done, total, noun, width))
+        self._draw(format_count(done, total, noun, self._width()))
 
     def note(self, message: str) -> None:
         """A line above the bar (a retry, a skipped file); the bar redraws on the next update."""
