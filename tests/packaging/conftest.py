@@ -1,0 +1,24 @@
+"""Figures the packaging tests measure (bundle size, start-up times), printed in a section
+of the test summary so they show in every CI log, captured output or not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+_FIGURES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def report(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """Record one line for the "packaging figures" summary section."""
+    return pytestconfig.stash.setdefault(_FIGURES, []).append
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    figures = config.stash.get(_FIGURES, [])
+    if figures:
+        terminalreporter.section("packaging figures")
+        for line in figures:
+            terminalreporter.write_line(line)
