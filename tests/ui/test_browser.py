@@ -201,22 +201,26 @@ def test_opening_a_model_shows_versions_files_and_trigger_words(
     assert names == [f.name for f in version.files]
     assert detail.files.rowCount() == 2  # the model file and the non-primary VAE
     assert detail.files.item(0, 2).text() == "SafeTensor"
-    for word in version.trained_words:
-        assert word in detail.trigger_words.text()
-    qtbot.mouseClick(detail.copy_words_button, Qt.MouseButton.LeftButton)
-    assert QGuiApplication.clipboard().text() == ", ".join(version.trained_words)
+    assert version.trained_words == []
+    assert detail.trigger_words.text() == "None"
+    assert not detail.copy_words_button.isEnabled()
     assert f"/models/{civitai_catalog.checkpoint.id}" in detail.link.text()
     qtbot.mouseClick(detail.back_button, Qt.MouseButton.LeftButton)
     assert page.stack.currentIndex() == 0
 
 
-def test_switching_versions_shows_that_versions_files(qtbot, page: BrowserPage, civitai_catalog):
+def test_switching_versions_shows_that_versions_files_and_words(
+    qtbot, page: BrowserPage, civitai_catalog
+):
     search(qtbot, page, "Paperfold")
     page.open_model(page.results.model_at(0))
     detail = page.detail
     assert detail.version_combo.count() == 2
     assert detail.version_combo.currentData() == civitai_catalog.lora_v2.id
-    assert "origami" in detail.trigger_words.text()
+    assert detail.trigger_words.text() == "paperfold style, origami"
+    QGuiApplication.clipboard().clear()
+    qtbot.mouseClick(detail.copy_words_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == "paperfold style, origami"
     detail.version_combo.setCurrentIndex(1)
     assert detail.version_combo.currentData() == civitai_catalog.lora_v1.id
     assert "origami" not in detail.trigger_words.text()

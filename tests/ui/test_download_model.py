@@ -57,8 +57,9 @@ def test_progress_and_state_reach_the_roles(qtbot):
     index = model.index(0)
     assert index.data(TaskRole.PROGRESS) == -1  # size unknown yet
     with qtbot.waitSignal(model.dataChanged):
-        model.update_task(snap(1, "downloading", bytes_done=250, bytes_total=1000, speed=5e6,
-                               eta=12.0))
+        model.update_task(
+            snap(1, "downloading", bytes_done=250, bytes_total=1000, speed=5e6, eta=12.0)
+        )
     assert index.data(TaskRole.STATE) == "downloading"
     assert index.data(TaskRole.PROGRESS) == 25
     assert index.data(TaskRole.SPEED) == 5e6
@@ -90,15 +91,19 @@ def test_progress_and_state_reach_the_roles(qtbot):
     ],
 )
 def test_every_error_kind_is_worded_for_action(kind, extra, expected):
-    task = snap(1, "failed", error="Cannot reach Civitai at host: refused", error_kind=kind,
-                **extra)
+    task = snap(
+        1, "failed", error="Cannot reach Civitai at host: refused", error_kind=kind, **extra
+    )
     assert expected.lower() in failure_reason(task).lower()
 
 
 def test_every_kind_the_core_records_has_its_own_words():
     generic = failure_reason(snap(1, "failed", error="E", error_kind="other"))
-    worded = {k for k in ERROR_KINDS
-              if failure_reason(snap(1, "failed", error="E", error_kind=k)) != generic}
+    worded = {
+        k
+        for k in ERROR_KINDS
+        if failure_reason(snap(1, "failed", error="E", error_kind=k)) != generic
+    }
     # "network" and "other" pass the core's own one-line message through; cancelled never fails.
     assert set(ERROR_KINDS) - worded == {"network", "other", "cancelled"}
 

@@ -309,6 +309,16 @@ def test_the_dock_cannot_be_closed_by_the_user_and_leaves_no_thread(qtbot, make_
     dock.shutdown()  # twice is harmless
 
 
+def test_a_dock_deleted_without_shutdown_still_stops_its_thread(qtbot, app_core: Core):
+    # As when the window's own shutdown fails half-way: Qt would abort on a running QThread.
+    dock = DownloadDock(app_core)
+    qtbot.waitUntil(lambda: dock.worker.running, timeout=WAIT_MS)
+    thread = dock.worker._thread
+    with qtbot.waitSignal(dock.worker.destroyed):
+        dock.deleteLater()
+    assert thread.isFinished()
+
+
 def test_download_from_the_browser_then_the_card_says_downloaded(
     qtbot, app_core: Core, dock: DownloadDock, civitai_catalog: SampleCatalog
 ):

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QThreadPool, Signal, Slot
@@ -63,6 +64,28 @@ class _LoopThread(QThread):
 
     def run(self) -> None:
         self._target()
+
+
+def _stop_thread(
+    thread: QThread, queue: DownloadQueue, stopping: threading.Event, wake: threading.Event,
+    timeout_ms: int,
+) -> bool:  # fmt: skip
+    """End the loop on ``thread`` and wait for it; True when it ended in time.
+
+    A plain function of the loop's parts (not of the worker), so it can also run from the
+    worker's ``destroyed`` signal. Idempotent.
+    """
+    stopping.set()
+    wake.set()
+    # Interrupt again while waiting: a download may have been starting just as the stop
+    # came, too late for the first interrupt to see it.
+    deadline = time.monotonic() + timeout_ms / 1000
+    queue.interrupt()
+    while not (ended := thread.wait(STOP_POLL_MS)) and time.monotonic() < deadline:
+        queue.interrupt()
+    if not ended:
+        log.error("The download thread did not stop within %d ms", timeout_ms)
+    return ended
 
 
 class DownloadWorker(QObject):
@@ -118,6 +141,11 @@ class DownloadWorker(QObject):
         self._thread = thread
         self._stopping.clear()
         thread.start()
+        # Last line of defence: if the window is torn down without stop() (its shutdown
+        # failed half-way), stop the loop anyway; Qt aborts on a QThread destroyed running.
+        self.destroyed.connect(
+            partial(_stop_thread, thread, self.queue, self._stopping, self._wake, 10_000)
+        )
 
     def stop(self, timeout_ms: int = 10_000) -> bool:
         """Interrupt the current download, end the thread and wait for it; True if it ended.
@@ -128,18 +156,10 @@ class DownloadWorker(QObject):
             return True
         self._stopping.set()
         self._commands.waitForDone(timeout_ms)
-        self._wake.set()
         thread, self._thread = self._thread, None
         ended = True
         if thread is not None:
-            # Interrupt again while waiting: a download may have been starting just as the
-            # stop came, too late for the first interrupt to see it.
-            deadline = time.monotonic() + timeout_ms / 1000
-            self.queue.interrupt()
-            while not (ended := thread.wait(STOP_POLL_MS)) and time.monotonic() < deadline:
-                self.queue.interrupt()
-            if not ended:
-                log.error("The download thread did not stop within %d ms", timeout_ms)
+            ended = _stop_thread(thread, self.queue, self._stopping, self._wake, timeout_ms)
         self.queue.remove_listener(self._listener)
         return ended
 
