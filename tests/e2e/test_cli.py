@@ -469,6 +469,16 @@ def test_a_login_required_download_needs_the_api_key(
     assert TEST_API_KEY not in run.stdout + run.stderr
 
 
+def test_the_key_can_come_from_the_environment(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    civitai.login_required(civitai_catalog.embedding_v1)
+    env = {"CIVITAI_API_KEY": TEST_API_KEY}
+    assert cli("config", "--json", env=env).json["api_key"]["source"] == "environment"
+    run = cli("download", str(civitai_catalog.embedding_v1.id), "--json", env=env)
+    assert_downloaded(run, civitai_catalog.embedding_v1, download_root(home) / "embeddings", cli)
+
+
 def test_a_wrong_api_key_is_told_apart_from_a_missing_one(
     cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog
 ) -> None:

@@ -114,7 +114,8 @@ class Session:
             self._core = Core.open(
                 self.options.data_dir,
                 api_base=self.options.api_base,
-                api_key=self.options.api_key or os.environ.get(ENV_API_KEY) or None,
+                # CIVITAI_API_KEY is the key store's to read (it reports it as the source).
+                api_key=self.options.api_key or None,
             )
         return self._core
 

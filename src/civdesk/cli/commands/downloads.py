@@ -6,17 +6,17 @@ is verified, registered in the library and given its companion files by the queu
 post-download step. A ``civdesk download`` killed midway leaves its task and ``.part``
 behind; running the same command again picks that task up and resumes with Range.
 
-The queue runs on a worker thread so that Ctrl+C reaches the main thread at once: the
-download is then interrupted cleanly (task back to queued, ``.part`` kept) before exit 130.
+The queue runs on a worker thread (:func:`run_cancellable`): Ctrl+C interrupts the download
+cleanly (task back to queued, ``.part`` kept) before exit 130.
 """
 
 from __future__ import annotations
 
 import argparse
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from civdesk.cli.background import run_cancellable
 from civdesk.cli.commands.common import Subparsers, json_flag, parse_reference, resolve_version
 from civdesk.cli.errors import EXIT_OK, KEY_HINT, Interrupted
 from civdesk.cli.output import human_size, print_json, print_lines
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from civdesk.core.civitai.schema import ModelVersion
     from civdesk.core.context import Core
     from civdesk.core.downloads.queue import DownloadQueue, TaskSnapshot
-
-#: How long an interrupted download may take to stop after Ctrl+C (it stops between chunks).
-STOP_TIMEOUT = 15.0
 
 
 class DownloadFailed(CivdeskError):
@@ -74,7 +71,8 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     bar = session.progress()
     queue.add_listener(_ProgressRelay(task_id, bar))
     try:
-        snapshot = _run_task(queue, task_id)
+        run_cancellable(queue.run_next, queue.interrupt, name="civdesk-download")
+        snapshot = queue.task(task_id)
     except KeyboardInterrupt:
         raise Interrupted("download interrupted; the partial file is kept: run the same "
                           "command again to resume") from None
@@ -118,31 +116,6 @@ def _task_for(queue: DownloadQueue, core: Core, version: ModelVersion, file_id: 
     task_id = queue.add(version.id, file_id, dest, version=version)
     queue.move(task_id, 0)
     return task_id
-
-
-def _run_task(queue: DownloadQueue, task_id: int) -> TaskSnapshot:
-    """Run the queue's next task (ours) on a worker thread; Ctrl+C interrupts it cleanly."""
-    outcome: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            outcome["snapshot"] = queue.run_next()
-        except BaseException as exc:  # handed to the main thread, which reports it
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=work, name="civdesk-download", daemon=True)
-    worker.start()
-    try:
-        # A timed join: a bare join() would hold Ctrl+C off until the download ends.
-        while worker.is_alive():
-            worker.join(0.2)
-    except KeyboardInterrupt:
-        queue.interrupt()  # the task goes back to queued with its .part kept
-        worker.join(STOP_TIMEOUT)
-        raise
-    if "error" in outcome:
-        raise outcome["error"]
-    return queue.task(task_id)
 
 
 def _failure(snapshot: TaskSnapshot) -> CivdeskError:

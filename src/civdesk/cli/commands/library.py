@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from civdesk.cli.background import run_cancellable
 from civdesk.cli.commands.common import (
     Subparsers,
     existing_folder,
@@ -14,7 +16,7 @@ from civdesk.cli.commands.common import (
     parse_reference,
     resolve_version,
 )
-from civdesk.cli.errors import EXIT_OK, UsageError
+from civdesk.cli.errors import EXIT_OK, Interrupted, UsageError
 from civdesk.cli.output import human_size, plural, print_json, print_lines, table
 
 if TYPE_CHECKING:
@@ -86,8 +88,14 @@ def run_scan(session: Session, args: argparse.Namespace) -> int:
             bar.count(p.files_found, None, f"files found ({p.phase})")
 
     scanner = Scanner(core.library, session.client(), core.settings)
+    cancel = threading.Event()
     try:
-        summary = scanner.scan([str(f) for f in folders], progress=on_progress)
+        summary = run_cancellable(
+            lambda: scanner.scan([str(f) for f in folders], progress=on_progress, cancel=cancel),
+            cancel.set, name="civdesk-scan")
+    except KeyboardInterrupt:
+        raise Interrupted("scan interrupted; what it found so far is saved, and the next "
+                          "scan skips the files already hashed") from None
     finally:
         bar.finish()
     entries = [e for e in core.library.entries() if _under_any(e.path, folders)]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
+from civdesk.cli.background import run_cancellable
 from civdesk.cli.commands.common import Subparsers, json_flag, model_type
-from civdesk.cli.errors import EXIT_FAILURE, EXIT_OK, PROG
+from civdesk.cli.errors import EXIT_FAILURE, EXIT_OK, PROG, Interrupted
 from civdesk.cli.output import plural, print_json, print_lines, table
 
 if TYPE_CHECKING:
@@ -100,11 +102,16 @@ def run_updates(session: Session, args: argparse.Namespace) -> int:
     core = session.core()
     bar = session.progress()
     checker = UpdateChecker(core.library, session.client())
+    cancel = threading.Event()
     try:
-        result = checker.check(
-            force=args.force,
-            progress=lambda done, total: bar.count(done, total, "models checked"),
-        )
+        result = run_cancellable(
+            lambda: checker.check(force=args.force, cancel=cancel,
+                                  progress=lambda done, total: bar.count(done, total,
+                                                                         "models checked")),
+            cancel.set, name="civdesk-updates")
+    except KeyboardInterrupt:
+        raise Interrupted("update check interrupted; the models checked so far are "
+                          "remembered") from None
     finally:
         bar.finish()
     paths = _paths_by_version(core.library.entries())

@@ -1,0 +1,51 @@
+"""Long work on a worker thread, so that Ctrl+C stops it cleanly instead of mid-write.
+
+Python delivers Ctrl+C to the main thread only. A scan or a download running on the main
+thread would be torn out of whatever it was doing (a database transaction, a thread pool
+that then waits for every in-flight hash). Here the main thread only waits; on Ctrl+C it
+asks the work to stop through the work's own cancel mechanism, waits for it to wind down,
+and then lets the KeyboardInterrupt go on to become exit code 130.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+#: How long stopping may take after Ctrl+C (work checks its cancel flag between chunks).
+STOP_TIMEOUT = 15.0
+_POLL = 0.2
+
+
+def run_cancellable(work: Callable[[], T], stop: Callable[[], None], *,
+                    name: str = "civdesk-work", stop_timeout: float = STOP_TIMEOUT) -> T:
+    """``work()`` on a worker thread; its result, or its exception re-raised here.
+
+    On Ctrl+C, ``stop()`` is called, the worker is given ``stop_timeout`` seconds to end,
+    and KeyboardInterrupt is raised (whatever the stopped work raised is dropped: it was
+    asked to stop).
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as exc:  # handed to the main thread, which reports it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name=name, daemon=True)
+    worker.start()
+    try:
+        # A timed join: a bare join() would hold Ctrl+C off until the work ends.
+        while worker.is_alive():
+            worker.join(_POLL)
+    except KeyboardInterrupt:
+        stop()
+        worker.join(stop_timeout)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
