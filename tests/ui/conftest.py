@@ -117,5 +117,14 @@ def main_window(qtbot, core: Core):
 
     window = MainWindow(core, use_tray=False)
     qtbot.addWidget(window)
+    wait_until_ready(qtbot, window)
     yield window
     window.close()
+
+
+def wait_until_ready(qtbot, window) -> None:
+    """Until the dock has read the queue and started its thread.
+
+    A window closed before that would see the dock start its thread after the close.
+    """
+    qtbot.waitUntil(lambda: window.dock.worker.running, timeout=5000)

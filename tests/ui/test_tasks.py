@@ -111,3 +111,16 @@ def test_shutdown_cancels_and_waits(qtbot):
     assert tasks.shutdown(2000)
     assert stopped.is_set()
     assert tasks.active_thread_count() == 0
+
+
+def test_callbacks_of_a_deleted_widget_are_not_called(qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel()
+    release = threading.Event()
+    handle = tasks.run_task(lambda: release.wait(5) and "text", on_result=label.setText)
+    label.deleteLater()
+    qtbot.waitUntil(lambda: not __import__("shiboken6").isValid(label), timeout=2000)
+    release.set()
+    with qtbot.waitSignal(handle.finished, timeout=2000):
+        pass  # delivered without touching the deleted label (would raise RuntimeError)

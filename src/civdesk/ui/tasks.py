@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal, Slot
 
 log = logging.getLogger(__name__)
@@ -129,24 +130,38 @@ class TaskHandle(QObject):
         try:
             if not self.cancelled:
                 if error is None:
-                    if self._on_result is not None:
+                    if _alive(self._on_result):
                         self._on_result(result)
                     self.succeeded.emit(result)
                 else:
-                    if self._on_error is not None:
+                    if _alive(self._on_error):
                         self._on_error(error)
                     self.failed.emit(error)
         finally:
-            if self._on_finished is not None:
+            if _alive(self._on_finished):
                 self._on_finished()
             self.finished.emit()
             with _live_lock:
                 _live.discard(self)
 
 
+def _alive(callback: Callable[..., Any] | None) -> bool:
+    """False for no callback, or a method of a Qt object whose C++ side is already deleted.
+
+    A widget closed while its task ran must not be called back (Qt would raise, or crash).
+    """
+    if callback is None:
+        return False
+    owner = getattr(callback, "__self__", None)
+    return not isinstance(owner, QObject) or shiboken6.isValid(owner)
+
+
 class _Runnable(QRunnable):
     def __init__(self, handle: TaskHandle, func: Callable[..., Any], args: tuple, kwargs: dict):
         super().__init__()
+        # Python owns it (through the handle), so cancel() may ask the pool about it safely
+        # even after it ran; the pool deleting it would leave the handle a dangling wrapper.
+        self.setAutoDelete(False)
         self._handle = handle
         self._func = func
         self._args = args

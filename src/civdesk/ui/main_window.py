@@ -1,0 +1,339 @@
+"""The main window: Civitai browser, Models and Settings pages, the download dock, the tray.
+
+The window wires the parts together and owns the things that outlive a page: the scan
+controller, the thumbnail loader, the notifier. Geometry and the last page are kept in an
+INI file under the config folder (not the registry), so a data dir carries its own window.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence, QShortcut
+from PySide6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QToolBar, QWidget
+
+from civdesk.core.scanner import ScanSummary
+from civdesk.ui.browser.page import BrowserPage
+from civdesk.ui.downloads.dock import DownloadDock
+from civdesk.ui.downloads.messages import failure_reason, task_title
+from civdesk.ui.library.view import LibraryPage
+from civdesk.ui.scan import ScanController, progress_counts, summary_text
+from civdesk.ui.settings_page import SettingsPage
+from civdesk.ui.thumbnails import ThumbnailLoader
+from civdesk.ui.tray import Notifier, Tray, tray_available
+
+log = logging.getLogger(__name__)
+
+PAGES = ("civitai", "models", "settings")
+DEFAULT_PAGE = "models"
+STATUS_MS = 6000
+
+
+def window_settings(core: Any) -> QSettings:
+    """The window's own state (geometry, last page), in the data dir's config folder."""
+    return QSettings(str(core.paths.config / "window.ini"), QSettings.Format.IniFormat)
+
+
+class MainWindow(QMainWindow):
+    """civdesk's one window. ``shutdown()`` stops its workers; ``close()`` calls it."""
+
+    #: The window asked the application to quit (tray Quit, or close without the tray).
+    quit_requested = Signal()
+
+    def __init__(
+        self,
+        core: Any,
+        *,
+        thumbnails: ThumbnailLoader | None = None,
+        icon: QIcon | None = None,
+        use_tray: bool | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("civdesk")
+        if icon is not None:
+            self.setWindowIcon(icon)
+        self.core = core
+        self._quitting = False
+        self._shut_down = False
+        self.thumbnails = thumbnails or ThumbnailLoader.for_core(core, self)
+        self.notifier = Notifier(self)
+        self.scans = ScanController(core, self)
+
+        self.browser = BrowserPage(core, self.thumbnails)
+        self.library = LibraryPage(core, self.thumbnails)
+        self.settings_page = SettingsPage(core)
+        self.dock = DownloadDock(core, self)
+        self._build()
+        self._connect()
+
+        self.tray: Tray | None = None
+        if use_tray if use_tray is not None else tray_available():
+            self.tray = Tray(icon or self.windowIcon(), self.notifier, self)
+            self.tray.show_requested.connect(self.bring_to_front)
+            self.tray.quit_requested.connect(self.quit)
+            self.tray.pause_toggled.connect(self._tray_pause_toggled)
+
+        self._restore_state()
+        self.library.refresh()
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.pages = QStackedWidget()
+        self.pages.setObjectName("pages")
+        self._page_widgets = {
+            "civitai": self.browser,
+            "models": self.library,
+            "settings": self.settings_page,
+        }
+        for widget in self._page_widgets.values():
+            self.pages.addWidget(widget)
+        self.setCentralWidget(self.pages)
+
+        self.nav = QToolBar("Navigation")
+        self.nav.setObjectName("navigation")
+        self.nav.setMovable(False)
+        self.nav.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        group = QActionGroup(self)
+        group.setExclusive(True)
+        self.page_actions: dict[str, QAction] = {}
+        for name, text, key in (
+            ("civitai", "Civitai", "Ctrl+1"),
+            ("models", "Models", "Ctrl+2"),
+            ("settings", "Settings", "Ctrl+3"),
+        ):
+            action = QAction(text, self)
+            action.setObjectName(f"show_{name}")
+            action.setCheckable(True)
+            action.setShortcut(QKeySequence(key))
+            action.setToolTip(f"{text} ({key})")
+            action.triggered.connect(lambda _=False, n=name: self.show_page(n))
+            group.addAction(action)
+            self.nav.addAction(action)
+            self.page_actions[name] = action
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.nav)
+
+        file_menu = self.menuBar().addMenu("&File")
+        scan = file_menu.addAction("Scan Library")
+        scan.triggered.connect(self.start_scan)
+        file_menu.addSeparator()
+        quit_action = file_menu.addAction("Quit")
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
+        quit_action.triggered.connect(self.quit)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = help_menu.addAction("About civdesk")
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        about.triggered.connect(self.show_about)
+
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("libraryCount")
+        self.statusBar().addPermanentWidget(self.count_label)
+
+        for keys, slot in (
+            ("Ctrl+F", self.focus_search),
+            ("Ctrl+K", self.focus_search),
+            ("F5", self.refresh_current),
+        ):
+            QShortcut(QKeySequence(keys), self, slot)
+
+    def _connect(self) -> None:
+        scans = self.scans
+        self.library.scan_requested.connect(self.start_scan)
+        self.settings_page.scan_requested.connect(self.start_scan)
+        scans.started.connect(self._scan_started)
+        scans.progressed.connect(self._scan_progressed)
+        scans.finished.connect(self._scan_finished)
+        scans.failed.connect(self._scan_failed)
+        scans.cancelled.connect(self._scan_cancelled)
+        scans.stopped.connect(self._scan_stopped)
+        self.dock.scan_cancel_requested.connect(scans.cancel)
+
+        for page in (self.library, self.settings_page):
+            page.status_message.connect(self.show_status)
+        self.library.snapshot_loaded.connect(self._library_loaded)
+        self.notifier.notified.connect(lambda title, text: self.show_status(f"{title}: {text}"))
+
+        worker = self.dock.worker
+        self.library.set_downloads(worker)
+        self.browser.connect_downloads(worker)
+        worker.task_finished.connect(self._download_finished)
+        worker.paused_changed.connect(self._paused_changed)
+
+    # -- pages --------------------------------------------------------------------------------
+
+    @property
+    def current_page(self) -> str:
+        widget = self.pages.currentWidget()
+        return next(name for name, w in self._page_widgets.items() if w is widget)
+
+    def show_page(self, name: str) -> None:
+        if name not in self._page_widgets:
+            name = DEFAULT_PAGE
+        self.pages.setCurrentWidget(self._page_widgets[name])
+        self.page_actions[name].setChecked(True)
+
+    @Slot()
+    def focus_search(self) -> None:
+        """Ctrl+F / Ctrl+K: the search field of the Civitai or Models page."""
+        if self.current_page == "civitai":
+            self.browser.search_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            self.browser.search_box.selectAll()
+        else:
+            self.show_page("models")
+            self.library.focus_search()
+
+    @Slot()
+    def refresh_current(self) -> None:
+        """F5: read the library again, or re-run the Civitai search."""
+        if self.current_page == "civitai":
+            self.browser.search()
+        elif self.current_page == "settings":
+            self.settings_page.load()
+        else:
+            self.library.refresh()
+
+    @Slot(str)
+    def show_status(self, text: str) -> None:
+        self.statusBar().showMessage(text, STATUS_MS)
+
+    def _library_loaded(self, snapshot: Any) -> None:
+        count = len(snapshot.entries)
+        self.count_label.setText(f"{count} model file{'s' if count != 1 else ''}")
+        self.browser.refresh_library_state()
+
+    # -- scans --------------------------------------------------------------------------------
+
+    @Slot()
+    def start_scan(self) -> bool:
+        if not self.core.settings.library_folders:
+            self.show_status("Add a library folder in Settings first")
+            self.show_page("settings")
+            return False
+        self.settings_page.flush()
+        if not self.scans.start():
+            self.show_status("A scan is already running")
+            return False
+        return True
+
+    def _scan_started(self) -> None:
+        for button in (self.library.scan_button, self.settings_page.scan_button):
+            button.setEnabled(False)
+        self.dock.show_scan_progress(0, 0, "")
+
+    def _scan_progressed(self, progress: Any) -> None:
+        done, total = progress_counts(progress)
+        self.dock.show_scan_progress(done, total, progress.current_path or "")
+
+    def _scan_finished(self, summary: ScanSummary) -> None:
+        text = summary_text(summary)
+        self.dock.show_scan_result(text)
+        self.notifier.notify("Library scan finished", text)
+
+    def _scan_failed(self, message: str) -> None:
+        self.dock.show_scan_result(f"Scan failed: {message}")
+        self.notifier.notify("Library scan failed", message, warning=True)
+
+    def _scan_cancelled(self) -> None:
+        self.dock.show_scan_result("Scan cancelled (files found so far are kept)")
+
+    def _scan_stopped(self) -> None:
+        for button in (self.library.scan_button, self.settings_page.scan_button):
+            button.setEnabled(True)
+        self.library.refresh()
+
+    # -- downloads ----------------------------------------------------------------------------
+
+    def _download_finished(self, task: Any) -> None:
+        if task.state == "completed":
+            self.notifier.notify("Download complete", task_title(task))
+            self.library.refresh()
+        elif task.state == "failed":
+            self.notifier.notify(
+                "Download failed", f"{task_title(task)}: {failure_reason(task)}", warning=True
+            )
+
+    def _paused_changed(self, paused: bool) -> None:
+        if self.tray is not None:
+            self.tray.set_paused(paused)
+
+    def _tray_pause_toggled(self, paused: bool) -> None:
+        if paused:
+            self.dock.worker.pause()
+        else:
+            self.dock.worker.resume()
+
+    # -- window state -------------------------------------------------------------------------
+
+    def _restore_state(self) -> None:
+        state = window_settings(self.core)
+        geometry = state.value("geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1280, 820)
+        dock_state = state.value("state")
+        if dock_state is not None:
+            self.restoreState(dock_state)
+        self.show_page(str(state.value("page", DEFAULT_PAGE)))
+
+    def save_state(self) -> None:
+        state = window_settings(self.core)
+        state.setValue("geometry", self.saveGeometry())
+        state.setValue("state", self.saveState())
+        state.setValue("page", self.current_page)
+        state.sync()
+
+    @Slot()
+    def show_about(self) -> None:
+        from civdesk.ui.about import AboutDialog
+
+        dialog = AboutDialog(self, self.core.paths)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    @Slot()
+    def bring_to_front(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    @Slot()
+    def quit(self) -> None:
+        """Close for good (the tray's Quit): no hiding to the tray this time."""
+        self._quitting = True
+        self.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._quitting and self.tray is not None and self.core.settings.minimize_to_tray:
+            # Keep downloads running in the background; the tray brings the window back.
+            event.ignore()
+            self.hide()
+            self.notifier.notify("civdesk is still running", "Downloads continue in the tray")
+            return
+        self.save_state()
+        self.shutdown()
+        event.accept()
+        self.quit_requested.emit()
+
+    def shutdown(self) -> None:
+        """Stop every worker this window started (scan, downloads, thumbnails). Idempotent."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        # Every step runs even if one fails: a worker left running outlives the database.
+        steps = (
+            lambda: self.settings_page.flush(wait=True),
+            self.thumbnails.cancel_pending,
+            self.scans.shutdown,
+            self.dock.shutdown,
+            lambda: self.tray.hide() if self.tray is not None else None,
+        )
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("Shutting the window down: a step failed")

@@ -1,0 +1,142 @@
+"""The whole window: navigation, scan through the dock, shortcuts, state across restarts."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt, QThread
+from PySide6.QtWidgets import QApplication
+from tests.ui.conftest import open_core, wait_until_ready
+
+from civdesk.ui import tasks
+from civdesk.ui.main_window import MainWindow
+
+
+def _scan(qtbot, window: MainWindow, folder) -> None:
+    window.core.settings.library_folders = [str(folder)]
+    window.show_page("models")
+    qtbot.waitUntil(lambda: window.library._loading.done, timeout=5000)  # the first read
+    with qtbot.waitSignal(window.notifier.notified, timeout=15_000) as notified:
+        qtbot.mouseClick(window.library.scan_button, Qt.MouseButton.LeftButton)
+    # The scan's end starts a new read of the library.
+    with qtbot.waitSignal(window.library.snapshot_loaded, timeout=5000):
+        pass
+    return notified.args
+
+
+def test_navigation_shows_each_page(qtbot, main_window):
+    main_window.show()
+    for name, widget in (
+        ("civitai", main_window.browser),
+        ("settings", main_window.settings_page),
+        ("models", main_window.library),
+    ):
+        button = main_window.nav.widgetForAction(main_window.page_actions[name])
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        assert main_window.pages.currentWidget() is widget
+    assert main_window.dock.isVisible()
+
+
+def test_scan_library_reports_in_the_dock_and_notifies(qtbot, main_window, model_folder):
+    main_window.show()
+    title, message = _scan(qtbot, main_window, model_folder)
+    assert title == "Library scan finished"
+    assert "4 identified" in message
+    assert main_window.dock.scan_status.label.text() == message
+    assert main_window.library.proxy.rowCount() == 4
+    assert main_window.count_label.text() == "4 model files"
+    assert main_window.library.scan_button.isEnabled()
+
+
+def test_scan_without_folders_sends_the_user_to_settings(qtbot, main_window):
+    main_window.show()
+    main_window.show_page("models")
+    qtbot.mouseClick(main_window.library.scan_button, Qt.MouseButton.LeftButton)
+    assert main_window.current_page == "settings"
+    assert not main_window.scans.running
+
+
+def test_a_failing_scan_says_why(qtbot, main_window, tmp_path):
+    main_window.show()
+    main_window.core.settings.library_folders = [str(tmp_path / "unplugged drive")]
+    with qtbot.waitSignal(main_window.scans.stopped, timeout=10_000):
+        main_window.start_scan()
+    text = main_window.dock.scan_status.label.text()
+    assert text.startswith(("Scan failed:", "Scan finished:"))
+    assert "unplugged drive" in text
+
+
+def test_cancel_in_the_dock_stops_the_scan(qtbot, main_window, model_folder):
+    main_window.show()
+    main_window.core.settings.library_folders = [str(model_folder)]
+    with qtbot.waitSignal(main_window.scans.stopped, timeout=10_000):
+        assert main_window.start_scan()
+        assert not main_window.start_scan()  # one at a time
+        qtbot.mouseClick(main_window.dock.scan_status.cancel_button, Qt.MouseButton.LeftButton)
+    assert main_window.dock.scan_status.label.text().startswith(("Scan cancelled", "Scan finished"))
+
+
+def test_shortcuts_focus_search_and_refresh(qtbot, main_window):
+    main_window.show()
+    qtbot.waitExposed(main_window)
+    main_window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is main_window, timeout=2000)
+    main_window.show_page("settings")
+    qtbot.keyClick(main_window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert main_window.current_page == "models"
+    qtbot.waitUntil(lambda: main_window.library.search.hasFocus(), timeout=1000)
+    with qtbot.waitSignal(main_window.library.snapshot_loaded, timeout=3000):
+        qtbot.keyClick(main_window, Qt.Key.Key_F5)
+
+
+def test_state_and_settings_survive_a_restart(qtbot, core, civitai, tmp_path):
+    first = MainWindow(core, use_tray=False)
+    qtbot.addWidget(first)
+    wait_until_ready(qtbot, first)
+    first.show()
+    first.resize(760, 520)  # the offscreen screen is 800x600: restore clamps to it
+    size = first.size()
+    first.show_page("settings")
+    first.settings_page.add_library_folder(str(tmp_path))
+    qtbot.mouseClick(first.settings_page.minimize_to_tray, Qt.MouseButton.LeftButton)
+    first.close()
+    core.close()
+
+    again = open_core(core.paths.data, civitai.base_url)
+    try:
+        second = MainWindow(again, use_tray=False)
+        qtbot.addWidget(second)
+        wait_until_ready(qtbot, second)
+        assert second.current_page == "settings"
+        assert second.size() == size
+        assert again.settings.library_folders == [str(tmp_path.resolve())]
+        assert second.settings_page.minimize_to_tray.isChecked()
+        second.close()
+    finally:
+        tasks.wait_for_pools(5000)
+        again.close()
+        core.db = again.db  # the fixture closes core; both are closed now
+
+
+def test_no_thread_is_left_running_after_close(qtbot, core, model_folder):
+    window = MainWindow(core, use_tray=False)
+    qtbot.addWidget(window)
+    wait_until_ready(qtbot, window)
+    window.show()
+    core.settings.library_folders = [str(model_folder)]
+    window.start_scan()
+    window.close()
+    assert not window.scans.running or window.scans.job.cancel_event.is_set()
+    assert not window.dock.worker.running
+    assert tasks.wait_for_pools(5000)
+    assert tasks.active_thread_count() == 0
+    threads = [t for t in QApplication.instance().findChildren(QThread) if t.isRunning()]
+    assert threads == []
+
+
+@pytest.mark.parametrize("quit_via", ["close"])
+def test_download_notifications_reach_the_notifier(qtbot, main_window, civitai_catalog, quit_via):
+    main_window.show()
+    worker = main_window.dock.worker
+    with qtbot.waitSignal(main_window.notifier.notified, timeout=15_000) as blocker:
+        worker.add(civitai_catalog.vae_v1.id)
+    assert blocker.args[0] in ("Download complete", "Download failed")
