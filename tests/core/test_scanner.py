@@ -432,3 +432,41 @@ def test_rescan_rewrites_a_deleted_info_but_does_not_chase_a_forbidden_preview(
     Path(row.info_path).unlink()
     scanner.scan()
     assert Path(row.info_path).is_file() and civitai.requests == []
+
+
+def test_previews_are_fetched_by_threads_with_a_client_each(
+    lib: Library, settings: Settings, root: Path, civitai: CivitaiDouble
+) -> None:
+    model = civitai.add_model("Many Previews", "TextualInversion")
+    for i in range(12):
+        version = civitai.add_version(model, name=f"v{i}")
+        place(root, version.files[0], f"emb{i}.safetensors")
+    made: list[CivitaiClient] = []
+    lock = threading.Lock()
+
+    def factory() -> CivitaiClient:
+        client = CivitaiClient(civitai.base_url, max_retries=0)
+        with lock:
+            made.append(client)
+        return client
+
+    lookups = CivitaiClient(civitai.base_url, max_retries=0)
+    summary = Scanner(lib, lookups, settings, client_factory=factory,
+                      companion_workers=3).scan()
+    assert (summary.identified, summary.errors, summary.companions_written) == (12, [], 24)
+    assert all(f.preview_path and Path(f.preview_path).exists() for f in lib.local_files())
+    assert 1 <= len(made) <= 3  # one client per companion thread, never per file
+    image_fetches = [r for r in civitai.requests if r.host == "storage"]
+    assert len(image_fetches) == 12
+
+
+def test_old_constructor_clones_a_real_client_for_the_companion_threads(
+    lib: Library, client: CivitaiClient, settings: Settings
+) -> None:
+    scanner = Scanner(lib, client, settings)
+    assert scanner.client_factory is not None
+    clone = scanner.client_factory()
+    assert isinstance(clone, CivitaiClient) and clone.session is not client.session
+    assert (clone.base_url, clone.api_key, clone.max_retries) == (
+        client.base_url, client.api_key, client.max_retries)
+    assert Scanner(lib, None, settings).client_factory is None

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -32,15 +34,18 @@ from civdesk.core.hashing import (
     CancelFlag,
     FileStat,
     Hasher,
+    HashResult,
     default_workers,
     hash_many,
     sha256_file,
 )
 from civdesk.core.library import Library, LocalFile
+from civdesk.core.library.repository import FileRecord
 from civdesk.core.sidecars import (
     INFO_SUFFIX,
     Companions,
     FolderNames,
+    ImageFetcher,
     SidecarInfo,
     companion,
     find_preview,
@@ -56,6 +61,9 @@ MODEL_EXTENSIONS = frozenset(
 LOOKUP_BATCH = 100  # Civitai's bulk by-hash route takes up to 100 hashes per request
 SETTLE_BATCH = 100  # files per database transaction while hashing continues
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (phase changes always report)
+# Companion files (info + preview fetch) of a batch are written by a few threads, each with
+# its own client: the preview fetches wait on the network, not on a core.
+COMPANION_WORKERS = 4
 DEFAULT_RECHECK_UNKNOWN = timedelta(days=30)
 
 PHASE_WALKING = "walking"
@@ -235,6 +243,9 @@ class Scanner:
 
     ``client`` may be None (offline): files are then registered with lookup_state
     "pending" and looked up on a later scan. ``hasher`` is for tests that count reads.
+    ``client_factory`` makes one client per companion-writing thread (a requests.Session
+    is not thread-safe); by default ``client.clone`` when the client has it, else the
+    companions are written one at a time with ``client``.
     """
 
     def __init__(
@@ -246,9 +257,15 @@ class Scanner:
         workers: int | None = None,
         hasher: Hasher = sha256_file,
         recheck_unknown_after: timedelta = DEFAULT_RECHECK_UNKNOWN,
+        client_factory: Callable[[], ImageFetcher] | None = None,
+        companion_workers: int = COMPANION_WORKERS,
     ) -> None:
         self.library = library
         self.client = client
+        if client_factory is None and client is not None:
+            client_factory = getattr(client, "clone", None)
+        self.client_factory = client_factory
+        self.companion_workers = max(1, companion_workers)
         self.settings = settings
         configured = getattr(settings, "hash_workers", None)
         self.workers = workers or configured or default_workers()
@@ -347,22 +364,26 @@ class _ScanRun:
         self.lookups_down: str | None = None  # set after a transient failure: stop asking
         self.lookup_failures = 0
         self.settled_hashes: list[str] = []  # of every file seen, for duplicates
+        self.file_updates: list[tuple[int, dict[str, str | None]]] = []  # written in bulk
+        self.progress_lock = threading.Lock()  # progress comes from the hashing threads too
+        self.companion_writer = _CompanionWriter(scanner)
 
     # ---------------------------------------------------------------------- helpers
 
     def _progress(self, current: Path | None = None, force: bool = False) -> None:
-        self.report(
-            ScanProgress(
-                self.phase,
-                len(self.found),
-                self.hashed,
-                self.identified,
-                os.fspath(current) if current else None,
-                self.bytes_done,
-                self.bytes_total,
-            ),
-            force,
-        )
+        with self.progress_lock:
+            self.report(
+                ScanProgress(
+                    self.phase,
+                    len(self.found),
+                    self.hashed,
+                    self.identified,
+                    os.fspath(current) if current else None,
+                    self.bytes_done,
+                    self.bytes_total,
+                ),
+                force,
+            )
 
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -371,12 +392,20 @@ class _ScanRun:
     # ------------------------------------------------------------------------ steps
 
     def execute(self) -> ScanSummary:
+        try:
+            return self._execute()
+        finally:
+            self.companion_writer.close()
+
+    def _execute(self) -> ScanSummary:
         self._progress(force=True)
         known = {lf.path: lf for lf in self.lib.local_files()}
         self._walk(known)
         self.summary.found = len(self.found)
         pending = self._classify(known)
+        self._flush_file_updates()
         self._hash_and_settle(pending)
+        self._flush_file_updates()
         if self.full:
             self._clean_up()
         counts = Counter(self.settled_hashes)
@@ -490,7 +519,13 @@ class _ScanRun:
             if done is not None:
                 preview, info = done.preview_path or preview, done.info_path or info
         if _opt(preview) != row.preview_path or _opt(info) != row.info_path:
-            self.lib.update_file(row.id, preview_path=preview, info_path=info)
+            self.file_updates.append((row.id, {"preview_path": _opt(preview),
+                                               "info_path": _opt(info)}))
+
+    def _flush_file_updates(self) -> None:
+        if self.file_updates:
+            self.lib.update_files(self.file_updates)
+            self.file_updates = []
 
     def _move(self, old: LocalFile, f: _Found) -> None:
         del self.vanished[old.path]
@@ -529,21 +564,20 @@ class _ScanRun:
 
         batch: list[_Work] = list(ready)
         by_path = {os.fspath(w.found.path): w for w in to_hash}
-        lock = threading.Lock()
 
         def on_bytes(total: int) -> None:  # on hashing threads
-            with lock:
-                self.bytes_done = total
-                self._progress()
+            self.bytes_done = total
+            self._progress()
 
+        hashing = _Ahead(lambda stop: hash_many(
+            [w.found.path for w in to_hash],
+            self.s.workers,
+            progress=on_bytes,
+            cancel=_Either(self.cancel, stop),
+            hasher=self.s.hasher,
+        ))
         try:
-            for result in hash_many(
-                [w.found.path for w in to_hash],
-                self.s.workers,
-                progress=on_bytes,
-                cancel=self.cancel,
-                hasher=self.s.hasher,
-            ):
+            for result in hashing:
                 w = by_path[os.fspath(result.path)]
                 if result.error is not None or result.sha256 is None:
                     self.summary.errors.append(str(result.error))
@@ -561,6 +595,8 @@ class _ScanRun:
             # Keep what was hashed: registered as pending, looked up next time.
             self._settle(batch, offline=True)
             raise
+        finally:
+            hashing.close()
         self._settle(batch)
 
     def _moved_by_hash(self, w: _Work) -> bool:
@@ -582,20 +618,18 @@ class _ScanRun:
         if not offline:
             self._look_up([w for w in batch if w.version is None and w.needs_lookup])
         versions = {w.version.id: w.version for w in batch if w.version is not None}
-        with self.lib.db.session():
-            for version in versions.values():
-                if version.model_id is not None:
-                    self.lib.upsert_version(version)
+        self.lib.upsert_versions(v for v in versions.values() if v.model_id is not None)
         companions: dict[int, Companions | None] = {}
-        for w in batch:
-            if offline or self._cancelled():
-                break  # register the batch anyway; companions are written next scan
-            if w.version is not None:
-                companions[id(w)] = self._companions(w.found, w.version)
+        if not offline:  # else: register the batch anyway; companions are written next scan
+            identified = [w for w in batch if w.version is not None]
+            outcomes = self.companion_writer.write_all(
+                [(w.found, w.version) for w in identified if w.version is not None],
+                self.cancel,
+            )
+            for w, outcome in zip(identified, outcomes, strict=True):
+                companions[id(w)] = self._count_companions(outcome)
         now = _now()
-        with self.lib.db.session():
-            for w in batch:
-                self._register(w, companions.get(id(w)), now)
+        self.lib.register_files([self._record(w, companions.get(id(w)), now) for w in batch])
         if not offline:
             self._check_cancel()
 
@@ -657,18 +691,19 @@ class _ScanRun:
             w.lookup_state = "error"
 
     def _companions(self, f: _Found, version: ModelVersion) -> Companions | None:
-        try:
-            done = write_companions(
-                f.path, version, self.s.client, self.s.settings.allow_nsfw, f.siblings
-            )
-        except CivdeskError as err:
-            self.summary.errors.append(str(err))
-            return None
-        self.summary.errors.extend(done.problems)
-        self.summary.companions_written += int(done.wrote_info) + int(done.wrote_preview)
-        return done
+        return self._count_companions(self.companion_writer.write(f, version, self.s.client))
 
-    def _register(self, w: _Work, done: Companions | None, now: datetime) -> None:
+    def _count_companions(self, outcome: Companions | CivdeskError | None) -> Companions | None:
+        if isinstance(outcome, CivdeskError):
+            self.summary.errors.append(str(outcome))
+            return None
+        if outcome is not None:
+            self.summary.errors.extend(outcome.problems)
+            self.summary.companions_written += int(outcome.wrote_info) + int(
+                outcome.wrote_preview)
+        return outcome
+
+    def _record(self, w: _Work, done: Companions | None, now: datetime) -> FileRecord:
         f, st = w.found, w.stat or w.found.stat
         assert w.sha256 is not None
         preview = (done.preview_path if done else None) or find_preview(f.path, f.siblings)
@@ -678,7 +713,12 @@ class _ScanRun:
         )
         version = w.version
         matching = version.file_with_hash(w.sha256) if version else None
-        row = self.lib.register_file(
+        if w.lookup_state == "unknown":
+            self.summary.unknown += 1
+        if version is not None:
+            self.identified += 1
+        self.settled_hashes.append(w.sha256)
+        return FileRecord(
             f.path,
             size=st.size,
             mtime_ns=st.mtime_ns,
@@ -691,15 +731,9 @@ class _ScanRun:
             preview_path=preview,
             info_path=info,
             lookup_state=w.lookup_state,
+            # An unknown hash needs its lookup time too, or it is asked about on every scan.
+            looked_up_at=now if w.looked_up else None,
         )
-        if w.lookup_state == "unknown":
-            # register_file stamps looked_up_at only for found versions; an unknown hash
-            # needs it too, or it would be asked about again on every scan.
-            self.lib.update_file(row.id, looked_up_at=now)
-            self.summary.unknown += 1
-        if version is not None:
-            self.identified += 1
-        self.settled_hashes.append(w.sha256)
 
     # -------------------------------------------------------------------- clean up
 
@@ -709,6 +743,115 @@ class _ScanRun:
         gone = list(self.vanished)
         if gone:
             self.summary.removed = self.lib.remove_files(gone)
+
+
+class _CompanionWriter:
+    """Writes companion files, a batch at a time on a few threads with a client each."""
+
+    def __init__(self, scanner: Scanner) -> None:
+        self.scanner = scanner
+        self.local = threading.local()
+        self.clients: list[ImageFetcher] = []
+        self.lock = threading.Lock()
+        self.pool: ThreadPoolExecutor | None = None
+
+    def write(
+        self, f: _Found, version: ModelVersion, client: ImageFetcher | None
+    ) -> Companions | CivdeskError:
+        try:
+            return write_companions(
+                f.path, version, client, self.scanner.settings.allow_nsfw, f.siblings
+            )
+        except CivdeskError as err:
+            return err
+
+    def write_all(
+        self, items: list[tuple[_Found, ModelVersion]], cancel: CancelFlag | None
+    ) -> list[Companions | CivdeskError | None]:
+        """Each item's companions (None: skipped after a cancel), in the order given."""
+        parallel = self.scanner.client_factory is not None and len(items) > 1
+
+        def one(item: tuple[_Found, ModelVersion]) -> Companions | CivdeskError | None:
+            if cancel is not None and cancel.is_set():
+                return None  # the files are registered anyway; companions come next scan
+            client = self._thread_client() if parallel else self.scanner.client
+            return self.write(*item, client=client)
+
+        if not parallel:
+            return [one(item) for item in items]
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.scanner.companion_workers,
+                                           thread_name_prefix="civdesk-companions")
+        return list(self.pool.map(one, items))
+
+    def _thread_client(self) -> ImageFetcher:
+        """This pool thread's own client, made on first use."""
+        client: ImageFetcher | None = getattr(self.local, "client", None)
+        if client is None:
+            assert self.scanner.client_factory is not None
+            client = self.local.client = self.scanner.client_factory()
+            with self.lock:
+                self.clients.append(client)
+        return client
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        for client in self.clients:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
+        self.clients.clear()
+
+
+_DONE = object()
+
+
+class _Ahead(Iterator[HashResult]):
+    """Runs a generator on its own thread, so it keeps working while the consumer settles.
+
+    ``make`` gets a stop flag that :meth:`close` sets; the generator must honour it.
+    """
+
+    def __init__(self, make: Callable[[threading.Event], Iterator[HashResult]]) -> None:
+        self.stop = threading.Event()
+        self.items: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, args=(make,), daemon=True,
+                                       name="civdesk-scan-hashing")
+        self.thread.start()
+
+    def _run(self, make: Callable[[threading.Event], Iterator[HashResult]]) -> None:
+        try:
+            for item in make(self.stop):
+                self.items.put(item)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self.items.put(exc)
+        self.items.put(_DONE)
+
+    def __next__(self) -> HashResult:
+        item = self.items.get()
+        if item is _DONE:
+            self.items.put(_DONE)
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self.items.put(_DONE)
+            raise item
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+class _Either:
+    """Set when either flag is set (the caller's cancel, or our own stop)."""
+
+    def __init__(self, first: CancelFlag | None, second: CancelFlag) -> None:
+        self.first, self.second = first, second
+
+    def is_set(self) -> bool:
+        return self.second.is_set() or (self.first is not None and self.first.is_set())
 
 
 def _same(row: LocalFile, st: FileStat) -> bool:

@@ -232,6 +232,7 @@ class CivitaiClient:
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
         self.sleep = sleep
+        self.user_agent = user_agent
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = user_agent
         self.session.headers["Accept"] = "application/json"
@@ -241,6 +242,17 @@ class CivitaiClient:
     def __repr__(self) -> str:
         # Never the key itself; only whether there is one.
         return f"CivitaiClient({self.base_url!r}, api_key={'set' if self.api_key else None})"
+
+    def clone(self) -> CivitaiClient:
+        """A client with the same host, key and retry policy on its own session.
+
+        For another thread: a ``requests.Session`` must not be shared between threads.
+        """
+        return CivitaiClient(
+            self.base_url, self.api_key, timeout=self.timeout, max_retries=self.max_retries,
+            backoff=self.backoff, max_backoff=self.max_backoff,
+            max_retry_after=self.max_retry_after, user_agent=self.user_agent, sleep=self.sleep,
+        )
 
     @property
     def api_host(self) -> str:
