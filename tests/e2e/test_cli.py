@@ -128,6 +128,16 @@ def test_an_unknown_command_is_a_usage_error(tmp_data_dir: Path) -> None:
     assert run.stdout == ""
 
 
+def test_an_unusable_data_folder_is_one_clear_line(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("I am a file")
+    run = civdesk("--data-dir", str(not_a_folder), "list")
+    assert run.code == 1
+    assert len(run.error_lines) == 1
+    assert run.error_lines[0].startswith(
+        f"civdesk: error: Cannot use the civdesk data folder {not_a_folder}")
+
+
 # -------------------------------------------------------------------------------- scan
 
 
@@ -183,6 +193,23 @@ def test_a_second_scan_changes_nothing(
     assert tree(models_dir) == before  # no file rewritten, none added
     assert cli("list", "--json").json == listed
     assert not [r for r in civitai.requests if "by-hash" in r.path]  # nothing asked again
+
+
+def test_an_offline_scan_registers_files_and_a_later_scan_identifies_them(
+    cli: Cli, models_dir: Path
+) -> None:
+    offline = cli("--api-base", closed_port_url(), "--retries", "0", "scan", str(models_dir),
+                  "--json")
+    assert offline.code == 0
+    assert offline.json["found"] == 3 and offline.json["identified"] == 0
+    assert all(m["version_id"] is None and m["sha256"] for m in offline.json["models"])
+    [warning] = offline.error_lines
+    assert warning.startswith("civdesk: warning: Civitai could not be asked about 3 file")
+    assert "Cannot reach Civitai" in warning
+
+    online = cli("scan", "--json")
+    assert online.code == 0 and online.stderr == ""
+    assert online.json["identified"] == 2
 
 
 def test_scan_without_any_folder_says_how_to_start(cli: Cli) -> None:

@@ -29,7 +29,7 @@ from civdesk.cli.errors import (
     report_unexpected,
 )
 from civdesk.cli.progress import ProgressBar
-from civdesk.core.errors import CivdeskError
+from civdesk.core.errors import CivdeskError, FileProblem
 from civdesk.paths import ENV_DATA_DIR, app_paths
 
 if TYPE_CHECKING:
@@ -111,12 +111,18 @@ class Session:
         if self._core is None:
             from civdesk.core.context import Core
 
-            self._core = Core.open(
-                self.options.data_dir,
-                api_base=self.options.api_base,
-                # CIVITAI_API_KEY is the key store's to read (it reports it as the source).
-                api_key=self.options.api_key or None,
-            )
+            try:
+                self._core = Core.open(
+                    self.options.data_dir,
+                    api_base=self.options.api_base,
+                    # CIVITAI_API_KEY is the key store's to read (it reports it as the source).
+                    api_key=self.options.api_key or None,
+                )
+            except OSError as exc:
+                # A data folder that is a file, read-only or on a vanished drive.
+                where = exc.filename or app_paths(self.options.data_dir).data
+                raise FileProblem(f"Cannot use the civdesk data folder {where}: "
+                                  f"{exc.strerror or exc}") from exc
         return self._core
 
     def client(self) -> CivitaiClient:

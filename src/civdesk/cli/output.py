@@ -32,6 +32,13 @@ def print_lines(lines: Sequence[str], stream: TextIO | None = None) -> None:
     out.flush()
 
 
+def print_warning(message: str, stream: TextIO | None = None) -> None:
+    """A problem that did not stop the command: ``civdesk: warning: …`` on stderr."""
+    out = stream or sys.stderr
+    out.write(f"civdesk: warning: {' '.join(message.split())}\n")
+    out.flush()
+
+
 def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> list[str]:
     """Left-aligned columns separated by two spaces; the last column is never padded.
 

@@ -17,7 +17,14 @@ from civdesk.cli.commands.common import (
     resolve_version,
 )
 from civdesk.cli.errors import EXIT_OK, Interrupted, UsageError
-from civdesk.cli.output import human_size, plural, print_json, print_lines, table
+from civdesk.cli.output import (
+    human_size,
+    plural,
+    print_json,
+    print_lines,
+    print_warning,
+    table,
+)
 
 if TYPE_CHECKING:
     from civdesk.cli.app import Session
@@ -103,6 +110,11 @@ def run_scan(session: Session, args: argparse.Namespace) -> int:
         print_json(scan_record(summary, entries))
     else:
         print_lines(scan_summary_lines(summary, folders))
+    # The scan itself succeeded (exit 0); what it could not do is said on stderr, so a
+    # script reading stdout still gets clean output.
+    for problem in [*(f"folder not found (its files stay in the library): {root}"
+                      for root in summary.missing_roots), *summary.errors]:
+        print_warning(problem)
     return EXIT_OK
 
 
@@ -162,10 +174,6 @@ def scan_summary_lines(summary: ScanSummary, folders: list[Path]) -> list[str]:
         changes.append(f"{plural(summary.duplicates, 'duplicate')} (see `civdesk duplicates`)")
     if changes:
         lines.append("; ".join(changes).capitalize() + ".")
-    for root in summary.missing_roots:
-        lines.append(f"Folder not found (kept in the library): {root}")
-    for error in summary.errors:
-        lines.append(f"Skipped: {error}")
     if summary.unknown:
         lines.append("Tie an unknown file to its Civitai version with: civdesk link PATH REF")
     return lines
