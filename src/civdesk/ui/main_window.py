@@ -276,8 +276,9 @@ class MainWindow(QMainWindow):
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1280, 820)
         dock_state = state.value("state")
-        if dock_state is not None:
-            self.restoreState(dock_state)
+        if dock_state is None or not self.restoreState(dock_state):
+            # First start: the library gets the room, the dock a few rows.
+            self.resizeDocks([self.dock], [170], Qt.Orientation.Vertical)
         self.show_page(str(state.value("page", DEFAULT_PAGE)))
 
     def save_state(self) -> None:

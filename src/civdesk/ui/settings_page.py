@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.errors import CivdeskError
 from civdesk.core.settings import DEFAULT_API_BASE, DEFAULT_TYPE_FOLDERS
+from civdesk.ui.library.model import type_label
 from civdesk.ui.tasks import run_task
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class SettingsPage(QWidget):
 
     def _build(self) -> None:
         body = QWidget()
+        body.setMaximumWidth(960)  # long lines of form fields are hard to read
         column = QVBoxLayout(body)
         column.addWidget(self._account_group())
         column.addWidget(self._library_group())
@@ -176,7 +178,7 @@ class SettingsPage(QWidget):
             edit.setObjectName(f"typeFolder_{model_type}")
             edit.editingFinished.connect(self._fields_changed)
             self._type_edits[model_type] = edit
-            form.addRow(model_type, edit)
+            form.addRow(type_label(model_type), edit)
         return group
 
     def _behaviour_group(self) -> QGroupBox:

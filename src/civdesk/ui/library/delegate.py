@@ -11,7 +11,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, Q
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from civdesk.core.library.repository import UNKNOWN_TYPE
-from civdesk.ui.library.model import Role
+from civdesk.ui.library.model import Role, type_label
 from civdesk.ui.theme import badge_color, type_color
 from civdesk.ui.thumbnails import ThumbnailLoader
 
@@ -97,7 +97,7 @@ class CardDelegate(QStyledItemDelegate):
 
     def _paint_badges(self, painter: QPainter, thumb: QRectF, index: AnyIndex) -> None:
         model_type = index.data(Role.Type) or UNKNOWN_TYPE
-        left = [(model_type, type_color(model_type))]
+        left = [(type_label(model_type), type_color(model_type))]
         right = []
         if index.data(Role.Update) is not None:
             right.append(("Update", badge_color("update")))

@@ -98,6 +98,19 @@ def load_snapshot(library: Library) -> LibrarySnapshot:
     return LibrarySnapshot(entries, duplicates, updates)
 
 
+TYPE_LABELS = {
+    "TextualInversion": "Embedding",
+    "LORA": "LoRA",
+    "Controlnet": "ControlNet",
+    UNKNOWN_TYPE: "Unidentified",
+}
+
+
+def type_label(model_type: str) -> str:
+    """The name people use for a Civitai model type."""
+    return TYPE_LABELS.get(model_type, model_type)
+
+
 def display_name(entry: LibraryEntry) -> str:
     """Model name for identified files, the file name for the rest."""
     return entry.model_name or entry.file_name

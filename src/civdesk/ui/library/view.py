@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QToolButton,
@@ -47,6 +48,7 @@ from civdesk.ui.library.model import (
     SortKey,
     display_name,
     load_snapshot,
+    type_label,
 )
 from civdesk.ui.library.operations import check_model_update, delete_with_companions
 from civdesk.ui.tasks import TaskHandle, run_task
@@ -55,7 +57,7 @@ from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 log = logging.getLogger(__name__)
 
 SITE_URL = "https://civitai.com"
-DETAIL_PREVIEW = QSize(288, 360)
+DETAIL_PREVIEW = QSize(240, 300)
 SEARCH_DELAY_MS = 150
 SIDEBAR_KIND = Qt.ItemDataRole.UserRole + 1  # ("type", name) | ("show", Show)
 
@@ -71,16 +73,6 @@ TYPE_ORDER = (
     "Controlnet",
     "Upscaler",
 )
-TYPE_LABELS = {
-    "TextualInversion": "Embedding",
-    "LORA": "LoRA",
-    "Controlnet": "ControlNet",
-    UNKNOWN_TYPE: "Unidentified",
-}
-
-
-def type_label(model_type: str) -> str:
-    return TYPE_LABELS.get(model_type, model_type)
 
 
 def civitai_url(entry: LibraryEntry, site: str = SITE_URL) -> str | None:
@@ -205,6 +197,11 @@ class DetailPane(QWidget):
         ):
             value = QLabel()
             value.setWordWrap(True)
+            if name in ("Path", "SHA256", "Civitai"):
+                # Long unbreakable text: clip it to the pane (full text in the tooltip and
+                # selectable) rather than widen the pane beyond the window.
+                value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+                value.setWordWrap(False)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
             value.setOpenExternalLinks(True)
             self._values[name] = value
@@ -294,6 +291,7 @@ class DetailPane(QWidget):
                 Qt.TextFormat.RichText if name == "Civitai" else Qt.TextFormat.PlainText
             )
             label.setText(text)
+            label.setToolTip(text if name in ("Path", "SHA256") else "")
 
         self.words_layout.clear()
         for word in entry.trained_words:
@@ -458,7 +456,8 @@ class LibraryPage(QWidget):
         detail_scroll = QScrollArea()
         detail_scroll.setWidget(self.detail)
         detail_scroll.setWidgetResizable(True)
-        detail_scroll.setMinimumWidth(320)
+        detail_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        detail_scroll.setMinimumWidth(DETAIL_PREVIEW.width() + 48)
 
         self.splitter = QSplitter()
         self.splitter.setObjectName("librarySplitter")
@@ -466,7 +465,7 @@ class LibraryPage(QWidget):
         self.splitter.addWidget(self.stack)
         self.splitter.addWidget(detail_scroll)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([180, 700, 340])
+        self.splitter.setSizes([180, 820, DETAIL_PREVIEW.width() + 80])
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 0)
