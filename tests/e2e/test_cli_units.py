@@ -157,7 +157,7 @@ def test_global_options_work_before_and_after_the_command() -> None:
     assert parser.parse_args(["list", "--type", "lora"]).type == "LORA"
 
 
-def test_no_command_opens_the_window_with_the_global_options() -> None:
+def test_no_command_opens_the_window_with_the_global_options(tmp_data_dir: object) -> None:
     seen = []
     code = main(["--data-dir", "/tmp/x", "--api-key", "K"],
                 open_window=lambda session: seen.append(session.options) or 7)
@@ -165,8 +165,40 @@ def test_no_command_opens_the_window_with_the_global_options() -> None:
     assert (seen[0].data_dir, seen[0].api_key) == ("/tmp/x", "K")
 
 
-def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2(tmp_data_dir: object, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--type", "nonsense"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "unknown model type 'nonsense'" in err
     assert main(["--retries", "-1", "list"]) == EXIT_USAGE
+
+
+def test_background_work_returns_its_result_or_raises_its_error() -> None:
+    from civdesk.cli.background import run_cancellable
+
+    assert run_cancellable(lambda: 42, lambda: None) == 42
+
+    def fail() -> None:
+        raise DiskFull("no room")
+
+    with pytest.raises(DiskFull, match="no room"):
+        run_cancellable(fail, lambda: None)
+
+
+def test_ctrl_c_asks_background_work_to_stop_and_waits_for_it() -> None:
+    import _thread
+    import threading
+
+    from civdesk.cli.background import run_cancellable
+
+    stop = threading.Event()
+    finished = threading.Event()
+
+    def work() -> str:
+        _thread.interrupt_main()  # what Ctrl+C does: KeyboardInterrupt in the main thread
+        stop.wait(10)
+        finished.set()
+        return "stopped"
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cancellable(work, stop.set)
+    assert stop.is_set() and finished.is_set()

@@ -37,8 +37,9 @@ def run_cancellable(work: Callable[[], T], stop: Callable[[], None], *,
             outcome["error"] = exc
 
     worker = threading.Thread(target=target, name=name, daemon=True)
-    worker.start()
     try:
+        # Started inside the try: a Ctrl+C that lands while start() waits must stop it too.
+        worker.start()
         # A timed join: a bare join() would hold Ctrl+C off until the work ends.
         while worker.is_alive():
             worker.join(_POLL)
