@@ -1,10 +1,15 @@
 """One download, done the way a multi-GB file deserves.
 
 The bytes stream into ``<final name>.part`` and are hashed as they arrive, so the file is
-never read a second time. A failure keeps the ``.part``; the next attempt (now, or after a
-restart) asks for the rest with Range, re-hashing the kept bytes first. Only a complete,
-verified, fsynced file is renamed (atomically) to its final name, so a half file never sits
-under a name another tool would load. An existing file is never overwritten.
+never read a second time. A reader thread takes the body off the socket into a few reused
+buffers while this thread hashes and writes the previous ones: hashlib, os.write and the
+socket reads all release the GIL, so on two cores the download runs at the speed of its
+slowest stage (SHA256, ~1 GB/s) instead of the sum of all three.
+
+A failure keeps the ``.part``; the next attempt (now, or after a restart) asks for the rest
+with Range, re-hashing the kept bytes first. Only a complete, verified, fsynced file is
+renamed (atomically) to its final name, so a half file never sits under a name another tool
+would load. An existing file is never overwritten.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import errno
 import hashlib
 import logging
 import os
+import queue
 import shutil
 import threading
 import time
@@ -32,6 +38,9 @@ PART_SUFFIX = ".part"
 #: Large reads and writes: per-call overhead, not bandwidth, bounds Python on a fast link.
 CHUNK_SIZE = 4 << 20
 REHASH_BUFFER = 4 << 20
+#: Buffers in flight between the socket reader and the hasher/writer: memory stays
+#: ``PIPELINE_BUFFERS * chunk_size`` whatever the file size.
+PIPELINE_BUFFERS = 4
 NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
@@ -145,7 +154,7 @@ class Downloader:
         self.progress_interval = progress_interval
 
     def buffer(self) -> bytearray:
-        """The read buffer for one download (created per call: downloads may run in parallel)."""
+        """One read buffer (created per download: downloads may run in parallel)."""
         return bytearray(self.chunk_size)
 
     def download(
@@ -349,34 +358,44 @@ class _Job:
                            f"{human_size(needed)}, {human_size(free)} free")
 
     def _stream(self, response: DownloadResponse, start: int) -> int:
-        """Append the body to the .part, hashing as it goes; return the bytes received."""
+        """Append the body to the .part, hashing as it goes; return the bytes received.
+
+        Every byte the reader got before a break is written and hashed before the break is
+        raised, so the .part and the hasher always agree for the resume.
+        """
         assert self.part is not None
         received = 0
         update = self.hasher.update
-        buffer = self.o.buffer()  # one reused buffer: memory stays flat whatever the size
         fd = self._open_append()
+        reader = _BodyReader(response, [self.o.buffer() for _ in range(PIPELINE_BUFFERS)],
+                             self.cancel)
+        finished = False
         try:
             while True:
-                try:
-                    n = response.readinto(buffer)
-                except NetworkError as exc:
-                    raise _Interrupted(str(exc), url=exc.url) from exc
+                buffer, n = reader.next_filled()
                 if not n:
                     break
                 chunk = memoryview(buffer)[:n]
                 self._write_all(fd, chunk)
                 update(chunk)
+                reader.recycle(buffer)
                 received += n
                 self.hashed = start + received
                 self.meter.update(self.hashed)
                 if self.cancel.is_set():
-                    break
+                    break  # now, not after the buffers already read ahead
+            finished = not self.cancel.is_set()
             os.fsync(fd)  # on disk before it can be renamed into place (or kept for resume)
         except OSError as exc:
             raise self._write_error(exc) from None
         finally:
+            # After a failure here the reader may sit in a read: closing the response (our
+            # caller does) ends it, no need to wait.
+            reader.stop(wait=finished)
             os.close(fd)
         self._check_cancel()
+        if reader.error is not None:
+            raise _Interrupted(str(reader.error), url=reader.error.url) from reader.error
         return received
 
     def _open_append(self) -> int:
@@ -424,6 +443,66 @@ class _Job:
         _fsync_dir(final.parent)
         log.info("Downloaded %s (%s)", final, human_size(size))
         return DownloadResult(final, digest, size)
+
+
+class _BodyReader:
+    """Fills buffers from a response body on its own thread, a bounded few ahead.
+
+    :meth:`next_filled` hands them out in order; :meth:`recycle` gives one back for reuse.
+    A :class:`NetworkError` (or a cancel) ends the body early: ``error`` keeps the first.
+    """
+
+    def __init__(self, response: DownloadResponse, buffers: list[bytearray],
+                 cancel: threading.Event) -> None:
+        self.response = response
+        self.cancel = cancel
+        self.error: NetworkError | None = None
+        self._free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+        self._filled: queue.SimpleQueue[tuple[bytearray, int]] = queue.SimpleQueue()
+        for buffer in buffers:
+            self._free.put(buffer)
+        self._empty = bytearray(0)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="civdesk-download-reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            buffer = self._free.get()
+            if buffer is None or self.cancel.is_set() or self._stopping.is_set():
+                break
+            try:
+                n = self.response.readinto(buffer)
+            except NetworkError as exc:
+                self.error = exc
+                break
+            except BaseException as exc:  # a bug: end the body, never hang the consumer
+                if not self._stopping.is_set():  # else: the response was closed under us
+                    log.exception("Download reader failed")
+                    self.error = NetworkError(f"The download stopped ({exc})")
+                break
+            if not n:
+                break
+            self._filled.put((buffer, n))
+        self._filled.put((self._empty, 0))
+
+    def next_filled(self) -> tuple[bytearray, int]:
+        """The next buffer and how many bytes it holds; 0 bytes at the end of the body."""
+        item = self._filled.get()
+        if not item[1]:
+            self._filled.put(item)  # the end stays the end
+        return item
+
+    def recycle(self, buffer: bytearray) -> None:
+        self._free.put(buffer)
+
+    def stop(self, *, wait: bool) -> None:
+        """Stop reading; ``wait`` for the thread (it is done or about to be, at the end)."""
+        self._stopping.set()
+        self._free.put(None)
+        if wait:
+            self._thread.join()
 
 
 def _hash_file(path: Path, length: int, cancel: threading.Event) -> Any:
