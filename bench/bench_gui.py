@@ -1,0 +1,216 @@
+"""How the window holds up with a big library, and while a scan and a download run.
+
+    QT_QPA_PLATFORM=offscreen python bench/bench_gui.py [--models 10000] [--scan-files 2000]
+
+Figures:
+
+* open: time from building the window to the grid showing a 10,000-file library (rows
+  built through the Library API, each with its own generated preview image), and until the
+  thumbnails on screen are decoded;
+* stall: a QTimer fires every 5 ms on the GUI thread and records the gaps between firings
+  while a large scan and a download (from the Civitai test double, on loopback) run; the
+  worst gap is the longest the window could not respond. Target: no stall over 50 ms;
+* peak memory of the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import MiB, make_file, peak_rss_mib
+from PySide6.QtCore import QElapsedTimer, QTimer
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QApplication
+from tests.double import CivitaiDouble
+
+from civdesk.core.civitai.schema import ModelVersion
+from civdesk.core.context import Core
+from civdesk.core.library.repository import FileRecord
+from civdesk.core.secrets import ApiKeyStore
+
+STALL_TARGET_MS = 50
+TYPES = ("LORA", "Checkpoint", "TextualInversion", "VAE", "LoCon")
+
+
+def wait(app: QApplication, seconds: float, until) -> float:
+    """Run the event loop until ``until()`` or ``seconds``; the time it took."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds and not until():
+        app.processEvents()
+        time.sleep(0.001)
+    return time.perf_counter() - start
+
+
+def build_library(core: Core, root: Path, count: int) -> None:
+    """``count`` identified files, each with its own preview, stored through the Library API.
+
+    In batches through the bulk methods the scanner uses (one statement per table a batch).
+    """
+    previews = root / "previews"
+    previews.mkdir(parents=True)
+    image = QImage(192, 240, QImage.Format.Format_RGB32)
+    batch = 500
+    for first in range(1, count + 1, batch):
+        ids = range(first, min(first + batch, count + 1))
+        versions = []
+        records = []
+        for i in ids:
+            kind = TYPES[i % len(TYPES)]
+            versions.append(
+                ModelVersion.from_json(
+                    {
+                        "id": 100_000 + i,
+                        "modelId": i,
+                        "name": "v1.0",
+                        "baseModel": "SD 1.5",
+                        "trainedWords": [f"word{i}"],
+                        "model": {"name": f"Model {i:05d}", "type": kind},
+                        "files": [
+                            {
+                                "id": 200_000 + i,
+                                "name": f"model_{i}.safetensors",
+                                "sizeKB": 2048,
+                                "hashes": {"SHA256": f"{i:064X}"},
+                            }
+                        ],
+                    }
+                )
+            )
+            image.fill(QColor.fromHsv(i * 37 % 360, 160, 200))
+            preview = previews / f"model_{i}.preview.jpeg"
+            image.save(str(preview), "JPEG", 80)
+            records.append(
+                FileRecord(
+                    path=root / kind / f"model_{i}.safetensors",
+                    size=2048 * 1024,
+                    mtime_ns=i,
+                    inode=i,
+                    sha256=f"{i:064X}",
+                    version_id=100_000 + i,
+                    file_id=200_000 + i,
+                    preview_path=preview,
+                )
+            )
+        core.library.upsert_versions(versions)
+        core.library.register_files(records)
+
+
+class StallMeter:
+    """Fires every 5 ms on the GUI thread and keeps the gaps between firings."""
+
+    def __init__(self) -> None:
+        self.gaps: list[float] = []
+        self._clock = QElapsedTimer()
+        self._timer = QTimer()
+        self._timer.setInterval(5)
+        self._timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self._clock.start()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _tick(self) -> None:
+        self.gaps.append(self._clock.nsecsElapsed() / 1e6)
+        self._clock.restart()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=10_000)
+    parser.add_argument("--scan-files", type=int, default=2_000)
+    parser.add_argument("--download-mib", type=int, default=256)
+    args = parser.parse_args(argv)
+
+    app = QApplication(sys.argv[:1])
+    from civdesk.ui import tasks
+    from civdesk.ui.library.delegate import CardDelegate
+    from civdesk.ui.library.model import Role
+    from civdesk.ui.main_window import MainWindow
+    from civdesk.ui.thumbnails import thumbnail_key
+
+    with tempfile.TemporaryDirectory(prefix="civdesk-bench-") as tmp, CivitaiDouble() as double:
+        tmp_path = Path(tmp)
+        core = Core.open(tmp_path / "data", api_base=double.base_url)
+        core.keys = ApiKeyStore(core.paths.config, keyring_backend=None)
+        t0 = time.perf_counter()
+        build_library(core, tmp_path / "lib", args.models)
+        print(f"built {args.models} library rows with previews in {time.perf_counter() - t0:.1f} s")
+
+        # -- open ---------------------------------------------------------------------------
+        start = time.perf_counter()
+        window = MainWindow(core, use_tray=False)
+        window.resize(1400, 900)
+        window.show_page("models")
+        window.show()
+        page = window.library
+        loaded = wait(app, 60, lambda: len(page.snapshot.entries) == args.models)
+        page.grid.viewport().repaint()
+        size = CardDelegate.thumb_size()
+        first = [page.proxy.index(r, 0).data(Role.Preview) for r in range(8)]
+        keys = [thumbnail_key(p, size) for p in first if p]
+        wait(app, 60, lambda: all(window.thumbnails.cached(k) is not None for k in keys))
+        shown = time.perf_counter() - start
+        print(
+            f"open: library of {args.models} on screen in {loaded * 1000:.0f} ms, "
+            f"first thumbnails in {shown * 1000:.0f} ms"
+        )
+
+        # -- stalls during a scan and a download ------------------------------------------------
+        scan_root = tmp_path / "scan"
+        for i in range(args.scan_files):
+            folder = scan_root / f"folder{i // 200:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            make_file(folder / f"file_{i}.safetensors", 64 * 1024 if i % 100 else 8 * MiB)
+        model = double.add_model("Big Download", "Checkpoint")
+        version = double.add_version(
+            model, "v1", "SDXL 1.0", files=[double.file(size=args.download_mib * MiB)]
+        )
+        core.settings.library_folders = [str(scan_root)]
+        meter = StallMeter()
+        meter.start()
+        started = time.perf_counter()
+        window.dock.worker.add(version.id, dest_dir=str(tmp_path / "downloads"))
+        window.start_scan()
+        wait(app, 600, lambda: not window.scans.running)
+        scan_s = time.perf_counter() - started
+        wait(
+            app,
+            600,
+            lambda: any(t.state in ("completed", "failed") for t in window.dock.model.tasks()),
+        )
+        both_s = time.perf_counter() - started
+        meter.stop()
+        gaps = sorted(meter.gaps)
+        worst = gaps[-1] if gaps else 0.0
+        p99 = gaps[int(len(gaps) * 0.99)] if gaps else 0.0
+        state = next((t.state for t in window.dock.model.tasks()), "none")
+        print(
+            f"scan of {args.scan_files} files: {scan_s:.1f} s; "
+            f"download of {args.download_mib} MiB: {state} after {both_s:.1f} s"
+        )
+        print(
+            f"event loop: {len(gaps)} ticks, median gap {statistics.median(gaps):.1f} ms, "
+            f"p99 {p99:.1f} ms, worst {worst:.1f} ms "
+            f"({'OK' if worst <= STALL_TARGET_MS else 'over'} the {STALL_TARGET_MS} ms target)"
+        )
+        print(f"peak memory: {peak_rss_mib():.0f} MiB")
+        window.close()
+        tasks.shutdown()
+        core.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
