@@ -564,6 +564,18 @@ def test_a_rate_limited_download_waits_and_succeeds(
     assert len(asked) >= 2  # the 429, then the one that went through
 
 
+def test_a_download_still_rate_limited_after_the_retries_says_so(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    civitai.rate_limit(n=50, retry_after=0.05, path_prefix="/api/download/")
+    run = cli("--retries", "0", "download", str(civitai_catalog.lora_v1.id))
+    assert run.code == 1
+    assert run.error_lines == [
+        "civdesk: error: Civitai is rate limiting requests; wait a while and try again"]
+    assert not (download_root(home) / "Lora").exists() or not list(
+        (download_root(home) / "Lora").iterdir())
+
+
 def test_bad_references_and_files_are_usage_errors(
     cli: Cli, civitai_catalog: SampleCatalog
 ) -> None:

@@ -42,7 +42,7 @@ def describe(error: CivdeskError) -> str:
     message = " ".join(str(error).split()) or type(error).__name__
     if isinstance(error, AuthRequired) and "disabled downloads" not in message.lower():
         message = f"{message} ({KEY_HINT})"
-    elif isinstance(error, RateLimited) and error.retry_after:
+    elif isinstance(error, RateLimited) and (error.retry_after or 0) >= 1:
         message = f"{message} (Civitai asked to wait {error.retry_after:.0f} s)"
     return message
 

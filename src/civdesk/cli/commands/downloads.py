@@ -122,6 +122,8 @@ def _failure(snapshot: TaskSnapshot) -> CivdeskError:
     message = snapshot.error or f"The download ended {snapshot.state}"
     if snapshot.error_kind == "auth" and "disabled downloads" not in message.lower():
         message = f"{message} ({KEY_HINT})"
+    elif snapshot.error_kind == "rate_limited" and (snapshot.retry_after or 0) >= 1:
+        message = f"{message} (Civitai asked to wait {snapshot.retry_after:.0f} s)"
     return DownloadFailed(message, snapshot.error_kind)
 
 
