@@ -147,7 +147,7 @@ class Session:
 
 
 def main(argv: Sequence[str] | None = None, open_window: OpenWindow | None = None) -> int:
-    """Run one command line and return its exit code (never raises, except SystemExit)."""
+    """Run one command line and return its exit code; nothing escapes as an exception."""
     parser = build_parser()
     try:
         options = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
