@@ -147,7 +147,8 @@ class Session:
 
 
 def main(argv: Sequence[str] | None = None, open_window: OpenWindow | None = None) -> int:
-    """Run one command line and return its exit code; nothing escapes as an exception."""
+    """Run one command line and return its exit code (a command never raises; the window
+    reports its own failures once it runs)."""
     parser = build_parser()
     try:
         options = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
