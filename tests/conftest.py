@@ -1,11 +1,20 @@
-"""Shared fixtures. The Qt platform must be set before anything imports Qt."""
+"""Shared fixtures. The Qt platform must be set before anything imports Qt.
+
+Besides the double and the data folder, three autouse checks (the napari habit) fail a test
+that used Qt and left work behind: a running ``QThread``, an active ``QThreadPool`` job or
+an active ``QTimer`` (pending ``singleShot`` calls included). Left-overs like these fire
+during a later test, on objects that are gone, and crash it far from the cause.
+"""
 
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from collections.abc import Iterator
+import time
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +47,179 @@ def tmp_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data_dir.mkdir()
     monkeypatch.setenv("CIVDESK_DATA_DIR", str(data_dir))
     return data_dir
+
+
+# -- Qt left-overs ---------------------------------------------------------------------------
+
+#: How long a test's threads, pool jobs and short timers get to finish after it returned.
+QT_GRACE_SECONDS = 3.0
+#: Mark a test that deliberately leaves Qt work behind (say why in the reason).
+LEAK_CHECK_OPT_OUT = "qt_leaks_allowed"
+
+
+def _uses_qt(request: pytest.FixtureRequest) -> bool:
+    # qtbot, qtmodeltester and every widget fixture depend on qapp; core tests never do.
+    return "qapp" in request.fixturenames and LEAK_CHECK_OPT_OUT not in request.keywords
+
+
+def _spin_until(done: Callable[[], bool], seconds: float) -> bool:
+    """Process Qt events until ``done()`` or the time is up; whether it got done."""
+    from PySide6.QtCore import QCoreApplication
+
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+    return True
+
+
+def _alive(obj: Any) -> bool:
+    import shiboken6
+
+    return obj is not None and shiboken6.isValid(obj)
+
+
+@pytest.fixture(autouse=True)
+def _no_dangling_qthreads(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Fail a test that leaves a QThread it started still running."""
+    if not _uses_qt(request):
+        yield
+        return
+    from PySide6.QtCore import QThread
+
+    started: weakref.WeakSet[Any] = weakref.WeakSet()
+    original_start = QThread.start
+
+    def start(self: Any, *args: Any) -> None:
+        started.add(self)
+        original_start(self, *args)
+
+    monkeypatch.setattr(QThread, "start", start)
+    yield
+    monkeypatch.setattr(QThread, "start", original_start)
+
+    def running() -> list[Any]:
+        return [t for t in list(started) if _alive(t) and t.isRunning()]
+
+    if _spin_until(lambda: not running(), QT_GRACE_SECONDS):
+        return
+    left = running()
+    names = ", ".join(f"{type(t).__name__}({t.objectName()!r})" for t in left)
+    for thread in left:  # contain the damage: a QThread destroyed running aborts Python
+        thread.quit()
+        thread.wait(5000)
+    pytest.fail(f"The test left {len(left)} QThread(s) running: {names}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_dangling_qthreadpool_jobs(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Fail a test that leaves jobs running in a QThreadPool it used."""
+    if not _uses_qt(request):
+        yield
+        return
+    from PySide6.QtCore import QThreadPool
+
+    pools: weakref.WeakSet[Any] = weakref.WeakSet()
+    originals = {name: getattr(QThreadPool, name) for name in ("start", "tryStart")}
+
+    def tracking(name: str) -> Callable[..., Any]:
+        original = originals[name]
+
+        def submit(self: Any, *args: Any) -> Any:
+            pools.add(self)
+            return original(self, *args)
+
+        return submit
+
+    for name in originals:
+        monkeypatch.setattr(QThreadPool, name, tracking(name))
+    yield
+    for name, original in originals.items():
+        monkeypatch.setattr(QThreadPool, name, original)
+
+    def busy() -> list[Any]:
+        return [p for p in list(pools) if _alive(p) and p.activeThreadCount() > 0]
+
+    # Events are processed while waiting: a job may be handing its result to the GUI thread.
+    if _spin_until(lambda: not busy(), QT_GRACE_SECONDS):
+        return
+    left = busy()
+    names = ", ".join(f"{p.objectName() or 'unnamed'}: {p.activeThreadCount()}" for p in left)
+    pytest.fail(f"The test left QThreadPool jobs running ({names})", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_dangling_qtimers(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Fail a test that leaves a QTimer active or a QTimer.singleShot pending.
+
+    A timer whose owner was deleted is gone with it and does not count; neither does a
+    single shot whose context object was deleted (Qt drops it).
+    """
+    if not _uses_qt(request):
+        yield
+        return
+    from PySide6.QtCore import QObject, QTimer
+
+    timers: weakref.WeakSet[Any] = weakref.WeakSet()
+    pending: dict[int, tuple[Any, float, str]] = {}  # id -> (context or None, due, what)
+    original_start = QTimer.start
+    original_single_shot = QTimer.singleShot
+
+    def start(self: Any, *args: Any) -> None:
+        timers.add(self)
+        original_start(self, *args)
+
+    def single_shot(msec: Any, *args: Any) -> None:
+        # Overloads: (msec, callable), (msec, context, callable), (msec, timerType, callable).
+        func = args[-1] if args else None
+        if not callable(func) or isinstance(func, (QObject, str)):
+            original_single_shot(msec, *args)  # (msec, receiver, "slot"): not traceable
+            return
+        context = args[0] if len(args) == 2 and isinstance(args[0], QObject) else None
+        key = id(func) ^ int(time.monotonic_ns())
+        what = getattr(func, "__qualname__", repr(func))
+        pending[key] = (context, time.monotonic() + int(msec) / 1000, what)
+
+        def fire(*fargs: Any) -> Any:
+            pending.pop(key, None)
+            return func(*fargs)
+
+        original_single_shot(msec, *args[:-1], fire)
+
+    monkeypatch.setattr(QTimer, "start", start)
+    monkeypatch.setattr(QTimer, "singleShot", staticmethod(single_shot))
+    yield
+    monkeypatch.setattr(QTimer, "start", original_start)
+    monkeypatch.setattr(QTimer, "singleShot", original_single_shot)
+
+    def shots_left() -> list[str]:
+        return [what for context, _, what in list(pending.values())
+                if context is None or _alive(context)]
+
+    def active() -> list[Any]:
+        return [t for t in list(timers) if _alive(t) and t.isActive()]
+
+    # Single shots (debounces, coalescing) due within the grace period are let fire; a
+    # repeating timer never stops by itself and a later single shot is a leak.
+    soon = time.monotonic() + QT_GRACE_SECONDS
+    if all(due <= soon for _, due, _ in pending.values()) and all(
+        t.isSingleShot() and t.remainingTime() <= QT_GRACE_SECONDS * 1000 for t in active()
+    ):
+        _spin_until(lambda: not shots_left() and not active(), QT_GRACE_SECONDS)
+    still_active = active()
+    shots = shots_left()
+    if still_active or shots:
+        described = [f"QTimer {t.objectName() or 'unnamed'} ({t.interval()} ms, parent "
+                     f"{type(t.parent()).__name__})" for t in still_active]
+        described += [f"singleShot -> {what}" for what in shots]
+        for timer in still_active:
+            timer.stop()
+        pytest.fail("The test left Qt timers active: " + "; ".join(described), pytrace=False)
