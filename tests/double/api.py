@@ -359,6 +359,9 @@ class ApiHost:
                 deadline=deadline,
                 message="This asset is in Early Access. You can use Buzz access it now!",
             )
+        if version.id in self.faults.redirect_targets:
+            target = self.faults.redirect_targets[version.id]
+            return Reply(307, b"", {"Location": target, "Content-Length": "0"})
         if version.id in self.faults.redirect_loops:
             own_url = self.render.base_url + request.path
             return Reply(307, b"", {"Location": own_url, "Content-Length": "0"})

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 class CountedFault:
     """A fault that hits the next `remaining` requests whose path starts with `path_prefix`."""
 
-    kind: str  # "status" | "malformed_json" | "truncate" | "stall" | "wrong_length"
+    kind: str  # "status" | "malformed_json" | "truncate" | "reset" | "stall" | "wrong_length"
     remaining: int
     path_prefix: str | None
     status: int = 0
     retry_after: float | None = None
-    amount: float = 0  # bytes for truncate/wrong_length, seconds for stall
+    amount: float = 0  # bytes for truncate/reset/wrong_length, seconds for stall
 
     def matches(self, path: str) -> bool:
         return self.remaining > 0 and (
@@ -34,6 +34,7 @@ class FaultBook:
     archived: set[int] = field(default_factory=set)  # model ids
     removed: set[int] = field(default_factory=set)  # model ids
     redirect_loops: set[int] = field(default_factory=set)  # version ids
+    redirect_targets: dict[int, str] = field(default_factory=dict)  # version id -> Location
     served_names: dict[int, str] = field(default_factory=dict)  # file id -> Content-Disposition
     bulk_hash_disabled: bool = False
     throttle_bps: int | None = None

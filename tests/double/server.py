@@ -10,6 +10,7 @@ import datetime as dt
 import random
 import secrets
 import socket
+import struct
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__(("127.0.0.1", 0), handler)
         self.open_sockets: set[socket.socket] = set()
+        self._reset_sockets: set[socket.socket] = set()
         self._sockets_lock = threading.Lock()
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -67,7 +69,20 @@ class _Server(ThreadingHTTPServer):
     def shutdown_request(self, request: Any) -> None:
         with self._sockets_lock:
             self.open_sockets.discard(request)
-        super().shutdown_request(request)
+            reset = request in self._reset_sockets
+            self._reset_sockets.discard(request)
+        if reset:
+            # No shutdown() first: that would send a clean FIN before the RST.
+            self.close_request(request)
+        else:
+            super().shutdown_request(request)
+
+    def reset_on_close(self, sock: socket.socket) -> None:
+        """Abort this connection with a TCP RST (a crashed peer or a middlebox), not EOF."""
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with self._sockets_lock:
+            self._reset_sockets.add(sock)
 
     def cut_connections(self) -> None:
         with self._sockets_lock:
@@ -355,6 +370,14 @@ class CivitaiDouble:
         """Announce size+delta; send at most that many bytes of the real body, then close."""
         self.faults.add(CountedFault("wrong_length", n, path_prefix, amount=delta))
 
+    def reset_downloads(self, after_bytes: int, n: int = 1, path_prefix: str = "/files/") -> None:
+        """Send `after_bytes` of the body, then abort the connection with a TCP reset."""
+        self.faults.add(CountedFault("reset", n, path_prefix, amount=after_bytes))
+
+    def redirect_download(self, version: FakeVersion, location: str) -> None:
+        """The download endpoint answers 307 to `location` (any scheme) instead of storage."""
+        self.faults.redirect_targets[version.id] = location
+
     def stall_downloads(self, seconds: float, n: int = 1, path_prefix: str = "/files/") -> None:
         """Send the headers, then nothing for `seconds`, then close."""
         self.faults.add(CountedFault("stall", n, path_prefix, amount=seconds))
@@ -443,7 +466,7 @@ class CivitaiDouble:
             handler.wfile.write(body)
 
     def _send_file(self, handler: _Handler, request: Request, body: FileBody) -> None:
-        fault = self.faults.take(("truncate", "stall", "wrong_length"), request.path)
+        fault = self.faults.take(("truncate", "reset", "stall", "wrong_length"), request.path)
         handler.send_response(body.status)
         for name, value in body.headers.items():
             handler.send_header(name, value)
@@ -453,7 +476,11 @@ class CivitaiDouble:
             return
         if not self._streamer.stream(handler.connection, body, fault):
             handler.close_connection = True
-            _half_close(handler.connection)
+            if fault is not None and fault.kind == "reset":
+                assert isinstance(handler.server, _Server)
+                handler.server.reset_on_close(handler.connection)
+            else:
+                _half_close(handler.connection)
 
 
 def _half_close(sock: socket.socket) -> None:

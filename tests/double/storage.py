@@ -120,7 +120,7 @@ class BodyStreamer:
         if fault is not None and fault.kind == "stall":
             self.stopping.wait(fault.amount)
             return False
-        if fault is not None and fault.kind == "truncate":
+        if fault is not None and fault.kind in ("truncate", "reset"):
             end = min(end, body.start + int(fault.amount))
             keep_alive = False
         if fault is not None and fault.kind == "wrong_length":

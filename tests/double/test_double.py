@@ -600,3 +600,26 @@ def test_stop_is_quick_even_with_open_connections(civitai_catalog: SampleCatalog
     assert time.monotonic() - started < 2
     r.close()
     session.close()
+
+
+def test_reset_download_aborts_with_a_tcp_reset(civitai_catalog: SampleCatalog) -> None:
+    d = civitai_catalog.double
+    f = civitai_catalog.checkpoint_v1.files[0]
+    d.reset_downloads(after_bytes=1000)
+    r = download(d, civitai_catalog.checkpoint_v1.id, stream=True)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError) as caught:
+        for _ in r.iter_content(100):
+            pass
+    assert "reset" in str(caught.value).lower()  # an abort, not the clean EOF of truncate
+    again = download(d, civitai_catalog.checkpoint_v1.id)
+    assert again.content == f.read_bytes()  # counted: the next request is whole
+
+
+def test_redirect_download_to_any_location(civitai_catalog: SampleCatalog) -> None:
+    d = civitai_catalog.double
+    d.redirect_download(civitai_catalog.checkpoint_v1, "file:///etc/passwd")
+    r = download(d, civitai_catalog.checkpoint_v1.id, allow_redirects=False)
+    assert r.status_code == 307 and r.headers["Location"] == "file:///etc/passwd"
+    d.reset_faults()
+    r = download(d, civitai_catalog.checkpoint_v1.id, allow_redirects=False)
+    assert r.headers["Location"].startswith(d.storage_url)
