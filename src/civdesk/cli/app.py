@@ -28,7 +28,7 @@ from civdesk.cli.errors import (
     report_interrupted,
     report_unexpected,
 )
-from civdesk.cli.progress import ProgressBar
+from civdesk.cli.progress import ProgressBar, clear_line
 from civdesk.core.errors import CivdeskError, FileProblem
 from civdesk.paths import ENV_DATA_DIR, app_paths
 
@@ -76,8 +76,9 @@ def _add_global_options(parser: argparse.ArgumentParser, default: object) -> Non
     group.add_argument("--api-base", metavar="URL", default=default,
                        help=f"the Civitai site to talk to (env {ENV_API_BASE})")
     group.add_argument("--api-key", metavar="KEY", default=default,
-                       help=f"a Civitai API key for this run only (env {ENV_API_KEY}); "
-                       "`civdesk config set-key` stores one")
+                       help=f"a Civitai API key for this run only; other users can see "
+                       f"command lines, so prefer env {ENV_API_KEY} or `civdesk config "
+                       "set-key`, which stores it")
     group.add_argument("--retries", metavar="N", type=_non_negative_int, default=default,
                        help="retries of a failed request to Civitai (default 4; 0 fails fast)")
 
@@ -207,7 +208,7 @@ class _TerminalNotices(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write("\r\033[K" + f"{PROG}: {record.getMessage()}" + "\n")
+            sys.stderr.write(clear_line(sys.stderr) + f"{PROG}: {record.getMessage()}\n")
             sys.stderr.flush()
         except Exception:
             self.handleError(record)

@@ -77,6 +77,8 @@ def _print_line(line: str, stream: TextIO | None) -> None:
     out = stream or sys.stderr
     if out.isatty():
         # A progress bar may own the current line; clear it before the message.
-        out.write("\r\033[K")
+        from civdesk.cli.progress import clear_line
+
+        out.write(clear_line(out))
     out.write(line + "\n")
     out.flush()

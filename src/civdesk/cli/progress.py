@@ -19,6 +19,24 @@ from civdesk.cli.output import human_duration, human_size
 
 Clock = Callable[[], float]
 
+def clear_line(stream: TextIO) -> str:
+    """What returns to the start of the line and erases it on ``stream``'s terminal.
+
+    ANSI "erase line", except on Windows, whose console prints escape codes literally
+    unless a program switches it to VT mode: there, spaces over the whole width do the same.
+    """
+    if sys.platform == "win32":
+        return "\r" + " " * (_columns(stream) - 1) + "\r"
+    return "\r\033[K"
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return shutil.get_terminal_size((80, 24)).columns
+
+
 #: Seconds of history the speed is averaged over: smooth, but still follows a real change.
 SPEED_WINDOW = 5.0
 REDRAW_INTERVAL = 0.1
@@ -116,14 +134,10 @@ class ProgressBar:
     def _width(self) -> int:
         """Columns of the terminal the bar is drawn on (stderr's, not stdout's: that may be
         a pipe), less one so the cursor never wraps."""
-        try:
-            columns = os.get_terminal_size(self.stream.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            columns = shutil.get_terminal_size((80, 24)).columns
-        return max(20, (columns or 80) - 1)
+        return max(20, _columns(self.stream) - 1)
 
     def _draw(self, line: str) -> None:
-        self.stream.write("\r\033[K" + line)
+        self.stream.write(clear_line(self.stream) + line)
         self.stream.flush()
         self._drawn = True
 
@@ -141,14 +155,14 @@ class ProgressBar:
         """A line above the bar (a retry, a skipped file); the bar redraws on the next update."""
         if not self.enabled:
             return
-        self.stream.write("\r\033[K" + message + "\n")
+        self.stream.write(clear_line(self.stream) + message + "\n")
         self.stream.flush()
         self._last_draw = float("-inf")
 
     def finish(self) -> None:
         """Erase the bar so the summary that follows starts on a clean line."""
         if self.enabled and self._drawn:
-            self.stream.write("\r\033[K")
+            self.stream.write(clear_line(self.stream))
             self.stream.flush()
         self._drawn = False
 
