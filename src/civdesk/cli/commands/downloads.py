@@ -13,6 +13,7 @@ cleanly (task back to queued, ``.part`` kept) before exit 130.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +82,7 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     if snapshot.state != "completed":
         raise _failure(snapshot)
     registered = core.library.local_file(snapshot.dest_path) if snapshot.dest_path else None
-    record = {"path": snapshot.dest_path,
+    record = {"path": os.path.abspath(snapshot.dest_path) if snapshot.dest_path else None,
               "sha256": registered.sha256 if registered else snapshot.expected_sha256,
               "version_id": snapshot.version_id, "state": snapshot.state}
     if session.json:
