@@ -89,6 +89,11 @@ def wait_finished(qtbot, dock: DownloadDock, version_id: int, state: str = "comp
     return done[-1]
 
 
+def has_bytes(task: TaskSnapshot) -> bool:
+    """A progress report after some bytes reached the .part (the first may come at 0)."""
+    return task.bytes_done > 0
+
+
 def row_of_version(dock: DownloadDock, version_id: int) -> int:
     rows = [r for r in range(dock.model.rowCount()) if dock.model.task(r).version_id == version_id]
     assert rows, f"no row for version {version_id}"
@@ -202,7 +207,7 @@ def test_pause_keeps_the_part_and_resume_finishes_it(
     model = civitai.add_model("Paused One", "LORA")
     version = civitai.add_version(model, "v1", files=[civitai.file(size=BIG)])
     civitai.throttle_downloads(RATE)
-    with qtbot.waitSignal(dock.worker.task_progress, timeout=WAIT_MS):
+    with qtbot.waitSignal(dock.worker.task_progress, timeout=WAIT_MS, check_params_cb=has_bytes):
         dock.worker.add(version.id)
     with qtbot.waitSignal(dock.worker.paused_changed, timeout=WAIT_MS):
         qtbot.mouseClick(dock.pause_button, Qt.MouseButton.LeftButton)
@@ -256,7 +261,8 @@ def test_an_interrupted_queue_comes_back_and_resumes_in_a_new_dock(
     waiting = civitai_catalog.embedding_v1
     first = make_dock()
     civitai.throttle_downloads(RATE)
-    with qtbot.waitSignal(first.worker.task_progress, timeout=WAIT_MS):
+    # Some bytes on disk first: the resume must then ask for the rest with Range.
+    with qtbot.waitSignal(first.worker.task_progress, timeout=WAIT_MS, check_params_cb=has_bytes):
         first.worker.add(big.id)
         first.worker.add(waiting.id)
     qtbot.waitUntil(lambda: first.model.rowCount() == 2, timeout=WAIT_MS)
@@ -340,3 +346,32 @@ def test_download_from_the_browser_then_the_card_says_downloaded(
         timeout=WAIT_MS,
     )
     assert page.detail.info["On disk"].text() == "Yes"
+
+
+def test_a_dock_shut_down_before_its_task_list_arrives_never_starts_its_thread(
+    qtbot, app_core: Core
+):
+    # The window closed right after opening: the queue's task list (read in a worker) is
+    # still on its way when stop() runs. Its arrival must not start the loop afterwards.
+    dock = DownloadDock(app_core)
+    qtbot.addWidget(dock)
+    dock.shutdown()
+    assert dock.worker.closed
+    qtbot.wait(200)  # the load_tasks callback, if any, has been delivered by now
+    assert dock.worker._thread is None and not dock.worker.running
+    dock.worker.start()  # a late start is refused
+    assert not dock.worker.running
+
+
+def test_a_stopped_worker_is_deleted_without_touching_its_finished_thread(
+    qtbot, app_core: Core
+):
+    # The destroyed-hook of start() must not run after stop(): at exit Python may have
+    # deleted the thread first ("Internal C++ object (_LoopThread) already deleted").
+    dock = DownloadDock(app_core)
+    qtbot.waitUntil(lambda: dock.worker.running, timeout=WAIT_MS)
+    thread = dock.worker._thread
+    dock.shutdown()
+    assert thread.isFinished()
+    with qtbot.waitSignal(dock.worker.destroyed):
+        dock.deleteLater()

@@ -140,3 +140,33 @@ def test_download_notifications_reach_the_notifier(qtbot, main_window, civitai_c
     with qtbot.waitSignal(main_window.notifier.notified, timeout=15_000) as blocker:
         worker.add(civitai_catalog.vae_v1.id)
     assert blocker.args[0] in ("Download complete", "Download failed")
+
+
+def test_a_failing_shutdown_step_neither_escapes_close_nor_skips_the_rest(
+    qtbot, core, monkeypatch
+):
+    window = MainWindow(core, use_tray=False)
+    qtbot.addWidget(window)
+    wait_until_ready(qtbot, window)
+    window.show()
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("settings could not be flushed")
+
+    monkeypatch.setattr(window.settings_page, "flush", broken)
+    monkeypatch.setattr(window, "save_state", broken)
+    with qtbot.waitSignal(window.quit_requested):
+        assert window.close()
+    # The later steps ran: the download thread is stopped.
+    assert not window.dock.worker.running and window.dock.worker.closed
+
+
+def test_a_window_closed_at_once_leaves_no_thread(qtbot, core):
+    # Closed before the dock's task list arrived (CIVDESK_QUIT_AFTER_MS=0 does this).
+    window = MainWindow(core, use_tray=False)
+    qtbot.addWidget(window)
+    window.show()
+    window.close()
+    qtbot.wait(200)
+    assert not window.dock.worker.running
+    assert tasks.wait_for_pools(5000)

@@ -6,18 +6,35 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QSettings
+from PySide6.QtCore import (
+    QCoreApplication,
+    QMessageLogContext,
+    QSettings,
+    QtMsgType,
+    qInstallMessageHandler,
+)
 from PySide6.QtWidgets import QApplication
 
 from civdesk import APP_NAME, __version__
 from civdesk.ui import tasks
 
 log = logging.getLogger(__name__)
+qt_log = logging.getLogger("civdesk.qt")
+
+_QT_LEVELS = {
+    QtMsgType.QtDebugMsg: logging.DEBUG,
+    QtMsgType.QtInfoMsg: logging.INFO,
+    QtMsgType.QtWarningMsg: logging.WARNING,
+    QtMsgType.QtCriticalMsg: logging.ERROR,
+    QtMsgType.QtFatalMsg: logging.CRITICAL,
+}
 
 ORGANIZATION = "civdesk"
+LOG_FILE_NAME = "civdesk-gui.log"
 
 
 def configure_application(app: QCoreApplication, core: Any) -> None:
@@ -34,12 +51,53 @@ def configure_application(app: QCoreApplication, core: Any) -> None:
         app.setDesktopFileName(APP_NAME)
 
 
+def _qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    where = f" ({context.category})" if context.category and context.category != "default" else ""
+    qt_log.log(_QT_LEVELS.get(kind, logging.WARNING), "%s%s", message, where)
+
+
+def route_qt_messages() -> None:
+    """Send Qt's own messages to civdesk's log (the qutebrowser habit) instead of stderr.
+
+    A bug report then carries them next to civdesk's lines, and platform chatter (e.g. the
+    headless plugin's "does not support propagateSizeHints()") stays off the terminal.
+    """
+    qInstallMessageHandler(_qt_message)
+
+
+def setup_logging(core: Any) -> logging.Handler | None:
+    """civdesk's log (and Qt's messages) to ``<logs>/civdesk-gui.log``, rotated; the handler.
+
+    A windowed app has no terminal to show a traceback on: the file is where a bug report
+    finds it. An unwritable log folder costs the log, never the window.
+    """
+    root = logging.getLogger("civdesk")
+    try:
+        logs = core.paths.logs
+        logs.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            logs / LOG_FILE_NAME, maxBytes=1_000_000, backupCount=2, encoding="utf-8",
+            delay=True,
+        )  # fmt: skip
+    except OSError:
+        return None
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    )
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    return handler
+
+
 def run_gui(core: Any, argv: list[str] | None = None) -> int:
     """Show the window and run until it quits; returns the exit code."""
     from civdesk.ui.icons import app_icon, stylesheet
     from civdesk.ui.main_window import MainWindow
     from civdesk.ui.theme import apply_theme
 
+    log_handler = setup_logging(core)
+    route_qt_messages()
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     assert isinstance(app, QApplication)
     configure_application(app, core)
@@ -61,3 +119,7 @@ def run_gui(core: Any, argv: list[str] | None = None) -> int:
         if not tasks.shutdown(timeout_ms=10_000):
             log.warning("Some background work did not stop within 10 s")
         core.close()
+        qInstallMessageHandler(None)
+        if log_handler is not None:
+            logging.getLogger("civdesk").removeHandler(log_handler)
+            log_handler.close()

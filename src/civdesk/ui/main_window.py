@@ -315,8 +315,13 @@ class MainWindow(QMainWindow):
             self.hide()
             self.notifier.notify("civdesk is still running", "Downloads continue in the tray")
             return
-        self.save_state()
-        self.shutdown()
+        # Nothing may escape closeEvent: PySide reports it from inside Qt's event dispatch,
+        # and a half-run close would leave workers running past the database.
+        for step in (self.save_state, self.shutdown):
+            try:
+                step()
+            except Exception:
+                log.exception("Closing the window: %s failed", step.__name__)
         event.accept()
         self.quit_requested.emit()
 

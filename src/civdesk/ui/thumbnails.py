@@ -217,6 +217,7 @@ class ThumbnailLoader(QObject):
             pool="remote-thumbnails" if remote else "thumbnails",
             name=f"thumbnail {key}",
             priority=self._order,
+            owner=self,
         )
 
     def _load(self, source: str, size: QSize) -> QImage:

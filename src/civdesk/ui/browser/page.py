@@ -266,7 +266,7 @@ class BrowserPage(QWidget):
     def refresh_library_state(self) -> None:
         """Re-read which versions are on disk (in the db pool) and update the badges."""
         run_task(self.core.library.installed_versions, on_result=self._installed_loaded,
-                 pool="db", name="installed_versions")
+                 pool="db", name="installed_versions", owner=self)
 
     def _installed_loaded(self, installed: dict[int, set[int]]) -> None:
         self.results.set_installed(installed)
@@ -331,6 +331,7 @@ class BrowserPage(QWidget):
             on_error=lambda exc: self._search_failed(query, exc),
             pool="network",
             name="civitai-search",
+            owner=self,
         )  # fmt: skip
 
     def _page_arrived(self, page: SearchPage) -> None:
@@ -400,7 +401,7 @@ class BrowserPage(QWidget):
                 f"Could not load all details of {model.name}: {error_text(exc)}",
                 retry=lambda: self.open_model(model),
             ),
-            pool="network", name="civitai-model",
+            pool="network", name="civitai-model", owner=self,
         )  # fmt: skip
 
     def _full_model_arrived(self, model: Model) -> None:

@@ -205,8 +205,12 @@ class DownloadDock(QDockWidget):
         self.pause_button.toggled.connect(self._pause_toggled)
         self.scan_status.cancel_requested.connect(self._scan_cancel_clicked)
 
-    @Slot(list)
-    def _tasks_loaded(self, tasks: list[TaskSnapshot]) -> None:
+    @Slot(object)
+    def _tasks_loaded(self, tasks: list[TaskSnapshot] | None) -> None:
+        # None: the worker was stopped before the list was read (the window closed early);
+        # the loop must not start then, and stop() made sure start() will not.
+        if tasks is None or self.worker.closed:
+            return
         self.model.set_tasks(tasks)
         self._set_paused_look(self.worker.paused)
         self.worker.start()

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, QThreadPool, Signal, Slot
+import shiboken6
+from PySide6.QtCore import QMetaObject, QObject, QThread, QThreadPool, Signal, Slot
 
 from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.downloads.queue import DownloadQueue
@@ -73,10 +74,13 @@ def _stop_thread(
     """End the loop on ``thread`` and wait for it; True when it ended in time.
 
     A plain function of the loop's parts (not of the worker), so it can also run from the
-    worker's ``destroyed`` signal. Idempotent.
+    worker's ``destroyed`` signal. Idempotent; a thread whose C++ side is gone (the app is
+    being torn down) has nothing left to wait for.
     """
     stopping.set()
     wake.set()
+    if not shiboken6.isValid(thread):
+        return True
     # Interrupt again while waiting: a download may have been starting just as the stop
     # came, too late for the first interrupt to see it.
     deadline = time.monotonic() + timeout_ms / 1000
@@ -117,6 +121,8 @@ class DownloadWorker(QObject):
         self.queue = queue
         self._api_key = api_key
         self._thread: QThread | None = None
+        self._closed = False  # stop() was called: the loop never starts again
+        self._last_resort: QMetaObject.Connection | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._throttle = ProgressThrottle()
@@ -131,9 +137,16 @@ class DownloadWorker(QObject):
     def running(self) -> bool:
         return self._thread is not None and self._thread.isRunning()
 
+    @property
+    def closed(self) -> bool:
+        """``stop()`` was called; ``start()`` does nothing from now on."""
+        return self._closed
+
     def start(self) -> None:
-        """Start the download thread (once)."""
-        if self._thread is not None:
+        """Start the download thread (once). After :meth:`stop` it does nothing: a start
+        that arrives late (from a callback queued before the window closed) must not run a
+        thread past the database's life."""
+        if self._thread is not None or self._closed:
             return
         # The worker object stays on the GUI thread; only the loop runs on the new thread,
         # and the signals it emits there reach GUI receivers queued.
@@ -143,23 +156,29 @@ class DownloadWorker(QObject):
         thread.start()
         # Last line of defence: if the window is torn down without stop() (its shutdown
         # failed half-way), stop the loop anyway; Qt aborts on a QThread destroyed running.
-        self.destroyed.connect(
+        self._last_resort = self.destroyed.connect(
             partial(_stop_thread, thread, self.queue, self._stopping, self._wake, 10_000)
         )
 
     def stop(self, timeout_ms: int = 10_000) -> bool:
         """Interrupt the current download, end the thread and wait for it; True if it ended.
 
-        Safe to call more than once.
+        Safe to call more than once, and before :meth:`start` (which then never starts).
         """
-        if self._stopping.is_set() and self._thread is None:
+        if self._closed and self._thread is None:
             return True
+        self._closed = True
         self._stopping.set()
         self._commands.waitForDone(timeout_ms)
         thread, self._thread = self._thread, None
         ended = True
         if thread is not None:
             ended = _stop_thread(thread, self.queue, self._stopping, self._wake, timeout_ms)
+        if ended and self._last_resort is not None:
+            # Stopped for good: the destroyed-hook would only touch a thread Python may
+            # already have deleted by the time the worker goes (at interpreter exit).
+            self.disconnect(self._last_resort)
+            self._last_resort = None
         self.queue.remove_listener(self._listener)
         return ended
 
@@ -206,7 +225,8 @@ class DownloadWorker(QObject):
             return result
 
         return run_task(run, on_result=on_result, on_error=self._command_failed,
-                        pool=self._commands, name=getattr(func, "__name__", "command"))
+                        pool=self._commands, name=getattr(func, "__name__", "command"),
+                        owner=self)
 
     def _command_failed(self, exc: BaseException) -> None:
         # A CivdeskError is one line for the user; anything else was logged by run_task.
