@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_download.py [--size 2G] [--runs 3] [--dir /dev/shm]
 
-The double serves the file (sendfile, page cache warm) behind its API download URL and the
-307 to its storage host. Contenders, alternated so machine load hits them alike, best of
+The double (in its own process, bench/_double_proc.py: it must not share our GIL) serves
+the file (sendfile, page cache warm) behind its API download URL and the 307 to its storage
+host. Contenders, alternated so machine load hits them alike, best of
 --runs each:
 
 * ``curl -s -L -o file <api download url>``: the raw transfer;
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 from _common import MB, MiB, have, make_file, peak_rss_mib, print_table, warm
+from _double_proc import DoubleProcess
 from bench_hash import parse_size
 
 TARGET = 0.9
@@ -82,8 +84,6 @@ def main() -> int:
         print("curl is needed as the reference")
         return 1
 
-    from tests.double import CivitaiDouble
-
     size = parse_size(args.size)
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="civdesk-bench-dl-") as tmp:
         work = Path(tmp)
@@ -92,16 +92,14 @@ def main() -> int:
         warm(list(sources.values()))
         out = work / "out"
         out.mkdir()
-        with CivitaiDouble() as double:
-            model = double.add_model("Bench", "Checkpoint")
-            served = {}
-            for label, path in sources.items():
-                f = double.file(path=path, name=f"{path.stem}_dl.safetensors")
-                version = double.add_version(model, name=label, files=[f], images=[])
-                served[label] = (version, f)
-            big_version, big_file = served[f"{size / MiB:,.0f} MiB"]
-            url = double.download_url(big_version, big_file)
-            expected = big_file.sha256.upper()
+        labels = list(sources)
+        spec = [{"path": str(path), "model": "Bench", "type": "Checkpoint", "version": label,
+                 "name": f"{path.stem}_dl.safetensors"} for label, path in sources.items()]
+        with DoubleProcess(spec) as double:
+            served = dict(zip(labels, double.served, strict=True))
+            big = served[f"{size / MiB:,.0f} MiB"]
+            url = big["download_url"]
+            expected = big["sha256"]
             curl = f"curl -s -L -o {out / 'curl.bin'} '{url}'"
             curl_verify = f"curl -s -L '{url}' | openssl dgst -sha256 -r"
 
@@ -115,13 +113,13 @@ def main() -> int:
                     t, digest = timed_shell(curl_verify)
                     assert digest.split()[0].upper() == expected, "curl | openssl: wrong hash"
                     best["curl | openssl dgst"] = min(best["curl | openssl dgst"], t)
-                ours = run_ours(double.base_url, big_version.id, big_file.id, expected, out)
+                ours = run_ours(double.base_url, big["version_id"], big["file_id"], expected, out)
                 assert ours["digest"] == expected
                 best["civdesk Downloader"] = min(best["civdesk Downloader"], ours["seconds"])
 
             memory = []
-            for label, (version, f) in served.items():
-                r = run_ours(double.base_url, version.id, f.id, f.sha256.upper(), out)
+            for label, f in served.items():
+                r = run_ours(double.base_url, f["version_id"], f["file_id"], f["sha256"], out)
                 memory.append([label, r["baseline_mib"], r["rss_mib"],
                                r["rss_mib"] - r["baseline_mib"]])
 
