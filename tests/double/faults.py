@@ -6,7 +6,9 @@ Everything here is cleared by `reset()`, so a test can flip states without rebui
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -38,6 +40,8 @@ class FaultBook:
     served_names: dict[int, str] = field(default_factory=dict)  # file id -> Content-Disposition
     bulk_hash_disabled: bool = False
     throttle_bps: int | None = None
+    # (path prefix, edit): a successful JSON answer under the prefix is passed through edit
+    json_edits: list[tuple[str, Callable[[Any], Any]]] = field(default_factory=list)
     counted: list[CountedFault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

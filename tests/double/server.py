@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import random
 import secrets
 import socket
 import struct
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -378,6 +380,11 @@ class CivitaiDouble:
         """The download endpoint answers 307 to `location` (any scheme) instead of storage."""
         self.faults.redirect_targets[version.id] = location
 
+    def edit_json(self, path_prefix: str, edit: Callable[[Any], Any]) -> None:
+        """Pass every successful JSON answer under `path_prefix` through `edit` (which may
+        change the parsed value in place and return it): API drift, junk and hostile data."""
+        self.faults.json_edits.append((path_prefix, edit))
+
     def stall_downloads(self, seconds: float, n: int = 1, path_prefix: str = "/files/") -> None:
         """Send the headers, then nothing for `seconds`, then close."""
         self.faults.add(CountedFault("stall", n, path_prefix, amount=seconds))
@@ -454,6 +461,10 @@ class CivitaiDouble:
     def _send(self, handler: _Handler, request: Request, reply: Reply) -> None:
         body = reply.body
         wants_broken = reply.is_json and reply.status == 200
+        if wants_broken:
+            for prefix, edit in list(self.faults.json_edits):
+                if request.path.startswith(prefix):
+                    body = json.dumps(edit(json.loads(body)), ensure_ascii=False).encode()
         if wants_broken and self.faults.take(("malformed_json",), request.path):
             body = MALFORMED_JSON
         handler.send_response(reply.status)

@@ -623,3 +623,18 @@ def test_redirect_download_to_any_location(civitai_catalog: SampleCatalog) -> No
     d.reset_faults()
     r = download(d, civitai_catalog.checkpoint_v1.id, allow_redirects=False)
     assert r.headers["Location"].startswith(d.storage_url)
+
+
+def test_edit_json_changes_answers_under_a_prefix(civitai_catalog: SampleCatalog) -> None:
+    d = civitai_catalog.double
+    version = civitai_catalog.vae_v1
+
+    def rename(data: dict) -> dict:  # type: ignore[type-arg]
+        data["name"] = "<b>edited</b>"
+        return data
+
+    d.edit_json(f"/api/v1/model-versions/{version.id}", rename)
+    assert api(d, f"/model-versions/{version.id}").json()["name"] == "<b>edited</b>"
+    assert api(d, "/models", params={"limit": 1}).json()["items"]  # other paths untouched
+    d.reset_faults()
+    assert api(d, f"/model-versions/{version.id}").json()["name"] == version.name
