@@ -26,7 +26,7 @@ from civdesk.core.library.repository import Library
 from civdesk.core.scanner import Scanner
 from civdesk.core.settings import Settings
 from tests.double import CivitaiDouble, FakeVersion, make_safetensors
-from tests.hardening.helpers import MiB, Cli, assert_one_line_error, integrity, quick_client
+from tests.hardening.helpers import Cli, MiB, assert_one_line_error, integrity, quick_client
 
 FILE_SIZE = 6 * MiB + 17
 
