@@ -52,7 +52,7 @@ def tmp_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # -- Qt left-overs ---------------------------------------------------------------------------
 
 #: How long a test's threads, pool jobs and short timers get to finish after it returned.
-QT_GRACE_SECONDS = 3.0
+QT_GRACE_SECONDS = float(os.environ.get("CIVDESK_TEST_QT_GRACE", "3"))
 #: Mark a test that deliberately leaves Qt work behind (say why in the reason).
 LEAK_CHECK_OPT_OUT = "qt_leaks_allowed"
 
