@@ -393,6 +393,13 @@ class CivitaiClient:
                     f"Civitai sent an unexpected answer for GET /api/download/models/"
                     f"{version_id}: a redirect without Location", status=response.status_code)
             storage_url = urljoin(response.url, location)
+            scheme = urlsplit(storage_url).scheme.lower()
+            if scheme not in ("http", "https"):
+                # file:, ftp:, javascript: … never fetched: only the web holds Civitai's files.
+                raise MalformedResponse(
+                    f"Civitai sent an unexpected answer for GET /api/download/models/"
+                    f"{version_id}: a redirect to a non-web address ({scheme or 'no'} scheme)",
+                    status=response.status_code)
             if "/login" in urlsplit(storage_url).path:
                 raise self._auth_error(_Body(), download=True, url=response.url)
             return self._open_storage(storage_url, start, what)
@@ -532,6 +539,14 @@ class CivitaiClient:
                     headers=self._headers(url, headers, authorize),
                     allow_redirects=allow_redirects, stream=stream, timeout=self.timeout,
                 )
+            except requests.TooManyRedirects:
+                raise MalformedResponse(
+                    f"Civitai's server at {host} redirects in a loop; try again later",
+                    url=redact_url(url)) from None
+            except (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL) as exc:
+                raise MalformedResponse(
+                    f"Civitai's server at {host} sent an address that cannot be fetched "
+                    f"({type(exc).__name__})", url=redact_url(url)) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 reason = _network_reason(exc)
                 if attempt >= self.max_retries:
