@@ -84,11 +84,14 @@ def sha256_file(
     when the file cannot be read.
     """
     digest = hashlib.sha256()
-    buf = bytearray(buffer_size)
-    view = memoryview(buf)
     done = 0
     try:
         with open(path, "rb", buffering=0) as fh:
+            # A small file gets a buffer of its size (+1: a file that grew still reads):
+            # zeroing 1 MiB per 30 KB embedding would cost more than hashing it.
+            size = os.fstat(fh.fileno()).st_size
+            buf = bytearray(min(buffer_size, size + 1))
+            view = memoryview(buf)
             while True:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("Hashing")
@@ -190,7 +193,8 @@ def hash_many(
 ) -> Iterator[HashResult]:
     """Hash files on a thread pool, yielding each result as soon as it is ready.
 
-    Files start in the given order (put big ones first so the pool ends together). An
+    Files start in the given order (put big ones first so the pool ends together; small
+    files go several to a task). An
     unreadable or changing file yields a result with ``error`` set; it never stops the
     others. ``progress`` gets the total bytes hashed so far, from worker threads.
     Setting ``cancel`` stops the running files within one buffer, drops the queued ones
@@ -221,19 +225,26 @@ def hash_many(
     # caller's event; the workers watch both.
     abandoned = threading.Event()
     stop = _AnyEvent(abandoned, cancel)
-    count = min(workers or default_workers(), len(pending_paths))
-    queue = iter(pending_paths)
-    running: set[Future[HashResult]] = set()
+    tasks = _group_small_files(pending_paths)
+    count = min(workers or default_workers(), len(tasks))
+    queue = iter(tasks)
+    running: set[Future[list[HashResult]]] = set()
+
+    def hash_group(group: list[StrPath]) -> list[HashResult]:
+        results = []
+        for path in group:
+            if stop.is_set():
+                raise Cancelled("Hashing")
+            results.append(hash_checked(path, progress=file_progress(), cancel=stop,
+                                        hasher=hasher))
+        return results
+
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="civdesk-hash") as pool:
 
         def submit_next() -> None:
-            # Only a few files wait in the pool's queue, so a cancel has little to drop.
-            for path in queue:
-                running.add(
-                    pool.submit(
-                        hash_checked, path, progress=file_progress(), cancel=stop, hasher=hasher
-                    )
-                )
+            # Only a few tasks wait in the pool's queue, so a cancel has little to drop.
+            for group in queue:
+                running.add(pool.submit(hash_group, group))
                 return
 
         try:
@@ -243,17 +254,50 @@ def hash_many(
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 running.difference_update(done)
                 for fut in done:
-                    result = fut.result()  # raises Cancelled
+                    results = fut.result()  # raises Cancelled
                     if stop.is_set():
                         raise Cancelled("Hashing")
                     submit_next()
-                    yield result
+                    for i, result in enumerate(results):
+                        if i and stop.is_set():  # set by our consumer mid-group
+                            raise Cancelled("Hashing")
+                        yield result
         finally:
             if running:
                 # Cancelled, or the consumer stopped iterating: stop the workers now.
                 abandoned.set()
                 for fut in running:
                     fut.cancel()
+
+
+#: Files up to this size are hashed several to a pool task: for a 30 KB embedding the
+#: task's submit, future and wake-up cost more than hashing it.
+SMALL_FILE = 1 << 20
+SMALL_GROUP_BYTES = 2 << 20
+SMALL_GROUP_FILES = 8  # few enough that a cancel still drops most queued files
+
+
+def _group_small_files(paths: list[StrPath]) -> list[list[StrPath]]:
+    """One task per big file; consecutive small files share a task (order kept)."""
+    tasks: list[list[StrPath]] = []
+    group: list[StrPath] = []
+    group_bytes = 0
+    for path in paths:
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = SMALL_FILE + 1  # its own task, whose hash_checked reports the problem
+        if size > SMALL_FILE:
+            tasks.append([path])
+            continue
+        group.append(path)
+        group_bytes += size
+        if len(group) >= SMALL_GROUP_FILES or group_bytes >= SMALL_GROUP_BYTES:
+            tasks.append(group)
+            group, group_bytes = [], 0
+    if group:
+        tasks.append(group)
+    return tasks
 
 
 class _AnyEvent:
