@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -367,6 +367,7 @@ class _ScanRun:
         self.file_updates: list[tuple[int, dict[str, str | None]]] = []  # written in bulk
         self.progress_lock = threading.Lock()  # progress comes from the hashing threads too
         self.companion_writer = _CompanionWriter(scanner)
+        self.lookups = _Lookups(scanner.client)
 
     # ---------------------------------------------------------------------- helpers
 
@@ -395,6 +396,7 @@ class _ScanRun:
         try:
             return self._execute()
         finally:
+            self.lookups.close()
             self.companion_writer.close()
 
     def _execute(self) -> ScanSummary:
@@ -576,6 +578,9 @@ class _ScanRun:
             cancel=_Either(self.cancel, stop),
             hasher=self.s.hasher,
         ))
+        # A batch is looked up on a side thread while the one before it is settled here:
+        # the wait on Civitai overlaps companions and the database instead of adding to them.
+        in_flight: _Batch | None = None
         try:
             for result in hashing:
                 w = by_path[os.fspath(result.path)]
@@ -589,14 +594,21 @@ class _ScanRun:
                 batch.append(w)
                 self._progress(w.found.path)
                 if len(batch) >= SETTLE_BATCH:
-                    self._settle(batch)
+                    started = self._start_settle(batch)
                     batch = []
+                    if in_flight is not None:
+                        self._finish_settle(in_flight)
+                    in_flight = started
         except Cancelled:
             # Keep what was hashed: registered as pending, looked up next time.
+            if in_flight is not None:
+                self._finish_settle(in_flight, offline=True)
             self._settle(batch, offline=True)
             raise
         finally:
             hashing.close()
+        if in_flight is not None:
+            self._finish_settle(in_flight)
         self._settle(batch)
 
     def _moved_by_hash(self, w: _Work) -> bool:
@@ -611,14 +623,25 @@ class _ScanRun:
 
     def _settle(self, batch: list[_Work], offline: bool = False) -> None:
         """Identify a batch (sidecars, then Civitai), write companions, register in one go."""
-        if not batch:
-            return
+        self._finish_settle(self._start_settle(batch, offline), offline)
+
+    def _start_settle(self, batch: list[_Work], offline: bool = False) -> _Batch:
+        """Apply the sidecars and start the batch's Civitai lookup (on a side thread when
+        the client can be cloned, else now)."""
         for w in batch:
             self._apply_sidecar(w)
-        if not offline:
-            self._look_up([w for w in batch if w.version is None and w.needs_lookup])
-        versions = {w.version.id: w.version for w in batch if w.version is not None}
-        self.lib.upsert_versions(v for v in versions.values() if v.model_id is not None)
+        wanted = [w for w in batch if w.version is None and w.needs_lookup]
+        if offline or not wanted:
+            return _Batch(batch, None)
+        return _Batch(batch, self.lookups.start(lambda client: self._look_up(wanted, client)))
+
+    def _finish_settle(self, started: _Batch, offline: bool = False) -> None:
+        """Wait for the batch's lookup, write its companions, store it in one transaction."""
+        batch = started.work
+        if not batch:
+            return
+        if started.lookup is not None:
+            started.lookup.result()  # the lookup records its own failures
         companions: dict[int, Companions | None] = {}
         if not offline:  # else: register the batch anyway; companions are written next scan
             identified = [w for w in batch if w.version is not None]
@@ -628,8 +651,12 @@ class _ScanRun:
             )
             for w, outcome in zip(identified, outcomes, strict=True):
                 companions[id(w)] = self._count_companions(outcome)
+        versions = {w.version.id: w.version for w in batch if w.version is not None}
         now = _now()
-        self.lib.register_files([self._record(w, companions.get(id(w)), now) for w in batch])
+        records = [self._record(w, companions.get(id(w)), now) for w in batch]
+        with self.lib.db.session():  # one transaction (one commit) for the whole batch
+            self.lib.upsert_versions(v for v in versions.values() if v.model_id is not None)
+            self.lib.register_files(records)
         if not offline:
             self._check_cancel()
 
@@ -657,9 +684,8 @@ class _ScanRun:
             w.version, w.identified_by = version, "sidecar"
             w.lookup_state, w.looked_up, w.needs_lookup = "found", True, False
 
-    def _look_up(self, items: list[_Work]) -> None:
-        client = self.s.client
-        if client is None or not items:
+    def _look_up(self, items: list[_Work], client: VersionSource) -> None:
+        if not items:
             return
         self.phase = PHASE_LOOKING_UP
         for start in range(0, len(items), LOOKUP_BATCH):
@@ -768,8 +794,13 @@ class _CompanionWriter:
     def write_all(
         self, items: list[tuple[_Found, ModelVersion]], cancel: CancelFlag | None
     ) -> list[Companions | CivdeskError | None]:
-        """Each item's companions (None: skipped after a cancel), in the order given."""
-        parallel = self.scanner.client_factory is not None and len(items) > 1
+        """Each item's companions (None: skipped after a cancel), in the order given.
+
+        Only items that must fetch a preview go to the pool; the rest (an info file to
+        write) are done on this thread meanwhile: a thread hand-off per small local write
+        costs more than the write, as threads wait on the GIL between syscalls.
+        """
+        parallel = self.scanner.client_factory is not None
 
         def one(item: tuple[_Found, ModelVersion]) -> Companions | CivdeskError | None:
             if cancel is not None and cancel.is_set():
@@ -777,12 +808,31 @@ class _CompanionWriter:
             client = self._thread_client() if parallel else self.scanner.client
             return self.write(*item, client=client)
 
-        if not parallel:
+        fetching = [i for i, item in enumerate(items) if parallel and self._fetches(*item)]
+        if len(fetching) < 2:
             return [one(item) for item in items]
         if self.pool is None:
             self.pool = ThreadPoolExecutor(self.scanner.companion_workers,
                                            thread_name_prefix="civdesk-companions")
-        return list(self.pool.map(one, items))
+        futures = {i: self.pool.submit(one, items[i]) for i in fetching}
+        out: list[Companions | CivdeskError | None] = []
+        for i, item in enumerate(items):
+            if i not in futures:
+                out.append(self._write_local(item, cancel))
+        local = iter(out)
+        return [futures[i].result() if i in futures else next(local) for i in range(len(items))]
+
+    def _fetches(self, f: _Found, version: ModelVersion) -> bool:
+        """Whether writing this file's companions needs a preview from the network."""
+        return (find_preview(f.path, f.siblings) is None
+                and version.preview_image(self.scanner.settings.allow_nsfw) is not None)
+
+    def _write_local(
+        self, item: tuple[_Found, ModelVersion], cancel: CancelFlag | None
+    ) -> Companions | CivdeskError | None:
+        if cancel is not None and cancel.is_set():
+            return None
+        return self.write(*item, client=None)  # nothing to fetch
 
     def _thread_client(self) -> ImageFetcher:
         """This pool thread's own client, made on first use."""
@@ -803,6 +853,56 @@ class _CompanionWriter:
             if close is not None:
                 close()
         self.clients.clear()
+
+
+@dataclass
+class _Batch:
+    """A batch on its way: its sidecars applied, its Civitai lookup maybe still running."""
+
+    work: list[_Work]
+    lookup: Future[None] | None
+
+
+class _Lookups:
+    """Runs a batch's Civitai lookups on one side thread with a client of its own.
+
+    Without a ``clone`` on the client (a test fake), lookups run at once on the caller's
+    thread with that client. Only one lookup runs at a time, so the lookup state of the
+    scan is never written concurrently.
+    """
+
+    def __init__(self, client: VersionSource | None) -> None:
+        self.client = client
+        self.clone: Callable[[], VersionSource] | None = getattr(client, "clone", None)
+        self.own_client: VersionSource | None = None
+        self.pool: ThreadPoolExecutor | None = None
+
+    def start(self, look_up: Callable[[VersionSource], None]) -> Future[None]:
+        """``look_up(client)`` on the side thread; a finished future when there is none."""
+        if self.clone is None:
+            done: Future[None] = Future()
+            try:
+                if self.client is not None:
+                    look_up(self.client)
+                done.set_result(None)
+            except BaseException as exc:
+                done.set_exception(exc)
+            return done
+        if self.pool is None:
+            self.own_client = self.clone()
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="civdesk-lookups")
+        client = self.own_client
+        assert client is not None
+        return self.pool.submit(look_up, client)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        close = getattr(self.own_client, "close", None)
+        if close is not None:
+            close()
+        self.own_client = None
 
 
 _DONE = object()
