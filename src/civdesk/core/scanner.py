@@ -50,6 +50,7 @@ from civdesk.core.sidecars import (
     companion,
     find_preview,
     read_sidecars,
+    stem_of,
     write_companions,
 )
 
@@ -733,7 +734,7 @@ class _ScanRun:
         f, st = w.found, w.stat or w.found.stat
         assert w.sha256 is not None
         preview = (done.preview_path if done else None) or find_preview(f.path, f.siblings)
-        info_name = companion(f.path, INFO_SUFFIX).name
+        info_name = stem_of(f.path) + INFO_SUFFIX
         info = (done.info_path if done else None) or (
             f.path.with_name(info_name) if info_name in f.siblings else None
         )

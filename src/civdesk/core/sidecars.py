@@ -56,6 +56,8 @@ PREVIEW_SUFFIXES = (
     ".gif",
 )
 
+_IMAGE_ENDINGS = tuple({suffix.rsplit(".", 1)[1] for suffix in PREVIEW_SUFFIXES})
+
 # Sidecars are small; anything bigger is not one (and must not be read into memory).
 MAX_SIDECAR_BYTES = 16 << 20
 
@@ -170,7 +172,7 @@ def find_preview(model_path: Path, siblings: Collection[str] | None = None) -> P
     name = model_path.name
     stem = name.rsplit(".", 1)[0] if "." in name else name
     if isinstance(siblings, FolderNames):  # the scanner's case: dict lookups, no Path made
-        found = siblings.first_of(stem + suffix for suffix in PREVIEW_SUFFIXES)
+        found = siblings.preview_for(stem)
         return None if found is None else model_path.with_name(found)
     present = _Presence(model_path.parent, siblings)
     for suffix in PREVIEW_SUFFIXES:
@@ -192,15 +194,21 @@ class FolderNames(Collection[str]):
         # Case-insensitive matches (Windows, tools that write ".PNG"); an exact name wins.
         self.lookup: dict[str, str] = {name.lower(): name for name in self.names}
         self.lookup.update({name: name for name in self.names})
+        self.has_images: bool | None = None  # any preview-like name at all; known on demand
 
     def __contains__(self, name: object) -> bool:
         return name in self.lookup
 
-    def first_of(self, names: Iterable[str]) -> str | None:
-        """The actual name of the first of ``names`` present (exact, else any case)."""
+    def preview_for(self, stem: str) -> str | None:
+        """The actual name of ``stem``'s preview in this folder (see :func:`find_preview`)."""
+        if self.has_images is None:
+            self.has_images = any(n.endswith(_IMAGE_ENDINGS) for n in self.lookup)
+        if not self.has_images:
+            return None  # a folder without a single image: most of a first scan
         lookup = self.lookup
-        for name in names:
-            actual = lookup.get(name) or lookup.get(name.lower())
+        lower = stem.lower()
+        for suffix in PREVIEW_SUFFIXES:  # lower-case already
+            actual = lookup.get(stem + suffix) or lookup.get(lower + suffix)
             if actual is not None:
                 return actual
         return None
@@ -446,8 +454,12 @@ def _atomic_write(path: Path, data: bytes) -> None:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
