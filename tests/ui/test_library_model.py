@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,11 @@ from PySide6.QtCore import QPersistentModelIndex, Qt
 from tests.double import SampleCatalog
 from tests.ui.conftest import register, write_model_file
 
+from civdesk.core.library.repository import LibraryEntry
 from civdesk.ui.library.model import (
     LibraryFilterProxy,
     LibraryModel,
+    LibrarySnapshot,
     Role,
     Show,
     SortKey,
@@ -121,3 +124,66 @@ def test_removing_paths_drops_rows(qtmodeltester, filled):
     model.remove_paths([victim, "/not/in/the/library"])
     assert model.rowCount() == 4
     assert model.row_of(victim) is None
+
+
+# -- snapshots applied as diffs ---------------------------------------------------------------
+
+
+def _entry(i: int, name: str | None = None, kind: str = "LORA") -> LibraryEntry:
+    return LibraryEntry(
+        path=f"/lib/{i:05d}.safetensors", file_name=f"{i:05d}.safetensors", size=i,
+        sha256=f"{i:064X}", model_id=i, version_id=10_000 + i,
+        model_name=name or f"Model {i:05d}", version_name="v1", type=kind, base_model=None,
+        trained_words=(), preview=None, info=None,
+        added_at=datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=i),
+        identified=True,
+    )  # fmt: skip
+
+
+def _snapshot(entries) -> LibrarySnapshot:
+    return LibrarySnapshot(tuple(entries))
+
+
+def test_a_reload_inserts_and_removes_rows_and_keeps_the_others(qtbot, qtmodeltester):
+    model = LibraryModel()
+    model.set_snapshot(_snapshot(_entry(i) for i in range(0, 100, 2)))
+    pinned = QPersistentModelIndex(model.index(model.row_of("/lib/00010.safetensors"), 0))
+    qtmodeltester.check(model)
+    resets = []
+    model.modelReset.connect(lambda: resets.append(True))
+    # Three new files (one range each), two gone, one renamed (it moves to the front).
+    fresh = [_entry(i) for i in range(0, 100, 2) if i not in (20, 22, 40)]
+    fresh += [_entry(51), _entry(53), _entry(99), _entry(40, "A renamed model")]
+    with qtbot.waitSignals([model.rowsRemoved, model.rowsInserted]):
+        model.set_snapshot(_snapshot(fresh))
+    assert not resets
+    assert pinned.isValid() and pinned.data() == "Model 00010"
+    names = [model.index(r, 0).data() for r in range(model.rowCount())]
+    assert names[0] == "A renamed model"
+    assert names == sorted(names, key=str.casefold) and len(names) == len(fresh)
+    assert model.row_of("/lib/00020.safetensors") is None
+    assert model.row_of("/lib/00053.safetensors") == names.index("Model 00053")
+
+
+def test_a_change_touching_many_places_resets_once(qtbot):
+    model = LibraryModel()
+    model.set_snapshot(_snapshot(_entry(i) for i in range(500)))
+    with qtbot.waitSignal(model.modelReset):
+        model.set_snapshot(_snapshot(_entry(i) for i in range(0, 500, 2)))  # 250 gaps
+    assert model.rowCount() == 250
+
+
+def test_the_filter_lives_in_the_model_and_counts_stay_total(qtmodeltester):
+    model = LibraryModel()
+    kinds = ("LORA", "Checkpoint")
+    model.set_snapshot(_snapshot(_entry(i, kind=kinds[i % 2]) for i in range(10)))
+    proxy = LibraryFilterProxy()
+    proxy.setSourceModel(model)
+    proxy.set_filter(model_type="Checkpoint", terms=("0000",))
+    assert [proxy.index(r, 0).data() for r in range(proxy.rowCount())] == [
+        "Model 00001", "Model 00003", "Model 00005", "Model 00007", "Model 00009"
+    ]
+    assert model.total_count == 10 and model.row_of("/lib/00002.safetensors") is None
+    qtmodeltester.check(proxy)
+    proxy.set_filter(model_type=None, terms=())
+    assert proxy.rowCount() == 10

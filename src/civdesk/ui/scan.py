@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,31 @@ class ScanSignals(QObject):
     cancelled = Signal()
 
 
+#: At most this many progress signals per second reach the GUI thread (phase changes always
+#: go through): a scan reports per file, thousands of times a second on a warm cache.
+PROGRESS_HZ = 10.0
+
+
+class ProgressThrottle:
+    """Passes a scan's progress on at most ``hz`` times a second, and every phase change."""
+
+    def __init__(
+        self, emit: Any, hz: float = PROGRESS_HZ, clock: Any = time.monotonic
+    ) -> None:
+        self._emit = emit
+        self._interval = 1.0 / hz
+        self._clock = clock
+        self._last = float("-inf")
+        self._phase: str | None = None
+
+    def __call__(self, progress: ScanProgress) -> None:
+        now = self._clock()
+        if progress.phase != self._phase or now - self._last >= self._interval:
+            self._phase = progress.phase
+            self._last = now
+            self._emit(progress)
+
+
 class ScanJob(QRunnable):
     """One scan of the library folders (or ``folders``) in a worker thread."""
 
@@ -86,8 +112,9 @@ class ScanJob(QRunnable):
             client = self.core.client()
             scanner = Scanner(self.core.library, client, self.core.settings)
             summary = scanner.scan(
-                self.folders, progress=signals.progressed.emit, cancel=self.cancel_event
-            )
+                self.folders, progress=ProgressThrottle(signals.progressed.emit),
+                cancel=self.cancel_event,
+            )  # fmt: skip
         except Cancelled:
             signals.cancelled.emit()
         except CivdeskError as exc:

@@ -6,6 +6,7 @@ in worker threads (:mod:`civdesk.ui.tasks`); the page only shows snapshots and r
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -43,11 +44,12 @@ from civdesk.ui.library.delegate import CardDelegate, format_size
 from civdesk.ui.library.model import (
     LibraryFilterProxy,
     LibraryModel,
+    LibraryRows,
     LibrarySnapshot,
     Show,
     SortKey,
     display_name,
-    load_snapshot,
+    load_rows,
     type_label,
 )
 from civdesk.ui.library.operations import check_model_update, delete_with_companions
@@ -519,27 +521,37 @@ class LibraryPage(QWidget):
         if self._loading is not None and not self._loading.done:
             self._reload_again = True  # something changed during the read: read once more
             return
+        # Sorted and filtered in the worker too, for the sort and filter of this moment.
         self._loading = run_task(
-            load_snapshot,
+            load_rows,
             self.core.library,
-            on_result=self._snapshot_ready,
+            self.model.sort_order,
+            self.model.filter,
+            on_result=self._rows_ready,
             on_error=self._load_failed,
             pool="db",
             name="load library",
             owner=self,
         )
 
-    def _snapshot_ready(self, snapshot: LibrarySnapshot) -> None:
+    def _rows_ready(self, rows: LibraryRows) -> None:
         if self._reload_again:
             self._reload_again = False
             self._loading = None
             self.refresh()
             return
+        snapshot = rows.snapshot
         current = self.current_entry()
-        self.model.set_snapshot(snapshot)
+        self.model.set_rows(rows)
+        # Tens of thousands of objects that live until the next reload and hold no reference
+        # cycles (reference counting frees them): keep full collections from walking them.
+        gc.freeze()
         self.sidebar.set_counts(snapshot)
         self._update_empty_hint()
-        if current is not None:
+        still_current = self.current_entry()
+        if current is not None and still_current is not None and still_current.path == current.path:
+            self.detail.show_entry(still_current, snapshot)  # fresh details, same place
+        elif current is not None:
             self.select_path(current.path)
         else:
             self.detail.show_entry(None, snapshot)
@@ -562,7 +574,9 @@ class LibraryPage(QWidget):
     @Slot()
     def _apply_search(self) -> None:
         self._search_timer.stop()
+        current = self.current_entry()
         self.proxy.set_search(self.search.text())
+        self._keep_current(current)
         self._update_empty_hint()
 
     @Slot(int)
@@ -575,13 +589,22 @@ class LibraryPage(QWidget):
         if not kind:
             return
         what, value = kind
+        current = self.current_entry()
         if what == "show":
-            self.proxy.set_model_type(None)
-            self.proxy.set_show(value)
+            self.proxy.set_filter(model_type=None, show=value)
         else:
-            self.proxy.set_show(Show.ALL)
-            self.proxy.set_model_type(value)
+            self.proxy.set_filter(model_type=value, show=Show.ALL)
+        self._keep_current(current)
         self._update_empty_hint()
+
+    def _keep_current(self, entry: LibraryEntry | None) -> None:
+        """After a filter change that rebuilt the rows, select ``entry`` again if shown."""
+        if (
+            entry is not None
+            and self.current_entry() != entry
+            and self.model.row_of(entry.path) is not None
+        ):
+            self.select_path(entry.path)
 
     def show_filter(self, kind: tuple[str, Any]) -> None:
         """Select a sidebar row: ``("type", "LORA")``, ``("show", Show.DUPLICATES)``…"""
@@ -591,7 +614,7 @@ class LibraryPage(QWidget):
         if self.proxy.rowCount() > 0:
             self.stack.setCurrentWidget(self.grid)
             return
-        if not self.model.rowCount():
+        if not self.model.total_count:
             text = (
                 "No models in the library yet.\n\nAdd your model folders in Settings, "
                 "then press Scan Library."
