@@ -6,7 +6,6 @@ in worker threads (:mod:`civdesk.ui.tasks`); the page only shows snapshots and r
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -543,9 +542,6 @@ class LibraryPage(QWidget):
         snapshot = rows.snapshot
         current = self.current_entry()
         self.model.set_rows(rows)
-        # Tens of thousands of objects that live until the next reload and hold no reference
-        # cycles (reference counting frees them): keep full collections from walking them.
-        gc.freeze()
         self.sidebar.set_counts(snapshot)
         self._update_empty_hint()
         still_current = self.current_entry()
