@@ -1,0 +1,131 @@
+"""The whole journey in the real window, with real clicks and keys, against the Civitai double.
+
+Civitai page → search → open a model → Download → the dock's progress, then completed → the
+notification → the card's Downloaded badge → the Models page shows the file. And a download
+that fails (login required, no key) says why in the dock while the next one completes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from tests.double import SampleCatalog
+
+from civdesk.core.downloads.queue import TaskSnapshot
+from civdesk.ui.browser.model import DOWNLOADED, ResultRole
+from civdesk.ui.downloads.model import TaskRole
+from civdesk.ui.main_window import MainWindow
+
+WAIT_MS = 15_000
+
+
+@pytest.fixture
+def window(main_window: MainWindow, tmp_path: Path) -> MainWindow:
+    main_window.core.settings.download_root = str(tmp_path / "models")
+    main_window.resize(1200, 800)
+    main_window.show()
+    return main_window
+
+
+def click_nav(qtbot, window: MainWindow, page: str) -> None:
+    button = window.nav.widgetForAction(window.page_actions[page])
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert window.current_page == page
+
+
+def search_and_open(qtbot, window: MainWindow, text: str) -> None:
+    """Type a query + Enter, then open the first card with Enter."""
+    browser = window.browser
+    qtbot.mouseClick(browser.search_box, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(browser.search_box, text)
+    with qtbot.waitSignal(browser.page_loaded, timeout=WAIT_MS):
+        qtbot.keyClick(browser.search_box, Qt.Key.Key_Return)
+    assert browser.results.rowCount() >= 1
+    first = browser.view.model().index(0, 0)
+    qtbot.waitUntil(lambda: browser.view.visualRect(first).isValid())
+    qtbot.mouseClick(
+        browser.view.viewport(), Qt.MouseButton.LeftButton,
+        pos=browser.view.visualRect(first).center(),
+    )  # fmt: skip
+    with qtbot.waitSignal(browser.model_opened, timeout=WAIT_MS):
+        qtbot.keyClick(browser.view, Qt.Key.Key_Return)
+    assert browser.stack.currentWidget() is browser.detail
+
+
+def finished(qtbot, window: MainWindow, version_id: int) -> TaskSnapshot:
+    done: list[TaskSnapshot] = []
+
+    def check(task: TaskSnapshot) -> bool:
+        if task.version_id == version_id:
+            done.append(task)
+            return True
+        return False
+
+    with qtbot.waitSignal(
+        window.dock.worker.task_finished, timeout=WAIT_MS, check_params_cb=check
+    ):
+        pass
+    return done[-1]
+
+
+def test_search_open_download_then_the_file_is_in_the_library(
+    qtbot, window: MainWindow, civitai_catalog: SampleCatalog
+):
+    click_nav(qtbot, window, "civitai")
+    search_and_open(qtbot, window, "Harbor")
+    version = civitai_catalog.checkpoint_v1
+    assert window.browser.detail.version_combo.currentData() == version.id
+
+    dock, notifier = window.dock, window.notifier
+    with qtbot.waitSignal(dock.worker.task_progress, timeout=WAIT_MS) as progress:
+        qtbot.mouseClick(window.browser.detail.download_version_button, Qt.MouseButton.LeftButton)
+    assert progress.args[0].state == "downloading"
+    with qtbot.waitSignal(notifier.notified, timeout=WAIT_MS) as notified:
+        task = finished(qtbot, window, version.id)
+    assert task.state == "completed"
+    assert notified.args == ["Download complete", dock.model.index(0).data()]
+    row = dock.model.row_of(task.id)
+    assert dock.model.index(row).data(TaskRole.STATE) == "completed"
+    assert dock.model.index(row).data(TaskRole.PROGRESS) == 100
+
+    results = window.browser.results
+    qtbot.waitUntil(
+        lambda: results.index(0).data(ResultRole.LIBRARY_STATE) == DOWNLOADED, timeout=WAIT_MS
+    )
+    assert window.browser.detail.info["On disk"].text() == "Yes"
+
+    click_nav(qtbot, window, "models")
+    library = window.library
+    qtbot.waitUntil(lambda: library.model.row_of(task.dest_path) is not None, timeout=WAIT_MS)
+    assert Path(task.dest_path).is_file()
+    assert library.select_path(task.dest_path)
+    assert library.detail.title.text() == "Harbor Light"
+
+
+def test_a_failed_download_says_why_and_the_next_one_completes(
+    qtbot, window: MainWindow, civitai_catalog: SampleCatalog
+):
+    locked, fine = civitai_catalog.lora_v2, civitai_catalog.embedding_v1
+    civitai_catalog.double.login_required(locked)
+    click_nav(qtbot, window, "civitai")
+    search_and_open(qtbot, window, "Paperfold")
+    detail = window.browser.detail
+    assert detail.version_combo.currentData() == locked.id
+    qtbot.mouseClick(detail.download_version_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(detail.back_button, Qt.MouseButton.LeftButton)
+    window.browser.search_box.clear()
+    search_and_open(qtbot, window, "Bad Hands")
+    assert detail.version_combo.currentData() == fine.id
+    qtbot.mouseClick(detail.download_version_button, Qt.MouseButton.LeftButton)
+
+    failed = finished(qtbot, window, locked.id)
+    assert failed.state == "failed"
+    completed = finished(qtbot, window, fine.id)
+    assert completed.state == "completed"
+    dock = window.dock
+    assert dock.failures_label.isVisible()
+    assert "API key" in dock.failures_label.text()
+    reason = dock.model.index(dock.model.row_of(failed.id)).data(TaskRole.REASON)
+    assert "set your API key in Settings" in reason
