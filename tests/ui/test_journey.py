@@ -109,6 +109,9 @@ def test_a_failed_download_says_why_and_the_next_one_completes(
 ):
     locked, fine = civitai_catalog.lora_v2, civitai_catalog.embedding_v1
     civitai_catalog.double.login_required(locked)
+    # The failure may come while the second search runs: record every finish from now on.
+    ended: dict[int, TaskSnapshot] = {}
+    window.dock.worker.task_finished.connect(lambda task: ended.setdefault(task.version_id, task))
     click_nav(qtbot, window, "civitai")
     search_and_open(qtbot, window, "Paperfold")
     detail = window.browser.detail
@@ -120,9 +123,9 @@ def test_a_failed_download_says_why_and_the_next_one_completes(
     assert detail.version_combo.currentData() == fine.id
     qtbot.mouseClick(detail.download_version_button, Qt.MouseButton.LeftButton)
 
-    failed = finished(qtbot, window, locked.id)
+    qtbot.waitUntil(lambda: {locked.id, fine.id} <= set(ended), timeout=WAIT_MS)
+    failed, completed = ended[locked.id], ended[fine.id]
     assert failed.state == "failed"
-    completed = finished(qtbot, window, fine.id)
     assert completed.state == "completed"
     dock = window.dock
     assert dock.failures_label.isVisible()
