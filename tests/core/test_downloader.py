@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections import namedtuple
 from pathlib import Path
 
@@ -189,6 +190,34 @@ def test_cancel_keeps_the_part_for_a_later_resume(civitai: CivitaiDouble, tmp_pa
     assert 0 < kept < f.size
     assert not (tmp_path / f.name).exists()
 
+    civitai.throttle_downloads(None)
+    result = downloader.download(version.id, f.id, tmp_path, expected_sha256=f.sha256,
+                                 part_path=parts[0])
+    assert result.path.read_bytes() == f.read_bytes()
+
+
+def test_cancel_answers_within_a_second_on_a_slow_link(
+    civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    # 500 kB/s: a blocking read of a whole 4 MiB buffer would hold the cancel ~8 s.
+    version = one_file_version(civitai, size=8 * MiB)
+    f = version.files[0]
+    civitai.throttle_downloads(500_000)
+    cancel = threading.Event()
+    asked: list[float] = []
+
+    def cancel_once_started(p: DownloadProgress) -> None:
+        if p.bytes_done >= 200_000 and not asked:
+            asked.append(time.monotonic())
+            cancel.set()
+
+    downloader = downloader_for(civitai, chunk_size=4 * MiB, progress_interval=0)
+    parts: list[Path] = []
+    with pytest.raises(Cancelled):
+        downloader.download(version.id, f.id, tmp_path, expected_sha256=f.sha256,
+                            progress=cancel_once_started, cancel=cancel, on_part=parts.append)
+    assert asked and time.monotonic() - asked[0] < 1.0
+    assert 0 < parts[0].stat().st_size < f.size
     civitai.throttle_downloads(None)
     result = downloader.download(version.id, f.id, tmp_path, expected_sha256=f.sha256,
                                  part_path=parts[0])
