@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 from typing import Any
 
 import pytest
@@ -88,6 +90,7 @@ def test_progress_and_state_reach_the_roles(qtbot):
         ("unsafe_name", {}, "unsafe"),
         ("network", {}, "Cannot reach"),
         ("other", {}, "Cannot reach"),
+        ("in_use", {}, "another civdesk window — it will continue there"),
     ],
 )
 def test_every_error_kind_is_worded_for_action(kind, extra, expected):
@@ -106,6 +109,32 @@ def test_every_kind_the_core_records_has_its_own_words():
     }
     # "network" and "other" pass the core's own one-line message through; cancelled never fails.
     assert set(ERROR_KINDS) - worded == {"network", "other", "cancelled"}
+
+
+@pytest.mark.parametrize(
+    ("message", "who"),
+    [
+        ("a.safetensors is already being downloaded by another civdesk (pid 4242)", "(pid 4242)"),
+        ("a.safetensors is already being downloaded by another civdesk (pid 7 on nas); "
+         "cancel it there", "(pid 7 on nas)"),
+    ],
+)
+def test_in_use_names_the_process_that_has_the_download(message, who):
+    reason = failure_reason(snap(1, "failed", error=message, error_kind="in_use"))
+    assert reason == f"Being downloaded by another civdesk window {who} — it will continue there"
+
+
+def test_a_task_another_process_downloads_says_so_in_the_dock():
+    model = DownloadListModel()
+    mine = snap(1, "downloading", owner_pid=os.getpid(), owner_host=socket.gethostname())
+    theirs = snap(2, "downloading", owner_pid=4242, owner_host=socket.gethostname(),
+                  elsewhere=True)  # fmt: skip
+    model.set_tasks([mine, theirs])
+    assert model.index(0).data(TaskRole.REASON) is None
+    assert model.index(1).data(TaskRole.REASON) == (
+        "Downloading in another civdesk window (pid 4242)"
+    )
+    assert "pid 4242" in model.index(1).data(Qt.ItemDataRole.ToolTipRole)
 
 
 def test_titles_sizes_and_durations():

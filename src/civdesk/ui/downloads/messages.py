@@ -55,6 +55,30 @@ def _short_date(text: str | None) -> str | None:
     return match.group(0) if match else None
 
 
+_OWNER = re.compile(r"\((pid \d+(?: on [^)]+)?)\)")
+
+
+def _in_use_reason(message: str) -> str:
+    """Another civdesk process owns the task or its ``.part``; the core's message names it
+    as ``(pid N)`` or ``(pid N on host)``."""
+    match = _OWNER.search(message)
+    who = f" ({match.group(1)})" if match else ""
+    return f"Being downloaded by another civdesk window{who} — it will continue there"
+
+
+def downloading_elsewhere(task: TaskSnapshot) -> str | None:
+    """For a task another civdesk process is downloading right now: who, in words.
+
+    (``elsewhere`` and ``owner`` arrived with task ownership in the core; read them
+    defensively so a snapshot without them means "not elsewhere".)
+    """
+    if not getattr(task, "elsewhere", False):
+        return None
+    owner = getattr(task, "owner", None)
+    who = f" ({owner.describe()})" if owner is not None else ""
+    return f"Downloading in another civdesk window{who}"
+
+
 def failure_reason(task: TaskSnapshot) -> str:
     """Why a task failed (or is waiting), as something the user can do something about.
 
@@ -84,6 +108,8 @@ def failure_reason(task: TaskSnapshot) -> str:
         return "The downloaded file was corrupt and was discarded: retry the download"
     if kind == "unsafe_name":
         return f"Civitai sent a file name that is unsafe to write ({message})"
+    if kind == "in_use":
+        return _in_use_reason(message)
     if kind == "network":
         return message or "No connection to Civitai: check your network, then retry"
     return message or "The download failed"

@@ -23,7 +23,12 @@ from PySide6.QtCore import (
 
 from civdesk.core.downloads.queue import TaskSnapshot
 from civdesk.core.downloads.store import COMPLETED, DOWNLOADING, FAILED, QUEUED
-from civdesk.ui.downloads.messages import STATE_LABELS, failure_reason, task_title
+from civdesk.ui.downloads.messages import (
+    STATE_LABELS,
+    downloading_elsewhere,
+    failure_reason,
+    task_title,
+)
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 ACTIVE_STATES = (QUEUED, DOWNLOADING)
@@ -50,8 +55,17 @@ def progress_percent(task: TaskSnapshot) -> int:
 
 
 def has_reason(task: TaskSnapshot) -> bool:
-    """Failed, or held up while running (waiting out a rate limit)."""
-    return task.state == FAILED or (task.state == DOWNLOADING and task.error_kind is not None)
+    """Failed, held up while running (waiting out a rate limit), or run by another process."""
+    if task.state == FAILED:
+        return True
+    return task.state == DOWNLOADING and (
+        task.error_kind is not None or downloading_elsewhere(task) is not None
+    )
+
+
+def reason_text(task: TaskSnapshot) -> str:
+    """The words for :func:`has_reason`'s tasks."""
+    return downloading_elsewhere(task) or failure_reason(task)
 
 
 def queue_order(task: TaskSnapshot) -> tuple[int, int]:
@@ -181,7 +195,7 @@ class DownloadListModel(QAbstractListModel):
             return task_title(task)
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{task_title(task)}\n{STATE_LABELS.get(task.state, task.state)}"
-            return f"{tip}\n{failure_reason(task)}" if has_reason(task) else tip
+            return f"{tip}\n{reason_text(task)}" if has_reason(task) else tip
         if role == TaskRole.SNAPSHOT:
             return task
         if role == TaskRole.TASK_ID:
@@ -199,7 +213,7 @@ class DownloadListModel(QAbstractListModel):
         if role == TaskRole.ETA:
             return task.eta
         if role == TaskRole.REASON:
-            return failure_reason(task) if has_reason(task) else None
+            return reason_text(task) if has_reason(task) else None
         return None
 
     def roleNames(self) -> dict[int, bytes]:
