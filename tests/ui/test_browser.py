@@ -25,7 +25,7 @@ from civdesk.ui.browser.model import (
     library_state,
     preview_url,
 )
-from civdesk.ui.browser.page import BrowserPage
+from civdesk.ui.browser.page import BrowserPage, OwnedFilter
 from civdesk.ui.thumbnails import ThumbnailLoader
 
 WAIT_MS = 10_000
@@ -268,11 +268,34 @@ def test_owned_models_get_badges_and_can_be_hidden(
     assert states[civitai_catalog.vae.name] == DOWNLOADED
     assert states["Harbor Light"] == NOT_OWNED
     qtbot.mouseClick(page.hide_owned_box, Qt.MouseButton.LeftButton)
+    # The LORA has a newer version than the one on disk: it is not really "had", it stays.
     assert sorted(card_names(page)) == sorted(
-        m.name
-        for m in civitai_catalog.models
-        if m not in (civitai_catalog.lora, civitai_catalog.vae)
+        m.name for m in civitai_catalog.models if m is not civitai_catalog.vae
     )
+    assert "Paperfold Style" in card_names(page)
+    qtbot.mouseClick(page.hide_owned_box, Qt.MouseButton.LeftButton)
+    assert sorted(card_names(page)) == sorted(m.name for m in civitai_catalog.models)
+
+
+def test_hide_owned_keeps_only_models_without_the_newest_version_on_disk(qtbot, civitai_catalog):
+    d = civitai_catalog.double
+    results = SearchResultsModel()
+    results.append_page([model_of(d, m) for m in civitai_catalog.models])
+    owned = OwnedFilter()
+    owned.setSourceModel(results)
+    owned.set_hide_owned(True)
+    lora, v1, v2 = civitai_catalog.lora, civitai_catalog.lora_v1.id, civitai_catalog.lora_v2.id
+
+    def shown() -> set[str]:
+        return {owned.index(r, 0).data() for r in range(owned.rowCount())}
+
+    results.set_installed({lora.id: {v1}})
+    owned.refilter()
+    assert lora.name in shown()  # an update waits: kept
+    results.set_installed({lora.id: {v2}})
+    owned.refilter()
+    assert lora.name not in shown()  # the newest is on disk: hidden
+    assert len(shown()) == len(civitai_catalog.models) - 1
 
 
 # -- failures stay in the view ------------------------------------------------------------

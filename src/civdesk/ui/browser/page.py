@@ -40,7 +40,7 @@ from civdesk.core.civitai.schema import (
 from civdesk.core.errors import CivdeskError
 from civdesk.ui.browser.delegate import CardDelegate
 from civdesk.ui.browser.detail import ModelDetail
-from civdesk.ui.browser.model import NOT_OWNED, ResultRole, SearchResultsModel
+from civdesk.ui.browser.model import DOWNLOADED, ResultRole, SearchResultsModel
 from civdesk.ui.browser.worker import BrowserClients
 from civdesk.ui.tasks import TaskHandle, run_task
 from civdesk.ui.thumbnails import ThumbnailLoader
@@ -106,7 +106,11 @@ class ErrorBanner(QFrame):
 
 
 class OwnedFilter(QSortFilterProxyModel):
-    """Hides the models the library already holds (when switched on)."""
+    """Hides the models the library already holds (when switched on).
+
+    A model with a newer version than the ones on disk stays: the user does not have what
+    Civitai offers now, and the Update badge is exactly what they are looking for.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -129,7 +133,7 @@ class OwnedFilter(QSortFilterProxyModel):
         if not self._hide_owned:
             return True
         index = self.sourceModel().index(source_row, 0, source_parent)
-        return index.data(ResultRole.LIBRARY_STATE) == NOT_OWNED
+        return index.data(ResultRole.LIBRARY_STATE) != DOWNLOADED
 
 
 class BrowserPage(QWidget):
@@ -186,6 +190,9 @@ class BrowserPage(QWidget):
         self.nsfw_box.toggled.connect(self._nsfw_toggled)
         self.hide_owned_box = QCheckBox("Hide models I have")
         self.hide_owned_box.setObjectName("hideOwned")
+        self.hide_owned_box.setToolTip(
+            "Hide the models whose newest version is in your library (updates stay visible)"
+        )
         self.hide_owned_box.toggled.connect(self.visible_results.set_hide_owned)
         self.hide_owned_box.toggled.connect(self._fill_view)
         bar.addWidget(self.search_box, 1)
