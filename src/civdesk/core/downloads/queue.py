@@ -18,6 +18,15 @@ that caused the event (the worker for progress and results):
 
 A failure of one task never stops the queue: it is recorded with a one-line reason and an
 ``error_kind`` the UI can word, and the next task starts.
+
+Several processes may share one queue (the window and ``civdesk download`` in a terminal,
+two terminals): a task being downloaded is *owned* by the one process holding its lock (see
+:mod:`~civdesk.core.downloads.locks`), and the row names that process (``owner_pid``,
+``owner_host``). A queue never takes a task another live process owns, takes a
+``downloading`` task back only when its owner is gone (its lock is free: a crash, a kill),
+and writes every state change as a check-and-set on the row as it is in the database now,
+never on a snapshot it read earlier. The downloader runs only while the task's lock and the
+lock of its ``.part`` are held, so two processes never write the same ``.part``.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from civdesk.core.downloads.downloader import (
     DownloadResult,
     DownloadSource,
 )
+from civdesk.core.downloads.locks import LockFolder, Owner, ProcessLock, read_owner
 from civdesk.core.downloads.store import (
     CANCELLED,
     COMPLETED,
@@ -55,6 +65,7 @@ from civdesk.core.downloads.store import (
     FAILED,
     FINISHED_STATES,
     QUEUED,
+    StateConflict,
     TaskRecord,
     TaskStore,
     now,
@@ -82,10 +93,32 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     COMPLETED: frozenset(),
 }
 
+class IllegalTransition(CivdeskError):
+    """A command that makes no sense for the task's state (e.g. retrying a completed one)."""
+
+
+class DownloadingElsewhere(IllegalTransition):
+    """Another live civdesk process is downloading this task, or writing this file."""
+
+    def __init__(self, what: str, owner: Owner | None, hint: str | None = None) -> None:
+        who = f" ({owner.describe()})" if owner is not None else ""
+        super().__init__(f"{what} is already being downloaded by another civdesk{who}"
+                         + (f"; {hint}" if hint else ""))
+        self.owner = owner
+
+    @classmethod
+    def of_task(cls, record: TaskRecord, hint: str | None = None) -> DownloadingElsewhere:
+        owner = Owner(record.owner_pid, record.owner_host or "") if record.owner_pid else None
+        return cls(record.file_name or f"Download #{record.id}", owner, hint)
+
+
 ERROR_KINDS = (
     "auth", "forbidden", "early_access", "not_found", "archived", "rate_limited", "network",
-    "hash_mismatch", "disk_full", "unsafe_name", "cancelled", "other",
+    "hash_mismatch", "disk_full", "unsafe_name", "cancelled", "in_use", "other",
 )  # fmt: skip
+#: How long ``run_next(task_id)`` waits for a task lock another queue holds for a moment
+#: (while it checks whether the task is stale) before calling the task busy.
+CLAIM_WAIT = 2.0
 _KIND_OF: tuple[tuple[type[BaseException], str], ...] = (
     (AuthRequired, "auth"),
     (EarlyAccess, "early_access"),
@@ -99,16 +132,13 @@ _KIND_OF: tuple[tuple[type[BaseException], str], ...] = (
     (DiskFull, "disk_full"),
     (UnsafePath, "unsafe_name"),
     (Cancelled, "cancelled"),
+    (DownloadingElsewhere, "in_use"),
 )
 
 
 def error_kind(exc: BaseException) -> str:
     """The ``error_kind`` recorded for a failure (one of :data:`ERROR_KINDS`)."""
     return next((kind for cls, kind in _KIND_OF if isinstance(exc, cls)), "other")
-
-
-class IllegalTransition(CivdeskError):
-    """A command that makes no sense for the task's state (e.g. retrying a completed one)."""
 
 
 class UnknownTask(CivdeskError):
@@ -125,6 +155,15 @@ class TaskSnapshot(TaskRecord):
     eta: float | None = None  # seconds
     retry_after: float | None = None  # seconds, while waiting out a rate limit
     deadline: str | None = None  # early access end (ISO), when that is why it failed
+    #: ``downloading`` in another process (this queue shows it but does not run it).
+    elsewhere: bool = False
+
+    @property
+    def owner(self) -> Owner | None:
+        """The process downloading it, while it is ``downloading``."""
+        if self.state != DOWNLOADING or self.owner_pid is None:
+            return None
+        return Owner(self.owner_pid, self.owner_host or "")
 
     @property
     def percent(self) -> float | None:
@@ -174,13 +213,21 @@ class RegisterInLibrary:
 
 @dataclass
 class _Running:
-    """The task the worker is on, and why it is being stopped (if it is)."""
+    """The task the worker is on, the locks that make it ours, and why it is being stopped."""
 
     task_id: int
+    task_lock: ProcessLock
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
     reason: str | None = None  # "cancel" | "pause" | "interrupt"
     record: TaskRecord | None = None
     last_saved: float = 0.0
+    file_lock: ProcessLock | None = None  # of the .part, once the downloader names it
+
+    def release_locks(self) -> None:
+        """After the final state is written: the task is no longer ours."""
+        if self.file_lock is not None:
+            self.file_lock.release()
+        self.task_lock.release()
 
 
 @dataclass
@@ -205,8 +252,13 @@ class DownloadQueue:
         rate_limit_retries: int = 3,
         max_rate_limit_wait: float = 300.0,
         save_interval: float = 1.0,
+        lock_folder: Path | None = None,
     ) -> None:
+        """``lock_folder`` (default ``locks/`` beside the database) must be the same for
+        every process sharing the database."""
         self.store = TaskStore(db)
+        self.locks = LockFolder(lock_folder or Path(db.path).parent / "locks")
+        self.owner = Owner.this_process()
         self.client = client
         self.settings = settings
         self.downloader = downloader or Downloader(client)
@@ -219,7 +271,7 @@ class DownloadQueue:
         self._paused = False
         self._running: _Running | None = None
         self._live: dict[int, _Live] = {}
-        requeued = self.store.requeue_interrupted()
+        requeued = self.recover_stale()
         if requeued:
             log.info("Resuming %d download(s) interrupted by the last exit", len(requeued))
 
@@ -275,10 +327,15 @@ class DownloadQueue:
     def _snapshot(self, record: TaskRecord) -> TaskSnapshot:
         live = self._live.get(record.id)
         values = {f.name: getattr(record, f.name) for f in dataclasses.fields(TaskRecord)}
+        elsewhere = record.state == DOWNLOADING and not self._is_running(record.id)
         if live is None:
-            return TaskSnapshot(**values)
-        return TaskSnapshot(**values, speed=live.speed, eta=live.eta,
+            return TaskSnapshot(**values, elsewhere=elsewhere)
+        return TaskSnapshot(**values, speed=live.speed, eta=live.eta, elsewhere=elsewhere,
                             retry_after=live.retry_after, deadline=live.deadline)
+
+    def _is_running(self, task_id: TaskId) -> bool:
+        running = self._running
+        return running is not None and running.task_id == task_id
 
     # -- commands -------------------------------------------------------------------------
 
@@ -313,21 +370,34 @@ class DownloadQueue:
                 running.reason = "cancel"
                 running.stop.set()  # the worker records it when the current chunk is written
                 return
-            record = self._transition(self._get(task_id), CANCELLED, finished_at=now(),
-                                      error="Cancelled", error_kind="cancelled")
-            _delete_part(record)
+            if self._get(task_id).state == DOWNLOADING:
+                record = self._cancel_unowned(task_id)
+            else:
+                record = self._transition(task_id, CANCELLED, finished_at=now(),
+                                          error="Cancelled", error_kind="cancelled")
+            self._delete_part(record)
         self._emit("finished", self._snapshot(record))
+
+    def _cancel_unowned(self, task_id: TaskId) -> TaskRecord:
+        """Cancel a task marked downloading by another process: only if that one is gone."""
+        lock = ProcessLock.try_acquire(self.locks.task(task_id), self.owner)
+        if lock is None:
+            raise DownloadingElsewhere.of_task(self._get(task_id), "cancel it there")
+        with lock:
+            return self._transition(task_id, CANCELLED, owned=True, finished_at=now(),
+                                    error="Cancelled", error_kind="cancelled", owner_pid=None,
+                                    owner_host=None)
 
     def retry(self, task_id: TaskId) -> None:
         """Queue a failed or cancelled task again, at the end; a kept ``.part`` is resumed."""
         with self._lock:
-            record = self._get(task_id)
-            if record.state == COMPLETED:
-                raise IllegalTransition("This download already completed; nothing to retry")
-            record = self._transition(
-                record, QUEUED, error=None, error_kind=None, finished_at=None,
-                position=self.store.next_position(),
-            )  # fmt: skip
+            try:
+                record = self.store.transition(
+                    task_id, QUEUED, (FAILED, CANCELLED), error=None, error_kind=None,
+                    finished_at=None, position=self.store.next_position(),
+                )  # fmt: skip
+            except StateConflict as exc:
+                raise self._refusal(task_id, exc.current, "retried") from None
             self._live.pop(task_id, None)
         self._emit("changed", self._snapshot(record))
 
@@ -351,10 +421,12 @@ class DownloadQueue:
     def remove(self, task_id: TaskId) -> None:
         """Forget a finished task (the downloaded file stays where it is)."""
         with self._lock:
-            record = self._get(task_id)
-            if record.state not in FINISHED_STATES:
-                raise IllegalTransition("Cancel the download before removing it from the list")
-            self.store.delete(task_id)
+            self._get(task_id)
+            try:
+                self.store.delete(task_id, if_state_in=FINISHED_STATES)
+            except StateConflict:
+                raise IllegalTransition("Cancel the download before removing it from the list"
+                                        ) from None
             self._live.pop(task_id, None)
         self._emit("removed", task_id)
 
@@ -391,12 +463,73 @@ class DownloadQueue:
             self._running.reason = reason
             self._running.stop.set()
 
-    def _transition(self, record: TaskRecord, state: str, **fields: Any) -> TaskRecord:
-        if state not in TRANSITIONS[record.state]:
-            raise IllegalTransition(
-                f"Download #{record.id} is {record.state}; it cannot become {state}"
-            )
-        return self.store.update(record.id, state=state, **fields)
+    def _transition(self, task_id: TaskId, state: str, *, owned: bool = False,
+                    **fields: Any) -> TaskRecord:
+        """Move the task to ``state`` if that is legal from its state *in the database now*.
+
+        A ``downloading`` task is only changed by the holder of its lock (``owned``): the
+        task may have been taken by another process since the caller last looked.
+        """
+        allowed = [source for source, targets in TRANSITIONS.items()
+                   if state in targets and (owned or source != DOWNLOADING)]
+        try:
+            return self.store.transition(task_id, state, allowed, **fields)
+        except StateConflict as exc:
+            raise self._refusal(task_id, exc.current, state) from None
+
+    def _refusal(self, task_id: TaskId, current: TaskRecord | None, wanted: str) -> CivdeskError:
+        """Why the task (as it is now) can't become ``wanted``, in words."""
+        if current is None:
+            return UnknownTask(task_id)
+        if current.state == COMPLETED and wanted == "retried":
+            return IllegalTransition("This download already completed; nothing to retry")
+        if current.state == DOWNLOADING and not self._is_running(task_id):
+            return DownloadingElsewhere.of_task(current)
+        action = "be retried" if wanted == "retried" else f"become {wanted}"
+        return IllegalTransition(f"Download #{task_id} is {current.state}; it cannot {action}")
+
+    def _finish(self, running: _Running, state: str, **fields: Any) -> TaskRecord:
+        """Record how our download ended (we hold its lock, so the row should still say
+        downloading; if an older civdesk changed it anyway, keep that and don't crash)."""
+        try:
+            return self.store.transition(running.task_id, state, (DOWNLOADING,),
+                                         owner_pid=None, owner_host=None, **fields)
+        except StateConflict as exc:
+            log.warning("Download #%d was changed by another process while it ran (now %s)",
+                        running.task_id, exc.current.state if exc.current else "removed")
+            if exc.current is not None:
+                return exc.current
+            base = running.record or self._get(running.task_id)
+            return dataclasses.replace(base, state=state, owner_pid=None, owner_host=None,
+                                       **fields)
+
+    def recover_stale(self) -> list[TaskId]:
+        """Put back in line the ``downloading`` tasks whose process is gone; their ids.
+
+        A task is stale when its lock can be taken: the process that held it ended (the
+        system releases the lock of a crashed or killed process). A task whose lock is held
+        belongs to a live process (another civdesk, or this queue) and is left alone.
+        """
+        recovered: list[TaskId] = []
+        for record in self.store.downloading():
+            if self._is_running(record.id):
+                continue
+            lock = ProcessLock.try_acquire(self.locks.task(record.id), self.owner)
+            if lock is None:
+                continue
+            with lock:
+                try:
+                    record = self.store.transition(
+                        record.id, QUEUED, (DOWNLOADING,), owner_pid=None, owner_host=None,
+                        bytes_done=self._part_size(record),
+                    )  # fmt: skip
+                except StateConflict:
+                    continue  # it ended between our read and our lock
+            log.info("Download #%d was left unfinished by process %s; back in the queue",
+                     record.id, record.owner_pid)
+            recovered.append(record.id)
+            self._emit("changed", self._snapshot(record))
+        return recovered
 
     # -- running --------------------------------------------------------------------------
 
@@ -408,20 +541,23 @@ class DownloadQueue:
         self._emit("idle", None)
         return count
 
-    def run_next(self) -> TaskSnapshot | None:
-        """Run the first queued task to its end; None when paused or there is none."""
+    def run_next(self, task_id: TaskId | None = None) -> TaskSnapshot | None:
+        """Run the first queued task (or the queued task ``task_id``) to its end.
+
+        None when paused or when there is nothing this queue may run: tasks other processes
+        are downloading are skipped, and ``task_id`` in a finished state runs nothing (read
+        its state with :meth:`task`). A ``task_id`` another live process is downloading
+        raises :class:`DownloadingElsewhere`.
+        """
+        self.recover_stale()  # a process that died since the last look leaves its task
         with self._lock:
             if self._paused:
                 return None
-            queued = self.store.queued()
-            if not queued:
+            running = self._claim_first() if task_id is None else self._claim(task_id)
+            if running is None:
                 return None
-            running = _Running(queued[0].id)
-            record = self._transition(queued[0], DOWNLOADING, started_at=now(),
-                                      error=None, error_kind=None, finished_at=None)
-            running.record = record
-            self._running = running
-            self._live[record.id] = _Live()
+            record = running.record
+            assert record is not None
         self._emit("changed", self._snapshot(record))
         try:
             final = self._run(running)
@@ -431,9 +567,63 @@ class DownloadQueue:
                 live = self._live.get(running.task_id)
                 if live is not None:
                     live.speed, live.eta = 0.0, None
+            # Only now: the final state is in the row before anyone else may take the task.
+            running.release_locks()
         snapshot = self._snapshot(final)
         self._emit("finished" if final.state in FINISHED_STATES else "changed", snapshot)
         return snapshot
+
+    def _claim_first(self) -> _Running | None:
+        for record in self.store.queued():
+            running = self._try_claim(record.id)
+            if running is not None:
+                return running
+        return None
+
+    def _claim(self, task_id: TaskId) -> _Running | None:
+        """Take this task (waiting a moment for a queue that is only looking at it)."""
+        record = self._get(task_id)
+        if record.state == DOWNLOADING:
+            raise DownloadingElsewhere.of_task(record)
+        if record.state != QUEUED:
+            return None
+        lock_path = self.locks.task(task_id)
+        lock = ProcessLock.acquire(lock_path, self.owner, timeout=CLAIM_WAIT)
+        if lock is None:
+            record = self._get(task_id)
+            if record.state == DOWNLOADING:
+                raise DownloadingElsewhere.of_task(record)
+            raise DownloadingElsewhere(record.file_name or f"Download #{task_id}",
+                                       read_owner(lock_path))
+        running = self._take(task_id, lock)
+        if running is None:
+            record = self._get(task_id)
+            if record.state == DOWNLOADING:
+                raise DownloadingElsewhere.of_task(record)
+        return running
+
+    def _try_claim(self, task_id: TaskId) -> _Running | None:
+        lock = ProcessLock.try_acquire(self.locks.task(task_id), self.owner)
+        return None if lock is None else self._take(task_id, lock)
+
+    def _take(self, task_id: TaskId, lock: ProcessLock) -> _Running | None:
+        """With the task's lock held: queued → downloading, owned by this process."""
+        try:
+            record = self.store.transition(
+                task_id, DOWNLOADING, (QUEUED,), started_at=now(), error=None,
+                error_kind=None, finished_at=None, owner_pid=self.owner.pid,
+                owner_host=self.owner.host,
+            )  # fmt: skip
+        except StateConflict:
+            lock.release()  # taken and maybe finished by another process meanwhile
+            return None
+        except BaseException:
+            lock.release()
+            raise
+        running = _Running(task_id, lock, record=record)
+        self._running = running
+        self._live[task_id] = _Live()
+        return running
 
     def _run(self, running: _Running) -> TaskRecord:
         """Download one task and record how it ended; never raises for a task's failure."""
@@ -443,10 +633,10 @@ class DownloadQueue:
         except Cancelled:
             return self._stopped(running)
         except CivdeskError as exc:
-            return self._failed(task_id, exc)
+            return self._failed(running, exc)
         except Exception as exc:  # a bug, but the queue must go on with the next task
             log.exception("Download #%d failed unexpectedly", task_id)
-            return self._failed(task_id, exc, f"Unexpected error: {exc}")
+            return self._failed(running, exc, f"Unexpected error: {exc}")
         if self.post_download is not None:
             try:
                 self.post_download(result, version, file)
@@ -454,8 +644,8 @@ class DownloadQueue:
                 # The verified file is in place; the library/companions can catch up on scan.
                 log.exception("Registering %s in the library failed", result.path)
         with self._lock:
-            return self.store.update(
-                task_id, state=COMPLETED, dest_path=str(result.path), part_path=None,
+            return self._finish(
+                running, COMPLETED, dest_path=str(result.path), part_path=None,
                 bytes_done=result.size, bytes_total=result.size, finished_at=now(),
                 error=None, error_kind=None,
             )  # fmt: skip
@@ -464,22 +654,26 @@ class DownloadQueue:
         with self._lock:
             record = self._get(running.task_id)
             if running.reason == "cancel":
-                _delete_part(record)
-                return self._transition(record, CANCELLED, finished_at=now(),
-                                        error="Cancelled", error_kind="cancelled")
+                self._delete_part(record, running)
+                return self._finish(running, CANCELLED, finished_at=now(),
+                                    error="Cancelled", error_kind="cancelled")
             # Paused or interrupted: back in line, the .part kept for a Range resume.
-            return self._transition(record, QUEUED, bytes_done=self._part_size(record))
+            return self._finish(running, QUEUED, bytes_done=self._part_size(record))
 
-    def _failed(self, task_id: int, exc: BaseException, message: str | None = None) -> TaskRecord:
+    def _failed(self, running: _Running, exc: BaseException,
+                message: str | None = None) -> TaskRecord:
         kind = error_kind(exc)
         with self._lock:
-            live = self._live.setdefault(task_id, _Live())
+            live = self._live.setdefault(running.task_id, _Live())
             live.deadline = getattr(exc, "deadline", None)
             live.retry_after = getattr(exc, "retry_after", None)
-            record = self._get(task_id)
-            return self._transition(record, FAILED, finished_at=now(), error_kind=kind,
-                                    error=message or str(exc),
-                                    bytes_done=self._part_size(record))
+            record = self._get(running.task_id)
+            part: dict[str, Any] = {"bytes_done": self._part_size(record)}
+            if isinstance(exc, DownloadingElsewhere):
+                # The .part is another task's: never point at it (a cancel would delete it).
+                part = {"bytes_done": 0, "part_path": None}
+            return self._finish(running, FAILED, finished_at=now(), error_kind=kind,
+                                error=message or str(exc), **part)
 
     @staticmethod
     def _part_size(record: TaskRecord) -> int:
@@ -546,7 +740,39 @@ class DownloadQueue:
             raise Cancelled("Download")
 
     def _remember_part(self, running: _Running, path: Path) -> None:
+        """The downloader names the ``.part`` before writing to it: lock it, then record it.
+
+        Raises :class:`DownloadingElsewhere` (nothing written) when another task, in this
+        or another process, is writing that very ``.part``.
+        """
+        lock_path = self.locks.file(path)
+        held = running.file_lock
+        if held is None or held.path != lock_path:
+            lock = ProcessLock.try_acquire(lock_path, self.owner)
+            if lock is None:
+                name = running.record.file_name if running.record else None
+                raise DownloadingElsewhere(name or Path(path).name, read_owner(lock_path))
+            if held is not None:
+                held.release()
+            running.file_lock = lock
         running.record = self.store.update(running.task_id, part_path=str(path))
+
+    def _delete_part(self, record: TaskRecord, running: _Running | None = None) -> None:
+        """Delete the task's ``.part``, unless another download is writing it right now."""
+        if not record.part_path:
+            return
+        part = Path(record.part_path)
+        lock_path = self.locks.file(part)
+        if running is not None and running.file_lock is not None \
+                and running.file_lock.path == lock_path:
+            _unlink(part)
+            return
+        lock = ProcessLock.try_acquire(lock_path, self.owner)
+        if lock is None:
+            log.info("Kept %s: another download is writing it", part)
+            return
+        with lock:
+            _unlink(part)
 
     def _progress(self, running: _Running, progress: DownloadProgress) -> None:
         record = running.record
@@ -598,9 +824,8 @@ def _pick_file(version: ModelVersion, file_id: int | None) -> ModelFile:
     return file
 
 
-def _delete_part(record: TaskRecord) -> None:
-    if record.part_path:
-        try:
-            Path(record.part_path).unlink(missing_ok=True)
-        except OSError as exc:
-            log.warning("Could not delete %s: %s", record.part_path, exc)
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("Could not delete %s: %s", path, exc)

@@ -7,6 +7,7 @@ speed figures. Rows come out as frozen :class:`TaskRecord` snapshots, never ORM 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -48,10 +49,21 @@ class TaskRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    #: The process downloading it (while ``downloading``); informative, see ``locks.py``.
+    owner_pid: int | None = None
+    owner_host: str | None = None
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TaskRecord))
 _WRITABLE = frozenset(FIELDS) - {"id", "created_at"}
+
+
+class StateConflict(Exception):
+    """The task was not in an expected state when a change was to be made (see ``current``)."""
+
+    def __init__(self, current: TaskRecord | None) -> None:
+        super().__init__(f"task is {current.state if current else 'gone'}")
+        self.current = current
 
 
 def now() -> datetime:
@@ -108,11 +120,35 @@ class TaskStore:
             s.flush()
             return _record(row)
 
-    def delete(self, task_id: int) -> None:
+    def transition(self, task_id: int, state: str, allowed_from: Collection[str],
+                   **fields: Any) -> TaskRecord:
+        """Set ``state`` (and ``fields``) only if the task is now in ``allowed_from``.
+
+        The check and the write are one ``BEGIN IMMEDIATE`` transaction, so a change made
+        meanwhile by another process is seen, never overwritten: it raises
+        :class:`StateConflict` carrying the row as it is now (None when deleted).
+        """
+        self._check({**fields, "state": state})
         with self.db.session() as s:
             row = s.get(DownloadTaskRow, task_id)
-            if row is not None:
-                s.delete(row)
+            if row is None or row.state not in allowed_from:
+                raise StateConflict(None if row is None else _record(row))
+            row.state = state
+            for name, value in fields.items():
+                setattr(row, name, value)
+            s.flush()
+            return _record(row)
+
+    def delete(self, task_id: int, *, if_state_in: Collection[str] | None = None) -> bool:
+        """Delete the task (only when in ``if_state_in``, checked atomically); whether it was."""
+        with self.db.session() as s:
+            row = s.get(DownloadTaskRow, task_id)
+            if row is None:
+                return False
+            if if_state_in is not None and row.state not in if_state_in:
+                raise StateConflict(_record(row))
+            s.delete(row)
+            return True
 
     def set_order(self, task_ids: list[int]) -> None:
         """Give these tasks the positions 1, 2, 3… in this order."""
@@ -126,15 +162,14 @@ class TaskStore:
         with self.db.session(write=False) as s:
             return (s.scalar(select(func.max(DownloadTaskRow.position))) or 0) + 1
 
-    def requeue_interrupted(self) -> list[int]:
-        """Tasks left ``downloading`` by a previous run go back to ``queued``."""
-        with self.db.session() as s:
-            rows = list(s.scalars(
+    def downloading(self) -> list[TaskRecord]:
+        """Tasks marked ``downloading`` (by this process, another one, or a dead one)."""
+        with self.db.session(write=False) as s:
+            rows = s.scalars(
                 select(DownloadTaskRow).where(DownloadTaskRow.state == DOWNLOADING)
-            ))  # fmt: skip
-            for row in rows:
-                row.state = QUEUED
-            return [r.id for r in rows]
+                .order_by(DownloadTaskRow.position, DownloadTaskRow.id)
+            )  # fmt: skip
+            return [_record(r) for r in rows]
 
     @staticmethod
     def _check(fields: dict[str, Any]) -> None:

@@ -28,11 +28,18 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+def _v2_download_owner(conn: Connection) -> None:
+    # Rows keep their state: a v1 "downloading" task has no owner and no lock, so the first
+    # queue to start finds it stale and puts it back in line (resuming its .part).
+    conn.exec_driver_sql("ALTER TABLE download_tasks ADD COLUMN owner_pid INTEGER")
+    conn.exec_driver_sql("ALTER TABLE download_tasks ADD COLUMN owner_host VARCHAR")
+
+
 # Version 1 is the first released schema; it is created from tables.py, so it has no step.
-# Append later steps here, e.g.:
-#   Migration(2, "local_files.favourite", lambda c: c.exec_driver_sql(
-#       "ALTER TABLE local_files ADD COLUMN favourite BOOLEAN NOT NULL DEFAULT 0")),
-MIGRATIONS: tuple[Migration, ...] = ()
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(2, "download_tasks.owner_pid/owner_host (who is downloading a task)",
+              _v2_download_owner),
+)
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

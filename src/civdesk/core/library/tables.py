@@ -160,6 +160,10 @@ class DownloadTaskRow(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Who is downloading it (schema v2), for the user: the process's lock is what counts.
+    # Set with state "downloading" (started_at is when it took the task), cleared after.
+    owner_pid: Mapped[int | None]
+    owner_host: Mapped[str | None]
 
 
 class SettingRow(Base):

@@ -1,0 +1,246 @@
+"""Which process owns a download: OS advisory locks that die with their process.
+
+A download task is *owned* by the one process that holds its lock; the task row only
+records who that is (pid, host) for the user. The lock is the truth because the operating
+system releases it when its process ends, however it ends (SIGKILL and power loss
+included), so "is this ``downloading`` task stale?" has an exact answer: stale when its
+lock can be taken.
+
+Locks are files in the data folder (``<data>/locks/``), never beside the user's models:
+
+* ``task-<id>.lock``: held from the moment a queue takes a task until its final state is
+  written;
+* ``file-<digest>.lock`` (keyed by the ``.part`` path): held while bytes may be written to
+  that ``.part``, so two tasks for the same file (two front ends, two data entries) never
+  write it at once.
+
+POSIX uses ``flock`` (per open file, so two queues in one process exclude each other as two
+processes do); Windows locks one byte with ``msvcrt.locking``. A lock file is deleted on
+release *while still held* and a taker checks that the file it locked is still the one at
+the path, so deleting never lets two holders in.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_WINDOWS = sys.platform == "win32"
+
+#: Windows locks are mandatory for the locked bytes: lock one far past the owner text so
+#: another process can still read who holds it.
+_WINDOWS_LOCK_OFFSET = 1 << 20
+_BUSY_ERRNOS = {errno.EAGAIN, errno.EACCES, getattr(errno, "EWOULDBLOCK", errno.EAGAIN)}
+_MAX_RACES = 20
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that owns a download."""
+
+    pid: int
+    host: str
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        return cls(os.getpid(), socket.gethostname())
+
+    def describe(self) -> str:
+        """``pid 123`` (plus ``on host X`` when that is not this computer)."""
+        if self.host and self.host != socket.gethostname():
+            return f"pid {self.pid} on {self.host}"
+        return f"pid {self.pid}"
+
+
+class ProcessLock:
+    """An exclusive lock on a file, held until :meth:`release` or the process ends.
+
+    Take one with :meth:`try_acquire` (never waits) or :meth:`acquire` (waits up to a
+    timeout). Use as a context manager to release it.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def try_acquire(cls, path: Path, owner: Owner | None = None) -> ProcessLock | None:
+        """The lock at ``path`` if nobody holds it, else None. Writes ``owner`` into it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(_MAX_RACES):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+            try:
+                if not _lock(fd):
+                    os.close(fd)
+                    return None
+                if not _is_current(fd, path):
+                    # The holder deleted it between our open and our lock: take the new one.
+                    os.close(fd)
+                    continue
+            except BaseException:
+                os.close(fd)
+                raise
+            lock = cls(path, fd)
+            if owner is not None:
+                lock._write_owner(owner)
+            return lock
+        raise OSError(f"Could not lock {path}: it kept being replaced")
+
+    @classmethod
+    def acquire(cls, path: Path, owner: Owner | None = None, *, timeout: float,
+                poll: float = 0.05) -> ProcessLock | None:
+        """Like :meth:`try_acquire`, retrying for up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lock = cls.try_acquire(path, owner)
+            if lock is not None or time.monotonic() >= deadline:
+                return lock
+            time.sleep(poll)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Give the lock up and delete its file (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        if _WINDOWS:  # pragma: no cover
+            # An open file can't be deleted there: unlock, close, then delete if still free.
+            _unlock(fd)
+            os.close(fd)
+            _remove_quietly(self.path)
+            return
+        # Deleted while still held: a process that opened it meanwhile sees the change
+        # in _is_current and starts over on a fresh file.
+        _remove_quietly(self.path)
+        os.close(fd)
+
+    def __enter__(self) -> ProcessLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        # A lock must never outlive its owner object silently held (a forgotten release).
+        if self._fd is not None:
+            self.release()
+
+    def __repr__(self) -> str:
+        return f"ProcessLock({str(self.path)!r}, held={self.held})"
+
+    def _write_owner(self, owner: Owner) -> None:
+        assert self._fd is not None
+        text = json.dumps({"pid": owner.pid, "host": owner.host}).encode()
+        try:
+            os.ftruncate(self._fd, 0)
+            if hasattr(os, "pwrite"):
+                os.pwrite(self._fd, text, 0)
+            else:  # pragma: no cover - Windows
+                _write_at_start(self._fd, text)
+        except OSError as exc:  # only informative: the lock itself is what counts
+            log.warning("Could not record the owner in %s: %s", self.path, exc)
+
+
+def read_owner(path: Path) -> Owner | None:
+    """Who wrote the lock file at ``path`` (None if unknown: absent, empty, unreadable)."""
+    try:
+        data = json.loads(path.read_bytes()[:_WINDOWS_LOCK_OFFSET] or b"null")
+        return Owner(int(data["pid"]), str(data.get("host") or ""))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def is_held(path: Path) -> bool:
+    """Whether some live lock holder (this process included) has the lock at ``path``."""
+    lock = ProcessLock.try_acquire(path)
+    if lock is None:
+        return True
+    lock.release()
+    return False
+
+
+class LockFolder:
+    """The lock files of one data folder (see the module docstring)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def task(self, task_id: int) -> Path:
+        return self.folder / f"task-{task_id}.lock"
+
+    def file(self, part_path: str | os.PathLike[str]) -> Path:
+        """The lock of the file written at ``part_path``, whatever the spelling of the path."""
+        key = os.path.normcase(os.path.abspath(os.fspath(part_path)))
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return self.folder / f"file-{digest}.lock"
+
+
+# -- the platform part ------------------------------------------------------------------------
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _lock(fd: int) -> bool:
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError as exc:
+            if exc.errno in _BUSY_ERRNOS:
+                return False
+            raise
+        return True
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        with suppress(OSError):  # closing the handle releases it too
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+    def _is_current(fd: int, path: Path) -> bool:
+        return True  # an open file can't be deleted there, so it is always the current one
+
+else:
+    import fcntl
+
+    def _lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if isinstance(exc, BlockingIOError) or exc.errno in _BUSY_ERRNOS:
+                return False
+            raise
+        return True
+
+    def _is_current(fd: int, path: Path) -> bool:
+        """Whether ``fd`` is still the file at ``path`` (not one a releaser just deleted)."""
+        try:
+            on_disk = os.stat(path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+
+def _write_at_start(fd: int, data: bytes) -> None:  # pragma: no cover - Windows only
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, data)
+
+
+def _remove_quietly(path: Path) -> None:
+    # Fails when another process has it open (Windows) or the folder went away: harmless.
+    with suppress(OSError):
+        path.unlink(missing_ok=True)
