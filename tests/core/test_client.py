@@ -320,6 +320,23 @@ def test_connection_refused_is_a_network_error(sleeps: Sleeps) -> None:
     assert len(sleeps) == 2
 
 
+def test_proxy_from_the_environment_is_used_and_read_once_per_host(
+    civitai: CivitaiDouble, sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    client = CivitaiClient(civitai.base_url, max_retries=0, sleep=sleeps)
+    with pytest.raises(NetworkError):  # sent to the (dead) proxy, not to the double
+        client.get_model(1)
+    monkeypatch.delenv("HTTP_PROXY")
+    with pytest.raises(NetworkError):  # the environment was read once for this host
+        client.get_model(1)
+    fresh = CivitaiClient(civitai.base_url, max_retries=0, sleep=sleeps)
+    with pytest.raises(NotFound):  # a new client reads it again: no proxy now
+        fresh.get_model(1)
+
+
 def test_redact_url_drops_the_token() -> None:
     assert redact_url("https://civitai.com/api/download/models/1?type=VAE&token=abc") == (
         "https://civitai.com/api/download/models/1?type=VAE"
