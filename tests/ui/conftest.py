@@ -128,3 +128,44 @@ def wait_until_ready(qtbot, window) -> None:
     A window closed before that would see the dock start its thread after the close.
     """
     qtbot.waitUntil(lambda: window.dock.worker.running, timeout=5000)
+
+
+# -- images with detail, and a measure of it (for the NSFW blur) ------------------------------
+
+
+def detailed_png(width: int = 256, height: int = 320, cell: int = 4) -> bytes:
+    """A PNG of small saturated squares: about as much fine detail as an image can have."""
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+    from PySide6.QtGui import QColor, QImage
+
+    image = QImage(width, height, QImage.Format.Format_RGB32)
+    palette = [QColor("#ff2040"), QColor("#20e060"), QColor("#2060ff"), QColor("#f0f0f0")]
+    for y in range(height):
+        for x in range(width):
+            image.setPixelColor(x, y, palette[(x // cell + 2 * (y // cell)) % len(palette)])
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    assert image.save(buffer, "PNG")
+    return bytes(data.data())
+
+
+def high_frequency(image) -> float:
+    """Mean absolute difference between horizontally and vertically neighbouring pixels
+    (0–255 per channel): large for fine detail, small for a blur."""
+    from PySide6.QtGui import QImage
+
+    rgb = (image.toImage() if hasattr(image, "toImage") else image).convertToFormat(
+        QImage.Format.Format_RGB888
+    )
+    width, height, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
+    data = bytes(rgb.constBits())[: stride * height]
+    rows = [data[y * stride : y * stride + width * 3] for y in range(height)]
+    total = count = 0
+    for y, row in enumerate(rows):
+        total += sum(abs(a - b) for a, b in zip(row[3:], row[:-3], strict=True))
+        count += len(row) - 3
+        if y:
+            total += sum(abs(a - b) for a, b in zip(row, rows[y - 1], strict=True))
+            count += len(row)
+    return total / count

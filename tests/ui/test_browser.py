@@ -10,23 +10,26 @@ from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QGuiApplication, QTextDocument
 from PySide6.QtWidgets import QApplication
 from tests.double import CivitaiDouble, SampleCatalog
-from tests.ui.conftest import register, write_model_file
+from tests.ui.conftest import detailed_png, high_frequency, register, write_model_file
 
 from civdesk.core.civitai.schema import Model
 from civdesk.core.context import Core
 from civdesk.ui import tasks
+from civdesk.ui.browser.delegate import THUMB_SIZE
 from civdesk.ui.browser.detail import SafeTextBrowser
 from civdesk.ui.browser.model import (
     DOWNLOADED,
     NOT_OWNED,
     UPDATE,
+    CardPreview,
     ResultRole,
     SearchResultsModel,
+    card_preview,
     library_state,
     preview_url,
 )
 from civdesk.ui.browser.page import BrowserPage, OwnedFilter
-from civdesk.ui.thumbnails import ThumbnailLoader
+from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
 WAIT_MS = 10_000
 
@@ -120,7 +123,8 @@ def test_nsfw_previews_are_held_back_unless_allowed(civitai: CivitaiDouble):
     assert preview_url(model, allow_nsfw=False) == civitai.image_url(safe)
     only_mature = civitai.add_model("Only Mature", "LORA")
     civitai.add_version(only_mature, "v1", images=[civitai.image("png", nsfw_level=16)])
-    assert preview_url(model_of(civitai, only_mature), allow_nsfw=False) is None
+    # Every image is mature: the card still shows one, blurred (not nothing).
+    assert preview_url(model_of(civitai, only_mature), allow_nsfw=False) is not None
 
 
 def test_the_description_browser_never_loads_remote_resources(qtbot, civitai: CivitaiDouble):
@@ -355,3 +359,50 @@ def test_card_opens_with_enter_too(qtbot, page: BrowserPage, civitai_catalog):
     with qtbot.waitSignal(page.model_opened, timeout=WAIT_MS):
         qtbot.keyClick(page.view, Qt.Key.Key_Return)
     assert page.detail.model is not None and page.detail.model.id == civitai_catalog.lora.id
+
+
+def test_nsfw_previews_are_blurred_with_a_label_unless_allowed(
+    qtbot, page: BrowserPage, civitai: CivitaiDouble
+):
+    fake = civitai.add_model("Only Mature", "LORA")
+    mature = civitai.image("png", nsfw_level=16)
+    mature.data, mature.content_type = detailed_png(), "image/png"
+    civitai.add_version(fake, "v1", images=[mature])
+    url = civitai.image_url(mature)
+    search(qtbot, page, "")
+    row = next(r for r in range(page.results.rowCount())
+               if page.results.index(r).data() == "Only Mature")  # fmt: skip
+    card = page.results.index(row)
+    assert card.data(ResultRole.THUMBNAIL_URL) == url
+    assert card.data(ResultRole.PREVIEW_BLURRED) is True
+
+    def shown_on_card(blurred: bool):
+        key = thumbnail_key(url, THUMB_SIZE, blurred=blurred)
+        page.view.viewport().repaint()  # the delegate asks the loader while painting
+        qtbot.waitUntil(lambda: page.thumbnails.cached(key) is not None, timeout=WAIT_MS)
+        return page.thumbnails.cached(key)
+
+    blurred = shown_on_card(blurred=True)
+    sharp_key = page.thumbnails.request(url, THUMB_SIZE)
+    qtbot.waitUntil(lambda: page.thumbnails.cached(sharp_key) is not None, timeout=WAIT_MS)
+    sharp = page.thumbnails.cached(sharp_key)
+    assert blurred.toImage() != sharp.toImage()
+    assert high_frequency(blurred) < 3 < 20 < high_frequency(sharp)
+
+    with qtbot.waitSignal(page.page_loaded, timeout=WAIT_MS):
+        page.nsfw_box.setChecked(True)  # what "allow NSFW" in Settings sets
+    assert card.data(ResultRole.PREVIEW_BLURRED) is False
+    assert shown_on_card(blurred=False).toImage() == sharp.toImage()
+
+
+def test_card_preview_prefers_a_safe_image_and_blurs_only_when_all_are_nsfw(
+    civitai: CivitaiDouble,
+):
+    mixed = civitai.add_model("Mixed", "LORA")
+    mature, safe = civitai.image("png", nsfw_level=8), civitai.image("png", nsfw_level=1)
+    civitai.add_version(mixed, "v1", images=[mature, safe])
+    assert card_preview(model_of(civitai, mixed), False) == CardPreview(civitai.image_url(safe))
+    assert card_preview(model_of(civitai, mixed), True) == CardPreview(civitai.image_url(mature))
+    none = civitai.add_model("No Images", "LORA")
+    civitai.add_version(none, "v1", images=[])
+    assert card_preview(model_of(civitai, none), False) is None

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QToolButton
-from tests.ui.conftest import register, write_model_file
+from tests.ui.conftest import detailed_png, high_frequency, register, write_model_file
 
 from civdesk.core.context import Core
 from civdesk.ui.library.delegate import CardDelegate
@@ -212,3 +212,27 @@ def test_right_click_on_a_card_opens_its_menu(qtbot, page, core, model_folder):
     texts = [a.text() for a in menus[0].actions() if a.text()]
     assert "Open containing folder" in texts and "Delete file…" in texts
     menus[0].close()
+
+
+def test_nsfw_models_previews_are_blurred_unless_allowed(qtbot, page, core, civitai, tmp_path):
+    fake = civitai.add_model("Night Scenes", "LORA", nsfw=True)
+    version = civitai.add_version(fake, "v1")
+    path = write_model_file(tmp_path / "models", version.files[0])
+    preview = tmp_path / "models" / "night.preview.png"
+    preview.write_bytes(detailed_png())
+    register(core.library, path, double=civitai, model=fake, preview=preview)
+    refreshed(qtbot, page)
+    size = CardDelegate.thumb_size()
+
+    def painted(blurred: bool):
+        key = thumbnail_key(str(preview), size, blurred=blurred)
+        page.grid.viewport().repaint()
+        qtbot.waitUntil(lambda: page.thumbnails.cached(key) is not None, timeout=5000)
+        return page.thumbnails.cached(key)
+
+    blurred = painted(blurred=True)  # the setting's default: NSFW not allowed
+    assert high_frequency(blurred) < 3
+    page.set_allow_nsfw(True)
+    sharp = painted(blurred=False)
+    assert high_frequency(sharp) > 20
+    assert blurred.toImage() != sharp.toImage()

@@ -170,3 +170,12 @@ def test_a_window_closed_at_once_leaves_no_thread(qtbot, core):
     qtbot.wait(200)
     assert not window.dock.worker.running
     assert tasks.wait_for_pools(5000)
+
+
+def test_allowing_nsfw_in_settings_unblurs_both_grids(qtbot, main_window):
+    assert not main_window.library.delegate.allow_nsfw
+    assert not main_window.browser.nsfw_box.isChecked()
+    with qtbot.waitSignal(main_window.settings_page.settings_changed, timeout=5000):
+        main_window.settings_page.allow_nsfw.setChecked(True)
+    assert main_window.library.delegate.allow_nsfw
+    assert main_window.browser.nsfw_box.isChecked()

@@ -7,8 +7,9 @@ import os
 import pytest
 from PySide6.QtCore import QSize
 from tests.double.images import encode_image, png_bytes
+from tests.ui.conftest import detailed_png, high_frequency
 
-from civdesk.ui.thumbnails import ThumbnailLoader, decode_scaled, thumbnail_key
+from civdesk.ui.thumbnails import ThumbnailLoader, blur_image, decode_scaled, thumbnail_key
 
 SIZE = QSize(40, 60)
 
@@ -98,3 +99,43 @@ def test_memory_is_bounded(qtbot, tmp_path):
     for seed in range(4):
         keys.append(_load(qtbot, small, _write(tmp_path / f"{seed}.png", png_bytes(seed=seed))))
     assert [small.cached(k) is not None for k in keys] == [False, False, True, True]
+
+
+def test_a_blurred_variant_is_loaded_and_kept_under_its_own_key(qtbot, loader, tmp_path):
+    preview = _write(tmp_path / "busy.png", detailed_png())
+    size = QSize(188, 220)
+    sharp_key = _load(qtbot, loader, preview, size)
+    blurred_key = thumbnail_key(preview, size, blurred=True)
+    assert blurred_key != sharp_key
+    assert loader.pixmap(preview, size, blurred=True) is None  # a separate job and entry
+    with qtbot.waitSignal(
+        loader.thumbnail_ready, timeout=3000, check_params_cb=lambda k: k == blurred_key
+    ):
+        pass
+    sharp, blurred = loader.cached(sharp_key), loader.cached(blurred_key)
+    assert blurred.size() == sharp.size() == size
+    assert blurred.toImage() != sharp.toImage()
+    assert high_frequency(sharp) > 20
+    assert high_frequency(blurred) < 3
+    # The blur keeps the image's overall colour (it is the same picture, softened).
+    assert abs(_mean_red(blurred) - _mean_red(sharp)) < 12
+    loader.invalidate(preview)  # both variants go together
+    assert loader.cached(sharp_key) is None and loader.cached(blurred_key) is None
+
+
+def test_blur_image_keeps_the_size_and_removes_detail():
+    image = decode_scaled(detailed_png(), QSize(100, 60))
+    soft = blur_image(image)
+    assert soft.size() == image.size()
+    assert high_frequency(soft) < high_frequency(image) / 10
+
+
+def _mean_red(pixmap) -> float:
+    image = pixmap.toImage()
+    step = 7
+    reds = [
+        image.pixelColor(x, y).red()
+        for y in range(0, image.height(), step)
+        for x in range(0, image.width(), step)
+    ]
+    return sum(reds) / len(reds)

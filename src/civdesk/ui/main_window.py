@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
         for page in (self.library, self.settings_page):
             page.status_message.connect(self.show_status)
         self.library.snapshot_loaded.connect(self._library_loaded)
+        self.settings_page.settings_changed.connect(self._settings_changed)
         self.notifier.notified.connect(lambda title, text: self.show_status(f"{title}: {text}"))
 
         worker = self.dock.worker
@@ -201,6 +202,13 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def show_status(self, text: str) -> None:
         self.statusBar().showMessage(text, STATUS_MS)
+
+    @Slot()
+    def _settings_changed(self) -> None:
+        """The NSFW choice reaches both grids (blurred or sharp previews) at once."""
+        allow = bool(self.core.settings.allow_nsfw)
+        self.library.set_allow_nsfw(allow)
+        self.browser.nsfw_box.setChecked(allow)
 
     def _library_loaded(self, snapshot: Any) -> None:
         count = len(snapshot.entries)

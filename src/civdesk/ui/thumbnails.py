@@ -14,6 +14,10 @@ Where a thumbnail comes from, in order:
    bytes ``fetch`` returns, in the ``remote-thumbnails`` pool (network waits must not hold up
    local decoding).
 
+A thumbnail may be asked for *blurred* (an NSFW preview the settings do not allow): the
+blurred variant is made on the worker from the sharp one and kept in memory under its own
+key (:func:`thumbnail_key` with ``blurred=True``); the disk cache holds only sharp images.
+
 Newest requests run first (LIFO): after a fast scroll the cards on screen appear before the
 ones scrolled past.
 """
@@ -52,9 +56,42 @@ def is_remote(source: str | os.PathLike[str]) -> bool:
     return isinstance(source, str) and source.startswith(("http://", "https://"))
 
 
-def thumbnail_key(source: str | os.PathLike[str], size: QSize) -> str:
+#: Appended to the key of a blurred variant (after the size, so ``invalidate`` finds it).
+BLURRED_SUFFIX = "#blurred"
+#: How much a blurred preview is shrunk before it is scaled back up: a 188 px wide card
+#: keeps about 8 × 9 colour cells — the mood of the image, nothing recognisable.
+BLUR_FACTOR = 24
+
+
+def thumbnail_key(
+    source: str | os.PathLike[str], size: QSize, *, blurred: bool = False
+) -> str:
     """The memory key of ``source`` shown at ``size`` (what ``thumbnail_ready`` carries)."""
-    return f"{os.fspath(source)}@{size.width()}x{size.height()}"
+    key = f"{os.fspath(source)}@{size.width()}x{size.height()}"
+    return key + BLURRED_SUFFIX if blurred else key
+
+
+def blur_image(image: QImage, factor: int = BLUR_FACTOR) -> QImage:
+    """``image`` with its detail gone: shrunk ``factor`` times, then smoothly scaled back.
+
+    Two smooth upscaling steps (to a quarter, then to full size) leave soft gradients
+    where a single bilinear step would show the tiny image's grid. Any thread.
+    """
+    if image.isNull():
+        return image
+    size = image.size()
+    smooth = Qt.TransformationMode.SmoothTransformation
+    ignore = Qt.AspectRatioMode.IgnoreAspectRatio
+    tiny = image.scaled(
+        max(2, size.width() // factor), max(2, size.height() // factor), ignore, smooth
+    )
+    middle = tiny.scaled(
+        max(tiny.width(), size.width() // 4), max(tiny.height(), size.height() // 4),
+        ignore, smooth,
+    )  # fmt: skip
+    return middle.scaled(size, ignore, smooth).convertToFormat(
+        QImage.Format.Format_ARGB32_Premultiplied
+    )
 
 
 class ThumbnailError(FileProblem):
@@ -148,23 +185,31 @@ class ThumbnailLoader(QObject):
 
     # -- what views call ---------------------------------------------------------------------
 
-    def pixmap(self, source: str | os.PathLike[str] | None, size: QSize) -> QPixmap | None:
-        """The cached thumbnail, or ``None`` after starting to load it (GUI thread only)."""
+    def pixmap(
+        self, source: str | os.PathLike[str] | None, size: QSize, *, blurred: bool = False
+    ) -> QPixmap | None:
+        """The cached thumbnail, or ``None`` after starting to load it (GUI thread only).
+
+        ``blurred``: the variant with its detail gone (:func:`blur_image`), for previews the
+        NSFW setting does not allow.
+        """
         if not source:
             return None
-        key = thumbnail_key(source, size)
+        key = thumbnail_key(source, size, blurred=blurred)
         pixmap = self._memory.get(key)
         if pixmap is not None:
             self._memory.move_to_end(key)
             return pixmap
         if key not in self._pending and key not in self._failed:
-            self._start(os.fspath(source), QSize(size), key)
+            self._start(os.fspath(source), QSize(size), key, blurred)
         return None
 
-    def request(self, source: str | os.PathLike[str], size: QSize) -> str:
+    def request(
+        self, source: str | os.PathLike[str], size: QSize, *, blurred: bool = False
+    ) -> str:
         """Start loading (if needed) and return the key ``thumbnail_ready`` will carry."""
-        self.pixmap(source, size)
-        return thumbnail_key(source, size)
+        self.pixmap(source, size, blurred=blurred)
+        return thumbnail_key(source, size, blurred=blurred)
 
     def cached(self, key: str) -> QPixmap | None:
         return self._memory.get(key)
@@ -201,7 +246,7 @@ class ThumbnailLoader(QObject):
 
     # -- loading ----------------------------------------------------------------------------
 
-    def _start(self, source: str, size: QSize, key: str) -> None:
+    def _start(self, source: str, size: QSize, key: str, blurred: bool = False) -> None:
         remote = is_remote(source)
         if remote and self._fetch is None:
             self._failed[key] = "Remote previews are not available"
@@ -211,6 +256,7 @@ class ThumbnailLoader(QObject):
             self._load,
             source,
             size,
+            blurred,
             on_result=lambda image, key=key: self._loaded(key, image),
             on_error=lambda exc, key=key: self._load_failed(key, exc),
             on_finished=lambda key=key: self._pending.pop(key, None),
@@ -220,7 +266,12 @@ class ThumbnailLoader(QObject):
             owner=self,
         )
 
-    def _load(self, source: str, size: QSize) -> QImage:
+    def _load(self, source: str, size: QSize, blurred: bool = False) -> QImage:
+        """Worker thread: the sharp thumbnail (blurred if asked) from :meth:`_load_sharp`."""
+        image = self._load_sharp(source, size)
+        return blur_image(image) if blurred else image
+
+    def _load_sharp(self, source: str, size: QSize) -> QImage:
         """Worker thread: disk cache, else decode the source and fill the cache."""
         if is_remote(source):
             version = ""

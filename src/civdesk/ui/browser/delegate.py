@@ -11,6 +11,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, Q
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from civdesk.ui.browser.model import DOWNLOADED, UPDATE, ResultRole
+from civdesk.ui.card_art import paint_nsfw_label, placeholder_pixmap
 from civdesk.ui.thumbnails import ThumbnailLoader
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -98,19 +99,18 @@ class CardDelegate(QStyledItemDelegate):
 
     def _paint_thumbnail(self, painter: QPainter, rect: QRect, index: AnyIndex) -> None:
         url = index.data(ResultRole.THUMBNAIL_URL)
-        pixmap = self.thumbnails.pixmap(url, THUMB_SIZE) if url else None
+        blurred = bool(index.data(ResultRole.PREVIEW_BLURRED))
+        pixmap = self.thumbnails.pixmap(url, THUMB_SIZE, blurred=blurred) if url else None
         if pixmap is not None and not pixmap.isNull():
             painter.drawPixmap(rect, pixmap)
-            return
-        painter.fillRect(rect, PLACEHOLDER)
-        painter.setPen(QColor("#bbbbbb"))
-        if url:
-            text = "Loading…"
-        elif index.data(ResultRole.HIDDEN_PREVIEWS):
-            text = "NSFW preview hidden"
+        elif url:
+            painter.fillRect(rect, PLACEHOLDER)
+            painter.setPen(QColor("#bbbbbb"))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "Loading…")
         else:
-            text = "No preview"
-        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+            painter.drawPixmap(rect, placeholder_pixmap(rect.size()))
+        if blurred:
+            paint_nsfw_label(painter, rect)
 
     def _paint_badge(self, painter: QPainter, thumb: QRect, state: str) -> None:
         if state not in BADGES:

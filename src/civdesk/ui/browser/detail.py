@@ -258,26 +258,31 @@ class ModelDetail(QWidget):
         )  # fmt: skip
 
     def _fill_gallery(self, version: ModelVersion | None) -> None:
+        """Every still image; the NSFW ones blurred (with a tooltip) unless allowed."""
         self.gallery.clear()
         self._gallery_keys.clear()
         images = [i for i in (version.images if version else []) if i.type == "image"]
-        shown = [i for i in images if self._allow_nsfw or i.is_sfw]
-        for image in shown:
+        blurred_count = 0
+        for image in images:
+            blurred = not (self._allow_nsfw or image.is_sfw)
+            blurred_count += blurred
             item = QListWidgetItem()
             item.setSizeHint(GALLERY_SIZE + QSize(8, 8))
+            if blurred:
+                item.setToolTip("NSFW (blurred: allow NSFW in Settings to see it)")
             url = sized_image_url(image.url)
-            key = thumbnail_key(url, GALLERY_SIZE)
+            key = thumbnail_key(url, GALLERY_SIZE, blurred=blurred)
             self._gallery_keys[key] = item
-            pixmap = self.thumbnails.pixmap(url, GALLERY_SIZE)
+            pixmap = self.thumbnails.pixmap(url, GALLERY_SIZE, blurred=blurred)
             if pixmap is not None:
                 item.setIcon(QIcon(pixmap))
             self.gallery.addItem(item)
-        hidden = len(images) - len(shown)
         self.hidden_images.setText(
-            f"{hidden} image{'s' if hidden != 1 else ''} hidden (NSFW; allow in Settings)"
+            f"{blurred_count} NSFW image{'s' if blurred_count != 1 else ''} blurred "
+            "(allow NSFW in Settings to see them)"
         )
-        self.hidden_images.setVisible(hidden > 0)
-        self.gallery.setVisible(bool(shown))
+        self.hidden_images.setVisible(blurred_count > 0)
+        self.gallery.setVisible(bool(images))
 
     @Slot(str)
     def _thumbnail_ready(self, key: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
@@ -22,12 +23,13 @@ class ResultRole(IntEnum):
     MODEL_ID = Qt.ItemDataRole.UserRole + 2
     TYPE = Qt.ItemDataRole.UserRole + 3
     BASE_MODEL = Qt.ItemDataRole.UserRole + 4
-    THUMBNAIL_URL = Qt.ItemDataRole.UserRole + 5  # None: no preview the NSFW setting allows
+    THUMBNAIL_URL = Qt.ItemDataRole.UserRole + 5  # None: the model has no still image
     NSFW = Qt.ItemDataRole.UserRole + 6
     LIBRARY_STATE = Qt.ItemDataRole.UserRole + 7  # NOT_OWNED | DOWNLOADED | UPDATE
     DOWNLOADS = Qt.ItemDataRole.UserRole + 8
     LIKES = Qt.ItemDataRole.UserRole + 9
     HIDDEN_PREVIEWS = Qt.ItemDataRole.UserRole + 10  # True when NSFW images were held back
+    PREVIEW_BLURRED = Qt.ItemDataRole.UserRole + 11  # THUMBNAIL_URL is NSFW: show it blurred
 
 
 def library_state(model: Model, installed: Mapping[int, set[int]]) -> str:
@@ -54,13 +56,35 @@ def sized_image_url(url: str, width: int = THUMBNAIL_WIDTH) -> str:
     return _VARIANT.sub(f"/width={width}/", url, count=1)
 
 
-def preview_url(model: Model, allow_nsfw: bool) -> str | None:
-    """The thumbnail URL of the first still image (newest version first) the setting allows."""
+@dataclass(frozen=True)
+class CardPreview:
+    """The image a card shows, and whether the NSFW setting wants it blurred."""
+
+    url: str
+    blurred: bool = False
+
+
+def card_preview(model: Model, allow_nsfw: bool) -> CardPreview | None:
+    """The first still image (newest version first) the setting allows, sharp; else, when
+    every image is NSFW and NSFW is not allowed, the first still image to be shown blurred
+    (the card keeps its place and its colours instead of going blank). None: no still image.
+    """
     for version in model.versions:
         image = version.preview_image(allow_nsfw)
         if image is not None:
-            return sized_image_url(image.url)
+            return CardPreview(sized_image_url(image.url))
+    if not allow_nsfw:
+        for version in model.versions:
+            image = version.preview_image(True)
+            if image is not None:
+                return CardPreview(sized_image_url(image.url), blurred=True)
     return None
+
+
+def preview_url(model: Model, allow_nsfw: bool) -> str | None:
+    """The thumbnail URL of :func:`card_preview` (blurred or not)."""
+    preview = card_preview(model, allow_nsfw)
+    return preview.url if preview is not None else None
 
 
 def has_hidden_previews(model: Model, allow_nsfw: bool) -> bool:
@@ -107,7 +131,9 @@ class SearchResultsModel(QAbstractListModel):
     def set_allow_nsfw(self, allow: bool) -> None:
         if allow != self._allow_nsfw:
             self._allow_nsfw = allow
-            self._all_changed([ResultRole.THUMBNAIL_URL, ResultRole.HIDDEN_PREVIEWS])
+            self._all_changed(
+                [ResultRole.THUMBNAIL_URL, ResultRole.PREVIEW_BLURRED, ResultRole.HIDDEN_PREVIEWS]
+            )
 
     def _all_changed(self, roles: list[int]) -> None:
         if self._models:
@@ -145,6 +171,9 @@ class SearchResultsModel(QAbstractListModel):
             return latest.base_model if latest is not None else None
         if role == ResultRole.THUMBNAIL_URL:
             return preview_url(model, self._allow_nsfw)
+        if role == ResultRole.PREVIEW_BLURRED:
+            preview = card_preview(model, self._allow_nsfw)
+            return preview is not None and preview.blurred
         if role == ResultRole.NSFW:
             return model.nsfw
         if role == ResultRole.LIBRARY_STATE:

@@ -11,9 +11,10 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, Q
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from civdesk.core.library.repository import UNKNOWN_TYPE
+from civdesk.ui.card_art import paint_nsfw_label, placeholder_pixmap
 from civdesk.ui.library.model import Role, type_label
 from civdesk.ui.theme import badge_color, type_color
-from civdesk.ui.thumbnails import ThumbnailLoader
+from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -25,11 +26,23 @@ RADIUS = 8.0
 
 
 class CardDelegate(QStyledItemDelegate):
-    """Paints one library entry as a card."""
+    """Paints one library entry as a card.
 
-    def __init__(self, thumbnails: ThumbnailLoader, parent: QObject | None = None) -> None:
+    ``allow_nsfw`` False (the setting's default) blurs the previews of models Civitai marks
+    NSFW and labels them.
+    """
+
+    def __init__(
+        self, thumbnails: ThumbnailLoader, parent: QObject | None = None, *,
+        allow_nsfw: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__(parent)
         self.thumbnails = thumbnails
+        self.allow_nsfw = allow_nsfw
+
+    def blurs(self, index: AnyIndex) -> bool:
+        """Whether this card's preview is shown blurred."""
+        return not self.allow_nsfw and bool(index.data(Role.Nsfw))
 
     @staticmethod
     def card_size() -> QSize:
@@ -79,11 +92,19 @@ class CardDelegate(QStyledItemDelegate):
 
     def _paint_preview(self, painter: QPainter, rect: QRectF, index: AnyIndex) -> None:
         ratio = painter.device().devicePixelRatioF() if painter.device() else 1.0
-        pixmap = self.thumbnails.pixmap(index.data(Role.Preview), self.thumb_size(ratio))
+        source, size, blurred = index.data(Role.Preview), self.thumb_size(ratio), self.blurs(index)
+        pixmap = self.thumbnails.pixmap(source, size, blurred=blurred)
         if pixmap is not None:
             painter.drawPixmap(rect.toRect(), pixmap)
-            return
-        # Placeholder: the type's colour and its initials, until (or unless) a preview loads.
+        elif not source or self.thumbnails.error(thumbnail_key(source, size, blurred=blurred)):
+            painter.drawPixmap(rect.toRect(), placeholder_pixmap(rect.toRect().size()))
+        else:
+            self._paint_loading(painter, rect, index)
+        if blurred and source:
+            paint_nsfw_label(painter, rect)
+
+    def _paint_loading(self, painter: QPainter, rect: QRectF, index: AnyIndex) -> None:
+        """Until the preview is decoded: the type's colour and its initials."""
         model_type = index.data(Role.Type) or UNKNOWN_TYPE
         base = type_color(model_type)
         painter.fillRect(rect, base.darker(260))

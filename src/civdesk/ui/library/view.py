@@ -159,6 +159,7 @@ class DetailPane(QWidget):
         self.setObjectName("detailPane")
         self.thumbnails = thumbnails
         self.entry: LibraryEntry | None = None
+        self.allow_nsfw = False  # False: an NSFW model's preview is shown blurred
         self._preview_key: str | None = None
         thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
 
@@ -313,12 +314,20 @@ class DetailPane(QWidget):
             "\n".join(f"{e.version_name or e.file_name} — {e.path}" for e in others)
         )
 
+    def set_allow_nsfw(self, allow: bool) -> None:
+        self.allow_nsfw = allow
+        if self.entry is not None:
+            self._set_preview(self.entry)
+
     def _set_preview(self, entry: LibraryEntry) -> None:
         self._preview_key = None
         pixmap = None
+        blurred = entry.nsfw and not self.allow_nsfw
+        self.preview.setToolTip("NSFW (blurred: allow NSFW in Settings to see it)" if blurred
+                                else "")  # fmt: skip
         if entry.preview:
-            self._preview_key = thumbnail_key(entry.preview, DETAIL_PREVIEW)
-            pixmap = self.thumbnails.pixmap(entry.preview, DETAIL_PREVIEW)
+            self._preview_key = thumbnail_key(entry.preview, DETAIL_PREVIEW, blurred=blurred)
+            pixmap = self.thumbnails.pixmap(entry.preview, DETAIL_PREVIEW, blurred=blurred)
         if pixmap is not None:
             self.preview.setPixmap(pixmap)
         else:
@@ -441,7 +450,8 @@ class LibraryPage(QWidget):
         self.grid.verticalScrollBar().setSingleStep(24)
         self.grid.setMouseTracking(True)
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.delegate = CardDelegate(self.thumbnails, self.grid)
+        allow_nsfw = bool(getattr(self.core.settings, "allow_nsfw", False))
+        self.delegate = CardDelegate(self.thumbnails, self.grid, allow_nsfw=allow_nsfw)
         self.grid.setItemDelegate(self.delegate)
         self.grid.setModel(self.proxy)
 
@@ -454,6 +464,7 @@ class LibraryPage(QWidget):
         self.stack.addWidget(self.empty_hint)
 
         self.detail = DetailPane(self.thumbnails)
+        self.detail.allow_nsfw = allow_nsfw
         detail_scroll = QScrollArea()
         detail_scroll.setWidget(self.detail)
         detail_scroll.setWidgetResizable(True)
@@ -507,6 +518,14 @@ class LibraryPage(QWidget):
         delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         delete.triggered.connect(lambda: self.delete_entry(self.current_entry()))
         self.grid.addAction(delete)
+
+    def set_allow_nsfw(self, allow: bool) -> None:
+        """Show NSFW models' previews sharp (True) or blurred (the setting changed)."""
+        if allow == self.delegate.allow_nsfw:
+            return
+        self.delegate.allow_nsfw = allow
+        self.detail.set_allow_nsfw(allow)
+        self.grid.viewport().update()
 
     def set_downloads(self, downloads: Any) -> None:
         """The download worker (``add(version_id, file_id=None, dest_dir=None)``) for updates."""
