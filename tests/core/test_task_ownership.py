@@ -99,12 +99,15 @@ def test_a_lock_released_while_another_taker_opened_it_is_never_shared(tmp_path:
     # The release deletes the file while holding it: whoever opened the old file meanwhile
     # must notice and lock the new one instead, never hold the deleted one.
     path = tmp_path / "task-1.lock"
+
+    def take(into: list[ProcessLock | None]) -> None:
+        into.append(ProcessLock.acquire(path, timeout=5, poll=0.001))
+
     for _ in range(50):
         holder = ProcessLock.try_acquire(path)
         assert holder is not None
         taken: list[ProcessLock | None] = []
-        taker = threading.Thread(target=lambda: taken.append(
-            ProcessLock.acquire(path, timeout=5, poll=0.001)))
+        taker = threading.Thread(target=take, args=(taken,))
         taker.start()
         holder.release()
         taker.join()

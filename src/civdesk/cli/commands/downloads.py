@@ -8,6 +8,12 @@ behind; running the same command again picks that task up and resumes with Range
 
 The queue runs on a worker thread (:func:`run_cancellable`): Ctrl+C interrupts the download
 cleanly (task back to queued, ``.part`` kept) before exit 130.
+
+Only one process downloads a file at a time. When another civdesk (the window, another
+terminal) is downloading the same file, this command does not wait: it says which process
+has it ("already being downloaded by another civdesk (pid N)") and exits 1 at once — the
+other download goes on undisturbed, and running the command again after it finished finds
+the verified file. Waiting silently on another window's download felt like a hang.
 """
 
 from __future__ import annotations
@@ -72,7 +78,9 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     bar = session.progress()
     queue.add_listener(_ProgressRelay(task_id, bar))
     try:
-        run_cancellable(queue.run_next, queue.interrupt, name="civdesk-download")
+        # This task only: the queue may hold other tasks (the window's) not ours to run.
+        run_cancellable(lambda: queue.run_next(task_id), queue.interrupt,
+                        name="civdesk-download")
         snapshot = queue.task(task_id)
     except KeyboardInterrupt:
         raise Interrupted("download interrupted; the partial file is kept: run the same "
@@ -100,7 +108,11 @@ def _task_for(queue: DownloadQueue, core: Core, version: ModelVersion, file_id: 
 
     Reusing the task of a killed or failed run is what makes it resume: the task knows
     its ``.part``. The task is moved to the front so that this command runs it next.
+    A matching task another process is downloading (a stale one was already put back in
+    line when the queue opened) raises :class:`DownloadingElsewhere`.
     """
+    from civdesk.core.downloads.queue import DownloadingElsewhere
+
     wanted_file = file_id if file_id is not None else (
         version.primary_file.id if version.primary_file else None)
     folders = {str(dest)} if dest else {
@@ -109,6 +121,8 @@ def _task_for(queue: DownloadQueue, core: Core, version: ModelVersion, file_id: 
         same = (task.version_id == version.id
                 and task.file_id in (wanted_file, None)
                 and (task.dest_dir in folders or (dest is None and task.dest_dir is None)))
+        if same and task.state == "downloading":
+            raise DownloadingElsewhere.of_task(task, "wait for it to finish, or stop it there")
         if same and task.state in ("queued", "failed"):
             if task.state == "failed":
                 queue.retry(task.id)
