@@ -236,3 +236,38 @@ def test_nsfw_models_previews_are_blurred_unless_allowed(qtbot, page, core, civi
     sharp = painted(blurred=False)
     assert high_frequency(sharp) > 20
     assert blurred.toImage() != sharp.toImage()
+
+
+def test_check_for_updates_button_fills_the_updates_filter(
+    qtbot, page, core, model_folder, civitai_catalog
+):
+    scan_by_click(qtbot, page, core, model_folder)
+    # A scan identifies files by hash (/model-versions): it learns no newer versions.
+    assert page.snapshot.updates == {}
+    page.show_filter(("show", Show.UPDATES))
+    assert visible_names(page) == []
+    identified = {e.model_id for e in page.snapshot.entries if e.model_id is not None}
+
+    progress: list[tuple[int, int]] = []
+    page.update_check_progressed.connect(lambda done, total: progress.append((done, total)))
+    with (
+        qtbot.waitSignal(page.update_check_finished, timeout=10_000) as finished,
+        qtbot.waitSignal(page.snapshot_loaded, timeout=10_000),
+    ):
+        qtbot.mouseClick(page.updates_button, Qt.MouseButton.LeftButton)
+        assert not page.updates_button.isEnabled()  # one check at a time
+    assert finished.args == ["1 update available"]
+    assert progress[0] == (0, 0) and progress[-1] == (len(identified), len(identified))
+    assert page.updates_button.isEnabled()
+    assert visible_names(page) == ["Paperfold Style"]
+    update = page.snapshot.updates[civitai_catalog.lora.id]
+    assert update.latest_version_id == civitai_catalog.lora_v2.id
+
+
+def test_update_check_that_civitai_refuses_says_so(qtbot, page, core, model_folder, civitai):
+    scan_by_click(qtbot, page, core, model_folder)
+    civitai.fail(n=1, status=400, path_prefix="/api/v1/models")  # 4xx: not retried
+    with qtbot.waitSignal(page.update_check_finished, timeout=10_000) as finished:
+        page.check_all_updates()
+    assert "4 of 4 models could not be checked for updates" in finished.args[0], finished.args
+    assert page.snapshot.updates == {}

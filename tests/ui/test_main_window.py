@@ -179,3 +179,16 @@ def test_allowing_nsfw_in_settings_unblurs_both_grids(qtbot, main_window):
         main_window.settings_page.allow_nsfw.setChecked(True)
     assert main_window.library.delegate.allow_nsfw
     assert main_window.browser.nsfw_box.isChecked()
+
+
+def test_check_for_updates_reports_in_the_dock_status_line(qtbot, main_window, model_folder):
+    _scan(qtbot, main_window, model_folder)
+    line = main_window.dock.scan_status
+    texts: list[str] = []
+    main_window.library.update_check_progressed.connect(lambda *_: texts.append(line.label.text()))
+    with qtbot.waitSignal(main_window.library.snapshot_loaded, timeout=10_000):
+        qtbot.mouseClick(main_window.library.updates_button, Qt.MouseButton.LeftButton)
+    assert texts[0] == "Checking for updates…"
+    assert texts[-1] == "Checking for updates: 4 of 4 models"
+    assert line.label.text() == "1 update available"
+    assert not line.bar.isVisible() and not line.cancel_button.isVisible()

@@ -157,6 +157,8 @@ class MainWindow(QMainWindow):
         for page in (self.library, self.settings_page):
             page.status_message.connect(self.show_status)
         self.library.snapshot_loaded.connect(self._library_loaded)
+        self.library.update_check_progressed.connect(self.dock.show_update_check_progress)
+        self.library.update_check_finished.connect(self.dock.show_scan_result)
         self.settings_page.settings_changed.connect(self._settings_changed)
         self.notifier.notified.connect(lambda title, text: self.show_status(f"{title}: {text}"))
 

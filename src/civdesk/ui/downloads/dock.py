@@ -76,6 +76,16 @@ class ScanStatus(QWidget):
         self.cancel_button.setEnabled(True)
         self.show()
 
+    def show_activity(self, text: str, done: int, total: int) -> None:
+        """Another library job on this line (an update check): text and bar, no Cancel."""
+        self.bar.setRange(0, max(total, 0))
+        self.bar.setValue(min(done, total) if total > 0 else 0)
+        self.label.setText(text)
+        self.label.setToolTip("")
+        self.bar.show()
+        self.cancel_button.hide()
+        self.show()
+
     def show_result(self, text: str) -> None:
         self.label.setText(text)
         self.label.setToolTip("")
@@ -224,6 +234,12 @@ class DownloadDock(QDockWidget):
     def show_scan_result(self, text: str) -> None:
         """Replace the scan line with its outcome (no bar, no Cancel)."""
         self.scan_status.show_result(text)
+
+    @Slot(int, int)
+    def show_update_check_progress(self, done: int, total: int) -> None:
+        """Show "Check for updates" running: ``done`` of ``total`` models (0: not known yet)."""
+        counted = f": {done} of {total} models" if total > 0 else "…"
+        self.scan_status.show_activity(f"Checking for updates{counted}", done, total)
 
     @Slot()
     def _scan_cancel_clicked(self) -> None:

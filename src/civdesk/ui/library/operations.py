@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from civdesk.core.civitai.client import CivitaiClient
@@ -21,6 +23,7 @@ from civdesk.core.sidecars import (
     STABILITY_MATRIX_SUFFIX,
     companion,
 )
+from civdesk.core.updates import UpdateCheck, UpdateChecker
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +80,28 @@ def check_model_update(library: Library, client: CivitaiClient, model_id: int) -
     latest = model.latest_version
     library.record_update_check(model.id, latest.id if latest else None)
     return next((u for u in library.available_updates() if u.model_id == model_id), None)
+
+
+def check_library_updates(
+    library: Library,
+    client: CivitaiClient,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> UpdateCheck:
+    """Ask Civitai about every identified model in the library (the toolbar's "Check for
+    updates": the user asked now, so models checked recently are asked again too)."""
+    return UpdateChecker(library, client).check(force=True, progress=progress, cancel=cancel)
+
+
+def update_check_text(result: UpdateCheck) -> str:
+    """One line for the status bar and the dock: what the check found, and what went wrong."""
+    count = len(result.updates)
+    if result.due == 0:
+        text = "No identified models to check for updates"
+    elif count == 0:
+        text = f"Checked {result.checked} model{'s' if result.checked != 1 else ''}: all up to date"
+    else:
+        text = f"{count} update{'s' if count != 1 else ''} available"
+    problem = result.problem()
+    return f"{text} ({problem})" if problem else text

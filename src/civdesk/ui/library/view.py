@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtCore import QModelIndex, QObject, QPoint, QSize, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 from civdesk.core.errors import CivdeskError
 from civdesk.core.hashing import autov2
 from civdesk.core.library.repository import UNKNOWN_TYPE, LibraryEntry
+from civdesk.core.updates import UpdateCheck
 from civdesk.ui.library.delegate import CardDelegate, format_size
 from civdesk.ui.library.model import (
     LibraryFilterProxy,
@@ -51,7 +52,12 @@ from civdesk.ui.library.model import (
     load_rows,
     type_label,
 )
-from civdesk.ui.library.operations import check_model_update, delete_with_companions
+from civdesk.ui.library.operations import (
+    check_library_updates,
+    check_model_update,
+    delete_with_companions,
+    update_check_text,
+)
 from civdesk.ui.tasks import TaskHandle, run_task
 from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
@@ -381,6 +387,12 @@ class _FlowRow:
         self._count += 1
 
 
+class _ProgressRelay(QObject):
+    """Made on the GUI thread: emitting from a worker queues the call to the GUI thread."""
+
+    progressed = Signal(int, int)
+
+
 class LibraryPage(QWidget):
     """The Models page. ``scan_requested`` asks the window's scan controller to scan."""
 
@@ -390,6 +402,10 @@ class LibraryPage(QWidget):
     snapshot_loaded = Signal(object)
     #: An action on a file failed; the message is one line for the user.
     action_failed = Signal(str)
+    #: "Check for updates" is running: (models asked about so far, models to ask; 0 unknown).
+    update_check_progressed = Signal(int, int)
+    #: "Check for updates" ended: one line saying what it found (or why it failed).
+    update_check_finished = Signal(str)
 
     def __init__(self, core: Any, thumbnails: ThumbnailLoader, parent: QWidget | None = None):
         super().__init__(parent)
@@ -398,6 +414,7 @@ class LibraryPage(QWidget):
         self.thumbnails = thumbnails
         self._downloads: Any = None
         self._loading: TaskHandle | None = None
+        self._update_check: TaskHandle | None = None
         self._reload_again = False
 
         self.model = LibraryModel(self)
@@ -414,6 +431,9 @@ class LibraryPage(QWidget):
         self.scan_button.setToolTip("Hash new files in your library folders and identify them")
         self.updates_button = QPushButton("Check for updates")
         self.updates_button.setObjectName("checkUpdatesButton")
+        self.updates_button.setToolTip(
+            "Ask Civitai for the newest version of every identified model"
+        )
         self.search = QLineEdit()
         self.search.setObjectName("librarySearch")
         self.search.setPlaceholderText("Search names, files, trigger words  (Ctrl+F)")
@@ -805,32 +825,44 @@ class LibraryPage(QWidget):
             owner=self,
         )
 
-    def check_all_updates(self) -> None:
-        from civdesk.core.updates import UpdateChecker
-
+    def check_all_updates(self) -> TaskHandle | None:
+        """"Check for updates": ask Civitai about every identified model in a worker, report
+        progress (``update_check_progressed``) and the outcome (``update_check_finished``),
+        then read the library again so the Updates filter and badges show what it found."""
+        if self._update_check is not None and not self._update_check.done:
+            return self._update_check  # one at a time; the button is disabled meanwhile
+        library, client = self.core.library, self.core.client()
+        relay = _ProgressRelay(self)
+        relay.progressed.connect(self.update_check_progressed)
         self.updates_button.setEnabled(False)
         self.status_message.emit("Checking the library for updates…")
+        self.update_check_progressed.emit(0, 0)
 
-        def work() -> Any:
-            return UpdateChecker(self.core.library, self.core.client()).check(force=True)
+        def work(cancel: Any) -> UpdateCheck:
+            return check_library_updates(library, client, progress=relay.progressed.emit,
+                                         cancel=cancel)  # fmt: skip
 
-        def done(result: Any) -> None:
-            text = f"Update check: {len(result.updates)} update(s) available"
-            problem = result.problem()
-            if problem:
-                text += f" ({problem})"
+        def done(result: UpdateCheck) -> None:
+            text = update_check_text(result)
             self.status_message.emit(text)
+            self.update_check_finished.emit(text)
             self.refresh()
 
-        run_task(
-            work,
-            on_result=done,
-            on_error=self._action_failed,
-            on_finished=lambda: self.updates_button.setEnabled(True),
-            pool="network",
-            name="check updates",
-            owner=self,
-        )
+        def failed(exc: BaseException) -> None:
+            text = f"Update check failed: {exc}" if isinstance(exc, CivdeskError) \
+                else "Update check failed (see the log)"
+            self.update_check_finished.emit(text)
+            self._action_failed(exc)
+
+        def finished() -> None:
+            self.updates_button.setEnabled(True)
+            relay.deleteLater()
+
+        self._update_check = run_task(
+            work, on_result=done, on_error=failed, on_finished=finished, pool="network",
+            name="check updates", cancellable=True, owner=self,
+        )  # fmt: skip
+        return self._update_check
 
     def download_update(self, entry: LibraryEntry) -> None:
         update = self.snapshot.updates.get(entry.model_id) if entry.model_id else None
