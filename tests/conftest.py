@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from civdesk.core.library.db import Database
+from civdesk.core.library.repository import Library
 from tests.double import CivitaiDouble, SampleCatalog, build_sample_catalog
 
 TEST_API_KEY = "test-key"
@@ -47,6 +49,16 @@ def tmp_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     data_dir.mkdir()
     monkeypatch.setenv("CIVDESK_DATA_DIR", str(data_dir))
     return data_dir
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Iterator[Library]:
+    """A real library database in tmp_path (no Core, no double)."""
+    db = Database.open(tmp_path / "library.sqlite3")
+    try:
+        yield Library(db)
+    finally:
+        db.close()
 
 
 # -- Qt left-overs ---------------------------------------------------------------------------

@@ -6,11 +6,9 @@ import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
-
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.civitai.schema import ModelVersion
-from civdesk.core.library import Database, Library
+from civdesk.core.library import Library
 from civdesk.core.updates import UpdateChecker
 from tests.double import CivitaiDouble, SampleCatalog
 from tests.double.catalog import FakeVersion
@@ -24,13 +22,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Library:
-    db = Database.open(tmp_path / "library.sqlite3")
-    yield Library(db)
-    db.close()
 
 
 def client_for(d: CivitaiDouble, **kw: object) -> CivitaiClient:

@@ -8,7 +8,7 @@ library.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ import pytest
 
 from civdesk.core.civitai.errors import MalformedResponse
 from civdesk.core.downloads.queue import DownloadQueue
-from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
 from civdesk.core.scanner import Scanner
 from civdesk.core.settings import Settings
@@ -27,15 +26,6 @@ HTML_NAME = '<script>alert("x")</script><img src=x onerror=alert(1)> Évolution 
 HUGE = "A" * 1_000_000
 
 Edit = Callable[[Any], Any]
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Iterator[Library]:
-    db = Database.open(tmp_path / "library.sqlite3")
-    try:
-        yield Library(db)
-    finally:
-        db.close()
 
 
 def set_path(*keys: str | int, value: Any) -> Edit:

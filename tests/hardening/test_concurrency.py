@@ -4,27 +4,16 @@ nested. One SQLite file, real threads, real files."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from civdesk.core.downloads.queue import DownloadQueue
-from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
 from civdesk.core.scanner import Scanner, ScanSummary
 from civdesk.core.settings import Settings
 from tests.double import CivitaiDouble, make_safetensors
 from tests.hardening.helpers import MiB, integrity, quick_client, quick_downloader, sha256_of
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Iterator[Library]:
-    db = Database.open(tmp_path / "library.sqlite3")
-    try:
-        yield Library(db)
-    finally:
-        db.close()
 
 
 def fill(folder: Path, n: int, tag: str) -> list[Path]:

@@ -21,7 +21,6 @@ import pytest
 
 from civdesk.core.downloads.downloader import PART_SUFFIX
 from civdesk.core.hashing import sha256_file
-from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
 from civdesk.core.scanner import Scanner
 from civdesk.core.settings import Settings
@@ -29,15 +28,6 @@ from tests.double import CivitaiDouble, FakeVersion, make_safetensors
 from tests.hardening.helpers import Cli, MiB, assert_one_line_error, integrity, quick_client
 
 FILE_SIZE = 6 * MiB + 17
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Iterator[Library]:
-    db = Database.open(tmp_path / "library.sqlite3")
-    try:
-        yield Library(db)
-    finally:
-        db.close()
 
 
 def big_version(d: CivitaiDouble) -> FakeVersion:
