@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication(sys.argv[:1])
     from civdesk.ui import tasks
     from civdesk.ui.app import configure_application
-    from civdesk.ui.icons import app_icon, stylesheet
+    from civdesk.ui.icons import app_icon
     from civdesk.ui.main_window import MainWindow
     from civdesk.ui.theme import apply_theme
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         UpdateChecker(core.library, core.client()).check(force=True)  # fills "Updates"
 
         configure_application(app, core)
-        apply_theme(app, force_dark=True, extra_stylesheet=stylesheet())
+        apply_theme(app, force_dark=True)
         window = MainWindow(core, icon=app_icon(), use_tray=False)
         window.resize(WINDOW)
         window.show()

@@ -192,3 +192,31 @@ def test_check_for_updates_reports_in_the_dock_status_line(qtbot, main_window, m
     assert texts[-1] == "Checking for updates: 4 of 4 models"
     assert line.label.text() == "1 update available"
     assert not line.bar.isVisible() and not line.cancel_button.isVisible()
+
+
+# The offscreen platform has no tray window to follow; Qt says so once.
+@pytest.mark.qt_log_ignore(r"No such signal QPlatformNativeInterface::systemTrayWindowChanged")
+def test_the_tray_shows_the_one_colour_tray_glyph_not_the_app_icon(qtbot, core):
+    from civdesk.ui import icons
+
+    window = MainWindow(core, icon=icons.app_icon(), use_tray=True)
+    qtbot.addWidget(window)
+    wait_until_ready(qtbot, window)
+    try:
+        shown = window.tray.icon.icon().pixmap(32, 32).toImage()
+        assert shown == icons.tray_icon().pixmap(32, 32).toImage()
+        assert shown != icons.app_icon().pixmap(32, 32).toImage()
+    finally:
+        window.close()
+
+
+def test_one_stylesheet_from_resources_is_applied(qapp):
+    from civdesk.ui import icons, theme
+
+    before = qapp.styleSheet()
+    try:
+        theme.apply_theme(qapp, force_dark=False)
+        assert qapp.styleSheet() == icons.stylesheet()
+        assert "QListWidget#sidebar" in qapp.styleSheet()
+    finally:
+        qapp.setStyleSheet(before)

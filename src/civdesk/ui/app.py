@@ -123,7 +123,7 @@ def settle_garbage_collector() -> None:
 
 def run_gui(core: Any, argv: list[str] | None = None) -> int:
     """Show the window and run until it quits; returns the exit code."""
-    from civdesk.ui.icons import app_icon, stylesheet
+    from civdesk.ui.icons import app_icon, tray_icon
     from civdesk.ui.main_window import MainWindow
     from civdesk.ui.theme import apply_theme
 
@@ -135,11 +135,11 @@ def run_gui(core: Any, argv: list[str] | None = None) -> int:
     tasks.install_gui_invoker()
     icon = app_icon()
     app.setWindowIcon(icon)
-    apply_theme(app, extra_stylesheet=stylesheet())
+    apply_theme(app)
     # With the tray, closing the window may only hide it; the app quits on the tray's Quit.
     app.setQuitOnLastWindowClosed(False)
 
-    window = MainWindow(core, icon=icon)
+    window = MainWindow(core, icon=icon, tray_icon=tray_icon())
     window.quit_requested.connect(app.quit)
     app.aboutToQuit.connect(window.shutdown)
     window.show()

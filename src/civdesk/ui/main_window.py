@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequenc
 from PySide6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QToolBar, QWidget
 
 from civdesk.core.scanner import ScanSummary
+from civdesk.ui import icons
 from civdesk.ui.browser.page import BrowserPage
 from civdesk.ui.downloads.dock import DownloadDock
 from civdesk.ui.downloads.messages import failure_reason, task_title
@@ -48,6 +49,7 @@ class MainWindow(QMainWindow):
         *,
         thumbnails: ThumbnailLoader | None = None,
         icon: QIcon | None = None,
+        tray_icon: QIcon | None = None,
         use_tray: bool | None = None,
         parent: QWidget | None = None,
     ) -> None:
@@ -72,7 +74,8 @@ class MainWindow(QMainWindow):
 
         self.tray: Tray | None = None
         if use_tray if use_tray is not None else tray_available():
-            self.tray = Tray(icon or self.windowIcon(), self.notifier, self)
+            # The one-colour tray glyph (a mask on macOS), not the full-colour app icon.
+            self.tray = Tray(tray_icon or icons.tray_icon(), self.notifier, self)
             self.tray.show_requested.connect(self.bring_to_front)
             self.tray.quit_requested.connect(self.quit)
             self.tray.pause_toggled.connect(self._tray_pause_toggled)

@@ -1,8 +1,9 @@
 """Look and feel: the platform style, a dark palette where the desktop has none, card colours.
 
 civdesk keeps the native style (menus, dialogs and scroll bars behave like the rest of the
-desktop) and adds only a small stylesheet for what the platform has no widget for: cards,
-badges and the sidebar.
+desktop) and adds only a small stylesheet (``resources/style/civdesk.qss``) for what the
+platform has no widget for: the sidebar, titles, chips. Cards and badges in the grids are
+painted by their delegates with the colours below.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
+
+from civdesk.ui import icons
 
 # A colour per model type, readable on dark and light backgrounds.
 _TYPE_COLORS = {
@@ -30,18 +33,6 @@ _TYPE_COLORS = {
 }
 _OTHER_TYPE = "#5a6f80"
 _BADGES = {"update": "#d9822b", "duplicate": "#b23b3b", "nsfw": "#a83279"}
-
-# The few things the platform style has no widget for.
-STYLESHEET = """
-QListView#libraryGrid { border: none; }
-QListWidget#sidebar { border: none; font-size: 10.5pt; }
-QListWidget#sidebar::item { padding: 5px 10px; border-radius: 4px; }
-QLabel#detailTitle { font-size: 14pt; font-weight: 600; }
-QLabel#sectionTitle { font-weight: 600; margin-top: 8px; }
-QToolButton#chip { border-radius: 9px; padding: 2px 8px; }
-QLabel#emptyHint { color: palette(placeholder-text); font-size: 12pt; }
-"""
-
 
 def type_color(model_type: str) -> QColor:
     return QColor(_TYPE_COLORS.get(model_type, _OTHER_TYPE))
@@ -88,9 +79,11 @@ def dark_palette() -> QPalette:
 
 
 def apply_theme(
-    app: QApplication, *, force_dark: bool | None = None, extra_stylesheet: str = ""
+    app: QApplication, *, force_dark: bool | None = None, stylesheet: str | None = None
 ) -> None:
-    """Use the platform style; go dark when the desktop is dark (or ``force_dark``).
+    """Use the platform style; go dark when the desktop is dark (or ``force_dark``); then
+    civdesk's stylesheet (``resources/style/civdesk.qss`` through :func:`icons.stylesheet`,
+    the one place the app's styling lives, unless ``stylesheet`` is given).
 
     Fusion takes the palette faithfully, so it is the fallback when a dark palette must be
     applied on a platform style that would ignore it.
@@ -103,4 +96,4 @@ def apply_theme(
         if "Fusion" in available:
             app.setStyle("Fusion")
         app.setPalette(dark_palette())
-    app.setStyleSheet(extra_stylesheet + "\n" + STYLESHEET)
+    app.setStyleSheet(icons.stylesheet() if stylesheet is None else stylesheet)
