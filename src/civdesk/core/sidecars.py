@@ -149,11 +149,12 @@ def read_sidecars(model_path: Path, siblings: Collection[str] | None = None) -> 
     """
     model_path = Path(model_path)
     present = _Presence(model_path.parent, siblings)
+    stem = stem_of(model_path)
     result = Sidecars()
     for suffix, parse in _READERS:
-        path = companion(model_path, suffix)
-        if not present.has(path.name):
+        if not present.has(stem + suffix):  # names first: most files have no companions
             continue
+        path = model_path.with_name(stem + suffix)
         try:
             data = _load_json(path)
             info = parse(path, data)
