@@ -20,7 +20,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "src")]
 
-from PySide6.QtCore import QSize  # noqa: E402
+from PySide6.QtCore import QSize, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 from tests.double import CivitaiDouble, build_sample_catalog  # noqa: E402
 
@@ -28,7 +28,6 @@ from civdesk.core.context import Core  # noqa: E402
 from civdesk.core.scanner import Scanner  # noqa: E402
 from civdesk.core.secrets import ApiKeyStore  # noqa: E402
 from civdesk.core.updates import UpdateChecker  # noqa: E402
-from civdesk.ui.library.model import Show  # noqa: E402
 
 WINDOW = QSize(1400, 900)
 
@@ -42,41 +41,144 @@ def wait(app: QApplication, seconds: float, until=None) -> None:
         time.sleep(0.01)
 
 
-def demo_library(double: CivitaiDouble, root: Path) -> Path:
-    """Model files from the double's catalog, plus a few more models and one unknown file."""
+# (name, type, base model, trigger words, downloads, likes). The demo's models.
+DEMO_MODELS = [
+    ("Inkwash Portraits", "LORA", "SDXL 1.0", ["inkwash"], 48_210, 3_904),
+    ("Neon Alley", "LORA", "Pony", ["neon alley", "rain"], 21_870, 2_105),
+    ("Soft Focus XL", "Checkpoint", "SDXL 1.0", [], 182_400, 12_880),
+    ("Clay Figures", "LoCon", "SD 1.5", ["claymation"], 9_330, 811),
+    ("Detail Tweaker", "LORA", "SD 1.5", ["detailed"], 310_500, 25_300),
+    ("Golden Hour", "LORA", "SDXL 1.0", ["golden hour"], 15_020, 1_470),
+    ("Alpine Dream", "Checkpoint", "SD 1.5", [], 96_700, 7_120),
+    ("Watercolor Wash", "LORA", "SD 1.5", ["watercolor"], 64_380, 5_010),
+    ("Retro Sci-Fi", "LoCon", "SDXL 1.0", ["retro scifi"], 12_640, 990),
+    ("Pixel Quest", "LORA", "Pony", ["pixel art"], 41_200, 3_333),
+    ("Velvet Night", "Checkpoint", "Pony", [], 55_800, 4_420),
+    ("Paper Lanterns", "LORA", "SD 1.5", ["lanterns"], 7_910, 655),
+    ("Ocean Glass", "TextualInversion", "SD 1.5", ["ocean_glass"], 3_480, 301),
+    ("Sharp Upscale 4x", "Upscaler", "Other", [], 88_100, 6_540),
+    ("Depth Guide", "Controlnet", "SDXL 1.0", [], 27_300, 1_880),
+    ("Autumn Woods", "LORA", "SDXL 1.0", ["autumn"], 19_750, 1_640),
+    ("Chrome Dreams", "LORA", "Flux.1 D", ["chrome"], 33_600, 2_760),
+    ("Misty Harbor", "Checkpoint", "SD 1.5", [], 71_900, 5_900),
+    ("Sunset Boulevard", "LORA", "SDXL 1.0", ["sunset"], 11_200, 930),
+    ("Candy Pop", "LoCon", "Pony", ["candy pop"], 8_640, 702),
+    ("Stained Glass", "LORA", "SD 1.5", ["stained glass"], 25_100, 2_040),
+    ("Desert Mirage", "LORA", "Flux.1 D", ["mirage"], 6_320, 540),
+    ("Color Fix VAE", "VAE", "SDXL 1.0", [], 140_300, 9_870),
+    ("Easy Negative Plus", "TextualInversion", "SD 1.5", ["easynegplus"], 205_000, 14_200),
+    ("Cyber Botanica", "LORA", "SDXL 1.0", ["cyber plants"], 17_400, 1_390),
+    ("Lunar Tides", "LORA", "SD 1.5", ["lunar"], 5_870, 480),
+    ("Cozy Interiors", "Checkpoint", "SDXL 1.0", [], 44_500, 3_610),
+    ("Frost Bloom", "LORA", "Pony", ["frost bloom"], 13_380, 1_120),
+]
+#: Models that get a v2 after the demo library holds v1 (the Update badge).
+UPDATED = {"Neon Alley", "Alpine Dream", "Stained Glass", "Frost Bloom"}
+#: Models shown in the Civitai browser but not in the library (no badge).
+NOT_IN_LIBRARY = {"Desert Mirage", "Lunar Tides", "Cozy Interiors", "Chrome Dreams"}
+#: A model whose only preview is marked mature: blurred with an NSFW label in the browser.
+MATURE = "Velvet Night"
+FOLDERS = {
+    "LORA": "Lora", "LoCon": "Lora", "Checkpoint": "Stable-diffusion",
+    "TextualInversion": "embeddings", "VAE": "VAE", "Upscaler": "ESRGAN",
+    "Controlnet": "ControlNet",
+}  # fmt: skip
+
+
+def demo_art(seed: int, width: int = 448, height: int = 576) -> bytes:
+    """A colourful made-up landscape (sky, sun, layered hills, stars) as a JPEG."""
+    import random
+
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF
+    from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter, QPainterPath
+
+    rng = random.Random(seed)
+    hue = rng.randrange(360)
+    image = QImage(width, height, QImage.Format.Format_RGB32)
+    painter = QPainter(image)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    sky = QLinearGradient(0, 0, 0, height)
+    sky.setColorAt(0, QColor.fromHsv(hue, 200, 90))
+    sky.setColorAt(0.6, QColor.fromHsv((hue + 40) % 360, 170, 235))
+    sky.setColorAt(1, QColor.fromHsv((hue + 70) % 360, 120, 255))
+    painter.fillRect(image.rect(), sky)
+    painter.setPen(QColor(255, 255, 255, 160))
+    for _ in range(40):
+        painter.drawPoint(rng.randrange(width), rng.randrange(height // 2))
+    painter.setPen(QColor(0, 0, 0, 0))
+    painter.setBrush(QColor.fromHsv((hue + 180) % 360, 90, 255, 230))
+    radius = rng.randrange(40, 90)
+    painter.drawEllipse(QPointF(rng.randrange(80, width - 80), height * 0.38), radius, radius)
+    for layer in range(4):
+        top = height * (0.5 + 0.12 * layer)
+        path = QPainterPath(QPointF(0, height))
+        x = 0.0
+        while x <= width:
+            path.lineTo(x, top + rng.uniform(-60, 40))
+            x += rng.uniform(40, 110)
+        path.lineTo(width, top)
+        path.lineTo(width, height)
+        painter.setBrush(QColor.fromHsv((hue + 200 + 25 * layer) % 360, 160, 170 - 38 * layer))
+        painter.drawPath(path)
+    painter.end()
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "JPEG", 82)
+    return bytes(data.data())
+
+
+def set_art(image, seed: int) -> None:
+    """Give one of the double's images generated art (its URL stays the same)."""
+    image.data, image.kind, image.content_type = demo_art(seed), "jpeg", "image/jpeg"
+    image.width, image.height = 448, 576
+
+
+def demo_library(double: CivitaiDouble, root: Path) -> tuple[Path, dict[str, object]]:
+    """A believable library: a few dozen models of several types with colourful previews,
+    some with a newer version on Civitai, a duplicate and one file Civitai does not know.
+    Returns the folder and the double's versions by model name (for the browser shots)."""
     catalog = build_sample_catalog(double)
-    extra = [
-        ("Inkwash Portraits", "LORA", "SDXL 1.0", ["inkwash"], "jpeg"),
-        ("Neon Alley", "LORA", "Pony", ["neon alley", "rain"], "png"),
-        ("Soft Focus XL", "Checkpoint", "SDXL 1.0", [], "webp"),
-        ("Clay Figures", "LoCon", "SD 1.5", ["claymation"], "png"),
-        ("Detail Tweaker", "LORA", "SD 1.5", ["detailed"], "png"),
-    ]
-    versions = [catalog.lora_v1, catalog.checkpoint_v1, catalog.embedding_v1, catalog.vae_v1]
-    for name, kind, base, words, image in extra:
-        model = double.add_model(name, kind, tags=["demo"])
-        versions.append(
-            double.add_version(model, "v1.0", base, words, images=[double.image(image)])
-        )
-    folders = {
-        "LORA": "Lora",
-        "LoCon": "Lora",
-        "Checkpoint": "Stable-diffusion",
-        "TextualInversion": "embeddings",
-        "VAE": "VAE",
-    }
-    for version in versions:
+    for image in list(double.catalog.images.values()):
+        set_art(image, image.id)
+    on_disk = [catalog.lora_v1, catalog.checkpoint_v1, catalog.embedding_v1, catalog.vae_v1]
+    latest: dict[str, object] = {}
+    for index, (name, kind, base, words, downloads, likes) in enumerate(DEMO_MODELS):
+        model = double.add_model(
+            name, kind, tags=["demo", base.lower()], download_count=downloads, thumbs_up=likes,
+            creator="demo-artist",
+            description=f"<p><b>{name}</b> — a {kind} for {base}. Works best at weight "
+                        "0.6–0.9; see the gallery for prompts.</p>",
+        )  # fmt: skip
+        image = double.image("jpeg", nsfw_level=8 if name == MATURE else 1)
+        set_art(image, 1000 + index)
+        version = double.add_version(model, "v1.0", base, words, images=[image])
+        if name not in NOT_IN_LIBRARY:
+            on_disk.append(version)
+        latest[name] = version
+    for version in on_disk:
         model = double.catalog.model_of(version)
-        f = version.files[0]
-        folder = root / folders.get(model.type, "Other")
+        folder = root / FOLDERS.get(model.type, "Other")
         folder.mkdir(parents=True, exist_ok=True)
+        f = version.files[0]
         (folder / f.name).write_bytes(f.read_bytes())
-    # A copy (shows the Duplicates view) and a file Civitai does not know.
+    # A copy (the Duplicates view) and a file Civitai does not know.
     lora = catalog.lora_v1.files[0]
     (root / "Lora" / "old").mkdir(exist_ok=True)
     (root / "Lora" / "old" / lora.name).write_bytes(lora.read_bytes())
     (root / "Lora" / "my_own_training_e10.safetensors").write_bytes(b"\x08" + bytes(7) + b"{}" * 8)
-    return root
+    return root, latest
+
+
+def publish_updates(double: CivitaiDouble, latest: dict[str, object]) -> None:
+    """Civitai publishes a v2 of some library models (after the scan saw v1)."""
+    for index, name in enumerate(sorted(UPDATED)):
+        v1 = latest[name]
+        model = double.catalog.model_of(v1)
+        image = double.image("jpeg")
+        set_art(image, 2000 + index)
+        latest[name] = double.add_version(model, "v2.0", v1.base_model, v1.trained_words,
+                                          images=[image])  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,11 +198,13 @@ def main(argv: list[str] | None = None) -> int:
         data = Path(tmp) / "data"
         core = Core.open(data, api_base=double.base_url)
         core.keys = ApiKeyStore(core.paths.config, keyring_backend=None)
-        library = demo_library(double, Path(tmp) / "models")
+        library, latest = demo_library(double, Path(tmp) / "models")
         core.settings.library_folders = [str(library)]
+        core.settings.download_root = str(Path(tmp) / "downloads")
         core.save_settings()
         summary = Scanner(core.library, core.client(), core.settings).scan()
         print(f"demo library: {summary.found} files, {summary.identified} identified")
+        publish_updates(double, latest)
         UpdateChecker(core.library, core.client()).check(force=True)  # fills "Updates"
 
         configure_application(app, core)
@@ -114,28 +218,48 @@ def main(argv: list[str] | None = None) -> int:
 
         def shot(name: str, settle: float = 1.5) -> None:
             wait(app, settle, until=lambda: window.thumbnails.pending_count == 0)
-            wait(app, 0.2)
+            wait(app, 0.3)
             path = args.out / f"{name}.png"
             window.grab().save(str(path))
             written.append(path)
 
         window.show_page("models")
-        lib.select_path(next(e.path for e in lib.snapshot.entries if e.type == "LORA"))
+        window.resizeDocks([window.dock], [150], Qt.Orientation.Vertical)
+        entries = lib.snapshot.entries
+        lib.select_path(next(e.path for e in entries if e.model_name == "Alpine Dream"))
+        lib.grid.scrollToTop()
         lib.grid.viewport().repaint()
-        shot("models")
-        lib.show_filter(("show", Show.DUPLICATES))
-        shot("models-duplicates")
-        lib.show_filter(("type", None))
+        shot("models", settle=4)
 
+        browser = window.browser
         window.show_page("civitai")
-        window.browser.search()
-        wait(app, 5, until=lambda: window.browser.results.rowCount() > 0)
-        window.browser.view.viewport().repaint()
-        shot("civitai", settle=3)
+        browser.search()
+        wait(app, 5, until=lambda: browser.results.rowCount() > 0)
+        wait(app, 5, until=lambda: bool(browser.results.installed))
+        browser.view.viewport().repaint()
+        shot("civitai", settle=4)
+        row = browser.results.row_of(double.catalog.model_of(latest["Neon Alley"]).id)
+        browser.open_model(browser.results.model_at(row))
+        wait(app, 3, until=lambda: browser._detail_load is not None and browser._detail_load.done)
+        shot("civitai-detail", settle=3)
+        browser.show_results()
 
         window.show_page("settings")
         window.settings_page.advanced_group.setChecked(True)
         shot("settings")
+
+        # Downloads: one completes, one needs a login (a failed row with its reason).
+        window.show_page("civitai")
+        worker = window.dock.worker
+        double.login_required(latest["Cozy Interiors"])
+        for name in ("Lunar Tides", "Cozy Interiors"):
+            worker.add(latest[name].id)
+        model = window.dock.model
+        wait(app, 20, until=lambda: model.rowCount() == 2
+             and all(t.state in ("completed", "failed") for t in model.tasks()))
+        window.resizeDocks([window.dock], [260], Qt.Orientation.Vertical)
+        window.dock.view.setCurrentIndex(model.index(1))
+        shot("downloads")
 
         window.close()
         tasks.shutdown()

@@ -406,3 +406,14 @@ def test_card_preview_prefers_a_safe_image_and_blurs_only_when_all_are_nsfw(
     none = civitai.add_model("No Images", "LORA")
     civitai.add_version(none, "v1", images=[])
     assert card_preview(model_of(civitai, none), False) is None
+
+
+def test_filters_say_words_but_ask_the_api_its_values(page: BrowserPage):
+    assert page.period_combo.currentText() == "All time"
+    assert page.type_combo.currentText() == "All types"
+    query = page.current_query()
+    assert (query.period, query.types, query.base_models) == ("AllTime", (), ())
+    page.period_combo.setCurrentText("Past week")
+    page.base_combo.setCurrentText("Pony")
+    query = page.current_query()
+    assert (query.period, query.base_models) == ("Week", ("Pony",))

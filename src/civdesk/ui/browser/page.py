@@ -48,6 +48,16 @@ from civdesk.ui.thumbnails import ThumbnailLoader
 log = logging.getLogger(__name__)
 
 ALL = "All"
+#: What a filter item says where the API's value is not words (``AllTime``) or too terse.
+FILTER_LABELS = {
+    ("typeFilter", ALL): "All types",
+    ("baseModelFilter", ALL): "All base models",
+    ("periodFilter", "AllTime"): "All time",
+    ("periodFilter", "Year"): "Past year",
+    ("periodFilter", "Month"): "Past month",
+    ("periodFilter", "Week"): "Past week",
+    ("periodFilter", "Day"): "Past day",
+}
 #: Common base models (section 3.3 of the API notes); the API takes any string.
 BASE_MODELS = (
     "SD 1.5", "SDXL 1.0", "Pony", "Illustrious", "NoobAI", "Flux.1 D", "Flux.1 S", "SD 3.5",
@@ -241,10 +251,12 @@ class BrowserPage(QWidget):
             combo.currentIndexChanged.connect(self._filters_changed)
 
     def _combo(self, name: str, items: tuple[str, ...], tip: str) -> QComboBox:
+        """A filter: each item shows its words and carries the API's value as its data."""
         combo = QComboBox()
         combo.setObjectName(name)
         combo.setToolTip(tip)
-        combo.addItems(list(items))
+        for value in items:
+            combo.addItem(FILTER_LABELS.get((name, value), value), value)
         return combo
 
     # -- wiring to the downloads ------------------------------------------------------------
@@ -285,15 +297,15 @@ class BrowserPage(QWidget):
 
     def current_query(self) -> SearchQuery:
         def chosen(combo: QComboBox) -> tuple[str, ...]:
-            text = combo.currentText()
-            return () if text == ALL else (text,)
+            value = combo.currentData()
+            return () if value == ALL else (value,)
 
         return SearchQuery(
             query=self.search_box.text().strip(),
             types=chosen(self.type_combo),
             base_models=chosen(self.base_combo),
-            sort=self.sort_combo.currentText(),
-            period=self.period_combo.currentText(),
+            sort=self.sort_combo.currentData(),
+            period=self.period_combo.currentData(),
             nsfw=self.nsfw_box.isChecked(),
             limit=self.page_size,
         )
