@@ -117,7 +117,7 @@ class ProcessLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
-        if _WINDOWS:  # pragma: no cover
+        if sys.platform == "win32":  # pragma: no cover (spelled out so type checkers narrow it)
             # An open file can't be deleted there: unlock, close, then delete if still free.
             _unlock(fd)
             os.close(fd)
