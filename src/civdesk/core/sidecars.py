@@ -472,6 +472,24 @@ def _atomic_write(path: Path, data: bytes) -> None:
 _INFO_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
+_encode_string = json.encoder.encode_basestring  # no ensure_ascii: UTF-8 text, as above
+
+
+def _encode_field(value: Any) -> str:
+    """One top-level value; plain scalars without the encoder's per-call set-up cost."""
+    if isinstance(value, str):
+        return _encode_string(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return str(value)
+    return _INFO_ENCODER.encode(value)
+
+
 def info_json(version_json: Mapping[str, Any]) -> str:
     """The text of a ``.civitai.info``: one top-level field per line, each value compact.
 
@@ -479,8 +497,8 @@ def info_json(version_json: Mapping[str, Any]) -> str:
     falls back to the pure-Python encoder, ~4x slower, which a first scan of thousands of
     files pays in full.
     """
-    encode = _INFO_ENCODER.encode
-    fields = [f"  {encode(str(key))}: {encode(value)}" for key, value in version_json.items()]
+    fields = [f"  {_encode_string(str(key))}: {_encode_field(value)}"
+              for key, value in version_json.items()]
     return "{\n" + ",\n".join(fields) + "\n}\n" if fields else "{}\n"
 
 
