@@ -333,6 +333,19 @@ def test_offline_scan_registers_pending(
     assert summary.found == 1 and lib.local_file(path).lookup_state == "pending"  # type: ignore[union-attr]
 
 
+def test_failed_lookup_of_a_pending_file_is_not_a_duplicate(
+    lib: Library, settings: Settings, scanner: Scanner, root: Path,
+    civitai_catalog: SampleCatalog,
+) -> None:
+    path = place(root, civitai_catalog.files[0])
+    Scanner(lib, None, settings).scan()  # offline: registered as "pending"
+    civitai_catalog.double.fail(n=100, path_prefix="/api/v1/model-versions")
+    summary = scanner.scan()  # online, but the lookup fails again
+    assert (summary.found, summary.duplicates, summary.identified) == (1, 0, 0)
+    assert lib.local_file(path).lookup_state == "error"  # type: ignore[union-attr]
+    assert lib.duplicates() == []
+
+
 def test_walk_rules_symlink_loop_hidden_and_extensions(
     scanner: Scanner, lib: Library, root: Path
 ) -> None:

@@ -364,7 +364,9 @@ class _ScanRun:
         self.phase = PHASE_WALKING
         self.lookups_down: str | None = None  # set after a transient failure: stop asking
         self.lookup_failures = 0
-        self.settled_hashes: list[str] = []  # of every file seen, for duplicates
+        # The hash of every file seen, by path: a file settled twice (an unchanged file
+        # looked up again) still counts once towards the duplicates.
+        self.hash_by_path: dict[str, str] = {}
         self.file_updates: list[tuple[int, dict[str, str | None]]] = []  # written in bulk
         self.progress_lock = threading.Lock()  # progress comes from the hashing threads too
         self.companion_writer = _CompanionWriter(scanner)
@@ -411,7 +413,7 @@ class _ScanRun:
         self._flush_file_updates()
         if self.full:
             self._clean_up()
-        counts = Counter(self.settled_hashes)
+        counts = Counter(self.hash_by_path.values())
         self.summary.duplicates = sum(n - 1 for n in counts.values() if n > 1)
         self.summary.identified = self.identified
         self.summary.hashed = self.hashed
@@ -477,7 +479,7 @@ class _ScanRun:
             row = known.get(key)
             if row is not None and row.sha256 and _same(row, f.stat):
                 self.summary.unchanged += 1
-                self.settled_hashes.append(row.sha256)
+                self.hash_by_path[key] = row.sha256
                 if row.identified:
                     self.identified += 1
                 self._refresh_unchanged(row, f)
@@ -542,7 +544,7 @@ class _ScanRun:
         if moved is None:
             return
         if moved.sha256:
-            self.settled_hashes.append(moved.sha256)
+            self.hash_by_path[os.fspath(f.path)] = moved.sha256
         if moved.identified:
             self.identified += 1
         # The companions may have moved along, stayed behind, or never existed.
@@ -744,7 +746,7 @@ class _ScanRun:
             self.summary.unknown += 1
         if version is not None:
             self.identified += 1
-        self.settled_hashes.append(w.sha256)
+        self.hash_by_path[os.fspath(f.path)] = w.sha256
         return FileRecord(
             f.path,
             size=st.size,
