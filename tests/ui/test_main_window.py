@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from PySide6.QtCore import Qt, QThread
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 from tests.ui.conftest import open_core, wait_until_ready
 
+from civdesk.core.civitai.client import CivitaiClient
 from civdesk.ui import tasks
+from civdesk.ui.library.model import Role, Show
 from civdesk.ui.main_window import MainWindow
 
 
@@ -17,10 +22,26 @@ def _scan(qtbot, window: MainWindow, folder) -> None:
     qtbot.waitUntil(lambda: window.library._loading.done, timeout=5000)  # the first read
     with qtbot.waitSignal(window.notifier.notified, timeout=15_000) as notified:
         qtbot.mouseClick(window.library.scan_button, Qt.MouseButton.LeftButton)
-    # The scan's end starts a new read of the library.
+    # The scan's end starts a new read of the library, and a quiet update check that reads
+    # it again when done.
     with qtbot.waitSignal(window.library.snapshot_loaded, timeout=5000):
         pass
+    wait_until_settled(qtbot, window)
     return notified.args
+
+
+def wait_until_settled(qtbot, window: MainWindow) -> None:
+    """Until no update check runs and the library read after it is on screen."""
+    page = window.library
+    qtbot.waitUntil(
+        lambda: not page.update_check_running and page._loading.done and not page._reload_again,
+        timeout=10_000,
+    )
+
+
+def model_requests(civitai) -> list:
+    """The update checks' requests: ``/api/v1/models?ids=…``."""
+    return [r for r in civitai.requests if r.path == "/api/v1/models" and "ids" in r.query]
 
 
 def test_navigation_shows_each_page(qtbot, main_window):
@@ -41,7 +62,8 @@ def test_scan_library_reports_in_the_dock_and_notifies(qtbot, main_window, model
     title, message = _scan(qtbot, main_window, model_folder)
     assert title == "Library scan finished"
     assert "4 identified" in message
-    assert main_window.dock.scan_status.label.text() == message
+    # Then the quiet update check after the scan adds its outcome to the line.
+    assert main_window.dock.scan_status.label.text() == f"{message}. 1 update available"
     assert main_window.library.proxy.rowCount() == 4
     assert main_window.count_label.text() == "4 model files"
     assert main_window.library.scan_button.isEnabled()
@@ -220,3 +242,87 @@ def test_one_stylesheet_from_resources_is_applied(qapp):
         assert "QListWidget#sidebar" in qapp.styleSheet()
     finally:
         qapp.setStyleSheet(before)
+
+
+def test_a_scan_fills_update_badges_without_a_manual_check(
+    qtbot, main_window, model_folder, civitai, civitai_catalog
+):
+    page = main_window.library
+    main_window.show()
+    _scan(qtbot, main_window, model_folder)
+    # The LORA's v1 is on disk and Civitai has v2: its card carries the update by itself.
+    lora = civitai_catalog.lora
+    row = page.model.row_of(next(e.path for e in page.snapshot.entries if e.model_id == lora.id))
+    update = page.model.index(row, 0).data(Role.Update)
+    assert update is not None and update.latest_version_id == civitai_catalog.lora_v2.id
+    page.show_filter(("show", Show.UPDATES))
+    assert [page.proxy.index(r, 0).data() for r in range(page.proxy.rowCount())] == [
+        "Paperfold Style"
+    ]
+    assert main_window.dock.scan_status.label.text().endswith(". 1 update available")
+    asked = model_requests(civitai)
+    assert len(asked) == 1  # the four models in one request
+    # A second scan minutes later asks Civitai nothing about updates: all checked just now.
+    civitai.clear_requests()
+    _scan(qtbot, main_window, model_folder)
+    assert model_requests(civitai) == []
+    assert main_window.dock.scan_status.label.text().endswith(". 1 update available")
+
+
+def test_a_window_opened_on_a_library_checks_for_updates_once(
+    qtbot, main_window, model_folder, core, civitai
+):
+    _scan(qtbot, main_window, model_folder)
+    main_window.close()
+    # Six hours later: every model is due again.
+    past = datetime.now(timezone.utc) - timedelta(hours=7)
+    for model_id in {e.model_id for e in main_window.library.snapshot.entries if e.model_id}:
+        core.library.record_update_check(model_id, None, past)
+    civitai.clear_requests()
+    window = MainWindow(core, use_tray=False)
+    qtbot.addWidget(window)
+    wait_until_ready(qtbot, window)
+    qtbot.waitUntil(lambda: window.dock.scan_status.label.text() == "1 update available",
+                    timeout=10_000)  # fmt: skip
+    wait_until_settled(qtbot, window)
+    assert len(model_requests(civitai)) == 1
+    assert window.library.snapshot.update_count == 1
+    window.close()
+
+
+def test_an_offline_update_check_is_a_quiet_status_line(
+    qtbot, main_window, model_folder, core, monkeypatch
+):
+    _scan(qtbot, main_window, model_folder)
+    main_window.close()
+    with socket.socket() as sock:  # a port nobody listens on: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setattr(core, "client", lambda: CivitaiClient(dead, backoff=0.0))
+    past = datetime.now(timezone.utc) - timedelta(hours=7)
+    for model_id in {e.model_id for e in main_window.library.snapshot.entries if e.model_id}:
+        core.library.record_update_check(model_id, None, past)
+    window = MainWindow(core, use_tray=False)
+    qtbot.addWidget(window)
+    wait_until_ready(qtbot, window)
+    line = window.dock.scan_status.label
+    qtbot.waitUntil(lambda: "could not be checked for updates" in line.text(), timeout=10_000)
+    wait_until_settled(qtbot, window)
+    # What earlier checks found still shows; what this one could not do is said once.
+    assert line.text().startswith("1 update available (4 of 4 models could not be checked")
+    assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)]
+    assert window.library.updates_button.isEnabled()
+    window.close()
+
+
+def test_a_rate_limited_check_after_a_scan_says_so_without_a_dialog(
+    qtbot, main_window, model_folder, civitai, core, monkeypatch
+):
+    # No waiting between the client's own retries; all of them answered 429.
+    monkeypatch.setattr(core, "client", lambda: CivitaiClient(civitai.base_url, backoff=0.0))
+    civitai.rate_limit(n=20, path_prefix="/api/v1/models")
+    _scan(qtbot, main_window, model_folder)
+    text = main_window.dock.scan_status.label.text()
+    assert text.startswith("Scan finished: ") and "could not be checked for updates" in text
+    assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)]
+    assert main_window.library.snapshot.update_count == 0

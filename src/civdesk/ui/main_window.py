@@ -61,6 +61,9 @@ class MainWindow(QMainWindow):
         self.core = core
         self._quitting = False
         self._shut_down = False
+        self._startup_check_due = True  # one quiet update check once the library is read
+        # The scan's outcome, kept for the dock line while the quiet check after it runs.
+        self._scan_text: str | None = None
         self.thumbnails = thumbnails or ThumbnailLoader.for_core(core, self)
         self.notifier = Notifier(self)
         self.scans = ScanController(core, self)
@@ -160,8 +163,8 @@ class MainWindow(QMainWindow):
         for page in (self.library, self.settings_page):
             page.status_message.connect(self.show_status)
         self.library.snapshot_loaded.connect(self._library_loaded)
-        self.library.update_check_progressed.connect(self.dock.show_update_check_progress)
-        self.library.update_check_finished.connect(self.dock.show_scan_result)
+        self.library.update_check_progressed.connect(self._update_check_progressed)
+        self.library.update_check_finished.connect(self._update_check_finished)
         self.settings_page.settings_changed.connect(self._settings_changed)
         self.notifier.notified.connect(lambda title, text: self.show_status(f"{title}: {text}"))
 
@@ -219,6 +222,22 @@ class MainWindow(QMainWindow):
         count = len(snapshot.entries)
         self.count_label.setText(f"{count} model file{'s' if count != 1 else ''}")
         self.browser.refresh_library_state()
+        if self._startup_check_due:
+            self._startup_check_due = False
+            if count and not self._shut_down:
+                self.library.check_updates_quietly()
+
+    # -- update checks ------------------------------------------------------------------------
+
+    def _update_check_progressed(self, done: int, total: int) -> None:
+        if self._scan_text is None:
+            self.dock.show_update_check_progress(done, total)
+        else:  # right after a scan: its outcome stays readable on the line
+            self.dock.scan_status.show_activity(f"{self._scan_text}. Checking for updates…", 0, 0)
+
+    def _update_check_finished(self, text: str) -> None:
+        scan_text, self._scan_text = self._scan_text, None
+        self.dock.show_scan_result(f"{scan_text}. {text}" if scan_text else text)
 
     # -- scans --------------------------------------------------------------------------------
 
@@ -247,6 +266,11 @@ class MainWindow(QMainWindow):
         text = summary_text(summary)
         self.dock.show_scan_result(text)
         self.notifier.notify("Library scan finished", text)
+        # New files may be of models never asked about: badges without a manual check. The
+        # check asks only about models not checked in the last hours; a running one is kept.
+        if not self.library.update_check_running:
+            self._scan_text = text
+            self.library.check_updates_quietly()
 
     def _scan_failed(self, message: str) -> None:
         self.dock.show_scan_result(f"Scan failed: {message}")
@@ -347,6 +371,7 @@ class MainWindow(QMainWindow):
         steps = (
             lambda: self.settings_page.flush(wait=True),
             self.thumbnails.cancel_pending,
+            self.library.cancel_update_check,
             self.scans.shutdown,
             self.dock.shutdown,
             lambda: self.tray.hide() if self.tray is not None else None,

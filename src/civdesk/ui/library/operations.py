@@ -86,22 +86,32 @@ def check_library_updates(
     library: Library,
     client: CivitaiClient,
     *,
+    force: bool = True,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> UpdateCheck:
-    """Ask Civitai about every identified model in the library (the toolbar's "Check for
-    updates": the user asked now, so models checked recently are asked again too)."""
-    return UpdateChecker(library, client).check(force=True, progress=progress, cancel=cancel)
+    """Ask Civitai about the library's identified models.
+
+    ``force`` (the toolbar's "Check for updates": the user asked now) asks about every
+    model, also those checked recently; without it (after a scan, at start-up) only models
+    not asked about within the checker's ``max_age`` (6 h), so a quiet check costs nothing
+    when nothing is due.
+    """
+    return UpdateChecker(library, client).check(force=force, progress=progress, cancel=cancel)
 
 
-def update_check_text(result: UpdateCheck) -> str:
-    """One line for the status bar and the dock: what the check found, and what went wrong."""
+def update_check_text(result: UpdateCheck, *, forced: bool = True) -> str:
+    """One line for the status bar and the dock: what the check found, and what went wrong.
+
+    ``updates`` holds every known update, so a check that had nothing due (everything was
+    asked about recently) still reports the updates found earlier.
+    """
     count = len(result.updates)
-    if result.due == 0:
-        text = "No identified models to check for updates"
-    elif count == 0:
-        text = f"Checked {result.checked} model{'s' if result.checked != 1 else ''}: all up to date"
-    else:
+    if count:
         text = f"{count} update{'s' if count != 1 else ''} available"
+    elif result.due == 0:
+        text = "No identified models to check for updates" if forced else "No updates available"
+    else:
+        text = f"Checked {result.checked} model{'s' if result.checked != 1 else ''}: all up to date"
     problem = result.problem()
     return f"{text} ({problem})" if problem else text

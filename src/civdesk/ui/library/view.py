@@ -829,22 +829,49 @@ class LibraryPage(QWidget):
         """"Check for updates": ask Civitai about every identified model in a worker, report
         progress (``update_check_progressed``) and the outcome (``update_check_finished``),
         then read the library again so the Updates filter and badges show what it found."""
-        if self._update_check is not None and not self._update_check.done:
+        return self._start_update_check(force=True, quiet=False)
+
+    def check_updates_quietly(self) -> TaskHandle | None:
+        """Ask Civitai only about models not asked about for a while (after a scan, at
+        start-up), so the Update badges fill without the user asking.
+
+        No dialog and no per-batch progress: ``update_check_progressed(0, 0)`` once, then
+        ``update_check_finished`` with one line (a failure too: offline is no emergency).
+        While any check runs, this returns the running one instead of starting another.
+        """
+        return self._start_update_check(force=False, quiet=True)
+
+    @property
+    def update_check_running(self) -> bool:
+        return self._update_check is not None and not self._update_check.done
+
+    def cancel_update_check(self) -> None:
+        """Stop a running check between two batches (the window is closing)."""
+        if self._update_check is not None:
+            self._update_check.cancel()
+
+    def _start_update_check(self, *, force: bool, quiet: bool) -> TaskHandle | None:
+        if self.update_check_running:
             return self._update_check  # one at a time; the button is disabled meanwhile
         library, client = self.core.library, self.core.client()
-        relay = _ProgressRelay(self)
-        relay.progressed.connect(self.update_check_progressed)
+        relay: _ProgressRelay | None = None
+        if not quiet:
+            relay = _ProgressRelay(self)
+            relay.progressed.connect(self.update_check_progressed)
+            self.status_message.emit("Checking the library for updates…")
         self.updates_button.setEnabled(False)
-        self.status_message.emit("Checking the library for updates…")
         self.update_check_progressed.emit(0, 0)
 
         def work(cancel: Any) -> UpdateCheck:
-            return check_library_updates(library, client, progress=relay.progressed.emit,
-                                         cancel=cancel)  # fmt: skip
+            return check_library_updates(
+                library, client, force=force,
+                progress=relay.progressed.emit if relay is not None else None, cancel=cancel,
+            )  # fmt: skip
 
         def done(result: UpdateCheck) -> None:
-            text = update_check_text(result)
-            self.status_message.emit(text)
+            text = update_check_text(result, forced=force)
+            if not quiet:
+                self.status_message.emit(text)
             self.update_check_finished.emit(text)
             self.refresh()
 
@@ -852,11 +879,15 @@ class LibraryPage(QWidget):
             text = f"Update check failed: {exc}" if isinstance(exc, CivdeskError) \
                 else "Update check failed (see the log)"
             self.update_check_finished.emit(text)
-            self._action_failed(exc)
+            if quiet:
+                self.status_message.emit(text)
+            else:
+                self._action_failed(exc)
 
         def finished() -> None:
             self.updates_button.setEnabled(True)
-            relay.deleteLater()
+            if relay is not None:
+                relay.deleteLater()
 
         self._update_check = run_task(
             work, on_result=done, on_error=failed, on_finished=finished, pool="network",
