@@ -364,6 +364,32 @@ def test_walk_rules_symlink_loop_hidden_and_extensions(
     assert sorted(Path(lf.path).name for lf in lib.local_files()) == ["m.SafeTensors", "x.ckpt"]
 
 
+def test_files_reached_twice_through_links_are_counted_once(
+    scanner: Scanner, lib: Library, root: Path, tmp_path: Path
+) -> None:
+    real = root / "Lora"
+    real.mkdir()
+    for i in range(3):
+        (real / f"m{i}.safetensors").write_bytes(b"x" * (i + 1))
+    (root / "aaa-link").symlink_to(real)  # a folder linked into the library (listed first)
+    (root / "file-link.safetensors").symlink_to(real / "m0.safetensors")
+    other = tmp_path / "comfy"  # a second library folder linking into the first
+    other.mkdir()
+    (other / "loras").symlink_to(real)
+    (other / "own.safetensors").write_bytes(b"own")
+    alias = tmp_path / "alias"  # the first folder again under another name
+    alias.symlink_to(root)
+    (real / "hard.safetensors").hardlink_to(real / "m1.safetensors")  # a real second path
+
+    summary = scanner.scan([root, other, alias, real])
+    assert (summary.found, summary.duplicates) == (5, 1)  # m0-m2, hard (= m1), own
+    assert sorted(lf.path for lf in lib.local_files()) == sorted(
+        str(p) for p in [*(real / f"m{i}.safetensors" for i in range(3)),
+                         real / "hard.safetensors", other / "own.safetensors"]
+    )
+    assert scanner.scan([root, other]).removed == 0
+
+
 def test_changed_content_is_rehashed(
     scanner: Scanner, hasher: CountingHasher, lib: Library, root: Path,
     civitai_catalog: SampleCatalog,

@@ -6,8 +6,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pytest
-
 from civdesk.core.downloads.queue import DownloadQueue
 from civdesk.core.library.repository import Library
 from civdesk.core.scanner import Scanner, ScanSummary
@@ -111,9 +109,6 @@ def test_a_folder_added_twice_or_nested_is_scanned_once(library: Library,
     assert summary.removed == 0 and len(library.local_files()) == 7
 
 
-@pytest.mark.xfail(strict=True, reason="scanner.py: nested roots are walked twice, so "
-                   "scan([A, A/sub]) counts A/sub's files twice in found and reports each as a "
-                   "duplicate of itself (CLI `civdesk scan A A/sub` prints it)")
 def test_overlapping_folders_are_counted_once(library: Library, tmp_path: Path) -> None:
     outer = tmp_path / "models"
     inner = outer / "Lora"

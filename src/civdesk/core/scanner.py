@@ -131,6 +131,8 @@ class _Found:
     stat: FileStat
     root: Path
     siblings: FolderNames  # the names in its folder, shared by every file of the folder
+    device: int = 0  # st_dev: with stat.inode, tells the same file reached by two paths
+    via_link: bool = False  # reached through a symlink (the file's or a folder's on the way)
 
 
 @dataclass
@@ -159,7 +161,7 @@ def _is_model_name(name: str) -> bool:
 
 
 def _under(path: str, folder: str) -> bool:
-    folder = folder.rstrip("/\\") or folder
+    folder = folder.rstrip("/\\")  # "/" becomes "": everything absolute is under it
     return path == folder or path.startswith(folder + os.sep) or path.startswith(folder + "/")
 
 
@@ -173,16 +175,23 @@ class _Walk:
         self.entries_at_root = 0
 
     def run(self, cancel: CancelFlag | None) -> None:
-        """Raises OSError when the root itself cannot be listed."""
+        """Raises OSError when the root itself cannot be listed.
+
+        Folders reached through a symlink are walked after every real folder, so a folder
+        that is both in the tree and linked into it is known by its real path.
+        """
         seen: set[tuple[int, int]] = set()
         root_stat = os.stat(self.root)
         seen.add((root_stat.st_dev, root_stat.st_ino))
-        stack = [self.root]
+        stack: list[tuple[Path, bool]] = [(self.root, False)]
+        linked: list[tuple[Path, bool]] = []
         first = True
-        while stack:
+        while stack or linked:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("Scan")
-            folder = stack.pop()
+            folder, via_link = stack.pop() if stack else linked.pop()
+            if via_link and not self._first_visit(folder, seen):
+                continue
             try:
                 with os.scandir(folder) as it:
                     entries = list(it)
@@ -197,31 +206,84 @@ class _Walk:
                 first = False
             names = FolderNames(e.name for e in entries)
             for entry in entries:
-                self._visit(entry, folder, names, stack, seen)
+                self._visit(entry, folder, via_link, names, stack, linked, seen)
+
+    def _first_visit(self, folder: Path, seen: set[tuple[int, int]]) -> bool:
+        """Whether a folder reached through a link is new (not a loop, not seen by its
+        real path or through another link)."""
+        try:
+            st = os.stat(folder)
+        except OSError as err:
+            log.info("Skipping %s: %s", folder, err)
+            return False
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
 
     def _visit(
         self,
         entry: os.DirEntry[str],
         folder: Path,
+        folder_via_link: bool,
         names: FolderNames,
-        stack: list[Path],
+        stack: list[tuple[Path, bool]],
+        linked: list[tuple[Path, bool]],
         seen: set[tuple[int, int]],
     ) -> None:
         try:
             if entry.is_dir():  # follows symlinks: linked folders are part of the library
                 if entry.name.startswith("."):
                     return  # .git, .cache, .Trash-1000 …: never model folders
+                if folder_via_link or entry.is_symlink():
+                    linked.append((folder / entry.name, True))  # checked against seen later
+                    return
                 st = entry.stat()
                 key = (st.st_dev, st.st_ino)
                 if key in seen:
-                    return  # a symlink loop, or a folder linked twice
+                    return  # a folder mounted twice
                 seen.add(key)
-                stack.append(folder / entry.name)
+                stack.append((folder / entry.name, False))
             elif _is_model_name(entry.name) and entry.is_file():
                 st = entry.stat()  # follows a symlinked file to its target
-                self.files.append(_Found(folder / entry.name, FileStat.of(st), self.root, names))
+                self.files.append(_Found(folder / entry.name, FileStat.of(st), self.root, names,
+                                         st.st_dev, folder_via_link or entry.is_symlink()))
         except OSError as err:  # a dangling link, or permissions on the entry
             log.info("Skipping %s: %s", entry.path, err)
+
+
+def _distinct_roots(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The folders as absolute paths, without repeats and without folders inside another
+    one of them (compared by real path: a linked alias of a folder is that folder). The
+    paths themselves are kept as given, so the stored file paths do not change."""
+    roots = list(dict.fromkeys(Path(os.path.abspath(os.fspath(f))) for f in folders))
+    real = [os.path.realpath(r) for r in roots]
+    kept = []
+    for i, root in enumerate(roots):
+        inside_another = any(
+            _under(real[i], real[j]) and (real[i] != real[j] or j < i)
+            for j in range(len(roots)) if j != i
+        )
+        if not inside_another:
+            kept.append(root)
+    return kept
+
+
+def _distinct_files(found: list[_Found]) -> list[_Found]:
+    """Drops files reached a second time through a symlink (same st_dev and st_ino): the
+    real path wins, else the first link met. Hard links seen by real paths are kept."""
+    real = {(f.device, f.stat.inode) for f in found if not f.via_link}
+    linked: set[tuple[int, int]] = set()
+    kept = []
+    for f in found:
+        key = (f.device, f.stat.inode)
+        if f.via_link and f.stat.inode:  # inode 0: a filesystem that has none to compare
+            if key in real or key in linked:
+                continue
+            linked.add(key)
+        kept.append(f)
+    return kept
 
 
 class _Throttle:
@@ -290,11 +352,10 @@ class Scanner:
         looks up again hashes Civitai did not know, however recently that was checked.
         Raises :class:`Cancelled` when ``cancel`` is set; what was done so far is saved.
         """
-        roots = [Path(os.path.abspath(os.fspath(f))) for f in (
+        roots = _distinct_roots(
             folders if folders is not None else self.settings.library_folders
-        )]
-        run = _ScanRun(self, list(dict.fromkeys(roots)), full, _Throttle(progress), cancel,
-                       recheck_unknown)
+        )
+        run = _ScanRun(self, roots, full, _Throttle(progress), cancel, recheck_unknown)
         return run.execute()
 
     def link(self, path: str | os.PathLike[str], version: ModelVersion) -> LocalFile:
@@ -455,6 +516,7 @@ class _ScanRun:
             self.walks.append(walk)
             self.found.extend(walk.files)
             self._progress()
+        self.found = _distinct_files(self.found)
 
     def _classify(self, known: dict[str, LocalFile]) -> list[_Work]:
         """Split found files into unchanged (done), moved (done) and to-be-hashed."""
