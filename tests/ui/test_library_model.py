@@ -187,3 +187,27 @@ def test_the_filter_lives_in_the_model_and_counts_stay_total(qtmodeltester):
     qtmodeltester.check(proxy)
     proxy.set_filter(model_type=None, terms=())
     assert proxy.rowCount() == 10
+
+
+def test_a_reload_announces_only_the_rows_whose_data_changed(qtbot, library, civitai_catalog,
+                                                            tmp_path):
+    cat = civitai_catalog
+    register(library, write_model_file(tmp_path / "Lora", cat.lora_v1.files[0]),
+             double=cat.double, model=cat.lora, version=cat.lora_v1)
+    register(library, write_model_file(tmp_path / "VAE", cat.vae_v1.files[0]),
+             double=cat.double, model=cat.vae)
+    model = LibraryModel()
+    model.set_snapshot(load_snapshot(library))
+    changed: list[tuple[int, int]] = []
+    model.dataChanged.connect(lambda first, last, *_: changed.append((first.row(), last.row())))
+    model.set_snapshot(load_snapshot(library))
+    assert changed == []  # the same library: nothing to repaint
+    # A copy of the VAE appears: its row is inserted, and only the first VAE's row shows
+    # something new (the duplicate badge), not the LORA's.
+    copy = write_model_file(tmp_path / "copy", cat.vae_v1.files[0])
+    register(library, copy, double=cat.double, model=cat.vae)
+    model.set_snapshot(load_snapshot(library))
+    first_vae = next(r for r in range(model.rowCount())
+                     if model.entry(r).model_id == cat.vae.id and model.entry(r).path != str(copy))
+    assert changed == [(first_vae, first_vae)]
+    assert model.index(first_vae, 0).data(Role.IsDuplicate)

@@ -228,6 +228,12 @@ def load_rows(library: Library, sort: Sort, library_filter: LibraryFilter) -> Li
 MAX_RANGES = 32
 
 
+def _derived(entry: LibraryEntry, snapshot: LibrarySnapshot) -> tuple[bool, Any]:
+    """What a row shows from the snapshot rather than its entry: duplicate, update."""
+    update = snapshot.updates.get(entry.model_id) if entry.model_id is not None else None
+    return entry.sha256 is not None and entry.sha256 in snapshot.duplicate_hashes, update
+
+
 def _ranges(rows: list[int]) -> list[tuple[int, int]]:
     """Sorted row numbers as (first, last) runs of consecutive rows."""
     runs: list[tuple[int, int]] = []
@@ -290,8 +296,9 @@ class LibraryModel(QAbstractListModel):
         """
         if rows.sort != self._rows.sort or rows.filter != self._rows.filter:
             rows = prepare_rows(rows.snapshot, self._rows.sort, self._rows.filter)
+        old_snapshot = self._rows.snapshot
         old_keys, self._rows = self._rows.keys, rows
-        self._apply(rows.visible, old_keys, refresh_data=True)
+        self._apply(rows.visible, old_keys, refresh_data=old_snapshot)
 
     def set_filter(self, library_filter: LibraryFilter) -> None:
         if library_filter != self._rows.filter:
@@ -321,14 +328,17 @@ class LibraryModel(QAbstractListModel):
 
     def _apply(
         self, new: tuple[LibraryEntry, ...], old_keys: dict[str, Any], *,
-        refresh_data: bool = False,
+        refresh_data: LibrarySnapshot | None = None,
     ) -> None:  # fmt: skip
         """Turn the rows into ``new`` (sorted like the rows) with removals and insertions.
 
         Rows whose entry kept its path and its sort key stay; the others are removed, then
-        the new ones inserted, in ranges. Too many ranges: one reset.
+        the new ones inserted, in ranges. Too many ranges: one reset. ``refresh_data``: the
+        snapshot the staying rows were shown from; those whose data differs now are
+        announced with ``dataChanged``.
         """
         new_keys = self._rows.keys
+        shown_before = list(self._entries)  # the inserts below change the list in place
         # A renamed entry has a new key, so a new place: it goes out, then in.
         visible = {e.path for e in new}
         remove = [
@@ -354,11 +364,28 @@ class LibraryModel(QAbstractListModel):
             self._entries[first:first] = new[first : last + 1]
             self.endInsertRows()
         # Staying rows may carry fresh details (names, previews, badges): take the new
-        # entries and let the views repaint what they show.
+        # entries and tell the views about the rows that changed. Only those: an icon-mode
+        # QListView asks the model for an index per row in the range (a Python call that
+        # waits for the GIL while a scan runs), so "all rows" cost up to ~1 ms per row.
         self._entries = list(new)
         self._reindex()
-        if refresh_data and new:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(new) - 1, 0))
+        if refresh_data is not None and new:
+            changed = self._changed_rows(shown_before, refresh_data)
+            for first, last in _ranges(changed) if len(changed) <= MAX_RANGES * 8 else [
+                (changed[0], changed[-1])
+            ]:
+                self.dataChanged.emit(self.index(first, 0), self.index(last, 0))
+
+    def _changed_rows(self, old: list[LibraryEntry], old_snapshot: LibrarySnapshot) -> list[int]:
+        """Rows (now) whose entry or snapshot-derived roles differ from what was shown."""
+        before = {e.path: e for e in old}
+        snapshot = self._rows.snapshot
+        return [
+            row for row, e in enumerate(self._entries)
+            # A row new here was inserted just now: the view asks for its data anyway.
+            if (o := before.get(e.path)) is not None
+            and (o != e or _derived(o, old_snapshot) != _derived(e, snapshot))
+        ]  # fmt: skip
 
     def _reset(self, new: tuple[LibraryEntry, ...]) -> None:
         self.beginResetModel()
