@@ -475,7 +475,10 @@ class LibraryPage(QWidget):
         self.grid.setMouseTracking(True)
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         allow_nsfw = bool(getattr(self.core.settings, "allow_nsfw", False))
-        self.delegate = CardDelegate(self.thumbnails, self.grid, allow_nsfw=allow_nsfw)
+        self.delegate = CardDelegate(
+            self.thumbnails, self.grid, allow_nsfw=allow_nsfw,
+            snapshot=lambda: self.model.snapshot,  # badges without two more model calls a card
+        )  # fmt: skip
         self.grid.setItemDelegate(self.delegate)
         self.grid.setModel(self.proxy)
 

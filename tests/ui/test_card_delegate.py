@@ -1,0 +1,136 @@
+"""The library card delegate: cards rendered once, repainted from the cache, redrawn on change."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionViewItem
+
+from civdesk.core.library.repository import LibraryEntry, UpdateInfo
+from civdesk.ui.library.delegate import CardCache, CardDelegate
+from civdesk.ui.library.model import LibraryFilterProxy, LibraryModel, LibrarySnapshot
+from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
+
+
+def entry(tmp_path: Path, n: int, *, preview: Path | None = None) -> LibraryEntry:
+    return LibraryEntry(
+        path=str(tmp_path / f"model_{n}.safetensors"), file_name=f"model_{n}.safetensors",
+        size=2_000_000, sha256=f"{n:064X}", model_id=n, version_id=100 + n,
+        model_name=f"Model {n}", version_name="v1", type="LORA", base_model="SD 1.5",
+        trained_words=(), preview=str(preview) if preview else None, info=None,
+        added_at=datetime(2024, 1, 1, tzinfo=timezone.utc), identified=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def loader(qtbot, tmp_path: Path):
+    thumbnails = ThumbnailLoader(tmp_path / "cache")
+    yield thumbnails
+    thumbnails.cancel_pending()
+
+
+@pytest.fixture
+def preview(tmp_path: Path) -> Path:
+    image = QImage(192, 240, QImage.Format.Format_RGB32)
+    image.fill(QColor("#2a9d8f"))
+    path = tmp_path / "preview.png"
+    assert image.save(str(path))
+    return path
+
+
+class Grid:
+    """A model behind the page's proxy, and a delegate painting its cards into images."""
+
+    def __init__(self, thumbnails: ThumbnailLoader, entries: list[LibraryEntry]) -> None:
+        self.model = LibraryModel()
+        self.model.set_snapshot(LibrarySnapshot(tuple(entries)))
+        self.proxy = LibraryFilterProxy()
+        self.proxy.setSourceModel(self.model)
+        self.delegate = CardDelegate(thumbnails, snapshot=lambda: self.model.snapshot)
+
+    def paint(self, row: int, state: QStyle.StateFlag = QStyle.StateFlag.State_Enabled) -> QImage:
+        size = CardDelegate.card_size()
+        image = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
+        image.fill(Qt.GlobalColor.black)
+        option = QStyleOptionViewItem()
+        option.rect = QRect(0, 0, size.width(), size.height())
+        option.palette = QApplication.palette()
+        option.state = state
+        painter = QPainter(image)
+        self.delegate.paint(painter, option, self.proxy.index(row, 0))
+        painter.end()
+        return image
+
+
+def test_a_card_is_rendered_once_and_repainted_from_the_cache(loader, tmp_path):
+    grid = Grid(loader, [entry(tmp_path, 1), entry(tmp_path, 2)])
+    first = grid.paint(0)
+    assert len(grid.delegate.cards) == 1
+    again = grid.paint(0)
+    assert len(grid.delegate.cards) == 1, "the second paint drew no new card"
+    assert again == first
+    assert grid.paint(1) != first and len(grid.delegate.cards) == 2
+
+
+def test_selection_and_hover_are_drawn_on_their_own_cards(loader, tmp_path):
+    grid = Grid(loader, [entry(tmp_path, 1)])
+    plain = grid.paint(0)
+    selected = grid.paint(0, QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Selected)
+    hovered = grid.paint(0, QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_MouseOver)
+    assert len({plain.cacheKey(), selected.cacheKey(), hovered.cacheKey()}) == 3
+    assert plain != selected and plain != hovered and selected != hovered
+    assert grid.paint(0) == plain
+
+
+def test_an_arriving_thumbnail_redraws_the_card(qtbot, loader, tmp_path, preview):
+    grid = Grid(loader, [entry(tmp_path, 1, preview=preview)])
+    loading = grid.paint(0)
+    key = thumbnail_key(str(preview), CardDelegate.thumb_size())
+    with qtbot.waitSignal(loader.thumbnail_ready, timeout=5000):
+        pass
+    assert loader.cached(key) is not None
+    ready = grid.paint(0)
+    assert ready != loading
+    teal = QColor("#2a9d8f").rgb()
+    assert ready.pixel(100, 150) == teal, "the decoded preview is on the card"
+
+
+def test_changed_row_data_is_redrawn(loader, tmp_path):
+    old = entry(tmp_path, 1)
+    grid = Grid(loader, [old])
+    before = grid.paint(0)
+    renamed = dataclasses.replace(old, version_name="v2 renamed")
+    update = UpdateInfo(1, "Model 1", "LORA", (101,), ("v1",), 999, "v3")
+    grid.model.set_snapshot(LibrarySnapshot((renamed,), updates={1: update}))
+    after = grid.paint(0)
+    assert after != before
+    reference = Grid(loader, [renamed])
+    reference.model.set_snapshot(LibrarySnapshot((renamed,), updates={1: update}))
+    assert reference.paint(0) == after, "the cached card is what a fresh render draws"
+
+
+def test_without_a_snapshot_getter_badges_come_from_the_roles(loader, tmp_path):
+    e = entry(tmp_path, 1)
+    update = UpdateInfo(1, "Model 1", "LORA", (101,), ("v1",), 999, "v3")
+    with_getter = Grid(loader, [e])
+    with_getter.model.set_snapshot(LibrarySnapshot((e,), updates={1: update}))
+    by_roles = Grid(loader, [e])
+    by_roles.model.set_snapshot(LibrarySnapshot((e,), updates={1: update}))
+    by_roles.delegate = CardDelegate(loader)
+    assert by_roles.paint(0) == with_getter.paint(0)
+
+
+def test_the_card_cache_is_bounded_in_bytes(loader, tmp_path):
+    entries = [entry(tmp_path, n) for n in range(12)]
+    grid = Grid(loader, entries)
+    size = CardDelegate.card_size()
+    grid.delegate.cards = CardCache(limit_bytes=5 * size.width() * size.height() * 4)
+    for row in range(len(entries)):
+        grid.paint(row)
+    assert len(grid.delegate.cards) == 5
+    assert grid.delegate.cards.size_bytes <= grid.delegate.cards.limit_bytes
