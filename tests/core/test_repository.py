@@ -552,3 +552,31 @@ def test_update_files_in_groups(lib: Library) -> None:
         lib.update_files([(files[1].id, {"lookup_state": "error"}),
                           (files[2].id, {"added_at": datetime.now(timezone.utc)})])
     assert lib.local_file(files[1].path).lookup_state == "pending"
+
+
+def test_save_files_stores_what_register_files_does(lib: Library, lib2: Library) -> None:
+    from civdesk.core.library.repository import FileRecord
+
+    records = [FileRecord(f"/lib/{i}.safetensors", size=i, mtime_ns=i, inode=i,
+                          sha256=f"{i:064x}", version_id=(21, None)[i % 2]) for i in range(7)]
+    lib.register_files(records)
+    assert lib2.save_files([*records, records[0]]) == 7  # a path given twice counts once
+    assert library_state(lib) == library_state(lib2)
+    with pytest.raises(ValueError):
+        lib2.save_files([dataclasses.replace(records[0], path="/x", identified_by="guess")])
+    assert lib2.local_file("/x") is None
+
+
+def test_upsert_versions_stores_the_callers_encoding_as_is(lib: Library, lib2: Library) -> None:
+    from civdesk.core.library.repository import version_form_json
+    from civdesk.core.sidecars import info_json
+
+    versions = lora_versions(3)
+    encoded = {v.id: info_json(version_form_json(v)) for v in versions[:2]}
+    lib.upsert_versions(versions)
+    lib2.upsert_versions(versions, encoded=encoded)
+    assert library_state(lib) == library_state(lib2)
+    with lib2.db.session(write=False) as s:
+        stored = s.connection().exec_driver_sql(
+            "SELECT raw FROM model_versions WHERE id = ?", (versions[0].id,)).scalar()
+    assert stored == encoded[versions[0].id]  # not re-encoded

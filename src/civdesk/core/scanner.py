@@ -40,7 +40,7 @@ from civdesk.core.hashing import (
     sha256_file,
 )
 from civdesk.core.library import Library, LocalFile
-from civdesk.core.library.repository import FileRecord
+from civdesk.core.library.repository import FileRecord, version_form_json
 from civdesk.core.sidecars import (
     INFO_SUFFIX,
     Companions,
@@ -49,6 +49,7 @@ from civdesk.core.sidecars import (
     SidecarInfo,
     companion,
     find_preview,
+    info_json,
     read_sidecars,
     stem_of,
     write_companions,
@@ -707,21 +708,25 @@ class _ScanRun:
             return
         if started.lookup is not None:
             started.lookup.result()  # the lookup records its own failures
+        versions = {w.version.id: w.version for w in batch if w.version is not None}
+        # Each version's JSON is encoded once, for its .civitai.info and the database both.
+        encoded = {vid: info_json(version_form_json(v)) for vid, v in versions.items()}
         companions: dict[int, Companions | None] = {}
         if not offline:  # else: register the batch anyway; companions are written next scan
             identified = [w for w in batch if w.version is not None]
             outcomes = self.companion_writer.write_all(
-                [(w.found, w.version) for w in identified if w.version is not None],
+                [(w.found, w.version, encoded[w.version.id])
+                 for w in identified if w.version is not None],
                 self.cancel,
             )
             for w, outcome in zip(identified, outcomes, strict=True):
                 companions[id(w)] = self._count_companions(outcome)
-        versions = {w.version.id: w.version for w in batch if w.version is not None}
         now = _now()
         records = [self._record(w, companions.get(id(w)), now) for w in batch]
         with self.lib.db.session():  # one transaction (one commit) for the whole batch
-            self.lib.upsert_versions(v for v in versions.values() if v.model_id is not None)
-            self.lib.register_files(records)
+            self.lib.upsert_versions(
+                (v for v in versions.values() if v.model_id is not None), encoded=encoded)
+            self.lib.save_files(records)
         if not offline:
             self._check_cancel()
 
@@ -847,19 +852,22 @@ class _CompanionWriter:
         self.pool: ThreadPoolExecutor | None = None
 
     def write(
-        self, f: _Found, version: ModelVersion, client: ImageFetcher | None
+        self, f: _Found, version: ModelVersion, client: ImageFetcher | None,
+        info_text: str | None = None,
     ) -> Companions | CivdeskError:
         try:
             return write_companions(
-                f.path, version, client, self.scanner.settings.allow_nsfw, f.siblings
+                f.path, version, client, self.scanner.settings.allow_nsfw, f.siblings,
+                info_text,
             )
         except CivdeskError as err:
             return err
 
     def write_all(
-        self, items: list[tuple[_Found, ModelVersion]], cancel: CancelFlag | None
+        self, items: list[tuple[_Found, ModelVersion, str]], cancel: CancelFlag | None
     ) -> list[Companions | CivdeskError | None]:
-        """Each item's companions (None: skipped after a cancel), in the order given.
+        """Each item's companions (None: skipped after a cancel), in the order given; an
+        item is (file, version, the text of its info file, encoded once by the caller).
 
         Only items that must fetch a preview go to the pool; the rest (an info file to
         write) are done on this thread meanwhile: a thread hand-off per small local write
@@ -867,13 +875,15 @@ class _CompanionWriter:
         """
         parallel = self.scanner.client_factory is not None
 
-        def one(item: tuple[_Found, ModelVersion]) -> Companions | CivdeskError | None:
+        def one(item: tuple[_Found, ModelVersion, str]) -> Companions | CivdeskError | None:
             if cancel is not None and cancel.is_set():
                 return None  # the files are registered anyway; companions come next scan
             client = self._thread_client() if parallel else self.scanner.client
-            return self.write(*item, client=client)
+            f, version, text = item
+            return self.write(f, version, client, text)
 
-        fetching = [i for i, item in enumerate(items) if parallel and self._fetches(*item)]
+        fetching = [i for i, (f, version, _) in enumerate(items)
+                    if parallel and self._fetches(f, version)]
         if len(fetching) < 2:
             return [one(item) for item in items]
         if self.pool is None:
@@ -893,11 +903,12 @@ class _CompanionWriter:
                 and version.preview_image(self.scanner.settings.allow_nsfw) is not None)
 
     def _write_local(
-        self, item: tuple[_Found, ModelVersion], cancel: CancelFlag | None
+        self, item: tuple[_Found, ModelVersion, str], cancel: CancelFlag | None
     ) -> Companions | CivdeskError | None:
         if cancel is not None and cancel.is_set():
             return None
-        return self.write(*item, client=None)  # nothing to fetch
+        f, version, text = item
+        return self.write(f, version, None, text)  # nothing to fetch
 
     def _thread_client(self) -> ImageFetcher:
         """This pool thread's own client, made on first use."""

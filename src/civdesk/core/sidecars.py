@@ -132,6 +132,12 @@ class Sidecars:
         return any(info.not_on_civitai for info in self.infos)
 
 
+def _as_path(path: Path | str) -> Path:
+    """``Path(path)`` without re-parsing a Path (on Python 3.11 that costs ~6 us a call,
+    paid several times per file on a first scan)."""
+    return path if isinstance(path, Path) else Path(path)
+
+
 def stem_of(model_path: Path) -> str:
     """The model's name without its last extension, as every companion format uses it."""
     return model_path.name.rsplit(".", 1)[0] if "." in model_path.name else model_path.name
@@ -147,8 +153,8 @@ def read_sidecars(model_path: Path, siblings: Collection[str] | None = None) -> 
     ``siblings`` are the names in the model's folder when the caller already listed it (the
     scanner does): then nothing is looked up on disk for absent companions.
     """
-    model_path = Path(model_path)
-    present = _Presence(model_path.parent, siblings)
+    model_path = _as_path(model_path)
+    present = _Presence(model_path, siblings)
     stem = stem_of(model_path)
     result = Sidecars()
     for suffix, parse in _READERS:
@@ -169,13 +175,13 @@ def read_sidecars(model_path: Path, siblings: Collection[str] | None = None) -> 
 
 def find_preview(model_path: Path, siblings: Collection[str] | None = None) -> Path | None:
     """An existing preview image next to the model, in Lora Manager's lookup order."""
-    model_path = Path(model_path)
+    model_path = _as_path(model_path)
     name = model_path.name
     stem = name.rsplit(".", 1)[0] if "." in name else name
     if isinstance(siblings, FolderNames):  # the scanner's case: dict lookups, no Path made
         found = siblings.preview_for(stem)
         return None if found is None else model_path.with_name(found)
-    present = _Presence(model_path.parent, siblings)
+    present = _Presence(model_path, siblings)
     for suffix in PREVIEW_SUFFIXES:
         actual = present.actual(stem + suffix)
         if actual is not None:
@@ -222,10 +228,11 @@ class FolderNames(Collection[str]):
 
 
 class _Presence:
-    """Which names exist in a folder: from a listing when given, else asked of the disk."""
+    """Which names exist next to a model file: from a listing when given, else asked of
+    the disk."""
 
-    def __init__(self, folder: Path, siblings: Collection[str] | None) -> None:
-        self.folder = folder
+    def __init__(self, model_path: Path, siblings: Collection[str] | None) -> None:
+        self.model_path = model_path
         self.names: Mapping[str, str] | None = None
         if isinstance(siblings, FolderNames):
             self.names = siblings.lookup
@@ -234,7 +241,7 @@ class _Presence:
 
     def actual(self, name: str) -> str | None:
         if self.names is None:
-            return name if (self.folder / name).is_file() else None
+            return name if self.model_path.with_name(name).is_file() else None
         return self.names.get(name) or self.names.get(name.lower())
 
     def has(self, name: str) -> bool:
@@ -440,6 +447,9 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write via a temp file in the same folder and ``os.replace``: readers never see half.
 
@@ -447,21 +457,23 @@ def _atomic_write(path: Path, data: bytes) -> None:
     first scan crawl on spinning disks. The temp name is unique per process and thread
     (``mkstemp``'s random names cost more than the write of a small file).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    target = os.fspath(path)  # plain strings: Path operations cost more than the writes
+    folder, name = os.path.split(target)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     0o644)
+        fd = os.open(tmp, _TEMP_FLAGS, 0o644)
     except FileExistsError:  # left by a crashed run that had our pid and thread id
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        tmp = Path(name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or None)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            written = os.write(fd, data)
+            if written < len(data):  # a short write: rare, but allowed to happen
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view):]
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -502,14 +514,23 @@ def info_json(version_json: Mapping[str, Any]) -> str:
     return "{\n" + ",\n".join(fields) + "\n}\n" if fields else "{}\n"
 
 
-def write_info(model_path: Path, version_json: Mapping[str, Any]) -> Path:
-    """Write ``<stem>.civitai.info`` (see :func:`info_json`), the version as Civitai sent it."""
-    path = companion(Path(model_path), INFO_SUFFIX)
+def write_info(
+    model_path: Path, version_json: Mapping[str, Any], text: str | None = None
+) -> Path:
+    """Write ``<stem>.civitai.info`` (see :func:`info_json`), the version as Civitai sent it.
+
+    ``text``: ``info_json(version_json)`` when the caller has encoded it already.
+    """
+    path = companion(_as_path(model_path), INFO_SUFFIX)
+    _write_info_at(path, version_json, text)
+    return path
+
+
+def _write_info_at(path: Path, version_json: Mapping[str, Any], text: str | None) -> None:
     try:
-        _atomic_write(path, info_json(version_json).encode("utf-8"))
+        _atomic_write(path, (text or info_json(version_json)).encode("utf-8"))
     except OSError as err:
         raise FileProblem(f"Cannot write {path}: {err.strerror or err}") from err
-    return path
 
 
 def write_preview(model_path: Path, data: bytes) -> Path:
@@ -518,7 +539,7 @@ def write_preview(model_path: Path, data: bytes) -> Path:
     Civitai's image URLs end in ``.jpeg`` whatever the encoding (often WebP), so the URL and
     the Content-Type are not trusted. Raises :class:`PreviewProblem` for non-images.
     """
-    model_path = Path(model_path)
+    model_path = _as_path(model_path)
     kind = sniff_image(data)
     if kind is None:
         raise PreviewProblem(
@@ -563,21 +584,24 @@ def write_companions(
     client: ImageFetcher | None,
     allow_nsfw: bool,
     siblings: Collection[str] | None = None,
+    info_text: str | None = None,
 ) -> Companions:
     """Write the missing ``.civitai.info`` and preview of an identified model file.
 
     An existing info file naming this version and any existing preview are kept. An info
     file that is the ``{}`` marker, broken, or names another version is replaced. A failed
     image fetch never fails the whole: the info is still written and the problem reported.
-    Raises :class:`FileProblem` only when the info file cannot be written.
+    ``info_text``: the info file's text when the caller has encoded the version already
+    (:func:`info_json` of its JSON). Raises :class:`FileProblem` only when the info file
+    cannot be written.
     """
-    model_path = Path(model_path)
+    model_path = _as_path(model_path)
     problems: list[str] = []
     info_path = companion(model_path, INFO_SUFFIX)
-    present = _Presence(model_path.parent, siblings)
+    present = _Presence(model_path, siblings)
     wrote_info = False
     if not (present.has(info_path.name) and _info_is_current(info_path, version.id)):
-        write_info(model_path, version.raw or _minimal_version_json(version))
+        _write_info_at(info_path, version.raw or _minimal_version_json(version), info_text)
         wrote_info = True
 
     preview = find_preview(model_path, siblings)

@@ -10,6 +10,7 @@ what a file's canonical path is.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -18,7 +19,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session
 
 from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
@@ -47,6 +47,38 @@ def _now() -> datetime:
 
 def _key(path: StrPath) -> str:
     return os.fspath(path)
+
+
+def _db_time(moment: datetime) -> str:
+    """A datetime as the ``UTCDateTime`` columns store it (naive UTC text, the form
+    SQLAlchemy's SQLite dialect writes), for the plain bulk statements below."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(" ", "microseconds")
+
+
+_encode_json = json.JSONEncoder().encode  # what the JSON columns hold (SQLAlchemy's default)
+
+
+def _executemany(s: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """One plain SQL statement for many rows of ready DBAPI values, in the session's
+    transaction (one ``cursor.executemany``). The bulk writes of a scan go this way:
+    SQLAlchemy's per-row compilation and type processing cost more than SQLite itself."""
+    if rows:
+        s.connection().exec_driver_sql(sql, rows)
+
+
+def _upsert_sql(table: str, columns: tuple[str, ...], conflict: str,
+                overrides: Mapping[str, str] | None = None) -> str:
+    """INSERT … ON CONFLICT (conflict) DO UPDATE of every other column (``overrides``:
+    column -> SQL expression instead of the new value)."""
+    overrides = overrides or {}
+    quoted = [f'"{c}"' for c in columns]
+    updates = ", ".join(f'"{c}" = {overrides.get(c, f"excluded.{q}")}'
+                        for c, q in zip(columns, quoted, strict=True) if c != conflict)
+    return (f"INSERT INTO {table} ({', '.join(quoted)}) "
+            f"VALUES ({', '.join('?' * len(columns))}) "
+            f'ON CONFLICT ("{conflict}") DO UPDATE SET {updates}')
 
 
 # ------------------------------------------------------------------------------ snapshots
@@ -95,13 +127,6 @@ _LOCAL_FILE_COLUMNS = tuple(getattr(LocalFileRow, f.name) for f in fields(LocalF
 def _select_local_files() -> Any:
     return select(*_LOCAL_FILE_COLUMNS)
 _UPDATABLE_FIELDS = _LOCAL_FILE_FIELDS - {"id", "first_seen", "added_at"}
-# What re-registering a path overwrites; first_seen and added_at survive, looked_up_at is kept
-# when the new record has none.
-_REGISTER_OVERWRITES = tuple(
-    sorted(_UPDATABLE_FIELDS - {"path", "looked_up_at"})
-)
-# 17 columns a row: 500 rows stay under SQLite's 32,766 bound parameters per statement.
-_REGISTER_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -122,8 +147,9 @@ class FileRecord:
     lookup_state: str | None = None  # default: "found" with a version, else "pending"
     looked_up_at: datetime | None = None  # default: now with a version, else left as stored
 
-    def row(self, now: datetime) -> dict[str, Any]:
-        """The ``local_files`` values to insert; raises ValueError when the record is invalid."""
+    def values(self, now: str) -> tuple[Any, ...]:
+        """The ``local_files`` values to insert, in ``_REGISTER_COLUMNS`` order (``now`` as
+        :func:`_db_time` text); raises ValueError when the record is invalid."""
         identified = self.version_id is not None
         if self.identified_by is not None and self.identified_by not in IDENTIFIED_BY:
             raise ValueError(f"identified_by must be one of {IDENTIFIED_BY}")
@@ -131,26 +157,42 @@ class FileRecord:
         if lookup_state not in LOOKUP_STATES:
             raise ValueError(f"lookup_state must be one of {LOOKUP_STATES}")
         looked_up_at = self.looked_up_at
-        if looked_up_at is None and identified:
-            looked_up_at = now
-        return {
-            "path": _key(self.path),
-            "library_root": _opt_key(self.library_root),
-            "size": self.size,
-            "mtime_ns": self.mtime_ns,
-            "inode": self.inode,
-            "sha256": self.sha256.upper() if self.sha256 else None,
-            "version_id": self.version_id,
-            "file_id": self.file_id if identified else None,
-            "identified_by": self.identified_by if identified else None,
-            "lookup_state": lookup_state,
-            "looked_up_at": looked_up_at,
-            "preview_path": _opt_key(self.preview_path),
-            "info_path": _opt_key(self.info_path),
-            "first_seen": now,
-            "last_seen": now,
-            "added_at": now,
-        }
+        return (
+            _key(self.path),
+            _opt_key(self.library_root),
+            self.size,
+            self.mtime_ns,
+            self.inode,
+            self.sha256.upper() if self.sha256 else None,
+            self.version_id,
+            self.file_id if identified else None,
+            self.identified_by if identified else None,
+            lookup_state,
+            _db_time(looked_up_at) if looked_up_at is not None else (now if identified else None),
+            _opt_key(self.preview_path),
+            _opt_key(self.info_path),
+            now,
+            now,
+            now,
+        )
+
+
+_REGISTER_COLUMNS = (
+    "path", "library_root", "size", "mtime_ns", "inode", "sha256", "version_id", "file_id",
+    "identified_by", "lookup_state", "looked_up_at", "preview_path", "info_path",
+    "first_seen", "last_seen", "added_at",
+)
+assert set(_REGISTER_COLUMNS) == _LOCAL_FILE_FIELDS - {"id"}
+_REGISTER_SQL = _upsert_sql(
+    "local_files", _REGISTER_COLUMNS, "path",
+    {
+        # first_seen and added_at survive a re-registration; with no new lookup to
+        # record, looked_up_at keeps when the last one happened.
+        "first_seen": '"first_seen"',
+        "added_at": '"added_at"',
+        "looked_up_at": 'coalesce(excluded."looked_up_at", "looked_up_at")',
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -242,11 +284,15 @@ class Library:
         """
         self.upsert_versions([version])
 
-    def upsert_versions(self, versions: Iterable[ModelVersion]) -> None:
+    def upsert_versions(
+        self, versions: Iterable[ModelVersion], *, encoded: Mapping[int, str] | None = None
+    ) -> None:
         """:meth:`upsert_version` for many versions in one transaction and a few statements.
 
         One executemany upsert per table (models, versions, files) whatever the count: the
-        scanner stores a hundred versions per batch, and one ORM object each cost ~5 ms.
+        scanner stores a hundred versions per batch. ``encoded`` (version id -> text) holds
+        versions whose ``/model-versions`` JSON (:func:`version_form_json`) the caller has
+        already encoded, e.g. for a ``.civitai.info``: stored as is, not encoded again.
         Raises ValueError (storing nothing) when a version has no ``modelId``.
         """
         latest = {v.id: v for v in versions}  # a version given twice: the last one wins
@@ -258,7 +304,7 @@ class Library:
         now = _now()
         with self.db.session() as s:
             _upsert_model_summaries(s, latest.values(), now)
-            _store_versions(s, list(latest.values()), now)
+            _store_versions(s, list(latest.values()), now, encoded or {})
 
     def version_json(self, version_id: int) -> dict[str, Any] | None:
         """The version's JSON in the ``/model-versions`` form, as last seen; None if unknown."""
@@ -337,36 +383,35 @@ class Library:
         return self.register_files([record])[0]
 
     def register_files(self, records: Iterable[FileRecord]) -> list[LocalFile]:
-        """:meth:`register_file` for many files: one upsert statement per 500 files.
+        """:meth:`register_file` for many files in one transaction.
 
         Returns the stored rows in the order given (a path given twice: its last record).
         Raises ValueError, storing nothing, when a record is invalid.
         """
-        now = _now()
-        rows: dict[str, dict[str, Any]] = {}
-        for record in records:
-            values = record.row(now)
-            rows[values["path"]] = values
-        if not rows:
-            return []
-        new = insert(LocalFileRow).excluded
-        stmt = insert(LocalFileRow).on_conflict_do_update(
-            index_elements=[LocalFileRow.path],
-            set_={
-                **{name: getattr(new, name) for name in _REGISTER_OVERWRITES},
-                # No new lookup to record: keep when the last one happened.
-                "looked_up_at": func.coalesce(new.looked_up_at, LocalFileRow.looked_up_at),
-            },
-        ).returning(*_LOCAL_FILE_COLUMNS)
-        stored: dict[str, LocalFile] = {}
-        pending = list(rows.values())
         with self.db.session() as s:
-            conn = s.connection()
-            for start in range(0, len(pending), _REGISTER_CHUNK):
-                # One multi-row INSERT … RETURNING per chunk (SQLAlchemy's insertmanyvalues).
-                for returned in conn.execute(stmt, pending[start : start + _REGISTER_CHUNK]):
-                    stored[returned.path] = LocalFile(*returned)
-        return [stored[path] for path in rows]
+            paths = self._save_files(s, records)
+            stored: dict[str, LocalFile] = {}
+            for start in range(0, len(paths), _CHUNK):
+                query = _select_local_files().where(
+                    LocalFileRow.path.in_(paths[start : start + _CHUNK]))
+                stored.update((row.path, LocalFile(*row)) for row in s.execute(query))
+        return [stored[path] for path in paths]
+
+    def save_files(self, records: Iterable[FileRecord]) -> int:
+        """:meth:`register_files` without reading the rows back (a scan's bulk writes):
+        one executemany upsert. Returns how many paths were stored; raises ValueError,
+        storing nothing, when a record is invalid."""
+        with self.db.session() as s:
+            return len(self._save_files(s, records))
+
+    def _save_files(self, s: Session, records: Iterable[FileRecord]) -> list[str]:
+        now = _db_time(_now())
+        rows = {}
+        for record in records:
+            values = record.values(now)
+            rows[values[0]] = values  # a path given twice: its last record
+        _executemany(s, _REGISTER_SQL, list(rows.values()))
+        return list(rows)
 
     def update_file(self, file_id_or_path: int | StrPath, **changes: Any) -> LocalFile | None:
         """Change some fields of a file (by row id or path); None if there is no such file."""
@@ -713,98 +758,83 @@ def _upsert_model_summaries(s: Session, versions: Iterable[ModelVersion], now: d
     empty summary name or type never blanks a known one. Two executemany statements.
     """
     model_ids: dict[int, None] = {}
-    summaries: dict[int, dict[str, Any]] = {}
+    summaries: dict[int, tuple[Any, ...]] = {}
     for version in versions:
         assert version.model_id is not None
         model_ids[version.model_id] = None
         summary = version.model
         if summary is not None:  # several versions of one model: the last summary wins
-            summaries[version.model_id] = {
-                "key": version.model_id, "new_name": summary.name, "new_type": summary.type,
-                "new_nsfw": summary.nsfw, "new_mode": summary.mode,
-            }
-    conn = s.connection()
-    conn.execute(
-        insert(ModelRow).on_conflict_do_nothing(index_elements=[ModelRow.id]),
-        [{"id": model_id, "name": "", "type": "Other", "tags": [], "updated_at": now}
-         for model_id in model_ids],
+            summaries[version.model_id] = (summary.name, summary.type, summary.nsfw,
+                                           summary.mode)
+    stamp = _db_time(now)
+    _executemany(
+        s,
+        "INSERT INTO models (id, name, type, nsfw, tags, updated_at) "
+        "VALUES (?, '', 'Other', 0, '[]', ?) ON CONFLICT (id) DO NOTHING",
+        [(model_id, stamp) for model_id in model_ids],
     )
-    if summaries:
-        conn.execute(
-            update(ModelRow)
-            .where(ModelRow.id == bindparam("key"))
-            .values(
-                name=func.coalesce(func.nullif(bindparam("new_name"), ""), ModelRow.name),
-                type=func.coalesce(func.nullif(bindparam("new_type"), ""), ModelRow.type),
-                nsfw=bindparam("new_nsfw"),
-                mode=bindparam("new_mode"),
-                updated_at=now,
-            ),
-            list(summaries.values()),
-        )
+    _executemany(
+        s,
+        "UPDATE models SET name = coalesce(nullif(?, ''), name), "
+        "type = coalesce(nullif(?, ''), type), nsfw = ?, mode = ?, updated_at = ? "
+        "WHERE id = ?",
+        [(*summary, stamp, model_id) for model_id, summary in summaries.items()],
+    )
 
 
-def _store_versions(s: Session, versions: list[ModelVersion], now: datetime) -> None:
+_VERSION_SQL = _upsert_sql("model_versions", (
+    "id", "model_id", "name", "base_model", "trained_words", "published_at",
+    "early_access_ends_at", "raw", "fetched_at"), "id")
+_FILE_SQL = _upsert_sql("version_files", (
+    "id", "version_id", "name", "size_kb", "type", "primary", "format", "fp", "size",
+    "quant_type", "sha256", "autov1", "autov2", "autov3", "crc32", "blake3"), "id")
+
+
+def _store_versions(
+    s: Session, versions: list[ModelVersion], now: datetime,
+    encoded: Mapping[int, str] | None = None,
+) -> None:
     """Upsert version rows and their files: one executemany statement per table."""
     if not versions:
         return
+    encoded = encoded or {}
+    stamp = _db_time(now)
     version_rows = []
-    file_rows: dict[int, dict[str, Any]] = {}
+    file_rows: dict[int, tuple[Any, ...]] = {}
     for version in versions:
         assert version.model_id is not None
-        version_rows.append({
-            "id": version.id,
-            "model_id": version.model_id,
-            "name": version.name,
-            "base_model": version.base_model,
-            "trained_words": list(version.trained_words),
-            "published_at": version.published_at,
-            "early_access_ends_at": version.early_access_ends_at,
-            "raw": _version_form_json(version),
-            "fetched_at": now,
-        })
+        raw = encoded.get(version.id)
+        version_rows.append((
+            version.id,
+            version.model_id,
+            version.name,
+            version.base_model,
+            _encode_json(list(version.trained_words)),
+            version.published_at,
+            version.early_access_ends_at,
+            raw if raw is not None else _encode_json(version_form_json(version)),
+            stamp,
+        ))
         for file in version.files:
             file_rows[file.id] = _file_row_values(version.id, file)
-    conn = s.connection()
-    conn.execute(_upsert_all(VersionRow, version_rows[0]), version_rows)
-    if file_rows:
-        rows = list(file_rows.values())
-        conn.execute(_upsert_all(VersionFileRow, rows[0]), rows)
+    _executemany(s, _VERSION_SQL, version_rows)
+    _executemany(s, _FILE_SQL, list(file_rows.values()))
 
 
-def _upsert_all(table: Any, sample: Mapping[str, Any]) -> Any:
-    """INSERT … ON CONFLICT (id) DO UPDATE of every column in ``sample`` but the id."""
-    stmt = insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.id],
-        set_={name: getattr(stmt.excluded, name) for name in sample if name != "id"},
+def _file_row_values(version_id: int, file: ModelFile) -> tuple[Any, ...]:
+    hashes = file.hashes
+    meta = file.metadata
+    return (
+        file.id, version_id, file.name, file.size_kb, file.type, file.primary, meta.format,
+        meta.fp, meta.size, meta.quant_type, hashes.get("SHA256"), hashes.get("AutoV1"),
+        hashes.get("AutoV2"), hashes.get("AutoV3"), hashes.get("CRC32"),
+        hashes.get("BLAKE3"),
     )
 
 
-def _file_row_values(version_id: int, file: ModelFile) -> dict[str, Any]:
-    hashes = file.hashes
-    return {
-        "id": file.id,
-        "version_id": version_id,
-        "name": file.name,
-        "size_kb": file.size_kb,
-        "type": file.type,
-        "primary": file.primary,
-        "format": file.metadata.format,
-        "fp": file.metadata.fp,
-        "size": file.metadata.size,
-        "quant_type": file.metadata.quant_type,
-        "sha256": hashes.get("SHA256"),
-        "autov1": hashes.get("AutoV1"),
-        "autov2": hashes.get("AutoV2"),
-        "autov3": hashes.get("AutoV3"),
-        "crc32": hashes.get("CRC32"),
-        "blake3": hashes.get("BLAKE3"),
-    }
-
-
-def _version_form_json(version: ModelVersion) -> dict[str, Any]:
-    """The version's raw JSON, completed to the /model-versions form (modelId + model)."""
+def version_form_json(version: ModelVersion) -> dict[str, Any]:
+    """The version's raw JSON, completed to the /model-versions form (modelId + model):
+    what the library stores for it."""
     raw = dict(version.raw)
     raw.setdefault("id", version.id)
     if version.model_id is not None:
