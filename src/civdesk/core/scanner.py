@@ -432,6 +432,7 @@ class _ScanRun:
         self.file_updates: list[tuple[int, dict[str, str | None]]] = []  # written in bulk
         self.progress_lock = threading.Lock()  # progress comes from the hashing threads too
         self.companion_writer = _CompanionWriter(scanner)
+        self.written: _Written | None = None  # companions being written, not yet stored
         self.lookups = _Lookups(scanner.client)
 
     # ---------------------------------------------------------------------- helpers
@@ -662,9 +663,11 @@ class _ScanRun:
                 if len(batch) >= SETTLE_BATCH:
                     started = self._start_settle(batch)
                     batch = []
-                    if in_flight is not None:
-                        self._finish_settle(in_flight)
-                    in_flight = started
+                    # Swapped first: a cancel raised while finishing the previous batch
+                    # must leave the new one to the handler below, not finish the old twice.
+                    previous, in_flight = in_flight, started
+                    if previous is not None:
+                        self._finish_settle(previous)
         except Cancelled:
             # Keep what was hashed: registered as pending, looked up next time.
             if in_flight is not None:
@@ -676,6 +679,7 @@ class _ScanRun:
         if in_flight is not None:
             self._finish_settle(in_flight)
         self._settle(batch)
+        self._store_written()
 
     def _moved_by_hash(self, w: _Work) -> bool:
         """A new path whose content vanished from elsewhere: a move (e.g. across drives)."""
@@ -702,7 +706,12 @@ class _ScanRun:
         return _Batch(batch, self.lookups.start(lambda client: self._look_up(wanted, client)))
 
     def _finish_settle(self, started: _Batch, offline: bool = False) -> None:
-        """Wait for the batch's lookup, write its companions, store it in one transaction."""
+        """Wait for the batch's lookup and start writing its companions; store the batch
+        before it (whose companions were written meanwhile) in one transaction.
+
+        Creating thousands of small files is kernel time that needs no interpreter lock, so
+        it overlaps the next batch's work. :meth:`_store_written` stores the last batch.
+        """
         batch = started.work
         if not batch:
             return
@@ -711,24 +720,37 @@ class _ScanRun:
         versions = {w.version.id: w.version for w in batch if w.version is not None}
         # Each version's JSON is encoded once, for its .civitai.info and the database both.
         encoded = {vid: info_json(version_form_json(v)) for vid, v in versions.items()}
-        companions: dict[int, Companions | None] = {}
+        identified: list[_Work] = []
+        outcomes = _no_outcomes
         if not offline:  # else: register the batch anyway; companions are written next scan
             identified = [w for w in batch if w.version is not None]
-            outcomes = self.companion_writer.write_all(
+            outcomes = self.companion_writer.start_all(
                 [(w.found, w.version, encoded[w.version.id])
                  for w in identified if w.version is not None],
                 self.cancel,
             )
-            for w, outcome in zip(identified, outcomes, strict=True):
-                companions[id(w)] = self._count_companions(outcome)
-        now = _now()
-        records = [self._record(w, companions.get(id(w)), now) for w in batch]
-        with self.lib.db.session():  # one transaction (one commit) for the whole batch
-            self.lib.upsert_versions(
-                (v for v in versions.values() if v.model_id is not None), encoded=encoded)
-            self.lib.save_files(records)
+        self._store_written()
+        self.written = _Written(batch, versions, encoded, identified, outcomes)
+        if offline or self._cancelled():
+            self._store_written()  # all that was settled is stored before Cancelled
         if not offline:
             self._check_cancel()
+
+    def _store_written(self) -> None:
+        """Store the batch whose companions were being written, in one transaction."""
+        written, self.written = self.written, None
+        if written is None:
+            return
+        companions: dict[int, Companions | None] = {}
+        for w, outcome in zip(written.identified, written.outcomes(), strict=True):
+            companions[id(w)] = self._count_companions(outcome)
+        now = _now()
+        records = [self._record(w, companions.get(id(w)), now) for w in written.work]
+        with self.lib.db.session():  # one transaction (one commit) for the whole batch
+            self.lib.upsert_versions(
+                (v for v in written.versions.values() if v.model_id is not None),
+                encoded=written.encoded)
+            self.lib.save_files(records)
 
     def _cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
@@ -850,6 +872,23 @@ class _CompanionWriter:
         self.clients: list[ImageFetcher] = []
         self.lock = threading.Lock()
         self.pool: ThreadPoolExecutor | None = None
+        self.writer: ThreadPoolExecutor | None = None
+
+    def start_all(
+        self, items: list[tuple[_Found, ModelVersion, str]], cancel: CancelFlag | None
+    ) -> Callable[[], list[Companions | CivdeskError | None]]:
+        """:meth:`write_all` on a writer thread; returns the call that waits for its result.
+
+        Without a client factory the one shared client is only used from the caller's
+        thread, so the companions are written at once.
+        """
+        if not items or (self.scanner.client_factory is None
+                         and self.scanner.client is not None):
+            done = self.write_all(items, cancel)
+            return lambda: done
+        if self.writer is None:
+            self.writer = ThreadPoolExecutor(1, thread_name_prefix="civdesk-companion-writer")
+        return self.writer.submit(self.write_all, items, cancel).result
 
     def write(
         self, f: _Found, version: ModelVersion, client: ImageFetcher | None,
@@ -921,6 +960,9 @@ class _CompanionWriter:
         return client
 
     def close(self) -> None:
+        if self.writer is not None:  # first: it may still hand previews to the pool
+            self.writer.shutdown(wait=True)
+            self.writer = None
         if self.pool is not None:
             self.pool.shutdown(wait=True)
             self.pool = None
@@ -929,6 +971,21 @@ class _CompanionWriter:
             if close is not None:
                 close()
         self.clients.clear()
+
+
+@dataclass
+class _Written:
+    """A settled batch whose companions are being written (``outcomes`` waits for them)."""
+
+    work: list[_Work]
+    versions: dict[int, ModelVersion]
+    encoded: dict[int, str]
+    identified: list[_Work]
+    outcomes: Callable[[], list[Companions | CivdeskError | None]]
+
+
+def _no_outcomes() -> list[Companions | CivdeskError | None]:
+    return []
 
 
 @dataclass
