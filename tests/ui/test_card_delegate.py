@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
-from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionViewItem
+from PySide6.QtWidgets import QApplication, QListView, QStyle, QStyleOptionViewItem
 
 from civdesk.core.library.repository import LibraryEntry, UpdateInfo
 from civdesk.ui.library.delegate import CardCache, CardDelegate
@@ -17,11 +17,13 @@ from civdesk.ui.library.model import LibraryFilterProxy, LibraryModel, LibrarySn
 from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
 
-def entry(tmp_path: Path, n: int, *, preview: Path | None = None) -> LibraryEntry:
+def entry(
+    tmp_path: Path, n: int, *, preview: Path | None = None, model_type: str = "LORA"
+) -> LibraryEntry:
     return LibraryEntry(
         path=str(tmp_path / f"model_{n}.safetensors"), file_name=f"model_{n}.safetensors",
         size=2_000_000, sha256=f"{n:064X}", model_id=n, version_id=100 + n,
-        model_name=f"Model {n}", version_name="v1", type="LORA", base_model="SD 1.5",
+        model_name=f"Model {n}", version_name="v1", type=model_type, base_model="SD 1.5",
         trained_words=(), preview=str(preview) if preview else None, info=None,
         added_at=datetime(2024, 1, 1, tzinfo=timezone.utc), identified=True,
     )  # fmt: skip
@@ -134,3 +136,85 @@ def test_the_card_cache_is_bounded_in_bytes(loader, tmp_path):
         grid.paint(row)
     assert len(grid.delegate.cards) == 5
     assert grid.delegate.cards.size_bytes <= grid.delegate.cards.limit_bytes
+
+
+def test_shared_pieces_are_drawn_once_for_many_cards(loader, tmp_path, preview):
+    entries = [entry(tmp_path, n, preview=preview if n % 2 else None) for n in range(10)]
+    grid = Grid(loader, entries)
+    grid.model.set_snapshot(
+        LibrarySnapshot(tuple(entries), updates={1: UpdateInfo(1, "M", "LORA", (), (), 9, "v")})
+    )
+    grid.paint(0)
+    grid.paint(1)
+    parts = len(grid.delegate.parts)  # type badge, loading art, update badge
+    for row in range(2, 10):
+        grid.paint(row)
+    assert len(grid.delegate.cards) == 10
+    assert len(grid.delegate.parts) == parts, "eight more cards drew no new piece"
+    grid.delegate.cards.clear()
+    assert grid.paint(1) == grid.paint(1)
+
+
+def test_types_get_their_own_badge_and_loading_art(loader, tmp_path, preview):
+    lora = Grid(loader, [entry(tmp_path, 1, preview=preview)])
+    vae = Grid(loader, [entry(tmp_path, 1, preview=preview, model_type="VAE")])
+    vae.delegate.parts = lora.delegate.parts
+    first = lora.paint(0)
+    count = len(lora.delegate.parts)
+    assert vae.paint(0) != first
+    assert len(lora.delegate.parts) == count + 2
+
+
+class View:
+    """A real QListView in icon mode showing ``count`` cards, like the library grid."""
+
+    def __init__(self, qtbot, thumbnails, tmp_path, count, render_budget_s):
+        self.model = LibraryModel()
+        self.model.set_snapshot(LibrarySnapshot(tuple(entry(tmp_path, n) for n in range(count))))
+        self.view = QListView()
+        qtbot.addWidget(self.view)
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setUniformItemSizes(True)
+        self.view.setGridSize(CardDelegate.card_size())
+        self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)  # same size
+        self.delegate = CardDelegate(
+            thumbnails, self.view, snapshot=lambda: self.model.snapshot,
+            render_budget_s=render_budget_s,
+        )  # fmt: skip
+        self.view.setItemDelegate(self.delegate)
+        self.view.resize(4 * CardDelegate.card_size().width() + 40, 700)
+        with qtbot.waitExposed(self.view):
+            self.view.show()
+        self.view.setModel(self.model)  # shown first: the test decides when cards are painted
+        self.view.doItemsLayout()
+
+
+def test_a_paint_renders_new_cards_only_within_its_budget_then_finishes_later(
+    qtbot, loader, tmp_path
+):
+    bounded = View(qtbot, loader, tmp_path, 24, render_budget_s=0.0)  # one new card a turn
+    bounded.view.viewport().repaint()
+    assert len(bounded.delegate.cards) == 1
+    assert bounded.delegate.has_deferred_cards, "the other visible cards are stand-ins"
+    qtbot.waitUntil(lambda: not bounded.delegate.has_deferred_cards, timeout=5000)
+    visible = len(bounded.delegate.cards)
+    assert visible >= 8, "every card on screen was rendered for real, one turn each"
+
+    unbounded = View(qtbot, loader, tmp_path, 24, render_budget_s=None)
+    unbounded.view.viewport().repaint()
+    assert not unbounded.delegate.has_deferred_cards
+    assert len(unbounded.delegate.cards) == visible
+    assert bounded.view.viewport().grab().toImage() == unbounded.view.viewport().grab().toImage()
+
+
+def test_stand_ins_scrolled_before_their_turn_are_still_replaced(qtbot, loader, tmp_path):
+    bounded = View(qtbot, loader, tmp_path, 40, render_budget_s=0.0)
+    bounded.view.viewport().repaint()
+    assert bounded.delegate.has_deferred_cards
+    bounded.view.verticalScrollBar().setValue(CardDelegate.card_size().height() // 2)
+    qtbot.waitUntil(lambda: not bounded.delegate.has_deferred_cards, timeout=5000)
+
+    unbounded = View(qtbot, loader, tmp_path, 40, render_budget_s=None)
+    unbounded.view.verticalScrollBar().setValue(CardDelegate.card_size().height() // 2)
+    unbounded.view.viewport().repaint()
+    assert bounded.view.viewport().grab().toImage() == unbounded.view.viewport().grab().toImage()

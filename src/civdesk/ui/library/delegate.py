@@ -7,16 +7,45 @@ Each card is drawn once into a pixmap (:class:`CardCache`) and later paints blit
 scan or a download keeps the GIL busy, every Python call into Qt may wait ~1 ms to win it
 back, and a card drawn from scratch makes dozens of them (60-90 ms for a screen of cards).
 A cached card costs one model call (the row's :class:`LibraryEntry`) and one ``drawPixmap``.
+
+A card drawn for the first time is composed of pieces many cards share, drawn once
+(:class:`CardParts`: type and state badges, the loading art, the NSFW pill, fonts and their
+metrics), so it costs a couple of dozen Qt calls rather than ~70. And a paint event renders
+new cards only for :data:`RENDER_BUDGET_S`: past it the remaining new cards get a stand-in
+(their background and name) and are repainted on the next event-loop turn, so a screen of
+new cards after a reload is drawn over a few short turns instead of one long one.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
-from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPalette, QPixmap
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+import shiboken6
+from PySide6.QtCore import (
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPointF,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QTimer,
+)
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPixmap,
+    QRegion,
+)
+from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from civdesk.core.library.repository import UNKNOWN_TYPE, LibraryEntry
 from civdesk.ui.card_art import paint_nsfw_label, placeholder_pixmap
@@ -33,11 +62,15 @@ MARGIN = 6
 RADIUS = 8.0
 #: Rendered cards kept (~225 KB each at 1x): about five screens of a large window.
 CARD_CACHE_BYTES = 24 * 1024 * 1024
+#: How long one paint event may spend rendering new cards (at least one is always rendered).
+#: A card costs 1-3 ms while workers hold the GIL, so a turn stays well under 50 ms.
+RENDER_BUDGET_S = 0.012
 
 _SELECTED = QStyle.StateFlag.State_Selected
 _HOVERED = QStyle.StateFlag.State_MouseOver
 # What the preview area shows, when it is not a decoded thumbnail.
 _NO_PREVIEW, _FAILED, _LOADING = "none", "failed", "loading"
+_THUMB_KEYS_KEPT = 20_000  # memoised thumbnail keys (a 10,000-file library's, twice)
 
 
 class CardCache:
@@ -85,6 +118,163 @@ def _cost(pixmap: QPixmap) -> int:
     return pixmap.width() * pixmap.height() * 4
 
 
+@dataclass(frozen=True)
+class CardFonts:
+    """The card's three fonts and their metrics, derived once from the view's font."""
+
+    badge: QFont
+    badge_metrics: QFontMetrics
+    name: QFont
+    name_metrics: QFontMetrics
+    detail: QFont
+    detail_metrics: QFontMetrics
+
+    @classmethod
+    def from_base(cls, base: QFont) -> CardFonts:
+        badge = QFont(base)
+        badge.setPointSizeF(max(7.0, badge.pointSizeF() * 0.8))
+        badge.setBold(True)
+        name = QFont(base)
+        name.setBold(True)
+        detail = QFont(base)
+        detail.setPointSizeF(max(7.0, detail.pointSizeF() * 0.9))
+        return cls(
+            badge, QFontMetrics(badge), name, QFontMetrics(name), detail, QFontMetrics(detail)
+        )
+
+
+class CardParts:
+    """Pieces many cards share, each drawn once: badges, loading art, the NSFW pill, fonts.
+
+    Keyed by what they look like (text, colour, font, size, pixel ratio); the set of keys is
+    small (a few types and states per font and screen), so nothing is ever evicted.
+    """
+
+    def __init__(self) -> None:
+        self._fonts: dict[str, CardFonts] = {}
+        self._pixmaps: dict[Hashable, QPixmap] = {}
+
+    def __len__(self) -> int:
+        return len(self._pixmaps)
+
+    def fonts(self, base: QFont) -> CardFonts:
+        key = base.key()
+        fonts = self._fonts.get(key)
+        if fonts is None:
+            fonts = self._fonts[key] = CardFonts.from_base(base)
+        return fonts
+
+    def badge(self, text: str, color: QColor, fonts: CardFonts, ratio: float) -> QPixmap:
+        """A rounded pill of ``color`` with ``text`` in white."""
+        key = ("badge", text, color.rgba(), fonts.badge.key(), ratio)
+        pixmap = self._pixmaps.get(key)
+        if pixmap is None:
+            metrics = fonts.badge_metrics
+            rect = QRectF(0, 0, metrics.horizontalAdvance(text) + 10, metrics.height() + 2)
+            pixmap = _transparent(rect.size().toSize(), ratio)
+            painter = QPainter(pixmap)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setFont(fonts.badge)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(color)
+            painter.drawRoundedRect(rect, 4, 4)
+            painter.setPen(QColor("white"))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+            painter.end()
+            self._pixmaps[key] = pixmap
+        return pixmap
+
+    def loading(self, model_type: str, size: QSize, base: QFont, ratio: float) -> QPixmap:
+        """Until the preview is decoded: the type's colour and its initials."""
+        key = ("loading", model_type, size.width(), size.height(), base.key(), ratio)
+        pixmap = self._pixmaps.get(key)
+        if pixmap is None:
+            pixmap = _transparent(size, ratio)
+            painter = QPainter(pixmap)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            rect = QRectF(0, 0, size.width(), size.height())
+            color = type_color(model_type)
+            painter.fillRect(rect, color.darker(260))
+            font = QFont(base)
+            font.setPointSizeF(font.pointSizeF() * 2.2)
+            font.setBold(True)
+            painter.setFont(font)
+            painter.setPen(color.lighter(130))
+            initials = "?" if model_type == UNKNOWN_TYPE else model_type[:2].upper()
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, initials)
+            painter.end()
+            self._pixmaps[key] = pixmap
+        return pixmap
+
+    def nsfw_label(self, size: QSize, base: QFont, ratio: float) -> QPixmap:
+        """The NSFW pill where :func:`paint_nsfw_label` puts it, on a transparent preview."""
+        key = ("nsfw", size.width(), size.height(), base.key(), ratio)
+        pixmap = self._pixmaps.get(key)
+        if pixmap is None:
+            pixmap = _transparent(size, ratio)
+            painter = QPainter(pixmap)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setFont(base)
+            paint_nsfw_label(painter, QRectF(0, 0, size.width(), size.height()))
+            painter.end()
+            self._pixmaps[key] = pixmap
+        return pixmap
+
+
+def _transparent(size: QSize, ratio: float) -> QPixmap:
+    pixmap = QPixmap(round(size.width() * ratio), round(size.height() * ratio))
+    pixmap.setDevicePixelRatio(ratio)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    return pixmap
+
+
+class _DeferredCards:
+    """Cards a paint event left as stand-ins, repainted for real on the next turn.
+
+    The follow-up is a zero-interval single-shot timer owned by the delegate (so it dies
+    with it). Positions are in viewport coordinates: if the view scrolled in between, the
+    stand-ins moved with the pixels, so the whole viewport is repainted instead.
+    """
+
+    def __init__(self, parent: QObject, on_turn: Callable[[], None]) -> None:
+        self.timer = QTimer(parent)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(0)
+        self.timer.timeout.connect(self._next_turn)
+        self._on_turn = on_turn
+        self._pending: dict[int, tuple[QAbstractItemView, QRegion, tuple[int, int]]] = {}
+        self.repaint_requested = False  # stand-ins asked to be repainted, no paint came yet
+
+    def __bool__(self) -> bool:
+        return bool(self._pending) or self.repaint_requested
+
+    def schedule(self) -> None:
+        if not self.timer.isActive():
+            self.timer.start()
+
+    def add(self, view: QAbstractItemView, rect: QRect) -> None:
+        offset = (view.horizontalScrollBar().value(), view.verticalScrollBar().value())
+        known = self._pending.get(id(view))
+        if known is None:
+            self._pending[id(view)] = (view, QRegion(rect), offset)
+        else:
+            self._pending[id(view)] = (known[0], known[1].united(rect), known[2])
+        self.schedule()
+
+    def _next_turn(self) -> None:
+        self._on_turn()
+        pending, self._pending = self._pending, {}
+        for view, region, offset in pending.values():
+            if not shiboken6.isValid(view):
+                continue
+            now = (view.horizontalScrollBar().value(), view.verticalScrollBar().value())
+            if now == offset:
+                view.viewport().update(region)
+            else:
+                view.viewport().update()
+            self.repaint_requested = True
+
+
 class CardDelegate(QStyledItemDelegate):
     """Paints one library entry as a card.
 
@@ -92,17 +282,34 @@ class CardDelegate(QStyledItemDelegate):
     NSFW and labels them. ``snapshot``: returns the snapshot the model shows, so the
     duplicate and update badges are read in Python rather than with two more model calls
     per card; without it they come from ``Role.IsDuplicate`` and ``Role.Update``.
+
+    ``render_budget_s``: how long one event-loop turn may spend rendering new cards in a
+    view (``None``: no limit); the rest are painted as stand-ins and redrawn on the next turn.
     """
 
     def __init__(
         self, thumbnails: ThumbnailLoader, parent: QObject | None = None, *,
         allow_nsfw: bool = False, snapshot: Callable[[], LibrarySnapshot] | None = None,
+        render_budget_s: float | None = RENDER_BUDGET_S,
     ) -> None:  # fmt: skip
         super().__init__(parent)
         self.thumbnails = thumbnails
         self.allow_nsfw = allow_nsfw
         self.cards = CardCache()
+        self.parts = CardParts()
+        self.render_budget_s = render_budget_s
         self._snapshot = snapshot
+        self._turn_started: float | None = None  # first render of this event-loop turn
+        # Per-card values that would otherwise cost Qt calls on every paint (each may wait
+        # for the GIL): thumbnail sizes and keys.
+        self._thumb_sizes: dict[float, QSize] = {}
+        self._thumb_keys: dict[tuple[str, float, bool], str] = {}
+        self._deferred = _DeferredCards(self, self._end_turn)
+
+    @property
+    def has_deferred_cards(self) -> bool:
+        """Whether some cards on screen are stand-ins waiting for the next turn."""
+        return bool(self._deferred)
 
     def blurs(self, index: AnyIndex) -> bool:
         """Whether this card's preview is shown blurred."""
@@ -122,6 +329,7 @@ class CardDelegate(QStyledItemDelegate):
         return self.card_size()
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
+        self._deferred.repaint_requested = False
         entry = index.data(Role.Entry)
         if not isinstance(entry, LibraryEntry):
             return
@@ -129,20 +337,50 @@ class CardDelegate(QStyledItemDelegate):
         device = painter.device()
         ratio = device.devicePixelRatioF() if device is not None else 1.0
         blurred = entry.nsfw and not self.allow_nsfw
-        thumb, preview_state = self._preview(entry.preview, self.thumb_size(ratio), blurred)
+        thumb, preview_state = self._preview(entry.preview, ratio, blurred)
         state = option.state
         rect = option.rect
-        palette = option.palette
         key = (
             entry, duplicate, has_update, blurred, preview_state,
             bool(state & _SELECTED), bool(state & _HOVERED),
-            rect.width(), rect.height(), ratio, palette.cacheKey(),
+            rect.width(), rect.height(), ratio, option.palette.cacheKey(),
         )  # fmt: skip
         card = self.cards.get(key)
         if card is None:
-            card = self._render(painter, option, entry, duplicate, has_update, thumb, ratio)
+            view = option.widget
+            if isinstance(view, QAbstractItemView) and self._over_budget():
+                self._paint_stand_in(painter, option, entry)
+                self._deferred.add(view, rect)
+                return
+            started = time.perf_counter()
+            card = self._render(
+                painter, option, entry, duplicate, has_update, thumb, preview_state, ratio
+            )
             self.cards.put(key, card)
-        painter.drawPixmap(rect.topLeft(), card)
+            budgeted = isinstance(view, QAbstractItemView) and self.render_budget_s is not None
+            if budgeted and self._turn_started is None:
+                self._turn_started = started
+                self._deferred.schedule()  # the next turn starts a fresh budget
+        painter.drawPixmap(rect, card)  # same logical size: a plain blit
+
+    def _over_budget(self) -> bool:
+        if self.render_budget_s is None or self._turn_started is None:
+            return False
+        return time.perf_counter() - self._turn_started >= self.render_budget_s
+
+    def _end_turn(self) -> None:
+        self._turn_started = None
+
+    def _paint_stand_in(
+        self, painter: QPainter, option: QStyleOptionViewItem, entry: LibraryEntry
+    ) -> None:
+        """A card not rendered yet: its background and its name, two calls."""
+        card = QRect(option.rect).adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
+        painter.fillRect(card, option.palette.color(QPalette.ColorRole.Base))
+        painter.drawText(
+            card.adjusted(8, THUMB_HEIGHT + 4, -8, 0),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, display_name(entry),
+        )  # fmt: skip
 
     def _badges(self, index: AnyIndex, entry: LibraryEntry) -> tuple[bool, bool]:
         """(is a duplicate, has an update) for the card's corner badges."""
@@ -153,150 +391,135 @@ class CardDelegate(QStyledItemDelegate):
         return duplicate, entry.model_id is not None and entry.model_id in snapshot.updates
 
     def _preview(
-        self, source: str | None, size: QSize, blurred: bool
+        self, source: str | None, ratio: float, blurred: bool
     ) -> tuple[QPixmap | None, Hashable]:
         """The thumbnail (None until decoded) and what the card's preview area shows."""
         if not source:
             return None, _NO_PREVIEW
-        pixmap = self.thumbnails.pixmap(source, size, blurred=blurred)
+        key = self._thumbnail_key(source, ratio, blurred)
+        pixmap = self.thumbnails.cached(key)  # a dict look-up: no Qt call for a shown card
+        if pixmap is None:
+            pixmap = self.thumbnails.pixmap(source, self._thumb_size(ratio), blurred=blurred)
         if pixmap is not None:
             return pixmap, pixmap.cacheKey()  # a re-decoded preview is a new pixmap
-        if self.thumbnails.error(thumbnail_key(source, size, blurred=blurred)):
+        if self.thumbnails.error(key):
             return None, _FAILED
         return None, _LOADING
 
+    def _thumb_size(self, ratio: float) -> QSize:
+        size = self._thumb_sizes.get(ratio)
+        if size is None:
+            size = self._thumb_sizes[ratio] = self.thumb_size(ratio)
+        return size
+
+    def _thumbnail_key(self, source: str, ratio: float, blurred: bool) -> str:
+        memo = (source, ratio, blurred)
+        key = self._thumb_keys.get(memo)
+        if key is None:
+            if len(self._thumb_keys) >= _THUMB_KEYS_KEPT:
+                self._thumb_keys.clear()
+            key = self._thumb_keys[memo] = thumbnail_key(
+                source, self._thumb_size(ratio), blurred=blurred
+            )
+        return key
+
     def _render(
         self, view_painter: QPainter, option: QStyleOptionViewItem, entry: LibraryEntry,
-        duplicate: bool, has_update: bool, thumbnail: QPixmap | None, ratio: float,
+        duplicate: bool, has_update: bool, thumbnail: QPixmap | None, preview_state: Hashable,
+        ratio: float,
     ) -> QPixmap:  # fmt: skip
-        """The card drawn from scratch into a pixmap of ``option.rect``'s size."""
+        """The card composed into a pixmap of ``option.rect``'s size."""
         size = option.rect.size()
-        pixmap = QPixmap(round(size.width() * ratio), round(size.height() * ratio))
-        pixmap.setDevicePixelRatio(ratio)
-        pixmap.fill(Qt.GlobalColor.transparent)
+        pixmap = _transparent(size, ratio)
+        base_font = view_painter.font()  # the view's (style sheet) font
+        fonts = self.parts.fonts(base_font)
+        palette = option.palette
+        card = QRectF(0, 0, size.width(), size.height()).adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
+        thumb = QRectF(card.left(), card.top(), card.width(), THUMB_HEIGHT)
         painter = QPainter(pixmap)
         try:
-            painter.setFont(view_painter.font())  # the view's (style sheet) font
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            card = QRectF(0, 0, size.width(), size.height()).adjusted(
-                MARGIN, MARGIN, -MARGIN, -MARGIN
+            outline = QPainterPath()
+            outline.addRoundedRect(card, RADIUS, RADIUS)
+            painter.fillPath(outline, palette.color(QPalette.ColorRole.Base))
+            painter.setClipPath(outline)
+            painter.drawPixmap(
+                thumb.toRect(), self._preview_art(entry, thumbnail, preview_state, base_font, ratio)
             )
-            self._paint_card(painter, option, card, entry, duplicate, has_update, thumbnail)
+            painter.setClipping(False)
+            if entry.preview and entry.nsfw and not self.allow_nsfw:
+                painter.drawPixmap(
+                    thumb.topLeft(), self.parts.nsfw_label(thumb.toRect().size(), base_font, ratio)
+                )
+            self._paint_badges(painter, thumb, entry.type or UNKNOWN_TYPE, duplicate,
+                               has_update, fonts, ratio)  # fmt: skip
+            self._paint_text(painter, card, thumb, entry, palette, fonts)
+            self._paint_outline(painter, option, card)
         finally:
             painter.end()
         return pixmap
 
-    def _paint_card(
-        self, painter: QPainter, option: QStyleOptionViewItem, card: QRectF,
-        entry: LibraryEntry, duplicate: bool, has_update: bool, thumbnail: QPixmap | None,
-    ) -> None:  # fmt: skip
-        palette = option.palette
-        selected = bool(option.state & _SELECTED)
-        hovered = bool(option.state & _HOVERED)
-
-        outline = QPainterPath()
-        outline.addRoundedRect(card, RADIUS, RADIUS)
-        painter.fillPath(outline, palette.color(QPalette.ColorRole.Base))
-
-        thumb = QRectF(card.left(), card.top(), card.width(), THUMB_HEIGHT)
-        painter.save()
-        painter.setClipPath(outline)
-        self._paint_preview(painter, thumb, entry, thumbnail)
-        painter.restore()
-
-        self._paint_badges(painter, thumb, entry.type or UNKNOWN_TYPE, duplicate, has_update)
-        self._paint_text(painter, card, thumb, entry, palette)
-
-        if selected or hovered:
-            pen_color = palette.color(QPalette.ColorRole.Highlight)
-            if not selected:
-                pen_color.setAlpha(140)
-            painter.setPen(pen_color)
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            pen = painter.pen()
-            pen.setWidthF(3.0 if selected else 1.5)
-            painter.setPen(pen)
-            painter.drawRoundedRect(card.adjusted(1, 1, -1, -1), RADIUS, RADIUS)
-
-    def _paint_preview(
-        self, painter: QPainter, rect: QRectF, entry: LibraryEntry, thumbnail: QPixmap | None
-    ) -> None:
-        source = entry.preview
+    def _preview_art(
+        self, entry: LibraryEntry, thumbnail: QPixmap | None, preview_state: Hashable,
+        base_font: QFont, ratio: float,
+    ) -> QPixmap:  # fmt: skip
+        """The decoded thumbnail, else the placeholder art or the type's loading art."""
         if thumbnail is not None:
-            painter.drawPixmap(rect.toRect(), thumbnail)
-        elif not source or self.thumbnails.error(
-            thumbnail_key(source, self.thumb_size(painter.device().devicePixelRatioF()),
-                          blurred=entry.nsfw and not self.allow_nsfw)
-        ):  # fmt: skip
-            painter.drawPixmap(rect.toRect(), placeholder_pixmap(rect.toRect().size()))
-        else:
-            self._paint_loading(painter, rect, entry.type or UNKNOWN_TYPE)
-        if source and entry.nsfw and not self.allow_nsfw:
-            paint_nsfw_label(painter, rect)
+            return thumbnail
+        size = QSize(CARD_WIDTH, THUMB_HEIGHT)
+        if preview_state == _LOADING:
+            return self.parts.loading(entry.type or UNKNOWN_TYPE, size, base_font, ratio)
+        return placeholder_pixmap(size)
 
-    @staticmethod
-    def _paint_loading(painter: QPainter, rect: QRectF, model_type: str) -> None:
-        """Until the preview is decoded: the type's colour and its initials."""
-        base = type_color(model_type)
-        painter.fillRect(rect, base.darker(260))
-        font = QFont(painter.font())
-        font.setPointSizeF(font.pointSizeF() * 2.2)
-        font.setBold(True)
-        painter.setFont(font)
-        painter.setPen(base.lighter(130))
-        initials = "?" if model_type == UNKNOWN_TYPE else model_type[:2].upper()
-        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, initials)
-
-    @staticmethod
     def _paint_badges(
-        painter: QPainter, thumb: QRectF, model_type: str, duplicate: bool, has_update: bool
-    ) -> None:
-        left = [(type_label(model_type), type_color(model_type))]
-        right = []
-        if has_update:
-            right.append(("Update", badge_color("update")))
-        if duplicate:
-            right.append(("Duplicate", badge_color("duplicate")))
-        font = QFont(painter.font())
-        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.8))
-        font.setBold(True)
-        painter.setFont(font)
-        metrics = QFontMetrics(font)
-        x = thumb.left() + 6
-        for text, color in left:
-            x += _badge(painter, metrics, text, color, x, thumb.top() + 6) + 4
-        y = thumb.top() + 6
-        for text, color in right:
-            width = metrics.horizontalAdvance(text) + 10
-            _badge(painter, metrics, text, color, thumb.right() - 6 - width, y)
-            y += metrics.height() + 6
+        self, painter: QPainter, thumb: QRectF, model_type: str, duplicate: bool,
+        has_update: bool, fonts: CardFonts, ratio: float,
+    ) -> None:  # fmt: skip
+        top = thumb.top() + 6
+        label = self.parts.badge(type_label(model_type), type_color(model_type), fonts, ratio)
+        painter.drawPixmap(QPointF(thumb.left() + 6, top), label)
+        states = [("Update", has_update), ("Duplicate", duplicate)]
+        for text, shown in states:
+            if shown:
+                badge = self.parts.badge(text, badge_color(text.lower()), fonts, ratio)
+                width = badge.width() / ratio
+                painter.drawPixmap(QPointF(thumb.right() - 6 - width, top), badge)
+                top += fonts.badge_metrics.height() + 6
 
     @staticmethod
     def _paint_text(
-        painter: QPainter, card: QRectF, thumb: QRectF, entry: LibraryEntry, palette: QPalette
-    ) -> None:
+        painter: QPainter, card: QRectF, thumb: QRectF, entry: LibraryEntry, palette: QPalette,
+        fonts: CardFonts,
+    ) -> None:  # fmt: skip
         text_rect = QRectF(card.left() + 8, thumb.bottom() + 4, card.width() - 16, TEXT_HEIGHT - 6)
-        font = QFont(painter.font())
-        font.setBold(True)
-        painter.setFont(font)
+        width = int(text_rect.width())
+        painter.setFont(fonts.name)
         painter.setPen(palette.color(QPalette.ColorRole.Text))
-        metrics = QFontMetrics(font)
-        name = metrics.elidedText(
-            display_name(entry), Qt.TextElideMode.ElideRight, int(text_rect.width())
-        )
+        elide = Qt.TextElideMode.ElideRight
+        name = fonts.name_metrics.elidedText(display_name(entry), elide, width)
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, name)
-
-        font.setBold(False)
-        font.setPointSizeF(max(7.0, font.pointSizeF() * 0.9))
-        painter.setFont(font)
+        painter.setFont(fonts.detail)
         painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
-        metrics = QFontMetrics(font)
-        detail = metrics.elidedText(
-            detail_line(entry), Qt.TextElideMode.ElideRight, int(text_rect.width())
-        )
+        detail = fonts.detail_metrics.elidedText(detail_line(entry), elide, width)
         painter.drawText(
             text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, detail
         )
+
+    @staticmethod
+    def _paint_outline(painter: QPainter, option: QStyleOptionViewItem, card: QRectF) -> None:
+        """The selection (thick) or hover (thin, translucent) outline."""
+        selected = bool(option.state & _SELECTED)
+        if not selected and not option.state & _HOVERED:
+            return
+        color = option.palette.color(QPalette.ColorRole.Highlight)
+        if not selected:
+            color.setAlpha(140)
+        pen = painter.pen()
+        pen.setColor(color)
+        pen.setWidthF(3.0 if selected else 1.5)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRoundedRect(card.adjusted(1, 1, -1, -1), RADIUS, RADIUS)
 
 
 def detail_line(entry: LibraryEntry) -> str:
@@ -305,19 +528,6 @@ def detail_line(entry: LibraryEntry) -> str:
         return f"{entry.file_name} · {format_size(entry.size)}"
     parts = [entry.version_name, entry.base_model, format_size(entry.size)]
     return " · ".join(p for p in parts if p)
-
-
-def _badge(
-    painter: QPainter, metrics: QFontMetrics, text: str, color: QColor, x: float, y: float
-) -> float:
-    width = metrics.horizontalAdvance(text) + 10
-    rect = QRectF(x, y, width, metrics.height() + 2)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(color)
-    painter.drawRoundedRect(rect, 4, 4)
-    painter.setPen(QColor("white"))
-    painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
-    return width
 
 
 def format_size(size: int) -> str:
