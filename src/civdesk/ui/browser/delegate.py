@@ -2,16 +2,26 @@
 
 The preview is asked of the thumbnail loader only while the card is painted, so a page of
 results never fetches images for cards the user does not scroll to.
+
+Like the library's cards, each card is drawn once into a pixmap (:class:`CardCache`) and
+later paints blit it. A paint reads the row's :class:`Model` and the three values the item
+model decides (library state, thumbnail URL, blurred) instead of eight role calls, each of
+which may wait for the GIL while a download or a scan runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from dataclasses import dataclass
+
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPalette
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPalette, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from civdesk.core.civitai.schema import Model
 from civdesk.ui.browser.model import DOWNLOADED, UPDATE, ResultRole
 from civdesk.ui.card_art import paint_nsfw_label, placeholder_pixmap
+from civdesk.ui.library.delegate import CardCache
 from civdesk.ui.thumbnails import ThumbnailLoader
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -24,6 +34,8 @@ BADGES = {
     UPDATE: ("Update", QColor("#f9a825"), QColor("black")),
 }
 PLACEHOLDER = QColor("#3a3a3a")
+# What the preview area shows, when it is not a decoded thumbnail.
+_NO_PREVIEW, _LOADING = "none", "loading"
 
 
 def compact_number(value: int | None) -> str:
@@ -36,35 +48,115 @@ def compact_number(value: int | None) -> str:
     return str(value)
 
 
+@dataclass(frozen=True)
+class ResultCard:
+    """Everything a result card shows, read from the row with four model calls."""
+
+    name: str
+    kind: str  # "LORA · SD 1.5"
+    stats: str  # "↓ 4.8k   ♥ 312"
+    library_state: str
+    thumbnail_url: str | None
+    blurred: bool
+
+    @classmethod
+    def of(cls, index: AnyIndex) -> ResultCard | None:
+        model = index.data(ResultRole.MODEL)
+        if not isinstance(model, Model):
+            return None
+        latest = model.latest_version
+        base_model = latest.base_model if latest is not None else None
+        url = index.data(ResultRole.THUMBNAIL_URL)
+        return cls(
+            name=model.name,
+            kind=" · ".join(str(part) for part in (model.type, base_model) if part),
+            stats=(
+                f"↓ {compact_number(model.download_count)}   "
+                f"♥ {compact_number(model.thumbs_up_count)}"
+            ),
+            library_state=index.data(ResultRole.LIBRARY_STATE),
+            thumbnail_url=url,
+            blurred=bool(url) and bool(index.data(ResultRole.PREVIEW_BLURRED)),
+        )
+
+
 class CardDelegate(QStyledItemDelegate):
     """Fixed-size cards for a ``QListView`` in icon mode."""
 
     def __init__(self, thumbnails: ThumbnailLoader, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.thumbnails = thumbnails
+        self.cards = CardCache()
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
         line = QFontMetrics(option.font).height()
         return QSize(CARD_WIDTH, PADDING * 4 + THUMB_SIZE.height() + line * 3)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        card = QRectF(option.rect.adjusted(3, 3, -3, -3))
+        card = ResultCard.of(index)
+        if card is None:
+            return
+        thumbnail = None
+        if card.thumbnail_url:
+            thumbnail = self.thumbnails.pixmap(card.thumbnail_url, THUMB_SIZE, blurred=card.blurred)
+            if thumbnail is not None and thumbnail.isNull():
+                thumbnail = None
+        preview_state: Hashable = (
+            thumbnail.cacheKey() if thumbnail is not None
+            else _LOADING if card.thumbnail_url else _NO_PREVIEW
+        )  # fmt: skip
+        device = painter.device()
+        ratio = device.devicePixelRatioF() if device is not None else 1.0
+        rect = option.rect
+        key = (
+            card, preview_state, bool(option.state & QStyle.StateFlag.State_Selected),
+            rect.width(), rect.height(), ratio, option.palette.cacheKey(), option.font.key(),
+            painter.font().key(),
+        )  # fmt: skip
+        pixmap = self.cards.get(key)
+        if pixmap is None:
+            pixmap = self._render(painter, option, card, thumbnail, ratio)
+            self.cards.put(key, pixmap)
+        painter.drawPixmap(rect.topLeft(), pixmap)
+
+    def _render(
+        self, view_painter: QPainter, option: QStyleOptionViewItem, card: ResultCard,
+        thumbnail: QPixmap | None, ratio: float,
+    ) -> QPixmap:  # fmt: skip
+        """The card drawn from scratch into a pixmap of ``option.rect``'s size."""
+        size = option.rect.size()
+        pixmap = QPixmap(round(size.width() * ratio), round(size.height() * ratio))
+        pixmap.setDevicePixelRatio(ratio)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        try:
+            painter.setFont(view_painter.font())
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            self._paint_card(painter, QRect(0, 0, size.width(), size.height()), option, card,
+                             thumbnail)  # fmt: skip
+        finally:
+            painter.end()
+        return pixmap
+
+    def _paint_card(
+        self, painter: QPainter, rect: QRect, option: QStyleOptionViewItem, card: ResultCard,
+        thumbnail: QPixmap | None,
+    ) -> None:  # fmt: skip
+        outline = QRectF(rect.adjusted(3, 3, -3, -3))
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         background = option.palette.color(
             QPalette.ColorRole.Highlight if selected else QPalette.ColorRole.AlternateBase
         )
         path = QPainterPath()
-        path.addRoundedRect(card, 6, 6)
+        path.addRoundedRect(outline, 6, 6)
         painter.fillPath(path, background)
 
         thumb_rect = QRect(
-            card.toRect().left() + PADDING // 2, card.toRect().top() + PADDING // 2,
+            outline.toRect().left() + PADDING // 2, outline.toRect().top() + PADDING // 2,
             THUMB_SIZE.width(), THUMB_SIZE.height(),
         )  # fmt: skip
-        self._paint_thumbnail(painter, thumb_rect, index)
-        self._paint_badge(painter, thumb_rect, index.data(ResultRole.LIBRARY_STATE))
+        self._paint_thumbnail(painter, thumb_rect, card, thumbnail)
+        self._paint_badge(painter, thumb_rect, card.library_state)
 
         fm = QFontMetrics(option.font)
         line = fm.height()
@@ -77,42 +169,34 @@ class CardDelegate(QStyledItemDelegate):
         bold.setBold(True)
         painter.setFont(bold)
         painter.setPen(text_color)
-        name = QFontMetrics(bold).elidedText(
-            str(index.data(Qt.ItemDataRole.DisplayRole)), Qt.TextElideMode.ElideRight, width
-        )
+        name = QFontMetrics(bold).elidedText(card.name, Qt.TextElideMode.ElideRight, width)
         painter.drawText(QRect(x, y, width, line), Qt.AlignmentFlag.AlignLeft, name)
         painter.setFont(option.font)
-        kind = " · ".join(
-            str(part) for part in (index.data(ResultRole.TYPE), index.data(ResultRole.BASE_MODEL))
-            if part
-        )  # fmt: skip
         painter.drawText(
             QRect(x, y + line, width, line), Qt.AlignmentFlag.AlignLeft,
-            fm.elidedText(kind, Qt.TextElideMode.ElideRight, width),
+            fm.elidedText(card.kind, Qt.TextElideMode.ElideRight, width),
         )  # fmt: skip
-        stats = (
-            f"↓ {compact_number(index.data(ResultRole.DOWNLOADS))}   "
-            f"♥ {compact_number(index.data(ResultRole.LIKES))}"
+        painter.drawText(
+            QRect(x, y + 2 * line, width, line), Qt.AlignmentFlag.AlignLeft, card.stats
         )
-        painter.drawText(QRect(x, y + 2 * line, width, line), Qt.AlignmentFlag.AlignLeft, stats)
-        painter.restore()
 
-    def _paint_thumbnail(self, painter: QPainter, rect: QRect, index: AnyIndex) -> None:
-        url = index.data(ResultRole.THUMBNAIL_URL)
-        blurred = bool(index.data(ResultRole.PREVIEW_BLURRED))
-        pixmap = self.thumbnails.pixmap(url, THUMB_SIZE, blurred=blurred) if url else None
-        if pixmap is not None and not pixmap.isNull():
-            painter.drawPixmap(rect, pixmap)
-        elif url:
+    @staticmethod
+    def _paint_thumbnail(
+        painter: QPainter, rect: QRect, card: ResultCard, thumbnail: QPixmap | None
+    ) -> None:
+        if thumbnail is not None:
+            painter.drawPixmap(rect, thumbnail)
+        elif card.thumbnail_url:
             painter.fillRect(rect, PLACEHOLDER)
             painter.setPen(QColor("#bbbbbb"))
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "Loading…")
         else:
             painter.drawPixmap(rect, placeholder_pixmap(rect.size()))
-        if blurred:
+        if card.blurred:
             paint_nsfw_label(painter, rect)
 
-    def _paint_badge(self, painter: QPainter, thumb: QRect, state: str) -> None:
+    @staticmethod
+    def _paint_badge(painter: QPainter, thumb: QRect, state: str) -> None:
         if state not in BADGES:
             return
         text, fill, ink = BADGES[state]
@@ -120,7 +204,7 @@ class CardDelegate(QStyledItemDelegate):
         font.setBold(True)
         fm = QFontMetrics(font)
         badge = QRect(thumb.left() + 6, thumb.top() + 6, fm.horizontalAdvance(text) + 12,
-                      fm.height() + 4)
+                      fm.height() + 4)  # fmt: skip
         path = QPainterPath()
         path.addRoundedRect(QRectF(badge), 4, 4)
         painter.fillPath(path, fill)
