@@ -438,6 +438,12 @@ class _ScanRun:
     # ---------------------------------------------------------------------- helpers
 
     def _progress(self, current: Path | None = None, force: bool = False) -> None:
+        report = self.report
+        if report.callback is None or (  # decided without the lock the hashers contend for
+            not force and self.phase == report.phase
+            and time.monotonic() - report.last < PROGRESS_INTERVAL
+        ):
+            return
         with self.progress_lock:
             self.report(
                 ScanProgress(
