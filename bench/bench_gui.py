@@ -12,7 +12,15 @@ Figures:
   process so its server threads do not share civdesk's GIL as civitai.com's never would)
   run; the worst gap is the longest the window could not respond. Target: no stall over
   50 ms;
+* new cards: a repaint of the grid right after every card on screen changed (as after a
+  reload) while two Python threads keep the GIL busy — the longest single paint event, and
+  the time until every card on screen is drawn for real (the delegate may spread a screen
+  of new cards over several event-loop turns);
 * peak memory of the process.
+
+``--trace-slow-events MS`` also lists every event whose dispatch on the GUI thread took
+longer than MS during the scan and download (receiver class, event type): what the stalls
+are. The tracing itself adds a Python call per event, so its run's gaps are not comparable.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -107,6 +116,29 @@ def build_library(core: Core, root: Path, count: int) -> None:
         core.library.register_files(records)
 
 
+class SlowEventTracer(QApplication):
+    """A QApplication timing each event dispatch; keeps the ones over ``threshold_ms``."""
+
+    def __init__(self, argv: list[str]) -> None:
+        super().__init__(argv)
+        self.threshold_ms: float | None = None
+        self.slow: list[tuple[float, str, str]] = []
+
+    def notify(self, receiver, event) -> bool:  # type: ignore[no-untyped-def]
+        if self.threshold_ms is None:
+            return super().notify(receiver, event)
+        start = time.perf_counter()
+        kind = event.type()
+        try:
+            return super().notify(receiver, event)
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            if ms > self.threshold_ms:
+                name = receiver.objectName() if receiver is not None else ""
+                what = f"{type(receiver).__name__}({name})"
+                self.slow.append((ms, what, str(kind).rsplit(".", 1)[-1]))
+
+
 class StallMeter:
     """Fires every 5 ms on the GUI thread and keeps the gaps between firings."""
 
@@ -129,14 +161,59 @@ class StallMeter:
         self._clock.restart()
 
 
+class BusyThreads:
+    """Python threads spinning, to make the GUI thread wait for the GIL as workers do."""
+
+    def __init__(self, count: int = 2) -> None:
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._spin, daemon=True) for _ in range(count)]
+
+    def _spin(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+
+    def __enter__(self) -> BusyThreads:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
+def measure_new_card_repaints(app: QApplication, page, repeats: int = 10) -> None:  # type: ignore[no-untyped-def]
+    """Repaint a screen of cards none of which is cached, under a busy GIL; print figures."""
+    viewport = page.grid.viewport()
+    delegate = page.delegate
+    first_paints, complete = [], []
+    with BusyThreads():
+        for _ in range(repeats):
+            delegate.cards.clear()
+            start = time.perf_counter()
+            viewport.repaint()  # one synchronous paint event, as after a reload
+            first_paints.append((time.perf_counter() - start) * 1000)
+            wait(app, 10, lambda: not getattr(delegate, "has_deferred_cards", False))
+            complete.append((time.perf_counter() - start) * 1000)
+    print(
+        f"new cards ({len(delegate.cards)} on screen, 2 busy threads, {repeats} repaints): "
+        f"first paint event median {statistics.median(first_paints):.1f} ms, "
+        f"max {max(first_paints):.1f} ms; all drawn for real after median "
+        f"{statistics.median(complete):.1f} ms"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=10_000)
     parser.add_argument("--scan-files", type=int, default=2_000)
     parser.add_argument("--download-mib", type=int, default=256)
+    parser.add_argument("--trace-slow-events", type=float, default=None, metavar="MS")
     args = parser.parse_args(argv)
 
-    app = QApplication(sys.argv[:1])
+    app = SlowEventTracer(sys.argv[:1]) if args.trace_slow_events else QApplication(sys.argv[:1])
     from civdesk.ui import tasks
     from civdesk.ui.app import tune_runtime_for_gui
     from civdesk.ui.library.delegate import CardDelegate
@@ -176,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             f"first thumbnails in {shown * 1000:.0f} ms"
         )
 
+        measure_new_card_repaints(app, page)
+
         # -- stalls during a scan and a download ------------------------------------------------
         scan_root = tmp_path / "scan"
         for i in range(args.scan_files):
@@ -185,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         version_id = double.served[0]["version_id"]
         core.settings.library_folders = [str(scan_root)]
         meter = StallMeter()
+        if isinstance(app, SlowEventTracer):
+            app.threshold_ms = args.trace_slow_events
         meter.start()
         started = time.perf_counter()
         window.dock.worker.add(version_id, dest_dir=str(tmp_path / "downloads"))
@@ -198,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         both_s = time.perf_counter() - started
         meter.stop()
+        if isinstance(app, SlowEventTracer):
+            app.threshold_ms = None
+            for ms, receiver, kind in app.slow:
+                print(f"slow event: {ms:6.1f} ms  {kind:<16} {receiver}")
         gaps = sorted(meter.gaps)
         worst = gaps[-1] if gaps else 0.0
         p99 = gaps[int(len(gaps) * 0.99)] if gaps else 0.0
