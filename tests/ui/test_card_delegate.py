@@ -218,3 +218,20 @@ def test_stand_ins_scrolled_before_their_turn_are_still_replaced(qtbot, loader, 
     unbounded.view.verticalScrollBar().setValue(CardDelegate.card_size().height() // 2)
     unbounded.view.viewport().repaint()
     assert bounded.view.viewport().grab().toImage() == unbounded.view.viewport().grab().toImage()
+
+
+def test_a_hidpi_screen_keeps_as_many_cards_as_a_1x_screen() -> None:
+    """Budget counted in 1x bytes: at pixel ratio 2 the cache must not shrink to a quarter
+    (on a HiDPI screen that meant re-rendering the visible cards on every scroll)."""
+    from PySide6.QtGui import QPixmap
+
+    def card(ratio: float) -> QPixmap:
+        pixmap = QPixmap(int(100 * ratio), int(100 * ratio))
+        pixmap.setDevicePixelRatio(ratio)
+        return pixmap
+
+    for ratio in (1.0, 2.0):
+        cache = CardCache(limit_bytes=5 * 100 * 100 * 4)
+        for n in range(8):
+            cache.put(n, card(ratio))
+        assert len(cache) == 5, ratio

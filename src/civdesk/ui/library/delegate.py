@@ -60,7 +60,8 @@ THUMB_HEIGHT = 230  # 4:5, close to the portrait previews most models carry
 TEXT_HEIGHT = 46
 MARGIN = 6
 RADIUS = 8.0
-#: Rendered cards kept (~225 KB each at 1x): about five screens of a large window.
+#: Rendered cards kept, counted at 1x (~225 KB a card): about five screens of a large
+#: window. A HiDPI screen keeps as many cards (see _cost), so it never renders in a loop.
 CARD_CACHE_BYTES = 24 * 1024 * 1024
 #: How long one paint event may spend rendering new cards (at least one is always rendered).
 #: A card costs 1-3 ms while workers hold the GIL, so a turn stays well under 50 ms.
@@ -115,7 +116,10 @@ class CardCache:
 
 
 def _cost(pixmap: QPixmap) -> int:
-    return pixmap.width() * pixmap.height() * 4
+    """A card's share of the budget, in 1x bytes: the number of cards kept does not shrink
+    by the square of the pixel ratio on a HiDPI screen."""
+    ratio = max(pixmap.devicePixelRatio(), 1.0)
+    return int(pixmap.width() * pixmap.height() * 4 / (ratio * ratio))
 
 
 @dataclass(frozen=True)
