@@ -42,6 +42,7 @@ class World:
     known_entries: set[str] = field(default_factory=set)
     resumes: list[str] = field(default_factory=list)  # Range headers of resumed downloads
     log: list[str] = field(default_factory=list)
+    run_seconds: dict[str, float] = field(default_factory=dict)  # last unkilled run, by kind
 
 
 def build_world(double: CivitaiDouble, tmp_path: Path, downloads_wanted: int) -> World:
@@ -130,8 +131,16 @@ def download_round(world: World, rng: random.Random, kill: bool = True) -> None:
 
 
 def timed_round(world: World, rng: random.Random, *args: str) -> None:
+    # Kill at a random point of the run. A fixed window misses on a fast machine (or once
+    # civdesk got faster), so after a run of this kind finished unkilled, the window is
+    # scaled to how long that run took here.
+    last = world.run_seconds.get(args[0])
+    delay = rng.uniform(0.6, 2.6) if last is None else rng.uniform(0.15, 0.9) * last
+    started = time.monotonic()
     process = world.cli.start(*args)
-    killed = kill_after(process, rng.uniform(0.6, 2.6))
+    killed = kill_after(process, delay)
+    if not killed:
+        world.run_seconds[args[0]] = time.monotonic() - started
     world.log.append(f"{args[0]} killed={killed} rc={process.returncode}")
 
 
