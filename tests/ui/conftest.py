@@ -11,19 +11,8 @@ from tests.double import CivitaiDouble, FakeFile, FakeModel, FakeVersion, Sample
 
 from civdesk.core.civitai.schema import Model
 from civdesk.core.context import Core
-from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library, LocalFile
 from civdesk.core.secrets import ApiKeyStore
-
-
-@pytest.fixture
-def library(tmp_path: Path) -> Iterator[Library]:
-    """A real library database in tmp_path (no Core, no double)."""
-    db = Database.open(tmp_path / "library.sqlite3")
-    try:
-        yield Library(db)
-    finally:
-        db.close()
 
 
 def write_model_file(folder: Path, f: FakeFile, name: str | None = None) -> Path:
