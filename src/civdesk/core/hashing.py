@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from civdesk.core.errors import Cancelled, FileProblem
 
@@ -50,9 +50,12 @@ class FileChanged(FileProblem):
         self.path = os.fspath(path)
 
 
-@dataclass(frozen=True)
-class FileStat:
-    """What tells an unchanged file from a changed one without reading it."""
+class FileStat(NamedTuple):
+    """What tells an unchanged file from a changed one without reading it.
+
+    A named tuple, not a frozen dataclass: a first scan makes two per file on the hashing
+    threads, and a frozen dataclass's ``__init__`` costs several times more (GIL time).
+    """
 
     size: int
     mtime_ns: int
@@ -60,7 +63,7 @@ class FileStat:
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileStat:
-        return cls(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _file_problem(path: StrPath, err: OSError) -> FileProblem:
@@ -160,7 +163,7 @@ def hash_checked(
 
     Expected failures come back in the result; only :class:`Cancelled` is raised.
     """
-    p = Path(path)
+    p = path if isinstance(path, Path) else Path(path)
     if hasher is sha256_file:
         small = _hash_small_checked(p, progress, cancel)
         if small is not None:
@@ -193,8 +196,9 @@ def _hash_small_checked(
     """
     if cancel is not None and cancel.is_set():
         raise Cancelled("Hashing")
+    name = os.fspath(p)  # once: each Path to str conversion is a Python call
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         return HashResult(p, None, FileChanged(p, "disappeared"))
     except OSError as err:
@@ -212,7 +216,7 @@ def _hash_small_checked(
         return None  # grew, or a file system that reads short: let the loop handle it
     digest = hashlib.sha256(data).hexdigest().upper()
     try:
-        after = FileStat.of(os.stat(p))
+        after = FileStat.of(os.stat(name))
     except FileNotFoundError:
         return HashResult(p, None, FileChanged(p, "disappeared"))
     except OSError as err:
@@ -350,10 +354,15 @@ class _AnyEvent:
     """Looks like a set Event when any of its events is set."""
 
     def __init__(self, *events: CancelFlag | None) -> None:
-        self._events = [e for e in events if e is not None]
+        self._events = tuple(e for e in events if e is not None)
 
     def is_set(self) -> bool:
-        return any(e.is_set() for e in self._events)
+        # A loop, not any(generator): asked once per file and per buffer on the hashing
+        # threads, where a generator's set-up is GIL time for nothing.
+        for event in self._events:  # noqa: SIM110
+            if event.is_set():
+                return True
+        return False
 
 
 class HashCache:
