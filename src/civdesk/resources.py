@@ -9,8 +9,11 @@ two layouts, and this module is the only code that knows both:
   ``_internal`` directory, the one-file temporary directory, or ``Contents/Resources`` in
   a macOS ``.app``).
 
-A plain (non-editable) wheel does not carry ``resources/``; :func:`resources_root` then
-raises :class:`ResourcesMissing` rather than letting Qt draw blank icons.
+* an installed wheel (``pip install civdesk-….whl``, also ``--user`` and virtual
+  environments): the wheel's data files put the folder in ``<prefix>/share/civdesk/resources``.
+
+When none holds the files, :func:`resources_root` raises :class:`ResourcesMissing` rather
+than letting Qt draw blank icons.
 
 No Qt here: the core and the command line may ask for a path without loading Qt.
 """
@@ -52,7 +55,18 @@ def candidate_roots() -> list[Path]:
         candidates.append(Path(bundle) / "resources")
     # src/civdesk/resources.py -> the repository root holds resources/.
     candidates.append(Path(__file__).resolve().parents[2] / "resources")
+    # An installed wheel: its data files went under the prefix it was installed into.
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix, _user_base())):
+        if prefix:
+            candidates.append(Path(prefix) / "share" / "civdesk" / "resources")
     return candidates
+
+
+def _user_base() -> str | None:
+    """Where ``pip install --user`` puts data files (None when site is disabled)."""
+    import site
+
+    return getattr(site, "USER_BASE", None)
 
 
 @cache
