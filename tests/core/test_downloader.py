@@ -16,6 +16,7 @@ from civdesk.core.civitai.errors import NetworkError
 from civdesk.core.downloads.downloader import (
     Downloader,
     DownloadProgress,
+    _Flusher,
     human_size,
 )
 from civdesk.core.errors import Cancelled, DiskFull, HashMismatch
@@ -259,3 +260,31 @@ def test_a_server_ignoring_range_restarts_the_part(civitai: CivitaiDouble, tmp_p
         version.id, f.id, tmp_path, expected_sha256=f.sha256, part_path=part
     )
     assert result.path.read_bytes() == f.read_bytes()
+
+
+def test_flusher_syncs_in_the_background_and_stops_on_close(tmp_path: Path) -> None:
+    fd = os.open(tmp_path / "f.part", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        flusher = _Flusher(fd, step=MiB)
+        for _ in range(4):
+            os.write(fd, bytes(MiB // 2))
+            flusher.wrote(MiB // 2)
+        flusher.close()
+        assert flusher.error is None
+        assert not flusher._thread.is_alive()
+    finally:
+        os.close(fd)
+
+
+def test_flusher_keeps_a_sync_failure_for_the_caller() -> None:
+    read_end, write_end = os.pipe()  # fdatasync on a pipe fails (EINVAL): a real failure
+    try:
+        flusher = _Flusher(write_end, step=10)
+        flusher.wrote(4)
+        flusher.wrote(6)  # the step is reached: the thread syncs, and fails
+        flusher._thread.join(timeout=10)
+        flusher.close()
+        assert isinstance(flusher.error, OSError)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
