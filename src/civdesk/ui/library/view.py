@@ -44,12 +44,12 @@ from civdesk.ui.library.delegate import CardDelegate, format_size
 from civdesk.ui.library.model import (
     LibraryFilterProxy,
     LibraryModel,
-    LibraryRows,
     LibrarySnapshot,
+    RowChange,
     Show,
     SortKey,
     display_name,
-    load_rows,
+    load_change,
     type_label,
 )
 from civdesk.ui.library.operations import (
@@ -566,28 +566,32 @@ class LibraryPage(QWidget):
         if self._loading is not None and not self._loading.done:
             self._reload_again = True  # something changed during the read: read once more
             return
-        # Sorted and filtered in the worker too, for the sort and filter of this moment.
+        # Sorted, filtered and compared with the rows on screen in the worker too, for the
+        # sort and filter of this moment: the GUI thread only applies the ranges that change.
         self._loading = run_task(
-            load_rows,
+            load_change,
             self.core.library,
-            self.model.sort_order,
-            self.model.filter,
-            on_result=self._rows_ready,
+            self.model.rows,
+            on_result=self._change_ready,
             on_error=self._load_failed,
             pool="db",
             name="load library",
             owner=self,
         )
 
-    def _rows_ready(self, rows: LibraryRows) -> None:
+    def _change_ready(self, change: RowChange) -> None:
         if self._reload_again:
             self._reload_again = False
             self._loading = None
             self.refresh()
             return
-        snapshot = rows.snapshot
         current = self.current_entry()
-        self.model.set_rows(rows)
+        # Over a few event-loop turns when large; the page follows once all rows are in.
+        self.model.apply_change(
+            change, on_applied=lambda: self._rows_shown(change.rows.snapshot, current)
+        )
+
+    def _rows_shown(self, snapshot: LibrarySnapshot, current: LibraryEntry | None) -> None:
         self.sidebar.set_counts(snapshot)
         self._update_empty_hint()
         still_current = self.current_entry()
@@ -598,6 +602,12 @@ class LibraryPage(QWidget):
         else:
             self.detail.show_entry(None, snapshot)
         self.snapshot_loaded.emit(snapshot)
+
+    @property
+    def reloading(self) -> bool:
+        """Whether a read of the library is under way or not all on screen yet."""
+        loading = self._loading is not None and not self._loading.done
+        return loading or self._reload_again or self.model.applying
 
     def _load_failed(self, exc: BaseException) -> None:
         self._reload_again = False
