@@ -13,6 +13,7 @@ import pytest
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.civitai.errors import NetworkError
+from civdesk.core.downloads import downloader as downloader_module
 from civdesk.core.downloads.downloader import (
     Downloader,
     DownloadProgress,
@@ -260,6 +261,19 @@ def test_a_server_ignoring_range_restarts_the_part(civitai: CivitaiDouble, tmp_p
         version.id, f.id, tmp_path, expected_sha256=f.sha256, part_path=part
     )
     assert result.path.read_bytes() == f.read_bytes()
+
+
+def test_download_with_background_flushes_is_complete_and_verified(
+    civitai: CivitaiDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(downloader_module, "FLUSH_STEP", MiB)  # a flush every buffer or so
+    version = one_file_version(civitai, size=12 * MiB + 5)
+    f = version.files[0]
+    result = downloader_for(civitai).download(version.id, f.id, tmp_path,
+                                              expected_sha256=f.sha256)
+    assert result.path.read_bytes() == f.read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == [result.path.name]
+    assert not [t for t in threading.enumerate() if t.name == "civdesk-download-flusher"]
 
 
 def test_flusher_syncs_in_the_background_and_stops_on_close(tmp_path: Path) -> None:
