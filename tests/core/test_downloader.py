@@ -283,9 +283,10 @@ def test_flusher_syncs_in_the_background_and_stops_on_close(tmp_path: Path) -> N
         for _ in range(4):
             os.write(fd, bytes(MiB // 2))
             flusher.wrote(MiB // 2)
+        thread = flusher._thread
         flusher.close()
         assert flusher.error is None
-        assert not flusher._thread.is_alive()
+        assert thread is not None and not thread.is_alive()
     finally:
         os.close(fd)
 
@@ -296,9 +297,22 @@ def test_flusher_keeps_a_sync_failure_for_the_caller() -> None:
         flusher = _Flusher(write_end, step=10)
         flusher.wrote(4)
         flusher.wrote(6)  # the step is reached: the thread syncs, and fails
+        assert flusher._thread is not None
         flusher._thread.join(timeout=10)
         flusher.close()
         assert isinstance(flusher.error, OSError)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_flusher_without_a_step_starts_no_thread_and_never_syncs() -> None:
+    read_end, write_end = os.pipe()  # a sync here would fail, so none may happen
+    try:
+        flusher = _Flusher(write_end, step=None)
+        flusher.wrote(1 << 40)
+        flusher.close()
+        assert flusher._thread is None and flusher.error is None
     finally:
         os.close(read_end)
         os.close(write_end)

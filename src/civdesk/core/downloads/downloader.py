@@ -56,6 +56,10 @@ READ_STEP_MAX = 1 << 20
 #: before the rename has only the tail left to write instead of the whole file (on a real
 #: disk that final fsync took ~2 s per GiB, after the download, on the build machine).
 FLUSH_STEP = 32 << 20
+#: Not on Windows: its cache manager already writes dirty pages within about a second, and
+#: its C runtime serializes write() and _commit() on one descriptor, so a flush there would
+#: stall the reader instead of overlapping it.
+BACKGROUND_FLUSH = os.name != "nt"
 NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
@@ -384,7 +388,7 @@ class _Job:
         received = 0
         update = self.hasher.update
         fd = self._open_append()
-        flusher = _Flusher(fd, FLUSH_STEP)
+        flusher = _Flusher(fd, FLUSH_STEP if BACKGROUND_FLUSH else None)
         reader = _BodyReader(response, [self.o.buffer() for _ in range(PIPELINE_BUFFERS)],
                              self.cancel, fd, flusher.wrote)
         finished = False
@@ -607,22 +611,27 @@ class _Flusher:
     for the entire file after the last byte arrived. :meth:`wrote` counts appended bytes
     and wakes the thread every :data:`FLUSH_STEP`; each ``fdatasync`` writes whatever is
     dirty by then. A failure (a full disk shows up here when the file system allocates
-    late) is kept in ``error`` for the caller, who owns the file and reports it.
+    late) is kept in ``error`` for the caller, who owns the file and reports it. With no
+    ``step`` it does nothing (the final fsync does it all).
     """
 
-    def __init__(self, fd: int, step: int) -> None:
+    def __init__(self, fd: int, step: int | None) -> None:
         self.error: OSError | None = None
         self._fd = fd
         self._step = step
         self._unflushed = 0
         self._wake = threading.Event()
         self._closing = False
-        self._thread = threading.Thread(target=self._run, name="civdesk-download-flusher",
-                                        daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if step is not None:
+            self._thread = threading.Thread(target=self._run, name="civdesk-download-flusher",
+                                            daemon=True)
+            self._thread.start()
 
     def wrote(self, n: int) -> None:
         """``n`` more bytes were appended (called by the reader thread only)."""
+        if self._step is None:
+            return
         self._unflushed += n
         if self._unflushed >= self._step:
             self._unflushed = 0
@@ -645,7 +654,8 @@ class _Flusher:
         """Stop, once a flush under way has ended (the fd must stay open until then)."""
         self._closing = True
         self._wake.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _hash_file(path: Path, length: int, cancel: threading.Event) -> Any:
