@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta, timezone
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex
-from PySide6.QtWidgets import QListView
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QRect, Qt
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import QApplication, QListView, QStyle, QStyleOptionViewItem
 
 from civdesk.core.library.repository import LibraryEntry, UpdateInfo
+from civdesk.ui.library.delegate import CardDelegate
 from civdesk.ui.library.model import (
     LibraryFilter,
     LibraryFilterProxy,
@@ -22,6 +24,7 @@ from civdesk.ui.library.model import (
     diff_rows,
     prepare_rows,
 )
+from civdesk.ui.thumbnails import ThumbnailLoader
 
 ROWS = 3_000
 
@@ -210,3 +213,50 @@ def test_the_proxy_answers_index_and_row_count_without_python():
     assert all(index.isValid() for index in indexes) and proxy.rowCount() == rows
     assert _CountingModel.calls == 0
     assert proxy.mapToSource(indexes[7]).row() == 7  # one to one
+
+
+class _DataCountingModel(LibraryModel):
+    """Counts the Python ``data`` calls views make."""
+
+    calls = 0
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):  # type: ignore[no-untyped-def]
+        _DataCountingModel.calls += 1
+        return super().data(index, role)
+
+
+def _paint(delegate: CardDelegate, index) -> QImage:  # type: ignore[no-untyped-def]
+    size = CardDelegate.card_size()
+    image = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(Qt.GlobalColor.black)
+    option = QStyleOptionViewItem()
+    option.rect = QRect(0, 0, size.width(), size.height())
+    option.palette = QApplication.palette()
+    option.state = QStyle.StateFlag.State_Enabled
+    painter = QPainter(image)
+    delegate.paint(painter, option, index)
+    painter.end()
+    return image
+
+
+def test_the_grid_delegate_reads_entries_without_model_calls(qtbot, tmp_path):
+    """The page's delegate gets each card's entry in Python (the proxy maps rows one to
+    one): the same card as through ``Role.Entry``, without a model call per paint."""
+    model = _DataCountingModel()
+    model.set_snapshot(LibrarySnapshot(tuple(_entry(i) for i in range(20))))
+    proxy = LibraryFilterProxy()
+    proxy.setSourceModel(model)
+    thumbnails = ThumbnailLoader(tmp_path / "cache")
+    by_role = CardDelegate(thumbnails, snapshot=lambda: model.snapshot)
+    direct = CardDelegate(
+        thumbnails, snapshot=lambda: model.snapshot,
+        entry=lambda index: model.entry_at(index.row()),
+    )  # fmt: skip
+    index = proxy.index(7, 0)
+    expected = _paint(by_role, index)
+    _DataCountingModel.calls = 0
+    assert _paint(direct, index) == expected
+    assert _paint(direct, index) == expected  # from the card cache
+    assert _DataCountingModel.calls == 0
+    assert model.entry_at(20) is None and model.entry_at(-1) is None
+    thumbnails.cancel_pending()

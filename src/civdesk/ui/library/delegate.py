@@ -286,6 +286,10 @@ class CardDelegate(QStyledItemDelegate):
     NSFW and labels them. ``snapshot``: returns the snapshot the model shows, so the
     duplicate and update badges are read in Python rather than with two more model calls
     per card; without it they come from ``Role.IsDuplicate`` and ``Role.Update``.
+    ``entry``: returns the :class:`LibraryEntry` of a (view) index in plain Python, so a
+    paint is one call into Python rather than three (``data()`` through the proxy reaches
+    the model's Python ``rowCount`` and ``data``, each waiting for the GIL while workers
+    run); without it the entry comes from ``Role.Entry``.
 
     ``render_budget_s``: how long one event-loop turn may spend rendering new cards in a
     view (``None``: no limit); the rest are painted as stand-ins and redrawn on the next turn.
@@ -294,6 +298,7 @@ class CardDelegate(QStyledItemDelegate):
     def __init__(
         self, thumbnails: ThumbnailLoader, parent: QObject | None = None, *,
         allow_nsfw: bool = False, snapshot: Callable[[], LibrarySnapshot] | None = None,
+        entry: Callable[[AnyIndex], LibraryEntry | None] | None = None,
         render_budget_s: float | None = RENDER_BUDGET_S,
     ) -> None:  # fmt: skip
         super().__init__(parent)
@@ -303,6 +308,7 @@ class CardDelegate(QStyledItemDelegate):
         self.parts = CardParts()
         self.render_budget_s = render_budget_s
         self._snapshot = snapshot
+        self._entry = entry
         self._turn_started: float | None = None  # first render of this event-loop turn
         # Per-card values that would otherwise cost Qt calls on every paint (each may wait
         # for the GIL): thumbnail sizes and keys.
@@ -334,7 +340,7 @@ class CardDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
         self._deferred.repaint_requested = False
-        entry = index.data(Role.Entry)
+        entry = self._entry(index) if self._entry is not None else index.data(Role.Entry)
         if not isinstance(entry, LibraryEntry):
             return
         duplicate, has_update = self._badges(index, entry)

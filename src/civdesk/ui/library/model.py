@@ -500,6 +500,10 @@ class LibraryModel(QAbstractListModel):
     def entry(self, row: int) -> LibraryEntry:
         return self._entries[row]
 
+    def entry_at(self, row: int) -> LibraryEntry | None:
+        """The entry of ``row``, None past the rows: a plain Python read, no Qt call."""
+        return self._entries[row] if 0 <= row < len(self._entries) else None
+
     def entries(self) -> list[LibraryEntry]:
         return list(self._entries)
 
