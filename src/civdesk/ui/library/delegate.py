@@ -42,8 +42,8 @@ from PySide6.QtGui import (
     QPainter,
     QPainterPath,
     QPalette,
+    QPen,
     QPixmap,
-    QRegion,
 )
 from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
@@ -67,6 +67,8 @@ CARD_CACHE_BYTES = 24 * 1024 * 1024
 #: A card costs 1-3 ms while workers hold the GIL, so a turn stays well under 50 ms.
 RENDER_BUDGET_S = 0.012
 
+_TOP_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+_BOTTOM_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom)
 _SELECTED = QStyle.StateFlag.State_Selected
 _HOVERED = QStyle.StateFlag.State_MouseOver
 # What the preview area shows, when it is not a decoded thumbnail.
@@ -226,10 +228,18 @@ class CardParts:
 
 
 def _transparent(size: QSize, ratio: float) -> QPixmap:
-    pixmap = QPixmap(round(size.width() * ratio), round(size.height() * ratio))
+    return _transparent_pixmap(size.width(), size.height(), ratio)
+
+
+def _transparent_pixmap(width: int, height: int, ratio: float) -> QPixmap:
+    pixmap = QPixmap(round(width * ratio), round(height * ratio))
     pixmap.setDevicePixelRatio(ratio)
     pixmap.fill(Qt.GlobalColor.transparent)
     return pixmap
+
+
+#: A card as plain ints (x, y, width, height) in viewport coordinates.
+CardRect = tuple[int, int, int, int]
 
 
 class _DeferredCards:
@@ -238,6 +248,10 @@ class _DeferredCards:
     The follow-up is a zero-interval single-shot timer owned by the delegate (so it dies
     with it). Positions are in viewport coordinates: if the view scrolled in between, the
     stand-ins moved with the pixels, so the whole viewport is repainted instead.
+
+    Kept as plain ints and read once per view and turn: every Qt value object made on the
+    GUI thread (a QRegion, a scroll bar's wrapper) gives up the GIL when it is freed, and
+    waits up to a switch interval to win it back while workers run.
     """
 
     def __init__(self, parent: QObject, on_turn: Callable[[], None]) -> None:
@@ -246,7 +260,8 @@ class _DeferredCards:
         self.timer.setInterval(0)
         self.timer.timeout.connect(self._next_turn)
         self._on_turn = on_turn
-        self._pending: dict[int, tuple[QAbstractItemView, QRegion, tuple[int, int]]] = {}
+        # id(view) -> (view, its scroll offset at the first stand-in, the stand-ins)
+        self._pending: dict[int, tuple[QAbstractItemView, tuple[int, int], list[CardRect]]] = {}
         self.repaint_requested = False  # stand-ins asked to be repainted, no paint came yet
 
     def __bool__(self) -> bool:
@@ -256,27 +271,31 @@ class _DeferredCards:
         if not self.timer.isActive():
             self.timer.start()
 
-    def add(self, view: QAbstractItemView, rect: QRect) -> None:
-        offset = (view.horizontalScrollBar().value(), view.verticalScrollBar().value())
+    def add(self, view: QAbstractItemView, rect: CardRect) -> None:
         known = self._pending.get(id(view))
         if known is None:
-            self._pending[id(view)] = (view, QRegion(rect), offset)
+            self._pending[id(view)] = (view, _scroll_offset(view), [rect])
         else:
-            self._pending[id(view)] = (known[0], known[1].united(rect), known[2])
+            known[2].append(rect)
         self.schedule()
 
     def _next_turn(self) -> None:
         self._on_turn()
         pending, self._pending = self._pending, {}
-        for view, region, offset in pending.values():
+        for view, offset, rects in pending.values():
             if not shiboken6.isValid(view):
                 continue
-            now = (view.horizontalScrollBar().value(), view.verticalScrollBar().value())
-            if now == offset:
-                view.viewport().update(region)
+            viewport = view.viewport()
+            if _scroll_offset(view) == offset:
+                for x, y, width, height in rects:
+                    viewport.update(x, y, width, height)
             else:
-                view.viewport().update()
+                viewport.update()
             self.repaint_requested = True
+
+
+def _scroll_offset(view: QAbstractItemView) -> tuple[int, int]:
+    return view.horizontalScrollBar().value(), view.verticalScrollBar().value()
 
 
 class CardDelegate(QStyledItemDelegate):
@@ -315,6 +334,12 @@ class CardDelegate(QStyledItemDelegate):
         self._thumb_sizes: dict[float, QSize] = {}
         self._thumb_keys: dict[tuple[str, float, bool], str] = {}
         self._deferred = _DeferredCards(self, self._end_turn)
+        self._stand_in_colors: dict[int, QColor] = {}  # palette cache key -> its Base colour
+        # What rendering a card reads, made once (Qt value objects cost a GIL hand-off when
+        # freed): geometry per card size, colours per palette, badge colours per type.
+        self._geometries: dict[tuple[int, int], CardGeometry] = {}
+        self._palette_colors: dict[int, CardColors] = {}
+        self._type_colors: dict[str, QColor] = {}
 
     @property
     def has_deferred_cards(self) -> bool:
@@ -350,22 +375,25 @@ class CardDelegate(QStyledItemDelegate):
         thumb, preview_state = self._preview(entry.preview, ratio, blurred)
         state = option.state
         rect = option.rect
+        palette = option.palette  # each read copies it (a wrapper to free): read once
         key = (
             entry, duplicate, has_update, blurred, preview_state,
             bool(state & _SELECTED), bool(state & _HOVERED),
-            rect.width(), rect.height(), ratio, option.palette.cacheKey(),
+            rect.width(), rect.height(), ratio, palette.cacheKey(),
         )  # fmt: skip
         card = self.cards.get(key)
         if card is None:
             view = option.widget
             if isinstance(view, QAbstractItemView) and self._over_budget():
-                self._paint_stand_in(painter, option, entry)
-                self._deferred.add(view, rect)
+                card_rect = (rect.x(), rect.y(), rect.width(), rect.height())
+                self._paint_stand_in(painter, card_rect, palette, entry)
+                self._deferred.add(view, card_rect)
                 return
             started = time.perf_counter()
             card = self._render(
-                painter, option, entry, duplicate, has_update, thumb, preview_state, ratio
-            )
+                painter, option, palette, entry, duplicate, has_update, thumb, preview_state,
+                ratio, rect.width(), rect.height(),
+            )  # fmt: skip
             self.cards.put(key, card)
             budgeted = isinstance(view, QAbstractItemView) and self.render_budget_s is not None
             if budgeted and self._turn_started is None:
@@ -382,14 +410,19 @@ class CardDelegate(QStyledItemDelegate):
         self._turn_started = None
 
     def _paint_stand_in(
-        self, painter: QPainter, option: QStyleOptionViewItem, entry: LibraryEntry
+        self, painter: QPainter, rect: CardRect, palette: QPalette, entry: LibraryEntry
     ) -> None:
-        """A card not rendered yet: its background and its name, two calls."""
-        card = QRect(option.rect).adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
-        painter.fillRect(card, option.palette.color(QPalette.ColorRole.Base))
+        """A card not rendered yet: its background and its name, two calls on plain ints
+        (no Qt value object to make and free, see :class:`_DeferredCards`)."""
+        x, y, width, height = rect
+        key = palette.cacheKey()
+        base = self._stand_in_colors.get(key)
+        if base is None:
+            base = self._stand_in_colors[key] = palette.color(QPalette.ColorRole.Base)
+        painter.fillRect(x + MARGIN, y + MARGIN, width - 2 * MARGIN, height - 2 * MARGIN, base)
         painter.drawText(
-            card.adjusted(8, THUMB_HEIGHT + 4, -8, 0),
-            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, display_name(entry),
+            x + MARGIN + 8, y + MARGIN + THUMB_HEIGHT + 4, width - 2 * MARGIN - 16,
+            height - 2 * MARGIN - THUMB_HEIGHT - 4, _TOP_LEFT, display_name(entry),
         )  # fmt: skip
 
     def _badges(self, index: AnyIndex, entry: LibraryEntry) -> tuple[bool, bool]:
@@ -434,102 +467,172 @@ class CardDelegate(QStyledItemDelegate):
         return key
 
     def _render(
-        self, view_painter: QPainter, option: QStyleOptionViewItem, entry: LibraryEntry,
-        duplicate: bool, has_update: bool, thumbnail: QPixmap | None, preview_state: Hashable,
-        ratio: float,
+        self, view_painter: QPainter, option: QStyleOptionViewItem, palette: QPalette,
+        entry: LibraryEntry, duplicate: bool, has_update: bool, thumbnail: QPixmap | None,
+        preview_state: Hashable, ratio: float, width: int, height: int,
     ) -> QPixmap:  # fmt: skip
-        """The card composed into a pixmap of ``option.rect``'s size."""
-        size = option.rect.size()
-        pixmap = _transparent(size, ratio)
+        """The card composed into a pixmap of ``width`` x ``height``.
+
+        Rectangles, paths and colours come from :class:`CardGeometry` and
+        :class:`CardColors`, made once: each Qt value object made here and freed gives up
+        the GIL (see :class:`_DeferredCards`), a card made them by the dozen.
+        """
+        geometry = self._geometry(width, height)
+        colors = self._colors(palette)
+        pixmap = _transparent_pixmap(width, height, ratio)
         base_font = view_painter.font()  # the view's (style sheet) font
         fonts = self.parts.fonts(base_font)
-        palette = option.palette
-        card = QRectF(0, 0, size.width(), size.height()).adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
-        thumb = QRectF(card.left(), card.top(), card.width(), THUMB_HEIGHT)
         painter = QPainter(pixmap)
         try:
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            outline = QPainterPath()
-            outline.addRoundedRect(card, RADIUS, RADIUS)
-            painter.fillPath(outline, palette.color(QPalette.ColorRole.Base))
-            painter.setClipPath(outline)
+            painter.fillPath(geometry.outline, colors.base)
+            painter.setClipPath(geometry.outline)
             painter.drawPixmap(
-                thumb.toRect(), self._preview_art(entry, thumbnail, preview_state, base_font, ratio)
+                geometry.thumb_rect,
+                self._preview_art(entry, thumbnail, preview_state, base_font, ratio, geometry),
             )
             painter.setClipping(False)
             if entry.preview and entry.nsfw and not self.allow_nsfw:
                 painter.drawPixmap(
-                    thumb.topLeft(), self.parts.nsfw_label(thumb.toRect().size(), base_font, ratio)
-                )
-            self._paint_badges(painter, thumb, entry.type or UNKNOWN_TYPE, duplicate,
+                    geometry.thumb_left, geometry.thumb_top,
+                    self.parts.nsfw_label(geometry.thumb_size, base_font, ratio),
+                )  # fmt: skip
+            self._paint_badges(painter, geometry, entry.type or UNKNOWN_TYPE, duplicate,
                                has_update, fonts, ratio)  # fmt: skip
-            self._paint_text(painter, card, thumb, entry, palette, fonts)
-            self._paint_outline(painter, option, card)
+            self._paint_text(painter, geometry, entry, colors, fonts)
+            self._paint_outline(painter, option.state, geometry, colors)
         finally:
             painter.end()
         return pixmap
 
+    def _geometry(self, width: int, height: int) -> CardGeometry:
+        geometry = self._geometries.get((width, height))
+        if geometry is None:
+            geometry = self._geometries[width, height] = CardGeometry.for_size(width, height)
+        return geometry
+
+    def _colors(self, palette: QPalette) -> CardColors:
+        key = palette.cacheKey()
+        colors = self._palette_colors.get(key)
+        if colors is None:
+            colors = self._palette_colors[key] = CardColors.from_palette(palette)
+        return colors
+
+    def _type_color(self, model_type: str) -> QColor:
+        color = self._type_colors.get(model_type)
+        if color is None:
+            color = self._type_colors[model_type] = type_color(model_type)
+        return color
+
     def _preview_art(
         self, entry: LibraryEntry, thumbnail: QPixmap | None, preview_state: Hashable,
-        base_font: QFont, ratio: float,
+        base_font: QFont, ratio: float, geometry: CardGeometry,
     ) -> QPixmap:  # fmt: skip
         """The decoded thumbnail, else the placeholder art or the type's loading art."""
         if thumbnail is not None:
             return thumbnail
-        size = QSize(CARD_WIDTH, THUMB_HEIGHT)
         if preview_state == _LOADING:
+            size = geometry.preview_size
             return self.parts.loading(entry.type or UNKNOWN_TYPE, size, base_font, ratio)
-        return placeholder_pixmap(size)
+        return placeholder_pixmap(geometry.preview_size)
 
     def _paint_badges(
-        self, painter: QPainter, thumb: QRectF, model_type: str, duplicate: bool,
+        self, painter: QPainter, geometry: CardGeometry, model_type: str, duplicate: bool,
         has_update: bool, fonts: CardFonts, ratio: float,
     ) -> None:  # fmt: skip
-        top = thumb.top() + 6
-        label = self.parts.badge(type_label(model_type), type_color(model_type), fonts, ratio)
-        painter.drawPixmap(QPointF(thumb.left() + 6, top), label)
+        top = geometry.thumb_top + 6
+        label = self.parts.badge(type_label(model_type), self._type_color(model_type), fonts,
+                                 ratio)  # fmt: skip
+        painter.drawPixmap(geometry.thumb_left + 6, top, label)
         states = [("Update", has_update), ("Duplicate", duplicate)]
         for text, shown in states:
             if shown:
                 badge = self.parts.badge(text, badge_color(text.lower()), fonts, ratio)
                 width = badge.width() / ratio
-                painter.drawPixmap(QPointF(thumb.right() - 6 - width, top), badge)
+                painter.drawPixmap(QPointF(geometry.thumb.right() - 6 - width, top), badge)
                 top += fonts.badge_metrics.height() + 6
 
     @staticmethod
     def _paint_text(
-        painter: QPainter, card: QRectF, thumb: QRectF, entry: LibraryEntry, palette: QPalette,
+        painter: QPainter, geometry: CardGeometry, entry: LibraryEntry, colors: CardColors,
         fonts: CardFonts,
     ) -> None:  # fmt: skip
-        text_rect = QRectF(card.left() + 8, thumb.bottom() + 4, card.width() - 16, TEXT_HEIGHT - 6)
-        width = int(text_rect.width())
+        text_rect, width = geometry.text, geometry.text_width
         painter.setFont(fonts.name)
-        painter.setPen(palette.color(QPalette.ColorRole.Text))
+        painter.setPen(colors.text)
         elide = Qt.TextElideMode.ElideRight
         name = fonts.name_metrics.elidedText(display_name(entry), elide, width)
-        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, name)
+        painter.drawText(text_rect, _TOP_LEFT, name)
         painter.setFont(fonts.detail)
-        painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+        painter.setPen(colors.detail)
         detail = fonts.detail_metrics.elidedText(detail_line(entry), elide, width)
-        painter.drawText(
-            text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, detail
-        )
+        painter.drawText(text_rect, _BOTTOM_LEFT, detail)
 
     @staticmethod
-    def _paint_outline(painter: QPainter, option: QStyleOptionViewItem, card: QRectF) -> None:
+    def _paint_outline(
+        painter: QPainter, state: QStyle.StateFlag, geometry: CardGeometry, colors: CardColors
+    ) -> None:
         """The selection (thick) or hover (thin, translucent) outline."""
-        selected = bool(option.state & _SELECTED)
-        if not selected and not option.state & _HOVERED:
+        if state & _SELECTED:
+            painter.setPen(colors.selected_outline)
+        elif state & _HOVERED:
+            painter.setPen(colors.hover_outline)
+        else:
             return
-        color = option.palette.color(QPalette.ColorRole.Highlight)
-        if not selected:
-            color.setAlpha(140)
-        pen = painter.pen()
-        pen.setColor(color)
-        pen.setWidthF(3.0 if selected else 1.5)
-        painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.drawRoundedRect(card.adjusted(1, 1, -1, -1), RADIUS, RADIUS)
+        painter.drawRoundedRect(geometry.outline_rect, RADIUS, RADIUS)
+
+
+@dataclass(frozen=True)
+class CardGeometry:
+    """Where a card's parts go, for one card size (made once per size)."""
+
+    thumb: QRectF
+    thumb_rect: QRect
+    thumb_left: int
+    thumb_top: int
+    thumb_size: QSize
+    preview_size: QSize  # the art drawn into the thumbnail area, in logical pixels
+    outline: QPainterPath
+    outline_rect: QRectF
+    text: QRectF
+    text_width: int
+
+    @classmethod
+    def for_size(cls, width: int, height: int) -> CardGeometry:
+        card = QRectF(0, 0, width, height).adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
+        thumb = QRectF(card.left(), card.top(), card.width(), THUMB_HEIGHT)
+        outline = QPainterPath()
+        outline.addRoundedRect(card, RADIUS, RADIUS)
+        text = QRectF(card.left() + 8, thumb.bottom() + 4, card.width() - 16, TEXT_HEIGHT - 6)
+        thumb_rect = thumb.toRect()
+        return cls(
+            thumb, thumb_rect, thumb_rect.left(), thumb_rect.top(), thumb_rect.size(),
+            QSize(CARD_WIDTH, THUMB_HEIGHT), outline, card.adjusted(1, 1, -1, -1), text,
+            int(text.width()),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CardColors:
+    """The palette colours and outline pens a card uses, for one palette (made once)."""
+
+    base: QColor
+    text: QColor
+    detail: QColor
+    selected_outline: QPen
+    hover_outline: QPen
+
+    @classmethod
+    def from_palette(cls, palette: QPalette) -> CardColors:
+        highlight = palette.color(QPalette.ColorRole.Highlight)
+        hover = QColor(highlight)
+        hover.setAlpha(140)
+        return cls(
+            palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text),
+            palette.color(QPalette.ColorRole.PlaceholderText), QPen(highlight, 3.0),
+            QPen(hover, 1.5),
+        )  # fmt: skip
 
 
 def detail_line(entry: LibraryEntry) -> str:
