@@ -222,11 +222,6 @@ def prepare_rows(
     return LibraryRows(snapshot, sort, library_filter, ordered, visible, keys)
 
 
-def load_rows(library: Library, sort: Sort, library_filter: LibraryFilter) -> LibraryRows:
-    """Read the library and prepare it for the grid (worker thread)."""
-    return prepare_rows(load_snapshot(library), sort, library_filter)
-
-
 #: Above this many separate row ranges a change is applied as a model reset: one reset is
 #: cheaper for the view than thousands of small inserts/removals (e.g. a type filter on a
 #: library sorted by name, where every fifth row stays).
@@ -691,7 +686,6 @@ __all__ = [
     "diff_rows",
     "display_name",
     "load_change",
-    "load_rows",
     "load_snapshot",
     "prepare_rows",
 ]
