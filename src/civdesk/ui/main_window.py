@@ -62,6 +62,9 @@ class MainWindow(QMainWindow):
         self._quitting = False
         self._shut_down = False
         self._startup_check_due = True  # one quiet update check once the library is read
+        # The Civitai page's badges lag the library while that page is hidden (read again
+        # when it is shown): a reload during a scan need not pay for a page off screen.
+        self._browser_library_stale = False
         # The scan's outcome, kept for the dock line while the quiet check after it runs.
         self._scan_text: str | None = None
         self.thumbnails = thumbnails or ThumbnailLoader.for_core(core, self)
@@ -186,6 +189,9 @@ class MainWindow(QMainWindow):
             name = DEFAULT_PAGE
         self.pages.setCurrentWidget(self._page_widgets[name])
         self.page_actions[name].setChecked(True)
+        if name == "civitai" and self._browser_library_stale:
+            self._browser_library_stale = False
+            self.browser.refresh_library_state()
 
     @Slot()
     def focus_search(self) -> None:
@@ -221,7 +227,12 @@ class MainWindow(QMainWindow):
     def _library_loaded(self, snapshot: Any) -> None:
         count = len(snapshot.entries)
         self.count_label.setText(f"{count} model file{'s' if count != 1 else ''}")
-        self.browser.refresh_library_state()
+        # Which versions are on disk, for the Civitai page's badges: a read of every model
+        # and a re-filter of its results, worth it only when that page is on screen.
+        if self.current_page == "civitai":
+            self.browser.refresh_library_state()
+        else:
+            self._browser_library_stale = True
         if self._startup_check_due:
             self._startup_check_due = False
             if count and not self._shut_down:
