@@ -509,31 +509,3 @@ def test_old_constructor_clones_a_real_client_for_the_companion_threads(
     assert (clone.base_url, clone.api_key, clone.max_retries) == (
         client.base_url, client.api_key, client.max_retries)
     assert Scanner(lib, None, settings).client_factory is None
-
-
-def test_hashing_order_keeps_a_core_on_big_files_while_small_ones_settle() -> None:
-    """The pool starts with workers-1 of the biggest files, then the small ones (whose
-    hashing and settling hold the GIL), then the other big ones; sidecar-identified last."""
-    from civdesk.core.hashing import SMALL_FILE, FileStat
-    from civdesk.core.scanner import _Found, _hashing_order, _Work
-    from civdesk.core.sidecars import FolderNames, SidecarInfo
-
-    def work(name: str, size: int, sidecar: bool = False) -> _Work:
-        found = _Found(Path(f"/lib/{name}"), FileStat(size, 0, hash(name)), Path("/lib"),
-                       FolderNames([]))
-        if not sidecar:
-            return _Work(found)
-        return _Work(found, sidecar=SidecarInfo("civitai.info", Path(f"/lib/{name}.info"),
-                                                version_id=1))
-
-    files = [work("s1", 10_000), work("b1", SMALL_FILE * 10), work("s2", 20_000),
-             work("b2", SMALL_FILE * 30), work("b3", SMALL_FILE * 20),
-             work("known", SMALL_FILE * 50, sidecar=True)]
-
-    def names(workers: int) -> list[str]:
-        return [w.found.path.name for w in _hashing_order(files, workers)]
-
-    assert names(1) == ["s2", "s1", "b2", "b3", "b1", "known"]
-    assert names(2) == ["b2", "s2", "s1", "b3", "b1", "known"]
-    assert names(3) == ["b2", "b3", "s2", "s1", "b1", "known"]
-    assert sorted(names(8)) == sorted(w.found.path.name for w in files)

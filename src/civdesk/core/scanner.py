@@ -31,7 +31,6 @@ from civdesk.core.civitai.errors import CivitaiError
 from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.errors import Cancelled, CivdeskError
 from civdesk.core.hashing import (
-    SMALL_FILE,
     CancelFlag,
     FileStat,
     Hasher,
@@ -631,7 +630,9 @@ class _ScanRun:
             for note in sidecars.notes:
                 log.info("%s: %s", w.found.path.parent, note)
             w.sidecar = sidecars.identifying()
-        to_hash = _hashing_order(to_hash, self.s.workers)
+        # Big files first so the pool finishes together; sidecar-identified files last,
+        # because they are already usable before their hash is known.
+        to_hash.sort(key=lambda w: (w.sidecar is not None, -w.found.stat.size))
         self.bytes_total = sum(w.found.stat.size for w in to_hash)
         self.phase = PHASE_HASHING if to_hash else PHASE_LOOKING_UP
         self._progress(force=True)
@@ -1090,25 +1091,6 @@ class _Either:
 
     def is_set(self) -> bool:
         return self.second.is_set() or (self.first is not None and self.first.is_set())
-
-
-def _hashing_order(work: list[_Work], workers: int) -> list[_Work]:
-    """The order the hashing pool takes files in.
-
-    Hashing a big file runs without the GIL; hashing a small one, and settling every file
-    (lookup, database, companions), is mostly interpreter work that only one thread does at
-    a time. So the ``workers - 1`` biggest files go first, keeping all cores but one busy
-    hashing, while the small files are hashed and settled beside them on the remaining
-    one; then the other big files, biggest first so the pool ends together. Files a
-    sidecar identified go last: they are usable before their hash is known.
-    """
-    by_size = sorted(work, key=lambda w: (w.sidecar is not None, -w.found.stat.size))
-    unidentified = [w for w in by_size if w.sidecar is None]
-    identified = [w for w in by_size if w.sidecar is not None]
-    big = [w for w in unidentified if w.found.stat.size > SMALL_FILE]
-    small = [w for w in unidentified if w.found.stat.size <= SMALL_FILE]
-    lead = max(0, workers - 1)
-    return big[:lead] + small + big[lead:] + identified
 
 
 def _same(row: LocalFile, st: FileStat) -> bool:
