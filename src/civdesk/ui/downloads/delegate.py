@@ -12,8 +12,15 @@ from PySide6.QtWidgets import (
     QStyleOptionViewItem,
 )
 
-from civdesk.ui.downloads.messages import STATE_LABELS, human_duration, size_text
-from civdesk.ui.downloads.model import TaskRole
+from civdesk.core.downloads.queue import TaskSnapshot
+from civdesk.ui.downloads.messages import STATE_LABELS, human_duration, size_text, task_title
+from civdesk.ui.downloads.model import (
+    DownloadListModel,
+    TaskRole,
+    has_reason,
+    progress_percent,
+    reason_text,
+)
 
 MARGIN = 6
 BAR_HEIGHT = 12
@@ -24,26 +31,38 @@ FAILED_COLOR = QColor("#c62828")
 DONE_COLOR = QColor("#2e7d32")
 
 
-def detail_text(index: AnyIndex) -> str:
+def detail_text(task: TaskSnapshot) -> str:
     """The second line of a row: sizes, speed and ETA, or why it failed."""
-    state = index.data(TaskRole.STATE)
-    done = index.data(TaskRole.BYTES_DONE)
-    total = index.data(TaskRole.BYTES_TOTAL)
-    reason = index.data(TaskRole.REASON)
+    reason = reason_text(task) if has_reason(task) else None
     if reason:
-        return str(reason)
+        return reason
+    state, done, total = task.state, task.bytes_done, task.bytes_total
     if state == "downloading":
-        speed = index.data(TaskRole.SPEED)
         parts = [f"{size_text(done)} of {size_text(total)}"]
-        if speed:
-            parts.append(f"{size_text(speed)}/s")
-        parts.append(f"{human_duration(index.data(TaskRole.ETA))} left")
+        if task.speed:
+            parts.append(f"{size_text(task.speed)}/s")
+        parts.append(f"{human_duration(task.eta)} left")
         return " · ".join(parts)
     if state == "completed":
         return size_text(total or done)
     if state == "queued" and done:
         return f"{size_text(done)} of {size_text(total)} · resumes where it stopped"
     return STATE_LABELS.get(state, str(state))
+
+
+def _task_at(index: AnyIndex) -> TaskSnapshot:
+    """The row's task, read in Python from our model when the view shows it directly.
+
+    A paint asked index.data() for half a dozen roles, and each call went through C++ back
+    into the model's Python data(): a GIL hand-over each, which the downloader and a scan
+    make slow to win back. One Python call instead.
+    """
+    model = index.model()
+    if isinstance(model, DownloadListModel):
+        return model.task(index.row())
+    task = index.data(TaskRole.SNAPSHOT)
+    assert isinstance(task, TaskSnapshot)
+    return task
 
 
 class DownloadDelegate(QStyledItemDelegate):
@@ -54,56 +73,57 @@ class DownloadDelegate(QStyledItemDelegate):
         return QSize(240, MARGIN * 3 + line * 2 + BAR_HEIGHT)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
-        # The base paints background and selection; the text is ours.
+        # The style paints background and selection; the text is ours. No initStyleOption:
+        # it asks the model for eight roles this model has no values for but the text.
         opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
         opt.text = ""
-        style = opt.widget.style() if opt.widget else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        widget = opt.widget
+        style = widget.style() if widget else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
 
-        state = index.data(TaskRole.STATE)
+        task = _task_at(index)
+        state = task.state
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        text_role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
-        line = QFontMetrics(option.font).height()
-        rect = option.rect.adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
+        text_color = option.palette.color(
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
+        # One metrics object and plain ints: every Qt value object made here is freed from
+        # Python, and PySide gives the GIL up to free one (slow to win back under load).
+        metrics = QFontMetrics(option.font)
+        line = metrics.height()
+        r = option.rect
+        left, top = r.left() + MARGIN, r.top() + MARGIN
+        width = r.width() - 2 * MARGIN
 
         painter.save()
-        painter.setPen(option.palette.color(text_role))
+        painter.setPen(text_color)
         state_label = STATE_LABELS.get(state, str(state))
-        state_width = QFontMetrics(option.font).horizontalAdvance(state_label) + MARGIN
-        title_rect = QRect(rect.left(), rect.top(), rect.width() - state_width, line)
-        title = QFontMetrics(option.font).elidedText(
-            str(index.data(Qt.ItemDataRole.DisplayRole)), Qt.TextElideMode.ElideMiddle,
-            title_rect.width(),
-        )  # fmt: skip
-        painter.drawText(title_rect, LEFT, title)
+        state_width = metrics.horizontalAdvance(state_label) + MARGIN
+        title_width = width - state_width
+        title = metrics.elidedText(task_title(task), Qt.TextElideMode.ElideMiddle, title_width)
+        painter.drawText(QRect(left, top, title_width, line), LEFT, title)
         if state == "failed" and not selected:
             painter.setPen(FAILED_COLOR)
         elif state == "completed" and not selected:
             painter.setPen(DONE_COLOR)
-        painter.drawText(
-            QRect(rect.right() - state_width, rect.top(), state_width, line),
-            RIGHT, state_label,
-        )  # fmt: skip
+        painter.drawText(QRect(left + width - 1 - state_width, top, state_width, line),
+                         RIGHT, state_label)
 
-        bar_rect = QRect(rect.left(), rect.top() + line + MARGIN // 2, rect.width(), BAR_HEIGHT)
+        bar_top = top + line + MARGIN // 2
         if state in ("queued", "downloading"):
             bar = QStyleOptionProgressBar()
-            bar.rect = bar_rect
+            bar.rect = QRect(left, bar_top, width, BAR_HEIGHT)
             bar.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_Horizontal
             bar.minimum = 0
-            percent = index.data(TaskRole.PROGRESS)
+            percent = progress_percent(task)
             # An unknown size shows a busy bar (max 0) while downloading, empty while queued.
             bar.maximum = 0 if percent < 0 and state == "downloading" else 100
             bar.progress = max(0, percent)
             bar.textVisible = False
-            style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, opt.widget)
+            style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
 
-        detail_rect = QRect(rect.left(), bar_rect.bottom() + MARGIN // 2, rect.width(), line)
+        detail_top = bar_top + BAR_HEIGHT - 1 + MARGIN // 2
         if not (state == "failed" and not selected):
-            painter.setPen(option.palette.color(text_role))
-        detail = QFontMetrics(option.font).elidedText(
-            detail_text(index), Qt.TextElideMode.ElideRight, detail_rect.width()
-        )
-        painter.drawText(detail_rect, LEFT, detail)
+            painter.setPen(text_color)
+        detail = metrics.elidedText(detail_text(task), Qt.TextElideMode.ElideRight, width)
+        painter.drawText(QRect(left, detail_top, width, line), LEFT, detail)
         painter.restore()

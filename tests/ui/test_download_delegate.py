@@ -1,0 +1,66 @@
+"""The download row delegate reads each row's task in Python: a paint makes no model
+data() call (each one is a GIL hand-over that a running download makes slow to win)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionViewItem
+from tests.ui.test_download_model import snap
+
+from civdesk.ui.downloads.delegate import FAILED_COLOR, DownloadDelegate, detail_text
+from civdesk.ui.downloads.model import DownloadListModel
+
+
+class _DataCountingModel(DownloadListModel):
+    calls = 0
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):  # type: ignore[no-untyped-def]
+        _DataCountingModel.calls += 1
+        return super().data(index, role)
+
+
+def _paint(model: DownloadListModel, row: int, selected: bool = False) -> QImage:
+    image = QImage(420, 70, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(Qt.GlobalColor.white)
+    option = QStyleOptionViewItem()
+    option.rect = QRect(0, 0, 420, 70)
+    option.palette = QApplication.palette()
+    option.font = QApplication.font()
+    option.state = QStyle.StateFlag.State_Enabled
+    if selected:
+        option.state |= QStyle.StateFlag.State_Selected
+    painter = QPainter(image)
+    DownloadDelegate().paint(painter, option, model.index(row))
+    painter.end()
+    return image
+
+
+def _has_colour(image: QImage, colour: QColor) -> bool:
+    return any(image.pixelColor(x, y) == colour
+               for y in range(image.height()) for x in range(image.width()))
+
+
+def test_rows_paint_without_model_data_calls(qtbot):
+    model = _DataCountingModel()
+    model.set_tasks([
+        snap(1),
+        snap(2, "downloading", bytes_done=3_000_000, bytes_total=10_000_000),
+        snap(3, "failed", error="HTTP 401", error_kind="auth"),
+        snap(4, "completed", bytes_done=10_000_000, bytes_total=10_000_000),
+    ])  # fmt: skip
+    _DataCountingModel.calls = 0
+    images = [_paint(model, row, selected) for row in range(4) for selected in (False, True)]
+    assert _DataCountingModel.calls == 0
+    assert all(image != images[0] for image in images[1:])  # each row drawn its own way
+    assert _has_colour(images[4], FAILED_COLOR)  # the failed row's state, unselected
+    assert not _has_colour(images[5], FAILED_COLOR)  # selected: the highlight's text colour
+
+
+def test_second_line_words():
+    assert detail_text(snap(1, "downloading", bytes_done=3_000_000, bytes_total=10_000_000)
+                       ).startswith("3.0 MB of 10.0 MB · ")
+    assert detail_text(snap(2, "queued", bytes_done=5_000_000, bytes_total=10_000_000)) == (
+        "5.0 MB of 10.0 MB · resumes where it stopped")
+    assert detail_text(snap(3, "completed", bytes_done=7_000_000, bytes_total=None)) == "7.0 MB"
+    assert "API key" in detail_text(snap(4, "failed", error="HTTP 401", error_kind="auth"))
