@@ -7,9 +7,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import QColor, QImage, QPainter
-from PySide6.QtWidgets import QApplication, QListView, QStyle, QStyleOptionViewItem
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtWidgets import QListView, QStyle
+from tests.ui.library_cards import paint_card
 
 from civdesk.core.library.repository import LibraryEntry, UpdateInfo
 from civdesk.ui.library.delegate import CardCache, CardDelegate
@@ -56,17 +57,7 @@ class Grid:
         self.delegate = CardDelegate(thumbnails, snapshot=lambda: self.model.snapshot)
 
     def paint(self, row: int, state: QStyle.StateFlag = QStyle.StateFlag.State_Enabled) -> QImage:
-        size = CardDelegate.card_size()
-        image = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
-        image.fill(Qt.GlobalColor.black)
-        option = QStyleOptionViewItem()
-        option.rect = QRect(0, 0, size.width(), size.height())
-        option.palette = QApplication.palette()
-        option.state = state
-        painter = QPainter(image)
-        self.delegate.paint(painter, option, self.proxy.index(row, 0))
-        painter.end()
-        return image
+        return paint_card(self.delegate, self.proxy.index(row, 0), state)
 
 
 def test_a_card_is_rendered_once_and_repainted_from_the_cache(loader, tmp_path):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPersistentModelIndex, Qt
 from tests.double import SampleCatalog
 from tests.ui.conftest import register, write_model_file
+from tests.ui.library_cards import numbered_entry
 
-from civdesk.core.library.repository import LibraryEntry
 from civdesk.ui.library.model import (
     LibraryFilterProxy,
     LibraryModel,
@@ -129,31 +128,21 @@ def test_removing_paths_drops_rows(qtmodeltester, filled):
 # -- snapshots applied as diffs ---------------------------------------------------------------
 
 
-def _entry(i: int, name: str | None = None, kind: str = "LORA") -> LibraryEntry:
-    return LibraryEntry(
-        path=f"/lib/{i:05d}.safetensors", file_name=f"{i:05d}.safetensors", size=i,
-        sha256=f"{i:064X}", model_id=i, version_id=10_000 + i,
-        model_name=name or f"Model {i:05d}", version_name="v1", type=kind, base_model=None,
-        trained_words=(), preview=None, info=None,
-        added_at=datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=i),
-        identified=True,
-    )  # fmt: skip
-
-
 def _snapshot(entries) -> LibrarySnapshot:
     return LibrarySnapshot(tuple(entries))
 
 
 def test_a_reload_inserts_and_removes_rows_and_keeps_the_others(qtbot, qtmodeltester):
     model = LibraryModel()
-    model.set_snapshot(_snapshot(_entry(i) for i in range(0, 100, 2)))
+    model.set_snapshot(_snapshot(numbered_entry(i) for i in range(0, 100, 2)))
     pinned = QPersistentModelIndex(model.index(model.row_of("/lib/00010.safetensors"), 0))
     qtmodeltester.check(model)
     resets = []
     model.modelReset.connect(lambda: resets.append(True))
     # Three new files (one range each), two gone, one renamed (it moves to the front).
-    fresh = [_entry(i) for i in range(0, 100, 2) if i not in (20, 22, 40)]
-    fresh += [_entry(51), _entry(53), _entry(99), _entry(40, "A renamed model")]
+    fresh = [numbered_entry(i) for i in range(0, 100, 2) if i not in (20, 22, 40)]
+    fresh += [numbered_entry(51), numbered_entry(53), numbered_entry(99),
+              numbered_entry(40, "A renamed model")]
     with qtbot.waitSignals([model.rowsRemoved, model.rowsInserted]):
         model.set_snapshot(_snapshot(fresh))
     assert not resets
@@ -167,16 +156,16 @@ def test_a_reload_inserts_and_removes_rows_and_keeps_the_others(qtbot, qtmodelte
 
 def test_a_change_touching_many_places_resets_once(qtbot):
     model = LibraryModel()
-    model.set_snapshot(_snapshot(_entry(i) for i in range(500)))
+    model.set_snapshot(_snapshot(numbered_entry(i) for i in range(500)))
     with qtbot.waitSignal(model.modelReset):
-        model.set_snapshot(_snapshot(_entry(i) for i in range(0, 500, 2)))  # 250 gaps
+        model.set_snapshot(_snapshot(numbered_entry(i) for i in range(0, 500, 2)))  # 250 gaps
     assert model.rowCount() == 250
 
 
 def test_the_filter_lives_in_the_model_and_counts_stay_total(qtmodeltester):
     model = LibraryModel()
     kinds = ("LORA", "Checkpoint")
-    model.set_snapshot(_snapshot(_entry(i, kind=kinds[i % 2]) for i in range(10)))
+    model.set_snapshot(_snapshot(numbered_entry(i, kind=kinds[i % 2]) for i in range(10)))
     proxy = LibraryFilterProxy()
     proxy.setSourceModel(model)
     proxy.set_filter(model_type="Checkpoint", terms=("0000",))

@@ -7,13 +7,12 @@ leave them, with the model consistent at every step (qtmodeltester stays attache
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QRect, Qt
-from PySide6.QtGui import QImage, QPainter
-from PySide6.QtWidgets import QApplication, QListView, QStyle, QStyleOptionViewItem
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt
+from PySide6.QtWidgets import QListView
+from tests.ui.library_cards import numbered_entry, paint_card
 
-from civdesk.core.library.repository import LibraryEntry, UpdateInfo
+from civdesk.core.library.repository import UpdateInfo
 from civdesk.ui.library.delegate import CardDelegate
 from civdesk.ui.library.model import (
     LibraryFilter,
@@ -29,19 +28,8 @@ from civdesk.ui.thumbnails import ThumbnailLoader
 ROWS = 3_000
 
 
-def _entry(i: int, name: str | None = None, kind: str = "LORA") -> LibraryEntry:
-    return LibraryEntry(
-        path=f"/lib/{i:05d}.safetensors", file_name=f"{i:05d}.safetensors", size=i,
-        sha256=f"{i:064X}", model_id=i, version_id=10_000 + i,
-        model_name=name or f"Model {i:05d}", version_name="v1", type=kind, base_model=None,
-        trained_words=(), preview=None, info=None,
-        added_at=datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=i),
-        identified=True,
-    )  # fmt: skip
-
-
 def _before() -> LibrarySnapshot:
-    return LibrarySnapshot(tuple(_entry(i) for i in range(0, 2 * ROWS, 2)))
+    return LibrarySnapshot(tuple(numbered_entry(i) for i in range(0, 2 * ROWS, 2)))
 
 
 def _after() -> LibrarySnapshot:
@@ -50,11 +38,11 @@ def _after() -> LibrarySnapshot:
     gone = {2 * i for i in range(50, ROWS, ROWS // 20)}
     renamed = {2 * i for i in range(75, ROWS, ROWS // 5)}
     entries = [
-        _entry(i, name=f"Renamed {i:05d}" if i in renamed else None)
+        numbered_entry(i, name=f"Renamed {i:05d}" if i in renamed else None)
         for i in range(0, 2 * ROWS, 2)
         if i not in gone
     ]
-    entries += [_entry(2 * i + 1) for i in range(10, ROWS, ROWS // 20)]  # new odd paths
+    entries += [numbered_entry(2 * i + 1) for i in range(10, ROWS, ROWS // 20)]  # new odd paths
     updated = [2 * i for i in range(33, ROWS, ROWS // 10) if 2 * i not in gone | renamed]
     updates = {
         i: UpdateInfo(i, f"Model {i:05d}", "LORA", (10_000 + i,), ("v1",), 90_000 + i, "v2")
@@ -114,7 +102,7 @@ def test_a_change_applied_in_slices_ends_like_a_one_shot_apply(qtbot, qtmodeltes
     assert sum(badge for _, badge in _rows(sliced)) == 10
     for row, entry in enumerate(one_shot.entries()):
         assert sliced.row_of(entry.path) == row
-    assert sliced.row_of(_entry(100).path) is None  # removed
+    assert sliced.row_of(numbered_entry(100).path) is None  # removed
 
 
 def test_the_selection_stays_on_its_entries_through_a_sliced_change(qtbot):
@@ -125,7 +113,7 @@ def test_the_selection_stays_on_its_entries_through_a_sliced_change(qtbot):
     view = QListView()
     qtbot.addWidget(view)
     view.setModel(proxy)
-    kept, also_kept = _entry(2 * 1500).path, _entry(2 * 2999).path
+    kept, also_kept = numbered_entry(2 * 1500).path, numbered_entry(2 * 2999).path
     selection = view.selectionModel()
     current = proxy.mapFromSource(model.index(model.row_of(kept), 0))
     selection.setCurrentIndex(current, QItemSelectionModel.SelectionFlag.ClearAndSelect)
@@ -204,7 +192,7 @@ def test_the_proxy_answers_index_and_row_count_without_python():
     from its C++ mapping, not by calling the (Python) source model once per row."""
     rows = ROWS
     model = _CountingModel()
-    model.set_snapshot(LibrarySnapshot(tuple(_entry(i) for i in range(rows))))
+    model.set_snapshot(LibrarySnapshot(tuple(numbered_entry(i) for i in range(rows))))
     proxy = LibraryFilterProxy()
     proxy.setSourceModel(model)
     assert proxy.rowCount() == rows  # builds the mapping: one source call
@@ -225,25 +213,11 @@ class _DataCountingModel(LibraryModel):
         return super().data(index, role)
 
 
-def _paint(delegate: CardDelegate, index) -> QImage:  # type: ignore[no-untyped-def]
-    size = CardDelegate.card_size()
-    image = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
-    image.fill(Qt.GlobalColor.black)
-    option = QStyleOptionViewItem()
-    option.rect = QRect(0, 0, size.width(), size.height())
-    option.palette = QApplication.palette()
-    option.state = QStyle.StateFlag.State_Enabled
-    painter = QPainter(image)
-    delegate.paint(painter, option, index)
-    painter.end()
-    return image
-
-
 def test_the_grid_delegate_reads_entries_without_model_calls(qtbot, tmp_path):
     """The page's delegate gets each card's entry in Python (the proxy maps rows one to
     one): the same card as through ``Role.Entry``, without a model call per paint."""
     model = _DataCountingModel()
-    model.set_snapshot(LibrarySnapshot(tuple(_entry(i) for i in range(20))))
+    model.set_snapshot(LibrarySnapshot(tuple(numbered_entry(i) for i in range(20))))
     proxy = LibraryFilterProxy()
     proxy.setSourceModel(model)
     thumbnails = ThumbnailLoader(tmp_path / "cache")
@@ -253,10 +227,10 @@ def test_the_grid_delegate_reads_entries_without_model_calls(qtbot, tmp_path):
         entry=lambda index: model.entry_at(index.row()),
     )  # fmt: skip
     index = proxy.index(7, 0)
-    expected = _paint(by_role, index)
+    expected = paint_card(by_role, index)
     _DataCountingModel.calls = 0
-    assert _paint(direct, index) == expected
-    assert _paint(direct, index) == expected  # from the card cache
+    assert paint_card(direct, index) == expected
+    assert paint_card(direct, index) == expected  # from the card cache
     assert _DataCountingModel.calls == 0
     assert model.entry_at(20) is None and model.entry_at(-1) is None
     thumbnails.cancel_pending()
