@@ -408,7 +408,7 @@ class LibraryModel(QAbstractListModel):
         identity. Rows prepared for another sort or filter than the current one (the user
         changed it while they were read) are prepared again for the current one.
         """
-        self.finish_applying()
+        # apply_change finishes a change still being applied; self._rows is already its end.
         self.apply_change(diff_rows(self._rows, self._for_current_order(rows)), budget_s=None)
 
     def apply_change(
