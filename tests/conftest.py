@@ -10,6 +10,9 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import faulthandler
+import sys
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -59,6 +62,82 @@ def library(tmp_path: Path) -> Iterator[Library]:
         yield Library(db)
     finally:
         db.close()
+
+
+# -- Hung tests -------------------------------------------------------------------------------
+
+#: Beyond its pytest-timeout limit, how long a test may go on before the run is killed.
+HARD_KILL_MARGIN_SECONDS = float(os.environ.get("CIVDESK_TEST_HARD_KILL_MARGIN", "30"))
+
+
+class _Watchdog:
+    """Kills the whole run, with every thread's stack, when a test outlives its timeout.
+
+    pytest-timeout's signal method raises in the main thread, which only works once that
+    thread runs Python again: a test stuck in C (``QThread.wait``, a Qt event loop that
+    swallows the exception in a slot) would otherwise hang the run until CI's own limit,
+    saying nothing. One Python thread watches every test and ends with the hung test's
+    name, so the tail of a CI log says it; faulthandler's C watchdog, which needs no GIL,
+    is the last resort when a deadlock holds the GIL.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd  # a copy of the real stderr: during a test fd 2 is a capture file
+        self._cond = threading.Condition()
+        self._armed: tuple[str, float, float] | None = None  # nodeid, limit, deadline
+        threading.Thread(target=self._watch, name="civdesk-test-watchdog", daemon=True).start()
+
+    def arm(self, nodeid: str, limit: float) -> None:
+        with self._cond:
+            self._armed = (nodeid, limit, time.monotonic() + limit + HARD_KILL_MARGIN_SECONDS)
+            self._cond.notify()
+        faulthandler.dump_traceback_later(limit + 2 * HARD_KILL_MARGIN_SECONDS, exit=True,
+                                          file=self._fd)
+
+    def disarm(self) -> None:
+        faulthandler.cancel_dump_traceback_later()
+        with self._cond:
+            self._armed = None
+
+    def _watch(self) -> None:
+        with self._cond:
+            while True:
+                if self._armed is None:
+                    self._cond.wait()
+                    continue
+                nodeid, limit, deadline = self._armed
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                faulthandler.dump_traceback(file=self._fd, all_threads=True)
+                os.write(self._fd, f"\n[watchdog] {nodeid} hung: still running "
+                                   f"{HARD_KILL_MARGIN_SECONDS:.0f} s after its {limit:.0f} s "
+                                   "timeout; the run is stopped.\n".encode())
+                os._exit(70)
+
+
+_WATCHDOG = pytest.StashKey[_Watchdog]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Output capture is off while pytest configures: this is the real stderr.
+    config.stash[_WATCHDOG] = _Watchdog(os.dup(sys.stderr.fileno()))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    marker = item.get_closest_marker("timeout")
+    limit = float(marker.args[0]) if marker and marker.args else float(
+        item.config.getini("timeout") or 0)
+    if limit <= 0:
+        return (yield)
+    watchdog = item.config.stash[_WATCHDOG]
+    watchdog.arm(item.nodeid, limit)
+    try:
+        return (yield)
+    finally:
+        watchdog.disarm()
 
 
 # -- Qt left-overs ---------------------------------------------------------------------------
