@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         window.resize(1400, 900)
         window.show_page("models")
         window.show()
-        tune_runtime_for_gui()  # as run_gui does before its event loop
+        tune_runtime_for_gui(app)  # as run_gui does before its event loop
         page = window.library
         loaded = wait(app, 60, lambda: len(page.snapshot.entries) == args.models)
         page.grid.viewport().repaint()

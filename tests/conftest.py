@@ -246,8 +246,24 @@ def _no_dangling_qthreadpool_jobs(
 
 
 @pytest.fixture(autouse=True)
+def _gc_on_gui_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Qt tests collect garbage the way the app does: on the GUI thread only."""
+    if "qapp" not in request.fixturenames:
+        yield
+        return
+    from civdesk.ui.collector import GuiGarbageCollector
+
+    request.getfixturevalue("qapp")
+    collector = GuiGarbageCollector()
+    collector.start()
+    yield
+    collector.stop()
+
+
+@pytest.fixture(autouse=True)
 def _no_dangling_qtimers(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+    _gc_on_gui_thread: None,  # its own timer starts before this fixture watches timers
 ) -> Iterator[None]:
     """Fail a test that leaves a QTimer active or a QTimer.singleShot pending.
 

@@ -14,6 +14,7 @@ from typing import Any
 from PySide6.QtCore import (
     QCoreApplication,
     QMessageLogContext,
+    QObject,
     QSettings,
     QtMsgType,
     qInstallMessageHandler,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 
 from civdesk import APP_NAME, __version__
 from civdesk.ui import tasks
+from civdesk.ui.collector import GuiGarbageCollector
 
 log = logging.getLogger(__name__)
 qt_log = logging.getLogger("civdesk.qt")
@@ -95,16 +97,21 @@ def setup_logging(core: Any) -> logging.Handler | None:
 GUI_SWITCH_INTERVAL = 0.001
 
 
-def tune_runtime_for_gui() -> None:
-    """Keep the GUI thread responsive while workers run Python (scan, downloads, lookups).
+def tune_runtime_for_gui(app: QObject) -> GuiGarbageCollector:
+    """Keep the GUI thread responsive and safe while workers run Python (scan, downloads,
+    lookups); returns the started collector, owned by ``app``.
 
     The GUI thread gives up the GIL around each Qt call and must win it back from busy
     workers every time: with CPython's 5 ms switch interval a slot making a few Qt calls
     waited tens of milliseconds during a scan. A 1 ms interval bounds each wait at ~1 ms
-    for a little switching overhead in the workers. Then :func:`settle_garbage_collector`.
+    for a little switching overhead in the workers. Then :func:`settle_garbage_collector`,
+    and cycles are collected on the GUI thread only (:mod:`civdesk.ui.collector`).
     """
     sys.setswitchinterval(GUI_SWITCH_INTERVAL)
     settle_garbage_collector()
+    collector = GuiGarbageCollector(app)
+    collector.start()
+    return collector
 
 
 def settle_garbage_collector() -> None:
@@ -143,11 +150,12 @@ def run_gui(core: Any, argv: list[str] | None = None) -> int:
     window.quit_requested.connect(app.quit)
     app.aboutToQuit.connect(window.shutdown)
     window.show()
-    tune_runtime_for_gui()
+    collector = tune_runtime_for_gui(app)
     try:
         return app.exec()
     finally:
         window.shutdown()
+        collector.stop()
         if not tasks.shutdown(timeout_ms=10_000):
             log.warning("Some background work did not stop within 10 s")
         core.close()

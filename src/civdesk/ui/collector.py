@@ -1,0 +1,75 @@
+"""Python's cyclic garbage collector, run on the GUI thread only.
+
+CPython collects whenever an allocation crosses a threshold, on whichever thread made it.
+In civdesk that is usually a worker (a scan, a download, a library read), and a cycle it
+frees may hold Qt wrappers that belong to the GUI thread: a timer, a pixmap, a widget's
+slot. Their C++ destructors then run on the worker, racing the GUI thread for Qt's locks;
+that crashes or deadlocks. The PyQt habit (pyqtgraph, Spyder) is to switch automatic
+collection off and collect from a timer in the event loop, with CPython's own thresholds.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+from PySide6.QtCore import QObject, QTimer, Slot
+
+#: How often the GUI thread looks at the allocation counts. Short, so that each young
+#: collection stays small while workers allocate fast (a scan parses thousands of objects).
+CHECK_INTERVAL_MS = 100
+#: A full collection walks every object not frozen: never more often than this.
+MIN_FULL_INTERVAL_S = 10.0
+
+
+class GuiGarbageCollector(QObject):
+    """Owns the collector while started: :meth:`start` turns automatic collection off,
+    :meth:`stop` gives it back as it was."""
+
+    def __init__(self, parent: QObject | None = None,
+                 interval_ms: int = CHECK_INTERVAL_MS) -> None:
+        super().__init__(parent)
+        self.setObjectName("civdesk-gc")
+        self._thresholds = gc.get_threshold()
+        self._was_enabled = False
+        self._last_full = time.monotonic()
+        self._timer = QTimer(self)
+        self._timer.setObjectName("civdesk-gc")
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.collect_due)
+
+    @property
+    def running(self) -> bool:
+        return self._timer.isActive()
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+        self._timer.start()
+
+    def stop(self) -> None:
+        if not self.running:
+            return
+        self._timer.stop()
+        if self._was_enabled:
+            gc.enable()
+
+    @Slot()
+    def collect_due(self) -> int | None:
+        """Collect the oldest generation whose count passed its threshold, as CPython
+        would have; the generation collected, or None."""
+        young, middle, old = gc.get_count()
+        t_young, t_middle, t_old = self._thresholds
+        if young < t_young:
+            return None
+        generation = 0
+        if middle >= t_middle:
+            generation = 1
+            if old >= t_old and time.monotonic() - self._last_full >= MIN_FULL_INTERVAL_S:
+                generation = 2
+        gc.collect(generation)
+        if generation == 2:
+            self._last_full = time.monotonic()
+        return generation
