@@ -216,11 +216,13 @@ def main(argv: list[str] | None = None) -> int:
 
     app = SlowEventTracer(sys.argv[:1]) if args.trace_slow_events else QApplication(sys.argv[:1])
     from civdesk.ui import tasks
-    from civdesk.ui.app import tune_runtime_for_gui
+    from civdesk.ui.app import collect_garbage_on_gui_thread, tune_runtime_for_gui
     from civdesk.ui.library.delegate import CardDelegate
     from civdesk.ui.library.model import Role
     from civdesk.ui.main_window import MainWindow
     from civdesk.ui.thumbnails import thumbnail_key
+
+    collect_garbage_on_gui_thread(app)  # as run_gui does once the application exists
 
     with contextlib.ExitStack() as stack:
         tmp_path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="civdesk-bench-")))
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         window.resize(1400, 900)
         window.show_page("models")
         window.show()
-        tune_runtime_for_gui(app)  # as run_gui does before its event loop
+        tune_runtime_for_gui()  # as run_gui does before its event loop
         page = window.library
         loaded = wait(app, 60, lambda: len(page.snapshot.entries) == args.models)
         page.grid.viewport().repaint()

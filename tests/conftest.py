@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import faulthandler
+import gc
 import sys
 import threading
 import time
@@ -123,6 +124,14 @@ _WATCHDOG = pytest.StashKey[_Watchdog]()
 def pytest_configure(config: pytest.Config) -> None:
     # Output capture is off while pytest configures: this is the real stderr.
     config.stash[_WATCHDOG] = _Watchdog(os.dup(sys.stderr.fileno()))
+    # As in the app (civdesk.ui.collector): no collection starts inside a Qt destructor,
+    # where it can deadlock on Qt's own lock. Cycles are collected between tests instead,
+    # and during a Qt test by the GUI thread's collector.
+    gc.disable()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    gc.enable()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -131,13 +140,25 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     limit = float(marker.args[0]) if marker and marker.args else float(
         item.config.getini("timeout") or 0)
     if limit <= 0:
-        return (yield)
+        try:
+            return (yield)
+        finally:
+            _collect_between_tests()
     watchdog = item.config.stash[_WATCHDOG]
     watchdog.arm(item.nodeid, limit)
     try:
         return (yield)
     finally:
+        _collect_between_tests()
         watchdog.disarm()
+
+
+def _collect_between_tests() -> None:
+    from civdesk.ui.collector import due_generation
+
+    generation = due_generation(gc.get_threshold())
+    if generation is not None:
+        gc.collect(generation)
 
 
 # -- Qt left-overs ---------------------------------------------------------------------------
@@ -247,7 +268,7 @@ def _no_dangling_qthreadpool_jobs(
 
 @pytest.fixture(autouse=True)
 def _gc_on_gui_thread(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Qt tests collect garbage the way the app does: on the GUI thread only."""
+    """Qt tests collect garbage the way the app does: from the GUI thread's event loop."""
     if "qapp" not in request.fixturenames:
         yield
         return
@@ -260,10 +281,75 @@ def _gc_on_gui_thread(request: pytest.FixtureRequest) -> Iterator[None]:
     collector.stop()
 
 
+#: Blocking dialog functions: each runs a nested event loop that nothing ends offscreen.
+_MODAL_CALLS = {
+    "QMessageBox": ("question", "warning", "critical", "information", "about"),
+    "QInputDialog": ("getText", "getInt", "getDouble", "getItem", "getMultiLineText"),
+    "QFileDialog": ("getExistingDirectory", "getOpenFileName", "getOpenFileNames",
+                    "getSaveFileName"),
+}
+#: A modal window open this long in a test is closed and the test failed.
+MODAL_PATIENCE_MS = 10_000
+
+
+@pytest.fixture(autouse=True)
+def _no_blocking_dialogs(request: pytest.FixtureRequest,
+                         monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a Qt test that opens a blocking dialog instead of hanging the run.
+
+    A dialog's nested event loop waits for a click that never comes offscreen, and
+    pytest-timeout's exception lands in some slot inside that loop, where Qt swallows it.
+    The static dialog functions raise at once (pytest-qt reports an exception raised in a
+    Qt callback); a test that expects one patches it itself, after this fixture. Any other
+    modal window (``exec()`` on an instance cannot be patched from Python) is closed by a
+    timer that runs inside the nested loop, and the test fails.
+    """
+    if "qapp" not in request.fixturenames:
+        yield
+        return
+    from PySide6 import QtWidgets
+    from PySide6.QtCore import QTimer
+
+    def refuse(where: str) -> Callable[..., Any]:
+        def blocked(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError(f"{where} would block the test in a nested event loop: "
+                                 "patch it in the test, or use open()")
+        return blocked
+
+    for class_name, names in _MODAL_CALLS.items():
+        cls = getattr(QtWidgets, class_name)
+        for name in names:
+            monkeypatch.setattr(cls, name, staticmethod(refuse(f"{class_name}.{name}()")))
+
+    closed: list[str] = []
+    seen: dict[int, float] = {}
+
+    def close_lingering_modal() -> None:
+        modal = QtWidgets.QApplication.activeModalWidget()
+        if modal is None:
+            seen.clear()
+            return
+        first = seen.setdefault(id(modal), time.monotonic())
+        if (time.monotonic() - first) * 1000 >= MODAL_PATIENCE_MS:
+            closed.append(f"{type(modal).__name__} {modal.windowTitle()!r}")
+            modal.close()
+
+    watcher = QTimer()
+    watcher.setInterval(250)
+    watcher.timeout.connect(close_lingering_modal)
+    watcher.start()
+    yield
+    watcher.stop()
+    if closed:
+        pytest.fail(f"The test left a modal window open for {MODAL_PATIENCE_MS // 1000} s "
+                    f"(closed it): {', '.join(closed)}", pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def _no_dangling_qtimers(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
-    _gc_on_gui_thread: None,  # its own timer starts before this fixture watches timers
+    # Their own timers start before this fixture watches timers.
+    _gc_on_gui_thread: None, _no_blocking_dialogs: None,
 ) -> Iterator[None]:
     """Fail a test that leaves a QTimer active or a QTimer.singleShot pending.
 

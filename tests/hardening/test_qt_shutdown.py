@@ -116,8 +116,8 @@ LEAKY_TESTS = textwrap.dedent('''
 def test_the_left_over_checks_catch_each_kind_of_leak(tmp_path: Path) -> None:
     (tmp_path / "test_leaky.py").write_text(LEAKY_TESTS)
     (tmp_path / "conftest.py").write_text(
-        "from tests.conftest import (_gc_on_gui_thread, _no_dangling_qthreadpool_jobs,\n"
-        "                            _no_dangling_qthreads, _no_dangling_qtimers)  # noqa: F401\n")
+        "from tests.conftest import (_gc_on_gui_thread, _no_blocking_dialogs,  # noqa: F401\n"
+        "    _no_dangling_qthreadpool_jobs, _no_dangling_qthreads, _no_dangling_qtimers)\n")
     (tmp_path / "pytest.ini").write_text("[pytest]\nqt_api = pyside6\n")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rE", str(tmp_path)],

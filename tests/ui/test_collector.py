@@ -75,3 +75,22 @@ def test_collects_only_past_the_young_threshold(collector) -> None:
     assert collector.collect_due() in (0, 1, 2)
     assert collector.collect_due() is None
     del keep
+
+
+def test_qt_tests_run_without_automatic_collection(qtbot) -> None:
+    """The suite's regime is the app's: a collection never starts by itself, wherever an
+    allocation happens (inside a QObject destructor it could deadlock on Qt's lock)."""
+    assert not gc.isenabled()
+
+
+def test_the_app_turns_automatic_collection_off_for_good(qapp) -> None:
+    from civdesk.ui.app import collect_garbage_on_gui_thread
+
+    gc.enable()
+    try:
+        collector = collect_garbage_on_gui_thread(qapp)
+        assert collector.running and not gc.isenabled()
+    finally:
+        collector.stop()
+        collector.deleteLater()
+        gc.disable()

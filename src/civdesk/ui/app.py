@@ -97,18 +97,23 @@ def setup_logging(core: Any) -> logging.Handler | None:
 GUI_SWITCH_INTERVAL = 0.001
 
 
-def tune_runtime_for_gui(app: QObject) -> GuiGarbageCollector:
-    """Keep the GUI thread responsive and safe while workers run Python (scan, downloads,
-    lookups); returns the started collector, owned by ``app``.
+def tune_runtime_for_gui() -> None:
+    """Keep the GUI thread responsive while workers run Python (scan, downloads, lookups).
 
     The GUI thread gives up the GIL around each Qt call and must win it back from busy
     workers every time: with CPython's 5 ms switch interval a slot making a few Qt calls
     waited tens of milliseconds during a scan. A 1 ms interval bounds each wait at ~1 ms
-    for a little switching overhead in the workers. Then :func:`settle_garbage_collector`,
-    and cycles are collected on the GUI thread only (:mod:`civdesk.ui.collector`).
+    for a little switching overhead in the workers. Then :func:`settle_garbage_collector`.
     """
     sys.setswitchinterval(GUI_SWITCH_INTERVAL)
     settle_garbage_collector()
+
+
+def collect_garbage_on_gui_thread(app: QObject) -> GuiGarbageCollector:
+    """From now until the process ends, cycles are collected by a timer in ``app``'s event
+    loop, never automatically (:mod:`civdesk.ui.collector` says why). Call it as soon as
+    the application object exists: a window being built or torn down deletes QObjects too.
+    """
     collector = GuiGarbageCollector(app)
     collector.start()
     return collector
@@ -138,6 +143,8 @@ def run_gui(core: Any, argv: list[str] | None = None) -> int:
     route_qt_messages()
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     assert isinstance(app, QApplication)
+    # Never stopped: the objects that die as the app quits must not meet a collection either.
+    collect_garbage_on_gui_thread(app)
     configure_application(app, core)
     tasks.install_gui_invoker()
     icon = app_icon()
@@ -150,12 +157,11 @@ def run_gui(core: Any, argv: list[str] | None = None) -> int:
     window.quit_requested.connect(app.quit)
     app.aboutToQuit.connect(window.shutdown)
     window.show()
-    collector = tune_runtime_for_gui(app)
+    tune_runtime_for_gui()
     try:
         return app.exec()
     finally:
         window.shutdown()
-        collector.stop()
         if not tasks.shutdown(timeout_ms=10_000):
             log.warning("Some background work did not stop within 10 s")
         core.close()

@@ -1,11 +1,18 @@
-"""Python's cyclic garbage collector, run on the GUI thread only.
+"""Python's cyclic garbage collector, run from the GUI thread's event loop only.
 
-CPython collects whenever an allocation crosses a threshold, on whichever thread made it.
-In civdesk that is usually a worker (a scan, a download, a library read), and a cycle it
-frees may hold Qt wrappers that belong to the GUI thread: a timer, a pixmap, a widget's
-slot. Their C++ destructors then run on the worker, racing the GUI thread for Qt's locks;
-that crashes or deadlocks. The PyQt habit (pyqtgraph, Spyder) is to switch automatic
-collection off and collect from a timer in the event loop, with CPython's own thresholds.
+CPython collects whenever an allocation crosses a threshold, wherever that allocation is:
+
+- on a worker (a scan, a download, a library read), where a cycle it frees may hold Qt
+  wrappers of the GUI thread (a timer, a pixmap, a widget's slot) whose C++ destructors
+  then race the GUI thread for Qt's locks;
+- inside a QObject's destructor, when PySide asks Python whether a virtual is overridden:
+  Qt holds the object's signal-slot lock (one of a small shared pool) there, and a
+  collection that deletes another QObject behind the same lock deadlocks the thread on
+  itself. The test suite hung this way (``QObject::~QObject`` -> ``Sbk_GetPyOverride`` ->
+  ``gc_collect_main`` -> ``QObject::~QObject`` -> ``QBasicMutex::lockInternal``).
+
+The PyQt habit (pyqtgraph, Spyder) is to switch automatic collection off and collect from
+a timer in the event loop, with CPython's own thresholds: there no Qt lock is held.
 """
 
 from __future__ import annotations
@@ -60,16 +67,23 @@ class GuiGarbageCollector(QObject):
     def collect_due(self) -> int | None:
         """Collect the oldest generation whose count passed its threshold, as CPython
         would have; the generation collected, or None."""
-        young, middle, old = gc.get_count()
-        t_young, t_middle, t_old = self._thresholds
-        if young < t_young:
+        full_allowed = time.monotonic() - self._last_full >= MIN_FULL_INTERVAL_S
+        generation = due_generation(self._thresholds, full_allowed=full_allowed)
+        if generation is None:
             return None
-        generation = 0
-        if middle >= t_middle:
-            generation = 1
-            if old >= t_old and time.monotonic() - self._last_full >= MIN_FULL_INTERVAL_S:
-                generation = 2
         gc.collect(generation)
         if generation == 2:
             self._last_full = time.monotonic()
         return generation
+
+
+def due_generation(thresholds: tuple[int, int, int],
+                   full_allowed: bool = True) -> int | None:
+    """The generation CPython would collect now with these thresholds, or None."""
+    young, middle, old = gc.get_count()
+    t_young, t_middle, t_old = thresholds
+    if young < t_young:
+        return None
+    if middle < t_middle:
+        return 0
+    return 2 if old >= t_old and full_allowed else 1
