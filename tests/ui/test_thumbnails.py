@@ -5,11 +5,19 @@ from __future__ import annotations
 import os
 
 import pytest
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSize
+from PySide6.QtGui import QImage
 from tests.double.images import encode_image, png_bytes
 from tests.ui.conftest import detailed_png, high_frequency
 
-from civdesk.ui.thumbnails import ThumbnailLoader, blur_image, decode_scaled, thumbnail_key
+from civdesk.ui.thumbnails import (
+    ThumbnailError,
+    ThumbnailLoader,
+    blur_image,
+    decode_scaled,
+    image_format,
+    thumbnail_key,
+)
 
 SIZE = QSize(40, 60)
 
@@ -65,8 +73,39 @@ def test_disk_cache_is_reused_by_a_new_loader_and_refreshed_when_the_file_change
 
 @pytest.mark.parametrize("kind", ["png", "jpeg", "webp"])
 def test_decodes_each_format_civitai_serves(kind):
-    image = decode_scaled(encode_image(kind).data, QSize(32, 24))
+    data = encode_image(kind).data
+    assert image_format(data) == kind.encode()  # named to Qt, no plugin probing
+    image = decode_scaled(data, QSize(32, 24))
     assert image.width() == 32 and image.height() == 24
+
+
+#: A 1x1 GIF (Qt reads GIF but cannot write one).
+_GIF_1X1 = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01"
+            b"\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+
+
+def _bmp() -> bytes:
+    source = QImage(20, 10, QImage.Format.Format_RGB32)
+    source.fill(0x336699)
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    assert source.save(buffer, "BMP")
+    buffer.close()
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["gif", "bmp"])
+def test_other_formats_are_named_too(kind):
+    data = _GIF_1X1 if kind == "gif" else _bmp()
+    assert image_format(data) == kind.encode()
+    assert decode_scaled(data, QSize(8, 4)).size() == QSize(8, 4)
+
+
+def test_an_unnamed_format_is_still_detected_and_garbage_fails_clearly():
+    assert image_format(b"<svg xmlns='http://www.w3.org/2000/svg'/>") is None
+    with pytest.raises(ThumbnailError, match="cannot be shown"):
+        decode_scaled(b"not an image at all", QSize(8, 8), what="junk.png")
 
 
 def test_a_broken_or_missing_preview_fails_once_with_a_message(qtbot, loader, tmp_path):

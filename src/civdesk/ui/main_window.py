@@ -59,6 +59,11 @@ class MainWindow(QMainWindow):
         if icon is not None:
             self.setWindowIcon(icon)
         self.core = core
+        # No animated dock re-layouts: each animation's QObject, deleted afterwards on the
+        # GUI thread, asks Python about its target under Qt's signal-slot lock, and a
+        # worker holding the GIL while it waits for that lock deadlocks the pair (seen in
+        # bench_gui: ~QPropertyAnimation -> Sbk_GetPyOverride -> GilState::acquire).
+        self.setAnimated(False)
         self._quitting = False
         self._shut_down = False
         self._startup_check_due = True  # one quiet update check once the library is read

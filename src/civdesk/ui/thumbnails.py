@@ -106,16 +106,42 @@ def _disk_name(source: str, size: QSize, version: str) -> str:
     return f"{digest[:2]}/{digest}.{_DISK_FORMAT}"
 
 
+#: Leading bytes of the formats previews come in, and Qt's name for each.
+_SIGNATURES: tuple[tuple[int, bytes, bytes], ...] = (
+    (0, b"\x89PNG\r\n\x1a\n", b"png"),
+    (0, b"\xff\xd8\xff", b"jpeg"),
+    (8, b"WEBP", b"webp"),  # after "RIFF" and the size
+    (0, b"GIF8", b"gif"),
+    (0, b"BM", b"bmp"),
+)
+
+
+def image_format(data: bytes) -> bytes | None:
+    """Qt's format name for ``data`` from its signature, or None when it is none of them."""
+    for offset, signature, name in _SIGNATURES:
+        if data[offset:offset + len(signature)] == signature:
+            return name
+    return None
+
+
 def decode_scaled(data: bytes, size: QSize, *, what: str = "image") -> QImage:
     """Decode ``data`` and fill ``size`` with it (scaled, centre-cropped); any thread.
 
     JPEG decoders scale while decoding when asked for a smaller size, so a 4K preview costs
     a fraction of a full decode.
+
+    The format is named, not detected: detection asks every image plugin, and the SVG one
+    connects a QTextStream to the buffer, taking Qt's signal-slot locks while this worker
+    holds the GIL (PySide keeps it for that call). The GUI thread may hold the same lock
+    while it waits for the GIL: a deadlock, seen in bench_gui.
     """
     buffer = QBuffer()
     buffer.setData(QByteArray(data))
     buffer.open(QIODevice.OpenModeFlag.ReadOnly)
-    reader = QImageReader(buffer)
+    known = image_format(data)
+    reader = QImageReader(buffer, known or QByteArray())
+    if known:
+        reader.setAutoDetectImageFormat(False)
     reader.setAutoTransform(True)
     source_size = reader.size()
     if source_size.isValid() and not source_size.isEmpty():
@@ -284,7 +310,8 @@ class ThumbnailLoader(QObject):
                 ) from exc
             version = f"{stat.st_size}:{stat.st_mtime_ns}"
         cache_file = self.cache_dir / _disk_name(source, size, version)
-        image = QImage(str(cache_file)) if cache_file.exists() else QImage()
+        # Named format: no plugin probing on a worker (see decode_scaled).
+        image = QImage(str(cache_file), _DISK_FORMAT) if cache_file.exists() else QImage()
         if not image.isNull() and image.size() == size:
             return image
         image = decode_scaled(self._read(source), size, what=source)
