@@ -326,3 +326,26 @@ def test_a_rate_limited_check_after_a_scan_says_so_without_a_dialog(
     assert text.startswith("Scan finished: ") and "could not be checked for updates" in text
     assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)]
     assert main_window.library.snapshot.update_count == 0
+
+
+def test_counts_that_change_during_work_do_not_relayout_the_window(qtbot, main_window):
+    """The library count (after each reload) and the queue count (each task) are status
+    lines: a new number repaints them, and the window, whose layout costs tens of
+    milliseconds of GIL hand-overs while a scan runs, is not laid out again."""
+    from tests.ui.test_status_line import _LayoutRequests
+
+    main_window.show_page("models")
+    main_window.show()
+    qtbot.waitExposed(main_window)
+    qtbot.wait(50)
+    counter = _LayoutRequests()
+    main_window.installEventFilter(counter)
+    try:
+        for n in (4, 1_234, 98_765):
+            main_window.count_label.setText(f"{n} model files")
+            main_window.dock.count_label.setText(f"{n} downloads in queue · 1 running")
+            qtbot.wait(5)
+    finally:
+        main_window.removeEventFilter(counter)
+    assert counter.count == 0
+    assert main_window.count_label.text() == "98765 model files"

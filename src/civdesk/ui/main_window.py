@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence, QShortcut
-from PySide6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QToolBar, QWidget
+from PySide6.QtWidgets import QMainWindow, QStackedWidget, QToolBar, QWidget
 
 from civdesk.core.scanner import ScanSummary
 from civdesk.ui import icons
@@ -22,6 +22,7 @@ from civdesk.ui.downloads.messages import failure_reason, task_title
 from civdesk.ui.library.view import LibraryPage
 from civdesk.ui.scan import ScanController, progress_counts, summary_text
 from civdesk.ui.settings_page import SettingsPage
+from civdesk.ui.status_line import StatusLine
 from civdesk.ui.thumbnails import ThumbnailLoader
 from civdesk.ui.tray import Notifier, Tray, tray_available
 
@@ -145,8 +146,12 @@ class MainWindow(QMainWindow):
         about.triggered.connect(self.show_about)
 
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
-        self.count_label = QLabel()
+        # A new count after each reload must not re-lay out the window (see StatusLine);
+        # wide enough for a library of a million files.
+        self.count_label = StatusLine()
         self.count_label.setObjectName("libraryCount")
+        self.count_label.setFixedWidth(
+            self.count_label.fontMetrics().horizontalAdvance("0,000,000 model files") + 8)
         self.statusBar().addPermanentWidget(self.count_label)
 
         for keys, slot in (

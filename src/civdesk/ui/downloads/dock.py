@@ -147,7 +147,8 @@ class DownloadDock(QDockWidget):
         layout.setContentsMargins(6, 6, 6, 6)
 
         header = QHBoxLayout()
-        self.count_label = QLabel("Nothing queued")
+        # Changes with every queued, started and finished task: no window layout for it.
+        self.count_label = StatusLine("Nothing queued")
         self.count_label.setObjectName("queueCount")
         self.pause_button = QPushButton("Pause all")
         self.pause_button.setObjectName("pauseQueue")
