@@ -130,3 +130,36 @@ def test_the_left_over_checks_catch_each_kind_of_leak(tmp_path: Path) -> None:
     assert "left QThreadPool jobs running" in out
     assert "QTimer unnamed (1000 ms" in out
     assert "singleShot -> test_leaves_a_late_single_shot.<locals>.<lambda>" in out
+
+
+STUCK_TESTS = textwrap.dedent('''
+    import pytest
+    from PySide6.QtCore import QThread
+
+
+    @pytest.mark.timeout(1)
+    def test_stuck_in_qt(qtbot):
+        QThread.msleep(60_000)  # C code: pytest-timeout's signal cannot interrupt it
+
+
+    def test_never_reached():
+        pass
+''')
+
+
+def test_a_test_stuck_in_c_stops_the_run_and_names_itself(tmp_path: Path) -> None:
+    """CI once hung for 90 min on a deadlocked test; now the run ends with its name."""
+    (tmp_path / "test_stuck.py").write_text(STUCK_TESTS)
+    (tmp_path / "conftest.py").write_text(
+        "from tests.conftest import pytest_configure, pytest_runtest_protocol  # noqa: F401\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nqt_api = pyside6\ntimeout = 120\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path, env=cli_env(PYTHONPATH=str(REPO), QT_QPA_PLATFORM="offscreen",
+                                  CIVDESK_TEST_HARD_KILL_MARGIN="2"),
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 70, result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "test_stuck.py::test_stuck_in_qt hung" in last, result.stderr
+    assert "test_stuck_in_qt" in result.stderr.split("[watchdog]")[0]  # its stack is there
+    assert "test_never_reached" not in result.stdout
