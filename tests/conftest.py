@@ -139,18 +139,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     marker = item.get_closest_marker("timeout")
     limit = float(marker.args[0]) if marker and marker.args else float(
         item.config.getini("timeout") or 0)
-    if limit <= 0:
-        try:
-            return (yield)
-        finally:
-            _collect_between_tests()
     watchdog = item.config.stash[_WATCHDOG]
-    watchdog.arm(item.nodeid, limit)
+    if limit > 0:
+        watchdog.arm(item.nodeid, limit)
     try:
         return (yield)
     finally:
         _collect_between_tests()
-        watchdog.disarm()
+        watchdog.disarm()  # a no-op when not armed
 
 
 def _collect_between_tests() -> None:
