@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QEvent, QObject
 from tests.double import CivitaiDouble, FakeFile, FakeModel, FakeVersion, SampleCatalog
 
 from civdesk.core.civitai.schema import Model
@@ -158,3 +159,16 @@ def high_frequency(image) -> float:
             total += sum(abs(a - b) for a, b in zip(row, rows[y - 1], strict=True))
             count += len(row)
     return total / count
+
+
+class LayoutRequests(QObject):
+    """An event filter counting the layout requests its watched widget receives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:
+            self.count += 1
+        return False

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from PySide6.QtCore import Qt, QThread
 from PySide6.QtWidgets import QApplication, QMessageBox
-from tests.ui.conftest import open_core, wait_until_ready
+from tests.ui.conftest import LayoutRequests, open_core, wait_until_ready
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.ui import tasks
@@ -332,13 +332,11 @@ def test_counts_that_change_during_work_do_not_relayout_the_window(qtbot, main_w
     """The library count (after each reload) and the queue count (each task) are status
     lines: a new number repaints them, and the window, whose layout costs tens of
     milliseconds of GIL hand-overs while a scan runs, is not laid out again."""
-    from tests.ui.test_status_line import _LayoutRequests
-
     main_window.show_page("models")
     main_window.show()
     qtbot.waitExposed(main_window)
     qtbot.wait(50)
-    counter = _LayoutRequests()
+    counter = LayoutRequests()
     main_window.installEventFilter(counter)
     try:
         for n in (4, 1_234, 98_765):

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from tests.ui.conftest import LayoutRequests
 
 from civdesk.ui.status_line import StatusLine
-
-
-class _LayoutRequests(QObject):
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.LayoutRequest:
-            self.count += 1
-        return False
 
 
 def _window(qtbot, line: QWidget) -> QWidget:
@@ -36,7 +25,7 @@ def _window(qtbot, line: QWidget) -> QWidget:
 def _requests_after_texts(qtbot, line: QWidget) -> int:
     window = _window(qtbot, line)
     qtbot.wait(40)  # the layout of the first show settles
-    counter = _LayoutRequests()
+    counter = LayoutRequests()
     window.installEventFilter(counter)
     try:
         for i in range(5):
