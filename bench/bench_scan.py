@@ -9,7 +9,8 @@ includes walking, hashing, the bulk by-hash lookups, the database and the compan
 The double runs in a child process (bench/_double_proc.py), so it does not share civdesk's
 interpreter lock. Reference: openssl as one process with every file as an argument, and as
 parallel processes (xargs -P<cores>, the big files spread across batches). Page cache warm for all.
-Targets: first scan <= 1.3x the faster openssl form; unchanged rescan < 1 s.
+Targets: first scan <= 1.3x bare hashing, printed against both openssl forms; unchanged
+rescan < 1 s.
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ def main() -> int:
         t = time.perf_counter()
         paths = build_library(root, args.big, args.big_mb, args.small, seed=1)
         total = sum(p.stat().st_size for p in paths)
+        # A library on disk is not being written back as it is scanned: without this the
+        # first scan's file creations queue behind the writeback of the GB just written.
+        os.sync()
         print(f"Library: {len(paths):,} files, {total / MB:,.0f} MB "
               f"(built in {time.perf_counter() - t:.1f} s); {cores} cores, {workers} workers")
 
@@ -144,6 +148,7 @@ def main() -> int:
                                 hash_workers=workers)
             client = CivitaiClient(double.base_url, max_retries=0)
             scanner = Scanner(lib, client, settings, workers=workers)
+            os.sync()  # the scratch companions above, written back before the scan starts
             warm(paths)
 
             double_cpu = cpu_seconds(double.proc.pid)
@@ -167,11 +172,12 @@ def main() -> int:
         print(f"for scale: creating {len(paths):,} small companion files alone (the scan "
               f"writes one .civitai.info per file; openssl writes none): {companions_s:.2f} s")
         if refs:
-            best_ref = min(refs.values())
-            ratio = first_s / best_ref
-            verdict = "OK" if ratio <= FIRST_SCAN_TARGET else "ABOVE TARGET"
-            print(f"first scan / fastest openssl: {ratio:.2f}x (target <= "
-                  f"{FIRST_SCAN_TARGET}x) {verdict}")
+            for label, ref in (("one openssl process", refs["openssl, 1 process"]),
+                               ("the fastest openssl form", min(refs.values()))):
+                ratio = first_s / ref
+                verdict = "OK" if ratio <= FIRST_SCAN_TARGET else "ABOVE TARGET"
+                print(f"first scan / {label}: {ratio:.2f}x (target <= "
+                      f"{FIRST_SCAN_TARGET}x) {verdict}")
         verdict = "OK" if rescan_s < RESCAN_TARGET_S else "ABOVE TARGET"
         print(f"unchanged rescan: {rescan_s:.3f} s, {second.hashed} files read "
               f"(target < {RESCAN_TARGET_S:.0f} s, 0 read) {verdict}")
