@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,24 @@ def test_failed_image_fetch_still_writes_the_info(
     done = write_companions(model, version, client, allow_nsfw=True)
     assert done.wrote_info and done.preview_path is None and not done.wrote_preview
     assert len(done.problems) == 1 and "paperfold.v1.safetensors" in done.problems[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
+def test_temp_names_follow_a_fork(tmp_path: Path) -> None:
+    """The process id in companion temp names is kept, not asked per file; a forked child
+    must not reuse its parent's (two processes would race for one temp name)."""
+    from civdesk.core.sidecars import _atomic_write, _Pid
+
+    assert _Pid.value == os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        ok = _Pid.value == os.getpid()
+        try:
+            _atomic_write(tmp_path / "child.civitai.info", b"{}")
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert (tmp_path / "child.civitai.info").read_bytes() == b"{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["child.civitai.info"]  # no temp left

@@ -450,6 +450,22 @@ def sniff_image(data: bytes) -> str | None:
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
+class _Pid:
+    """This process's id, asked once: ``os.getpid`` is a system call (glibc keeps no copy),
+    and each one hands the interpreter lock over, which a first scan's companion writer
+    would then wait to win back, once per file. A forked child asks again."""
+
+    value = os.getpid()
+
+    @classmethod
+    def refresh(cls) -> None:
+        cls.value = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_Pid.refresh)
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write via a temp file in the same folder and ``os.replace``: readers never see half.
 
@@ -459,7 +475,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     """
     target = os.fspath(path)  # plain strings: Path operations cost more than the writes
     folder, name = os.path.split(target)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = os.path.join(folder, f".{name}.{_Pid.value}.{threading.get_ident()}.tmp")
     try:
         fd = os.open(tmp, _TEMP_FLAGS, 0o644)
     except FileExistsError:  # left by a crashed run that had our pid and thread id
