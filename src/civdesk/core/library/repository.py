@@ -61,17 +61,10 @@ def _db_time(moment: datetime) -> str:
 _encode_json = json.JSONEncoder().encode  # what the JSON columns hold (SQLAlchemy's default)
 
 
-def _executemany(s: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    """One plain SQL statement for many rows of ready DBAPI values, in the session's
-    transaction (one ``cursor.executemany``): SQLAlchemy's per-row compilation and type
-    processing cost more than SQLite itself. For an UPDATE; inserts go through
-    :class:`_BulkInsert`."""
-    if rows:
-        s.connection().exec_driver_sql(sql, rows)
-
-
 class _BulkInsert:
-    """An INSERT of many rows as a few multi-row statements (``VALUES (…), (…), …``).
+    """An INSERT of many rows as a few multi-row statements (``VALUES (…), (…), …``) of
+    ready DBAPI values, in the session's transaction: SQLAlchemy's per-row compilation and
+    type processing would cost more than SQLite itself.
 
     ``cursor.executemany`` steps SQLite once per row and hands the interpreter lock over
     at each step; during a scan the hashing, lookup and companion threads want that lock,
@@ -327,10 +320,11 @@ class Library:
     ) -> None:
         """:meth:`upsert_version` for many versions in one transaction and a few statements.
 
-        One executemany upsert per table (models, versions, files) whatever the count: the
-        scanner stores a hundred versions per batch. ``encoded`` (version id -> text) holds
-        versions whose ``/model-versions`` JSON (:func:`version_form_json`) the caller has
-        already encoded, e.g. for a ``.civitai.info``: stored as is, not encoded again.
+        Multi-row upserts per table (models, versions, files), a few statements per hundred
+        rows: the scanner stores a hundred versions per batch. ``encoded`` (version id ->
+        text) holds versions whose ``/model-versions`` JSON (:func:`version_form_json`) the
+        caller has already encoded, e.g. for a ``.civitai.info``: stored as is, not encoded
+        again.
         Raises ValueError (storing nothing) when a version has no ``modelId``.
         """
         latest = {v.id: v for v in versions}  # a version given twice: the last one wins
@@ -437,7 +431,7 @@ class Library:
 
     def save_files(self, records: Iterable[FileRecord]) -> int:
         """:meth:`register_files` without reading the rows back (a scan's bulk writes):
-        one executemany upsert. Returns how many paths were stored; raises ValueError,
+        multi-row upserts. Returns how many paths were stored; raises ValueError,
         storing nothing, when a record is invalid."""
         with self.db.session() as s:
             return len(self._save_files(s, records))
@@ -838,7 +832,7 @@ def _store_versions(
     s: Session, versions: list[ModelVersion], now: datetime,
     encoded: Mapping[int, str] | None = None,
 ) -> None:
-    """Upsert version rows and their files: one executemany statement per table."""
+    """Upsert version rows and their files: multi-row statements per table."""
     if not versions:
         return
     encoded = encoded or {}
