@@ -40,6 +40,7 @@ class FaultBook:
     served_names: dict[int, str] = field(default_factory=dict)  # file id -> Content-Disposition
     bulk_hash_disabled: bool = False
     throttle_bps: int | None = None
+    api_latency: float = 0.0  # seconds every API answer waits: a far-away server
     # (path prefix, edit): a successful JSON answer under the prefix is passed through edit
     json_edits: list[tuple[str, Callable[[Any], Any]]] = field(default_factory=list)
     counted: list[CountedFault] = field(default_factory=list)

@@ -129,6 +129,8 @@ class CivitaiDouble:
         self._signer = UrlSigner(secrets.token_bytes(16))
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
+        self._api_in_flight = 0
+        self.api_peak_concurrency = 0  # most API requests answered at once (clear_requests)
         self._stopping = threading.Event()
         self._streamer = BodyStreamer(self.faults, self._stopping)
         self._servers: dict[str, _Server] = {}
@@ -392,6 +394,11 @@ class CivitaiDouble:
     def throttle_downloads(self, bytes_per_second: int | None) -> None:
         self.faults.throttle_bps = bytes_per_second
 
+    def api_latency(self, seconds: float) -> None:
+        """Every API answer waits ``seconds`` first, as real Civitai's do from afar (requests
+        in parallel wait in parallel); storage is not delayed."""
+        self.faults.api_latency = seconds
+
     def disable_bulk_hash(self) -> None:
         self.faults.bulk_hash_disabled = True
 
@@ -416,6 +423,7 @@ class CivitaiDouble:
     def clear_requests(self) -> None:
         with self._requests_lock:
             self._requests.clear()
+            self.api_peak_concurrency = self._api_in_flight
 
     # -- serving (called from handler threads) -----------------------------------------------
 
@@ -430,7 +438,16 @@ class CivitaiDouble:
             return
         assert self._api is not None
         if label == "api":
-            self._send(handler, request, self._api.handle(request))
+            with self._requests_lock:
+                self._api_in_flight += 1
+                self.api_peak_concurrency = max(self.api_peak_concurrency, self._api_in_flight)
+            try:
+                if self.faults.api_latency:
+                    self._stopping.wait(self.faults.api_latency)
+                self._send(handler, request, self._api.handle(request))
+            finally:
+                with self._requests_lock:
+                    self._api_in_flight -= 1
             return
         outcome = self._storage.handle(request)
         if isinstance(outcome, FileBody):
