@@ -509,3 +509,46 @@ def test_old_constructor_clones_a_real_client_for_the_companion_threads(
     assert (clone.base_url, clone.api_key, clone.max_retries) == (
         client.base_url, client.api_key, client.max_retries)
     assert Scanner(lib, None, settings).client_factory is None
+
+
+def test_lookups_of_several_batches_wait_on_civitai_together(
+    lib: Library, client: CivitaiClient, settings: Settings, root: Path, civitai: CivitaiDouble
+) -> None:
+    """Real Civitai takes hundreds of ms per by-hash request: a first scan of thousands of
+    small files must not wait for them one after another, nor flood the server."""
+    from civdesk.core.scanner import LOOKUP_BATCH, LOOKUP_CONCURRENCY, SETTLE_BATCH
+
+    count = SETTLE_BATCH * (LOOKUP_CONCURRENCY + 2) + 7
+    paths = []
+    for i in range(count):
+        model = civitai.add_model(f"Embedding {i}", "TextualInversion")
+        f = civitai.file(f"embedding {i}".encode() * 40, name=f"emb{i:04}.safetensors")
+        civitai.add_version(model, files=[f], images=[])
+        paths.append(place(root / f"set{i % 3}", f))
+    civitai.api_latency(0.2)
+    civitai.clear_requests()
+    summary = Scanner(lib, client, settings).scan()
+    assert (summary.found, summary.identified, summary.errors) == (count, count, [])
+    assert len(by_hash_calls(civitai)) == -(-count // LOOKUP_BATCH)
+    assert 2 <= civitai.api_peak_concurrency <= LOOKUP_CONCURRENCY  # together, no more
+    for path in paths[:: count // 10]:
+        row = lib.local_file(path)
+        assert row is not None and row.lookup_state == "found"
+        assert path.with_name(path.stem + ".civitai.info").is_file()
+
+
+def test_one_lookup_at_a_time_when_asked(
+    lib: Library, client: CivitaiClient, settings: Settings, root: Path, civitai: CivitaiDouble
+) -> None:
+    from civdesk.core.scanner import SETTLE_BATCH
+
+    for i in range(SETTLE_BATCH * 3):
+        model = civitai.add_model(f"Embedding {i}", "TextualInversion")
+        f = civitai.file(f"one at a time {i}".encode() * 40, name=f"e{i:04}.safetensors")
+        civitai.add_version(model, files=[f], images=[])
+        place(root, f)
+    civitai.api_latency(0.05)
+    civitai.clear_requests()
+    summary = Scanner(lib, client, settings, lookup_concurrency=1).scan()
+    assert summary.identified == SETTLE_BATCH * 3
+    assert civitai.api_peak_concurrency == 1

@@ -19,7 +19,7 @@ import os
 import queue
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -61,6 +61,11 @@ MODEL_EXTENSIONS = frozenset(
     {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft"}
 )
 LOOKUP_BATCH = 100  # Civitai's bulk by-hash route takes up to 100 hashes per request
+# Batches looked up at once. Each by-hash request to Civitai takes a few hundred ms (the
+# server's work and the way there), while a batch hashes and settles here in tens: with one
+# request at a time a first scan of thousands of small files waits on them in turn. Three
+# stay polite to a server that publishes no limit (a 429 still backs every one of them off).
+LOOKUP_CONCURRENCY = 3
 SETTLE_BATCH = 100  # files per database transaction while hashing continues
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (phase changes always report)
 # Companion files (info + preview fetch) of a batch are written by a few threads, each with
@@ -323,6 +328,7 @@ class Scanner:
         recheck_unknown_after: timedelta = DEFAULT_RECHECK_UNKNOWN,
         client_factory: Callable[[], ImageFetcher] | None = None,
         companion_workers: int = COMPANION_WORKERS,
+        lookup_concurrency: int = LOOKUP_CONCURRENCY,
     ) -> None:
         self.library = library
         self.client = client
@@ -330,6 +336,7 @@ class Scanner:
             client_factory = getattr(client, "clone", None)
         self.client_factory = client_factory
         self.companion_workers = max(1, companion_workers)
+        self.lookup_concurrency = max(1, lookup_concurrency)
         self.settings = settings
         configured = getattr(settings, "hash_workers", None)
         self.workers = workers or configured or default_workers()
@@ -433,7 +440,8 @@ class _ScanRun:
         self.progress_lock = threading.Lock()  # progress comes from the hashing threads too
         self.companion_writer = _CompanionWriter(scanner)
         self.written: _Written | None = None  # companions being written, not yet stored
-        self.lookups = _Lookups(scanner.client)
+        self.lookups = _Lookups(scanner.client, scanner.lookup_concurrency)
+        self.lookup_lock = threading.Lock()  # lookups of several batches run at once
 
     # ---------------------------------------------------------------------- helpers
 
@@ -651,9 +659,10 @@ class _ScanRun:
             cancel=_Either(self.cancel, stop),
             hasher=self.s.hasher,
         ))
-        # A batch is looked up on a side thread while the one before it is settled here:
-        # the wait on Civitai overlaps companions and the database instead of adding to them.
-        in_flight: _Batch | None = None
+        # Batches are looked up on side threads (a few at once) while the ones before them
+        # are settled here, in order: the wait on Civitai overlaps hashing, companions and
+        # the database instead of adding to them.
+        in_flight: deque[_Batch] = deque()
         try:
             for result in hashing:
                 w = by_path[os.fspath(result.path)]
@@ -667,23 +676,22 @@ class _ScanRun:
                 batch.append(w)
                 self._progress(w.found.path)
                 if len(batch) >= SETTLE_BATCH:
-                    started = self._start_settle(batch)
+                    in_flight.append(self._start_settle(batch))
                     batch = []
-                    # Swapped first: a cancel raised while finishing the previous batch
-                    # must leave the new one to the handler below, not finish the old twice.
-                    previous, in_flight = in_flight, started
-                    if previous is not None:
-                        self._finish_settle(previous)
+                    if len(in_flight) > self.s.lookup_concurrency:
+                        # Taken off first: a cancel raised while finishing it must leave
+                        # only the others to the handler below, not finish it twice.
+                        self._finish_settle(in_flight.popleft())
         except Cancelled:
             # Keep what was hashed: registered as pending, looked up next time.
-            if in_flight is not None:
-                self._finish_settle(in_flight, offline=True)
+            while in_flight:
+                self._finish_settle(in_flight.popleft(), offline=True)
             self._settle(batch, offline=True)
             raise
         finally:
             hashing.close()
-        if in_flight is not None:
-            self._finish_settle(in_flight)
+        while in_flight:
+            self._finish_settle(in_flight.popleft())
         self._settle(batch)
         self._store_written()
 
@@ -783,6 +791,8 @@ class _ScanRun:
             w.lookup_state, w.looked_up, w.needs_lookup = "found", True, False
 
     def _look_up(self, items: list[_Work], client: VersionSource) -> None:
+        """Identify ``items`` by hash (on a lookup thread; other batches may be looked up
+        at the same time, so the state shared between them changes under the lock)."""
         if not items:
             return
         self.phase = PHASE_LOOKING_UP
@@ -796,7 +806,9 @@ class _ScanRun:
             try:
                 found = client.versions_by_sha256({w.sha256 for w in chunk if w.sha256})
             except CivitaiError as err:
-                self.lookups_down = str(err)
+                with self.lookup_lock:
+                    if self.lookups_down is None:
+                        self.lookups_down = str(err)
                 self._lookup_failed(chunk)
                 continue
             for w in chunk:
@@ -810,7 +822,8 @@ class _ScanRun:
         self._progress(force=True)
 
     def _lookup_failed(self, chunk: list[_Work]) -> None:
-        self.lookup_failures += len(chunk)
+        with self.lookup_lock:
+            self.lookup_failures += len(chunk)
         for w in chunk:
             w.lookup_state = "error"
 
@@ -1003,21 +1016,24 @@ class _Batch:
 
 
 class _Lookups:
-    """Runs a batch's Civitai lookups on one side thread with a client of its own.
+    """Runs batches' Civitai lookups on up to ``concurrency`` side threads, each with a
+    client of its own (a ``requests.Session`` is not thread-safe).
 
     Without a ``clone`` on the client (a test fake), lookups run at once on the caller's
-    thread with that client. Only one lookup runs at a time, so the lookup state of the
-    scan is never written concurrently.
+    thread with that client, one at a time.
     """
 
-    def __init__(self, client: VersionSource | None) -> None:
+    def __init__(self, client: VersionSource | None, concurrency: int = 1) -> None:
         self.client = client
+        self.concurrency = max(1, concurrency)
         self.clone: Callable[[], VersionSource] | None = getattr(client, "clone", None)
-        self.own_client: VersionSource | None = None
+        self.local = threading.local()
+        self.clients: list[VersionSource] = []
+        self.lock = threading.Lock()
         self.pool: ThreadPoolExecutor | None = None
 
     def start(self, look_up: Callable[[VersionSource], None]) -> Future[None]:
-        """``look_up(client)`` on the side thread; a finished future when there is none."""
+        """``look_up(client)`` on a side thread; a finished future when there is none."""
         if self.clone is None:
             done: Future[None] = Future()
             try:
@@ -1028,20 +1044,28 @@ class _Lookups:
                 done.set_exception(exc)
             return done
         if self.pool is None:
-            self.own_client = self.clone()
-            self.pool = ThreadPoolExecutor(1, thread_name_prefix="civdesk-lookups")
-        client = self.own_client
-        assert client is not None
-        return self.pool.submit(look_up, client)
+            self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="civdesk-lookups")
+        return self.pool.submit(lambda: look_up(self._thread_client()))
+
+    def _thread_client(self) -> VersionSource:
+        """This lookup thread's own client, made on first use."""
+        client: VersionSource | None = getattr(self.local, "client", None)
+        if client is None:
+            assert self.clone is not None
+            client = self.local.client = self.clone()
+            with self.lock:
+                self.clients.append(client)
+        return client
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
             self.pool = None
-        close = getattr(self.own_client, "close", None)
-        if close is not None:
-            close()
-        self.own_client = None
+        for client in self.clients:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
+        self.clients.clear()
 
 
 _DONE = object()
