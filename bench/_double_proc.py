@@ -79,6 +79,7 @@ def _serve() -> int:
                         "download_url": double.download_url(version, f)})
         double.catalog.file_by_hash("0" * 64)  # builds the hash index before serving
         double.api_latency(spec.get("api_latency", 0.0))
+        double.storage_latency(spec.get("api_latency", 0.0))  # the CDN is as far away
         print(json.dumps({"base_url": double.base_url, "storage_url": double.storage_url,
                           "files": out}), flush=True)
         sys.stdin.read()  # serve until the parent closes our stdin

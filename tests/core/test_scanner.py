@@ -530,7 +530,7 @@ def test_lookups_of_several_batches_wait_on_civitai_together(
     summary = Scanner(lib, client, settings).scan()
     assert (summary.found, summary.identified, summary.errors) == (count, count, [])
     assert len(by_hash_calls(civitai)) == -(-count // LOOKUP_BATCH)
-    assert 2 <= civitai.api_peak_concurrency <= LOOKUP_CONCURRENCY  # together, no more
+    assert 2 <= civitai.peak_concurrency["api"] <= LOOKUP_CONCURRENCY  # together, no more
     for path in paths[:: count // 10]:
         row = lib.local_file(path)
         assert row is not None and row.lookup_state == "found"
@@ -551,4 +551,27 @@ def test_one_lookup_at_a_time_when_asked(
     civitai.clear_requests()
     summary = Scanner(lib, client, settings, lookup_concurrency=1).scan()
     assert summary.identified == SETTLE_BATCH * 3
-    assert civitai.api_peak_concurrency == 1
+    assert civitai.peak_concurrency["api"] == 1
+
+
+def test_previews_are_fetched_several_at_once(
+    lib: Library, client: CivitaiClient, settings: Settings, root: Path, civitai: CivitaiDouble
+) -> None:
+    """Each preview waits on the image host's round trip: a first scan fetches a few at
+    once (as a browser does), never one after another, nor all at once."""
+    from civdesk.core.scanner import COMPANION_WORKERS
+
+    count = COMPANION_WORKERS * 3
+    paths = []
+    for i in range(count):
+        model = civitai.add_model(f"Style {i}", "LORA")
+        f = civitai.file(f"style {i}".encode() * 40, name=f"style{i:03}.safetensors")
+        civitai.add_version(model, files=[f])  # with the double's default preview images
+        paths.append(place(root, f))
+    civitai.storage_latency(0.1)
+    civitai.clear_requests()
+    summary = Scanner(lib, client, settings).scan()
+    assert (summary.identified, summary.companions_written, summary.errors) == (
+        count, 2 * count, [])
+    assert 2 <= civitai.peak_concurrency["storage"] <= COMPANION_WORKERS
+    assert all(lib.local_file(p).preview_path for p in paths)  # type: ignore[union-attr]

@@ -41,6 +41,7 @@ class FaultBook:
     bulk_hash_disabled: bool = False
     throttle_bps: int | None = None
     api_latency: float = 0.0  # seconds every API answer waits: a far-away server
+    storage_latency: float = 0.0  # the same for the storage host (images, file bodies)
     # (path prefix, edit): a successful JSON answer under the prefix is passed through edit
     json_edits: list[tuple[str, Callable[[Any], Any]]] = field(default_factory=list)
     counted: list[CountedFault] = field(default_factory=list)

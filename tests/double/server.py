@@ -129,8 +129,9 @@ class CivitaiDouble:
         self._signer = UrlSigner(secrets.token_bytes(16))
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
-        self._api_in_flight = 0
-        self.api_peak_concurrency = 0  # most API requests answered at once (clear_requests)
+        self._in_flight = {"api": 0, "storage": 0}
+        # The most requests each host answered at once (since the last clear_requests).
+        self.peak_concurrency = {"api": 0, "storage": 0}
         self._stopping = threading.Event()
         self._streamer = BodyStreamer(self.faults, self._stopping)
         self._servers: dict[str, _Server] = {}
@@ -399,6 +400,11 @@ class CivitaiDouble:
         in parallel wait in parallel); storage is not delayed."""
         self.faults.api_latency = seconds
 
+    def storage_latency(self, seconds: float) -> None:
+        """Every storage answer (an image, a file's first byte) waits ``seconds`` first, as
+        a CDN's do from afar."""
+        self.faults.storage_latency = seconds
+
     def disable_bulk_hash(self) -> None:
         self.faults.bulk_hash_disabled = True
 
@@ -423,7 +429,7 @@ class CivitaiDouble:
     def clear_requests(self) -> None:
         with self._requests_lock:
             self._requests.clear()
-            self.api_peak_concurrency = self._api_in_flight
+            self.peak_concurrency = dict(self._in_flight)
 
     # -- serving (called from handler threads) -----------------------------------------------
 
@@ -436,18 +442,23 @@ class CivitaiDouble:
             message = "Too Many Requests" if fault.status == 429 else "Server error"
             self._send(handler, request, json_reply(fault.status, {"error": message}, **extra))
             return
-        assert self._api is not None
-        if label == "api":
+        with self._requests_lock:
+            self._in_flight[label] += 1
+            self.peak_concurrency[label] = max(self.peak_concurrency[label],
+                                               self._in_flight[label])
+        try:
+            self._answer(handler, request, label)
+        finally:
             with self._requests_lock:
-                self._api_in_flight += 1
-                self.api_peak_concurrency = max(self.api_peak_concurrency, self._api_in_flight)
-            try:
-                if self.faults.api_latency:
-                    self._stopping.wait(self.faults.api_latency)
-                self._send(handler, request, self._api.handle(request))
-            finally:
-                with self._requests_lock:
-                    self._api_in_flight -= 1
+                self._in_flight[label] -= 1
+
+    def _answer(self, handler: _Handler, request: Request, label: str) -> None:
+        assert self._api is not None
+        latency = self.faults.api_latency if label == "api" else self.faults.storage_latency
+        if latency:
+            self._stopping.wait(latency)
+        if label == "api":
+            self._send(handler, request, self._api.handle(request))
             return
         outcome = self._storage.handle(request)
         if isinstance(outcome, FileBody):
