@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from civdesk.core.civitai.errors import CivitaiError
 from civdesk.core.civitai.schema import ModelVersion
@@ -884,14 +884,42 @@ class _ScanRun:
             self.summary.removed = self.lib.remove_files(gone)
 
 
+_Client = TypeVar("_Client")
+
+
+class _ThreadClients(Generic[_Client]):
+    """One client per pool thread, made by ``factory`` on the thread's first use (a
+    ``requests.Session`` must not be shared between threads); :meth:`close` closes them."""
+
+    def __init__(self, factory: Callable[[], _Client] | None) -> None:
+        self.factory = factory
+        self.local = threading.local()
+        self.made: list[_Client] = []
+        self.lock = threading.Lock()
+
+    def get(self) -> _Client:
+        client: _Client | None = getattr(self.local, "client", None)
+        if client is None:
+            assert self.factory is not None
+            client = self.local.client = self.factory()
+            with self.lock:
+                self.made.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.made:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
+        self.made.clear()
+
+
 class _CompanionWriter:
     """Writes companion files, a batch at a time on a few threads with a client each."""
 
     def __init__(self, scanner: Scanner) -> None:
         self.scanner = scanner
-        self.local = threading.local()
-        self.clients: list[ImageFetcher] = []
-        self.lock = threading.Lock()
+        self.clients: _ThreadClients[ImageFetcher] = _ThreadClients(scanner.client_factory)
         self.pool: ThreadPoolExecutor | None = None
         self.writer: ThreadPoolExecutor | None = None
 
@@ -938,7 +966,7 @@ class _CompanionWriter:
         def one(item: tuple[_Found, ModelVersion, str]) -> Companions | CivdeskError | None:
             if cancel is not None and cancel.is_set():
                 return None  # the files are registered anyway; companions come next scan
-            client = self._thread_client() if parallel else self.scanner.client
+            client = self.clients.get() if parallel else self.scanner.client
             f, version, text = item
             return self.write(f, version, client, text)
 
@@ -970,16 +998,6 @@ class _CompanionWriter:
         f, version, text = item
         return self.write(f, version, None, text)  # nothing to fetch
 
-    def _thread_client(self) -> ImageFetcher:
-        """This pool thread's own client, made on first use."""
-        client: ImageFetcher | None = getattr(self.local, "client", None)
-        if client is None:
-            assert self.scanner.client_factory is not None
-            client = self.local.client = self.scanner.client_factory()
-            with self.lock:
-                self.clients.append(client)
-        return client
-
     def close(self) -> None:
         if self.writer is not None:  # first: it may still hand previews to the pool
             self.writer.shutdown(wait=True)
@@ -987,11 +1005,7 @@ class _CompanionWriter:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
             self.pool = None
-        for client in self.clients:
-            close = getattr(client, "close", None)
-            if close is not None:
-                close()
-        self.clients.clear()
+        self.clients.close()
 
 
 @dataclass
@@ -1029,9 +1043,7 @@ class _Lookups:
         self.client = client
         self.concurrency = max(1, concurrency)
         self.clone: Callable[[], VersionSource] | None = getattr(client, "clone", None)
-        self.local = threading.local()
-        self.clients: list[VersionSource] = []
-        self.lock = threading.Lock()
+        self.clients: _ThreadClients[VersionSource] = _ThreadClients(self.clone)
         self.pool: ThreadPoolExecutor | None = None
 
     def start(self, look_up: Callable[[VersionSource], None]) -> Future[None]:
@@ -1047,27 +1059,13 @@ class _Lookups:
             return done
         if self.pool is None:
             self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="civdesk-lookups")
-        return self.pool.submit(lambda: look_up(self._thread_client()))
-
-    def _thread_client(self) -> VersionSource:
-        """This lookup thread's own client, made on first use."""
-        client: VersionSource | None = getattr(self.local, "client", None)
-        if client is None:
-            assert self.clone is not None
-            client = self.local.client = self.clone()
-            with self.lock:
-                self.clients.append(client)
-        return client
+        return self.pool.submit(lambda: look_up(self.clients.get()))
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
             self.pool = None
-        for client in self.clients:
-            close = getattr(client, "close", None)
-            if close is not None:
-                close()
-        self.clients.clear()
+        self.clients.close()
 
 
 _DONE = object()
