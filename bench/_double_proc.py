@@ -12,7 +12,7 @@ files already on disk) to the child's stdin as one line; the child builds the ca
 HTTP requests it answered) and exits.
 
     spec = {"files": [{"path": "/x/a.safetensors", "model": "A", "type": "Checkpoint",
-                       "images": false}, ...], "api_latency": 0.0}
+                       "images": false}, ...], "latency": 0.0}
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ from _common import REPO
 class DoubleProcess:
     """Runs the double in a child process for the duration of a ``with`` block."""
 
-    def __init__(self, files: list[dict[str, Any]], api_latency: float = 0.0) -> None:
-        self.spec = {"files": files, "api_latency": api_latency}
+    def __init__(self, files: list[dict[str, Any]], latency: float = 0.0) -> None:
+        """``latency``: seconds every answer waits, API and storage alike (a far-away
+        Civitai and its CDN)."""
+        self.spec = {"files": files, "latency": latency}
         self.proc: subprocess.Popen[str] | None = None
         self.base_url = ""
         self.storage_url = ""
@@ -78,8 +80,8 @@ def _serve() -> int:
             out.append({"version_id": version.id, "file_id": f.id, "sha256": f.sha256.upper(),
                         "download_url": double.download_url(version, f)})
         double.catalog.file_by_hash("0" * 64)  # builds the hash index before serving
-        double.api_latency(spec.get("api_latency", 0.0))
-        double.storage_latency(spec.get("api_latency", 0.0))  # the CDN is as far away
+        double.api_latency(spec.get("latency", 0.0))
+        double.storage_latency(spec.get("latency", 0.0))
         print(json.dumps({"base_url": double.base_url, "storage_url": double.storage_url,
                           "files": out}), flush=True)
         sys.stdin.read()  # serve until the parent closes our stdin

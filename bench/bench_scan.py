@@ -11,7 +11,7 @@ The double runs in a child process (bench/_double_proc.py), so it does not share
 interpreter lock. Reference: openssl as one process with every file as an argument, and as
 parallel processes (xargs -P<cores>, the big files spread across batches). Page cache warm for all.
 Targets: first scan <= 1.3x bare hashing, printed against both openssl forms; unchanged
-rescan < 1 s. ``--latency`` makes every API answer wait, as real Civitai's do from afar;
+rescan < 1 s. ``--latency`` makes every answer wait (API and images), as real Civitai's do;
 with ``--lookups 1`` against the default it shows what overlapping the by-hash requests buys.
 """
 
@@ -111,7 +111,8 @@ def main() -> int:
                     help="catalogue versions without images (no preview downloads)")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--latency", type=float, default=0.0,
-                    help="seconds each API answer waits (real Civitai is not on loopback)")
+                    help="seconds each answer of the double waits, API and images (real "
+                    "Civitai is not on loopback)")
     ap.add_argument("--lookups", type=int, default=None,
                     help="by-hash requests in flight at once (default: the scanner's)")
     ap.add_argument("--dir", default=None, help="where to put the temp library")
@@ -140,10 +141,10 @@ def main() -> int:
                  "type": "Checkpoint" if i < args.big else "TextualInversion",
                  "images": not args.no_previews} for i, p in enumerate(paths)]
         t = time.perf_counter()
-        with DoubleProcess(spec, api_latency=args.latency) as double:
+        with DoubleProcess(spec, latency=args.latency) as double:
             print(f"Catalogue: {len(paths):,} versions, served by the double in its own "
-                  f"process (started and hashed in {time.perf_counter() - t:.1f} s); API "
-                  f"latency {args.latency * 1000:.0f} ms, up to "
+                  f"process (started and hashed in {time.perf_counter() - t:.1f} s); "
+                  f"{args.latency * 1000:.0f} ms per answer, up to "
                   f"{args.lookups or LOOKUP_CONCURRENCY} by-hash requests at once\n")
 
             warm(paths)
@@ -181,7 +182,7 @@ def main() -> int:
         print(f"for scale: creating {len(paths):,} small companion files alone (the scan "
               f"writes one .civitai.info per file; openssl writes none): {companions_s:.2f} s")
         if args.latency:
-            print(f"with {args.latency * 1000:.0f} ms per API answer the first scan waits on "
+            print(f"with {args.latency * 1000:.0f} ms per answer the first scan waits on "
                   "the network: the openssl targets apply to the loopback run (--latency 0)")
         elif refs:
             for label, ref in (("one openssl process", refs["openssl, 1 process"]),

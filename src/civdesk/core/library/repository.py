@@ -37,7 +37,8 @@ UNKNOWN_TYPE = "Unknown"  # the type of files no model is known for (sidebar, fi
 
 StrPath = str | os.PathLike[str]
 
-# SQLite's default limit on bound parameters is 999 in older builds; stay well below it.
+# SQLite's default limit on bound parameters is 999 in older builds: an IN (…) list stays
+# well below it, a multi-row INSERT fills it.
 _CHUNK = 500
 _MAX_PARAMETERS = 999
 
