@@ -32,6 +32,15 @@ def peak_rss_mib(children: bool = False) -> float:
     return peak / MiB if sys.platform == "darwin" else peak / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_file(path: Path, size: int) -> Path:
     """A file of ``size`` random-looking bytes, written fast.
 

@@ -27,7 +27,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import MB, best_of, have, make_file, peak_rss_mib, print_table, run_reference, warm
+from _common import (
+    MB,
+    best_of,
+    cpu_seconds,
+    have,
+    make_file,
+    peak_rss_mib,
+    print_table,
+    run_reference,
+    warm,
+)
 from _double_proc import DoubleProcess
 
 FIRST_SCAN_TARGET = 1.3
@@ -74,15 +84,6 @@ def openssl_references(paths: list[Path], cores: int, big: int) -> dict[str, flo
         f"xargs -0 -P{cores} -n{n} openssl dgst -sha256", shell=True, stdin=listing
     )
     return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def companion_files_alone(root: Path, paths: list[Path], scratch: Path) -> float:
