@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def make_dock(qtbot, app_core: Core) -> Iterator[Callable[[], DownloadDock]]:
 
     def make() -> DownloadDock:
         dock = DownloadDock(app_core)
+        _FINISHES[dock] = _Finishes(dock)
         qtbot.addWidget(dock)
         dock.resize(420, 500)
         dock.show()
@@ -73,20 +75,38 @@ def dock(make_dock) -> DownloadDock:
     return make_dock()
 
 
+class _Finishes:
+    """Every task_finished of one dock's worker, recorded from the dock's creation on.
+
+    A wait connected only after the action that starts a download could miss a finish
+    that came first (a small file, a busy GUI thread): the signal is not kept for late
+    listeners. Waits take the recorded finishes in order instead.
+    """
+
+    def __init__(self, dock: DownloadDock) -> None:
+        self.seen: list[TaskSnapshot] = []
+        self.taken: set[int] = set()
+        dock.worker.task_finished.connect(self.seen.append)
+
+    def next_of(self, version_id: int) -> int | None:
+        """The index of the first finish of this version no wait has taken yet."""
+        return next((i for i, task in enumerate(self.seen)
+                     if i not in self.taken and task.version_id == version_id), None)
+
+
+_FINISHES: weakref.WeakKeyDictionary[DownloadDock, _Finishes] = weakref.WeakKeyDictionary()
+
+
 def wait_finished(qtbot, dock: DownloadDock, version_id: int, state: str = "completed"):
-    """Wait for the task of this version to finish in ``state``; returns its snapshot."""
-    done: list[TaskSnapshot] = []
-
-    def check(task: TaskSnapshot) -> bool:
-        if task.version_id == version_id:
-            done.append(task)
-            return True
-        return False
-
-    with qtbot.waitSignal(dock.worker.task_finished, timeout=WAIT_MS, check_params_cb=check):
-        pass
-    assert done[-1].state == state, done[-1]
-    return done[-1]
+    """Wait for the next finish of this version's task (``state`` expected); returns it."""
+    finishes = _FINISHES[dock]
+    qtbot.waitUntil(lambda: finishes.next_of(version_id) is not None, timeout=WAIT_MS)
+    index = finishes.next_of(version_id)
+    assert index is not None
+    finishes.taken.add(index)
+    task = finishes.seen[index]
+    assert task.state == state, task
+    return task
 
 
 def has_bytes(task: TaskSnapshot) -> bool:

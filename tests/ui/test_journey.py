@@ -54,22 +54,6 @@ def search_and_open(qtbot, window: MainWindow, text: str) -> None:
     assert browser.stack.currentWidget() is browser.detail
 
 
-def finished(qtbot, window: MainWindow, version_id: int) -> TaskSnapshot:
-    done: list[TaskSnapshot] = []
-
-    def check(task: TaskSnapshot) -> bool:
-        if task.version_id == version_id:
-            done.append(task)
-            return True
-        return False
-
-    with qtbot.waitSignal(
-        window.dock.worker.task_finished, timeout=WAIT_MS, check_params_cb=check
-    ):
-        pass
-    return done[-1]
-
-
 def test_search_open_download_then_the_file_is_in_the_library(
     qtbot, window: MainWindow, civitai_catalog: SampleCatalog
 ):
@@ -79,13 +63,19 @@ def test_search_open_download_then_the_file_is_in_the_library(
     assert window.browser.detail.version_combo.currentData() == version.id
 
     dock, notifier = window.dock, window.notifier
+    # Listening before the click: the file is small, and a wait set up only after the first
+    # progress report could start after the download had finished (a rare, real failure).
+    ended: dict[int, TaskSnapshot] = {}
+    dock.worker.task_finished.connect(lambda task: ended.setdefault(task.version_id, task))
+    notes: list[list[str]] = []
+    notifier.notified.connect(lambda *args: notes.append(list(args)))
     with qtbot.waitSignal(dock.worker.task_progress, timeout=WAIT_MS) as progress:
         qtbot.mouseClick(window.browser.detail.download_version_button, Qt.MouseButton.LeftButton)
     assert progress.args[0].state == "downloading"
-    with qtbot.waitSignal(notifier.notified, timeout=WAIT_MS) as notified:
-        task = finished(qtbot, window, version.id)
+    qtbot.waitUntil(lambda: version.id in ended and bool(notes), timeout=WAIT_MS)
+    task = ended[version.id]
     assert task.state == "completed"
-    assert notified.args == ["Download complete", dock.model.index(0).data()]
+    assert notes == [["Download complete", dock.model.index(0).data()]]
     row = dock.model.row_of(task.id)
     assert dock.model.index(row).data(TaskRole.STATE) == "completed"
     assert dock.model.index(row).data(TaskRole.PROGRESS) == 100
