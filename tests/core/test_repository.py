@@ -597,3 +597,67 @@ def test_upsert_versions_stores_the_callers_encoding_as_is(lib: Library, lib2: L
         stored = s.connection().exec_driver_sql(
             "SELECT raw FROM model_versions WHERE id = ?", (versions[0].id,)).scalar()
     assert stored == encoded[versions[0].id]  # not re-encoded
+
+
+def checked_models(count: int, first_id: int = 5000) -> list[Model]:
+    """``count`` models in the /models form, two versions of one file each."""
+    return [Model.from_json(model_json(mid, f"Model {mid}", "LORA", [
+        version_json(mid * 10 + v, f"v{v}", [file_json(mid * 100 + v, f"{mid * 10 + v:064X}",
+                                                       f"m{mid}v{v}.safetensors")])
+        for v in (2, 1)]))  # newest first, as Civitai lists them
+        for mid in range(first_id, first_id + count)]
+
+
+def test_store_checked_models_equals_upsert_model_and_record_update_check(
+    lib: Library, lib2: Library, paper_lora: Model
+) -> None:
+    t0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    gone = Model.from_json(model_json(30, "Gone Soon", "Checkpoint", [
+        version_json(31, "v1", [file_json(311, SHA_C, "gone.safetensors")])]))
+    archived = model_json(40, "Archived", "VAE", [
+        version_json(41, "v1", [file_json(411, "E" * 64, "vae.safetensors")])])
+    for target in (lib, lib2):
+        target.upsert_model(paper_lora)
+        target.upsert_model(gone)
+        target.upsert_model(Model.from_json(archived))
+        target.record_update_check(30, 31, t0 - timedelta(days=3))
+    newer = {**paper_lora.raw, "name": "Paperfold Renamed", "tags": ["paper"],
+             "modelVersions": [version_json(23, "v3.0", [file_json(233, "D" * 64, "p3.st")]),
+                               *paper_lora.raw["modelVersions"]]}
+    empty = {**archived, "modelVersions": [], "mode": "Archived"}  # no versions listed now
+    answer = [Model.from_json(newer), Model.from_json(empty), *checked_models(3)]
+    asked = [10, 30, 40, 5000, 5001, 5002, 999]  # 30 is no longer listed; 999 was never stored
+
+    for model in answer:
+        lib.upsert_model(model)
+        latest = model.latest_version
+        lib.record_update_check(model.id, latest.id if latest else None, t0)
+    for model_id in (30, 999):
+        lib.record_update_check(model_id, None, t0)
+    lib2.store_checked_models(answer, asked, t0)
+
+    assert library_state(lib) == library_state(lib2)
+    models = {m["id"]: m for m in library_state(lib2)["models"]}
+    assert models[10]["name"] == "Paperfold Renamed" and models[10]["latest_version_id"] == 23
+    assert models[30]["latest_version_id"] == 31  # unlisted: the known latest stays
+    assert models[40]["mode"] == "Archived" and models[40]["latest_version_id"] == 41
+    assert 999 not in models
+    assert all(m["updates_checked_at"] == t0 for m in models.values())
+    assert lib2.models_due_for_update_check(t0) == []
+    assert lib2.version(5001 * 10 + 2).files[0].sha256 == f"{5001 * 10 + 2:064X}"
+
+
+def test_store_checked_models_takes_a_few_statements_whatever_the_count(lib: Library) -> None:
+    from civdesk.core.library.repository import _FILES, _MODELS, _VERSIONS
+
+    models = checked_models(100)  # one full /models?ids= page
+    # 100 models, 200 versions, 200 files, and 1,000 unlisted ids to stamp
+    inserts = sum(-(-rows // bulk.rows_per_statement)
+                  for rows, bulk in ((100, _MODELS), (200, _VERSIONS), (200, _FILES)))
+    assert inserts <= 15
+    asked = [m.id for m in models] + list(range(1, 1001))
+    with StatementCounter(lib) as counter:
+        lib.store_checked_models(models, asked, datetime(2024, 6, 1, tzinfo=timezone.utc))
+    # BEGIN, COMMIT, the inserts and two UPDATEs for the unlisted ids (998 per statement)
+    assert len(counter.statements) <= inserts + 4, counter.statements
+    assert lib.models_due_for_update_check(datetime(2024, 6, 1, tzinfo=timezone.utc)) == []

@@ -150,18 +150,11 @@ class UpdateChecker:
         )
 
     def _check_batch(self, batch: Sequence[int]) -> set[int]:
-        """Fetch one batch, store the models and their check time; the ids Civitai answered."""
+        """Fetch one batch, store the models and their check time; the ids Civitai answered.
+
+        A model Civitai did not list (removed, hidden or taken down) gets its check time
+        too, or every run would ask again; the latest version we knew stays as it was.
+        """
         models = self.client.get_models(batch)
-        now = self.clock()
-        answered: set[int] = set()
-        for model in models:
-            self.library.upsert_model(model)
-            latest = model.latest_version
-            self.library.record_update_check(model.id, latest.id if latest else None, now)
-            answered.add(model.id)
-        for model_id in batch:
-            if model_id not in answered:
-                # Removed, hidden or taken down: remember that we asked, or every run would
-                # ask again; the latest version we knew stays as it was.
-                self.library.record_update_check(model_id, None, now)
-        return answered
+        self.library.store_checked_models(models, batch, self.clock())
+        return {model.id for model in models}
