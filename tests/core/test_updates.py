@@ -84,7 +84,9 @@ def test_asks_in_batches_and_keeps_partial_results_when_one_batch_fails(
         civitai.add_version(model, "v2")
         install(library, civitai, old, tmp_path)
         outdated.append(model.id)
-    checker = UpdateChecker(library, client_for(civitai, max_retries=0), batch_size=2)
+    # One request at a time, so the failure injected after the first batch hits the second.
+    checker = UpdateChecker(library, client_for(civitai, max_retries=0), batch_size=2,
+                            concurrency=1)
     progress: list[tuple[int, int]] = []
 
     def on_progress(done: int, total: int) -> None:
@@ -115,7 +117,7 @@ def test_stops_at_a_rate_limit_and_reports_the_rest(
     for version in (c.lora_v1, c.checkpoint_v1, c.embedding_v1):
         install(library, d, version, tmp_path)
     d.rate_limit(n=10, retry_after=0.01, path_prefix="/api/v1/models")
-    checker = UpdateChecker(library, client_for(d, max_retries=2), batch_size=1)
+    checker = UpdateChecker(library, client_for(d, max_retries=2), batch_size=1, concurrency=1)
 
     result = checker.check()
 
@@ -149,3 +151,72 @@ def test_a_set_cancel_event_leaves_everything_unchecked(
     cancel.set()
     result = UpdateChecker(library, client_for(d)).check(cancel=cancel)
     assert result.unchecked == [c.lora.id] and api_model_requests(d) == []
+
+
+def outdated_models(
+    civitai: CivitaiDouble, library: Library, folder: Path, count: int
+) -> list[int]:
+    """``count`` models with v1 in the library and a v2 on Civitai; their ids."""
+    ids = []
+    for n in range(count):
+        model = civitai.add_model(f"Model {n}", "LORA")
+        old = civitai.add_version(model, "v1")
+        civitai.add_version(model, "v2")
+        install(library, civitai, old, folder)
+        ids.append(model.id)
+    return ids
+
+
+def test_asks_a_few_batches_at_once_and_stores_them_in_order(
+    civitai: CivitaiDouble, library: Library, tmp_path: Path
+) -> None:
+    from civdesk.core.updates import CONCURRENCY
+
+    outdated = outdated_models(civitai, library, tmp_path, 7)
+    civitai.api_latency(0.2)  # Civitai is far away: answers are waited on together
+    progress: list[tuple[int, int]] = []
+    checker = UpdateChecker(library, client_for(civitai), batch_size=1)
+    result = checker.check(progress=lambda done, total: progress.append((done, total)))
+
+    assert 2 <= civitai.peak_concurrency["api"] <= CONCURRENCY  # together, and no more
+    assert result.complete and result.checked == 7
+    assert sorted(u.model_id for u in result.updates) == sorted(outdated)
+    assert progress == [(n, 7) for n in range(1, 8)]  # in batch order, whatever came first
+    assert sorted(int(ids[0]) for ids in api_model_requests(civitai)) == sorted(outdated)
+
+
+def test_with_batches_in_flight_a_failed_one_is_left_for_next_time(
+    civitai: CivitaiDouble, library: Library, tmp_path: Path
+) -> None:
+    outdated = outdated_models(civitai, library, tmp_path, 5)
+    civitai.fail(n=1, status=500)  # whichever request comes first
+    checker = UpdateChecker(library, client_for(civitai, max_retries=0), batch_size=1)
+
+    result = checker.check()
+
+    assert result.checked == 4 and len(result.unchecked) == 1
+    assert "HTTP 500" in result.errors[0]
+    civitai.clear_requests()
+    retry = checker.check()
+    assert retry.due == 1 and retry.complete
+    assert api_model_requests(civitai) == [[str(result.unchecked[0])]]
+    assert sorted(u.model_id for u in retry.updates) == sorted(outdated)
+
+
+def test_a_rate_limit_stops_new_requests_while_others_are_in_flight(
+    civitai: CivitaiDouble, library: Library, tmp_path: Path
+) -> None:
+    from civdesk.core.updates import CONCURRENCY
+
+    outdated = outdated_models(civitai, library, tmp_path, 8)
+    civitai.rate_limit(n=100, retry_after=0.01, path_prefix="/api/v1/models")
+    checker = UpdateChecker(library, client_for(civitai, max_retries=1), batch_size=1)
+
+    result = checker.check()
+
+    assert result.checked == 0 and sorted(result.unchecked) == sorted(outdated)
+    assert "rate limiting" in (result.problem() or "")
+    # Only the batches already asked for were tried (with their retry); none after them.
+    asked = {int(ids[0]) for ids in api_model_requests(civitai)}
+    assert asked and asked <= set(outdated[:CONCURRENCY])
+    assert len(api_model_requests(civitai)) <= CONCURRENCY * 2

@@ -25,10 +25,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
 from civdesk.core.civitai.errors import CivitaiError
 from civdesk.core.civitai.schema import ModelVersion
+from civdesk.core.civitai.threads import ThreadClients
 from civdesk.core.errors import Cancelled, CivdeskError
 from civdesk.core.hashing import (
     CancelFlag,
@@ -884,42 +885,12 @@ class _ScanRun:
             self.summary.removed = self.lib.remove_files(gone)
 
 
-_Client = TypeVar("_Client")
-
-
-class _ThreadClients(Generic[_Client]):
-    """One client per pool thread, made by ``factory`` on the thread's first use (a
-    ``requests.Session`` must not be shared between threads); :meth:`close` closes them."""
-
-    def __init__(self, factory: Callable[[], _Client] | None) -> None:
-        self.factory = factory
-        self.local = threading.local()
-        self.made: list[_Client] = []
-        self.lock = threading.Lock()
-
-    def get(self) -> _Client:
-        client: _Client | None = getattr(self.local, "client", None)
-        if client is None:
-            assert self.factory is not None
-            client = self.local.client = self.factory()
-            with self.lock:
-                self.made.append(client)
-        return client
-
-    def close(self) -> None:
-        for client in self.made:
-            close = getattr(client, "close", None)
-            if close is not None:
-                close()
-        self.made.clear()
-
-
 class _CompanionWriter:
     """Writes companion files, a batch at a time on a few threads with a client each."""
 
     def __init__(self, scanner: Scanner) -> None:
         self.scanner = scanner
-        self.clients: _ThreadClients[ImageFetcher] = _ThreadClients(scanner.client_factory)
+        self.clients: ThreadClients[ImageFetcher] = ThreadClients(scanner.client_factory)
         self.pool: ThreadPoolExecutor | None = None
         self.writer: ThreadPoolExecutor | None = None
 
@@ -1043,7 +1014,7 @@ class _Lookups:
         self.client = client
         self.concurrency = max(1, concurrency)
         self.clone: Callable[[], VersionSource] | None = getattr(client, "clone", None)
-        self.clients: _ThreadClients[VersionSource] = _ThreadClients(self.clone)
+        self.clients: ThreadClients[VersionSource] = ThreadClients(self.clone)
         self.pool: ThreadPoolExecutor | None = None
 
     def start(self, look_up: Callable[[VersionSource], None]) -> Future[None]:

@@ -1,10 +1,12 @@
 """Which library models have a newer version on Civitai, asked for in batches.
 
 A library can hold thousands of models. :class:`UpdateChecker` asks ``/models?ids=`` a
-hundred at a time, remembers per model when it last asked (so a second run a minute later
-asks nothing), keeps everything learned before a request fails, and stops early when
-Civitai rate-limits or the network is gone: continuing would only fail the same way. What
-was left unchecked is part of the result, so a front end can say so and try again later.
+hundred at a time, a few requests at once (each answer takes Civitai a second or more,
+so a check waits on them, not on this machine), stores the answers in order, remembers per
+model when it last asked (so a second run a minute later asks nothing), keeps everything
+learned before a request fails, and stops early when Civitai rate-limits or the network
+is gone: continuing would only fail the same way. What was left unchecked is part of the
+result, so a front end can say so and try again later.
 
 The window and the command line share this; neither talks to the API about updates itself.
 """
@@ -13,12 +15,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.civitai.errors import CivitaiError, NetworkError, RateLimited
+from civdesk.core.civitai.schema import Model
+from civdesk.core.civitai.threads import ThreadClients
 from civdesk.core.errors import CivdeskError
 from civdesk.core.library.repository import Library, UpdateInfo
 
@@ -26,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: The API's cap on ids per ``/models?ids=`` request.
 BATCH_SIZE = 100
+#: ``/models?ids=`` requests in flight at once, as many as a scan's hash lookups.
+CONCURRENCY = 3
 #: A model asked about more recently than this is not asked about again (unless forced).
 DEFAULT_MAX_AGE = timedelta(hours=6)
 
@@ -80,11 +88,16 @@ class UpdateChecker:
         batch_size: int = BATCH_SIZE,
         max_age: timedelta = DEFAULT_MAX_AGE,
         clock: Clock = _utc_now,
+        concurrency: int = CONCURRENCY,
     ) -> None:
+        """``concurrency``: requests in flight at once (1: one after the other)."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.library = library
         self.client = client
+        self.concurrency = concurrency
         self.batch_size = batch_size
         self.max_age = max_age
         self.clock = clock
@@ -116,29 +129,53 @@ class UpdateChecker:
         errors: list[str] = []
         stopped_by: CivdeskError | None = None
         batches = [due[i:i + self.batch_size] for i in range(0, len(due), self.batch_size)]
-        for index, batch in enumerate(batches):
-            if cancel is not None and cancel.is_set():
-                unchecked.extend(i for rest in batches[index:] for i in rest)
-                break
+        clients: ThreadClients[CivitaiClient] = ThreadClients(self.client.clone)
+        # Up to `concurrency` batches are asked for ahead; answers are stored in batch
+        # order, so progress, the stop on a rate limit and a cancel behave as one at a time.
+        asked: deque[Future[list[Model]]] = deque()
+        with ThreadPoolExecutor(max_workers=self.concurrency,
+                                thread_name_prefix="civdesk-updates") as pool:
+
+            def ask(batch: Sequence[int]) -> list[Model]:
+                return clients.get().get_models(batch)
+
+            def ask_ahead(upto: int) -> None:
+                while len(asked) < self.concurrency and upto + len(asked) < len(batches):
+                    asked.append(pool.submit(ask, batches[upto + len(asked)]))
+
             try:
-                answered = self._check_batch(batch)
-            except (RateLimited, NetworkError) as exc:
-                # The client has already waited and retried; more requests would fail alike.
-                log.warning("Update check stopped: %s", exc)
-                errors.append(str(exc))
-                stopped_by = exc
-                unchecked.extend(i for rest in batches[index:] for i in rest)
-                break
-            except CivitaiError as exc:
-                # One bad answer (a 500, a malformed page) should not cost the other batches.
-                log.warning("Update check of %d models failed: %s", len(batch), exc)
-                errors.append(str(exc))
-                unchecked.extend(batch)
-            else:
-                checked += len(batch)
-                not_listed.extend(i for i in batch if i not in answered)
-            if progress is not None:
-                progress(min(len(due), (index + 1) * self.batch_size), len(due))
+                for index, batch in enumerate(batches):
+                    if cancel is not None and cancel.is_set():
+                        unchecked.extend(i for rest in batches[index:] for i in rest)
+                        break
+                    ask_ahead(index)
+                    try:
+                        models = asked.popleft().result()
+                    except (RateLimited, NetworkError) as exc:
+                        # The client has already waited and retried; more requests would
+                        # fail alike (those already asked are dropped with the rest).
+                        log.warning("Update check stopped: %s", exc)
+                        errors.append(str(exc))
+                        stopped_by = exc
+                        unchecked.extend(i for rest in batches[index:] for i in rest)
+                        break
+                    except CivitaiError as exc:
+                        # One bad answer (a 500, a malformed page) should not cost the
+                        # other batches.
+                        log.warning("Update check of %d models failed: %s", len(batch), exc)
+                        errors.append(str(exc))
+                        unchecked.extend(batch)
+                    else:
+                        answered = self._store(batch, models)
+                        checked += len(batch)
+                        not_listed.extend(i for i in batch if i not in answered)
+                    if progress is not None:
+                        progress(min(len(due), (index + 1) * self.batch_size), len(due))
+            finally:
+                for future in asked:  # not started yet: never sent; running: left to end
+                    future.cancel()
+                pool.shutdown(wait=True)
+                clients.close()
         return UpdateCheck(
             updates=self.library.available_updates(),
             due=len(due),
@@ -149,12 +186,11 @@ class UpdateChecker:
             stopped_by=stopped_by,
         )
 
-    def _check_batch(self, batch: Sequence[int]) -> set[int]:
-        """Fetch one batch, store the models and their check time; the ids Civitai answered.
+    def _store(self, batch: Sequence[int], models: list[Model]) -> set[int]:
+        """Store one batch's answer and its check time; the ids Civitai answered.
 
         A model Civitai did not list (removed, hidden or taken down) gets its check time
         too, or every run would ask again; the latest version we knew stays as it was.
         """
-        models = self.client.get_models(batch)
         self.library.store_checked_models(models, batch, self.clock())
         return {model.id for model in models}
