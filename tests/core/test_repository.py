@@ -190,6 +190,51 @@ def test_move_keeps_identity_and_history(lib: Library) -> None:
     assert lib.move_file("/lib/gone", "/lib/x", size=1, mtime_ns=1, inode=1) is None
 
 
+def test_move_files_equals_move_file_one_by_one(lib: Library, lib2: Library) -> None:
+    from civdesk.core.library.repository import FileMove
+
+    moves = [
+        FileMove("/lib/old/a.safetensors", "/lib/new/a.safetensors", 100, 6, 7),
+        FileMove("/lib/old/b.safetensors", "/lib2/b.safetensors", 200, 8, 9, "/lib2"),
+        FileMove("/lib/gone.safetensors", "/lib/x.safetensors", 1, 1, 1),  # never registered
+    ]
+    for target in (lib, lib2):
+        register(target, "/lib/old/a.safetensors", SHA_A, 21, file_id=211, library_root="/lib")
+        register(target, "/lib/old/b.safetensors", SHA_B, library_root="/lib")
+        register(target, "/lib/new/a.safetensors", SHA_A)  # registered before the move
+        register(target, "/lib/stays.safetensors", SHA_C, library_root="/lib")
+    before = {f.path: f for f in lib2.local_files()}
+    one_by_one = [lib.move_file(m.old_path, m.new_path, size=m.size, mtime_ns=m.mtime_ns,
+                                inode=m.inode, library_root=m.library_root) for m in moves]
+
+    in_bulk = lib2.move_files(moves)
+
+    assert library_state(lib) == library_state(lib2)
+    a, b, gone = in_bulk
+    assert gone is None and one_by_one[2] is None
+    assert a is not None and b is not None
+    assert a.id == before["/lib/old/a.safetensors"].id and a.file_id == 211
+    assert (a.path, a.size, a.mtime_ns, a.inode, a.library_root) == (
+        "/lib/new/a.safetensors", 100, 6, 7, "/lib")  # no new root: the old one stays
+    assert (b.path, b.library_root) == ("/lib2/b.safetensors", "/lib2")
+    assert a.last_seen >= before["/lib/old/a.safetensors"].last_seen
+    assert lib2.move_files([]) == []
+
+
+def test_move_files_takes_a_few_statements_whatever_the_count(lib: Library) -> None:
+    from civdesk.core.library.repository import FileMove, FileRecord
+
+    lib.register_files(FileRecord(f"/lib/old/{i}.st", 10, 1, i, f"{i:064X}")
+                       for i in range(1200))
+    with StatementCounter(lib) as counter:
+        moved = lib.move_files(FileMove(f"/lib/old/{i}.st", f"/lib/new/{i}.st", 10, 1, i)
+                               for i in range(1200))
+    # BEGIN, COMMIT, 2 DELETEs (999 paths each), one UPDATE run over every row, 3 SELECTs
+    assert len(counter.statements) <= 8, counter.statements
+    assert [m.path for m in moved if m is not None] == [f"/lib/new/{i}.st" for i in range(1200)]
+    assert not any(f.path.startswith("/lib/old/") for f in lib.local_files())
+
+
 def test_remove_files_counts_and_handles_many(lib: Library) -> None:
     for i in range(3):
         register(lib, f"/lib/{i}.safetensors")

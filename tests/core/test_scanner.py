@@ -191,6 +191,31 @@ def test_rename_and_move_keep_identity_without_rehashing(
     assert Path(after.info_path).is_file()
 
 
+def test_a_renamed_folder_moves_every_file_in_one_go(
+    scanner: Scanner, hasher: CountingHasher, lib: Library, root: Path,
+    civitai_catalog: SampleCatalog,
+) -> None:
+    c = civitai_catalog
+    files = [c.lora_v1.files[0], c.lora_v2.files[0], c.embedding_v1.files[0]]
+    paths = [place(root / "Mine", f) for f in files]
+    scanner.scan()
+    before = {lib.local_file(p).id for p in paths}  # type: ignore[union-attr]
+    hasher.paths.clear()
+    (root / "Mine").rename(root / "Renamed")
+
+    summary = scanner.scan()
+
+    assert summary.moved == 3 and summary.removed == 0 and hasher.paths == []
+    assert summary.identified == 3
+    after = [lib.local_file(root / "Renamed" / p.name) for p in paths]
+    assert {f.id for f in after if f is not None} == before
+    # The companions moved along with the folder: the rows point at them.
+    for f in after:
+        assert f is not None and f.info_path is not None
+        assert Path(f.info_path).parent == root / "Renamed" and Path(f.info_path).is_file()
+    assert all(str(root / "Mine") not in f.path for f in lib.local_files())
+
+
 def test_copied_then_deleted_file_is_a_move_by_hash(
     scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
 ) -> None:

@@ -41,7 +41,7 @@ from civdesk.core.hashing import (
     sha256_file,
 )
 from civdesk.core.library import Library, LocalFile
-from civdesk.core.library.repository import FileRecord, version_form_json
+from civdesk.core.library.repository import FileMove, FileRecord, version_form_json
 from civdesk.core.sidecars import (
     INFO_SUFFIX,
     Companions,
@@ -554,6 +554,7 @@ class _ScanRun:
         self.vanished_by_sha = {lf.sha256: lf for lf in vanished.values() if lf.sha256}
 
         work: list[_Work] = []
+        moves: list[tuple[LocalFile, _Found]] = []
         recheck_before = _now() - self.s.recheck_unknown_after
         for f in self.found:
             key = os.fspath(f.path)
@@ -571,9 +572,11 @@ class _ScanRun:
                 continue
             moved_from = by_identity.get((f.stat.size, f.stat.mtime_ns, f.stat.inode))
             if row is None and moved_from is not None and moved_from.sha256:
-                self._move(moved_from, f)
+                del by_identity[(f.stat.size, f.stat.mtime_ns, f.stat.inode)]  # moved once
+                moves.append((moved_from, f))
                 continue
             work.append(_Work(f, row=row))
+        self._move_all(moves)
         return work
 
     def _wants_lookup(self, row: LocalFile, recheck_before: datetime) -> bool:
@@ -614,22 +617,29 @@ class _ScanRun:
             self.file_updates = []
 
     def _move(self, old: LocalFile, f: _Found) -> None:
-        del self.vanished[old.path]
-        if old.sha256:
-            self.vanished_by_sha.pop(old.sha256, None)
-        moved = self.lib.move_file(
-            old.path, f.path, size=f.stat.size, mtime_ns=f.stat.mtime_ns, inode=f.stat.inode,
-            library_root=f.root,
+        self._move_all([(old, f)])
+
+    def _move_all(self, moves: list[tuple[LocalFile, _Found]]) -> None:
+        """Record files found at new paths, in one transaction (a renamed folder moves
+        thousands at once)."""
+        for old, _f in moves:
+            del self.vanished[old.path]
+            if old.sha256:
+                self.vanished_by_sha.pop(old.sha256, None)
+        stored = self.lib.move_files(
+            FileMove(old.path, f.path, f.stat.size, f.stat.mtime_ns, f.stat.inode, f.root)
+            for old, f in moves
         )
-        self.summary.moved += 1
-        if moved is None:
-            return
-        if moved.sha256:
-            self.hash_by_path[os.fspath(f.path)] = moved.sha256
-        if moved.identified:
-            self.identified += 1
-        # The companions may have moved along, stayed behind, or never existed.
-        self._refresh_unchanged(moved, f)
+        self.summary.moved += len(moves)
+        for (_old, f), moved in zip(moves, stored, strict=True):
+            if moved is None:
+                continue
+            if moved.sha256:
+                self.hash_by_path[os.fspath(f.path)] = moved.sha256
+            if moved.identified:
+                self.identified += 1
+            # The companions may have moved along, stayed behind, or never existed.
+            self._refresh_unchanged(moved, f)
 
     # ----------------------------------------------------------------- hash and settle
 
