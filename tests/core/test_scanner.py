@@ -216,6 +216,28 @@ def test_a_renamed_folder_moves_every_file_in_one_go(
     assert all(str(root / "Mine") not in f.path for f in lib.local_files())
 
 
+def test_a_moved_file_with_a_new_hard_link_is_one_move_and_one_new_file(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    path = place(root, civitai_catalog.embedding_v1.files[0])
+    scanner.scan()
+    before = lib.local_file(path)
+    moved = root / "moved" / path.name
+    moved.parent.mkdir()
+    path.rename(moved)
+    link = root / "linked.safetensors"
+    os.link(moved, link)  # same size, mtime and inode as the vanished row: one can move
+
+    summary = scanner.scan()
+
+    assert summary.moved == 1 and summary.removed == 0 and not summary.errors
+    rows = {f.path: f for f in lib.local_files()}
+    assert set(rows) == {str(moved), str(link)}
+    assert before is not None and before.id in {rows[str(moved)].id, rows[str(link)].id}
+    assert rows[str(moved)].sha256 == rows[str(link)].sha256 == before.sha256
+    assert summary.duplicates == 1
+
+
 def test_copied_then_deleted_file_is_a_move_by_hash(
     scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
 ) -> None:
