@@ -453,6 +453,56 @@ def test_changed_content_is_rehashed(
     assert after.version_id == civitai_catalog.lora_v2.id
 
 
+def test_touched_files_are_rehashed_and_only_their_stat_is_stored(
+    scanner: Scanner, hasher: CountingHasher, lib: Library, root: Path,
+    civitai_catalog: SampleCatalog,
+) -> None:
+    d = civitai_catalog.double
+    paths = [place(root, f) for f in (civitai_catalog.lora_v1.files[0],
+                                      civitai_catalog.embedding_v1.files[0])]
+    scanner.scan()
+    before = {p: lib.local_file(p) for p in paths}
+    for p in paths:  # the same bytes with new times: a restore, a copy without -p
+        os.utime(p, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    hasher.paths.clear()
+    d.clear_requests()
+
+    summary = scanner.scan()
+
+    assert sorted(hasher.paths) == sorted(paths)  # the bytes are checked, not trusted
+    assert (summary.hashed, summary.identified, summary.errors) == (2, 2, [])
+    assert d.requests == []  # no lookup, no preview: the database knew them
+    for p in paths:
+        old, new = before[p], lib.local_file(p)
+        assert old is not None and new is not None
+        assert new.mtime_ns == 1_600_000_000_000_000_000
+        assert (new.id, new.version_id, new.identified_by, new.info_path, new.preview_path) == (
+            old.id, old.version_id, old.identified_by, old.info_path, old.preview_path)
+    hasher.paths.clear()
+    scanner.scan()
+    assert hasher.paths == []  # the new stat was stored
+
+
+def test_replaced_content_is_identified_by_its_new_sidecar(
+    scanner: Scanner, hasher: CountingHasher, lib: Library, root: Path,
+    civitai_catalog: SampleCatalog,
+) -> None:
+    c = civitai_catalog
+    path = place(root, c.lora_v1.files[0], "style.safetensors")
+    scanner.scan()
+    # Another tool (an A1111 extension) replaced the file by v2, and its .civitai.info too.
+    path.write_bytes(c.lora_v2.files[0].read_bytes())
+    path.with_name("style.civitai.info").write_text(json.dumps(c.double.version_json(c.lora_v2)))
+    c.double.clear_requests()
+    hasher.paths.clear()
+    summary = scanner.scan()
+    row = lib.local_file(path)
+    assert hasher.paths == [path] and summary.identified == 1
+    assert row is not None and row.sha256 == c.lora_v2.files[0].sha256
+    assert (row.version_id, row.identified_by) == (c.lora_v2.id, "sidecar")
+    assert api_calls(c.double) == []  # the sidecar was read once the bytes had changed
+
+
 def test_cancel_keeps_what_was_hashed(
     lib: Library, client: CivitaiClient, settings: Settings, root: Path
 ) -> None:

@@ -164,6 +164,11 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _identified_row(w: _Work) -> bool:
+    """Whether the file's path already has an identified row (with its hash)."""
+    return w.row is not None and w.row.identified and w.row.sha256 is not None
+
+
 def _is_model_name(name: str) -> bool:
     dot = name.rfind(".")
     return dot > 0 and name[dot:].lower() in MODEL_EXTENSIONS
@@ -439,7 +444,7 @@ class _ScanRun:
         # The hash of every file seen, by path: a file settled twice (an unchanged file
         # looked up again) still counts once towards the duplicates.
         self.hash_by_path: dict[str, str] = {}
-        self.file_updates: list[tuple[int, dict[str, str | None]]] = []  # written in bulk
+        self.file_updates: list[tuple[int, dict[str, object]]] = []  # written in bulk
         self.progress_lock = threading.Lock()  # progress comes from the hashing threads too
         self.companion_writer = _CompanionWriter(scanner)
         self.written: _Written | None = None  # companions being written, not yet stored
@@ -647,10 +652,8 @@ class _ScanRun:
         ready = [w for w in work if w.sha256 is not None]  # unchanged, only to look up
         to_hash = [w for w in work if w.sha256 is None]
         for w in to_hash:
-            sidecars = read_sidecars(w.found.path, w.found.siblings)
-            for note in sidecars.notes:
-                log.info("%s: %s", w.found.path.parent, note)
-            w.sidecar = sidecars.identifying()
+            if not _identified_row(w):  # else the database knows more than any sidecar
+                self._read_sidecars(w)
         # Big files first so the pool finishes together; sidecar-identified files last,
         # because they are already usable before their hash is known.
         to_hash.sort(key=lambda w: (w.sidecar is not None, -w.found.stat.size))
@@ -684,6 +687,12 @@ class _ScanRun:
                     continue
                 self.hashed += 1
                 w.sha256, w.stat = result.sha256, result.stat
+                if _identified_row(w):
+                    assert w.row is not None
+                    if w.sha256 == w.row.sha256:
+                        self._same_bytes(w.row, w.found, w.stat)
+                        continue
+                    self._read_sidecars(w)  # new content: its sidecars may name it
                 if self._moved_by_hash(w):
                     continue
                 batch.append(w)
@@ -697,6 +706,7 @@ class _ScanRun:
                         self._finish_settle(in_flight.popleft())
         except Cancelled:
             # Keep what was hashed: registered as pending, looked up next time.
+            self._flush_file_updates()
             while in_flight:
                 self._finish_settle(in_flight.popleft(), offline=True)
             self._settle(batch, offline=True)
@@ -707,6 +717,24 @@ class _ScanRun:
             self._finish_settle(in_flight.popleft())
         self._settle(batch)
         self._store_written()
+
+    def _read_sidecars(self, w: _Work) -> None:
+        sidecars = read_sidecars(w.found.path, w.found.siblings)
+        for note in sidecars.notes:
+            log.info("%s: %s", w.found.path.parent, note)
+        w.sidecar = sidecars.identifying()
+
+    def _same_bytes(self, row: LocalFile, f: _Found, stat: FileStat | None) -> None:
+        """An identified file whose stat changed but whose bytes did not (touched, restored
+        from a backup, copied back without its times): only the new stat is stored. No
+        sidecar read, lookup or version write: a library copied to a new drive costs its
+        hashing and little more."""
+        stat = stat or f.stat
+        self.file_updates.append((row.id, {"size": stat.size, "mtime_ns": stat.mtime_ns,
+                                           "inode": stat.inode, "last_seen": _now()}))
+        self.hash_by_path[os.fspath(f.path)] = row.sha256 or ""
+        self.identified += 1
+        self._refresh_unchanged(row, f)
 
     def _moved_by_hash(self, w: _Work) -> bool:
         """A new path whose content vanished from elsewhere: a move (e.g. across drives)."""
