@@ -511,6 +511,18 @@ def test_upsert_versions_equals_one_by_one(lib: Library, lib2: Library,
     lib2.upsert_versions([])
 
 
+def test_versions_reads_many_at_once(lib: Library) -> None:
+    versions = lora_versions(1200)
+    lib.upsert_versions(versions)
+    wanted = [v.id for v in versions] + [999_999]  # an unknown id is left out
+    with StatementCounter(lib) as counter:
+        found = lib.versions(wanted)
+    assert len(counter.statements) <= 5  # chunks of 500, not one query per id
+    assert set(found) == {v.id for v in versions}
+    assert found[1500] == lib.version(1500)
+    assert lib.versions([]) == {}
+
+
 def test_upsert_versions_takes_a_few_statements_whatever_the_count(lib: Library) -> None:
     from civdesk.core.library.repository import _FILES, _MODEL_SUMMARIES, _VERSIONS
 

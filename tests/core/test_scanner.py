@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.civitai.schema import ModelVersion
@@ -67,6 +68,25 @@ def scanner(
     lib: Library, client: CivitaiClient, settings: Settings, hasher: CountingHasher
 ) -> Scanner:
     return Scanner(lib, client, settings, hasher=hasher)
+
+
+class StatementLog:
+    """The SQL statements containing ``text`` run while the block lasts."""
+
+    def __init__(self, lib: Library, text: str) -> None:
+        self.engine, self.text = lib.db.engine, text
+        self.statements: list[str] = []
+
+    def __enter__(self) -> StatementLog:
+        event.listen(self.engine, "before_cursor_execute", self._log)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._log)
+
+    def _log(self, conn: Any, cursor: Any, statement: str, *args: object) -> None:
+        if self.text in statement:
+            self.statements.append(statement)
 
 
 def place(folder: Path, f: FakeFile, name: str | None = None) -> Path:
@@ -214,6 +234,31 @@ def test_a_renamed_folder_moves_every_file_in_one_go(
         assert f is not None and f.info_path is not None
         assert Path(f.info_path).parent == root / "Renamed" and Path(f.info_path).is_file()
     assert all(str(root / "Mine") not in f.path for f in lib.local_files())
+
+
+def test_files_moved_without_their_companions_get_new_ones_in_one_go(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    c = civitai_catalog
+    paths = [place(root, f) for f in (c.lora_v1.files[0], c.lora_v2.files[0],
+                                      c.embedding_v1.files[0])]
+    scanner.scan()
+    (root / "sorted").mkdir()
+    for p in paths:  # the model files only: the .civitai.info and previews stay behind
+        p.rename(root / "sorted" / p.name)
+    version_queries = StatementLog(lib, "FROM model_versions")
+
+    with version_queries:
+        summary = scanner.scan()
+
+    assert summary.moved == 3 and summary.companions_written >= 3 and not summary.errors
+    for p in paths:
+        row = lib.local_file(root / "sorted" / p.name)
+        assert row is not None and row.info_path is not None
+        info = Path(row.info_path)
+        assert info.parent == root / "sorted" and info.is_file()
+        assert json.loads(info.read_text())["id"] == row.version_id
+    assert len(version_queries.statements) == 1  # one query for the three versions
 
 
 def test_a_moved_file_with_a_new_hard_link_is_one_move_and_one_new_file(

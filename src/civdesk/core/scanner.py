@@ -445,6 +445,8 @@ class _ScanRun:
         # looked up again) still counts once towards the duplicates.
         self.hash_by_path: dict[str, str] = {}
         self.file_updates: list[tuple[int, dict[str, object]]] = []  # written in bulk
+        # Identified files whose companions are missing: (row, file, preview, info).
+        self.stale_companions: list[tuple[LocalFile, _Found, Path | None, Path | None]] = []
         self.progress_lock = threading.Lock()  # progress comes from the hashing threads too
         self.companion_writer = _CompanionWriter(scanner)
         self.written: _Written | None = None  # companions being written, not yet stored
@@ -608,15 +610,39 @@ class _ScanRun:
         # may have no image the NSFW setting allows; asking on every rescan would be slow).
         retry_preview = self.recheck_unknown and preview is None and self.s.client is not None
         if row.identified and row.version_id is not None and (info is None or retry_preview):
-            version = self.lib.version(row.version_id)
-            done = self._companions(f, version) if version is not None else None
-            if done is not None:
-                preview, info = done.preview_path or preview, done.info_path or info
+            # Written together later (one query for their versions, previews in parallel):
+            # a folder moved without its companions has thousands.
+            self.stale_companions.append((row, f, preview, info))
+            return
+        self._note_companions(row, preview, info)
+
+    def _note_companions(self, row: LocalFile, preview: Path | None, info: Path | None) -> None:
         if _opt(preview) != row.preview_path or _opt(info) != row.info_path:
             self.file_updates.append((row.id, {"preview_path": _opt(preview),
                                                "info_path": _opt(info)}))
 
+    def _rewrite_companions(self) -> None:
+        """Write the companions :meth:`_refresh_unchanged` found missing."""
+        stale, self.stale_companions = self.stale_companions, []
+        if not stale:
+            return
+        versions = self.lib.versions({row.version_id for row, *_ in stale
+                                      if row.version_id is not None})
+        due = [(row, f, preview, info, versions[row.version_id])
+               for row, f, preview, info in stale
+               if row.version_id is not None and row.version_id in versions]
+        encoded = {vid: info_json(version_form_json(v)) for vid, v in versions.items()}
+        outcomes = self.companion_writer.start_all(
+            [(f, version, encoded[version.id]) for _row, f, _p, _i, version in due],
+            self.cancel)()
+        for (row, _f, preview, info, _v), outcome in zip(due, outcomes, strict=True):
+            done = self._count_companions(outcome)
+            if done is not None:
+                preview, info = done.preview_path or preview, done.info_path or info
+            self._note_companions(row, preview, info)
+
     def _flush_file_updates(self) -> None:
+        self._rewrite_companions()
         if self.file_updates:
             self.lib.update_files(self.file_updates)
             self.file_updates = []
@@ -867,9 +893,6 @@ class _ScanRun:
             self.lookup_failures += len(chunk)
         for w in chunk:
             w.lookup_state = "error"
-
-    def _companions(self, f: _Found, version: ModelVersion) -> Companions | None:
-        return self._count_companions(self.companion_writer.write(f, version, self.s.client))
 
     def _count_companions(self, outcome: Companions | CivdeskError | None) -> Companions | None:
         if isinstance(outcome, CivdeskError):

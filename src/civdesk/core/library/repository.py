@@ -398,6 +398,18 @@ class Library:
         raw = self.version_json(version_id)
         return None if raw is None else ModelVersion.from_json(raw)
 
+    def versions(self, version_ids: Iterable[int]) -> dict[int, ModelVersion]:
+        """:meth:`version` of many ids in a few queries; unknown ids are left out."""
+        ids = list(dict.fromkeys(version_ids))
+        found: dict[int, ModelVersion] = {}
+        with self.db.session(write=False) as s:
+            for start in range(0, len(ids), _CHUNK):
+                query = select(VersionRow.id, VersionRow.raw).where(
+                    VersionRow.id.in_(ids[start : start + _CHUNK]))
+                found.update((vid, ModelVersion.from_json(dict(raw)))
+                             for vid, raw in s.execute(query) if raw is not None)
+        return found
+
     def version_by_sha256(self, sha256: str) -> ModelVersion | None:
         """The known version one of whose files has this SHA256 (saves an API call)."""
         with self.db.session(write=False) as s:
