@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.downloads.downloader import Downloader
@@ -117,6 +118,78 @@ def test_move_reorders_waiting_tasks(
     assert finished == [a, b, c]
     with pytest.raises(IllegalTransition):
         queue.move(a, 0)
+
+
+def with_history(queue: DownloadQueue, count: int) -> list[int]:
+    """``count`` finished tasks (completed, failed, cancelled in turn), as months of use
+    leave them; their ids."""
+    ids = []
+    for i in range(count):
+        task_id = queue.add(10_000 + i)
+        queue.store.update(task_id, state=("completed", "failed", "cancelled")[i % 3])
+        ids.append(task_id)
+    return ids
+
+
+class TaskStatements:
+    """The statements on download_tasks while the block lasts, and the rows each UPDATE
+    carried."""
+
+    def __init__(self, db: Database) -> None:
+        self.engine = db.engine
+        self.statements: list[str] = []
+        self.updated_rows: list[int] = []
+
+    def __enter__(self) -> TaskStatements:
+        event.listen(self.engine, "before_cursor_execute", self._log)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._log)
+
+    def _log(self, conn: Any, cursor: Any, statement: str, parameters: Any,
+             context: Any, executemany: bool) -> None:
+        if "download_tasks" in statement:
+            self.statements.append(statement)
+        if statement.startswith("UPDATE download_tasks"):
+            self.updated_rows.append(len(parameters) if executemany else 1)
+
+
+def test_moving_a_waiting_task_leaves_the_history_alone(
+    civitai: CivitaiDouble, db: Database, tmp_path: Path
+) -> None:
+    queue = make_queue(civitai, db)
+    history = with_history(queue, 300)
+    a, b, c = (queue.add(v) for v in (1, 2, 3))
+    positions = {t.id: t.position for t in queue.tasks() if t.id in history}
+
+    with TaskStatements(db) as sql:
+        queue.move(c, 0)
+
+    assert [t.id for t in queue.tasks() if t.id not in history] == [c, a, b]
+    # A few statements, not one per task of the history; the three waiting rows at most.
+    assert len(sql.statements) <= 8, sql.statements
+    assert sum(sql.updated_rows) <= 3
+    assert {t.id: t.position for t in queue.tasks() if t.id in history} == positions
+
+
+def test_clear_finished_forgets_the_whole_history_at_once(
+    civitai: CivitaiDouble, db: Database, tmp_path: Path
+) -> None:
+    queue = make_queue(civitai, db)
+    history = with_history(queue, 250)
+    waiting = queue.add(1)
+    events = Events()
+    queue.add_listener(events)
+
+    with TaskStatements(db) as sql:
+        assert queue.clear_finished() == 250
+
+    assert len(sql.statements) <= 3, sql.statements  # not a transaction per task
+
+    assert [t.id for t in queue.tasks()] == [waiting]
+    assert sorted(events.of("removed")) == sorted(history)  # the list views drop each row
+    assert queue.clear_finished() == 0
 
 
 def test_cancel_a_waiting_and_a_running_task(

@@ -431,11 +431,15 @@ class DownloadQueue:
         self._emit("removed", task_id)
 
     def clear_finished(self) -> int:
-        """Forget every completed, failed and cancelled task; returns how many."""
-        finished = [t.id for t in self.store.all() if t.state in FINISHED_STATES]
-        for task_id in finished:
-            self.remove(task_id)
-        return len(finished)
+        """Forget every completed, failed and cancelled task (one transaction, however long
+        the history); returns how many."""
+        with self._lock:
+            removed = self.store.delete_finished()
+            for task_id in removed:
+                self._live.pop(task_id, None)
+        for task_id in removed:
+            self._emit("removed", task_id)
+        return len(removed)
 
     def pause(self) -> None:
         """Stop after the current chunk (keeping the ``.part``); start nothing new."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, delete, func, select, update
 
 from civdesk.core.library.db import Database
 from civdesk.core.library.tables import DownloadTaskRow
@@ -151,12 +151,31 @@ class TaskStore:
             return True
 
     def set_order(self, task_ids: list[int]) -> None:
-        """Give these tasks the positions 1, 2, 3… in this order."""
+        """Give these tasks the positions 1, 2, 3… in this order.
+
+        Only the rows whose position changes are written, in one statement: moving one
+        download among a few waiting ones must not rewrite a history of thousands.
+        """
         with self.db.session() as s:
-            for position, task_id in enumerate(task_ids, start=1):
-                row = s.get(DownloadTaskRow, task_id)
-                if row is not None:
-                    row.position = position
+            current = {task_id: position for task_id, position in
+                       s.execute(select(DownloadTaskRow.id, DownloadTaskRow.position))}
+            changes = [{"key": task_id, "new_position": position}
+                       for position, task_id in enumerate(task_ids, start=1)
+                       if task_id in current and current[task_id] != position]
+            if changes:
+                s.connection().execute(
+                    update(DownloadTaskRow).where(DownloadTaskRow.id == bindparam("key"))
+                    .values(position=bindparam("new_position")), changes)
+
+    def delete_finished(self) -> list[int]:
+        """Delete every completed, failed and cancelled task in one transaction; their ids."""
+        finished = DownloadTaskRow.state.in_(FINISHED_STATES)
+        with self.db.session() as s:
+            ids = list(s.scalars(select(DownloadTaskRow.id).where(finished)
+                                .order_by(DownloadTaskRow.position, DownloadTaskRow.id)))
+            if ids:
+                s.execute(delete(DownloadTaskRow).where(finished))
+            return ids
 
     def next_position(self) -> int:
         with self.db.session(write=False) as s:
