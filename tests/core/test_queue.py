@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.downloads.downloader import Downloader
@@ -24,6 +23,7 @@ from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
 from civdesk.core.settings import Settings
 from tests.double import CivitaiDouble, FakeVersion, SampleCatalog
+from tests.sql_log import SqlLog
 
 MiB = 1 << 20
 
@@ -131,30 +131,6 @@ def with_history(queue: DownloadQueue, count: int) -> list[int]:
     return ids
 
 
-class TaskStatements:
-    """The statements on download_tasks while the block lasts, and the rows each UPDATE
-    carried."""
-
-    def __init__(self, db: Database) -> None:
-        self.engine = db.engine
-        self.statements: list[str] = []
-        self.updated_rows: list[int] = []
-
-    def __enter__(self) -> TaskStatements:
-        event.listen(self.engine, "before_cursor_execute", self._log)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._log)
-
-    def _log(self, conn: Any, cursor: Any, statement: str, parameters: Any,
-             context: Any, executemany: bool) -> None:
-        if "download_tasks" in statement:
-            self.statements.append(statement)
-        if statement.startswith("UPDATE download_tasks"):
-            self.updated_rows.append(len(parameters) if executemany else 1)
-
-
 def test_moving_a_waiting_task_leaves_the_history_alone(
     civitai: CivitaiDouble, db: Database, tmp_path: Path
 ) -> None:
@@ -163,13 +139,13 @@ def test_moving_a_waiting_task_leaves_the_history_alone(
     a, b, c = (queue.add(v) for v in (1, 2, 3))
     positions = {t.id: t.position for t in queue.tasks() if t.id in history}
 
-    with TaskStatements(db) as sql:
+    with SqlLog(db, "download_tasks") as sql:
         queue.move(c, 0)
 
     assert [t.id for t in queue.tasks() if t.id not in history] == [c, a, b]
     # A few statements, not one per task of the history; the three waiting rows at most.
     assert len(sql.statements) <= 8, sql.statements
-    assert sum(sql.updated_rows) <= 3
+    assert sql.rows_of("UPDATE download_tasks") <= 3
     assert {t.id: t.position for t in queue.tasks() if t.id in history} == positions
 
 
@@ -182,7 +158,7 @@ def test_clear_finished_forgets_the_whole_history_at_once(
     events = Events()
     queue.add_listener(events)
 
-    with TaskStatements(db) as sql:
+    with SqlLog(db, "download_tasks") as sql:
         assert queue.clear_finished() == 250
 
     assert len(sql.statements) <= 3, sql.statements  # not a transaction per task

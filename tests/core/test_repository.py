@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
 from civdesk.core.civitai.schema import Model, ModelVersion
 from civdesk.core.library import UNKNOWN_TYPE, Database, Library, LocalFile
 from civdesk.core.library.tables import LocalFileRow
+from tests.sql_log import SqlLog
 
 SHA_A = "A" * 64
 SHA_B = "B" * 64
@@ -70,22 +71,6 @@ def register(lib: Library, path: str, sha: str | None = None, version_id: int | 
              size: int = 100, inode: int | None = 1, **kw: Any) -> LocalFile:
     return lib.register_file(path, size=size, mtime_ns=5, inode=inode, sha256=sha,
                              version_id=version_id, **kw)
-
-
-class StatementCounter:
-    def __init__(self, lib: Library) -> None:
-        self.statements: list[str] = []
-        self.engine = lib.db.engine
-
-    def __enter__(self) -> StatementCounter:
-        event.listen(self.engine, "before_cursor_execute", self._count)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._count)
-
-    def _count(self, conn, cursor, statement, *args: object) -> None:
-        self.statements.append(statement)
 
 
 # ------------------------------------------------------------------------- Civitai data
@@ -226,7 +211,7 @@ def test_move_files_takes_a_few_statements_whatever_the_count(lib: Library) -> N
 
     lib.register_files(FileRecord(f"/lib/old/{i}.st", 10, 1, i, f"{i:064X}")
                        for i in range(1200))
-    with StatementCounter(lib) as counter:
+    with SqlLog(lib.db) as counter:
         moved = lib.move_files(FileMove(f"/lib/old/{i}.st", f"/lib/new/{i}.st", 10, 1, i)
                                for i in range(1200))
     # BEGIN, COMMIT, 2 DELETEs (999 paths each), one UPDATE run over every row, 3 SELECTs
@@ -343,7 +328,7 @@ def test_entries_of_ten_thousand_files_take_one_query(lib: Library, paper_lora: 
     ]
     with lib.db.session() as s:
         s.execute(insert(LocalFileRow), rows)
-    with StatementCounter(lib) as counter:
+    with SqlLog(lib.db) as counter:
         entries = lib.entries()
         counts = lib.type_counts()
         dups = lib.duplicates()
@@ -353,7 +338,7 @@ def test_entries_of_ten_thousand_files_take_one_query(lib: Library, paper_lora: 
     assert dups == []
     # BEGIN + one SELECT + COMMIT per call; anything per-row would be thousands.
     assert len(counter.statements) <= 9, counter.statements
-    with StatementCounter(lib) as counter:
+    with SqlLog(lib.db) as counter:
         assert len(lib.entries(model_type="LORA", search="file0001")) == 7
     assert len(counter.statements) <= 3
 
@@ -515,7 +500,7 @@ def test_versions_reads_many_at_once(lib: Library) -> None:
     versions = lora_versions(1200)
     lib.upsert_versions(versions)
     wanted = [v.id for v in versions] + [999_999]  # an unknown id is left out
-    with StatementCounter(lib) as counter:
+    with SqlLog(lib.db) as counter:
         found = lib.versions(wanted)
     assert len(counter.statements) <= 5  # chunks of 500, not one query per id
     assert set(found) == {v.id for v in versions}
@@ -533,11 +518,11 @@ def test_upsert_versions_takes_a_few_statements_whatever_the_count(lib: Library)
     inserts = sum(-(-rows // bulk.rows_per_statement)
                   for rows, bulk in ((150, _MODEL_SUMMARIES), (300, _VERSIONS), (600, _FILES)))
     assert inserts <= 20
-    with StatementCounter(lib) as counter:
+    with SqlLog(lib.db) as counter:
         lib.upsert_versions(versions)
     assert len(counter.statements) <= inserts + 2, counter.statements
     assert len(lib.version(1299).files) == 2
-    with StatementCounter(lib) as counter:
+    with SqlLog(lib.db) as counter:
         lib.upsert_versions(versions)  # all known now: the same few statements
     assert len(counter.statements) <= inserts + 2
 
@@ -592,7 +577,7 @@ def test_register_files_takes_a_few_statements_whatever_the_count(lib: Library) 
     records = [FileRecord(f"/lib/{i:05}.safetensors", size=i, mtime_ns=i, inode=i,
                           sha256=f"{i:064X}", version_id=(21, None)[i % 2],
                           lookup_state=(None, "unknown")[i % 2]) for i in range(1200)]
-    with StatementCounter(lib) as counter:
+    with SqlLog(lib.db) as counter:
         stored = lib.register_files(records)
     # BEGIN, COMMIT, multi-row inserts of up to 999 parameters, a read-back per 500 paths.
     inserts = -(-1200 // _REGISTER.rows_per_statement)
@@ -611,7 +596,7 @@ def test_update_files_in_groups(lib: Library) -> None:
     updates += [(f.path, {"lookup_state": "unknown", "sha256": "abc"}) for f in files[200:]]
     updates += [(99_999, {"lookup_state": "error"}), ("/nowhere", {"sha256": "abc"}),
                 (files[0].id, {})]
-    with StatementCounter(lib) as counter:
+    with SqlLog(lib.db) as counter:
         assert lib.update_files(updates) == 300
     assert len(counter.statements) <= 2 + 4, counter.statements  # BEGIN, 4 groups, COMMIT
     by_path = {f.path: f for f in lib.local_files()}
@@ -713,7 +698,7 @@ def test_store_checked_models_takes_a_few_statements_whatever_the_count(lib: Lib
                   for rows, bulk in ((100, _MODELS), (200, _VERSIONS), (200, _FILES)))
     assert inserts <= 15
     asked = [m.id for m in models] + list(range(1, 1001))
-    with StatementCounter(lib) as counter:
+    with SqlLog(lib.db) as counter:
         lib.store_checked_models(models, asked, datetime(2024, 6, 1, tzinfo=timezone.utc))
     # BEGIN, COMMIT, the inserts and two UPDATEs for the unlisted ids (998 per statement)
     assert len(counter.statements) <= inserts + 4, counter.statements

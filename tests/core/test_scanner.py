@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.civitai.schema import ModelVersion
@@ -21,6 +20,7 @@ from civdesk.core.scanner import Scanner, ScanProgress
 from civdesk.core.settings import Settings
 from tests.double import CivitaiDouble, SampleCatalog
 from tests.double.catalog import FakeFile, FakeVersion
+from tests.sql_log import SqlLog
 
 
 class CountingHasher:
@@ -68,25 +68,6 @@ def scanner(
     lib: Library, client: CivitaiClient, settings: Settings, hasher: CountingHasher
 ) -> Scanner:
     return Scanner(lib, client, settings, hasher=hasher)
-
-
-class StatementLog:
-    """The SQL statements containing ``text`` run while the block lasts."""
-
-    def __init__(self, lib: Library, text: str) -> None:
-        self.engine, self.text = lib.db.engine, text
-        self.statements: list[str] = []
-
-    def __enter__(self) -> StatementLog:
-        event.listen(self.engine, "before_cursor_execute", self._log)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._log)
-
-    def _log(self, conn: Any, cursor: Any, statement: str, *args: object) -> None:
-        if self.text in statement:
-            self.statements.append(statement)
 
 
 def place(folder: Path, f: FakeFile, name: str | None = None) -> Path:
@@ -246,7 +227,7 @@ def test_files_moved_without_their_companions_get_new_ones_in_one_go(
     (root / "sorted").mkdir()
     for p in paths:  # the model files only: the .civitai.info and previews stay behind
         p.rename(root / "sorted" / p.name)
-    version_queries = StatementLog(lib, "FROM model_versions")
+    version_queries = SqlLog(lib.db, "FROM model_versions")
 
     with version_queries:
         summary = scanner.scan()
