@@ -206,6 +206,15 @@ def main() -> int:
               f"Civitai's servers would not take from this machine) {double_cpu:.2f} s")
         print(f"for scale: creating {len(paths):,} small companion files alone (the scan "
               f"writes one .civitai.info per file; openssl writes none): {companions_s:.2f} s")
+        scan_cpu = (after.ru_utime - own.ru_utime) + (after.ru_stime - own.ru_stime)
+        if refs and not args.latency:
+            # Wall time can't beat the CPU all of it takes spread over every core: what the
+            # target asks of the scan's CPU on this machine, the double's share included.
+            budget = FIRST_SCAN_TARGET * refs["openssl, 1 process"] * cores - double_cpu
+            print(f"CPU floor: ({scan_cpu:.2f} s civdesk + {double_cpu:.2f} s double) / "
+                  f"{cores} cores = {(scan_cpu + double_cpu) / cores:.2f} s of wall time at "
+                  f"the least; {FIRST_SCAN_TARGET}x one openssl process would need civdesk "
+                  f"within {budget:.2f} s of CPU here")
         if args.latency:
             print(f"with {args.latency * 1000:.0f} ms per answer the first scan waits on "
                   "the network: the openssl targets apply to the loopback run (--latency 0)")

@@ -529,6 +529,23 @@ def test_replaced_content_is_identified_by_its_new_sidecar(
     assert api_calls(c.double) == []  # the sidecar was read once the bytes had changed
 
 
+def test_settled_batches_are_stored_several_to_a_transaction(
+    lib: Library, client: CivitaiClient, settings: Settings, root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import civdesk.core.scanner as scanner_module
+
+    monkeypatch.setattr(scanner_module, "SETTLE_BATCH", 2)
+    monkeypatch.setattr(scanner_module, "STORE_BATCH", 4)
+    for i in range(7):
+        (root / f"f{i}.safetensors").write_bytes(os.urandom(1000 + i))
+    with SqlLog(lib.db, "INSERT INTO local_files") as inserts:
+        summary = Scanner(lib, client, settings, workers=1).scan()
+    assert summary.found == 7 and len(lib.local_files()) == 7
+    # Batches of 2 settled; stored once 4 waited, then the last 3 at the end.
+    assert len(inserts.statements) == 2
+
+
 def test_cancel_keeps_what_was_hashed(
     lib: Library, client: CivitaiClient, settings: Settings, root: Path
 ) -> None:

@@ -67,7 +67,11 @@ LOOKUP_BATCH = 100  # Civitai's bulk by-hash route takes up to 100 hashes per re
 # request at a time a first scan of thousands of small files waits on them in turn. Three
 # stay polite to a server that publishes no limit (a 429 still backs every one of them off).
 LOOKUP_CONCURRENCY = 3
-SETTLE_BATCH = 100  # files per database transaction while hashing continues
+SETTLE_BATCH = 100  # files looked up and settled together while hashing continues
+#: Files stored per database transaction. A commit writes every page it changed to the
+#: write-ahead log, and with hashes and paths as index keys 100 files change ~1,000 pages
+#: while 500 change few more: fewer, larger transactions write several times less.
+STORE_BATCH = 500
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (phase changes always report)
 # Companion files (info + preview fetch) of a batch are written by a few threads, each with
 # its own client: the preview fetches wait on the network, not on a core. With ~150 ms per
@@ -450,6 +454,7 @@ class _ScanRun:
         self.progress_lock = threading.Lock()  # progress comes from the hashing threads too
         self.companion_writer = _CompanionWriter(scanner)
         self.written: _Written | None = None  # companions being written, not yet stored
+        self.unstored = _Unstored()  # settled batches waiting for their transaction
         self.lookups = _Lookups(scanner.client, scanner.lookup_concurrency)
         self.lookup_lock = threading.Lock()  # lookups of several batches run at once
 
@@ -742,7 +747,7 @@ class _ScanRun:
         while in_flight:
             self._finish_settle(in_flight.popleft())
         self._settle(batch)
-        self._store_written()
+        self._store_written(final=True)
 
     def _read_sidecars(self, w: _Work) -> None:
         sidecars = read_sidecars(w.found.path, w.found.siblings)
@@ -813,25 +818,32 @@ class _ScanRun:
         self._store_written()
         self.written = _Written(batch, versions, encoded, identified, outcomes)
         if offline or self._cancelled():
-            self._store_written()  # all that was settled is stored before Cancelled
+            self._store_written(final=True)  # all that was settled is stored before Cancelled
         if not offline:
             self._check_cancel()
 
-    def _store_written(self) -> None:
-        """Store the batch whose companions were being written, in one transaction."""
+    def _store_written(self, *, final: bool = False) -> None:
+        """Take the batch whose companions were being written into the next transaction,
+        and store what waits once it reaches :data:`STORE_BATCH` files (or is ``final``)."""
         written, self.written = self.written, None
-        if written is None:
+        unstored = self.unstored
+        if written is not None:
+            companions: dict[int, Companions | None] = {}
+            for w, outcome in zip(written.identified, written.outcomes(), strict=True):
+                companions[id(w)] = self._count_companions(outcome)
+            now = _now()
+            unstored.records.extend(self._record(w, companions.get(id(w)), now)
+                                    for w in written.work)
+            unstored.versions.update(written.versions)
+            unstored.encoded.update(written.encoded)
+        if not unstored.records or (len(unstored.records) < STORE_BATCH and not final):
             return
-        companions: dict[int, Companions | None] = {}
-        for w, outcome in zip(written.identified, written.outcomes(), strict=True):
-            companions[id(w)] = self._count_companions(outcome)
-        now = _now()
-        records = [self._record(w, companions.get(id(w)), now) for w in written.work]
-        with self.lib.db.session():  # one transaction (one commit) for the whole batch
+        with self.lib.db.session():  # one transaction (one commit) for all of it
             self.lib.upsert_versions(
-                (v for v in written.versions.values() if v.model_id is not None),
-                encoded=written.encoded)
-            self.lib.save_files(records)
+                (v for v in unstored.versions.values() if v.model_id is not None),
+                encoded=unstored.encoded)
+            self.lib.save_files(unstored.records)
+        self.unstored = _Unstored()
 
     def _cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
@@ -847,7 +859,8 @@ class _ScanRun:
         if version is not None and version.model_id is None:
             version = None  # not the /model-versions form: fetch it below
         if version is None and info.version_id is not None:
-            version = self.lib.version(info.version_id)
+            version = (self.unstored.versions.get(info.version_id)  # settled, not yet stored
+                       or self.lib.version(info.version_id))
         if version is None and info.version_id is not None and self.s.client is not None:
             try:
                 version = self.s.client.get_version(info.version_id)
@@ -1049,6 +1062,15 @@ class _Written:
     encoded: dict[int, str]
     identified: list[_Work]
     outcomes: Callable[[], list[Companions | CivdeskError | None]]
+
+
+@dataclass
+class _Unstored:
+    """Settled files and their versions, waiting to be stored in one transaction."""
+
+    records: list[FileRecord] = field(default_factory=list)
+    versions: dict[int, ModelVersion] = field(default_factory=dict)
+    encoded: dict[int, str] = field(default_factory=dict)
 
 
 def _no_outcomes() -> list[Companions | CivdeskError | None]:
