@@ -597,13 +597,8 @@ class Library:
                    stamp, _key(m.old_path)) for m in moves]
         replaced = [new for new, *_, old in params if new != old]
         with self.db.session() as s:
-            connection = s.connection()
-            for start in range(0, len(replaced), _MAX_PARAMETERS):
-                chunk = replaced[start : start + _MAX_PARAMETERS]
-                connection.exec_driver_sql(  # rows registered at a new path before the move
-                    f"DELETE FROM local_files WHERE path IN ({', '.join('?' * len(chunk))})",
-                    tuple(chunk))
-            connection.exec_driver_sql(
+            _delete_paths(s, replaced)  # rows registered at a new path before the move
+            s.connection().exec_driver_sql(
                 "UPDATE local_files SET path = ?, size = ?, mtime_ns = ?, inode = ?, "
                 "library_root = coalesce(?, library_root), last_seen = ? WHERE path = ?",
                 params)
@@ -618,13 +613,8 @@ class Library:
     def remove_files(self, paths: Iterable[StrPath]) -> int:
         """Forget these files; return how many rows were removed."""
         keys = list(dict.fromkeys(_key(p) for p in paths))
-        removed = 0
         with self.db.session() as s:
-            for start in range(0, len(keys), _CHUNK):
-                chunk = keys[start : start + _CHUNK]
-                result = s.execute(delete(LocalFileRow).where(LocalFileRow.path.in_(chunk)))
-                removed += result.rowcount or 0  # type: ignore[attr-defined]
-        return removed
+            return _delete_paths(s, keys)
 
     def file_by_identity(self, size: int, mtime_ns: int, inode: int | None) -> LocalFile | None:
         """The file with this size, mtime and inode (a moved file keeps all three).
@@ -989,6 +979,17 @@ def version_form_json(version: ModelVersion) -> dict[str, Any]:
 
 def _opt_key(path: StrPath | None) -> str | None:
     return None if path is None else _key(path)
+
+
+def _delete_paths(s: Session, keys: list[str]) -> int:
+    """Delete the ``local_files`` rows at these paths (keys), a chunk per statement; how
+    many there were."""
+    removed = 0
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        result = s.execute(delete(LocalFileRow).where(LocalFileRow.path.in_(chunk)))
+        removed += result.rowcount or 0  # type: ignore[attr-defined]
+    return removed
 
 
 def _escape_like(text: str) -> str:
