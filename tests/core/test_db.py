@@ -127,6 +127,7 @@ def test_new_database_is_stamped_and_configured(db: Database) -> None:
         assert pragma("foreign_keys") == 1
         assert pragma("synchronous") == 1  # NORMAL
         assert pragma("busy_timeout") >= 1000
+        assert pragma("temp_store") == 2  # MEMORY: no statement journals in /var/tmp
 
 
 def test_reopening_keeps_data(tmp_path: Path) -> None:

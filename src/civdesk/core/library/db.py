@@ -188,6 +188,9 @@ def _create_engine(path: Path, busy_timeout: float) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            # Statement journals and sorts in memory: in files under /var/tmp, a first scan
+            # of 3,000 files wrote 38,000 pages to them (strace), besides the WAL.
+            cursor.execute("PRAGMA temp_store=MEMORY")
         finally:
             cursor.close()
 
