@@ -4,8 +4,9 @@
 
 The double (in its own process, bench/_double_proc.py: it must not share our GIL) serves
 the file (sendfile, page cache warm) behind its API download URL and the 307 to its storage
-host. Contenders, alternated so machine load hits them alike, best of
---runs each:
+host. Contenders, alternated so machine load hits them alike (every other round in reverse
+order: writing a GiB to tmpfs here costs 0.3 s one time and 0.9 s the next, whoever writes),
+best of --runs each:
 
 * ``curl -s -L -o file <api download url>``: the raw transfer;
 * ``curl -s -L <url> | openssl dgst -sha256``: download + verify, the same work we do;
@@ -21,7 +22,7 @@ Files land in --dir (default /dev/shm when it exists: fsync is free there, as cu
 Other benches share the 2 cores, so wall times swing: every run is listed as a range, and
 the CPU each contender used per MB (user + system, of its process tree; for civdesk around
 the download call only) is the steadier figure. civdesk's floor is SHA256's own cost.
-Each round's ratio (curl, then ours right after) and their median are printed beside the
+Each round's ratio (curl and ours back to back) and their median are printed beside the
 best-of ratio, which leans on one lucky run of either side. The ceiling line puts the CPU
 figures together (see :func:`download_ceiling`): the ratio no verifying download can pass
 on this machine, the double's serving included.
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _common import MB, MiB, cpu_seconds, have, make_file, peak_rss_mib, print_table, warm
@@ -172,25 +174,40 @@ def main() -> int:
                     ("curl", "curl; sync file", "curl | openssl dgst", "civdesk Downloader")}
             served_cpu: dict[str, list[float]] = {"curl": [], "civdesk Downloader": []}
             paired: list[float] = []  # ours / curl of the same round, run back to back
-            for _ in range(args.runs):
-                for name, command in (("curl", curl), ("curl; sync file", curl_sync)):
-                    before = cpu_seconds(double.proc.pid)
-                    t, cpu, _ = timed_shell(command)
-                    if name == "curl":
-                        served_cpu[name].append(cpu_seconds(double.proc.pid) - before)
-                        curl_s = t
-                    runs[name].add(t, cpu)
-                    (out / "curl.bin").unlink()
-                if have("openssl"):
-                    t, cpu, digest = timed_shell(curl_verify)
-                    assert digest.split()[0].upper() == expected, "curl | openssl: wrong hash"
-                    runs["curl | openssl dgst"].add(t, cpu)
+            def run_curl(name: str, command: str) -> None:
+                before = cpu_seconds(double.proc.pid)
+                t, cpu, _ = timed_shell(command)
+                if name == "curl":
+                    served_cpu[name].append(cpu_seconds(double.proc.pid) - before)
+                    round_s[name] = t
+                runs[name].add(t, cpu)
+                (out / "curl.bin").unlink()
+
+            def run_verify() -> None:
+                t, cpu, digest = timed_shell(curl_verify)
+                assert digest.split()[0].upper() == expected, "curl | openssl: wrong hash"
+                runs["curl | openssl dgst"].add(t, cpu)
+
+            def run_civdesk() -> None:
                 before = cpu_seconds(double.proc.pid)
                 ours = run_ours(double.base_url, big["version_id"], big["file_id"], expected, out)
                 served_cpu["civdesk Downloader"].append(cpu_seconds(double.proc.pid) - before)
                 assert ours["digest"] == expected
                 runs["civdesk Downloader"].add(ours["seconds"], ours["cpu"])
-                paired.append(curl_s / ours["seconds"])
+                round_s["ours"] = ours["seconds"]
+
+            steps: list[Callable[[], None]] = [
+                lambda: run_curl("curl", curl), run_civdesk,
+                lambda: run_curl("curl; sync file", curl_sync)]
+            if have("openssl"):
+                steps.append(run_verify)
+            round_s: dict[str, float] = {}
+            for i in range(args.runs):
+                # Every other round in reverse: the cost of a write to tmpfs swings ~3x from
+                # one file to the next here, in a pattern a fixed order would pin on one side.
+                for step in steps if i % 2 == 0 else reversed(steps):
+                    step()
+                paired.append(round_s["curl"] / round_s["ours"])
 
             memory = []
             for label, f in served.items():
@@ -212,7 +229,7 @@ def main() -> int:
     print(f"speed ratio ours/(curl; sync file), as durable: "
           f"{best['curl; sync file'] / ours_s:.3f}x")
     paired.sort()
-    print(f"speed ratio ours/curl per round (curl, then ours right after), sorted: "
+    print(f"speed ratio ours/curl per round (back to back, order alternated), sorted: "
           f"{', '.join(f'{r:.2f}x' for r in paired)}; median {paired[len(paired) // 2]:.3f}x")
     sha_cpu = sha256_cpu_ms_per_mb()
     ours_cpu = min(runs["civdesk Downloader"].cpu) / mb * 1000

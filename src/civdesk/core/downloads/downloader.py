@@ -473,14 +473,17 @@ class _Job:
 
 
 class _BodyReader:
-    """Reads a response body into buffers and appends them to the .part, on its own thread.
+    """Reads a response body into buffers on one thread and appends them to the .part on
+    another, so receiving, writing and hashing (the caller's thread) each have a core.
 
-    :meth:`next_filled` hands the written buffers out in order, to be hashed; :meth:`recycle`
-    gives one back for reuse, so at most ``len(buffers)`` are in flight. The body is read in
-    steps sized to take ~:data:`READ_STEP_SECONDS` each (64 KiB – 1 MiB), so a cancel or
-    pause is seen quickly even on a slow link, while a fast one still fills a buffer in a few
-    large reads. A :class:`NetworkError` (or a cancel) ends the body early: ``error`` keeps
-    the first; a failed write ends it too: ``write_error``.
+    Receiving and writing are each a copy of every byte (socket to buffer, buffer to page
+    cache); on one thread they took twice as long per MB as hashing, so that thread set the
+    pace. :meth:`next_filled` hands the written buffers out in order, to be hashed;
+    :meth:`recycle` gives one back for reuse, so at most ``len(buffers)`` are in flight. The
+    body is read in steps sized to take ~:data:`READ_STEP_SECONDS` each (64 KiB – 1 MiB),
+    so a cancel or pause is seen quickly even on a slow link, while a fast one still fills a
+    buffer in a few large reads. A :class:`NetworkError` (or a cancel) ends the body early:
+    ``error`` keeps the first; a failed write ends it too: ``write_error``.
     """
 
     def __init__(self, response: DownloadResponse, buffers: list[bytearray],
@@ -493,6 +496,7 @@ class _BodyReader:
         self._on_written = on_written
         self._step = READ_STEP_START
         self._free: queue.SimpleQueue[bytearray | None] = queue.SimpleQueue()
+        self._received: queue.SimpleQueue[tuple[bytearray, int]] = queue.SimpleQueue()
         self._filled: queue.SimpleQueue[tuple[bytearray, int]] = queue.SimpleQueue()
         for buffer in buffers:
             self._free.put(buffer)
@@ -501,23 +505,27 @@ class _BodyReader:
         # written, and every written buffer is in the queue.
         self._lock = threading.Lock()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="civdesk-download-reader",
-                                        daemon=True)
-        self._thread.start()
+        self._reader = threading.Thread(target=self._read_body, daemon=True,
+                                        name="civdesk-download-reader")
+        self._writer = threading.Thread(target=self._write_received, daemon=True,
+                                        name="civdesk-download-writer")
+        self._reader.start()
+        self._writer.start()
 
-    def _run(self) -> None:
+    def _read_body(self) -> None:
         try:
             while True:
                 buffer = self._free.get()
-                if buffer is None or self.cancel.is_set() or self._stopped:
+                if (buffer is None or self.cancel.is_set() or self._stopped
+                        or self.write_error is not None):
                     break
                 n, more = self._fill(buffer)
-                if n and not self._write(buffer, n):
-                    break
+                if n:
+                    self._received.put((buffer, n))
                 if not more:
                     break
         finally:
-            self._filled.put((self._empty, 0))
+            self._received.put((self._empty, 0))
 
     def _fill(self, buffer: bytearray) -> tuple[int, bool]:
         """Read into ``buffer``; return its byte count and whether the body goes on."""
@@ -552,12 +560,25 @@ class _BodyReader:
                 break  # a slow link: hand over what came, so progress keeps moving
         return filled, True
 
+    def _write_received(self) -> None:
+        """Append each received buffer, in order; after a failure or a stop, only give the
+        buffers back (the reader may wait for one) until the reader's end arrives."""
+        try:
+            while True:
+                buffer, n = self._received.get()
+                if not n:
+                    break
+                if not self._write(buffer, n):
+                    self._free.put(buffer)
+        finally:
+            self._filled.put((self._empty, 0))
+
     def _write(self, buffer: bytearray, n: int) -> bool:
-        """Append ``buffer[:n]`` to the .part and hand it over; False to stop reading."""
+        """Append ``buffer[:n]`` to the .part and hand it over; False when nothing was."""
         view = memoryview(buffer)[:n]
         written = 0
         with self._lock:
-            if self._stopped:
+            if self._stopped or self.write_error is not None:
                 return False
             try:
                 while written < n:
@@ -567,7 +588,7 @@ class _BodyReader:
             if written:
                 self._filled.put((buffer, written))
                 self._on_written(written)
-        return self.write_error is None
+        return written > 0
 
     def next_filled(self) -> tuple[bytearray, int]:
         """The next written buffer and how many bytes it holds; 0 bytes at the end."""
@@ -580,13 +601,14 @@ class _BodyReader:
         self._free.put(buffer)
 
     def stop(self, *, wait: bool) -> None:
-        """Stop reading and writing; ``wait`` for the thread (at the end it is done or
+        """Stop reading and writing; ``wait`` for the threads (at the end they are done or
         about to be). After this, nothing more is written to the .part."""
         with self._lock:
             self._stopped = True
         self._free.put(None)
         if wait:
-            self._thread.join()
+            self._reader.join()
+            self._writer.join()
 
     def written_unhashed(self) -> list[tuple[bytearray, int]]:
         """After :meth:`stop`: the buffers written but not handed out by next_filled."""
