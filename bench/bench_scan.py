@@ -13,9 +13,11 @@ parallel processes (xargs -P<cores>, the big files spread across batches). Page 
 Targets: first scan <= 1.3x bare hashing, printed against both openssl forms; unchanged
 rescan < 1 s. ``--latency`` makes every answer wait (API and images), as real Civitai's do;
 with ``--lookups 1`` against the default it shows what overlapping the by-hash requests buys.
-Then two rescans users meet: after renaming the folder of small files (moves: no file read),
-and after new times on every file with the same bytes (a restore, a copy without its times:
-everything is read again, nothing else is redone, so it compares with one openssl process).
+Then three rescans users meet: after renaming the folder of small files (moves: no file
+read), after new times on every file with the same bytes (a restore, a copy without its
+times: everything is read again, nothing else is redone, so it compares with one openssl
+process), and after copying that folder elsewhere and deleting the original (new inodes:
+each copy is read and recognised by its hash as a move).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import random
 import resource
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -124,6 +127,13 @@ def touch_all(root: Path) -> None:
             os.utime(os.path.join(folder, name), ns=(stamp, stamp))
 
 
+def copy_then_delete(folder: Path, to: Path) -> None:
+    """A folder copied elsewhere and the original deleted (a move across drives, a restore):
+    new inodes, the same bytes."""
+    shutil.copytree(folder, to)
+    shutil.rmtree(folder)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--big", type=int, default=3, help="number of big files")
@@ -194,6 +204,8 @@ def main() -> int:
             renamed_s, renamed = rescan_after(scanner, lambda: (root / "embeddings").rename(
                 root / "embeddings-renamed"))
             touched_s, touched = rescan_after(scanner, lambda: touch_all(root))
+            copied_s, copied = rescan_after(scanner, lambda: copy_then_delete(
+                root / "embeddings-renamed", root / "embeddings-copied"))
         requests = double.requests
 
         rows: list[list[object]] = [[name, s, total / MB / s] for name, s in refs.items()]
@@ -234,6 +246,9 @@ def main() -> int:
               f"read again, nothing else is redone): {touched_s:.2f} s, {touched.hashed:,} "
               "files read" + (f", {touched_s / refs['openssl, 1 process']:.2f}x one openssl "
                               "process" if refs and not args.latency else ""))
+        print(f"rescan after copying the embeddings folder and deleting the original (new "
+              f"inodes: every copy is read, and moved by its hash): {copied_s:.2f} s, "
+              f"{copied.moved:,} moved, {copied.hashed:,} files read, {copied.removed} removed")
         print(f"HTTP requests to the double over all scans: {requests}")
         print(f"peak RSS of this process (the double runs in its own): "
               f"{peak_rss_mib():,.0f} MiB")

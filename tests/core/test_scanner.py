@@ -264,20 +264,49 @@ def test_a_moved_file_with_a_new_hard_link_is_one_move_and_one_new_file(
     assert summary.duplicates == 1
 
 
-def test_copied_then_deleted_file_is_a_move_by_hash(
+def test_copied_then_deleted_files_are_moves_by_hash_stored_in_one_go(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    c = civitai_catalog
+    paths = [place(root, f) for f in (c.lora_v1.files[0], c.lora_v2.files[0],
+                                      c.embedding_v1.files[0])]
+    scanner.scan()
+    before = {p.name: lib.local_file(p) for p in paths}
+    (root / "elsewhere").mkdir()
+    for p in paths:  # new inodes (a copy to another drive): only the hash tells
+        (root / "elsewhere" / p.name).write_bytes(p.read_bytes())
+        p.unlink()
+
+    with SqlLog(lib.db, "UPDATE local_files SET path") as moves:
+        summary = scanner.scan()
+
+    assert summary.moved == 3 and summary.removed == 0 and not summary.errors
+    for p in paths:
+        after, old = lib.local_file(root / "elsewhere" / p.name), before[p.name]
+        assert after is not None and old is not None and after.id == old.id
+    # One statement for the three (it was a transaction per file: 3,000 copied files took
+    # 3.3 s to rescan instead of 0.6 s).
+    assert moves.rows == [3]
+
+
+def test_two_copies_of_a_deleted_file_are_one_move_and_one_new_file(
     scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
 ) -> None:
     path = place(root, civitai_catalog.embedding_v1.files[0])
     scanner.scan()
     before = lib.local_file(path)
-    copy = root / "elsewhere" / path.name
-    copy.parent.mkdir()
-    copy.write_bytes(path.read_bytes())  # a new inode: only the hash tells it is the same
+    copies = [root / "a" / path.name, root / "b" / path.name]
+    for copy in copies:
+        copy.parent.mkdir()
+        copy.write_bytes(path.read_bytes())
     path.unlink()
+
     summary = scanner.scan()
-    after = lib.local_file(copy)
-    assert summary.moved == 1 and summary.removed == 0
-    assert after is not None and before is not None and after.id == before.id
+
+    assert summary.moved == 1 and summary.removed == 0 and summary.duplicates == 1
+    rows = [lib.local_file(copy) for copy in copies]
+    assert before is not None and all(r is not None for r in rows)
+    assert sorted(r.id == before.id for r in rows if r is not None) == [False, True]
 
 
 def test_unplugged_library_folder_keeps_its_entries(

@@ -451,6 +451,9 @@ class _ScanRun:
         self.file_updates: list[tuple[int, dict[str, object]]] = []  # written in bulk
         # Identified files whose companions are missing: (row, file, preview, info).
         self.stale_companions: list[tuple[LocalFile, _Found, Path | None, Path | None]] = []
+        # Files recognised by their hash as a vanished row moved (new inode: copied to
+        # another drive, restored): stored together, as the moves found by identity.
+        self.hash_moves: list[tuple[LocalFile, _Found]] = []
         self.progress_lock = threading.Lock()  # progress comes from the hashing threads too
         self.companion_writer = _CompanionWriter(scanner)
         self.written: _Written | None = None  # companions being written, not yet stored
@@ -652,16 +655,24 @@ class _ScanRun:
             self.lib.update_files(self.file_updates)
             self.file_updates = []
 
-    def _move(self, old: LocalFile, f: _Found) -> None:
-        self._move_all([(old, f)])
+    def _claim(self, old: LocalFile) -> None:
+        """``old`` has been found elsewhere: it is no longer a vanished row."""
+        del self.vanished[old.path]
+        if old.sha256:
+            self.vanished_by_sha.pop(old.sha256, None)
 
-    def _move_all(self, moves: list[tuple[LocalFile, _Found]]) -> None:
+    def _flush_hash_moves(self) -> None:
+        moves, self.hash_moves = self.hash_moves, []
+        self._move_all(moves, claimed=True)
+
+    def _move_all(self, moves: list[tuple[LocalFile, _Found]], claimed: bool = False) -> None:
         """Record files found at new paths, in one transaction (a renamed folder moves
-        thousands at once)."""
-        for old, _f in moves:
-            del self.vanished[old.path]
-            if old.sha256:
-                self.vanished_by_sha.pop(old.sha256, None)
+        thousands at once). ``claimed``: :meth:`_claim` was called for each already."""
+        if not moves:
+            return
+        if not claimed:
+            for old, _f in moves:
+                self._claim(old)
         stored = self.lib.move_files(
             FileMove(old.path, f.path, f.stat.size, f.stat.mtime_ns, f.stat.inode, f.root)
             for old, f in moves
@@ -737,6 +748,7 @@ class _ScanRun:
                         self._finish_settle(in_flight.popleft())
         except Cancelled:
             # Keep what was hashed: registered as pending, looked up next time.
+            self._flush_hash_moves()
             self._flush_file_updates()
             while in_flight:
                 self._finish_settle(in_flight.popleft(), offline=True)
@@ -748,6 +760,7 @@ class _ScanRun:
             self._finish_settle(in_flight.popleft())
         self._settle(batch)
         self._store_written(final=True)
+        self._flush_hash_moves()
 
     def _read_sidecars(self, w: _Work) -> None:
         sidecars = read_sidecars(w.found.path, w.found.siblings)
@@ -774,7 +787,10 @@ class _ScanRun:
         old = self.vanished_by_sha.get(w.sha256)
         if old is None:
             return False
-        self._move(old, replace(w.found, stat=w.stat or w.found.stat))
+        self._claim(old)  # now: another new file with the same bytes is not a move of it
+        self.hash_moves.append((old, replace(w.found, stat=w.stat or w.found.stat)))
+        if len(self.hash_moves) >= STORE_BATCH:
+            self._flush_hash_moves()
         return True
 
     def _settle(self, batch: list[_Work], offline: bool = False) -> None:
