@@ -53,6 +53,20 @@ def test_rows_follow_the_queue_order_through_every_change(qtmodeltester):
     qtmodeltester.check(model)
 
 
+def test_removing_many_tasks_drops_runs_of_rows_in_one_go(qtmodeltester):
+    model = DownloadListModel()
+    model.set_tasks([snap(i) for i in range(1, 11)])
+    qtmodeltester.check(model)
+    removed: list[tuple[int, int]] = []
+    model.rowsRemoved.connect(lambda _parent, first, last: removed.append((first, last)))
+
+    model.remove_tasks([2, 3, 4, 7, 9, 10, 99])
+
+    assert names(model) == [1, 5, 6, 8]
+    assert removed == [(8, 9), (6, 6), (1, 3)]  # the runs, the last first
+    assert [model.row_of(i) for i in (1, 5, 6, 8, 2)] == [0, 1, 2, 3, None]
+
+
 def test_progress_and_state_reach_the_roles(qtbot):
     model = DownloadListModel()
     model.add_task(snap(1))

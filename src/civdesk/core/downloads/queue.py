@@ -10,7 +10,7 @@ that caused the event (the worker for progress and results):
 ``"changed"``     a :class:`TaskSnapshot` whose state or details changed
 ``"progress"``    a :class:`TaskSnapshot` (at most ~10 per second per task)
 ``"finished"``    a :class:`TaskSnapshot`: completed, failed or cancelled
-``"removed"``     a task id (history cleared)
+``"removed"``     a list of task ids (removed, or the history cleared: one event)
 ``"reordered"``   every :class:`TaskSnapshot`, in the new order
 ``"paused"``      ``True`` / ``False``
 ``"idle"``        ``None``: :meth:`~DownloadQueue.run_until_empty` ran out of work
@@ -428,7 +428,7 @@ class DownloadQueue:
                 raise IllegalTransition("Cancel the download before removing it from the list"
                                         ) from None
             self._live.pop(task_id, None)
-        self._emit("removed", task_id)
+        self._emit("removed", [task_id])
 
     def clear_finished(self) -> int:
         """Forget every completed, failed and cancelled task (one transaction, however long
@@ -437,8 +437,8 @@ class DownloadQueue:
             removed = self.store.delete_finished()
             for task_id in removed:
                 self._live.pop(task_id, None)
-        for task_id in removed:
-            self._emit("removed", task_id)
+        if removed:
+            self._emit("removed", list(removed))  # one event: a list drops them in ranges
         return len(removed)
 
     def pause(self) -> None:

@@ -104,7 +104,7 @@ class DownloadWorker(QObject):
     task_changed = Signal(object)  # state or details changed (not mere progress)
     task_progress = Signal(object)  # throttled to PROGRESS_HZ per task
     task_finished = Signal(object)  # completed, failed or cancelled
-    task_removed = Signal(int)  # task id (history cleared)
+    tasks_removed = Signal(list)  # task ids (removed, or the history cleared)
     tasks_reordered = Signal(list)  # every task, in the queue's new order
     paused_changed = Signal(bool)
     queue_idle = Signal()  # nothing left to run (or paused) after some work
@@ -297,7 +297,7 @@ class DownloadWorker(QObject):
             self._throttle.forget(payload.id)
             self.task_finished.emit(payload)
         elif event == "removed":
-            self.task_removed.emit(int(payload))
+            self.tasks_removed.emit([int(task_id) for task_id in payload])
         elif event == "reordered":
             self.tasks_reordered.emit(list(payload))
         elif event == "paused":
