@@ -316,3 +316,76 @@ def test_flusher_without_a_step_starts_no_thread_and_never_syncs() -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+class _StallingBody:
+    """A download whose body gives its first MiB, then waits for more until it is closed (a
+    stalled connection: only closing the response ends the read)."""
+
+    filename = "stalled.safetensors"
+    total_size = 8 * MiB
+    start = 0
+    body_size = 8 * MiB
+    url = "http://storage.invalid/stalled"
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+        self.sent = 0
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        if self.sent < MiB:
+            n = min(len(buffer), MiB - self.sent)
+            buffer[:n] = b"x" * n
+            self.sent += n
+            return n
+        self.closed.wait()
+        raise NetworkError("closed")
+
+    def close(self) -> None:
+        self.closed.set()
+
+    def __enter__(self) -> _StallingBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _FullDisk:
+    """The ``os`` the downloader sees, with a disk that is full for the .part's writes."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(os, name)
+
+    @staticmethod
+    def write(fd: int, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_disk_filling_up_fails_at_once_even_while_the_link_stalls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = _StallingBody()
+
+    class Source:
+        def open_download(self, version_id: int, file_id: int | None = None,
+                          start: int = 0) -> _StallingBody:
+            return body
+
+    monkeypatch.setattr(downloader_module, "os", _FullDisk())
+    outcome: list[BaseException] = []
+
+    def download() -> None:
+        try:
+            Downloader(Source(), max_attempts=1).download(1, None, tmp_path,
+                                                          expected_sha256=None)
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=download, daemon=True)
+    thread.start()
+    thread.join(10)
+    body.close()  # let a reader still waiting go, whatever happened
+    assert not thread.is_alive(), "the full disk waited for the stalled connection"
+    assert len(outcome) == 1 and isinstance(outcome[0], DiskFull), outcome
+    assert "is full" in str(outcome[0])

@@ -379,8 +379,8 @@ class _Job:
     def _stream(self, response: DownloadResponse, start: int) -> int:
         """Append the body to the .part, hashing as it goes; return the bytes received.
 
-        The reader thread writes each buffer to the .part as soon as it is filled; this
-        thread hashes it. Every byte written is hashed before this returns or raises (a
+        The reader's threads receive each buffer and append it to the .part; this thread
+        hashes it. Every byte written is hashed before this returns or raises (a
         break in the body, a full disk, a cancel), so the .part and the hasher always agree
         for the resume.
         """
@@ -404,7 +404,7 @@ class _Job:
                 self.meter.update(self.hashed)
                 if self.cancel.is_set():
                     break  # now, not after the buffers still to come
-            finished = not self.cancel.is_set()
+            finished = not self.cancel.is_set() and reader.write_error is None
         finally:
             # After a failure here the reader may sit in a read: closing the response (our
             # caller does) ends it, no need to wait; it writes nothing once stopped.
@@ -562,7 +562,12 @@ class _BodyReader:
 
     def _write_received(self) -> None:
         """Append each received buffer, in order; after a failure or a stop, only give the
-        buffers back (the reader may wait for one) until the reader's end arrives."""
+        buffers back (the reader may wait for one) until the reader's end arrives.
+
+        A failed write ends the body for the hasher at once: the reader may sit in a read
+        of a stalled connection, which only closing the response (after we raise) ends.
+        """
+        ended = False
         try:
             while True:
                 buffer, n = self._received.get()
@@ -570,8 +575,12 @@ class _BodyReader:
                     break
                 if not self._write(buffer, n):
                     self._free.put(buffer)
+                if self.write_error is not None and not ended:
+                    self._filled.put((self._empty, 0))
+                    ended = True
         finally:
-            self._filled.put((self._empty, 0))
+            if not ended:
+                self._filled.put((self._empty, 0))
 
     def _write(self, buffer: bytearray, n: int) -> bool:
         """Append ``buffer[:n]`` to the .part and hand it over; False when nothing was."""
