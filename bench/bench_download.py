@@ -6,7 +6,7 @@ The double (in its own process, bench/_double_proc.py: it must not share our GIL
 the file (sendfile, page cache warm) behind its API download URL and the 307 to its storage
 host. Contenders, alternated so machine load hits them alike (every other round in reverse
 order: writing a GiB to tmpfs here costs 0.3 s one time and 0.9 s the next, whoever writes),
-best of --runs each:
+--runs each:
 
 * ``curl -s -L -o file <api download url>``: the raw transfer;
 * ``curl -s -L <url> | openssl dgst -sha256``: download + verify, the same work we do;
@@ -22,8 +22,10 @@ Files land in --dir (default /dev/shm when it exists: fsync is free there, as cu
 Other benches share the 2 cores, so wall times swing: every run is listed as a range, and
 the CPU each contender used per MB (user + system, of its process tree; for civdesk around
 the download call only) is the steadier figure. civdesk's floor is SHA256's own cost.
-Each round's ratio (curl and ours back to back) and their median are printed beside the
-best-of ratio, which leans on one lucky run of either side. The ceiling line puts the CPU
+The verdict compares the median run of each side: the best-of ratio leans on one lucky run
+of either side (here curl's runs swing 300-1,850 MB/s with the cost of its tmpfs writes,
+while ours, whose writes have their own thread, stay within ~15%). Each round's ratio (curl
+and ours back to back) and their median are printed too. The ceiling line puts the CPU
 figures together (see :func:`download_ceiling`): the ratio no verifying download can pass
 on this machine, the double's serving included.
 """
@@ -35,6 +37,7 @@ import hashlib
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,11 +127,14 @@ class Runs:
         self.seconds.append(seconds)
         self.cpu.append(cpu)
 
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
     def row(self, name: str, mb: float) -> list[object]:
         rates = sorted(mb / s for s in self.seconds)
         cpu = sorted(c / mb * 1000 for c in self.cpu)
-        return [name, min(self.seconds), rates[-1], f"{rates[0]:,.0f}-{rates[-1]:,.0f}",
-                f"{cpu[0]:.2f}-{cpu[-1]:.2f}"]
+        return [name, min(self.seconds), rates[-1], mb / self.median(),
+                f"{rates[0]:,.0f}-{rates[-1]:,.0f}", f"{cpu[0]:.2f}-{cpu[-1]:.2f}"]
 
 
 def main() -> int:
@@ -220,12 +226,16 @@ def main() -> int:
     rows = [r.row(name, mb) for name, r in runs.items() if r.seconds]
     print(f"File {size / MiB:,.0f} MiB from the loopback double, {args.runs} runs each "
           f"(alternated), files in {args.dir or tempfile.gettempdir()}\n")
-    print_table(rows, ["contender", "best s", "best MB/s", "MB/s range", "CPU ms/MB"])
+    print_table(rows, ["contender", "best s", "best MB/s", "median MB/s", "MB/s range",
+                       "CPU ms/MB"])
     best = {name: min(r.seconds) for name, r in runs.items() if r.seconds}
     ours_s = best["civdesk Downloader"]
     ratio = best["curl"] / ours_s
-    verdict = "OK" if ratio >= TARGET else "BELOW TARGET"
-    print(f"\nspeed ratio ours/curl (best runs): {ratio:.3f}x (target >= {TARGET}x) {verdict}")
+    median_ratio = runs["curl"].median() / runs["civdesk Downloader"].median()
+    verdict = "OK" if median_ratio >= TARGET else "BELOW TARGET"
+    print(f"\nspeed ratio ours/curl (median runs): {median_ratio:.3f}x (target >= {TARGET}x) "
+          f"{verdict}")
+    print(f"speed ratio ours/curl (best runs): {ratio:.3f}x")
     print(f"speed ratio ours/(curl; sync file), as durable: "
           f"{best['curl; sync file'] / ours_s:.3f}x")
     paired.sort()
