@@ -77,6 +77,12 @@ def place(folder: Path, f: FakeFile, name: str | None = None) -> Path:
     return path
 
 
+def place_three(folder: Path, c: SampleCatalog) -> list[Path]:
+    """Three identifiable model files (two versions of one LoRA and an embedding)."""
+    return [place(folder, f) for f in (c.lora_v1.files[0], c.lora_v2.files[0],
+                                       c.embedding_v1.files[0])]
+
+
 def api_calls(d: CivitaiDouble, prefix: str = "/api/") -> list[str]:
     return [r.path for r in d.requests if r.host == "api" and r.path.startswith(prefix)]
 
@@ -196,9 +202,7 @@ def test_a_renamed_folder_moves_every_file_in_one_go(
     scanner: Scanner, hasher: CountingHasher, lib: Library, root: Path,
     civitai_catalog: SampleCatalog,
 ) -> None:
-    c = civitai_catalog
-    files = [c.lora_v1.files[0], c.lora_v2.files[0], c.embedding_v1.files[0]]
-    paths = [place(root / "Mine", f) for f in files]
+    paths = place_three(root / "Mine", civitai_catalog)
     scanner.scan()
     before = {lib.local_file(p).id for p in paths}  # type: ignore[union-attr]
     hasher.paths.clear()
@@ -220,9 +224,7 @@ def test_a_renamed_folder_moves_every_file_in_one_go(
 def test_files_moved_without_their_companions_get_new_ones_in_one_go(
     scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
 ) -> None:
-    c = civitai_catalog
-    paths = [place(root, f) for f in (c.lora_v1.files[0], c.lora_v2.files[0],
-                                      c.embedding_v1.files[0])]
+    paths = place_three(root, civitai_catalog)
     scanner.scan()
     (root / "sorted").mkdir()
     for p in paths:  # the model files only: the .civitai.info and previews stay behind
@@ -267,9 +269,7 @@ def test_a_moved_file_with_a_new_hard_link_is_one_move_and_one_new_file(
 def test_copied_then_deleted_files_are_moves_by_hash_stored_in_one_go(
     scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
 ) -> None:
-    c = civitai_catalog
-    paths = [place(root, f) for f in (c.lora_v1.files[0], c.lora_v2.files[0],
-                                      c.embedding_v1.files[0])]
+    paths = place_three(root, civitai_catalog)
     scanner.scan()
     before = {p.name: lib.local_file(p) for p in paths}
     (root / "elsewhere").mkdir()
