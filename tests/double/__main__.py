@@ -23,11 +23,9 @@ import sys
 import threading
 from pathlib import Path
 
+from civdesk.core.settings import DEFAULT_TYPE_FOLDERS
 from tests.double.sample import SampleCatalog, build_sample_catalog
 from tests.double.server import CivitaiDouble
-
-#: Where the sample's files go in a library, as the web UIs lay models out.
-FOLDERS = {"LORA": "Lora", "TextualInversion": "embeddings"}
 
 
 def write_library(sample: SampleCatalog, library: Path) -> list[Path]:
@@ -35,7 +33,8 @@ def write_library(sample: SampleCatalog, library: Path) -> list[Path]:
     written = []
     for model, version in ((sample.lora, sample.lora_v1), (sample.embedding, sample.embedding_v1)):
         f = version.files[0]
-        path = library / FOLDERS[model.type] / (f.name or f"{version.id}.safetensors")
+        folder = DEFAULT_TYPE_FOLDERS[model.type]  # as civdesk would download it
+        path = library / folder / (f.name or f"{version.id}.safetensors")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(f.read_bytes())
         written.append(path)
