@@ -588,6 +588,7 @@ class _ScanRun:
             moved_from = by_identity.get((f.stat.size, f.stat.mtime_ns, f.stat.inode))
             if row is None and moved_from is not None and moved_from.sha256:
                 del by_identity[(f.stat.size, f.stat.mtime_ns, f.stat.inode)]  # moved once
+                self._claim(moved_from)
                 moves.append((moved_from, f))
                 continue
             work.append(_Work(f, row=row))
@@ -663,16 +664,13 @@ class _ScanRun:
 
     def _flush_hash_moves(self) -> None:
         moves, self.hash_moves = self.hash_moves, []
-        self._move_all(moves, claimed=True)
+        self._move_all(moves)
 
-    def _move_all(self, moves: list[tuple[LocalFile, _Found]], claimed: bool = False) -> None:
-        """Record files found at new paths, in one transaction (a renamed folder moves
-        thousands at once). ``claimed``: :meth:`_claim` was called for each already."""
+    def _move_all(self, moves: list[tuple[LocalFile, _Found]]) -> None:
+        """Record files found at new paths (each :meth:`_claim`-ed when found), in one
+        transaction (a renamed folder moves thousands at once)."""
         if not moves:
             return
-        if not claimed:
-            for old, _f in moves:
-                self._claim(old)
         stored = self.lib.move_files(
             FileMove(old.path, f.path, f.stat.size, f.stat.mtime_ns, f.stat.inode, f.root)
             for old, f in moves
