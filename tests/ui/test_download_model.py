@@ -47,9 +47,9 @@ def test_rows_follow_the_queue_order_through_every_change(qtmodeltester):
     assert names(model) == [2, 3, 1]
     model.reorder([snap(3, position=1), snap(2, position=2), snap(1, position=3)])
     assert names(model) == [3, 2, 1]
-    model.remove_task(2)
+    model.remove_tasks([2])
     assert names(model) == [3, 1]
-    model.remove_task(99)  # unknown ids are ignored
+    model.remove_tasks([99])  # unknown ids are ignored
     qtmodeltester.check(model)
 
 

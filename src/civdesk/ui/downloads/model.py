@@ -141,9 +141,6 @@ class DownloadListModel(QAbstractListModel):
         self._reindex()
         self.endMoveRows()
 
-    def remove_task(self, task_id: int) -> None:
-        self.remove_tasks([task_id])
-
     @Slot(list)
     def remove_tasks(self, task_ids: list[int]) -> None:
         """Drop these tasks' rows (unknown ids are ignored): one removal per run of adjacent
