@@ -180,6 +180,8 @@ def main() -> int:
                     ("curl", "curl; sync file", "curl | openssl dgst", "civdesk Downloader")}
             served_cpu: dict[str, list[float]] = {"curl": [], "civdesk Downloader": []}
             paired: list[float] = []  # ours / curl of the same round, run back to back
+            round_s: dict[str, float] = {}  # this round's seconds: "curl", "ours"
+
             def run_curl(name: str, command: str) -> None:
                 before = cpu_seconds(double.proc.pid)
                 t, cpu, _ = timed_shell(command)
@@ -207,7 +209,6 @@ def main() -> int:
                 lambda: run_curl("curl; sync file", curl_sync)]
             if have("openssl"):
                 steps.append(run_verify)
-            round_s: dict[str, float] = {}
             for i in range(args.runs):
                 # Every other round in reverse: the cost of a write to tmpfs swings ~3x from
                 # one file to the next here, in a pattern a fixed order would pin on one side.
