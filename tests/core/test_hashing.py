@@ -12,6 +12,7 @@ import pytest
 from civdesk.core.errors import Cancelled, FileProblem
 from civdesk.core.hashing import (
     AUTOV1_MIN_SIZE,
+    SMALL_FILE,
     FileChanged,
     FileStat,
     HashCache,
@@ -133,6 +134,23 @@ def test_hash_many_yields_every_file_with_errors_per_file(tmp_path: Path) -> Non
         assert by_path[path].stat == FileStat.of(path.stat())
     assert isinstance(by_path[missing].error, FileProblem)
     assert max(totals) == sum(len(d) for d in blobs.values())
+
+
+def test_hash_many_takes_the_callers_sizes_and_a_wrong_one_only_regroups(
+    tmp_path: Path,
+) -> None:
+    blobs = {tmp_path / "big.bin": os.urandom(3 << 20),
+             **{tmp_path / f"s{i}.bin": os.urandom(5000) for i in range(20)}}
+    for path, data in blobs.items():
+        path.write_bytes(data)
+    paths = list(blobs)
+    # The big file claimed small, a small one claimed big: grouped wrongly, hashed right.
+    sizes = [0] + [len(blobs[p]) for p in paths[1:-1]] + [SMALL_FILE + 1]
+    results = {r.path: r for r in hash_many(paths, workers=2, sizes=sizes)}
+    assert {p: r.sha256 for p, r in results.items()} == {
+        p: hashlib.sha256(d).hexdigest().upper() for p, d in blobs.items()}
+    with pytest.raises(ValueError, match="2 sizes for 21 paths"):
+        list(hash_many(paths, sizes=[1, 2]))
 
 
 def test_hash_many_cancel_raises_and_stops_queued_files(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,11 +240,15 @@ def hash_many(
     progress: ProgressCallback | None = None,
     cancel: CancelFlag | None = None,
     hasher: Hasher = sha256_file,
+    sizes: Sequence[int] | None = None,
 ) -> Iterator[HashResult]:
     """Hash files on a thread pool, yielding each result as soon as it is ready.
 
     Files start in the given order (put big ones first so the pool ends together; small
-    files go several to a task). An
+    files go several to a task). ``sizes``: each path's size when the caller has just
+    stat-ed them (a scan has), so they are not stat-ed again here before hashing starts
+    (3,000 files: 4 ms on a local disk, one round trip each on a network share); a wrong
+    size only changes how files are grouped. An
     unreadable or changing file yields a result with ``error`` set; it never stops the
     others. ``progress`` gets the total bytes hashed so far, from worker threads.
     Setting ``cancel`` stops the running files within one buffer, drops the queued ones
@@ -275,7 +279,9 @@ def hash_many(
     # caller's event; the workers watch both.
     abandoned = threading.Event()
     stop = _AnyEvent(abandoned, cancel)
-    tasks = _group_small_files(pending_paths)
+    if sizes is not None and len(sizes) != len(pending_paths):
+        raise ValueError(f"{len(sizes)} sizes for {len(pending_paths)} paths")
+    tasks = _group_small_files(pending_paths, sizes)
     count = min(workers or default_workers(), len(tasks))
     queue = iter(tasks)
     running: set[Future[list[HashResult]]] = set()
@@ -327,16 +333,21 @@ SMALL_GROUP_BYTES = 2 << 20
 SMALL_GROUP_FILES = 8  # few enough that a cancel still drops most queued files
 
 
-def _group_small_files(paths: list[StrPath]) -> list[list[StrPath]]:
+def _group_small_files(
+    paths: list[StrPath], sizes: Sequence[int] | None = None
+) -> list[list[StrPath]]:
     """One task per big file; consecutive small files share a task (order kept)."""
     tasks: list[list[StrPath]] = []
     group: list[StrPath] = []
     group_bytes = 0
-    for path in paths:
-        try:
-            size = os.stat(path).st_size
-        except OSError:
-            size = SMALL_FILE + 1  # its own task, whose hash_checked reports the problem
+    for i, path in enumerate(paths):
+        if sizes is not None:
+            size = sizes[i]
+        else:
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                size = SMALL_FILE + 1  # its own task, whose hash_checked reports the problem
         if size > SMALL_FILE:
             tasks.append([path])
             continue

@@ -714,6 +714,7 @@ class _ScanRun:
             progress=on_bytes,
             cancel=_Either(self.cancel, stop),
             hasher=self.s.hasher,
+            sizes=[w.found.stat.size for w in to_hash],
         ))
         # Batches are looked up on side threads (a few at once) while the ones before them
         # are settled here, in order: the wait on Civitai overlaps hashing, companions and
