@@ -46,6 +46,18 @@ def civitai_catalog(civitai: CivitaiDouble) -> SampleCatalog:
     return build_sample_catalog(civitai)
 
 
+@pytest.fixture(autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own empty home folder: with no download folder set, downloads
+    go to ``~/civdesk-models``, and a test must neither write into the real home nor find
+    a file an earlier run left there (one did: a VAE, which later looked "already there")."""
+    folder = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(folder))
+    monkeypatch.setenv("USERPROFILE", str(folder))  # what expanduser reads on Windows
+    return folder
+
+
 @pytest.fixture
 def tmp_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private CIVDESK_DATA_DIR so nothing touches the real home."""
