@@ -329,6 +329,77 @@ def test_folder_by_type_and_registration_in_the_library(
     assert library.version_json(civitai_catalog.lora_v2.id) is not None
 
 
+def library_queue(d: CivitaiDouble, db: Database, root: Path) -> DownloadQueue:
+    """The queue as the app builds it: type folders under ``root``, files registered."""
+    client = CivitaiClient(d.base_url, sleep=lambda s: None)
+    return DownloadQueue(db, client, settings=Settings(download_root=str(root)),
+                         post_download=RegisterInLibrary(Library(db), client, lambda: False))
+
+
+def downloads_served(d: CivitaiDouble) -> int:
+    """Model files the double's storage sent (previews come from there too)."""
+    return sum(1 for r in d.requests if r.host == "storage" and r.path.startswith("/files/"))
+
+
+def place_scanned(db: Database, path: Path, data: bytes, version: FakeVersion) -> None:
+    """A file as a scan leaves it: on disk, registered with its hash and version."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    st = path.stat()
+    Library(db).register_file(
+        path, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino,
+        sha256=hashlib.sha256(data).hexdigest().upper(), version_id=version.id,
+        identified_by="hash")
+
+
+def test_a_file_the_library_holds_elsewhere_is_not_downloaded_again(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    version = civitai_catalog.lora_v2
+    kept = tmp_path / "models" / "Lora" / "styles" / "renamed by me.safetensors"
+    place_scanned(db, kept, version.files[0].content.read(), version)
+    queue = library_queue(civitai, db, tmp_path / "models")
+    task_id = queue.add(version.id)
+    snap = queue.run_next()
+
+    assert snap is not None and (snap.state, snap.already_present) == ("completed", True)
+    assert snap.dest_path == str(kept) and snap.bytes_done == kept.stat().st_size
+    assert downloads_served(civitai) == 0
+    assert list((tmp_path / "models" / "Lora").iterdir()) == [kept.parent]  # no second copy
+    assert queue.task(task_id).already_present  # in the history after a restart too
+    local = Library(db).local_file(kept)
+    assert local is not None and local.identified_by == "hash"  # the scan's record stays
+
+
+def test_a_folder_of_its_own_or_a_changed_copy_still_downloads(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    version = civitai_catalog.lora_v2
+    data = version.files[0].content.read()
+    kept = tmp_path / "elsewhere" / "lora.safetensors"
+    place_scanned(db, kept, data, version)
+    queue = library_queue(civitai, db, tmp_path / "models")
+
+    # Asked for a copy in a folder: the copy is made.
+    explicit = queue.add(version.id, dest_dir=tmp_path / "for-comfyui")
+    assert queue.run_next() is not None
+    task = queue.task(explicit)
+    assert (task.state, task.already_present) == ("completed", False)
+    assert Path(task.dest_path or "").parent == tmp_path / "for-comfyui"
+    assert downloads_served(civitai) == 1
+
+    # The library's copy was edited since it was hashed: it no longer counts.
+    (tmp_path / "for-comfyui" / version.files[0].name).unlink()
+    Library(db).remove_files([task.dest_path or ""])
+    kept.write_bytes(data[:-1] + b"!")
+    typed = queue.add(version.id)
+    assert queue.run_next() is not None
+    task = queue.task(typed)
+    assert (task.state, task.already_present) == ("completed", False)
+    assert Path(task.dest_path or "").parent == (tmp_path / "models" / "Lora").resolve()
+    assert downloads_served(civitai) == 2
+
+
 def test_a_listener_that_raises_does_not_stop_the_queue(
     civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
 ) -> None:

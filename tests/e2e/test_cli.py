@@ -430,7 +430,7 @@ def assert_downloaded(run: Run, version: FakeVersion, folder: Path, cli: Cli) ->
     result = run.json
     path = folder / f.name
     assert result == {"path": str(path), "sha256": f.sha256, "version_id": version.id,
-                      "state": "completed"}
+                      "state": "completed", "already_present": False}
     assert sha256_of(path) == f.sha256
     assert not list(folder.glob("*.part"))
     entry = next(e for e in cli("list", "--json").json if e["path"] == str(path))
@@ -474,6 +474,32 @@ def test_download_into_a_chosen_folder(
     assert text.code == 0
     assert text.stdout.startswith("Downloaded Bad Hands Negative v1 (")
     assert "SHA256 verified" in text.stdout and str(dest / "badhands.safetensors") in text.stdout
+
+
+def test_a_download_the_library_already_holds_points_at_it(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    c = civitai_catalog
+    lora = download_root(home) / "Lora"
+    path = assert_downloaded(cli("download", str(c.lora_v1.id), "--json"), c.lora_v1, lora, cli)
+    # Sorted into a folder of the user's own, with its companions; the scan follows the move.
+    moved = lora / "styles" / path.name
+    moved.parent.mkdir()
+    for f in lora.glob(f"{path.stem}.*"):
+        f.rename(moved.parent / f.name)
+    assert cli("scan", str(download_root(home))).code == 0
+    served = len(civitai.requests)
+
+    again = cli("download", str(c.lora_v1.id))
+    assert again.code == 0, again.stderr
+    assert again.stdout == (f"Paperfold Style v1.0 is already in the library, nothing "
+                            f"downloaded: {moved} (--dest DIR downloads a copy elsewhere)\n")
+    result = cli("download", str(c.lora_v1.id), "--json").json
+    assert result == {"path": str(moved), "sha256": c.lora_v1.files[0].sha256,
+                      "version_id": c.lora_v1.id, "state": "completed",
+                      "already_present": True}
+    assert not any(r.path.startswith("/files/") for r in civitai.requests[served:])
+    assert sorted(p.name for p in lora.iterdir()) == ["styles"]
 
 
 def test_a_login_required_download_needs_the_api_key(

@@ -63,4 +63,6 @@ def test_second_line_words():
     assert detail_text(snap(2, "queued", bytes_done=5_000_000, bytes_total=10_000_000)) == (
         "5.0 MB of 10.0 MB · resumes where it stopped")
     assert detail_text(snap(3, "completed", bytes_done=7_000_000, bytes_total=None)) == "7.0 MB"
+    assert detail_text(snap(5, "completed", bytes_done=7_000_000, bytes_total=7_000_000,
+                            already_present=True)) == "Already in the library · 7.0 MB"
     assert "API key" in detail_text(snap(4, "failed", error="HTTP 401", error_kind="auth"))

@@ -161,7 +161,14 @@ def test_download_notifications_reach_the_notifier(qtbot, main_window, civitai_c
     worker = main_window.dock.worker
     with qtbot.waitSignal(main_window.notifier.notified, timeout=15_000) as blocker:
         worker.add(civitai_catalog.vae_v1.id)
-    assert blocker.args[0] in ("Download complete", "Download failed")
+    assert blocker.args == ["Download complete", civitai_catalog.vae_v1.files[0].name]
+    # The same version again: the library has it, so nothing is fetched and the note says where.
+    with qtbot.waitSignal(main_window.notifier.notified, timeout=15_000) as blocker:
+        worker.add(civitai_catalog.vae_v1.id)
+    title, text = blocker.args
+    assert title == "Already in your library"
+    assert text.startswith(f"{civitai_catalog.vae_v1.files[0].name}: ")
+    assert text.endswith(civitai_catalog.vae_v1.files[0].name)
 
 
 def test_a_failing_shutdown_step_neither_escapes_close_nor_skips_the_rest(

@@ -308,7 +308,10 @@ class MainWindow(QMainWindow):
     # -- downloads ----------------------------------------------------------------------------
 
     def _download_finished(self, task: Any) -> None:
-        if task.state == "completed":
+        if task.state == "completed" and task.already_present:
+            # Nothing was fetched: say where the file already is, not "complete".
+            self.notifier.notify("Already in your library", f"{task_title(task)}: {task.dest_path}")
+        elif task.state == "completed":
             self.notifier.notify("Download complete", task_title(task))
             self.library.refresh()
         elif task.state == "failed":

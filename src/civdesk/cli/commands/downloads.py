@@ -50,7 +50,8 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         "download", parents=parents, help="download a model file from Civitai",
         description="Download a model version's file, verify its SHA256, put it in the "
         "folder for its type (or --dest) and add it to the library. An interrupted download "
-        "resumes when the same command is run again.")
+        "resumes when the same command is run again. A file the library already holds is "
+        "not downloaded again (unless --dest asks for a copy there).")
     download.add_argument(
         "ref", metavar="REF",
         help="a model version id, model:<id> (the latest version) or a Civitai model page "
@@ -92,13 +93,20 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     registered = core.library.local_file(snapshot.dest_path) if snapshot.dest_path else None
     record = {"path": os.path.abspath(snapshot.dest_path) if snapshot.dest_path else None,
               "sha256": registered.sha256 if registered else snapshot.expected_sha256,
-              "version_id": snapshot.version_id, "state": snapshot.state}
+              "version_id": snapshot.version_id, "state": snapshot.state,
+              "already_present": snapshot.already_present}
     if session.json:
         print_json(record)
         return EXIT_OK
     name = " ".join(filter(None, (snapshot.model_name, snapshot.version_name)))
-    print_lines([f"Downloaded {name or f'version {snapshot.version_id}'} "
-                 f"({human_size(snapshot.bytes_total)}, SHA256 verified) to {snapshot.dest_path}"])
+    name = name or f"version {snapshot.version_id}"
+    if snapshot.already_present:
+        again = "" if dest else " (--dest DIR downloads a copy elsewhere)"
+        print_lines([f"{name} is already in the library, nothing downloaded: "
+                     f"{snapshot.dest_path}{again}"])
+        return EXIT_OK
+    print_lines([f"Downloaded {name} ({human_size(snapshot.bytes_total)}, SHA256 verified) "
+                 f"to {snapshot.dest_path}"])
     return EXIT_OK
 
 

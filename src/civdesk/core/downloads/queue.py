@@ -16,6 +16,10 @@ that caused the event (the worker for progress and results):
 ``"idle"``        ``None``: :meth:`~DownloadQueue.run_until_empty` ran out of work
 ================  ===========================================================
 
+A task for the type's folder whose file the library already holds on disk (the same
+SHA256, unchanged since it was hashed) completes at once with ``already_present``, pointing
+at that file: nothing is fetched twice. A task with a folder of its own still downloads.
+
 A failure of one task never stops the queue: it is recorded with a one-line reason and an
 ``error_kind`` the UI can word, and the next task starts.
 
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -72,10 +77,10 @@ from civdesk.core.downloads.store import (
 )
 from civdesk.core.errors import Cancelled, CivdeskError, DiskFull, HashMismatch, UnsafePath
 from civdesk.core.library.db import Database
+from civdesk.core.library.repository import Library
 
 if TYPE_CHECKING:
     from civdesk.core.context import Core
-    from civdesk.core.library.repository import Library
     from civdesk.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -202,6 +207,9 @@ class RegisterInLibrary:
         companions = write_companions(result.path, version, self.client, self.allow_nsfw())
         for problem in companions.problems:
             log.warning("Companion files of %s: %s", result.path, problem)
+        known = self.library.local_file(result.path) if result.already_present else None
+        if known is not None and known.sha256 == result.sha256:
+            return  # found by a scan or an earlier download: its record (and history) stays
         stat = result.path.stat()
         self.library.register_file(
             result.path, size=result.size, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
@@ -257,6 +265,7 @@ class DownloadQueue:
         """``lock_folder`` (default ``locks/`` beside the database) must be the same for
         every process sharing the database."""
         self.store = TaskStore(db)
+        self.library = Library(db)
         self.locks = LockFolder(lock_folder or Path(db.path).parent / "locks")
         self.owner = Owner.this_process()
         self.client = client
@@ -651,7 +660,7 @@ class DownloadQueue:
             return self._finish(
                 running, COMPLETED, dest_path=str(result.path), part_path=None,
                 bytes_done=result.size, bytes_total=result.size, finished_at=now(),
-                error=None, error_kind=None,
+                error=None, error_kind=None, already_present=result.already_present,
             )  # fmt: skip
 
     def _stopped(self, running: _Running) -> TaskRecord:
@@ -694,10 +703,17 @@ class DownloadQueue:
         version = self.client.get_version(record.version_id)
         file = _pick_file(version, record.file_id)
         details = self._details_of(version, file)
+        # No folder of its own yet: the type's folder, where a copy the library already
+        # holds anywhere would only be a duplicate. A folder given with the task (or kept
+        # from an earlier attempt, whose .part it resumes) gets the download it asked for.
+        held = self._held_in_library(file) if record.dest_dir is None else None
         dest = self._destination(record, details["model_type"])
         record = self.store.update(task_id, dest_dir=str(dest), **details)
         running.record = record
         self._emit("changed", self._snapshot(record))
+        if held is not None:
+            log.info("Download #%d: %s is already in the library", task_id, held.path)
+            return held, version, file
         self._check_stop(running)
         attempt = 0
         while True:
@@ -719,6 +735,25 @@ class DownloadQueue:
                     raise
                 self._wait_out(running, exc, attempt)
                 record = self._get(task_id)
+
+    def _held_in_library(self, file: ModelFile) -> DownloadResult | None:
+        """The file on disk the library knows holds ``file``'s bytes, or None.
+
+        Trusted without reading it when its size and times are those it was hashed with,
+        as a rescan trusts it; a changed or vanished one does not count.
+        """
+        if not file.sha256:
+            return None
+        for known in self.library.files_by_sha256(file.sha256):
+            try:
+                st = os.stat(known.path)
+            except OSError:
+                continue
+            if (st.st_size, st.st_mtime_ns) == (known.size, known.mtime_ns) and (
+                    known.inode is None or known.inode == st.st_ino):
+                return DownloadResult(Path(known.path), file.sha256.upper(), known.size,
+                                      already_present=True)
+        return None
 
     def _wait_out(self, running: _Running, exc: RateLimited, attempt: int) -> None:
         """Wait what Civitai asked (bounded) before trying again; a stop cuts it short."""

@@ -52,6 +52,9 @@ class TaskRecord:
     #: The process downloading it (while ``downloading``); informative, see ``locks.py``.
     owner_pid: int | None = None
     owner_host: str | None = None
+    #: Completed without downloading: the library already held this very file, at
+    #: ``dest_path`` (or an identical file was waiting under the final name).
+    already_present: bool = False
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TaskRecord))

@@ -35,10 +35,17 @@ def _v2_download_owner(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE download_tasks ADD COLUMN owner_host VARCHAR")
 
 
+def _v3_already_present(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "ALTER TABLE download_tasks ADD COLUMN already_present BOOLEAN NOT NULL DEFAULT 0")
+
+
 # Version 1 is the first released schema; it is created from tables.py, so it has no step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "download_tasks.owner_pid/owner_host (who is downloading a task)",
               _v2_download_owner),
+    Migration(3, "download_tasks.already_present (completed without a download)",
+              _v3_already_present),
 )
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

@@ -164,6 +164,8 @@ class DownloadTaskRow(Base):
     # Set with state "downloading" (started_at is when it took the task), cleared after.
     owner_pid: Mapped[int | None]
     owner_host: Mapped[str | None]
+    # Completed without a download (schema v3): the library held the very file already.
+    already_present: Mapped[bool] = mapped_column(default=False, server_default="0")
 
 
 class SettingRow(Base):

@@ -222,6 +222,10 @@ class ModelDetail(QWidget):
         version = self.current_version()
         model = self.model
         self.download_version_button.setEnabled(version is not None and bool(version.files))
+        on_disk = version is not None and version.id in self._installed
+        self.download_version_button.setToolTip(
+            "This version is on disk: a file your library holds is not downloaded again"
+            if on_disk else "Download this version's primary file")
         self.info["Base model"].setText((version.base_model if version else None) or "—")
         self.info["Created"].setText(short_date(version.created_at if version else None))
         self.info["Published"].setText(short_date(version.published_at if version else None))

@@ -44,7 +44,8 @@ def detail_text(task: TaskSnapshot) -> str:
         parts.append(f"{human_duration(task.eta)} left")
         return " · ".join(parts)
     if state == "completed":
-        return size_text(total or done)
+        size = size_text(total or done)
+        return f"Already in the library · {size}" if task.already_present else size
     if state == "queued" and done:
         return f"{size_text(done)} of {size_text(total)} · resumes where it stopped"
     return STATE_LABELS.get(state, str(state))
