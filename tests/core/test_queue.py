@@ -400,6 +400,42 @@ def test_a_folder_of_its_own_or_a_changed_copy_still_downloads(
     assert downloads_served(civitai) == 2
 
 
+def flagged_version(d: CivitaiDouble) -> FakeVersion:
+    model = d.add_model("Old Checkpoint", "Checkpoint")
+    return d.add_version(model, files=[d.file(
+        name="old.ckpt", format="PickleTensor", pickle_scan="Danger",
+        pickle_message="Dangerous import detected: os.system")])
+
+
+def test_a_file_civitai_flagged_is_fetched_only_when_the_user_chose_it(
+    civitai: CivitaiDouble, db: Database, tmp_path: Path
+) -> None:
+    version = flagged_version(civitai)
+    queue = make_queue(civitai, db)
+    dest = tmp_path / "dl"
+    refused = queue.add(version.id, dest_dir=dest)
+    queue.run_until_empty()
+    task = queue.task(refused)
+    assert (task.state, task.error_kind) == ("failed", "flagged")
+    assert task.error == ("Civitai's pickle scan found code in old.ckpt that would run when it "
+                          "is loaded: Dangerous import detected: os.system")
+    assert task.file_name == "old.ckpt"  # named in the history all the same
+    assert downloads_served(civitai) == 0 and not dest.exists()
+
+    queue.retry(refused, allow_flagged=True)  # the user read the warning and chose it
+    queue.run_until_empty()
+    assert queue.task(refused).state == "completed"
+    assert (dest / "old.ckpt").is_file()
+
+    chosen = queue.add(version.id, dest_dir=tmp_path / "again", allow_flagged=True)
+    queued = queue.add(version.id, dest_dir=tmp_path / "later")
+    queue.allow_flagged_file(queued)
+    queue.run_until_empty()
+    assert [queue.task(t).state for t in (chosen, queued)] == ["completed", "completed"]
+    with pytest.raises(IllegalTransition, match="is completed; it cannot be changed"):
+        queue.allow_flagged_file(queued)
+
+
 def test_a_listener_that_raises_does_not_stop_the_queue(
     civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
 ) -> None:

@@ -10,7 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from civdesk.core.civitai.errors import MalformedResponse
-from civdesk.core.civitai.schema import Model, ModelVersion, SearchPage, SearchQuery
+from civdesk.core.civitai.schema import (
+    Model,
+    ModelFile,
+    ModelVersion,
+    SearchPage,
+    SearchQuery,
+)
 
 SHA = "E6836A42A778988F2579A748712ADDD65CFB88DA87D7D1EABFBB78F88E096013"
 
@@ -57,6 +63,25 @@ def test_version_parses_documented_fields() -> None:
     assert f.hashes["BLAKE3"] == "AB" * 32  # the scanner's spelling is normalised
     assert v.file_with_hash(SHA.lower()) is f
     assert v.raw["someFutureField"] == {"anything": [1, 2, 3]}  # kept verbatim for sidecars
+
+
+def file_scanned(pickle: str | None, virus: str | None, message: str | None = None) -> ModelFile:
+    data = copy.deepcopy(VERSION["files"][0])  # type: ignore[index]
+    data.update({"name": "old.ckpt", "pickleScanResult": pickle, "virusScanResult": virus,
+                 "pickleScanMessage": message})
+    return ModelFile.from_json(data)
+
+
+def test_a_file_civitai_flagged_says_why() -> None:
+    assert file_scanned("Success", "Success", "No Pickle imports").danger is None
+    assert file_scanned("Pending", "Pending").danger is None  # not scanned yet: no verdict
+    assert file_scanned(None, None).danger is None  # older answers carry no scan fields
+    pickle = file_scanned("Danger", "Success", "Dangerous import detected: os.system")
+    assert pickle.pickle_scan_message == "Dangerous import detected: os.system"
+    assert pickle.danger == ("Civitai's pickle scan found code in old.ckpt that would run "
+                             "when it is loaded: Dangerous import detected: os.system")
+    assert file_scanned("Success", "Danger").danger == (
+        "Civitai's virus scan flagged old.ckpt as dangerous")
 
 
 def test_preview_respects_nsfw_setting() -> None:

@@ -247,7 +247,7 @@ INSERT INTO download_tasks VALUES (3, 10, NULL, NULL, NULL, NULL, NULL, NULL, NU
 """
 
 
-def test_a_v1_database_with_tasks_opens_as_the_current_schema_and_keeps_them(tmp_path: Path) -> None:
+def test_a_v1_database_with_tasks_migrates_and_keeps_them(tmp_path: Path) -> None:
     path = tmp_path / "library.sqlite3"
     make_v1_database(path)
     with sqlite3.connect(path) as conn:
@@ -255,7 +255,7 @@ def test_a_v1_database_with_tasks_opens_as_the_current_schema_and_keeps_them(tmp
     conn.close()
 
     with Database.open(path) as db:
-        assert db.schema_version == SCHEMA_VERSION == 3
+        assert db.schema_version == SCHEMA_VERSION == 4
         queue = DownloadQueue(db, CivitaiClient("http://127.0.0.1:9"))
         tasks = {t.id: t for t in queue.tasks()}
         assert [tasks[i].state for i in (1, 2, 3)] == ["completed", "queued", "failed"]
@@ -264,7 +264,8 @@ def test_a_v1_database_with_tasks_opens_as_the_current_schema_and_keeps_them(tmp
         assert (tasks[3].error, tasks[3].error_kind) == ("No connection", "network")
         assert all(t.owner_pid is None and t.owner_host is None for t in tasks.values())
         assert not any(t.already_present for t in tasks.values())  # v3: none of them was
-    assert user_version(path) == 3
+        assert not any(t.allow_flagged for t in tasks.values())  # v4: nobody chose so
+    assert user_version(path) == 4
     assert user_version(tmp_path / "library.sqlite3.bak-v1") == 1
     fresh = tmp_path / "fresh.sqlite3"
     Database.open(fresh).close()

@@ -100,7 +100,9 @@ class FakeFile:
     format: str = "SafeTensor"
     fp: str | None = "fp16"
     size_label: str | None = None  # metadata.size: "full" | "pruned"
-    scan_result: str = "Success"
+    pickle_scan: str = "Success"  # pickleScanResult
+    pickle_message: str = "No Pickle imports"
+    virus_scan: str = "Success"  # virusScanResult
     version_id: int | None = None
     _hashes: FileHashes | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

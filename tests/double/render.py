@@ -155,9 +155,9 @@ class Renderer:
         out.update(
             {
                 "metadata": {"format": f.format, "size": f.size_label, "fp": f.fp},
-                "pickleScanResult": f.scan_result,
-                "pickleScanMessage": "No Pickle imports",
-                "virusScanResult": f.scan_result,
+                "pickleScanResult": f.pickle_scan,
+                "pickleScanMessage": f.pickle_message,
+                "virusScanResult": f.virus_scan,
                 "scannedAt": iso(version.published_at - dt.timedelta(minutes=30)),
                 "hashes": f.hashes.as_api_dict(),
                 "downloadUrl": self.download_url(version, f),

@@ -202,12 +202,15 @@ class CivitaiDouble:
         format: str = "SafeTensor",
         fp: str | None = "fp16",
         size_label: str | None = None,
-        scan_result: str = "Success",
+        pickle_scan: str = "Success",
+        pickle_message: str = "No Pickle imports",
+        virus_scan: str = "Success",
     ) -> FakeFile:
         """A file spec for add_version. Give at most one of content/path/size; with none, a
         small valid safetensors file unique to this file id. `name=None` means Civitai's
         naming (`<model>_<version>.safetensors`), fixed when the file joins a version.
-        `primary=None` lets the version pick by Civitai's type preference."""
+        `primary=None` lets the version pick by Civitai's type preference. `pickle_scan`,
+        `pickle_message` and `virus_scan` are what Civitai's scans say of it ("Danger")."""
         if sum(x is not None for x in (content, path, size)) > 1:
             raise ValueError("give only one of content, path, size")
         file_id = self.catalog.new_file_id()
@@ -237,7 +240,9 @@ class CivitaiDouble:
             format=format,
             fp=fp,
             size_label=size_label,
-            scan_result=scan_result,
+            pickle_scan=pickle_scan,
+            pickle_message=pickle_message,
+            virus_scan=virus_scan,
         )
 
     def image(self, kind: str = "png", nsfw_level: int = 1, served_as: str = "jpeg") -> FakeImage:

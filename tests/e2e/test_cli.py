@@ -502,6 +502,27 @@ def test_a_download_the_library_already_holds_points_at_it(
     assert sorted(p.name for p in lora.iterdir()) == ["styles"]
 
 
+def test_a_file_civitai_flagged_downloads_only_with_allow_flagged(
+    cli: Cli, civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    model = civitai.add_model("Old Checkpoint", "Checkpoint")
+    version = civitai.add_version(model, files=[civitai.file(
+        name="old.ckpt", format="PickleTensor", pickle_scan="Danger",
+        pickle_message="Dangerous import detected: os.system")])
+    dest = tmp_path / "dl"
+    refused = cli("download", str(version.id), "--dest", str(dest))
+    assert refused.code == 1 and refused.stdout == ""
+    assert refused.error_lines == [
+        "civdesk: error: Civitai's pickle scan found code in old.ckpt that would run when it "
+        "is loaded: Dangerous import detected: os.system. Only if you trust its creator: run "
+        "the same command with --allow-flagged"]
+    assert not dest.exists()
+
+    chosen = cli("download", str(version.id), "--dest", str(dest), "--allow-flagged", "--json")
+    assert chosen.code == 0, chosen.stderr
+    assert chosen.json["path"] == str(dest / "old.ckpt") and (dest / "old.ckpt").is_file()
+
+
 def test_a_login_required_download_needs_the_api_key(
     cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, home: Path
 ) -> None:

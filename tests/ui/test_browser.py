@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QGuiApplication, QTextDocument
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 from tests.double import CivitaiDouble, SampleCatalog
 from tests.ui.conftest import detailed_png, high_frequency, register, write_model_file
 
@@ -16,7 +16,7 @@ from civdesk.core.civitai.schema import Model
 from civdesk.core.context import Core
 from civdesk.ui import tasks
 from civdesk.ui.browser.delegate import THUMB_SIZE
-from civdesk.ui.browser.detail import SafeTextBrowser
+from civdesk.ui.browser.detail import FLAG_MARK, SafeTextBrowser
 from civdesk.ui.browser.model import (
     DOWNLOADED,
     NOT_OWNED,
@@ -239,12 +239,43 @@ def test_download_buttons_ask_for_the_version_or_the_file(
     version = civitai_catalog.checkpoint_v1
     with qtbot.waitSignal(page.download_requested) as asked:
         qtbot.mouseClick(page.detail.download_version_button, Qt.MouseButton.LeftButton)
-    assert asked.args == [version.id, None]
+    assert asked.args == [version.id, None, False]
     vae = version.files[1]
     button = page.detail.files.cellWidget(1, 4)
     with qtbot.waitSignal(page.download_requested) as asked:
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    assert asked.args == [version.id, vae.id]
+    assert asked.args == [version.id, vae.id, False]
+
+
+def test_a_file_civitai_flagged_is_marked_and_asked_about_first(
+    qtbot, page: BrowserPage, civitai: CivitaiDouble, monkeypatch: pytest.MonkeyPatch
+):
+    model = civitai.add_model("Rusty Checkpoint", "Checkpoint")
+    version = civitai.add_version(model, files=[civitai.file(
+        name="rusty.ckpt", format="PickleTensor", pickle_scan="Danger",
+        pickle_message="Dangerous import detected: os.system")])
+    search(qtbot, page, "Rusty")
+    page.open_model(page.results.model_at(0))
+    name = page.detail.files.item(0, 0)
+    assert name.text() == f"{FLAG_MARK} rusty.ckpt"
+    assert name.toolTip().startswith("Civitai's pickle scan found code in rusty.ckpt")
+
+    asked: list[str] = []
+    answer = [QMessageBox.StandardButton.No]
+
+    def warning(parent, title, text, buttons, default):
+        asked.append(text)
+        assert default == QMessageBox.StandardButton.No  # Enter must not download it
+        return answer[0]
+
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(warning))
+    requests: list[list[object]] = []
+    page.download_requested.connect(lambda *args: requests.append(list(args)))
+    qtbot.mouseClick(page.detail.download_version_button, Qt.MouseButton.LeftButton)
+    assert requests == [] and "Dangerous import detected: os.system" in asked[0]
+    answer[0] = QMessageBox.StandardButton.Yes
+    qtbot.mouseClick(page.detail.files.cellWidget(0, 4), Qt.MouseButton.LeftButton)
+    assert requests == [[version.id, version.files[0].id, True]]
 
 
 def test_owned_models_get_badges_and_can_be_hidden(

@@ -60,6 +60,9 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
                           help="which file of the version (default: its primary file)")
     download.add_argument("--dest", metavar="DIR",
                           help="download into DIR instead of the folder for the model type")
+    download.add_argument("--allow-flagged", action="store_true",
+                          help="download the file even if Civitai's pickle or virus scan "
+                          "flagged it as dangerous")
     json_flag(download)
     download.set_defaults(handler=run_download)
 
@@ -75,7 +78,7 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     dest = Path(args.dest).expanduser().resolve() if args.dest else None
     queue = DownloadQueue.for_core(core)
     session.tune(queue.client)
-    task_id = _task_for(queue, core, version, args.file_id, dest)
+    task_id = _task_for(queue, core, version, args.file_id, dest, args.allow_flagged)
     bar = session.progress()
     queue.add_listener(_ProgressRelay(task_id, bar))
     try:
@@ -111,7 +114,7 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
 
 
 def _task_for(queue: DownloadQueue, core: Core, version: ModelVersion, file_id: int | None,
-              dest: Path | None) -> int:
+              dest: Path | None, allow_flagged: bool = False) -> int:
     """The task to run: an unfinished one for the same file and folder, else a new one.
 
     Reusing the task of a killed or failed run is what makes it resume: the task knows
@@ -133,10 +136,12 @@ def _task_for(queue: DownloadQueue, core: Core, version: ModelVersion, file_id: 
             raise DownloadingElsewhere.of_task(task, "wait for it to finish, or stop it there")
         if same and task.state in ("queued", "failed"):
             if task.state == "failed":
-                queue.retry(task.id)
+                queue.retry(task.id, allow_flagged=allow_flagged or None)
+            elif allow_flagged and not task.allow_flagged:
+                queue.allow_flagged_file(task.id)
             queue.move(task.id, 0)
             return task.id
-    task_id = queue.add(version.id, file_id, dest, version=version)
+    task_id = queue.add(version.id, file_id, dest, version=version, allow_flagged=allow_flagged)
     queue.move(task_id, 0)
     return task_id
 
@@ -145,6 +150,9 @@ def _failure(snapshot: TaskSnapshot) -> CivdeskError:
     message = snapshot.error or f"The download ended {snapshot.state}"
     if snapshot.error_kind == "auth" and "disabled downloads" not in message.lower():
         message = f"{message} ({KEY_HINT})"
+    elif snapshot.error_kind == "flagged":
+        message = (f"{message}. Only if you trust its creator: run the same command with "
+                   "--allow-flagged")
     elif snapshot.error_kind == "rate_limited" and (snapshot.retry_after or 0) >= 1:
         message = f"{message} (Civitai asked to wait {snapshot.retry_after:.0f} s)"
     return DownloadFailed(message, snapshot.error_kind)

@@ -29,6 +29,9 @@ FILE_TYPE_PREFERENCE = (
     "Archive",
 )
 
+#: What Civitai's pickle and virus scans say of a file that failed them.
+SCAN_DANGER = "Danger"
+
 # NSFW level bit flags (an image normally carries one, a model an OR of its content).
 NSFW_PG, NSFW_PG13, NSFW_R, NSFW_X, NSFW_XXX, NSFW_BLOCKED = 1, 2, 4, 8, 16, 32
 SFW_LEVELS = NSFW_PG | NSFW_PG13
@@ -139,6 +142,22 @@ class ModelFile:
     download_url: str | None = None
     pickle_scan_result: str | None = None
     virus_scan_result: str | None = None
+    pickle_scan_message: str | None = None
+
+    @property
+    def danger(self) -> str | None:
+        """Why Civitai's own scans flagged this file as dangerous, in words; None if not.
+
+        A pickle (``.ckpt``, ``.pt``) can run code when a UI loads it: Civitai scans every
+        upload for imports that do, and for viruses, and says ``Danger`` when it finds one.
+        """
+        if self.virus_scan_result == SCAN_DANGER:
+            return f"Civitai's virus scan flagged {self.name} as dangerous"
+        if self.pickle_scan_result == SCAN_DANGER:
+            found = f": {self.pickle_scan_message}" if self.pickle_scan_message else ""
+            return (f"Civitai's pickle scan found code in {self.name} that would run when it "
+                    f"is loaded{found}")
+        return None
 
     @property
     def sha256(self) -> str | None:
@@ -174,6 +193,7 @@ class ModelFile:
             download_url=r.text("downloadUrl"),
             pickle_scan_result=r.text("pickleScanResult"),
             virus_scan_result=r.text("virusScanResult"),
+            pickle_scan_message=r.text("pickleScanMessage"),
         )
 
 

@@ -20,6 +20,10 @@ A task for the type's folder whose file the library already holds on disk (the s
 SHA256, unchanged since it was hashed) completes at once with ``already_present``, pointing
 at that file: nothing is fetched twice. A task with a folder of its own still downloads.
 
+A file Civitai's own scans flagged as dangerous (a pickle that runs code when loaded, a
+virus) fails with ``error_kind`` ``"flagged"`` unless the task says ``allow_flagged``:
+the user's informed choice, asked for by the front end.
+
 A failure of one task never stops the queue: it is recorded with a one-line reason and an
 ``error_kind`` the UI can word, and the next task starts.
 
@@ -102,6 +106,10 @@ class IllegalTransition(CivdeskError):
     """A command that makes no sense for the task's state (e.g. retrying a completed one)."""
 
 
+class FlaggedByCivitai(CivdeskError):
+    """Civitai's scans flagged the file as dangerous, and the user did not choose it anyway."""
+
+
 class DownloadingElsewhere(IllegalTransition):
     """Another live civdesk process is downloading this task, or writing this file."""
 
@@ -119,7 +127,7 @@ class DownloadingElsewhere(IllegalTransition):
 
 ERROR_KINDS = (
     "auth", "forbidden", "early_access", "not_found", "archived", "rate_limited", "network",
-    "hash_mismatch", "disk_full", "unsafe_name", "cancelled", "in_use", "other",
+    "hash_mismatch", "disk_full", "unsafe_name", "cancelled", "in_use", "flagged", "other",
 )  # fmt: skip
 #: How long ``run_next(task_id)`` waits for a task lock another queue holds for a moment
 #: (while it checks whether the task is stale) before calling the task busy.
@@ -138,6 +146,7 @@ _KIND_OF: tuple[tuple[type[BaseException], str], ...] = (
     (UnsafePath, "unsafe_name"),
     (Cancelled, "cancelled"),
     (DownloadingElsewhere, "in_use"),
+    (FlaggedByCivitai, "flagged"),
 )
 
 
@@ -355,14 +364,17 @@ class DownloadQueue:
         dest_dir: str | Path | None = None,
         *,
         version: ModelVersion | None = None,
+        allow_flagged: bool = False,
     ) -> TaskId:
         """Queue a download of a version's file (its primary file when ``file_id`` is None).
 
         No network here: the version is resolved when the task runs. Pass ``version`` when
-        it is at hand so the list can show names right away.
+        it is at hand so the list can show names right away. ``allow_flagged``: the user
+        confirmed a file Civitai's scans flagged (see :attr:`ModelFile.danger`).
         """
         details: dict[str, Any] = {"file_id": file_id,
-                                   "dest_dir": str(dest_dir) if dest_dir else None}
+                                   "dest_dir": str(dest_dir) if dest_dir else None,
+                                   "allow_flagged": allow_flagged}
         if version is not None:
             details.update(self._details_of(version, _pick_file(version, file_id)))
             if dest_dir:
@@ -397,17 +409,31 @@ class DownloadQueue:
                                     error="Cancelled", error_kind="cancelled", owner_pid=None,
                                     owner_host=None)
 
-    def retry(self, task_id: TaskId) -> None:
-        """Queue a failed or cancelled task again, at the end; a kept ``.part`` is resumed."""
+    def retry(self, task_id: TaskId, *, allow_flagged: bool | None = None) -> None:
+        """Queue a failed or cancelled task again, at the end; a kept ``.part`` is resumed.
+
+        ``allow_flagged`` (when given) records the user's choice on a flagged file.
+        """
+        choice = {} if allow_flagged is None else {"allow_flagged": allow_flagged}
         with self._lock:
             try:
                 record = self.store.transition(
                     task_id, QUEUED, (FAILED, CANCELLED), error=None, error_kind=None,
-                    finished_at=None, position=self.store.next_position(),
+                    finished_at=None, position=self.store.next_position(), **choice,
                 )  # fmt: skip
             except StateConflict as exc:
                 raise self._refusal(task_id, exc.current, "retried") from None
             self._live.pop(task_id, None)
+        self._emit("changed", self._snapshot(record))
+
+    def allow_flagged_file(self, task_id: TaskId) -> None:
+        """The user chose to download this queued task's file although Civitai's scans
+        flagged it (a failed task: :meth:`retry` with ``allow_flagged``)."""
+        with self._lock:
+            try:
+                record = self.store.transition(task_id, QUEUED, (QUEUED,), allow_flagged=True)
+            except StateConflict as exc:
+                raise self._refusal(task_id, exc.current, "changed") from None  # it started
         self._emit("changed", self._snapshot(record))
 
     def move(self, task_id: TaskId, new_position: int) -> None:
@@ -498,7 +524,7 @@ class DownloadQueue:
             return IllegalTransition("This download already completed; nothing to retry")
         if current.state == DOWNLOADING and not self._is_running(task_id):
             return DownloadingElsewhere.of_task(current)
-        action = "be retried" if wanted == "retried" else f"become {wanted}"
+        action = {"retried": "be retried", "changed": "be changed"}.get(wanted, f"become {wanted}")
         return IllegalTransition(f"Download #{task_id} is {current.state}; it cannot {action}")
 
     def _finish(self, running: _Running, state: str, **fields: Any) -> TaskRecord:
@@ -714,6 +740,8 @@ class DownloadQueue:
         if held is not None:
             log.info("Download #%d: %s is already in the library", task_id, held.path)
             return held, version, file
+        if file.danger and not record.allow_flagged:
+            raise FlaggedByCivitai(file.danger)
         self._check_stop(running)
         attempt = 0
         while True:

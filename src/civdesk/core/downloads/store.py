@@ -55,6 +55,8 @@ class TaskRecord:
     #: Completed without downloading: the library already held this very file, at
     #: ``dest_path`` (or an identical file was waiting under the final name).
     already_present: bool = False
+    #: Download it even though Civitai's scans flagged the file (the user confirmed).
+    allow_flagged: bool = False
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TaskRecord))

@@ -40,12 +40,19 @@ def _v3_already_present(conn: Connection) -> None:
         "ALTER TABLE download_tasks ADD COLUMN already_present BOOLEAN NOT NULL DEFAULT 0")
 
 
+def _v4_allow_flagged(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "ALTER TABLE download_tasks ADD COLUMN allow_flagged BOOLEAN NOT NULL DEFAULT 0")
+
+
 # Version 1 is the first released schema; it is created from tables.py, so it has no step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "download_tasks.owner_pid/owner_host (who is downloading a task)",
               _v2_download_owner),
     Migration(3, "download_tasks.already_present (completed without a download)",
               _v3_already_present),
+    Migration(4, "download_tasks.allow_flagged (the user chose a file Civitai flagged)",
+              _v4_allow_flagged),
 )
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

@@ -166,6 +166,8 @@ class DownloadTaskRow(Base):
     owner_host: Mapped[str | None]
     # Completed without a download (schema v3): the library held the very file already.
     already_present: Mapped[bool] = mapped_column(default=False, server_default="0")
+    # The user chose to download it although Civitai's scans flagged it (schema v4).
+    allow_flagged: Mapped[bool] = mapped_column(default=False, server_default="0")
 
 
 class SettingRow(Base):

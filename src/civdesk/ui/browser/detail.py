@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QTableWidget,
@@ -31,6 +32,9 @@ from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
 GALLERY_SIZE = QSize(150, 190)
 FILE_COLUMNS = ("Name", "Size", "Format", "Precision", "")
+#: Before the name of a file Civitai's pickle or virus scan flagged (its tooltip says why).
+FLAG_MARK = "\N{WARNING SIGN}"
+
 
 
 class SafeTextBrowser(QTextBrowser):
@@ -64,8 +68,9 @@ def file_details(f: ModelFile) -> tuple[str, str, str, str]:
 class ModelDetail(QWidget):
     """Detail of one :class:`Model`; ask for downloads through ``download_requested``."""
 
-    #: version id, file id (None: the version's primary file)
-    download_requested = Signal(int, object)
+    #: version id, file id (None: the version's primary file), and whether the user chose
+    #: a file Civitai's scans flagged (they confirmed :meth:`confirm_flagged`)
+    download_requested = Signal(int, object, bool)
     back_requested = Signal()
 
     def __init__(
@@ -246,15 +251,18 @@ class ModelDetail(QWidget):
         for row, f in enumerate(files):
             for column, text in enumerate(file_details(f)):
                 item = QTableWidgetItem(text)
-                if column == 0 and f.primary:
+                if column == 0 and f.danger:
+                    item.setText(f"{FLAG_MARK} {text}")
+                    item.setToolTip(f.danger)
+                elif column == 0 and f.primary:
                     item.setToolTip("The primary file of this version")
                 self.files.setItem(row, column, item)
             button = QPushButton("Download")
             button.setObjectName(f"downloadFile-{f.id}")
-            button.setToolTip(f"Download {f.name}")
+            button.setToolTip(f"Download {f.name}" + (
+                " (flagged by Civitai's scans: you will be asked first)" if f.danger else ""))
             button.clicked.connect(
-                lambda _=False, v=version.id, fid=f.id: self.download_requested.emit(v, fid)
-            )
+                lambda _=False, v=version, file=f: self._request(v, file, file.id))
             self.files.setCellWidget(row, len(FILE_COLUMNS) - 1, button)
         self.files.setFixedHeight(
             self.files.horizontalHeader().height() + 4
@@ -307,4 +315,23 @@ class ModelDetail(QWidget):
     def _download_version(self) -> None:
         version = self.current_version()
         if version is not None:
-            self.download_requested.emit(version.id, None)
+            self._request(version, version.primary_file, None)
+
+    def _request(self, version: ModelVersion, file: ModelFile | None,
+                 file_id: int | None) -> None:
+        """Ask for the download; a file Civitai's scans flagged only once the user agreed."""
+        flagged = file is not None and file.danger is not None
+        if file is not None and flagged and not self.confirm_flagged(file):
+            return
+        self.download_requested.emit(version.id, file_id, flagged)
+
+    def confirm_flagged(self, file: ModelFile) -> bool:
+        """Whether the user wants a file Civitai's scans flagged (No is the default)."""
+        answer = QMessageBox.warning(
+            self, "Civitai flagged this file",
+            f"{file.danger}.\n\nA file like this can run any program on your computer when "
+            "a UI loads it. Download it only if you trust its creator.\n\nDownload it anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes

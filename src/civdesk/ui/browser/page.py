@@ -153,7 +153,8 @@ class BrowserPage(QWidget):
     page_loaded = Signal(int)  # models added by the page that just arrived
     search_failed = Signal(str)  # the banner's text
     model_opened = Signal(int)  # model id
-    download_requested = Signal(int, object)  # version id, file id or None (primary file)
+    #: version id, file id or None (primary file), the user chose a flagged file
+    download_requested = Signal(int, object, bool)
 
     #: Models asked for per request.
     page_size = 20
@@ -264,8 +265,9 @@ class BrowserPage(QWidget):
     def connect_downloads(self, worker: Any) -> None:
         """Send Download clicks to the dock's worker; refresh badges when a file lands."""
         self.download_requested.connect(
-            lambda version_id, file_id: worker.add(
-                version_id, file_id, version=self._version_with_model(version_id)
+            lambda version_id, file_id, allow_flagged: worker.add(
+                version_id, file_id, version=self._version_with_model(version_id),
+                allow_flagged=allow_flagged,
             )
         )
         worker.task_finished.connect(self._download_finished)

@@ -110,6 +110,10 @@ def failure_reason(task: TaskSnapshot) -> str:
         return f"Civitai sent a file name that is unsafe to write ({message})"
     if kind == "in_use":
         return _in_use_reason(message)
+    if kind == "flagged":
+        why = message or "Civitai's scans flagged this file as dangerous"
+        return (f"{why}. To download it anyway, press Download on its page under Civitai "
+                "and confirm (only if you trust its creator)")
     if kind == "network":
         return message or "No connection to Civitai: check your network, then retry"
     return message or "The download failed"

@@ -235,13 +235,16 @@ class DownloadWorker(QObject):
     def add(
         self, version_id: int, file_id: int | None = None, dest_dir: str | None = None, *,
         version: ModelVersion | None = None, on_added: Callable[[int], None] | None = None,
+        allow_flagged: bool = False,
     ) -> TaskHandle:  # fmt: skip
         """Queue a download; ``on_added(task_id)`` is called on the GUI thread.
 
-        ``version`` (when at hand) lets the list show names before the task runs.
+        ``version`` (when at hand) lets the list show names before the task runs;
+        ``allow_flagged``: the user confirmed a file Civitai's scans flagged.
         """
         return self._command(
-            lambda: self.queue.add(version_id, file_id, dest_dir, version=version),
+            lambda: self.queue.add(version_id, file_id, dest_dir, version=version,
+                                   allow_flagged=allow_flagged),
             wake=True, on_result=on_added,
         )  # fmt: skip
 
