@@ -86,6 +86,31 @@ def test_sidebar_types_and_search_filter_the_grid(qtbot, page, core, model_folde
     assert "Nothing matches" in page.empty_hint.text()
 
 
+def test_base_model_filter_and_search(qtbot, page, core, model_folder):
+    scan_by_click(qtbot, page, core, model_folder)
+    combo = page.base_model
+    assert [combo.itemText(i) for i in range(combo.count())] == [
+        "All base models", "SD 1.5 (3)", "SDXL 1.0 (1)"]
+    combo.setCurrentIndex(combo.findData("SDXL 1.0"))
+    assert visible_names(page) == ["Harbor Light"]
+    page.sidebar.select_filter(("type", "LORA"))  # with the type: both apply
+    assert page.stack.currentWidget() is page.empty_hint
+    page.sidebar.select_filter(("type", None))
+    combo.setCurrentIndex(0)
+    qtbot.keyClicks(page.search, "sdxl")  # a search finds the base model too
+    qtbot.waitUntil(lambda: visible_names(page) == ["Harbor Light"], timeout=2000)
+    page.search.clear()
+    qtbot.waitUntil(lambda: page.model.filter.terms == (), timeout=2000)
+
+    # The last SDXL file gone: the choice goes back to every base model.
+    combo.setCurrentIndex(combo.findData("SDXL 1.0"))
+    for f in (model_folder / "Stable-diffusion").iterdir():
+        f.unlink()
+    scan_by_click(qtbot, page, core, model_folder)
+    assert combo.currentData() is None and combo.count() == 2
+    assert sorted(visible_names(page)) == ["Bad Hands Negative", "Clear VAE", "Paperfold Style"]
+
+
 def test_duplicates_filter_shows_only_copies(qtbot, page, core, civitai_catalog, tmp_path):
     cat = civitai_catalog
     first = write_model_file(tmp_path / "a", cat.lora_v1.files[0])

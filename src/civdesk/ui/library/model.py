@@ -79,6 +79,7 @@ class LibrarySnapshot:
     duplicate_hashes: frozenset[str] = frozenset()
     updates: dict[int, UpdateInfo] = field(default_factory=dict)  # model id -> update
     _type_counts: dict[str, int] = field(init=False, repr=False, compare=False)
+    _base_model_counts: dict[str, int] = field(init=False, repr=False, compare=False)
     _duplicate_count: int = field(init=False, repr=False, compare=False)
     _search_text: dict[str, str] = field(init=False, repr=False, compare=False)
 
@@ -86,6 +87,8 @@ class LibrarySnapshot:
         counts = dict(Counter(e.type for e in self.entries))
         duplicates = sum(1 for e in self.entries if e.sha256 in self.duplicate_hashes)
         object.__setattr__(self, "_type_counts", counts)
+        object.__setattr__(self, "_base_model_counts",
+                           dict(Counter(e.base_model for e in self.entries if e.base_model)))
         object.__setattr__(self, "_duplicate_count", duplicates)
         object.__setattr__(self, "_search_text", {e.path: search_text(e) for e in self.entries})
 
@@ -98,6 +101,10 @@ class LibrarySnapshot:
 
     def type_counts(self) -> dict[str, int]:
         return dict(self._type_counts)
+
+    def base_model_counts(self) -> dict[str, int]:
+        """Files per base model (files Civitai does not know have none)."""
+        return dict(self._base_model_counts)
 
     @property
     def duplicate_count(self) -> int:
@@ -114,9 +121,11 @@ class LibrarySnapshot:
 
 
 def search_text(entry: LibraryEntry) -> str:
-    """What a search looks in (as :meth:`LibraryEntry.matches`), lower-cased once."""
+    """What a search looks in (as :meth:`LibraryEntry.matches`), lower-cased once: the
+    names, the file name, the trigger words and the base model ("sdxl" finds SDXL files)."""
     return "\n".join(
-        (entry.model_name or "", entry.version_name or "", entry.file_name, *entry.trained_words)
+        (entry.model_name or "", entry.version_name or "", entry.file_name,
+         entry.base_model or "", *entry.trained_words)
     ).casefold()
 
 
@@ -160,18 +169,23 @@ def _sort_key(key: SortKey) -> Callable[[LibraryEntry], Any]:
 
 @dataclass(frozen=True)
 class LibraryFilter:
-    """What the grid shows: one model type (or all), search words, and all/duplicates/updates."""
+    """What the grid shows: one model type (or all), one base model (or all), search words,
+    and all/duplicates/updates."""
 
     model_type: str | None = None
     terms: tuple[str, ...] = ()
     show: Show = Show.ALL
+    base_model: str | None = None  # "SDXL 1.0", "Pony"… as Civitai names it
 
     @property
     def is_everything(self) -> bool:
-        return self.model_type is None and not self.terms and self.show is Show.ALL
+        return (self.model_type is None and self.base_model is None and not self.terms
+                and self.show is Show.ALL)
 
     def accepts(self, entry: LibraryEntry, snapshot: LibrarySnapshot) -> bool:
         if self.model_type is not None and entry.type != self.model_type:
+            return False
+        if self.base_model is not None and entry.base_model != self.base_model:
             return False
         if self.show is Show.DUPLICATES and entry.sha256 not in snapshot.duplicate_hashes:
             return False

@@ -67,6 +67,8 @@ SITE_URL = "https://civitai.com"
 DETAIL_PREVIEW = QSize(240, 300)
 SEARCH_DELAY_MS = 150
 LAYOUT_BATCH = 1000  # rows the grid lays out per event-loop turn
+#: The base-model filter's first choice: no filter.
+ALL_BASE_MODELS = "All base models"
 SIDEBAR_KIND = Qt.ItemDataRole.UserRole + 1  # ("type", name) | ("show", Show)
 
 # The order types appear in the sidebar; others follow alphabetically, Unknown last.
@@ -449,10 +451,17 @@ class LibraryPage(QWidget):
             ("Smallest first", SortKey.SIZE, Qt.SortOrder.AscendingOrder),
         ):
             self.sort.addItem(text, (key, order))
+        self.base_model = QComboBox()
+        self.base_model.setObjectName("libraryBaseModel")
+        self.base_model.setToolTip("Only the models made for one base model: a LoRA or an "
+                                   "embedding works with the checkpoints of its base")
+        self.base_model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.base_model.addItem(ALL_BASE_MODELS, None)
         toolbar = QHBoxLayout()
         toolbar.addWidget(self.scan_button)
         toolbar.addWidget(self.updates_button)
         toolbar.addWidget(self.search, 1)
+        toolbar.addWidget(self.base_model)
         toolbar.addWidget(QLabel("Sort:"))
         toolbar.addWidget(self.sort)
 
@@ -527,6 +536,7 @@ class LibraryPage(QWidget):
         self.search.returnPressed.connect(self._apply_search)
         self._search_timer.timeout.connect(self._apply_search)
         self.sort.currentIndexChanged.connect(self._sort_changed)
+        self.base_model.currentIndexChanged.connect(self._base_model_changed)
         self.sidebar.currentItemChanged.connect(self._sidebar_changed)
         self.grid.selectionModel().currentChanged.connect(self._current_changed)
         self.grid.customContextMenuRequested.connect(self._context_menu)
@@ -594,6 +604,7 @@ class LibraryPage(QWidget):
 
     def _rows_shown(self, snapshot: LibrarySnapshot, current: LibraryEntry | None) -> None:
         self.sidebar.set_counts(snapshot)
+        self._fill_base_models(snapshot)
         self._update_empty_hint()
         still_current = self.current_entry()
         if current is not None and still_current is not None and still_current.path == current.path:
@@ -629,6 +640,29 @@ class LibraryPage(QWidget):
         self._search_timer.stop()
         current = self.current_entry()
         self.proxy.set_search(self.search.text())
+        self._keep_current(current)
+        self._update_empty_hint()
+
+    def _fill_base_models(self, snapshot: LibrarySnapshot) -> None:
+        """The base models of the library, most files first; the choice is kept while any
+        file of it is left, else the grid goes back to every base model."""
+        chosen = self.base_model.currentData()
+        counts = snapshot.base_model_counts()
+        self.base_model.blockSignals(True)
+        self.base_model.clear()
+        self.base_model.addItem(ALL_BASE_MODELS, None)
+        for base, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].casefold())):
+            self.base_model.addItem(f"{base} ({count:,})", base)
+        row = self.base_model.findData(chosen) if chosen in counts else 0
+        self.base_model.setCurrentIndex(row)
+        self.base_model.blockSignals(False)
+        if chosen is not None and row == 0:
+            self._base_model_changed(0)
+
+    @Slot(int)
+    def _base_model_changed(self, row: int) -> None:
+        current = self.current_entry()
+        self.proxy.set_filter(base_model=self.base_model.itemData(row))
         self._keep_current(current)
         self._update_empty_hint()
 
