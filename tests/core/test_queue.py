@@ -341,15 +341,16 @@ def downloads_served(d: CivitaiDouble) -> int:
     return sum(1 for r in d.requests if r.host == "storage" and r.path.startswith("/files/"))
 
 
-def place_scanned(db: Database, path: Path, data: bytes, version: FakeVersion) -> None:
-    """A file as a scan leaves it: on disk, registered with its hash and version."""
+def place_scanned(db: Database, path: Path, data: bytes, version: FakeVersion | None) -> None:
+    """A file as a scan leaves it: on disk, registered with its hash and version (None: the
+    scan could not ask Civitai)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     st = path.stat()
     Library(db).register_file(
         path, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino,
-        sha256=hashlib.sha256(data).hexdigest().upper(), version_id=version.id,
-        identified_by="hash")
+        sha256=hashlib.sha256(data).hexdigest().upper(),
+        version_id=version.id if version else None, identified_by="hash")
 
 
 def test_a_file_the_library_holds_elsewhere_is_not_downloaded_again(
@@ -369,6 +370,21 @@ def test_a_file_the_library_holds_elsewhere_is_not_downloaded_again(
     assert queue.task(task_id).already_present  # in the history after a restart too
     local = Library(db).local_file(kept)
     assert local is not None and local.identified_by == "hash"  # the scan's record stays
+
+
+def test_a_held_file_the_scan_could_not_identify_learns_its_version(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    version = civitai_catalog.lora_v2
+    kept = tmp_path / "models" / "Lora" / "offline.safetensors"
+    place_scanned(db, kept, version.files[0].content.read(), None)  # scanned offline
+    queue = library_queue(civitai, db, tmp_path / "models")
+    queue.add(version.id)
+    snap = queue.run_next()
+    assert snap is not None and snap.already_present and snap.dest_path == str(kept)
+    local = Library(db).local_file(kept)
+    assert local is not None and local.version_id == version.id
+    assert downloads_served(civitai) == 0
 
 
 def test_a_folder_of_its_own_or_a_changed_copy_still_downloads(

@@ -217,8 +217,8 @@ class RegisterInLibrary:
         for problem in companions.problems:
             log.warning("Companion files of %s: %s", result.path, problem)
         known = self.library.local_file(result.path) if result.already_present else None
-        if known is not None and known.sha256 == result.sha256:
-            return  # found by a scan or an earlier download: its record (and history) stays
+        if known is not None and known.sha256 == result.sha256 and known.version_id is not None:
+            return  # identified by a scan or an earlier download: its record stays as it is
         stat = result.path.stat()
         self.library.register_file(
             result.path, size=result.size, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
