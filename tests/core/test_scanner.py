@@ -16,7 +16,7 @@ from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.errors import Cancelled
 from civdesk.core.hashing import sha256_file
 from civdesk.core.library import Database, Library
-from civdesk.core.scanner import Scanner, ScanProgress
+from civdesk.core.scanner import LinkConflict, Scanner, ScanProgress
 from civdesk.core.settings import Settings
 from tests.double import CivitaiDouble, SampleCatalog
 from tests.double.catalog import FakeFile, FakeVersion
@@ -744,3 +744,27 @@ def test_previews_are_fetched_several_at_once(
         count, 2 * count, [])
     assert 2 <= civitai.peak_concurrency["storage"] <= COMPANION_WORKERS
     assert all(lib.local_file(p).preview_path for p in paths)  # type: ignore[union-attr]
+
+
+def test_a_manual_link_of_a_file_the_scan_identified_as_another_version_is_refused(
+    scanner: Scanner, lib: Library, root: Path, civitai: CivitaiDouble,
+    civitai_catalog: SampleCatalog, client: CivitaiClient,
+) -> None:
+    cat = civitai_catalog
+    lora = place(root / "Lora", cat.lora_v2.files[0])
+    scanner.scan()
+    info = lora.with_name(lora.stem + ".civitai.info")
+    before = info.read_bytes()
+    civitai.clear_requests()
+    vae = client.get_version(cat.vae_v1.id)
+    with pytest.raises(LinkConflict) as refused:
+        scanner.link(lora, vae)
+    assert refused.value.known.id == cat.lora_v2.id
+    assert by_hash_calls(civitai) == []  # the scan's record answered, not Civitai
+    assert info.read_bytes() == before  # its companions were left alone
+    row = lib.local_file(lora)
+    assert row is not None and (row.version_id, row.identified_by) == (cat.lora_v2.id, "hash")
+
+    forced = scanner.link(lora, vae, force=True)
+    assert (forced.version_id, forced.identified_by) == (cat.vae_v1.id, "manual")
+    assert json.loads(info.read_text())["id"] == cat.vae_v1.id

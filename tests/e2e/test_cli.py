@@ -283,6 +283,31 @@ def test_link_ties_an_unknown_file_to_a_version(
     assert rescan["unknown"] == 0 and rescan["identified"] == 3
 
 
+def test_link_refuses_a_file_civitai_knows_as_another_version(
+    cli: Cli, civitai_catalog: SampleCatalog, tmp_path: Path
+) -> None:
+    c = civitai_catalog
+    # Never scanned: only Civitai can tell what it is.
+    lora = put(tmp_path / "unscanned", c.lora_v1, "which-one.safetensors")
+    info = lora.with_name("which-one.civitai.info")
+    wrong = cli("link", str(lora), str(c.vae_v1.id))
+    assert wrong.code == 1 and wrong.stdout == ""
+    assert wrong.error_lines == [
+        f"civdesk: error: which-one.safetensors is Paperfold Style v1.0 (version "
+        f"{c.lora_v1.id}) on Civitai (its SHA256 is that file's), not Clear VAE v1.0 (version "
+        f"{c.vae_v1.id}): it was not linked (a scan identifies it by itself; to link it "
+        "anyway: --force)"]
+    assert not info.exists()
+    assert cli("list", "--json").json == []
+
+    forced = cli("link", str(lora), str(c.vae_v1.id), "--force", "--json")
+    assert forced.code == 0, forced.stderr
+    assert (forced.json["version_id"], forced.json["type"]) == (c.vae_v1.id, "VAE")
+    # The right version needs no --force, whatever the library said before.
+    right = cli("link", str(lora), str(c.lora_v1.id), "--json")
+    assert right.code == 0 and right.json["version_id"] == c.lora_v1.id
+
+
 def test_link_refuses_a_missing_file_and_a_bad_reference(cli: Cli, tmp_path: Path) -> None:
     missing = cli("link", str(tmp_path / "nope.safetensors"), "123")
     assert (missing.code, missing.error_lines) == (

@@ -87,6 +87,20 @@ PHASE_CLEANING = "cleaning up"
 PHASE_DONE = "done"
 
 
+class LinkConflict(CivdeskError):
+    """A manual link of a file Civitai knows, by its hash, as another version."""
+
+    def __init__(self, file_name: str, known: ModelVersion, wanted: ModelVersion) -> None:
+        super().__init__(f"{file_name} is {_version_words(known)} on Civitai (its SHA256 is "
+                         f"that file's), not {_version_words(wanted)}: it was not linked")
+        self.known, self.wanted = known, wanted
+
+
+def _version_words(version: ModelVersion) -> str:
+    name = " ".join(filter(None, (version.model.name if version.model else None, version.name)))
+    return f"{name} (version {version.id})" if name else f"version {version.id}"
+
+
 class ScanSettings(Protocol):
     """The settings the scanner reads (``civdesk.core.settings.Settings`` has them)."""
 
@@ -378,11 +392,15 @@ class Scanner:
         run = _ScanRun(self, roots, full, _Throttle(progress), cancel, recheck_unknown)
         return run.execute()
 
-    def link(self, path: str | os.PathLike[str], version: ModelVersion) -> LocalFile:
+    def link(
+        self, path: str | os.PathLike[str], version: ModelVersion, *, force: bool = False
+    ) -> LocalFile:
         """Link a file to a Civitai version by hand (identified_by "manual").
 
         The version is stored, companions are written, and the file is registered (hashed
-        only when the library does not already know its unchanged content).
+        only when the library does not already know its unchanged content). A file Civitai
+        knows by its SHA256 as another version raises :class:`LinkConflict` and is left
+        alone (its companions would be overwritten), unless ``force``.
         """
         p = Path(os.path.abspath(os.fspath(path)))
         st = FileStat.of(os.stat(p))
@@ -393,6 +411,11 @@ class Scanner:
             sha256 = row.sha256
         else:
             sha256 = self.hasher(p)
+            row = None  # what it says is of other bytes
+        if not force and version.file_with_hash(sha256) is None:
+            known = self._known_as(sha256, row)
+            if known is not None and known.id != version.id:
+                raise LinkConflict(p.name, known, version)
         self.library.upsert_version(version)
         done = write_companions(p, version, self.client, self.settings.allow_nsfw)
         matching = version.file_with_hash(sha256)
@@ -411,6 +434,17 @@ class Scanner:
             info_path=done.info_path,
             lookup_state="found",
         )
+
+    def _known_as(self, sha256: str, row: LocalFile | None) -> ModelVersion | None:
+        """The version these bytes are on Civitai: as a scan or a download recorded it,
+        else as Civitai answers now; None when Civitai does not know them."""
+        if row is not None and row.version_id is not None and row.identified_by != "manual":
+            known = self.library.version(row.version_id)
+            if known is not None:
+                return known
+        if self.client is None:
+            return None
+        return self.client.versions_by_sha256([sha256]).get(sha256.upper())
 
     def _roots(self) -> list[Path]:
         return [Path(os.path.abspath(f)) for f in self.settings.library_folders]

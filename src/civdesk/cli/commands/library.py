@@ -25,6 +25,7 @@ from civdesk.cli.output import (
     print_warning,
     table,
 )
+from civdesk.core.errors import CivdeskError
 
 if TYPE_CHECKING:
     from civdesk.cli.app import Session
@@ -61,6 +62,8 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
     link.add_argument("path", metavar="PATH", help="the model file")
     link.add_argument("ref", metavar="REF",
                       help="a version id, model:<id> (its latest version) or a Civitai link")
+    link.add_argument("--force", action="store_true",
+                      help="link it even if Civitai knows the file as another version")
     json_flag(link)
     link.set_defaults(handler=run_link)
 
@@ -216,7 +219,7 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
 
 
 def run_link(session: Session, args: argparse.Namespace) -> int:
-    from civdesk.core.scanner import Scanner
+    from civdesk.core.scanner import LinkConflict, Scanner
 
     path = Path(args.path).expanduser().resolve()
     if not path.is_file():
@@ -224,7 +227,12 @@ def run_link(session: Session, args: argparse.Namespace) -> int:
     core = session.core()
     client = session.client()
     version = resolve_version(client, parse_reference(args.ref))
-    linked = Scanner(core.library, client, core.settings).link(path, version)
+    try:
+        linked = Scanner(core.library, client, core.settings).link(
+            path, version, force=args.force)
+    except LinkConflict as conflict:
+        raise CivdeskError(f"{conflict} (a scan identifies it by itself; to link it anyway: "
+                           "--force)") from None
     entry = next((e for e in core.library.entries() if e.path == linked.path), None)
     if session.json:
         print_json(entry_record(entry) if entry else {"path": linked.path})
