@@ -372,6 +372,29 @@ def test_updates_lists_the_model_with_a_newer_version(
     assert not [r for r in civitai.requests if r.path == "/api/v1/models"]
 
 
+def test_updates_says_how_to_get_the_update_next_to_the_version_on_disk(
+    cli: Cli, civitai_catalog: SampleCatalog, models_dir: Path
+) -> None:
+    c = civitai_catalog
+    assert cli("scan", str(models_dir)).code == 0
+    plain = cli("updates")
+    assert plain.code == 0
+    assert plain.stdout.splitlines()[1].endswith(f"civdesk download {c.lora_v2.id}")
+
+    sorted_away = models_dir / "Lora" / "my styles"
+    sorted_away.mkdir()
+    old = models_dir / "Lora" / (c.lora_v1.primary_file.name or "")
+    old.rename(sorted_away / old.name)
+    assert cli("scan").code == 0
+    moved = cli("updates")
+    assert moved.code == 0
+    hint = f"civdesk download {c.lora_v2.id} --dest '{sorted_away}'"
+    assert moved.stdout.splitlines()[1].endswith(hint)
+    # The hint works as printed: the update lands beside the old version.
+    got = cli("download", str(c.lora_v2.id), "--dest", str(sorted_away), "--json")
+    assert got.code == 0 and Path(got.json["path"]).parent == sorted_away
+
+
 def test_updates_keeps_what_it_knows_and_reports_what_it_could_not_check(
     cli: Cli, civitai: CivitaiDouble, models_dir: Path
 ) -> None:

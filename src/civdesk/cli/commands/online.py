@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,7 @@ from civdesk.cli.output import plural, print_json, print_lines, table
 if TYPE_CHECKING:
     from civdesk.cli.app import Session
     from civdesk.core.civitai.schema import Model
+    from civdesk.core.context import Core
     from civdesk.core.library import LibraryEntry, UpdateInfo
 
 SORTS = ("Highest Rated", "Most Downloaded", "Newest")
@@ -121,7 +124,7 @@ def run_updates(session: Session, args: argparse.Namespace) -> int:
     elif updates:
         rows = [(u["model_id"], u["type"], u["model_name"],
                  ", ".join(u["installed_version_names"]), u["latest_version_name"],
-                 f"civdesk download {u['latest_version_id']}") for u in updates]
+                 _download_hint(core, u)) for u in updates]
         print_lines(table(rows, ("MODEL", "TYPE", "NAME", "ON DISK", "NEWEST", "GET IT WITH")))
     else:
         print_lines(["Every model in the library is up to date."
@@ -148,6 +151,21 @@ def update_record(update: UpdateInfo, paths: dict[int, list[str]]) -> dict[str, 
         "latest_version_name": update.latest_version_name,
         "paths": sorted(p for v in update.installed_version_ids for p in paths.get(v, [])),
     }
+
+
+def _download_hint(core: Core, update: dict[str, Any]) -> str:
+    """The command that fetches the update to where the version on disk is (as the window's
+    *Download update* does): its type's folder needs no ``--dest``, a folder of the user's
+    own does."""
+    command = f"civdesk download {update['latest_version_id']}"
+    folders = {os.path.dirname(p) for p in update["paths"]}
+    if len(folders) != 1:
+        return command
+    folder = folders.pop()
+    typed = core.folder_for_type(update["type"] or "Other")
+    if os.path.normcase(os.path.abspath(folder)) == os.path.normcase(os.path.abspath(typed)):
+        return command
+    return f"{command} --dest {shlex.quote(folder)}"
 
 
 def _paths_by_version(entries: list[LibraryEntry]) -> dict[int, list[str]]:
