@@ -15,7 +15,7 @@ from civdesk.cli.errors import (
     report_expected,
     report_unexpected,
 )
-from civdesk.cli.output import human_duration, human_size, print_json, table
+from civdesk.cli.output import human_duration, human_size, print_json, shell_quote, table
 from civdesk.cli.progress import ProgressBar, SpeedMeter, format_count, format_progress
 from civdesk.core.civitai.errors import AuthRequired, EarlyAccess, NetworkError, RateLimited
 from civdesk.core.errors import DiskFull
@@ -202,3 +202,17 @@ def test_ctrl_c_asks_background_work_to_stop_and_waits_for_it() -> None:
     with pytest.raises(KeyboardInterrupt):
         run_cancellable(work, stop.set)
     assert stop.is_set() and finished.is_set()
+
+
+@pytest.mark.parametrize(("system", "text", "quoted"), [
+    ("posix", "/models/Lora/my styles", "'/models/Lora/my styles'"),
+    ("posix", "/models/it's", "'/models/it'\"'\"'s'"),
+    ("posix", "/plain/path", "/plain/path"),
+    ("nt", r"C:\Models\my styles", r'"C:\Models\my styles"'),
+    ("nt", r"C:\plain", r"C:\plain"),
+])
+def test_shell_quote_pastes_into_the_users_shell(
+    monkeypatch: pytest.MonkeyPatch, system: str, text: str, quoted: str
+) -> None:
+    monkeypatch.setattr("civdesk.cli.output.os.name", system)
+    assert shell_quote(text) == quoted

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from civdesk.cli.background import run_cancellable
 from civdesk.cli.commands.common import Subparsers, json_flag, model_type
 from civdesk.cli.errors import EXIT_FAILURE, EXIT_OK, PROG, Interrupted
-from civdesk.cli.output import plural, print_json, print_lines, table
+from civdesk.cli.output import plural, print_json, print_lines, shell_quote, table
 
 if TYPE_CHECKING:
     from civdesk.cli.app import Session
@@ -165,7 +164,7 @@ def _download_hint(core: Core, update: dict[str, Any]) -> str:
     typed = core.folder_for_type(update["type"] or "Other")
     if os.path.normcase(os.path.abspath(folder)) == os.path.normcase(os.path.abspath(typed)):
         return command
-    return f"{command} --dest {shlex.quote(folder)}"
+    return f"{command} --dest {shell_quote(folder)}"
 
 
 def _paths_by_version(entries: list[LibraryEntry]) -> dict[int, list[str]]:
