@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from civdesk.core.library import Database, Library
-from civdesk.core.settings import DEFAULT_API_BASE, Settings, default_hash_workers
+from civdesk.core.settings import (
+    A1111,
+    COMFYUI,
+    DEFAULT_API_BASE,
+    Settings,
+    default_hash_workers,
+    detect_layout,
+)
 
 
 @pytest.fixture
@@ -105,3 +112,51 @@ def test_remove_library_folder(tmp_path: Path) -> None:
     assert s.remove_library_folder(str(tmp_path / "a") + "/")
     assert not s.remove_library_folder(tmp_path / "a")
     assert s.library_folders == []
+
+
+def models_folder(root: Path, *subfolders: str) -> Path:
+    for name in subfolders:
+        (root / name).mkdir(parents=True)
+    return root
+
+
+@pytest.mark.parametrize(("subfolders", "layout"), [
+    (("checkpoints", "loras", "vae", "embeddings", "upscale_models"), COMFYUI),
+    (("Stable-diffusion", "Lora", "VAE", "ESRGAN"), A1111),
+    (("vae", "embeddings", "controlnet"), None),  # names both UIs use: cannot tell
+    (("checkpoints", "Lora"), None),  # one of each: cannot tell
+    ((), None),
+])
+def test_detect_layout_by_the_folders_only_one_ui_names_so(
+    tmp_path: Path, subfolders: tuple[str, ...], layout: str | None
+) -> None:
+    assert detect_layout(models_folder(tmp_path / "models", *subfolders)) == layout
+
+
+def test_detect_layout_of_a_missing_folder_is_none(tmp_path: Path) -> None:
+    assert detect_layout(tmp_path / "unplugged") is None
+
+
+def test_a_comfyui_download_root_is_followed_while_the_folders_are_the_defaults(
+    tmp_path: Path, lib: Library
+) -> None:
+    comfy = models_folder(tmp_path / "ComfyUI" / "models", "checkpoints", "loras")
+    s = Settings(library_folders=[str(comfy)])
+    assert s.layout == A1111
+    assert s.adopt_layout_of() == COMFYUI
+    assert s.layout == COMFYUI
+    assert s.folder_for_type("LORA") == comfy / "loras"
+    assert s.folder_for_type("Checkpoint") == comfy / "checkpoints"
+    assert s.folder_for_type("Upscaler") == comfy / "upscale_models"
+    s.save(lib)
+    assert Settings.load(lib).layout == COMFYUI  # kept across a restart
+
+    own = Settings(library_folders=[str(comfy)])
+    own.type_folders["LORA"] = "my-loras"  # named by the user: theirs
+    assert own.adopt_layout_of() is None and own.folder_for_type("LORA") == comfy / "my-loras"
+    assert own.layout is None
+
+    back = Settings(library_folders=[str(comfy)])
+    back.use_layout(COMFYUI)
+    back.use_layout(A1111)
+    assert back.folder_for_type("LORA") == comfy / "Lora"

@@ -571,6 +571,29 @@ def test_a_file_civitai_flagged_downloads_only_with_allow_flagged(
     assert chosen.json["path"] == str(dest / "old.ckpt") and (dest / "old.ckpt").is_file()
 
 
+def test_a_comfyui_models_folder_gets_downloads_in_comfyuis_folders(
+    cli: Cli, civitai_catalog: SampleCatalog, tmp_path: Path
+) -> None:
+    c = civitai_catalog
+    comfy = tmp_path / "ComfyUI" / "models"
+    for name in ("checkpoints", "loras", "vae"):
+        (comfy / name).mkdir(parents=True)
+    scan = cli("scan", str(comfy))
+    assert scan.code == 0, scan.stderr
+    assert scan.stdout.splitlines()[-1] == (
+        f"{comfy} is a ComfyUI models folder: downloads go to its folders (LoRAs to "
+        f"{comfy / 'loras'}, and so on; `civdesk config set-layout a1111` to change).")
+    got = cli("download", str(c.lora_v1.id), "--json")
+    assert got.code == 0 and Path(got.json["path"]).parent == comfy / "loras"
+    assert "Folders per model type (named as ComfyUI does):" in cli("config").stdout
+
+    back = cli("config", "set-layout", "a1111")
+    assert back.stdout.strip() == (
+        f"Type folders named as AUTOMATIC1111 / Forge does: LoRAs go to {comfy / 'Lora'}, "
+        "and so on (`civdesk config` lists them).")
+    assert cli("config", "--json").json["type_folders"]["VAE"] == str(comfy / "VAE")
+
+
 def test_a_login_required_download_needs_the_api_key(
     cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, home: Path
 ) -> None:

@@ -100,3 +100,31 @@ def test_remove_folder(qtbot, settings_page, core, tmp_path: Path):
         qtbot.mouseClick(settings_page.remove_folder, Qt.MouseButton.LeftButton)
     assert core.settings.library_folders == []
     assert settings_page.folders.count() == 0
+
+
+def test_a_comfyui_models_folder_names_the_type_folders_as_comfyui_does(
+    qtbot, settings_page, core, tmp_path: Path
+):
+    comfy = tmp_path / "ComfyUI" / "models"
+    for name in ("checkpoints", "loras", "vae"):
+        (comfy / name).mkdir(parents=True)
+    lora_edit = settings_page._type_edits["LORA"]
+    assert (lora_edit.text(), settings_page.layout_choice.currentText()) == (
+        "Lora", "AUTOMATIC1111 / Forge")
+    messages: list[str] = []
+    settings_page.status_message.connect(messages.append)
+    with qtbot.waitSignal(settings_page.saved, timeout=3000):
+        settings_page.add_library_folder(str(comfy))
+    qtbot.waitUntil(lambda: lora_edit.text() == "loras", timeout=3000)
+    assert settings_page._type_edits["Checkpoint"].text() == "checkpoints"
+    assert settings_page.layout_choice.currentText() == "ComfyUI"
+    assert messages[-1].startswith(f"{comfy.resolve()} is a ComfyUI models folder")
+    qtbot.waitUntil(lambda: core.folder_for_type("LORA") == comfy.resolve() / "loras")
+
+    # Back to A1111's names by hand; an edited name makes them the user's own.
+    settings_page.layout_choice.setCurrentIndex(settings_page.layout_choice.findData("a1111"))
+    settings_page.layout_choice.activated.emit(settings_page.layout_choice.currentIndex())
+    assert lora_edit.text() == "Lora" and core.settings.layout == "a1111"
+    lora_edit.setText("styles")
+    lora_edit.editingFinished.emit()
+    assert settings_page.layout_choice.currentText() == "Your own (below)"

@@ -8,7 +8,9 @@ Where downloads go: ``download_root`` when set; otherwise the first library fold
 ``~/civdesk-models`` (a visible folder in the home directory, easy to find and to add to
 another UI later). Each model type then has a sub-folder named the way the AUTOMATIC1111 /
 Forge web UIs expect (``type_folders``), so a download root pointed at a web UI's
-``models`` folder puts every file where that UI looks for it.
+``models`` folder puts every file where that UI looks for it. ComfyUI names its folders
+otherwise (``checkpoints``, ``loras``…): :meth:`Settings.adopt_layout_of` switches the
+untouched defaults to those names when the download root is a ComfyUI ``models`` folder.
 """
 
 from __future__ import annotations
@@ -43,6 +45,46 @@ DEFAULT_TYPE_FOLDERS: dict[str, str] = {
     "Upscaler": "ESRGAN",
     "MotionModule": "AnimateDiff",
 }
+# The same for ComfyUI's models folder (AnimateDiff-Evolved's folder for motion modules).
+COMFYUI_TYPE_FOLDERS: dict[str, str] = {
+    "Checkpoint": "checkpoints",
+    "LORA": "loras",
+    "LoCon": "loras",
+    "DoRA": "loras",
+    "VAE": "vae",
+    "TextualInversion": "embeddings",
+    "Hypernetwork": "hypernetworks",
+    "Controlnet": "controlnet",
+    "Upscaler": "upscale_models",
+    "MotionModule": "animatediff_models",
+}
+A1111, COMFYUI = "a1111", "comfyui"
+#: Sets of type folders by the web UI that reads them, and what people call them.
+FOLDER_LAYOUTS: dict[str, dict[str, str]] = {A1111: DEFAULT_TYPE_FOLDERS,
+                                             COMFYUI: COMFYUI_TYPE_FOLDERS}
+LAYOUT_NAMES = {A1111: "AUTOMATIC1111 / Forge", COMFYUI: "ComfyUI"}
+
+
+def detect_layout(folder: str | os.PathLike[str]) -> str | None:
+    """Whose ``models`` folder ``folder`` is, by the sub-folders only one web UI names
+    so (``Stable-diffusion``, ``Lora`` against ``checkpoints``, ``loras``…); None when it
+    has neither kind (or as many of each), or cannot be read."""
+    try:
+        with os.scandir(folder) as entries:
+            names = {e.name.casefold() for e in entries if e.is_dir()}
+    except OSError:
+        return None
+    distinct = {
+        layout: {f.casefold() for f in folders.values()}
+        - {f.casefold() for other, fs in FOLDER_LAYOUTS.items() if other != layout
+           for f in fs.values()}
+        for layout, folders in FOLDER_LAYOUTS.items()
+    }
+    found = {layout: len(names & own) for layout, own in distinct.items()}
+    best = max(found, key=lambda layout: found[layout])
+    if not found[best] or list(found.values()).count(found[best]) > 1:
+        return None
+    return best
 
 
 def default_hash_workers() -> int:
@@ -112,6 +154,39 @@ class Settings:
         )
         path = Path(folder).expanduser()
         return path if path.is_absolute() else self.effective_download_root / path
+
+    @property
+    def layout(self) -> str | None:
+        """The web UI whose folder names the type folders are (None: the user's own)."""
+        for name, folders in FOLDER_LAYOUTS.items():
+            if all(self.type_folders.get(kind) == folder for kind, folder in folders.items()):
+                return name
+        return None
+
+    def use_layout(self, name: str) -> None:
+        """Name the type folders as ``name``'s web UI does (:data:`FOLDER_LAYOUTS`)."""
+        self.type_folders = {**self.type_folders, **FOLDER_LAYOUTS[name]}
+
+    def adopt_layout_of(self, folder: str | os.PathLike[str] | None = None) -> str | None:
+        """:meth:`adopt_layout` of what the download root (or ``folder``) is.
+
+        Reads the folder's listing: off the GUI thread (the window runs
+        :func:`detect_layout` on a worker, then :meth:`adopt_layout`).
+        """
+        return self.adopt_layout(
+            detect_layout(folder if folder is not None else self.effective_download_root))
+
+    def adopt_layout(self, found: str | None) -> str | None:
+        """Follow the web UI ``found`` (:func:`detect_layout` of the download root) while
+        the type folders are still the defaults; the layout adopted, or None.
+
+        Only that one step: folders the user named are theirs, and an A1111 root needs
+        nothing.
+        """
+        if self.layout != A1111 or found is None or found == A1111:
+            return None
+        self.use_layout(found)
+        return found
 
     def add_library_folder(self, path: str | os.PathLike[str]) -> bool:
         """Add a folder to scan; False when it is already covered by one in the list.

@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -32,11 +33,21 @@ from PySide6.QtWidgets import (
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.errors import CivdeskError
-from civdesk.core.settings import DEFAULT_API_BASE, DEFAULT_TYPE_FOLDERS
+from civdesk.core.settings import (
+    A1111,
+    DEFAULT_API_BASE,
+    DEFAULT_TYPE_FOLDERS,
+    FOLDER_LAYOUTS,
+    LAYOUT_NAMES,
+    detect_layout,
+)
 from civdesk.ui.library.model import type_label
-from civdesk.ui.tasks import run_task
+from civdesk.ui.tasks import TaskHandle, run_task
 
 log = logging.getLogger(__name__)
+
+#: The folder-names choice when the type folders are named by hand.
+OWN_LAYOUT, OWN_LAYOUT_LABEL = "own", "Your own (below)"
 
 SAVE_DELAY_MS = 250
 
@@ -159,6 +170,7 @@ class SettingsPage(QWidget):
         self.download_root = QLineEdit()
         self.download_root.setObjectName("downloadRoot")
         self.download_root.editingFinished.connect(self._fields_changed)
+        self.download_root.editingFinished.connect(self._follow_layout)
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._choose_download_root)
         row = QHBoxLayout()
@@ -166,13 +178,20 @@ class SettingsPage(QWidget):
         row.addWidget(browse)
         form.addRow("Download folder", row)
         note = QLabel(
-            "Each model type goes to its own sub-folder, named as the "
-            "AUTOMATIC1111 / Forge web UIs expect. An absolute path puts a type "
-            "anywhere."
+            "Each model type goes to its own sub-folder, named as your web UI expects. "
+            "A ComfyUI models folder is recognised by itself. An absolute path puts a "
+            "type anywhere."
         )
         note.setWordWrap(True)
         note.setEnabled(False)
         form.addRow(note)
+        self.layout_choice = QComboBox()
+        self.layout_choice.setObjectName("folderLayout")
+        for name, label in LAYOUT_NAMES.items():
+            self.layout_choice.addItem(label, name)
+        self.layout_choice.addItem(OWN_LAYOUT_LABEL, OWN_LAYOUT)
+        self.layout_choice.activated.connect(self._layout_chosen)
+        form.addRow("Folder names", self.layout_choice)
         for model_type in DEFAULT_TYPE_FOLDERS:
             edit = QLineEdit()
             edit.setObjectName(f"typeFolder_{model_type}")
@@ -234,8 +253,7 @@ class SettingsPage(QWidget):
         self.folders.addItems(list(s.library_folders))
         self.download_root.setText(s.download_root or "")
         self.download_root.setPlaceholderText(str(s.effective_download_root))
-        for model_type, edit in self._type_edits.items():
-            edit.setText(s.type_folders.get(model_type, DEFAULT_TYPE_FOLDERS[model_type]))
+        self._show_type_folders()
         self.allow_nsfw.setChecked(bool(s.allow_nsfw))
         self.minimize_to_tray.setChecked(bool(s.minimize_to_tray))
         self.hash_workers.setValue(int(s.hash_workers))
@@ -297,7 +315,44 @@ class SettingsPage(QWidget):
         self.folders.clear()
         self.folders.addItems(list(self.core.settings.library_folders))
         self._save_timer.start()
+        self._follow_layout()
         return True
+
+    def _show_type_folders(self) -> None:
+        s = self.core.settings
+        for model_type, edit in self._type_edits.items():
+            edit.setText(s.type_folders.get(model_type, DEFAULT_TYPE_FOLDERS[model_type]))
+        self.layout_choice.setCurrentIndex(self.layout_choice.findData(s.layout or OWN_LAYOUT))
+
+    @Slot(int)
+    def _layout_chosen(self, row: int) -> None:
+        name = self.layout_choice.itemData(row)
+        if name in FOLDER_LAYOUTS:
+            self.core.settings.use_layout(name)
+            self._show_type_folders()
+            self._save_timer.start()
+        else:  # "your own": the folders below are the user's to name
+            self._type_edits[next(iter(self._type_edits))].setFocus()
+
+    def _follow_layout(self) -> TaskHandle | None:
+        """Look (on a worker) whether the download root is a ComfyUI models folder; if so,
+        and the type folders are still the defaults, name them as ComfyUI does."""
+        s = self.core.settings
+        if s.layout != A1111:
+            return None
+        root = s.effective_download_root
+
+        def found(layout: str | None) -> None:
+            if s.effective_download_root != root or s.adopt_layout(layout) is None:
+                return
+            self._show_type_folders()
+            self._save_timer.start()
+            self.status_message.emit(
+                f"{root} is a {LAYOUT_NAMES[layout or '']} models folder: downloads go to "
+                f"its folders (LoRAs to {s.folder_for_type('LORA')}, and so on)")
+
+        return run_task(detect_layout, root, on_result=found, pool="disk",
+                        name="detect folder layout", owner=self)
 
     def _remove_selected_folder(self) -> None:
         item = self.folders.currentItem()
@@ -314,6 +369,7 @@ class SettingsPage(QWidget):
         if folder:
             self.download_root.setText(folder)
             self._fields_changed()
+            self._follow_layout()
 
     @Slot()
     def _fields_changed(self, *_: Any) -> None:
@@ -323,6 +379,7 @@ class SettingsPage(QWidget):
             **s.type_folders,
             **{t: e.text().strip() or DEFAULT_TYPE_FOLDERS[t] for t, e in self._type_edits.items()},
         }
+        self.layout_choice.setCurrentIndex(self.layout_choice.findData(s.layout or OWN_LAYOUT))
         s.allow_nsfw = self.allow_nsfw.isChecked()
         s.minimize_to_tray = self.minimize_to_tray.isChecked()
         s.hash_workers = self.hash_workers.value()

@@ -1,4 +1,5 @@
-"""``civdesk config``: show the settings, store the API key, add a library folder."""
+"""``civdesk config``: show the settings, store the API key, add a library folder, name
+the type folders as a web UI does."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 from civdesk.cli.commands.common import Subparsers, existing_folder, json_flag
 from civdesk.cli.errors import EXIT_OK, UsageError
 from civdesk.cli.output import print_json, print_lines, table
+from civdesk.core.settings import FOLDER_LAYOUTS, LAYOUT_NAMES
 
 if TYPE_CHECKING:
     from civdesk.cli.app import Session
+    from civdesk.core.settings import Settings
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
@@ -40,6 +43,15 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
     add_folder.add_argument("path", metavar="PATH")
     add_folder.set_defaults(handler=run_add_folder)
 
+    set_layout = actions.add_parser(
+        "set-layout", parents=parents, help="name the type folders as a web UI does",
+        description="Downloads go to a sub-folder per model type of the download folder: "
+        "a1111 names them as AUTOMATIC1111 and Forge do (Stable-diffusion, Lora, VAE, "
+        "embeddings…), comfyui as ComfyUI does (checkpoints, loras, vae, embeddings…). "
+        "A download folder that is a ComfyUI models folder is followed by itself.")
+    set_layout.add_argument("layout", choices=sorted(FOLDER_LAYOUTS))
+    set_layout.set_defaults(handler=run_set_layout)
+
 
 def run_show(session: Session, args: argparse.Namespace) -> int:
     from civdesk.core.secrets import mask
@@ -57,6 +69,7 @@ def run_show(session: Session, args: argparse.Namespace) -> int:
         "library_folders": list(s.library_folders),
         "download_root": str(s.effective_download_root),
         "type_folders": {kind: str(s.folder_for_type(kind)) for kind in sorted(s.type_folders)},
+        "layout": s.layout,
         "allow_nsfw": s.allow_nsfw,
         "hash_workers": s.hash_workers,
     }
@@ -75,7 +88,8 @@ def run_show(session: Session, args: argparse.Namespace) -> int:
         ("Hashing threads", s.hash_workers),
     ]
     lines = table(rows, ("SETTING", "VALUE"))[1:]
-    lines += ["", "Folders per model type:"]
+    named = f" (named as {LAYOUT_NAMES[s.layout]} does)" if s.layout else ""
+    lines += ["", f"Folders per model type{named}:"]
     lines += [f"  {kind}: {folder}" for kind, folder in record["type_folders"].items()]
     print_lines(lines)
     return EXIT_OK
@@ -106,8 +120,29 @@ def run_add_folder(session: Session, args: argparse.Namespace) -> int:
     core = session.core()
     folder = existing_folder(args.path)
     if core.settings.add_library_folder(folder):
+        adopted = core.settings.adopt_layout_of()
         core.save_settings()
-        print_lines([f"Added {folder}; `civdesk scan` scans it from now on."])
+        print_lines([f"Added {folder}; `civdesk scan` scans it from now on.",
+                     *layout_note(core.settings, adopted)])
     else:
         print_lines([f"{folder} is already in the library folders."])
     return EXIT_OK
+
+
+def run_set_layout(session: Session, args: argparse.Namespace) -> int:
+    core = session.core()
+    core.settings.use_layout(args.layout)
+    core.save_settings()
+    example = core.settings.folder_for_type("LORA")
+    print_lines([f"Type folders named as {LAYOUT_NAMES[args.layout]} does: LoRAs go to "
+                 f"{example}, and so on (`civdesk config` lists them)."])
+    return EXIT_OK
+
+
+def layout_note(settings: Settings, adopted: str | None) -> list[str]:
+    """What to tell the user when :meth:`Settings.adopt_layout_of` switched the names."""
+    if adopted is None:
+        return []
+    return [f"{settings.effective_download_root} is a {LAYOUT_NAMES[adopted]} models folder: "
+            f"downloads go to its folders (LoRAs to {settings.folder_for_type('LORA')}, and "
+            "so on; `civdesk config set-layout a1111` to change)."]

@@ -16,6 +16,7 @@ from civdesk.cli.commands.common import (
     parse_reference,
     resolve_version,
 )
+from civdesk.cli.commands.config import layout_note
 from civdesk.cli.errors import EXIT_OK, Interrupted, UsageError
 from civdesk.cli.output import (
     human_size,
@@ -87,7 +88,7 @@ def run_scan(session: Session, args: argparse.Namespace) -> int:
     from civdesk.core.scanner import Scanner
 
     core = session.core()
-    folders = _folders_to_scan(core, args.paths)
+    folders, note = _folders_to_scan(core, args.paths)
     bar = session.progress()
 
     def on_progress(p: ScanProgress) -> None:
@@ -112,7 +113,7 @@ def run_scan(session: Session, args: argparse.Namespace) -> int:
     if session.json:
         print_json(scan_record(summary, entries))
     else:
-        print_lines(scan_summary_lines(summary, folders))
+        print_lines([*scan_summary_lines(summary, folders), *note])
     # The scan itself succeeded (exit 0); what it could not do is said on stderr, so a
     # script reading stdout still gets clean output.
     for problem in [*(f"folder not found (its files stay in the library): {root}"
@@ -121,16 +122,19 @@ def run_scan(session: Session, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _folders_to_scan(core: Core, given: list[str]) -> list[Path]:
-    """The folders named on the command line (remembered from now on) or the remembered ones."""
+def _folders_to_scan(core: Core, given: list[str]) -> tuple[list[Path], list[str]]:
+    """The folders named on the command line (remembered from now on) or the remembered
+    ones, and what to tell about the type folders (a ComfyUI models folder is followed)."""
     if given:
         folders = list(dict.fromkeys(existing_folder(p) for p in given))
+        note: list[str] = []
         if [core.settings.add_library_folder(f) for f in folders].count(True):
+            note = layout_note(core.settings, core.settings.adopt_layout_of())
             core.save_settings()
-        return folders
+        return folders, note
     if not core.settings.library_folders:
         raise UsageError("No library folders yet: name one, e.g. `civdesk scan ~/models`")
-    return [Path(p) for p in core.settings.library_folders]
+    return [Path(p) for p in core.settings.library_folders], []
 
 
 def _under_any(path: str, folders: list[Path]) -> bool:
