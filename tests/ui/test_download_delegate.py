@@ -68,4 +68,5 @@ def test_second_line_words():
     assert "API key" in detail_text(snap(4, "failed", error="HTTP 401", error_kind="auth"))
     flagged = detail_text(snap(6, "failed", error_kind="flagged", error=(
         "Civitai's virus scan flagged old.ckpt as dangerous")))
-    assert flagged.startswith("Civitai's virus scan flagged old.ckpt as dangerous. To download")
+    assert flagged == ("Civitai's virus scan flagged old.ckpt as dangerous. Retry asks whether "
+                       "to download it anyway")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt, QThread
+from PySide6.QtWidgets import QMessageBox
 from tests.conftest import TEST_API_KEY
 from tests.double import CivitaiDouble, SampleCatalog
 from tests.ui.test_browser import search, stop_tasks
@@ -219,6 +220,35 @@ def test_cancel_then_retry(qtbot, dock: DownloadDock, civitai: CivitaiDouble, mo
     qtbot.mouseClick(dock.retry_button, Qt.MouseButton.LeftButton)
     task = wait_finished(qtbot, dock, version.id)
     assert sha256(Path(task.dest_path)) == version.files[0].sha256
+
+
+def test_retry_of_a_flagged_file_asks_first(
+    qtbot, dock: DownloadDock, civitai: CivitaiDouble, models_dir: Path, monkeypatch
+):
+    model = civitai.add_model("Old Pickle", "Checkpoint")
+    version = civitai.add_version(model, "v1", files=[civitai.file(
+        name="old.ckpt", format="PickleTensor", pickle_scan="Danger",
+        pickle_message="Dangerous import detected: os.system")])
+    dock.worker.add(version.id)
+    task = wait_finished(qtbot, dock, version.id, "failed")
+    assert task.error_kind == "flagged"
+    row = row_of_version(dock, version.id)
+    assert dock.model.index(row).data(TaskRole.REASON).endswith(
+        "Retry asks whether to download it anyway")
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked: list[str] = []
+
+    def warning(parent, title, text, buttons, default):
+        asked.append(text)
+        return answers.pop(0)
+
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(warning))
+    select(qtbot, dock, row)
+    qtbot.mouseClick(dock.retry_button, Qt.MouseButton.LeftButton)  # No: nothing happens
+    assert dock.model.task(row).state == "failed" and "os.system" in asked[0]
+    qtbot.mouseClick(dock.retry_button, Qt.MouseButton.LeftButton)  # Yes: downloaded
+    task = wait_finished(qtbot, dock, version.id, "completed")
+    assert task.allow_flagged and Path(task.dest_path or "").name == "old.ckpt"
 
 
 def test_pause_keeps_the_part_and_resume_finishes_it(

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QPushButton,
     QScrollArea,
     QTableWidget,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
 from civdesk.ui.browser.model import sized_image_url
+from civdesk.ui.downloads.confirm import confirm_flagged
 from civdesk.ui.downloads.messages import size_text
 from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
@@ -327,11 +327,4 @@ class ModelDetail(QWidget):
 
     def confirm_flagged(self, file: ModelFile) -> bool:
         """Whether the user wants a file Civitai's scans flagged (No is the default)."""
-        answer = QMessageBox.warning(
-            self, "Civitai flagged this file",
-            f"{file.danger}.\n\nA file like this can run any program on your computer when "
-            "a UI loads it. Download it only if you trust its creator.\n\nDownload it anyway?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        return confirm_flagged(self, file.danger or "")

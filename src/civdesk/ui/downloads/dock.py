@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from civdesk.core.downloads.queue import DownloadQueue, TaskSnapshot
+from civdesk.ui.downloads.confirm import confirm_flagged
 from civdesk.ui.downloads.delegate import DownloadDelegate
 from civdesk.ui.downloads.messages import failure_reason, task_title
 from civdesk.ui.downloads.model import DownloadListModel, TaskRole
@@ -282,9 +283,14 @@ class DownloadDock(QDockWidget):
     @Slot()
     def _retry_selected(self) -> None:
         task = self.selected_task()
-        if task is not None:
-            self.error_label.hide()
-            self.worker.retry(task.id)
+        if task is None:
+            return
+        # A file Civitai's scans flagged fails again unless the user chooses it, here.
+        allow = task.error_kind == "flagged"
+        if allow and not confirm_flagged(self, task.error or ""):
+            return
+        self.error_label.hide()
+        self.worker.retry(task.id, allow_flagged=allow)
 
     def _move_selected(self, step: int) -> None:
         task = self.selected_task()

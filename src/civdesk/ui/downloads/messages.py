@@ -112,8 +112,7 @@ def failure_reason(task: TaskSnapshot) -> str:
         return _in_use_reason(message)
     if kind == "flagged":
         why = message or "Civitai's scans flagged this file as dangerous"
-        return (f"{why}. To download it anyway, press Download on its page under Civitai "
-                "and confirm (only if you trust its creator)")
+        return f"{why}. Retry asks whether to download it anyway"
     if kind == "network":
         return message or "No connection to Civitai: check your network, then retry"
     return message or "The download failed"

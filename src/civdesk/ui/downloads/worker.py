@@ -263,8 +263,11 @@ class DownloadWorker(QObject):
         return self._command(lambda: self.queue.cancel(task_id))
 
     @Slot(int)
-    def retry(self, task_id: int) -> TaskHandle:
-        return self._command(lambda: self.queue.retry(task_id), wake=True)
+    def retry(self, task_id: int, *, allow_flagged: bool = False) -> TaskHandle:
+        """Queue a failed or cancelled task again; ``allow_flagged``: the user chose its
+        flagged file (see :func:`~civdesk.ui.downloads.confirm.confirm_flagged`)."""
+        choice = True if allow_flagged else None
+        return self._command(lambda: self.queue.retry(task_id, allow_flagged=choice), wake=True)
 
     @Slot(int, int)
     def move(self, task_id: int, new_position: int) -> TaskHandle:
