@@ -22,6 +22,12 @@ Files land in --dir (default /dev/shm when it exists: fsync is free there, as cu
 Other benches share the 2 cores, so wall times swing: every run is listed as a range, and
 the CPU each contender used per MB (user + system, of its process tree; for civdesk around
 the download call only) is the steadier figure. civdesk's floor is SHA256's own cost.
+Why the writes swing: in a slow curl run perf puts 55% of the samples in the kernel's copy
+into the new tmpfs page (copy_folio_from_iter_atomic), against 6% in a fast one: the first
+touch of guest pages this VM's balloon (virtio_balloon) handed back to the host. Writing
+and deleting a scratch file of the same size just before a run helps only partly (curl's
+median over 10 runs 540 -> 850 MB/s; the scratch write itself swings 0.3-1.4 s), so the
+bench does not pretend to control it: it alternates, and reads medians.
 The verdict compares the median run of each side: the best-of ratio leans on one lucky run
 of either side (here curl's runs swing 300-1,850 MB/s with the cost of its tmpfs writes,
 while ours, whose writes have their own thread, stay within ~15%). Each round's ratio (curl
