@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import insert
 
 from civdesk.core.civitai.schema import Model, ModelVersion
-from civdesk.core.library import UNKNOWN_TYPE, Database, Library, LocalFile
+from civdesk.core.library import UNKNOWN_TYPE, Database, Library, LocalFile, UpdateInfo
 from civdesk.core.library.tables import LocalFileRow
 from tests.sql_log import SqlLog
 
@@ -703,3 +703,16 @@ def test_store_checked_models_takes_a_few_statements_whatever_the_count(lib: Lib
     # BEGIN, COMMIT, the inserts and two UPDATEs for the unlisted ids (998 per statement)
     assert len(counter.statements) <= inserts + 4, counter.statements
     assert lib.models_due_for_update_check(datetime(2024, 6, 1, tzinfo=timezone.utc)) == []
+
+
+@pytest.mark.parametrize(("ends", "until"), [
+    ("2030-01-02T03:04:05.678Z", "2030-01-02"),
+    ("2030-01-02T03:04:05+00:00", "2030-01-02"),
+    ("2020-01-02T03:04:05.678Z", None),  # over: anyone may download it now
+    (None, None),
+    ("next week", None),  # malformed: no claim
+])
+def test_early_access_of_an_update(ends: str | None, until: str | None) -> None:
+    update = UpdateInfo(1, "M", "LORA", (10,), ("v1",), 11, "v2", ends)
+    now = datetime(2026, 12, 5, tzinfo=timezone.utc)
+    assert update.early_access_until(now) == until

@@ -3,6 +3,7 @@ and the Civitai double on loopback instead of civitai.com."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -359,6 +360,7 @@ def test_updates_lists_the_model_with_a_newer_version(
         "installed_version_names": ["v1.0"],
         "latest_version_id": c.lora_v2.id,
         "latest_version_name": "v2.0",
+        "early_access_until": None,
         "paths": [str(models_dir / "Lora" / (c.lora_v1.primary_file.name or ""))],
     }]
     asked = [r for r in civitai.requests if r.path == "/api/v1/models"]
@@ -370,6 +372,19 @@ def test_updates_lists_the_model_with_a_newer_version(
     again = cli("updates")
     assert again.code == 0 and "v2.0" in again.stdout
     assert not [r for r in civitai.requests if r.path == "/api/v1/models"]
+
+
+def test_an_update_in_early_access_says_until_when(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, models_dir: Path
+) -> None:
+    c = civitai_catalog
+    until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=5)  # whatever today is
+    civitai.early_access(c.lora_v2, deadline=until.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    assert cli("scan", str(models_dir)).code == 0
+    run = cli("updates")
+    assert run.code == 0, run.stderr
+    assert f"v2.0 (early access until {until.date().isoformat()})" in run.stdout
+    assert cli("updates", "--json").json[0]["early_access_until"] == until.date().isoformat()
 
 
 def test_updates_says_how_to_get_the_update_next_to_the_version_on_disk(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -196,8 +197,24 @@ def test_check_for_update_then_updates_filter_and_one_click_download(
     assert visible_names(page) == ["Paperfold Style"]
     page.select_path(lora.path)
     assert page.detail.update_button.isVisibleTo(page)
+    assert page.detail.update_label.text() == "Update available: v2.0"
     qtbot.mouseClick(page.detail.update_button, Qt.MouseButton.LeftButton)
     assert queued == [(civitai_catalog.lora_v2.id, None, str(Path(lora.path).parent))]
+
+
+def test_an_update_in_early_access_says_until_when(
+    qtbot, page, core, model_folder, civitai, civitai_catalog
+):
+    until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)
+    civitai.early_access(civitai_catalog.lora_v2,
+                         deadline=until.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    scan_by_click(qtbot, page, core, model_folder)
+    lora = next(e for e in page.snapshot.entries if e.type == "LORA")
+    with qtbot.waitSignal(page.snapshot_loaded, timeout=5000):
+        page.check_update(lora)
+    page.select_path(lora.path)
+    assert page.detail.update_label.text() == (
+        f"Update available: v2.0 (early access until {until.date().isoformat()})")
 
 
 def test_link_an_unknown_file_to_a_civitai_model(

@@ -279,6 +279,15 @@ class UpdateInfo:
     installed_version_names: tuple[str, ...]
     latest_version_id: int
     latest_version_name: str | None  # None until that version's details were fetched
+    latest_early_access_ends_at: str | None = None  # ISO, as Civitai sent it
+
+    def early_access_until(self, now: datetime | None = None) -> str | None:
+        """The date (``YYYY-MM-DD``) until which the newest version is in early access (a
+        download before then is refused unless paid for), or None when it is not."""
+        ends = _parse_moment(self.latest_early_access_ends_at)
+        if ends is None or ends <= (now or _now()):
+            return None
+        return ends.date().isoformat()
 
 
 # ------------------------------------------------------------------------------- library
@@ -771,18 +780,20 @@ class Library:
         with self.db.session(write=False) as s:
             rows = s.execute(installed).all()
             latest_ids = {row[3] for row in rows}
-            latest_names: dict[int, str] = {}
+            latest: dict[int, tuple[str, str | None]] = {}
             if latest_ids:
-                names = select(VersionRow.id, VersionRow.name).where(VersionRow.id.in_(latest_ids))
-                latest_names = {version_id: name for version_id, name in s.execute(names)}
+                names = select(VersionRow.id, VersionRow.name, VersionRow.early_access_ends_at
+                               ).where(VersionRow.id.in_(latest_ids))
+                latest = {version_id: (name, ends) for version_id, name, ends in s.execute(names)}
         by_model: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         for row in rows:
             by_model[row[0]].append(row)
         updates = []
         for model_id, versions in by_model.items():
-            _, name, kind, latest, _, _ = versions[0]
-            if latest <= max(v[4] for v in versions):
+            _, name, kind, latest_id, _, _ = versions[0]
+            if latest_id <= max(v[4] for v in versions):
                 continue
+            latest_name, early_access_ends = latest.get(latest_id, (None, None))
             updates.append(
                 UpdateInfo(
                     model_id=model_id,
@@ -790,8 +801,9 @@ class Library:
                     model_type=kind,
                     installed_version_ids=tuple(v[4] for v in versions),
                     installed_version_names=tuple(v[5] for v in versions),
-                    latest_version_id=latest,
-                    latest_version_name=latest_names.get(latest),
+                    latest_version_id=latest_id,
+                    latest_version_name=latest_name,
+                    latest_early_access_ends_at=early_access_ends,
                 )
             )
         updates.sort(key=lambda u: u.model_name.casefold())
@@ -994,6 +1006,17 @@ def _delete_paths(s: Session, keys: list[str]) -> int:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _parse_moment(text: str | None) -> datetime | None:
+    """Civitai's ISO moments (``2024-08-02T14:05:11.381Z``) as aware datetimes; None for
+    none or a malformed one."""
+    if not text:
+        return None
+    try:
+        return _as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        return None
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -281,7 +281,10 @@ class DetailPane(QWidget):
         self.update_button.setVisible(update is not None)
         if update is not None:
             name = update.latest_version_name or f"version {update.latest_version_id}"
-            self.update_label.setText(f"Update available: {name}")
+            until = update.early_access_until()
+            # Civitai refuses the download until then unless it is paid for: say so first.
+            self.update_label.setText(f"Update available: {name}" + (
+                f" (early access until {until})" if until else ""))
         self.link_button.setVisible(not entry.identified)
 
         url = civitai_url(entry)
