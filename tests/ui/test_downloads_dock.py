@@ -251,6 +251,24 @@ def test_retry_of_a_flagged_file_asks_first(
     assert task.allow_flagged and Path(task.dest_path or "").name == "old.ckpt"
 
 
+def test_show_in_folder_opens_a_finished_downloads_folder(
+    qtbot, dock: DownloadDock, civitai_catalog: SampleCatalog, models_dir: Path
+):
+    opened: list[str] = []
+    dock.open_url = lambda url: opened.append(url.toLocalFile())
+    version = civitai_catalog.vae_v1
+    dock.worker.add(version.id)
+    task = wait_finished(qtbot, dock, version.id)
+    row = row_of_version(dock, version.id)
+    assert not dock.show_button.isEnabled()  # nothing selected yet
+    select(qtbot, dock, row)
+    assert dock.show_button.isEnabled()
+    qtbot.mouseClick(dock.show_button, Qt.MouseButton.LeftButton)
+    rect = dock.view.visualRect(dock.model.index(row))
+    qtbot.mouseDClick(dock.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert opened == [str(Path(task.dest_path or "").parent)] * 2
+
+
 def test_pause_keeps_the_part_and_resume_finishes_it(
     qtbot, dock: DownloadDock, civitai: CivitaiDouble, models_dir: Path
 ):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal, Slot
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QItemSelectionModel, Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -127,6 +129,8 @@ class DownloadDock(QDockWidget):
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
         )
         self.core = core
+        #: Opens a folder in the file manager (replaced in tests).
+        self.open_url: Callable[[QUrl], object] = QDesktopServices.openUrl
         # The queue of this data directory: unfinished tasks come back from the database.
         self.worker = DownloadWorker(queue or DownloadQueue.for_core(core), self,
                                      api_key=core.api_key)
@@ -175,11 +179,15 @@ class DownloadDock(QDockWidget):
         self.retry_button = self._button("Retry", "retryTask", "Try this download again")
         self.up_button = self._button("Move up", "moveUp", "Download this one earlier")
         self.down_button = self._button("Move down", "moveDown", "Download this one later")
+        self.show_button = self._button(
+            "Show in folder", "showInFolder",
+            "Open the folder holding the downloaded file (or double-click the download)")
         self.clear_button = self._button(
             "Clear finished", "clearFinished", "Remove completed, failed and cancelled downloads "
             "from the list (their files stay)",
         )  # fmt: skip
-        for button in (self.cancel_button, self.retry_button, self.up_button, self.down_button):
+        for button in (self.cancel_button, self.retry_button, self.up_button, self.down_button,
+                       self.show_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.clear_button)
@@ -225,6 +233,8 @@ class DownloadDock(QDockWidget):
         self.up_button.clicked.connect(lambda: self._move_selected(-1))
         self.down_button.clicked.connect(lambda: self._move_selected(+1))
         self.clear_button.clicked.connect(self._clear_finished)
+        self.show_button.clicked.connect(self._show_selected)
+        self.view.doubleClicked.connect(lambda _index: self._show_selected())
         self.pause_button.toggled.connect(self._pause_toggled)
         self.scan_status.cancel_requested.connect(self._scan_cancel_clicked)
 
@@ -292,6 +302,14 @@ class DownloadDock(QDockWidget):
         self.error_label.hide()
         self.worker.retry(task.id, allow_flagged=allow)
 
+    @Slot()
+    def _show_selected(self) -> None:
+        """The file manager at the completed download's folder (where an already present
+        file was found, too)."""
+        task = self.selected_task()
+        if task is not None and task.state == "completed" and task.dest_path:
+            self.open_url(QUrl.fromLocalFile(os.path.dirname(task.dest_path)))
+
     def _move_selected(self, step: int) -> None:
         task = self.selected_task()
         if task is None:
@@ -343,6 +361,7 @@ class DownloadDock(QDockWidget):
         queued = [t.id for t in self.model.tasks() if t.state == "queued"]
         self.cancel_button.setEnabled(state in ("queued", "downloading"))
         self.retry_button.setEnabled(state in ("failed", "cancelled"))
+        self.show_button.setEnabled(state == "completed" and bool(task and task.dest_path))
         position = queued.index(task.id) if task is not None and task.id in queued else -1
         self.up_button.setEnabled(position > 0)
         self.down_button.setEnabled(0 <= position < len(queued) - 1)
