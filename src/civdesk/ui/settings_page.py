@@ -343,13 +343,16 @@ class SettingsPage(QWidget):
         root = s.effective_download_root
 
         def found(layout: str | None) -> None:
-            if s.effective_download_root != root or s.adopt_layout(layout) is None:
+            if s.effective_download_root != root:
+                return  # the folder changed while we looked: its own look decides
+            adopted = s.adopt_layout(layout)
+            if adopted is None:
                 return
             self._show_type_folders()
             self._save_timer.start()
             self.status_message.emit(
-                f"{root} is a {LAYOUT_NAMES[layout or '']} models folder: downloads go to "
-                f"its folders (LoRAs to {s.folder_for_type('LORA')}, and so on)")
+                f"{root} is a {LAYOUT_NAMES[adopted]} models folder: downloads go to its "
+                f"folders (LoRAs to {s.folder_for_type('LORA')}, and so on)")
 
         return run_task(detect_layout, root, on_result=found, pool="disk",
                         name="detect folder layout", owner=self)
