@@ -405,15 +405,15 @@ class Scanner:
         p = Path(os.path.abspath(os.fspath(path)))
         st = FileStat.of(os.stat(p))
         row = self.library.local_file(p)
+        recorded: LocalFile | None = None  # the row, when it is of these very bytes
         if row is not None and row.sha256 and (row.size, row.mtime_ns, row.inode) == (
             st.size, st.mtime_ns, st.inode
         ):
-            sha256 = row.sha256
+            sha256, recorded = row.sha256, row
         else:
             sha256 = self.hasher(p)
-            row = None  # what it says is of other bytes
         if not force and version.file_with_hash(sha256) is None:
-            known = self._known_as(sha256, row)
+            known = self._known_as(sha256, recorded)
             if known is not None and known.id != version.id:
                 raise LinkConflict(p.name, known, version)
         self.library.upsert_version(version)
