@@ -20,10 +20,11 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from civdesk.core.library.repository import Library
+if TYPE_CHECKING:  # annotations only: the command line imports this module on every start
+    from civdesk.core.library.repository import Library
 
 log = logging.getLogger(__name__)
 
