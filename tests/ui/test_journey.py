@@ -93,6 +93,17 @@ def test_search_open_download_then_the_file_is_in_the_library(
     assert library.select_path(task.dest_path)
     assert library.detail.title.text() == "Harbor Light"
 
+    # Back on the model page: "Show in library" finds the file past a filter that hid it.
+    library.show_filter(("type", "LORA"))
+    click_nav(qtbot, window, "civitai")
+    show = window.browser.detail.show_in_library_button
+    assert show.isVisibleTo(window)
+    qtbot.mouseClick(show, Qt.MouseButton.LeftButton)
+    assert window.current_page == "models"
+    current = library.current_entry()
+    assert current is not None and current.path == task.dest_path
+    assert library.detail.title.text() == "Harbor Light"
+
 
 def test_a_failed_download_says_why_and_the_next_one_completes(
     qtbot, window: MainWindow, civitai_catalog: SampleCatalog

@@ -354,3 +354,11 @@ def test_counts_that_change_during_work_do_not_relayout_the_window(qtbot, main_w
         main_window.removeEventFilter(counter)
     assert counter.count == 0
     assert main_window.count_label.text() == "98765 model files"
+
+
+def test_show_in_library_of_a_version_no_longer_there_says_so(qtbot, main_window):
+    main_window.show()
+    main_window.show_in_library(987654)
+    assert main_window.current_page == "models"
+    assert main_window.statusBar().currentMessage() == (
+        "That version is not in the library any more: scan to refresh it")

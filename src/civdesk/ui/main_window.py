@@ -184,6 +184,7 @@ class MainWindow(QMainWindow):
         worker = self.dock.worker
         self.library.set_downloads(worker)
         self.browser.connect_downloads(worker)
+        self.browser.show_in_library_requested.connect(self.show_in_library)
         worker.task_finished.connect(self._download_finished)
         worker.paused_changed.connect(self._paused_changed)
 
@@ -202,6 +203,13 @@ class MainWindow(QMainWindow):
         if name == "civitai" and self._browser_library_stale:
             self._browser_library_stale = False
             self.browser.refresh_library_state()
+
+    @Slot(int)
+    def show_in_library(self, version_id: int) -> None:
+        """The Models page with a file of this version selected."""
+        self.show_page("models")
+        if not self.library.reveal_version(version_id):
+            self.show_status("That version is not in the library any more: scan to refresh it")
 
     @Slot()
     def focus_search(self) -> None:

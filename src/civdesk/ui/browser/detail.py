@@ -71,6 +71,8 @@ class ModelDetail(QWidget):
     #: version id, file id (None: the version's primary file), and whether the user chose
     #: a file Civitai's scans flagged (they confirmed :meth:`confirm_flagged`)
     download_requested = Signal(int, object, bool)
+    #: version id: the user wants to see that version's file on the Models page
+    show_in_library_requested = Signal(int)
     back_requested = Signal()
 
     def __init__(
@@ -126,8 +128,14 @@ class ModelDetail(QWidget):
         self.download_version_button.setObjectName("downloadVersion")
         self.download_version_button.setToolTip("Download this version's primary file")
         self.download_version_button.clicked.connect(self._download_version)
+        self.show_in_library_button = QPushButton("Show in library")
+        self.show_in_library_button.setObjectName("showInLibrary")
+        self.show_in_library_button.setToolTip(
+            "This version is on disk: show it on the Models page")
+        self.show_in_library_button.clicked.connect(self._show_in_library)
         version_row.addWidget(QLabel("Version:"))
         version_row.addWidget(self.version_combo, 1)
+        version_row.addWidget(self.show_in_library_button)
         version_row.addWidget(self.download_version_button)
         layout.addLayout(version_row)
 
@@ -228,6 +236,7 @@ class ModelDetail(QWidget):
         model = self.model
         self.download_version_button.setEnabled(version is not None and bool(version.files))
         on_disk = version is not None and version.id in self._installed
+        self.show_in_library_button.setVisible(on_disk)
         self.download_version_button.setToolTip(
             "This version is on disk: a file your library holds is not downloaded again"
             if on_disk else "Download this version's primary file")
@@ -316,6 +325,12 @@ class ModelDetail(QWidget):
         version = self.current_version()
         if version is not None:
             self._request(version, version.primary_file, None)
+
+    @Slot()
+    def _show_in_library(self) -> None:
+        version = self.current_version()
+        if version is not None:
+            self.show_in_library_requested.emit(version.id)
 
     def _request(self, version: ModelVersion, file: ModelFile | None,
                  file_id: int | None) -> None:

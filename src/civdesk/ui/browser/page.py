@@ -155,6 +155,8 @@ class BrowserPage(QWidget):
     model_opened = Signal(int)  # model id
     #: version id, file id or None (primary file), the user chose a flagged file
     download_requested = Signal(int, object, bool)
+    #: version id: show that version's file on the Models page
+    show_in_library_requested = Signal(int)
 
     #: Models asked for per request.
     page_size = 20
@@ -246,6 +248,7 @@ class BrowserPage(QWidget):
         self.detail = ModelDetail(self.thumbnails, self.core.api_base)
         self.detail.back_requested.connect(self.show_results)
         self.detail.download_requested.connect(self.download_requested)
+        self.detail.show_in_library_requested.connect(self.show_in_library_requested)
         self.stack.addWidget(self.detail)
 
         for combo in (self.type_combo, self.base_combo, self.sort_combo, self.period_combo):

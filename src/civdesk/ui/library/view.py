@@ -726,6 +726,20 @@ class LibraryPage(QWidget):
     def current_entry(self) -> LibraryEntry | None:
         return self._entry_at(self.grid.currentIndex())
 
+    def reveal_version(self, version_id: int) -> bool:
+        """Select a file of this version, clearing the filters that hide it; False when the
+        library (as last read) has none."""
+        entry = next((e for e in self.snapshot.entries if e.version_id == version_id), None)
+        if entry is None:
+            return False
+        if self.select_path(entry.path):
+            return True
+        self.search.clear()
+        self._apply_search()
+        self.base_model.setCurrentIndex(0)
+        self.sidebar.select_filter(("type", None))
+        return self.select_path(entry.path)
+
     def select_path(self, path: str) -> bool:
         row = self.model.row_of(path)
         if row is None:
