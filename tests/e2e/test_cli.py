@@ -477,6 +477,25 @@ def test_config_stores_the_key_from_stdin_without_echoing_it(cli: Cli) -> None:
     assert cli("config", "--json").json["api_key"]["set"] is False
 
 
+def test_config_find_folders_lists_then_adds_the_usual_model_folders(
+    cli: Cli, home: Path
+) -> None:
+    env = {"XDG_CONFIG_HOME": str(home / ".config")}  # only this test's home is looked at
+    assert cli("config", "find-folders", env=env).stdout.startswith(
+        "No web UI model folders in the usual places")
+    webui = home / "stable-diffusion-webui" / "models"
+    (webui / "Lora").mkdir(parents=True)
+    listed = cli("config", "find-folders", env=env)
+    assert listed.code == 0
+    assert listed.stdout.splitlines() == [
+        str(webui), "(`civdesk config find-folders --add` adds them to the library folders)"]
+    added = cli("config", "find-folders", "--add", env=env)
+    assert added.stdout.splitlines() == [f"Added {webui}", "`civdesk scan` reads them."]
+    assert cli("config", "--json").json["library_folders"] == [str(webui)]
+    again = cli("config", "find-folders", "--add", env=env)
+    assert again.stdout.splitlines() == [f"{webui} is in the library folders already"]
+
+
 def test_config_add_folder_is_then_scanned(cli: Cli, models_dir: Path) -> None:
     added = cli("config", "add-folder", str(models_dir))
     assert added.code == 0 and str(models_dir) in added.stdout

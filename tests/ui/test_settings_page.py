@@ -128,3 +128,22 @@ def test_a_comfyui_models_folder_names_the_type_folders_as_comfyui_does(
     lora_edit.setText("styles")
     lora_edit.editingFinished.emit()
     assert settings_page.layout_choice.currentText() == "Your own (below)"
+
+
+def test_find_folders_adds_the_usual_model_folders(qtbot, settings_page, core, private_home):
+    comfy = private_home / "ComfyUI" / "models"
+    for name in ("checkpoints", "loras"):
+        (comfy / name).mkdir(parents=True)
+    messages: list[str] = []
+    settings_page.status_message.connect(messages.append)
+    with qtbot.waitSignal(settings_page.saved, timeout=3000):
+        qtbot.mouseClick(settings_page.find_folders, Qt.MouseButton.LeftButton)
+    assert core.settings.library_folders == [str(comfy.resolve())]
+    assert messages[0] == (f"Added 1 model folder: {comfy.resolve()}. Press Scan Library to "
+                           "read them.")
+    # The first folder is a ComfyUI one: the type folders follow, as when added by hand.
+    qtbot.waitUntil(lambda: core.settings.layout == "comfyui", timeout=3000)
+    qtbot.waitUntil(lambda: settings_page.find_folders.isEnabled(), timeout=3000)
+    qtbot.mouseClick(settings_page.find_folders, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(messages) >= 3, timeout=3000)
+    assert messages[-1] == "The model folders found are in the library already"

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.errors import CivdeskError
+from civdesk.core.locations import find_model_folders
 from civdesk.core.settings import (
     A1111,
     DEFAULT_API_BASE,
@@ -151,11 +152,18 @@ class SettingsPage(QWidget):
         self.remove_folder = QPushButton("Remove")
         self.remove_folder.setObjectName("removeFolder")
         self.remove_folder.clicked.connect(self._remove_selected_folder)
+        self.find_folders = QPushButton("Find folders")
+        self.find_folders.setObjectName("findFolders")
+        self.find_folders.setToolTip(
+            "Add the model folders of AUTOMATIC1111, Forge, SD.Next, ComfyUI and Stability "
+            "Matrix where they are installed by default")
+        self.find_folders.clicked.connect(self.look_for_model_folders)
         self.scan_button = QPushButton("Scan Library")
         self.scan_button.setObjectName("settingsScanButton")
         self.scan_button.clicked.connect(self.scan_requested)
         buttons = QVBoxLayout()
         buttons.addWidget(self.add_folder)
+        buttons.addWidget(self.find_folders)
         buttons.addWidget(self.remove_folder)
         buttons.addStretch(1)
         buttons.addWidget(self.scan_button)
@@ -306,17 +314,41 @@ class SettingsPage(QWidget):
         if folder:
             self.add_library_folder(folder)
 
-    def add_library_folder(self, folder: str) -> bool:
-        """Add a folder to scan (also what the Add button does after its dialog)."""
+    def add_library_folder(self, folder: str, *, quiet: bool = False) -> bool:
+        """Add a folder to scan (also what the Add button does after its dialog);
+        ``quiet``: no message when it is in the library already."""
         added = self.core.settings.add_library_folder(folder)
         if not added:
-            self.status_message.emit(f"{folder} is already in the library")
+            if not quiet:
+                self.status_message.emit(f"{folder} is already in the library")
             return False
         self.folders.clear()
         self.folders.addItems(list(self.core.settings.library_folders))
         self._save_timer.start()
         self._follow_layout()
         return True
+
+    @Slot()
+    def look_for_model_folders(self) -> TaskHandle:
+        """Look where web UIs keep their models (on a worker) and add what is there."""
+        self.find_folders.setEnabled(False)
+
+        def found(folders: list[Path]) -> None:
+            self.find_folders.setEnabled(True)
+            added = [str(f) for f in folders if self.add_library_folder(str(f), quiet=True)]
+            if added:
+                self.status_message.emit(
+                    f"Added {len(added)} model folder{'s' if len(added) != 1 else ''}: "
+                    f"{', '.join(added)}. Press Scan Library to read them.")
+            elif folders:
+                self.status_message.emit("The model folders found are in the library already")
+            else:
+                self.status_message.emit(
+                    "No web UI model folders in the usual places: add yours with Add folder…")
+
+        return run_task(find_model_folders, on_result=found,
+                        on_error=lambda _exc: self.find_folders.setEnabled(True),
+                        pool="disk", name="find model folders", owner=self)
 
     def _show_type_folders(self) -> None:
         s = self.core.settings

@@ -43,6 +43,15 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
     add_folder.add_argument("path", metavar="PATH")
     add_folder.set_defaults(handler=run_add_folder)
 
+    find_folders = actions.add_parser(
+        "find-folders", parents=parents, help="list the usual web UI model folders here",
+        description="Look where AUTOMATIC1111, Forge, SD.Next, ComfyUI and Stability Matrix "
+        "keep their models by default, and list the folders that exist; --add adds them to "
+        "the library folders.")
+    find_folders.add_argument("--add", action="store_true",
+                              help="add the folders found to the library folders")
+    find_folders.set_defaults(handler=run_find_folders)
+
     set_layout = actions.add_parser(
         "set-layout", parents=parents, help="name the type folders as a web UI does",
         description="Downloads go to a sub-folder per model type of the download folder: "
@@ -126,6 +135,29 @@ def run_add_folder(session: Session, args: argparse.Namespace) -> int:
                      *layout_note(core.settings, adopted)])
     else:
         print_lines([f"{folder} is already in the library folders."])
+    return EXIT_OK
+
+
+def run_find_folders(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.locations import find_model_folders
+
+    core = session.core()
+    found = find_model_folders()
+    if not found:
+        print_lines(["No web UI model folders in the usual places; add yours with "
+                     "`civdesk config add-folder PATH`."])
+        return EXIT_OK
+    if not args.add:
+        print_lines([*(str(f) for f in found),
+                     "(`civdesk config find-folders --add` adds them to the library folders)"])
+        return EXIT_OK
+    added = [f for f in found if core.settings.add_library_folder(f)]
+    adopted = core.settings.adopt_layout_of() if added else None
+    core.save_settings()
+    print_lines([*(f"Added {f}" for f in added),
+                 *(f"{f} is in the library folders already" for f in found if f not in added),
+                 *layout_note(core.settings, adopted),
+                 *(["`civdesk scan` reads them."] if added else [])])
     return EXIT_OK
 
 

@@ -706,8 +706,8 @@ class LibraryPage(QWidget):
             return
         if not self.model.total_count:
             text = (
-                "No models in the library yet.\n\nAdd your model folders in Settings, "
-                "then press Scan Library."
+                "No models in the library yet.\n\nAdd your model folders in Settings "
+                "(Find folders looks where web UIs keep them), then press Scan Library."
             )
         elif self.proxy.show is Show.DUPLICATES:
             text = "No duplicate files: every file on disk is unique."
