@@ -122,8 +122,8 @@ def run_updates(session: Session, args: argparse.Namespace) -> int:
         print_json(updates)
     elif updates:
         rows = [(u["model_id"], u["type"], u["model_name"],
-                 ", ".join(u["installed_version_names"]), _newest_words(u),
-                 _download_hint(core, u)) for u in updates]
+                 ", ".join(u["installed_version_names"]), info.latest_label(),
+                 _download_hint(core, u)) for info, u in zip(result.updates, updates, strict=True)]
         print_lines(table(rows, ("MODEL", "TYPE", "NAME", "ON DISK", "NEWEST", "GET IT WITH")))
     else:
         print_lines(["Every model in the library is up to date."
@@ -151,12 +151,6 @@ def update_record(update: UpdateInfo, paths: dict[int, list[str]]) -> dict[str, 
         "early_access_until": update.early_access_until(),
         "paths": sorted(p for v in update.installed_version_ids for p in paths.get(v, [])),
     }
-
-
-def _newest_words(update: dict[str, Any]) -> str:
-    name = update["latest_version_name"] or f"version {update['latest_version_id']}"
-    until = update["early_access_until"]
-    return f"{name} (early access until {until})" if until else name
 
 
 def _download_hint(core: Core, update: dict[str, Any]) -> str:

@@ -281,6 +281,17 @@ class UpdateInfo:
     latest_version_name: str | None  # None until that version's details were fetched
     latest_early_access_ends_at: str | None = None  # ISO, as Civitai sent it
 
+    @property
+    def latest_name(self) -> str:
+        """The newest version's name, or its id while its details are unknown."""
+        return self.latest_version_name or f"version {self.latest_version_id}"
+
+    def latest_label(self, now: datetime | None = None) -> str:
+        """The newest version as people are told of it: ``v2.0`` or ``v2.0 (early access
+        until 2026-12-10)`` (Civitai refuses its download until then unless paid for)."""
+        until = self.early_access_until(now)
+        return f"{self.latest_name} (early access until {until})" if until else self.latest_name
+
     def early_access_until(self, now: datetime | None = None) -> str | None:
         """The date (``YYYY-MM-DD``) until which the newest version is in early access (a
         download before then is refused unless paid for), or None when it is not."""

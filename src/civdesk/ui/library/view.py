@@ -280,11 +280,7 @@ class DetailPane(QWidget):
         self.update_label.setVisible(update is not None)
         self.update_button.setVisible(update is not None)
         if update is not None:
-            name = update.latest_version_name or f"version {update.latest_version_id}"
-            until = update.early_access_until()
-            # Civitai refuses the download until then unless it is paid for: say so first.
-            self.update_label.setText(f"Update available: {name}" + (
-                f" (early access until {until})" if until else ""))
+            self.update_label.setText(f"Update available: {update.latest_label()}")
         self.link_button.setVisible(not entry.identified)
 
         url = civitai_url(entry)
@@ -878,7 +874,7 @@ class LibraryPage(QWidget):
             if update is None:
                 self.status_message.emit(f"{name} is up to date")
             else:
-                latest = update.latest_version_name or f"version {update.latest_version_id}"
+                latest = update.latest_name
                 self.status_message.emit(f"Update available for {name}: {latest}")
             self.refresh()
 
@@ -973,7 +969,7 @@ class LibraryPage(QWidget):
             return
         # Next to the version already on disk: the user chose that folder.
         self._downloads.add(update.latest_version_id, None, str(Path(entry.path).parent))
-        name = update.latest_version_name or f"version {update.latest_version_id}"
+        name = update.latest_name
         self.status_message.emit(f"Queued {update.model_name} {name} for download")
 
     def link_to_civitai(self, entry: LibraryEntry) -> None:
