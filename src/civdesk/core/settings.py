@@ -64,6 +64,13 @@ A1111, COMFYUI = "a1111", "comfyui"
 FOLDER_LAYOUTS: dict[str, dict[str, str]] = {A1111: DEFAULT_TYPE_FOLDERS,
                                              COMFYUI: COMFYUI_TYPE_FOLDERS}
 LAYOUT_NAMES = {A1111: "AUTOMATIC1111 / Forge", COMFYUI: "ComfyUI"}
+# Per layout, the folder names no other layout uses (``vae``/``VAE`` tell nothing apart).
+_OWN_FOLDER_NAMES = {
+    layout: {f.casefold() for f in folders.values()}
+    - {f.casefold() for other, fs in FOLDER_LAYOUTS.items() if other != layout
+       for f in fs.values()}
+    for layout, folders in FOLDER_LAYOUTS.items()
+}
 
 
 def detect_layout(folder: str | os.PathLike[str]) -> str | None:
@@ -75,13 +82,7 @@ def detect_layout(folder: str | os.PathLike[str]) -> str | None:
             names = {e.name.casefold() for e in entries if e.is_dir()}
     except OSError:
         return None
-    distinct = {
-        layout: {f.casefold() for f in folders.values()}
-        - {f.casefold() for other, fs in FOLDER_LAYOUTS.items() if other != layout
-           for f in fs.values()}
-        for layout, folders in FOLDER_LAYOUTS.items()
-    }
-    found = {layout: len(names & own) for layout, own in distinct.items()}
+    found = {layout: len(names & own) for layout, own in _OWN_FOLDER_NAMES.items()}
     best = max(found, key=lambda layout: found[layout])
     if not found[best] or list(found.values()).count(found[best]) > 1:
         return None
@@ -168,14 +169,13 @@ class Settings:
         """Name the type folders as ``name``'s web UI does (:data:`FOLDER_LAYOUTS`)."""
         self.type_folders = {**self.type_folders, **FOLDER_LAYOUTS[name]}
 
-    def adopt_layout_of(self, folder: str | os.PathLike[str] | None = None) -> str | None:
-        """:meth:`adopt_layout` of what the download root (or ``folder``) is.
+    def adopt_layout_of(self) -> str | None:
+        """:meth:`adopt_layout` of what the download root is.
 
         Reads the folder's listing: off the GUI thread (the window runs
         :func:`detect_layout` on a worker, then :meth:`adopt_layout`).
         """
-        return self.adopt_layout(
-            detect_layout(folder if folder is not None else self.effective_download_root))
+        return self.adopt_layout(detect_layout(self.effective_download_root))
 
     def adopt_layout(self, found: str | None) -> str | None:
         """Follow the web UI ``found`` (:func:`detect_layout` of the download root) while
