@@ -314,19 +314,23 @@ class SettingsPage(QWidget):
         if folder:
             self.add_library_folder(folder)
 
-    def add_library_folder(self, folder: str, *, quiet: bool = False) -> bool:
-        """Add a folder to scan (also what the Add button does after its dialog);
-        ``quiet``: no message when it is in the library already."""
-        added = self.core.settings.add_library_folder(folder)
-        if not added:
-            if not quiet:
-                self.status_message.emit(f"{folder} is already in the library")
+    def add_library_folder(self, folder: str) -> bool:
+        """Add a folder to scan (also what the Add button does after its dialog)."""
+        if not self._add_folders([folder]):
+            self.status_message.emit(f"{folder} is already in the library")
             return False
-        self.folders.clear()
-        self.folders.addItems(list(self.core.settings.library_folders))
-        self._save_timer.start()
-        self._follow_layout()
         return True
+
+    def _add_folders(self, folders: list[str]) -> list[str]:
+        """Add these folders to the settings and the list; those that were new. The
+        download root may be one of them now: its layout is looked at once."""
+        added = [f for f in folders if self.core.settings.add_library_folder(f)]
+        if added:
+            self.folders.clear()
+            self.folders.addItems(list(self.core.settings.library_folders))
+            self._save_timer.start()
+            self._follow_layout()
+        return added
 
     @Slot()
     def look_for_model_folders(self) -> TaskHandle:
@@ -335,7 +339,7 @@ class SettingsPage(QWidget):
 
         def found(folders: list[Path]) -> None:
             self.find_folders.setEnabled(True)
-            added = [str(f) for f in folders if self.add_library_folder(str(f), quiet=True)]
+            added = self._add_folders([str(f) for f in folders])
             if added:
                 self.status_message.emit(
                     f"Added {len(added)} model folder{'s' if len(added) != 1 else ''}: "

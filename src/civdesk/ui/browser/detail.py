@@ -69,7 +69,7 @@ class ModelDetail(QWidget):
     """Detail of one :class:`Model`; ask for downloads through ``download_requested``."""
 
     #: version id, file id (None: the version's primary file), and whether the user chose
-    #: a file Civitai's scans flagged (they confirmed :meth:`confirm_flagged`)
+    #: a file Civitai's scans flagged (they confirmed it: ui/downloads/confirm.py)
     download_requested = Signal(int, object, bool)
     #: version id: the user wants to see that version's file on the Models page
     show_in_library_requested = Signal(int)
@@ -335,11 +335,7 @@ class ModelDetail(QWidget):
     def _request(self, version: ModelVersion, file: ModelFile | None,
                  file_id: int | None) -> None:
         """Ask for the download; a file Civitai's scans flagged only once the user agreed."""
-        flagged = file is not None and file.danger is not None
-        if file is not None and flagged and not self.confirm_flagged(file):
+        danger = file.danger if file is not None else None
+        if danger is not None and not confirm_flagged(self, danger):
             return
-        self.download_requested.emit(version.id, file_id, flagged)
-
-    def confirm_flagged(self, file: ModelFile) -> bool:
-        """Whether the user wants a file Civitai's scans flagged (No is the default)."""
-        return confirm_flagged(self, file.danger or "")
+        self.download_requested.emit(version.id, file_id, danger is not None)
