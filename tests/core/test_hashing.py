@@ -153,6 +153,42 @@ def test_hash_many_takes_the_callers_sizes_and_a_wrong_one_only_regroups(
         list(hash_many(paths, sizes=[1, 2]))
 
 
+def test_hash_many_hashes_small_files_while_the_big_ones_run(tmp_path: Path) -> None:
+    # The big files wait until every small file is hashed: were the small files queued
+    # behind them (one queue, big files first), both workers would sit on a big file.
+    big = [write(tmp_path / f"big{i}.bin", os.urandom(SMALL_FILE + 1)) for i in range(3)]
+    small = [write(tmp_path / f"s{i:02}.bin", os.urandom(3000)) for i in range(30)]
+    small_done = threading.Event()
+    hashed_small: list[Path] = []
+
+    def hasher(p: Path, **kw: object) -> str:
+        if p in big:
+            assert small_done.wait(10), "a big file held the small ones back"
+        else:
+            hashed_small.append(p)
+            if len(hashed_small) == len(small):
+                small_done.set()
+        return sha256_file(p, **kw)  # type: ignore[arg-type]
+
+    order = [r.path for r in hash_many([*big, *small], workers=2, hasher=hasher)]
+    assert order[: len(small)] == small  # in the given order, all before any big file
+    assert sorted(order[len(small):]) == big
+
+
+def test_hash_many_with_one_worker_hashes_the_small_files_first(tmp_path: Path) -> None:
+    big = write(tmp_path / "big.bin", os.urandom(SMALL_FILE + 1))
+    small = [write(tmp_path / f"s{i}.bin", os.urandom(100)) for i in range(3)]
+    started: list[Path] = []
+
+    def hasher(p: Path, **kw: object) -> str:
+        started.append(p)
+        return sha256_file(p, **kw)  # type: ignore[arg-type]
+
+    results = list(hash_many([big, *small], workers=1, hasher=hasher))
+    assert started == [*small, big]
+    assert all(r.ok for r in results)
+
+
 def test_hash_many_cancel_raises_and_stops_queued_files(tmp_path: Path) -> None:
     paths = [write(tmp_path / f"f{i}.bin", os.urandom(50_000)) for i in range(40)]
     cancel = threading.Event()

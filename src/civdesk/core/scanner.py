@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from collections import Counter, deque
@@ -35,7 +34,6 @@ from civdesk.core.hashing import (
     CancelFlag,
     FileStat,
     Hasher,
-    HashResult,
     default_workers,
     hash_many,
     sha256_file,
@@ -742,14 +740,16 @@ class _ScanRun:
             self.bytes_done = total
             self._progress()
 
-        hashing = _Ahead(lambda stop: hash_many(
+        # The hashing threads run ahead of this loop (results wait in a queue): settling a
+        # batch here never holds them back.
+        hashing = hash_many(
             [w.found.path for w in to_hash],
             self.s.workers,
             progress=on_bytes,
-            cancel=_Either(self.cancel, stop),
+            cancel=self.cancel,
             hasher=self.s.hasher,
             sizes=[w.found.stat.size for w in to_hash],
-        ))
+        )
         # Batches are looked up on side threads (a few at once) while the ones before them
         # are settled here, in order: the wait on Civitai overlaps hashing, companions and
         # the database instead of adding to them.
@@ -1169,55 +1169,6 @@ class _Lookups:
             self.pool.shutdown(wait=True)
             self.pool = None
         self.clients.close()
-
-
-_DONE = object()
-
-
-class _Ahead(Iterator[HashResult]):
-    """Runs a generator on its own thread, so it keeps working while the consumer settles.
-
-    ``make`` gets a stop flag that :meth:`close` sets; the generator must honour it.
-    """
-
-    def __init__(self, make: Callable[[threading.Event], Iterator[HashResult]]) -> None:
-        self.stop = threading.Event()
-        self.items: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._run, args=(make,), daemon=True,
-                                       name="civdesk-scan-hashing")
-        self.thread.start()
-
-    def _run(self, make: Callable[[threading.Event], Iterator[HashResult]]) -> None:
-        try:
-            for item in make(self.stop):
-                self.items.put(item)
-        except BaseException as exc:  # handed to the consumer, raised there
-            self.items.put(exc)
-        self.items.put(_DONE)
-
-    def __next__(self) -> HashResult:
-        item = self.items.get()
-        if item is _DONE:
-            self.items.put(_DONE)
-            raise StopIteration
-        if isinstance(item, BaseException):
-            self.items.put(_DONE)
-            raise item
-        return item  # type: ignore[return-value]
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
-class _Either:
-    """Set when either flag is set (the caller's cancel, or our own stop)."""
-
-    def __init__(self, first: CancelFlag | None, second: CancelFlag) -> None:
-        self.first, self.second = first, second
-
-    def is_set(self) -> bool:
-        return self.second.is_set() or (self.first is not None and self.first.is_set())
 
 
 def _same(row: LocalFile, st: FileStat) -> bool:
