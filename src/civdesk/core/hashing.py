@@ -7,7 +7,9 @@ buffer, so worker threads hash several files on all cores at ``openssl dgst`` sp
 
 Measured on the 2-core build machine (1 GiB file, page cache warm): 256 KiB–2 MiB buffers
 all give ~1070 MB/s (openssl dgst: ~1020 MB/s); 8–16 MiB buffers are ~6% slower because the
-buffer no longer fits in the CPU cache. Hence 1 MiB.
+buffer no longer fits in the CPU cache. Hence 2 MiB, not 1: in a scan the interpreter is
+busy with other files, and each buffer costs the hashing thread two waits for the GIL
+(after the read, after the digest); halving them made a first scan ~4% faster.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import NamedTuple, Protocol
 
 from civdesk.core.errors import Cancelled, FileProblem
 
-DEFAULT_BUFFER_SIZE = 1 << 20
+DEFAULT_BUFFER_SIZE = 2 << 20
 
 # A1111's legacy "AutoV1" model hash: 64 KiB at offset 1 MiB; Civitai omits it under 2 MiB.
 AUTOV1_OFFSET = 0x100000
@@ -92,7 +94,7 @@ def sha256_file(
     try:
         with open(path, "rb", buffering=0) as fh:
             # A small file gets a buffer of its size (+1: a file that grew still reads):
-            # zeroing 1 MiB per 30 KB embedding would cost more than hashing it.
+            # zeroing a 2 MiB buffer per 30 KB embedding would cost more than hashing it.
             size = os.fstat(fh.fileno()).st_size
             buf = bytearray(min(buffer_size, size + 1))
             view = memoryview(buf)
