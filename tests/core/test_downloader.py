@@ -319,13 +319,14 @@ def test_flusher_without_a_step_starts_no_thread_and_never_syncs() -> None:
 
 
 class _StallingBody:
-    """A download whose body gives its first MiB, then waits for more until it is closed (a
-    stalled connection: only closing the response ends the read)."""
+    """A download whose body gives one buffer's worth, then waits for more until it is
+    closed (a stalled connection: only closing the response ends the read)."""
 
     filename = "stalled.safetensors"
-    total_size = 8 * MiB
+    first = downloader_module.CHUNK_SIZE
+    total_size = 4 * first
     start = 0
-    body_size = 8 * MiB
+    body_size = 4 * first
     url = "http://storage.invalid/stalled"
 
     def __init__(self) -> None:
@@ -333,8 +334,8 @@ class _StallingBody:
         self.sent = 0
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
-        if self.sent < MiB:
-            n = min(len(buffer), MiB - self.sent)
+        if self.sent < self.first:
+            n = min(len(buffer), self.first - self.sent)
             buffer[:n] = b"x" * n
             self.sent += n
             return n
