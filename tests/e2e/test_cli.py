@@ -237,6 +237,25 @@ def test_scan_of_a_missing_folder_is_refused(cli: Cli, tmp_path: Path) -> None:
     assert run.error_lines == [f"civdesk: error: No such folder: {tmp_path / 'nowhere'}"]
 
 
+def test_scan_of_a_file_says_which_folder_to_scan(cli: Cli, models_dir: Path,
+                                                  tmp_path: Path) -> None:
+    stray = tmp_path / "My Downloads" / "new lora.safetensors"
+    stray.parent.mkdir()
+    stray.write_bytes(b"not hashed")
+    run = cli("scan", str(stray))
+    assert run.code == 2
+    assert run.error_lines == [
+        f"civdesk: error: {stray} is a file, and scan takes folders: `civdesk scan "
+        f"'{stray.parent}'` adds its folder to the library"]
+    assert cli("scan", str(models_dir)).code == 0
+    inside = next(models_dir.rglob("*.safetensors"))
+    run = cli("scan", str(inside))
+    assert run.code == 2
+    assert run.error_lines == [
+        f"civdesk: error: {inside} is a file, and scan takes folders; it is in a library "
+        "folder, so `civdesk scan` finds it (files already hashed are not read again)"]
+
+
 def test_scan_summary_for_people(cli: Cli, models_dir: Path) -> None:
     run = cli("scan", str(models_dir))
     assert run.code == 0, run.stderr

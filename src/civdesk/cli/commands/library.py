@@ -24,6 +24,7 @@ from civdesk.cli.output import (
     print_json,
     print_lines,
     print_warning,
+    shell_quote,
     table,
 )
 from civdesk.core.errors import CivdeskError
@@ -126,7 +127,7 @@ def _folders_to_scan(core: Core, given: list[str]) -> tuple[list[Path], list[str
     """The folders named on the command line (remembered from now on) or the remembered
     ones, and what to tell about the type folders (a ComfyUI models folder is followed)."""
     if given:
-        folders = list(dict.fromkeys(existing_folder(p) for p in given))
+        folders = list(dict.fromkeys(_folder_to_scan(core, p) for p in given))
         note: list[str] = []
         if [core.settings.add_library_folder(f) for f in folders].count(True):
             note = layout_note(core.settings, core.settings.adopt_layout_of())
@@ -135,6 +136,20 @@ def _folders_to_scan(core: Core, given: list[str]) -> tuple[list[Path], list[str
     if not core.settings.library_folders:
         raise UsageError("No library folders yet: name one, e.g. `civdesk scan ~/models`")
     return [Path(p) for p in core.settings.library_folders], []
+
+
+def _folder_to_scan(core: Core, text: str) -> Path:
+    """A folder argument of ``scan``; a file gets a usage error that says what to scan."""
+    path = Path(text).expanduser().resolve()
+    if not path.is_file():
+        return existing_folder(text)
+    library = [Path(f) for f in core.settings.library_folders]
+    if _under_any(str(path), library):
+        raise UsageError(f"{path} is a file, and scan takes folders; it is in a library "
+                         "folder, so `civdesk scan` finds it (files already hashed are "
+                         "not read again)")
+    raise UsageError(f"{path} is a file, and scan takes folders: `civdesk scan "
+                     f"{shell_quote(str(path.parent))}` adds its folder to the library")
 
 
 def _under_any(path: str, folders: list[Path]) -> bool:
