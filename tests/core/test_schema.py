@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from civdesk.core.civitai.schema import (
     ModelVersion,
     SearchPage,
     SearchQuery,
+    early_access_until,
 )
 
 SHA = "E6836A42A778988F2579A748712ADDD65CFB88DA87D7D1EABFBB78F88E096013"
@@ -82,6 +84,18 @@ def test_a_file_civitai_flagged_says_why() -> None:
                              "when it is loaded: Dangerous import detected: os.system")
     assert file_scanned("Success", "Danger").danger == (
         "Civitai's virus scan flagged old.ckpt as dangerous")
+
+
+def test_early_access_until_is_a_date_only_while_it_lasts() -> None:
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=timezone.utc)
+    assert early_access_until("2026-12-10T08:30:00.000Z", now) == "2026-12-10"
+    assert early_access_until("2026-12-10T08:30:00", now) == "2026-12-10"  # no zone: UTC
+    assert early_access_until("2026-12-05T11:59:59.000Z", now) is None  # just over
+    assert early_access_until(None, now) is None
+    assert early_access_until("soon", now) is None
+    version = ModelVersion(id=1, model_id=2, name="v1",
+                           early_access_ends_at="2026-12-10T08:30:00.000Z")
+    assert version.early_access_until(now) == "2026-12-10"
 
 
 def test_preview_respects_nsfw_setting() -> None:

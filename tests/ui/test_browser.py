@@ -114,6 +114,25 @@ def test_library_state_is_downloaded_or_update_by_the_newest_version(
     assert library_state(lora, {lora.id: {v1, v2}}) == DOWNLOADED
 
 
+def test_a_card_tooltip_says_what_its_badge_means(civitai_catalog: SampleCatalog):
+    d = civitai_catalog.double
+    v1, v2 = civitai_catalog.lora_v1, civitai_catalog.lora_v2
+    results = SearchResultsModel()
+    results.append_page([model_of(d, civitai_catalog.lora)])
+    assert results.index(0).data(Qt.ItemDataRole.ToolTipRole) == "Paperfold Style"
+    results.set_installed({civitai_catalog.lora.id: {v1.id}})
+    assert results.index(0).data(Qt.ItemDataRole.ToolTipRole) == (
+        f"Paperfold Style\nUpdate available: {v2.name}")
+    d.early_access(v2, deadline="2099-01-31T12:00:00.000Z")
+    results.clear()
+    results.append_page([model_of(d, civitai_catalog.lora)])
+    assert results.index(0).data(Qt.ItemDataRole.ToolTipRole) == (
+        f"Paperfold Style\nUpdate available: {v2.name} (early access until 2099-01-31)")
+    results.set_installed({civitai_catalog.lora.id: {v2.id}})
+    assert results.index(0).data(Qt.ItemDataRole.ToolTipRole) == (
+        "Paperfold Style\nThe newest version is in your library")
+
+
 def test_nsfw_previews_are_held_back_unless_allowed(civitai: CivitaiDouble):
     fake = civitai.add_model("Night Scenes", "LORA")
     mature, safe = civitai.image("png", nsfw_level=8), civitai.image("png", nsfw_level=1)
@@ -229,6 +248,24 @@ def test_switching_versions_shows_that_versions_files_and_words(
     assert detail.version_combo.currentData() == civitai_catalog.lora_v1.id
     assert "origami" not in detail.trigger_words.text()
     assert detail.files.item(0, 0).text() == civitai_catalog.lora_v1.files[0].name
+
+
+def test_a_version_in_early_access_says_until_when(qtbot, page: BrowserPage, civitai_catalog):
+    v1, v2 = civitai_catalog.lora_v1, civitai_catalog.lora_v2
+    civitai_catalog.double.early_access(v2, deadline="2099-01-31T12:00:00.000Z")
+    civitai_catalog.double.early_access(v1, deadline="2020-01-01T00:00:00.000Z")  # over
+    search(qtbot, page, "Paperfold")
+    page.open_model(page.results.model_at(0))
+    detail = page.detail
+    assert detail.version_combo.itemText(0) == f"{v2.name}  (early access)"
+    assert detail.version_combo.itemText(1) == v1.name
+    assert detail.info["Published"].text().endswith(" · early access until 2099-01-31")
+    assert detail.download_version_button.toolTip().startswith(
+        "In early access until 2099-01-31: ")
+    assert detail.download_version_button.isEnabled()  # those who unlocked it may download
+    detail.version_combo.setCurrentIndex(1)
+    assert "early access" not in detail.info["Published"].text()
+    assert detail.download_version_button.toolTip() == "Download this version's primary file"
 
 
 def test_download_buttons_ask_for_the_version_or_the_file(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from civdesk.core.civitai.errors import MalformedResponse
@@ -112,6 +113,25 @@ class _Reader:
             else:
                 raise MalformedResponse(f"{self.where}.{key}[{i}]: expected a string")
         return out
+
+
+def early_access_until(ends_at: str | None, now: datetime | None = None) -> str | None:
+    """The date (``YYYY-MM-DD``) until which a version is in early access, from Civitai's
+    ``earlyAccessEndsAt``; None when it is not (no date, a past one, or a malformed one).
+
+    Until then Civitai refuses the download to anyone who has not unlocked the version.
+    """
+    if not ends_at:
+        return None
+    try:
+        ends = datetime.fromisoformat(ends_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if ends.tzinfo is None:
+        ends = ends.replace(tzinfo=timezone.utc)
+    if ends <= (now or datetime.now(timezone.utc)):
+        return None
+    return ends.date().isoformat()
 
 
 def _names(types: tuple[type, ...]) -> str:
@@ -287,6 +307,10 @@ class ModelVersion:
         """The file of this version whose hash of any kind equals ``digest``."""
         digest = digest.upper()
         return next((f for f in self.files if digest in f.hashes.values()), None)
+
+    def early_access_until(self, now: datetime | None = None) -> str | None:
+        """See :func:`early_access_until`."""
+        return early_access_until(self.early_access_ends_at, now)
 
     def preview_image(self, allow_nsfw: bool) -> Image | None:
         """The first still image the NSFW setting allows."""

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
+from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion, early_access_until
 from civdesk.core.library.db import Database
 from civdesk.core.library.tables import (
     IDENTIFIED_BY,
@@ -295,10 +295,7 @@ class UpdateInfo:
     def early_access_until(self, now: datetime | None = None) -> str | None:
         """The date (``YYYY-MM-DD``) until which the newest version is in early access (a
         download before then is refused unless paid for), or None when it is not."""
-        ends = _parse_moment(self.latest_early_access_ends_at)
-        if ends is None or ends <= (now or _now()):
-            return None
-        return ends.date().isoformat()
+        return early_access_until(self.latest_early_access_ends_at, now)
 
 
 # ------------------------------------------------------------------------------- library
@@ -1017,17 +1014,6 @@ def _delete_paths(s: Session, keys: list[str]) -> int:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _parse_moment(text: str | None) -> datetime | None:
-    """Civitai's ISO moments (``2024-08-02T14:05:11.381Z``) as aware datetimes; None for
-    none or a malformed one."""
-    if not text:
-        return None
-    try:
-        return _as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        return None
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -214,6 +214,8 @@ class ModelDetail(QWidget):
             label = version.name or f"Version {version.id}"
             if version.id in self._installed:
                 label += "  (on disk)"
+            elif version.early_access_until() is not None:
+                label += "  (early access)"
             self.version_combo.addItem(label, version.id)
         if keep is not None and (row := self.version_combo.findData(keep.id)) >= 0:
             self.version_combo.setCurrentIndex(row)
@@ -237,12 +239,20 @@ class ModelDetail(QWidget):
         self.download_version_button.setEnabled(version is not None and bool(version.files))
         on_disk = version is not None and version.id in self._installed
         self.show_in_library_button.setVisible(on_disk)
-        self.download_version_button.setToolTip(
-            "This version is on disk: a file your library holds is not downloaded again"
-            if on_disk else "Download this version's primary file")
+        early_access = version.early_access_until() if version is not None else None
+        if on_disk:
+            tip = "This version is on disk: a file your library holds is not downloaded again"
+        elif early_access is not None:
+            tip = (f"In early access until {early_access}: before then Civitai lets only "
+                   "those who unlocked it on the site download it")
+        else:
+            tip = "Download this version's primary file"
+        self.download_version_button.setToolTip(tip)
         self.info["Base model"].setText((version.base_model if version else None) or "—")
         self.info["Created"].setText(short_date(version.created_at if version else None))
-        self.info["Published"].setText(short_date(version.published_at if version else None))
+        published = short_date(version.published_at if version else None)
+        self.info["Published"].setText(
+            f"{published} · early access until {early_access}" if early_access else published)
         self.info["On disk"].setText(
             "Yes" if version is not None and version.id in self._installed else "No"
         )

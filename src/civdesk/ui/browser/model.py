@@ -45,6 +45,21 @@ def library_state(model: Model, installed: Mapping[int, set[int]]) -> str:
     return UPDATE if latest is not None and latest.id not in on_disk else DOWNLOADED
 
 
+def card_tooltip(model: Model, installed: Mapping[int, set[int]]) -> str:
+    """The card's name, and what its badge means: which newer version there is, and until
+    when it is in early access (Civitai refuses its download until then)."""
+    state = library_state(model, installed)
+    latest = model.latest_version
+    if state == UPDATE and latest is not None:
+        name = latest.name or f"version {latest.id}"
+        until = latest.early_access_until()
+        suffix = f" (early access until {until})" if until else ""
+        return f"{model.name}\nUpdate available: {name}{suffix}"
+    if state == DOWNLOADED:
+        return f"{model.name}\nThe newest version is in your library"
+    return model.name
+
+
 #: Civitai image URLs carry their transform in one path segment (``/original=true/``,
 #: ``/width=450/``); swapping it asks the CDN for a small rendition instead of the original.
 _VARIANT = re.compile(r"/(?:original=true|width=\d+)(?:,[^/]*)?/")
@@ -159,8 +174,10 @@ class SearchResultsModel(QAbstractListModel):
             return None
         model = self._models[index.row()]
         latest = model.latest_version
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+        if role == Qt.ItemDataRole.DisplayRole:
             return model.name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return card_tooltip(model, self._installed)
         if role == ResultRole.MODEL:
             return model
         if role == ResultRole.MODEL_ID:
