@@ -19,12 +19,14 @@ def resolved(*folders: Path) -> list[Path]:
 def test_the_usual_folders_that_exist_are_found_in_order(tmp_path: Path) -> None:
     home = tmp_path / "home"
     make(home / "ComfyUI" / "models", home / "stable-diffusion-webui" / "models",
+         home / "stable-diffusion-webui" / "embeddings",
          home / "Desktop" / "ComfyUI_windows_portable" / "ComfyUI" / "models",
          home / ".config" / "StabilityMatrix" / "Models",
          home / "Documents" / "unrelated" / "models")
     (home / "stable-diffusion-webui-forge").mkdir()  # a checkout without models: not offered
     assert find_model_folders(home, environ={}, platform="linux") == resolved(
         home / "stable-diffusion-webui" / "models",
+        home / "stable-diffusion-webui" / "embeddings",  # A1111 reads embeddings there
         home / "ComfyUI" / "models",
         home / "Desktop" / "ComfyUI_windows_portable" / "ComfyUI" / "models",
         home / ".config" / "StabilityMatrix" / "Models",

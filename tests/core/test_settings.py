@@ -83,6 +83,26 @@ def test_folder_for_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert s.folder_for_type("VAE") == tmp_path / "elsewhere" / "vae"  # absolute: as is
 
 
+def test_embeddings_of_an_a1111_checkout_go_beside_its_models_folder(tmp_path: Path) -> None:
+    webui = tmp_path / "stable-diffusion-webui"
+    (webui / "models").mkdir(parents=True)
+    s = Settings(download_root=str(webui / "models"))
+    # Not yet a checkout (no webui.py): nothing to go by, the type folder as named.
+    (webui / "embeddings").mkdir()
+    assert s.folder_for_type("TextualInversion") == webui / "models" / "embeddings"
+    (webui / "webui.py").write_text("# AUTOMATIC1111")
+    assert s.folder_for_type("TextualInversion") == webui / "embeddings"  # where A1111 reads
+    assert s.folder_for_type("LORA") == webui / "models" / "Lora"
+    s.type_folders["TextualInversion"] = "my-embeddings"  # the user's own name: theirs
+    assert s.folder_for_type("TextualInversion") == webui / "models" / "my-embeddings"
+    # SD.Next has a webui.py too, but no embeddings folder beside models: it reads them there.
+    sdnext = tmp_path / "automatic"
+    (sdnext / "models").mkdir(parents=True)
+    (sdnext / "webui.py").write_text("# SD.Next")
+    assert Settings(download_root=str(sdnext / "models")).folder_for_type(
+        "TextualInversion") == sdnext / "models" / "embeddings"
+
+
 def test_add_library_folder_normalises_and_never_duplicates(tmp_path: Path) -> None:
     s = Settings()
     models = tmp_path / "models"

@@ -18,7 +18,9 @@ from pathlib import Path
 #: there as often as anywhere).
 RELATIVE_MODEL_FOLDERS = (
     "stable-diffusion-webui/models",
+    "stable-diffusion-webui/embeddings",  # A1111 and Forge keep embeddings beside models
     "stable-diffusion-webui-forge/models",
+    "stable-diffusion-webui-forge/embeddings",
     "automatic/models",  # SD.Next
     "ComfyUI/models",
     "ComfyUI_windows_portable/ComfyUI/models",

@@ -4,13 +4,14 @@ Loading is forgiving: a missing key gets its default and a stored value of the w
 is replaced by the default (and logged), so a hand-edited or older database never stops
 the app from starting.
 
-Where downloads go: ``download_root`` when set; otherwise the first library folder; otherwise
-``~/civdesk-models`` (a visible folder in the home directory, easy to find and to add to
-another UI later). Each model type then has a sub-folder named the way the AUTOMATIC1111 /
-Forge web UIs expect (``type_folders``), so a download root pointed at a web UI's
-``models`` folder puts every file where that UI looks for it. ComfyUI names its folders
-otherwise (``checkpoints``, ``loras``…): :meth:`Settings.adopt_layout_of` switches the
-untouched defaults to those names when the download root is a ComfyUI ``models`` folder.
+Where downloads go: ``download_root`` when set; otherwise the first library folder;
+otherwise ``~/civdesk-models`` (a visible folder in the home directory, easy to find and to
+add to another UI later). Each model type then has a sub-folder named the way the
+AUTOMATIC1111 / Forge web UIs expect (``type_folders``), so a download root pointed at a web
+UI's ``models`` folder puts every file where that UI looks for it (embeddings go to the
+checkout's own ``embeddings`` folder beside it: :func:`webui_embeddings`). ComfyUI names its
+folders otherwise (``checkpoints``, ``loras``…): :meth:`Settings.adopt_layout_of` switches
+the untouched defaults to those names when the download root is a ComfyUI ``models`` folder.
 """
 
 from __future__ import annotations
@@ -89,6 +90,26 @@ def detect_layout(folder: str | os.PathLike[str]) -> str | None:
     return best
 
 
+def webui_embeddings(models: Path) -> Path | None:
+    """The ``embeddings`` folder of the AUTOMATIC1111 or Forge checkout whose ``models``
+    folder this is, or None.
+
+    Those UIs read embeddings from the checkout's own ``embeddings`` folder, beside
+    ``models``; one under ``models`` goes unseen. A checkout is known by its ``webui.py``
+    and its ``embeddings`` folder (SD.Next, which also has a ``webui.py``, keeps
+    embeddings under ``models``). Two ``stat`` calls: downloads ask on a worker thread.
+    """
+    if models.name.casefold() != "models":
+        return None
+    checkout = models.parent
+    try:
+        if (checkout / "webui.py").is_file() and (checkout / "embeddings").is_dir():
+            return checkout / "embeddings"
+    except OSError:
+        pass
+    return None
+
+
 def default_hash_workers() -> int:
     return max(1, min(os.cpu_count() or 2, MAX_DEFAULT_HASH_WORKERS))
 
@@ -155,7 +176,14 @@ class Settings:
             model_type, OTHER_FOLDER
         )
         path = Path(folder).expanduser()
-        return path if path.is_absolute() else self.effective_download_root / path
+        if path.is_absolute():
+            return path
+        root = self.effective_download_root
+        if model_type == "TextualInversion" and folder == DEFAULT_TYPE_FOLDERS[model_type]:
+            beside = webui_embeddings(root)
+            if beside is not None:
+                return beside
+        return root / path
 
     @property
     def layout(self) -> str | None:

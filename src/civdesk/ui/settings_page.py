@@ -186,9 +186,10 @@ class SettingsPage(QWidget):
         row.addWidget(browse)
         form.addRow("Download folder", row)
         note = QLabel(
-            "Each model type goes to its own sub-folder, named as your web UI expects. "
-            "A ComfyUI models folder is recognised by itself. An absolute path puts a "
-            "type anywhere."
+            "Each model type goes to its own sub-folder, named as your web UI expects "
+            "(in an AUTOMATIC1111 or Forge checkout, embeddings go to its embeddings "
+            "folder, beside models). A ComfyUI models folder is recognised by itself. An "
+            "absolute path puts a type anywhere."
         )
         note.setWordWrap(True)
         note.setEnabled(False)
