@@ -29,23 +29,30 @@ def run_cancellable(work: Callable[[], T], stop: Callable[[], None], *,
     asked to stop).
     """
     outcome: dict[str, Any] = {}
+    # Waited on instead of Thread.join: on CPython 3.11 a join that Ctrl+C interrupts can
+    # mark the thread as ended while it still runs (bpo-45274's fix releases the lock the
+    # running thread holds), and a later join then returns at once: the process exited in
+    # the middle of the scan's last save, losing what was hashed.
+    ended = threading.Event()
 
     def target() -> None:
         try:
             outcome["result"] = work()
         except BaseException as exc:  # handed to the main thread, which reports it
             outcome["error"] = exc
+        finally:
+            ended.set()
 
     worker = threading.Thread(target=target, name=name, daemon=True)
     try:
         # Started inside the try: a Ctrl+C that lands while start() waits must stop it too.
         worker.start()
-        # A timed join: a bare join() would hold Ctrl+C off until the work ends.
-        while worker.is_alive():
-            worker.join(_POLL)
+        # A timed wait: an untimed one would hold Ctrl+C off until the work ends.
+        while not ended.wait(_POLL):
+            pass
     except KeyboardInterrupt:
         stop()
-        worker.join(stop_timeout)
+        ended.wait(stop_timeout)
         raise
     if "error" in outcome:
         raise outcome["error"]
