@@ -458,6 +458,7 @@ def test_walk_rules_symlink_loop_hidden_and_extensions(
     (root / "x.ckpt").write_bytes(b"2")
     (root / "y.safetensors.part").write_bytes(b"3")
     (root / "notes.txt").write_bytes(b"4")
+    (root / "._x.ckpt").write_bytes(b"6")  # macOS's resource-fork side file on a FAT drive
     (root / ".git").mkdir()
     (root / ".git" / "z.safetensors").write_bytes(b"5")
     (root / "dangling.safetensors").symlink_to(root / "nowhere")

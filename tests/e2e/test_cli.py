@@ -26,7 +26,7 @@ from tests.double.catalog import FakeVersion
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 ENTRY_FIELDS = {"path", "sha256", "model_id", "version_id", "model_name", "version_name", "type",
-                "base_model", "preview", "info"}
+                "base_model", "size", "preview", "info"}
 
 
 @dataclass
@@ -256,6 +256,36 @@ def test_scan_of_a_file_says_which_folder_to_scan(cli: Cli, models_dir: Path,
         "folder, so `civdesk scan` finds it (files already hashed are not read again)"]
 
 
+def test_scan_of_an_empty_name_is_refused(cli: Cli) -> None:
+    # An unset variable (`civdesk scan "$MODELS"`) must not make the current folder, or
+    # the home folder, a library folder.
+    run = cli("scan", "")
+    assert (run.code, run.error_lines) == (
+        2, ["civdesk: error: An empty folder name was given to scan"])
+    assert cli("config", "--json").json["library_folders"] == []
+
+
+def test_scanning_a_parent_folder_says_where_downloads_go_now(
+    cli: Cli, models_dir: Path
+) -> None:
+    assert cli("scan", str(models_dir / "Lora")).code == 0
+    assert cli("config", "--json").json["download_root"] == str(models_dir / "Lora")
+    run = cli("scan", str(models_dir))
+    assert run.code == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == (
+        f"Downloads now go to {models_dir}, the first library folder (`civdesk config "
+        "set-download-root DIR` chooses another).")
+
+
+def test_a_missing_library_folder_is_reported_once(cli: Cli, models_dir: Path) -> None:
+    assert cli("scan", str(models_dir)).code == 0
+    models_dir.rename(models_dir.with_name("unplugged"))
+    run = cli("scan")
+    assert run.code == 0
+    assert len(run.error_lines) == 1
+    assert run.error_lines[0].startswith(f"civdesk: warning: Library folder {models_dir} is ")
+
+
 def test_scan_summary_for_people(cli: Cli, models_dir: Path) -> None:
     run = cli("scan", str(models_dir))
     assert run.code == 0, run.stderr
@@ -279,6 +309,7 @@ def test_list_json_has_every_field(
     assert checkpoint["version_name"] == "v2.1"
     assert checkpoint["base_model"] == "SDXL 1.0"
     assert Path(checkpoint["info"]).is_file() and Path(checkpoint["preview"]).is_file()
+    assert checkpoint["size"] == Path(checkpoint["path"]).stat().st_size
     unknown = next(e for e in entries if e["model_id"] is None)
     assert (unknown["type"], unknown["preview"], unknown["info"]) == (None, None, None)
 
@@ -348,6 +379,15 @@ def test_link_refuses_a_missing_file_and_a_bad_reference(cli: Cli, tmp_path: Pat
     bad = cli("link", str(real), "https://example.com/models/5")
     assert bad.code == 2 and len(bad.error_lines) == 1
     assert "model:<id>" in bad.stderr
+    folder = cli("link", str(tmp_path), "123")
+    assert (folder.code, folder.error_lines) == (
+        2, [f"civdesk: error: {tmp_path} is a folder: link takes one model file"])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    text = cli("link", str(notes), "123")
+    assert text.code == 2
+    assert text.error_lines[0].startswith("civdesk: error: notes.txt is not a model file (")
+    assert not (tmp_path / "notes.civitai.info").exists()
 
 
 def test_duplicates_lists_identical_files(
@@ -513,6 +553,25 @@ def test_config_find_folders_lists_then_adds_the_usual_model_folders(
     assert cli("config", "--json").json["library_folders"] == [str(webui)]
     again = cli("config", "find-folders", "--add", env=env)
     assert again.stdout.splitlines() == [f"{webui} is in the library folders already"]
+
+
+def test_config_sets_the_download_root_and_removes_a_library_folder(
+    cli: Cli, models_dir: Path, tmp_path: Path
+) -> None:
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    chosen = cli("config", "set-download-root", str(downloads))
+    assert chosen.code == 0, chosen.stderr
+    assert chosen.stdout.splitlines() == [
+        f"Downloads go to {downloads} from now on (LoRAs to {downloads / 'Lora'}, and so on)."]
+    assert cli("config", "--json").json["download_root"] == str(downloads)
+    assert cli("config", "add-folder", str(models_dir)).code == 0
+    removed = cli("config", "remove-folder", str(models_dir))
+    assert removed.code == 0 and str(models_dir) in removed.stdout
+    assert cli("config", "--json").json["library_folders"] == []
+    again = cli("config", "remove-folder", str(models_dir))
+    assert (again.code, again.error_lines) == (2, [
+        f"civdesk: error: {models_dir} is not a library folder (they are: none)"])
 
 
 def test_config_add_folder_is_then_scanned(cli: Cli, models_dir: Path) -> None:

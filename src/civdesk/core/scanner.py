@@ -185,9 +185,14 @@ def _identified_row(w: _Work) -> bool:
     return w.row is not None and w.row.identified and w.row.sha256 is not None
 
 
-def _is_model_name(name: str) -> bool:
+def is_model_file_name(name: str) -> bool:
+    """Whether a file of this name is a model file the scanner takes.
+
+    Not macOS's ``._name.safetensors``: the resource-fork side file a Mac writes beside
+    every file on a drive formatted for Windows, a few KB that are no model.
+    """
     dot = name.rfind(".")
-    return dot > 0 and name[dot:].lower() in MODEL_EXTENSIONS
+    return dot > 0 and name[dot:].lower() in MODEL_EXTENSIONS and not name.startswith("._")
 
 
 def _under(path: str, folder: str) -> bool:
@@ -275,7 +280,7 @@ class _Walk:
                     return  # a folder mounted twice
                 seen.add(key)
                 stack.append((folder / entry.name, False))
-            elif _is_model_name(entry.name) and entry.is_file():
+            elif is_model_file_name(entry.name) and entry.is_file():
                 st = entry.stat()  # follows a symlinked file to its target
                 self.files.append(_Found(folder / entry.name, FileStat.of(st), self.root, names,
                                          st.st_dev, folder_via_link or entry.is_symlink()))

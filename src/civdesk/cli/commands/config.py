@@ -1,11 +1,12 @@
-"""``civdesk config``: show the settings, store the API key, add a library folder, name
-the type folders as a web UI does."""
+"""``civdesk config``: show the settings, store the API key, add or remove a library
+folder, choose the download folder, name the type folders as a web UI does."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from civdesk.cli.commands.common import Subparsers, existing_folder, json_flag
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
     config = subparsers.add_parser(
-        "config", parents=parents, help="show the settings; store the API key; add folders",
+        "config", parents=parents, help="show the settings; store the API key; set folders",
         description="Without an action: show where civdesk keeps its data and what is set.")
     json_flag(config)
     config.set_defaults(handler=run_show)
@@ -42,6 +43,21 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         description="Add a folder to the library folders that `civdesk scan` scans.")
     add_folder.add_argument("path", metavar="PATH")
     add_folder.set_defaults(handler=run_add_folder)
+
+    remove_folder = actions.add_parser(
+        "remove-folder", parents=parents, help="stop scanning a library folder",
+        description="Remove a folder from the library folders. Its files stay on disk; the "
+        "library forgets them on the next full scan.")
+    remove_folder.add_argument("path", metavar="PATH")
+    remove_folder.set_defaults(handler=run_remove_folder)
+
+    download_root = actions.add_parser(
+        "set-download-root", parents=parents, help="choose the folder downloads go to",
+        description="Downloads go to a sub-folder per model type of this folder (see "
+        "set-layout). Without one set, they go to the first library folder, else "
+        "~/civdesk-models.")
+    download_root.add_argument("path", metavar="PATH")
+    download_root.set_defaults(handler=run_set_download_root)
 
     find_folders = actions.add_parser(
         "find-folders", parents=parents, help="list the usual web UI model folders here",
@@ -101,6 +117,30 @@ def run_show(session: Session, args: argparse.Namespace) -> int:
     lines += ["", f"Folders per model type{named}:"]
     lines += [f"  {kind}: {folder}" for kind, folder in record["type_folders"].items()]
     print_lines(lines)
+    return EXIT_OK
+
+
+def run_remove_folder(session: Session, args: argparse.Namespace) -> int:
+    core = session.core()
+    if not core.settings.remove_library_folder(args.path):
+        listed = ", ".join(core.settings.library_folders) or "none"
+        raise UsageError(f"{Path(args.path).expanduser().resolve()} is not a library folder "
+                         f"(they are: {listed})")
+    core.save_settings()
+    print_lines([f"Removed {Path(args.path).expanduser().resolve()} from the library "
+                 "folders; its files are forgotten on the next `civdesk scan`."])
+    return EXIT_OK
+
+
+def run_set_download_root(session: Session, args: argparse.Namespace) -> int:
+    core = session.core()
+    folder = existing_folder(args.path)
+    core.settings.download_root = str(folder)
+    adopted = core.settings.adopt_layout_of()
+    core.save_settings()
+    print_lines([f"Downloads go to {folder} from now on (LoRAs to "
+                 f"{core.settings.folder_for_type('LORA')}, and so on).",
+                 *layout_note(core.settings, adopted)])
     return EXIT_OK
 
 

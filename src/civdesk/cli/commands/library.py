@@ -117,8 +117,7 @@ def run_scan(session: Session, args: argparse.Namespace) -> int:
         print_lines([*scan_summary_lines(summary, folders), *note])
     # The scan itself succeeded (exit 0); what it could not do is said on stderr, so a
     # script reading stdout still gets clean output.
-    for problem in [*(f"folder not found (its files stay in the library): {root}"
-                      for root in summary.missing_roots), *summary.errors]:
+    for problem in summary.errors:  # a missing or empty folder among them, said once
         print_warning(problem)
     return EXIT_OK
 
@@ -129,9 +128,17 @@ def _folders_to_scan(core: Core, given: list[str]) -> tuple[list[Path], list[str
     if given:
         folders = list(dict.fromkeys(_folder_to_scan(core, p) for p in given))
         note: list[str] = []
+        # Without a download folder set, downloads go to the first library folder, which
+        # a parent folder given now replaces: say so (the first folder ever is expected).
+        had_folders = bool(core.settings.library_folders)
+        downloads_before = core.settings.effective_download_root
         if [core.settings.add_library_folder(f) for f in folders].count(True):
             note = layout_note(core.settings, core.settings.adopt_layout_of())
             core.save_settings()
+            downloads = core.settings.effective_download_root
+            if had_folders and downloads != downloads_before:
+                note.append(f"Downloads now go to {downloads}, the first library folder "
+                            "(`civdesk config set-download-root DIR` chooses another).")
         return folders, note
     if not core.settings.library_folders:
         raise UsageError("No library folders yet: name one, e.g. `civdesk scan ~/models`")
@@ -140,6 +147,9 @@ def _folders_to_scan(core: Core, given: list[str]) -> tuple[list[Path], list[str
 
 def _folder_to_scan(core: Core, text: str) -> Path:
     """A folder argument of ``scan``; a file gets a usage error that says what to scan."""
+    if not text.strip():
+        # Path("") is the current folder: an unset $MODELS must not make it a library folder.
+        raise UsageError("An empty folder name was given to scan")
     path = Path(text).expanduser().resolve()
     if not path.is_file():
         return existing_folder(text)
@@ -164,6 +174,7 @@ def scan_record(summary: ScanSummary, entries: list[LibraryEntry]) -> dict[str, 
         "unknown": summary.unknown,
         "removed": summary.removed,
         "moved": summary.moved,
+        "duplicates": summary.duplicates,
         "errors": list(summary.errors),
         "missing_roots": list(summary.missing_roots),
         "models": [
@@ -229,6 +240,7 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
         "version_name": e.version_name,
         "type": e.type if e.identified else None,
         "base_model": e.base_model,
+        "size": e.size,
         "preview": e.preview,
         "info": e.info,
     }
@@ -238,11 +250,16 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
 
 
 def run_link(session: Session, args: argparse.Namespace) -> int:
-    from civdesk.core.scanner import LinkConflict, Scanner
+    from civdesk.core.scanner import MODEL_EXTENSIONS, LinkConflict, Scanner, is_model_file_name
 
     path = Path(args.path).expanduser().resolve()
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder: link takes one model file")
     if not path.is_file():
         raise UsageError(f"No such file: {path}")
+    if not is_model_file_name(path.name):
+        raise UsageError(f"{path.name} is not a model file (link takes "
+                         f"{', '.join(sorted(MODEL_EXTENSIONS))})")
     core = session.core()
     client = session.client()
     version = resolve_version(client, parse_reference(args.ref))
