@@ -329,6 +329,23 @@ def test_folder_by_type_and_registration_in_the_library(
     assert library.version_json(civitai_catalog.lora_v2.id) is not None
 
 
+def test_the_vae_a_checkpoint_offers_goes_to_the_vae_folder(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    version = civitai_catalog.checkpoint_v1
+    vae = next(f for f in version.files if f.type == "VAE")
+    queue = library_queue(civitai, db, tmp_path / "models")
+    queue.add(version.id, file_id=vae.id)
+    snap = queue.run_next()
+    assert snap is not None and snap.state == "completed", snap and snap.error
+    assert Path(snap.dest_path or "").parent == (tmp_path / "models" / "VAE").resolve()
+    queue.add(version.id)  # the checkpoint itself: its type's folder
+    snap = queue.run_next()
+    assert snap is not None and snap.state == "completed", snap and snap.error
+    assert Path(snap.dest_path or "").parent == (
+        tmp_path / "models" / "Stable-diffusion").resolve()
+
+
 def library_queue(d: CivitaiDouble, db: Database, root: Path) -> DownloadQueue:
     """The queue as the app builds it: type folders under ``root``, files registered."""
     client = CivitaiClient(d.base_url, sleep=lambda s: None)

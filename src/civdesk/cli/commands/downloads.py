@@ -122,12 +122,13 @@ def _task_for(queue: DownloadQueue, core: Core, version: ModelVersion, file_id: 
     A matching task another process is downloading (a stale one was already put back in
     line when the queue opened) raises :class:`DownloadingElsewhere`.
     """
-    from civdesk.core.downloads.queue import DownloadingElsewhere
+    from civdesk.core.downloads.queue import DownloadingElsewhere, folder_type
 
-    wanted_file = file_id if file_id is not None else (
-        version.primary_file.id if version.primary_file else None)
+    wanted = version.file_by_id(file_id) if file_id is not None else version.primary_file
+    wanted_file = file_id if file_id is not None else (wanted.id if wanted else None)
+    model_type = version.model.type if version.model else None
     folders = {str(dest)} if dest else {
-        str(core.folder_for_type(version.model.type if version.model else "Other"))}
+        str(core.folder_for_type(folder_type(model_type, wanted.type if wanted else None)))}
     for task in queue.tasks():
         same = (task.version_id == version.id
                 and task.file_id in (wanted_file, None)

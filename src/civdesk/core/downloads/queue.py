@@ -733,7 +733,7 @@ class DownloadQueue:
         # holds anywhere would only be a duplicate. A folder given with the task (or kept
         # from an earlier attempt, whose .part it resumes) gets the download it asked for.
         held = self._held_in_library(file) if record.dest_dir is None else None
-        dest = self._destination(record, details["model_type"])
+        dest = self._destination(record, folder_type(details["model_type"], file.type))
         record = self.store.update(task_id, dest_dir=str(dest), **details)
         running.record = record
         self._emit("changed", self._snapshot(record))
@@ -877,6 +877,16 @@ class DownloadQueue:
         if self.settings is None:
             raise CivdeskError("No download folder: choose one in Settings")
         return self.settings.folder_for_type(model_type or "Other")
+
+
+#: Civitai file types that belong in another type's folder than their model's: the VAE a
+#: checkpoint's page offers is read from the VAE folder, by A1111 and ComfyUI alike.
+FILE_TYPE_FOLDERS = {"VAE": "VAE"}
+
+
+def folder_type(model_type: str | None, file_type: str | None) -> str:
+    """The model type whose folder a file of a version goes to (see :data:`FILE_TYPE_FOLDERS`)."""
+    return FILE_TYPE_FOLDERS.get(file_type or "") or model_type or "Other"
 
 
 def _pick_file(version: ModelVersion, file_id: int | None) -> ModelFile:
