@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from civdesk.core import scanner as scanner_module
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.errors import Cancelled
@@ -349,6 +351,47 @@ def test_unknown_hash_is_local_only_and_not_asked_again(
     assert scanner.scan().unknown == 1 and by_hash_calls(civitai) == []
     scanner.scan(recheck_unknown=True)
     assert len(by_hash_calls(civitai)) == 1
+
+
+def test_an_info_file_put_beside_an_unknown_file_identifies_it_on_the_next_scan(
+    scanner: Scanner, hasher: CountingHasher, lib: Library, root: Path,
+    civitai_catalog: SampleCatalog,
+) -> None:
+    c = civitai_catalog
+    data = os.urandom(5000)  # a file Civitai does not know by its hash (a re-upload, say)
+    path = root / "clear-vae.safetensors"
+    path.write_bytes(data)
+    assert scanner.scan().unknown == 1
+    sha256 = hashlib.sha256(data).hexdigest().upper()
+    version = c.double.version_json(c.vae_v1)
+    version["files"][0]["hashes"]["SHA256"] = sha256  # the info file of these very bytes
+    path.with_name("clear-vae.civitai.info").write_text(json.dumps(version))
+    hasher.paths.clear()
+    summary = scanner.scan()
+    row = lib.local_file(path)
+    assert (summary.identified, summary.unknown, hasher.paths) == (1, 0, [])
+    assert row is not None and (row.version_id, row.identified_by) == (c.vae_v1.id, "sidecar")
+    assert row.info_path == str(path.with_name("clear-vae.civitai.info"))
+
+
+def test_an_info_file_of_other_bytes_is_weighed_once(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = root / "mine.safetensors"
+    path.write_bytes(os.urandom(5000))
+    scanner.scan()
+    info = path.with_name("mine.civitai.info")
+    info.write_text(json.dumps(civitai_catalog.double.version_json(civitai_catalog.vae_v1)))
+    reads: list[Path] = []
+    real = scanner_module.read_sidecars
+    monkeypatch.setattr(scanner_module, "read_sidecars",
+                        lambda p, *a: reads.append(p) or real(p, *a))
+    assert scanner.scan().unknown == 1  # it names another file: the hash wins
+    assert scanner.scan().unknown == 1
+    assert reads == [path]  # read when it was new, not on every rescan
+    row = lib.local_file(path)
+    assert row is not None and row.version_id is None and row.info_path == str(info)
 
 
 def _sm_sidecar(path: Path, version: FakeVersion, sha256: str) -> None:

@@ -616,8 +616,11 @@ class _ScanRun:
                 self.hash_by_path[key] = row.sha256
                 if row.identified:
                     self.identified += 1
+                named = self._named_by_new_info(row, f, recheck_before)
                 self._refresh_unchanged(row, f)
-                if self._wants_lookup(row, recheck_before):
+                if named is not None:
+                    work.append(named)
+                elif self._wants_lookup(row, recheck_before):
                     work.append(_Work(f, row.sha256, f.stat, row=row))
                 elif row.lookup_state == "unknown":
                     self.summary.unknown += 1
@@ -631,6 +634,27 @@ class _ScanRun:
             work.append(_Work(f, row=row))
         self._move_all(moves)
         return work
+
+    def _named_by_new_info(
+        self, row: LocalFile, f: _Found, recheck_before: datetime
+    ) -> _Work | None:
+        """An unchanged file not identified yet, whose ``.civitai.info`` appeared since the
+        last scan (another tool wrote it, or the user copied it in) and names these very
+        bytes: its work, to be identified by that sidecar; else None.
+
+        Only a new info file is read (the last scan recorded none), so a rescan still reads
+        nothing for files whose sidecars were already weighed.
+        """
+        if row.identified or row.info_path is not None or row.sha256 is None:
+            return None
+        if companion(f.path, INFO_SUFFIX).name not in f.siblings:
+            return None
+        w = _Work(f, row.sha256, f.stat, row=row, lookup_state=row.lookup_state,
+                  needs_lookup=self._wants_lookup(row, recheck_before))
+        self._read_sidecars(w)
+        if w.sidecar is None or not w.sidecar.agrees_with(row.sha256):
+            return None
+        return w
 
     def _wants_lookup(self, row: LocalFile, recheck_before: datetime) -> bool:
         if row.identified or self.s.client is None:
