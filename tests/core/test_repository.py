@@ -270,7 +270,7 @@ def populated(lib: Library, paper_lora: Model) -> Library:
     ])))
     register(lib, "/lib/Lora/paperfold_v1.safetensors", SHA_A, 21, preview_path="/lib/p.png")
     register(lib, "/lib/Stable-diffusion/crisp.safetensors", SHA_C, 41)
-    register(lib, "/lib/Stable-diffusion/copy of crisp.safetensors", SHA_C, 41)
+    register(lib, "/lib/Stable-diffusion/copy of crisp.safetensors", SHA_C, 41, inode=2)
     register(lib, "/lib/Lora/mystery.safetensors", SHA_B.replace("B", "E"))
     return lib
 
@@ -311,6 +311,11 @@ def test_search_matches_trigger_words(lib: Library, paper_lora: Model) -> None:
 
 def test_type_counts_and_duplicates(populated: Library) -> None:
     assert populated.type_counts() == {"LORA": 1, "Checkpoint": 2, UNKNOWN_TYPE: 1}
+    [group] = populated.duplicates()
+    assert [f.path for f in group] == ["/lib/Stable-diffusion/copy of crisp.safetensors",
+                                       "/lib/Stable-diffusion/crisp.safetensors"]
+    # A hard link of the copy (the same inode, size and time) is not one more duplicate.
+    register(populated, "/lib/Stable-diffusion/crisp link.safetensors", SHA_C, 41, inode=2)
     [group] = populated.duplicates()
     assert [f.path for f in group] == ["/lib/Stable-diffusion/copy of crisp.safetensors",
                                        "/lib/Stable-diffusion/crisp.safetensors"]

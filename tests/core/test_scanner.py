@@ -265,7 +265,7 @@ def test_a_moved_file_with_a_new_hard_link_is_one_move_and_one_new_file(
     assert set(rows) == {str(moved), str(link)}
     assert before is not None and before.id in {rows[str(moved)].id, rows[str(link)].id}
     assert rows[str(moved)].sha256 == rows[str(link)].sha256 == before.sha256
-    assert summary.duplicates == 1
+    assert summary.duplicates == 0  # two names of one file on disk: nothing to free
 
 
 def test_copied_then_deleted_files_are_moves_by_hash_stored_in_one_go(
@@ -457,6 +457,24 @@ def test_duplicates_are_counted(
     assert scanner.scan().duplicates == 2  # unchanged files count too
 
 
+def test_hard_links_are_one_file_not_duplicates(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    # A1111 and ComfyUI sharing one LoRA through a hard link: no space to free, and
+    # deleting "the copy" must not be suggested.
+    f = civitai_catalog.lora_v1.files[0]
+    a1111 = place(root / "a1111" / "Lora", f)
+    comfy = root / "comfy" / "loras" / a1111.name
+    comfy.parent.mkdir(parents=True)
+    os.link(a1111, comfy)
+    assert scanner.scan().duplicates == 0
+    assert lib.duplicates() == []
+    copy = place(root / "backup", f)  # a real copy: its own bytes on disk
+    assert scanner.scan().duplicates == 1
+    [group] = lib.duplicates()
+    assert [Path(x.path) for x in group] == [a1111, copy]  # the linked pair counts once
+
+
 def test_network_down_still_registers_and_retries_next_scan(
     scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
 ) -> None:
@@ -528,7 +546,8 @@ def test_files_reached_twice_through_links_are_counted_once(
     (real / "hard.safetensors").hardlink_to(real / "m1.safetensors")  # a real second path
 
     summary = scanner.scan([root, other, alias, real])
-    assert (summary.found, summary.duplicates) == (5, 1)  # m0-m2, hard (= m1), own
+    # m0-m2, hard (a second path of m1: registered, but no copy taking space), own
+    assert (summary.found, summary.duplicates) == (5, 0)
     assert sorted(lf.path for lf in lib.local_files()) == sorted(
         str(p) for p in [*(real / f"m{i}.safetensors" for i in range(3)),
                          real / "hard.safetensors", other / "own.safetensors"]

@@ -545,8 +545,7 @@ class _ScanRun:
         self._flush_file_updates()
         if self.full:
             self._clean_up()
-        counts = Counter(self.hash_by_path.values())
-        self.summary.duplicates = sum(n - 1 for n in counts.values() if n > 1)
+        self.summary.duplicates = self._count_duplicates()
         self.summary.identified = self.identified
         self.summary.hashed = self.hashed
         if self.lookup_failures:
@@ -558,6 +557,15 @@ class _ScanRun:
         self.phase = PHASE_DONE
         self._progress(force=True)
         return self.summary
+
+    def _count_duplicates(self) -> int:
+        """Extra copies among the files seen: paths with the same SHA256, less those that
+        are one file on disk (hard links, or a file reached through a linked folder), which
+        take no extra space and must not be offered for deletion."""
+        identity = {os.fspath(f.path): (f.device, f.stat.inode) for f in self.found}
+        files = {(sha256, identity.get(path, path)) for path, sha256 in self.hash_by_path.items()}
+        counts = Counter(sha256 for sha256, _file in files)
+        return sum(n - 1 for n in counts.values() if n > 1)
 
     def _walk(self, known: dict[str, LocalFile]) -> None:
         for root in self.roots:

@@ -706,7 +706,12 @@ class Library:
             return {name: count for name, count in s.execute(query)}
 
     def duplicates(self) -> list[list[LocalFile]]:
-        """Groups of two or more files with the same SHA256, each sorted by path."""
+        """Groups of two or more files with the same SHA256, each sorted by path.
+
+        Paths that are one file on disk (hard links: the same inode, size and time) count
+        once, by their first path: deleting a "copy" of them would free nothing, or lose
+        the only one.
+        """
         dup_hashes = (
             select(LocalFileRow.sha256)
             .where(LocalFileRow.sha256.is_not(None))
@@ -718,12 +723,13 @@ class Library:
             .where(LocalFileRow.sha256.in_(dup_hashes))
             .order_by(LocalFileRow.sha256, LocalFileRow.path)
         )
-        groups: dict[str, list[LocalFile]] = {}
+        groups: dict[str, dict[tuple[int | None, int, int] | str, LocalFile]] = {}
         with self.db.session(write=False) as s:
             for row in s.execute(query):
                 file = LocalFile(*row)
-                groups.setdefault(file.sha256 or "", []).append(file)
-        return list(groups.values())
+                same_file = (file.inode, file.size, file.mtime_ns) if file.inode else file.path
+                groups.setdefault(file.sha256 or "", {}).setdefault(same_file, file)
+        return [list(files.values()) for files in groups.values() if len(files) > 1]
 
     def installed_versions(self) -> dict[int, set[int]]:
         """model id -> ids of its versions with a file on disk (known versions only)."""
