@@ -6,11 +6,23 @@ machine without a display.
 
 from __future__ import annotations
 
+import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from civdesk.cli.app import Session
 from civdesk.cli.app import main as cli_main
+from civdesk.core.errors import CivdeskError
+
+#: Qt platforms that draw on a desktop session (others, e.g. offscreen or vnc, need none).
+_DESKTOP_PLATFORMS = {"xcb", "wayland", "wayland-egl", "wayland-brcm"}
+_X_SOCKETS = "/tmp/.X11-unix"
+_COMMANDS_INSTEAD = "start civdesk from a desktop session, or use its commands: civdesk --help"
+
+
+class NoDisplay(CivdeskError):
+    """The window has nowhere to open; the commands still work."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,11 +31,55 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _open_window(session: Session) -> int:
+    # Without a display Qt aborts, and says why only in the log file.
+    problem = display_problem(os.environ, sys.platform)
+    if problem:
+        raise NoDisplay(f"the window cannot open: {problem}; {_COMMANDS_INSTEAD}")
     core = session.core()  # opened first: a broken library is one clear line, not a dialog
     from civdesk.ui.app import run_gui  # the one place the command line reaches Qt
 
     # Qt sees only the program name; civdesk's own options are not Qt's to parse.
     return run_gui(core, sys.argv[:1])
+
+
+def display_problem(environ: Mapping[str, str], platform: str) -> str | None:
+    """Why Qt would find no display on this Linux machine, or None when it may find one.
+
+    Only what is certain without starting Qt: no display named at all, or a local X display
+    (``:N``) whose server socket is missing. Windows and macOS always have their own.
+    """
+    if not platform.startswith("linux") or not _needs_desktop(environ.get("QT_QPA_PLATFORM")):
+        return None
+    x_display, wayland = environ.get("DISPLAY"), environ.get("WAYLAND_DISPLAY")
+    if wayland:
+        return None
+    if not x_display:
+        return "there is no display (neither DISPLAY nor WAYLAND_DISPLAY is set)"
+    local = re.fullmatch(r":(\d+)(?:\.\d+)?", x_display)
+    if local and not _x_server_listens(local.group(1)):
+        return f"no X server runs on display {x_display} (no {_X_SOCKETS}/X{local.group(1)})"
+    return None
+
+
+def _needs_desktop(qpa_platform: str | None) -> bool:
+    """Whether every platform QT_QPA_PLATFORM lets Qt try needs a desktop session."""
+    if not qpa_platform:
+        return True
+    # "wayland;xcb" are alternatives; "xcb:option=value" carries options.
+    names = {entry.split(":")[0].strip() for entry in qpa_platform.split(";")}
+    return names <= _DESKTOP_PLATFORMS
+
+
+def _x_server_listens(number: str) -> bool:
+    socket = f"{_X_SOCKETS}/X{number}"
+    if os.path.exists(socket):
+        return True
+    # A container may see the server only by its abstract socket (no file in /tmp).
+    try:
+        with open("/proc/net/unix", encoding="utf-8", errors="replace") as sockets:
+            return any(line.rstrip().endswith(f" @{socket}") for line in sockets)
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

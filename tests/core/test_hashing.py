@@ -13,6 +13,7 @@ from civdesk.core.errors import Cancelled, FileProblem
 from civdesk.core.hashing import (
     AUTOV1_MIN_SIZE,
     SMALL_FILE,
+    SMALL_GROUP_FILES,
     FileChanged,
     FileStat,
     HashCache,
@@ -171,8 +172,8 @@ def test_hash_many_hashes_small_files_while_the_big_ones_run(tmp_path: Path) -> 
         return sha256_file(p, **kw)  # type: ignore[arg-type]
 
     order = [r.path for r in hash_many([*big, *small], workers=2, hasher=hasher)]
-    assert order[: len(small)] == small  # in the given order, all before any big file
-    assert sorted(order[len(small):]) == big
+    assert [p for p in order if p in small] == small  # in the given order
+    assert sorted(p for p in order if p in big) == big
 
 
 def test_hash_many_with_one_worker_hashes_the_small_files_first(tmp_path: Path) -> None:
@@ -196,6 +197,8 @@ def test_hash_many_cancel_raises_and_stops_queued_files(tmp_path: Path) -> None:
 
     def counting(p: Path, **kw: object) -> str:
         calls.append(p)
+        if paths.index(p) >= SMALL_GROUP_FILES:  # past the first task: a slow disk, so the
+            cancel.wait(5)  # workers cannot have hashed everything before the cancel
         return sha256_file(p, **kw)  # type: ignore[arg-type]
 
     got = []
@@ -204,7 +207,7 @@ def test_hash_many_cancel_raises_and_stops_queued_files(tmp_path: Path) -> None:
             got.append(result)
             if len(got) == 3:
                 cancel.set()
-    assert len(calls) < len(paths)
+    assert len(calls) < len(paths) / 2
 
 
 def test_abandoning_hash_many_does_not_set_the_callers_event(tmp_path: Path) -> None:

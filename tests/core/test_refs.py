@@ -65,8 +65,32 @@ def test_junk_is_refused_with_a_hint(text: str) -> None:
     assert "model:<id>" in message
 
 
-def test_bad_version_query_falls_back_to_the_model() -> None:
-    assert parse_ref("https://civitai.com/models/5?modelVersionId=x") == ModelRef(model_id=5)
+@pytest.mark.parametrize("version", ["x", "abc", "", "0", "-1", "12.5"])
+def test_a_garbled_version_in_a_model_link_is_refused(version: str) -> None:
+    # Not "the latest version": the link names a version, just not readably.
+    with pytest.raises(BadReference, match=r"modelVersionId .* is not a version id"):
+        parse_ref(f"https://civitai.com/models/1000?modelVersionId={version}")
+
+
+def test_links_to_the_configured_site_are_accepted() -> None:
+    site = "http://127.0.0.1:8765"
+    assert parse_ref("http://127.0.0.1:8765/models/1002?modelVersionId=50003", site) == ModelRef(
+        model_id=1002, version_id=50003)
+    assert parse_ref("http://127.0.0.1:8765/api/download/models/7", site) == ModelRef(
+        version_id=7)
+    assert parse_ref("https://civitai.com/models/3", site) == ModelRef(model_id=3)
+
+
+@pytest.mark.parametrize(("text", "site"), [
+    ("http://127.0.0.1:8765/models/1002", None),
+    ("http://127.0.0.1:8765/models/1002", "http://127.0.0.1:9999"),
+    ("http://127.0.0.1/models/1002", "http://127.0.0.1:8765"),
+    ("http://127.0.0.1:x/models/1002", "http://127.0.0.1:8765"),
+    ("https://example.com/models/1002", "not a url"),
+])
+def test_links_to_other_sites_are_still_refused(text: str, site: str | None) -> None:
+    with pytest.raises(BadReference, match="Not a Civitai model reference"):
+        parse_ref(text, site)
 
 
 def test_a_ref_needs_an_id() -> None:

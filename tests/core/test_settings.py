@@ -14,6 +14,7 @@ from civdesk.core.settings import (
     Settings,
     default_hash_workers,
     detect_layout,
+    normalised_api_base,
 )
 
 
@@ -65,6 +66,30 @@ def test_malformed_stored_values_fall_back_to_defaults(lib: Library) -> None:
     assert s.allow_nsfw is False and s.library_folders == []
     assert s.minimize_to_tray is True
     assert s.type_folders["LORA"] == "my-loras" and s.type_folders["VAE"] == "VAE"
+
+
+@pytest.mark.parametrize(("text", "root"), [
+    ("https://civitai.com", "https://civitai.com"),
+    (" https://civitai.com/ ", "https://civitai.com"),
+    ("http://127.0.0.1:8765/api/v1", "http://127.0.0.1:8765"),
+    ("http://127.0.0.1:8765/api/v1/", "http://127.0.0.1:8765"),
+    ("https://mirror.example/civitai", "https://mirror.example/civitai"),
+])
+def test_an_api_base_is_the_site_root(text: str, root: str) -> None:
+    assert normalised_api_base(text) == root
+
+
+@pytest.mark.parametrize("text", [
+    "", "notaurl", "civitai.com", "ftp://x", "http://", "http:///api/v1", "http://host:port",
+])
+def test_an_api_base_must_be_a_web_address_with_a_host(text: str) -> None:
+    with pytest.raises(ValueError, match=r"e\.g\. https://civitai\.com"):
+        normalised_api_base(text)
+
+
+def test_a_stored_api_address_loads_as_its_site_root(lib: Library) -> None:
+    lib.save_settings({"api_base": "http://127.0.0.1:8080/api/v1/"})
+    assert Settings.load(lib).api_base == "http://127.0.0.1:8080"
 
 
 def test_folder_for_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+from typing import Any
 
 import pytest
 
@@ -216,3 +218,44 @@ def test_shell_quote_pastes_into_the_users_shell(
 ) -> None:
     monkeypatch.setattr("civdesk.cli.output.os.name", system)
     assert shell_quote(text) == quoted
+
+
+def test_a_search_limit_out_of_range_names_the_range(
+        tmp_data_dir: object, capsys: pytest.CaptureFixture[str]) -> None:
+    for limit in ("0", "101"):
+        assert main(["search", "x", "--limit", limit]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert f"argument --limit: must be between 1 and 100 (not {limit})" in err
+        assert "invalid choice" not in err
+    assert build_parser().parse_args(["search", "x", "--limit", "100"]).limit == 100
+
+
+@pytest.mark.parametrize("base", ["notaurl", "ftp://x", "http://host:port"])
+def test_an_api_base_that_is_no_web_address_is_a_usage_error(
+        tmp_data_dir: object, capsys: pytest.CaptureFixture[str], base: str) -> None:
+    assert main(["--api-base", base, "search", "x"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"error: argument --api-base: {base!r} is not the address of a Civitai site" in err
+    assert "e.g. https://civitai.com" in err and "unexpected" not in err
+
+
+def test_civitai_api_base_is_held_to_the_rules_of_the_option(
+        tmp_data_dir: object, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CIVITAI_API_BASE", "notaurl")
+    assert main(["search", "x"]) == EXIT_USAGE
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["civdesk: error: CIVITAI_API_BASE: 'notaurl' is not the address of a "
+                     "Civitai site; give its root, e.g. https://civitai.com"]
+
+
+def test_an_api_base_given_as_the_api_address_means_its_site(
+        tmp_data_dir: object, civitai_catalog: object, civitai: Any,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    api = f"{civitai.base_url}/api/v1/"
+    assert main(["--api-base", api, "search", "Paperfold", "--json"]) == 0
+    assert capsys.readouterr().out.startswith("[")
+    monkeypatch.setenv("CIVITAI_API_BASE", api)
+    assert main(["search", "Paperfold", "--json"]) == 0
+    assert all(r["url"].startswith(f"{civitai.base_url}/models/")
+               for r in json.loads(capsys.readouterr().out))

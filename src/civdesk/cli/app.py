@@ -24,12 +24,14 @@ from civdesk.cli.errors import (
     EXIT_FAILURE,
     EXIT_USAGE,
     PROG,
+    UsageError,
     report_expected,
     report_interrupted,
     report_unexpected,
 )
 from civdesk.cli.progress import ProgressBar, clear_line
 from civdesk.core.errors import CivdeskError, FileProblem
+from civdesk.core.settings import normalised_api_base
 from civdesk.paths import ENV_DATA_DIR, app_paths
 
 if TYPE_CHECKING:
@@ -73,8 +75,9 @@ def _add_global_options(parser: argparse.ArgumentParser, default: object) -> Non
     group = parser.add_argument_group("global options")
     group.add_argument("--data-dir", metavar="DIR", default=default,
                        help=f"keep the library, settings and logs in DIR (env {ENV_DATA_DIR})")
-    group.add_argument("--api-base", metavar="URL", default=default,
-                       help=f"the Civitai site to talk to (env {ENV_API_BASE})")
+    group.add_argument("--api-base", metavar="URL", type=_api_base, default=default,
+                       help=f"the Civitai site to talk to, e.g. https://civitai.com "
+                       f"(env {ENV_API_BASE})")
     group.add_argument("--api-key", metavar="KEY", default=default,
                        help=f"a Civitai API key for this run only; other users can see "
                        f"command lines, so prefer env {ENV_API_KEY} or `civdesk config "
@@ -91,6 +94,24 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
     return value
+
+
+def _api_base(text: str) -> str:
+    try:
+        return normalised_api_base(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _api_base_from_env() -> str | None:
+    """CIVITAI_API_BASE held to the rules of --api-base (Core.open would take it as it is)."""
+    text = os.environ.get(ENV_API_BASE)
+    if not text:
+        return None
+    try:
+        return normalised_api_base(text)
+    except ValueError as exc:
+        raise UsageError(f"{ENV_API_BASE}: {exc}") from None
 
 
 @dataclass
@@ -115,7 +136,7 @@ class Session:
             try:
                 self._core = Core.open(
                     self.options.data_dir,
-                    api_base=self.options.api_base,
+                    api_base=self.options.api_base or _api_base_from_env(),
                     # CIVITAI_API_KEY is the key store's to read (it reports it as the source).
                     api_key=self.options.api_key or None,
                 )

@@ -248,11 +248,42 @@ def _normalised(path: str | os.PathLike[str]) -> Path:
 _INVALID = object()
 
 
+#: What people paste when they copy the API's address instead of the site's.
+_API_PATH = "/api/v1"
+
+
+def normalised_api_base(text: str) -> str:
+    """The Civitai site root ``text`` names, without a trailing ``/`` or ``/api/v1``.
+
+    The base is the site root (the client adds ``/api/v1``), but the API's own address is
+    an easy thing to paste. :class:`ValueError`, with the expected form, for anything that
+    is not an http(s) address with a host.
+    """
+    root = text.strip().rstrip("/")
+    if not _is_web_address(root):
+        raise ValueError(f"{text!r} is not the address of a Civitai site; give its root, "
+                         f"e.g. {DEFAULT_API_BASE}")
+    if root.lower().endswith(_API_PATH):
+        root = root[: -len(_API_PATH)]
+    return root
+
+
+def _is_web_address(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a port that is not a number raises ValueError here
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
+
+
 def _validated(name: str, value: Any) -> Any:
     """``value`` if it has the right shape for setting ``name``, else ``_INVALID``."""
     if name == "api_base":
-        ok = isinstance(value, str) and urlsplit(value).scheme in ("http", "https")
-        return value.rstrip("/") if ok else _INVALID
+        try:
+            return normalised_api_base(value) if isinstance(value, str) else _INVALID
+        except ValueError:
+            return _INVALID
     if name == "library_folders":
         ok = isinstance(value, list) and all(isinstance(p, str) and p for p in value)
         return list(value) if ok else _INVALID

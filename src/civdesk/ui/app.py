@@ -38,6 +38,13 @@ _QT_LEVELS = {
 
 ORGANIZATION = "civdesk"
 LOG_FILE_NAME = "civdesk-gui.log"
+#: Said on Linux with Qt's fatal "no Qt platform plugin could be initialized" (the README
+#: lists the libraries).
+PLATFORM_HINT = (
+    "the window needs a desktop session and the system libraries Qt's xcb plugin loads "
+    "(libxcb-cursor0 and the others the README lists); the commands work without them: "
+    "civdesk --help"
+)
 
 
 def configure_application(app: QCoreApplication, core: Any) -> None:
@@ -57,13 +64,31 @@ def configure_application(app: QCoreApplication, core: Any) -> None:
 def _qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
     where = f" ({context.category})" if context.category and context.category != "default" else ""
     qt_log.log(_QT_LEVELS.get(kind, logging.WARNING), "%s%s", message, where)
+    if kind == QtMsgType.QtFatalMsg:
+        _tell_terminal_before_abort(message)
+
+
+def _tell_terminal_before_abort(message: str) -> None:
+    """Qt aborts right after a fatal message: one line on stderr, or the terminal shows only
+    "Aborted" and the reason stays in the log."""
+    # The first sentence: Qt goes on with "Reinstalling the application may fix this problem."
+    lines = message.strip().splitlines()
+    reason = (lines[0].split(". ")[0].rstrip(".") if lines else "") or "Qt failed"
+    on_linux = sys.platform.startswith("linux")
+    hint = f"; {PLATFORM_HINT}" if on_linux and "platform plugin" in message else ""
+    try:
+        sys.stderr.write(f"civdesk: error: {reason}{hint}\n")
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass  # a windowed build has no stderr (None) to write to
 
 
 def route_qt_messages() -> None:
     """Send Qt's own messages to civdesk's log (the qutebrowser habit) instead of stderr.
 
     A bug report then carries them next to civdesk's lines, and platform chatter (e.g. the
-    headless plugin's "does not support propagateSizeHints()") stays off the terminal.
+    headless plugin's "does not support propagateSizeHints()") stays off the terminal. A
+    fatal message, which Qt aborts after, reaches stderr too.
     """
     qInstallMessageHandler(_qt_message)
 

@@ -216,7 +216,7 @@ def rescan_file(core: Any, path: str | os.PathLike[str]) -> LocalFile | None:
 
 def link_file(core: Any, path: str | os.PathLike[str], reference: str) -> LocalFile:
     """Link a file to the Civitai model or version ``reference`` names (URL, id, AIR)."""
-    ref = parse_ref(reference)
+    ref = parse_ref(reference, core.api_base)
     client = core.client()
     if ref.version_id is not None:
         version = client.get_version(ref.version_id)

@@ -42,10 +42,10 @@ def existing_folder(text: str) -> Path:
     return path
 
 
-def parse_reference(text: str) -> ModelRef:
+def parse_reference(text: str, api_base: str | None = None) -> ModelRef:
     """A REF argument; a malformed one is a usage error (exit 2), with the accepted forms."""
     try:
-        return parse_ref(text)
+        return parse_ref(text, api_base)
     except BadReference as exc:
         raise UsageError(str(exc)) from None
 

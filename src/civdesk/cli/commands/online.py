@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from civdesk.core.library import LibraryEntry, UpdateInfo
 
 SORTS = ("Highest Rated", "Most Downloaded", "Newest")
+#: How many results one search may ask for (Civitai's page size limit).
+SEARCH_LIMITS = range(1, 101)
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
@@ -31,7 +33,7 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
     search.add_argument("--type", type=model_type, metavar="TYPE",
                         help="only this model type (Checkpoint, LORA, TextualInversion, …)")
     search.add_argument("--sort", choices=SORTS, default="Highest Rated")
-    search.add_argument("--limit", type=int, default=20, choices=range(1, 101),
+    search.add_argument("--limit", type=search_limit, default=20,
                         metavar="N", help="how many results (1-100, default 20)")
     search.add_argument("--nsfw", action="store_true", default=None,
                         help="include mature models whatever the setting says")
@@ -50,6 +52,18 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
 
 
 # ------------------------------------------------------------------------------- search
+
+
+def search_limit(text: str) -> int:
+    """--limit N; checked here because argparse's ``choices`` would list all hundred."""
+    low, high = SEARCH_LIMITS[0], SEARCH_LIMITS[-1]
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value not in SEARCH_LIMITS:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high} (not {value})")
+    return value
 
 
 def run_search(session: Session, args: argparse.Namespace) -> int:

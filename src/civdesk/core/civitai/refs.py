@@ -10,13 +10,16 @@ Accepted forms::
     civitai.com/api/download/models/456              a download link
     https://civitai.com/model-versions/456           (and /api/v1/model-versions/456)
     urn:air:sdxl:lora:civitai:123@456                an AIR (model, optionally @version)
+
+Links are accepted on civitai.com (and .green), and on the host of the configured site
+(``api_base``), whose pages another Civitai-compatible server links to.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from civdesk.core.errors import CivdeskError
 
@@ -61,8 +64,11 @@ _PATHS = (
 _HOST = re.compile(r"^(?:[a-z0-9-]+\.)*civitai\.(?:com|green)$", re.IGNORECASE)
 
 
-def parse_ref(text: str) -> ModelRef:
-    """The model/version ``text`` names; :class:`BadReference` with a hint otherwise."""
+def parse_ref(text: str, api_base: str | None = None) -> ModelRef:
+    """The model/version ``text`` names; :class:`BadReference` with a hint otherwise.
+
+    ``api_base`` is the configured Civitai site: links to its pages are accepted too.
+    """
     value = text.strip().strip("<>\"'")
     if not value:
         raise BadReference("Enter a Civitai model link, a version id or model:<id>")
@@ -79,7 +85,7 @@ def parse_ref(text: str) -> ModelRef:
         version = match.group("version")
         return ModelRef(model_id=int(match.group("model")),
                         version_id=int(version) if version else None)
-    ref = _parse_url(value)
+    ref = _parse_url(value, api_base)
     if ref is not None:
         return ref
     shown = value if len(value) <= 60 else value[:57] + "…"
@@ -89,15 +95,15 @@ def parse_ref(text: str) -> ModelRef:
     )
 
 
-def _parse_url(value: str) -> ModelRef | None:
+def _parse_url(value: str, api_base: str | None) -> ModelRef | None:
     if "://" not in value:
         if not re.match(r"^(?:[a-z0-9-]+\.)*civitai\.(?:com|green)/", value, re.IGNORECASE):
             return None
         value = "https://" + value
     parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not _HOST.match(parts.hostname or ""):
+    if parts.scheme.lower() not in ("http", "https") or not _on_civitai_site(parts, api_base):
         return None
-    query = parse_qs(parts.query)
+    query = parse_qs(parts.query, keep_blank_values=True)
     for pattern, kind in _PATHS:
         match = pattern.match(parts.path)
         if not match:
@@ -105,8 +111,27 @@ def _parse_url(value: str) -> ModelRef | None:
         if kind == "version":
             return ModelRef(version_id=int(match.group("version")))
         model_id = int(match.group("model"))
-        version = query.get("modelVersionId", [""])[0]
-        if version and re.fullmatch(_ID, version):
-            return ModelRef(model_id=model_id, version_id=int(version))
-        return ModelRef(model_id=model_id)
+        if "modelVersionId" not in query:
+            return ModelRef(model_id=model_id)
+        return ModelRef(model_id=model_id, version_id=_version_in_link(query))
     return None
+
+
+def _version_in_link(query: dict[str, list[str]]) -> int:
+    # A version the link names but garbled must not quietly become "the latest version".
+    version = query["modelVersionId"][0].strip()
+    if not re.fullmatch(_ID, version):
+        raise BadReference(f"The link's modelVersionId {version!r} is not a version id — "
+                           "copy the link again, or give the version id alone")
+    return int(version)
+
+
+def _on_civitai_site(link: SplitResult, api_base: str | None) -> bool:
+    """Whether ``link`` is on civitai.com (or .green) or on the configured site's host."""
+    if _HOST.match(link.hostname or ""):
+        return True
+    try:
+        site = urlsplit(api_base or "")
+        return bool(site.hostname) and (link.hostname, link.port) == (site.hostname, site.port)
+    except ValueError:  # a port that is not a number
+        return False
