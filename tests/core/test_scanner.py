@@ -509,6 +509,22 @@ def test_failed_lookup_of_a_pending_file_is_not_a_duplicate(
     assert lib.duplicates() == []
 
 
+def test_the_folders_downloads_go_to_are_scanned_too(
+    lib: Library, client: CivitaiClient, tmp_path: Path
+) -> None:
+    library, downloads, vae = tmp_path / "library", tmp_path / "downloads", tmp_path / "vae"
+    settings = Settings(library_folders=[str(library)], download_root=str(downloads))
+    settings.type_folders["VAE"] = str(vae)
+    scanner = Scanner(lib, client, settings)
+    assert scanner.default_folders() == [str(library)]  # nothing downloaded yet
+    (downloads / "Lora").mkdir(parents=True)
+    vae.mkdir()
+    assert scanner.default_folders() == [str(library), str(downloads), str(vae)]
+    settings.download_root = str(library / "incoming")  # inside a library folder: covered
+    (library / "incoming").mkdir(parents=True)
+    assert scanner.default_folders() == [str(library), str(vae)]
+
+
 def test_walk_rules_symlink_loop_hidden_and_extensions(
     scanner: Scanner, lib: Library, root: Path
 ) -> None:

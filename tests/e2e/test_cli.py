@@ -635,6 +635,31 @@ def test_download_by_model_page_url_with_a_version(
     assert_downloaded(run, c.lora_v1, download_root(home) / "Lora", cli)
 
 
+def test_download_by_a_page_link_of_the_configured_site(
+    cli: Cli, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    # The links `civdesk search --json` prints for a Civitai-compatible server.
+    c = civitai_catalog
+    url = f"{c.double.base_url}/models/{c.lora.id}?modelVersionId={c.lora_v1.id}"
+    run = cli("download", url, "--json")
+    assert_downloaded(run, c.lora_v1, download_root(home) / "Lora", cli)
+
+
+def test_a_deleted_download_leaves_the_library_on_the_next_scan(
+    cli: Cli, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    # Someone who only downloads has no library folder: the download folder is scanned.
+    c = civitai_catalog
+    run = cli("download", str(c.lora_v1.id), "--json")
+    assert run.code == 0, run.stderr
+    Path(run.json["path"]).unlink()
+    scan = cli("scan", "--json")
+    assert scan.code == 0, scan.stderr
+    assert (scan.json["found"], scan.json["removed"]) == (0, 1)
+    assert cli("list", "--json").json == []
+    assert cli("config", "--json").json["library_folders"] == []  # nothing added for it
+
+
 def test_download_into_a_chosen_folder(
     cli: Cli, civitai_catalog: SampleCatalog, tmp_path: Path
 ) -> None:

@@ -104,6 +104,12 @@ class ScanSettings(Protocol):
 
     library_folders: list[str]
     allow_nsfw: bool
+    type_folders: dict[str, str]
+
+    @property
+    def effective_download_root(self) -> Path: ...
+
+    def folder_for_type(self, model_type: str) -> Path: ...
 
 
 class VersionSource(Protocol):
@@ -383,15 +389,13 @@ class Scanner:
         cancel: CancelFlag | None = None,
         recheck_unknown: bool = False,
     ) -> ScanSummary:
-        """Scan ``folders`` (default: the library folders from the settings).
+        """Scan ``folders`` (default: :meth:`default_folders`).
 
         ``full`` also forgets files that are gone from readable folders. ``recheck_unknown``
         looks up again hashes Civitai did not know, however recently that was checked.
         Raises :class:`Cancelled` when ``cancel`` is set; what was done so far is saved.
         """
-        roots = _distinct_roots(
-            folders if folders is not None else self.settings.library_folders
-        )
+        roots = _distinct_roots(folders if folders is not None else self.default_folders())
         run = _ScanRun(self, roots, full, _Throttle(progress), cancel, recheck_unknown)
         return run.execute()
 
@@ -451,6 +455,27 @@ class Scanner:
 
     def _roots(self) -> list[Path]:
         return [Path(os.path.abspath(f)) for f in self.settings.library_folders]
+
+    def default_folders(self) -> list[str]:
+        """The library folders, and the folders downloads go to that exist outside them.
+
+        What civdesk downloaded is part of the library wherever it went (the download
+        folder set apart from the library folders, ``~/civdesk-models`` when none is set,
+        an A1111 checkout's ``embeddings``): a download deleted from disk must leave the
+        library on the next scan, as any file does. A few ``stat`` calls: call it off the
+        GUI thread.
+        """
+        folders = list(self.settings.library_folders)
+        s = self.settings
+        downloads = [s.effective_download_root, *map(s.folder_for_type, s.type_folders)]
+        for folder in dict.fromkeys(downloads):
+            try:
+                exists = folder.is_dir()
+            except OSError:
+                exists = False
+            if exists:  # else nothing was downloaded there (or its drive is away)
+                folders.append(str(folder))
+        return [str(root) for root in _distinct_roots(folders)]
 
 
 class _ScanRun:

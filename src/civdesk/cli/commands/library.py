@@ -140,9 +140,12 @@ def _folders_to_scan(core: Core, given: list[str]) -> tuple[list[Path], list[str
                 note.append(f"Downloads now go to {downloads}, the first library folder "
                             "(`civdesk config set-download-root DIR` chooses another).")
         return folders, note
-    if not core.settings.library_folders:
+    from civdesk.core.scanner import Scanner
+
+    folders = Scanner(core.library, None, core.settings).default_folders()
+    if not folders:
         raise UsageError("No library folders yet: name one, e.g. `civdesk scan ~/models`")
-    return [Path(p) for p in core.settings.library_folders], []
+    return [Path(p) for p in folders], []
 
 
 def _folder_to_scan(core: Core, text: str) -> Path:
@@ -262,7 +265,7 @@ def run_link(session: Session, args: argparse.Namespace) -> int:
                          f"{', '.join(sorted(MODEL_EXTENSIONS))})")
     core = session.core()
     client = session.client()
-    version = resolve_version(client, parse_reference(args.ref))
+    version = resolve_version(client, parse_reference(args.ref, core.api_base))
     try:
         linked = Scanner(core.library, client, core.settings).link(
             path, version, force=args.force)
