@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -259,3 +260,23 @@ def test_an_api_base_given_as_the_api_address_means_its_site(
     assert main(["search", "Paperfold", "--json"]) == 0
     assert all(r["url"].startswith(f"{civitai.base_url}/models/")
                for r in json.loads(capsys.readouterr().out))
+
+
+def test_a_librarys_own_error_goes_to_the_log_not_the_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SQLAlchemy logs "Exception closing connection" with its traceback when a second
+    # Ctrl+C lands while the library closes: one line on the terminal, not a traceback.
+    import logging
+
+    def interrupted_while_closing(session: object, args: object) -> int:
+        logging.getLogger("sqlalchemy.pool.impl.QueuePool").error(
+            "Exception closing connection", exc_info=KeyboardInterrupt())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("civdesk.cli.commands.library.run_list", interrupted_while_closing)
+    assert main(["--data-dir", str(tmp_path), "list"]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Exception closing connection" not in err
+    log = (tmp_path / "logs").glob("*.log")
+    assert any("Exception closing connection" in p.read_text() for p in log)

@@ -235,7 +235,8 @@ class _TerminalNotices(logging.Handler):
             self.handleError(record)
 
 
-_handlers: list[logging.Handler] = []
+_handlers: list[tuple[logging.Logger, logging.Handler]] = []
+THIRD_PARTY_LOGGERS = ("sqlalchemy", "urllib3")
 
 
 def _setup_logging(options: argparse.Namespace) -> Path | None:
@@ -253,6 +254,11 @@ def _setup_logging(options: argparse.Namespace) -> Path | None:
         file_handler.setFormatter(logging.Formatter(
             "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
         _add_handler(root, file_handler)
+        # The libraries' own errors too: without a handler, Python prints them with their
+        # traceback on stderr (SQLAlchemy's "Exception closing connection" after a second
+        # Ctrl+C), where the user expects one line.
+        for library in THIRD_PARTY_LOGGERS:
+            _add_handler(logging.getLogger(library), file_handler)
     except OSError:
         log_file = None  # an unwritable log folder must not stop the command itself
     if not getattr(options, "json", False) and sys.stderr.isatty():
@@ -263,14 +269,13 @@ def _setup_logging(options: argparse.Namespace) -> Path | None:
 
 def _add_handler(logger: logging.Logger, handler: logging.Handler) -> None:
     logger.addHandler(handler)
-    _handlers.append(handler)
+    _handlers.append((logger, handler))
 
 
 def _close_logging() -> None:
-    root = logging.getLogger("civdesk")
     while _handlers:
-        handler = _handlers.pop()
-        root.removeHandler(handler)
+        logger, handler = _handlers.pop()
+        logger.removeHandler(handler)
         handler.close()
 
 
