@@ -18,6 +18,7 @@ from civdesk.core.sidecars import (
     SOURCE_STABILITY_MATRIX,
     PreviewProblem,
     find_preview,
+    info_json,
     read_sidecars,
     sniff_image,
     stem_of,
@@ -338,3 +339,27 @@ def test_temp_names_follow_a_fork(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert (tmp_path / "child.civitai.info").read_bytes() == b"{}"
     assert [p.name for p in tmp_path.iterdir()] == ["child.civitai.info"]  # no temp left
+
+
+def test_an_info_file_has_one_field_per_line_and_reads_back_the_same() -> None:
+    version = {
+        "id": 7, "name": "v1 — ünïcode", "nsfw": False, "poi": True, "air": None,
+        "stats": {"rating": 4.75, "downloadCount": 12}, "trainedWords": ["a", "b \"q\""],
+        "files": [{"hashes": {"SHA256": "AB"}, "sizeKB": 1.5, "metadata": {}}], "images": [],
+    }
+    text = info_json(version)
+    assert json.loads(text) == version
+    assert text.splitlines() == [
+        "{",
+        '  "id": 7,',
+        '  "name": "v1 — ünïcode",',
+        '  "nsfw": false,',
+        '  "poi": true,',
+        '  "air": null,',
+        '  "stats": {"rating": 4.75, "downloadCount": 12},',
+        '  "trainedWords": ["a", "b \\"q\\""],',
+        '  "files": [{"hashes": {"SHA256": "AB"}, "sizeKB": 1.5, "metadata": {}}],',
+        '  "images": []',
+        "}",
+    ]
+    assert info_json({}) == "{}\n"

@@ -498,9 +498,20 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 # One encoder for every call: json.dumps(..., ensure_ascii=False) builds a new one each time.
 _INFO_ENCODER = json.JSONEncoder(ensure_ascii=False)
-
-
 _encode_string = json.encoder.encode_basestring  # no ensure_ascii: UTF-8 text, as above
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# The C encoder itself, built once: JSONEncoder.encode builds one per call, which was a
+# third of the cost of a .civitai.info (a first scan writes thousands). No circular check
+# (markers=None): the values come from parsed JSON. None where CPython's _json is missing.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed
+_C_ENCODE = (_c_make_encoder(None, _not_json, _encode_string, None, ": ", ", ", False, False,
+                             True)
+             if _c_make_encoder is not None else None)
 
 
 def _encode_field(value: Any) -> str:
@@ -515,6 +526,8 @@ def _encode_field(value: Any) -> str:
         return "false"
     if type(value) is int:
         return str(value)
+    if _C_ENCODE is not None:
+        return "".join(_C_ENCODE(value, 0))
     return _INFO_ENCODER.encode(value)
 
 
