@@ -88,6 +88,13 @@ def test_an_invalid_api_base_is_refused(qtbot, settings_page, core):
     assert core.settings.api_base.startswith("https://")
 
 
+def test_the_api_address_pasted_for_the_site_is_its_root(qtbot, settings_page, core):
+    settings_page.advanced_group.setChecked(True)
+    settings_page.api_base.setText(" http://127.0.0.1:8765/api/v1/ ")
+    settings_page.api_base.editingFinished.emit()
+    assert core.settings.api_base == "http://127.0.0.1:8765"
+
+
 def test_scan_button_asks_for_a_scan(qtbot, settings_page):
     with qtbot.waitSignal(settings_page.scan_requested, timeout=1000):
         qtbot.mouseClick(settings_page.scan_button, Qt.MouseButton.LeftButton)

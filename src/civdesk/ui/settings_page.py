@@ -41,6 +41,7 @@ from civdesk.core.settings import (
     FOLDER_LAYOUTS,
     LAYOUT_NAMES,
     detect_layout,
+    normalised_api_base,
 )
 from civdesk.ui.library.model import type_label
 from civdesk.ui.tasks import TaskHandle, run_task
@@ -423,11 +424,11 @@ class SettingsPage(QWidget):
         s.allow_nsfw = self.allow_nsfw.isChecked()
         s.minimize_to_tray = self.minimize_to_tray.isChecked()
         s.hash_workers = self.hash_workers.value()
-        base = self.api_base.text().strip().rstrip("/")
-        if base and not base.startswith(("http://", "https://")):
-            self.status_message.emit("The Civitai address must start with http:// or https://")
-        else:
-            s.api_base = base or DEFAULT_API_BASE
+        base = self.api_base.text().strip()
+        try:
+            s.api_base = normalised_api_base(base) if base else DEFAULT_API_BASE
+        except ValueError as exc:
+            self.status_message.emit(f"The Civitai address is not saved: {exc}")
         self.download_root.setPlaceholderText(str(s.effective_download_root))
         self._save_timer.start()
 
