@@ -20,6 +20,7 @@ from civdesk.core.hashing import sha256_file
 from civdesk.core.library import Database, Library
 from civdesk.core.scanner import LinkConflict, Scanner, ScanProgress
 from civdesk.core.settings import Settings
+from civdesk.core.sidecars import stem_of
 from tests.double import CivitaiDouble, SampleCatalog
 from tests.double.catalog import FakeFile, FakeVersion
 from tests.sql_log import SqlLog
@@ -223,14 +224,42 @@ def test_a_renamed_folder_moves_every_file_in_one_go(
     assert all(str(root / "Mine") not in f.path for f in lib.local_files())
 
 
-def test_files_moved_without_their_companions_get_new_ones_in_one_go(
+def test_companions_left_behind_by_a_move_follow_their_model(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    paths = place_three(root, civitai_catalog)
+    scanner.scan()
+    left = sorted(p.name for p in root.iterdir() if p.is_file() and p not in paths)
+    assert left  # the .civitai.info and preview of each
+    (root / "sorted").mkdir()
+    for p in paths:  # the model files only, one of them renamed
+        p.rename(root / "sorted" / ("renamed.safetensors" if p == paths[0] else p.name))
+    civitai_catalog.double.clear_requests()
+
+    summary = scanner.scan()
+
+    assert summary.moved == 3 and summary.companions_written == 0 and not summary.errors
+    assert [p for p in root.iterdir() if p.is_file()] == []  # no orphans left behind
+    assert civitai_catalog.double.requests == []  # nothing fetched again
+    for row in lib.local_files():
+        assert row.info_path is not None and row.preview_path is not None
+        info, preview = Path(row.info_path), Path(row.preview_path)
+        assert info.parent == preview.parent == root / "sorted"
+        assert info.name.startswith(stem_of(Path(row.path)) + ".")
+        assert json.loads(info.read_text())["id"] == row.version_id and preview.is_file()
+
+
+def test_files_moved_without_any_companions_get_new_ones_in_one_go(
     scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
 ) -> None:
     paths = place_three(root, civitai_catalog)
     scanner.scan()
     (root / "sorted").mkdir()
-    for p in paths:  # the model files only: the .civitai.info and previews stay behind
+    for p in paths:  # the model files only; their companions deleted
         p.rename(root / "sorted" / p.name)
+    for p in list(root.iterdir()):
+        if p.is_file():
+            p.unlink()
     version_queries = SqlLog(lib.db, "FROM model_versions")
 
     with version_queries:

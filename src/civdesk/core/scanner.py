@@ -770,7 +770,7 @@ class _ScanRun:
             for old, f in moves
         )
         self.summary.moved += len(moves)
-        for (_old, f), moved in zip(moves, stored, strict=True):
+        for (old, f), moved in zip(moves, stored, strict=True):
             if moved is None:
                 continue
             if moved.sha256:
@@ -778,7 +778,35 @@ class _ScanRun:
             if moved.identified:
                 self.identified += 1
             # The companions may have moved along, stayed behind, or never existed.
+            self._carry_companions(old, f)
             self._refresh_unchanged(moved, f)
+
+    def _carry_companions(self, old: LocalFile, f: _Found) -> None:
+        """Move the companions a moved or renamed model left behind to its new place.
+
+        A rename, not new files: the old folder is not left with orphans, nothing is
+        fetched again, and another tool's ``.civitai.info`` keeps what it had. Only the
+        files the library recorded as the model's, and never over an existing one.
+        """
+        old_stem = stem_of(Path(old.path))
+        new_stem = stem_of(f.path)
+        for recorded in (old.info_path, old.preview_path):
+            if not recorded:
+                continue
+            source = Path(recorded)
+            if not source.name.startswith(old_stem):
+                continue
+            target = f.path.with_name(new_stem + source.name[len(old_stem):])
+            if target.name in f.siblings or source == target:
+                continue  # moved along with the model, or the model's new place has one
+            try:
+                if os.path.lexists(target) or not os.path.isfile(source):
+                    continue
+                os.rename(source, target)
+            except OSError as err:  # written anew below instead
+                log.info("Could not move %s to %s: %s", source, target, err)
+                continue
+            f.siblings.add(target.name)
 
     # ----------------------------------------------------------------- hash and settle
 

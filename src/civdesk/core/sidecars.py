@@ -206,6 +206,13 @@ class FolderNames(Collection[str]):
     def __contains__(self, name: object) -> bool:
         return name in self.lookup
 
+    def add(self, name: str) -> None:
+        """A name that now exists in the folder too (a file the scan put there)."""
+        self.names.append(name)
+        self.lookup[name] = self.lookup[name.lower()] = name
+        if name.endswith(_IMAGE_ENDINGS):
+            self.has_images = True
+
     def preview_for(self, stem: str) -> str | None:
         """The actual name of ``stem``'s preview in this folder (see :func:`find_preview`)."""
         if self.has_images is None:
