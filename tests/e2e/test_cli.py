@@ -762,6 +762,43 @@ def test_a_login_required_download_needs_the_api_key(
     assert TEST_API_KEY not in run.stdout + run.stderr
 
 
+def test_queue_lists_cancels_and_clears_downloads(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, tmp_data_dir: Path
+) -> None:
+    from civdesk.core.context import Core
+    from civdesk.core.downloads.queue import DownloadQueue
+
+    c = civitai_catalog
+    assert cli("queue").stdout.splitlines() == ["No downloads: `civdesk download REF` starts one."]
+    assert cli("download", str(c.lora_v1.id)).code == 0
+    civitai.login_required(c.embedding_v1)
+    assert cli("download", str(c.embedding_v1.id)).code == 1
+    core = Core.open(tmp_data_dir, api_base=civitai.base_url)
+    try:  # a download left waiting, as a Ctrl+C'd `civdesk download` leaves one
+        waiting = DownloadQueue.for_core(core).add(c.vae_v1.id)
+    finally:
+        core.close()
+
+    tasks = {t["id"]: t for t in cli("queue", "--json").json}
+    assert [t["state"] for t in tasks.values()] == ["completed", "failed", "queued"]
+    done, failed = (t for t in tasks.values() if t["state"] != "queued")
+    assert Path(done["path"]).is_file() and done["file_name"] == Path(done["path"]).name
+    assert failed["error_kind"] == "auth" and "API key" in failed["error"]
+    listing = cli("queue").stdout.splitlines()
+    assert listing[0].split() == ["ID", "STATE", "DONE", "FILE", "WHERE", "/", "WHY"]
+    assert any(f"#{waiting}" in line and "queued" in line for line in listing)
+
+    cancelled = cli("queue", "cancel", str(waiting))
+    assert cancelled.code == 0 and cancelled.stdout.startswith(f"Cancelled download #{waiting}")
+    assert cli("queue", "cancel", str(waiting)).code == 1  # already cancelled: one line
+    gone = cli("queue", "cancel", "999")
+    assert (gone.code, gone.error_lines) == (
+        1, ["civdesk: error: Download #999 is no longer in the list"])
+    assert cli("queue", "clear").stdout == (
+        "Forgot 3 finished downloads; the files stay on disk.\n")
+    assert cli("queue", "--json").json == [] and Path(done["path"]).is_file()
+
+
 def test_the_key_can_come_from_the_environment(
     cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, home: Path
 ) -> None:

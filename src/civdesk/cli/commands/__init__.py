@@ -10,9 +10,9 @@ import argparse
 from collections.abc import Sequence
 from types import ModuleType
 
-from civdesk.cli.commands import config, downloads, library, online
+from civdesk.cli.commands import config, downloads, library, online, queue
 
-GROUPS: tuple[ModuleType, ...] = (library, downloads, online, config)
+GROUPS: tuple[ModuleType, ...] = (library, downloads, queue, online, config)
 
 
 def register(subparsers: argparse._SubParsersAction,
