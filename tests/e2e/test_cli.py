@@ -626,21 +626,16 @@ def test_download_by_model_id_takes_the_latest_version(
     assert_downloaded(run, c.lora_v2, download_root(home) / "Lora", cli)
 
 
+@pytest.mark.parametrize("site", [
+    "https://civitai.com",
+    None,  # the configured server's own pages, as `civdesk search --json` links them
+])
 def test_download_by_model_page_url_with_a_version(
-    cli: Cli, civitai_catalog: SampleCatalog, home: Path
+    cli: Cli, civitai_catalog: SampleCatalog, home: Path, site: str | None
 ) -> None:
     c = civitai_catalog
-    url = f"https://civitai.com/models/{c.lora.id}/paperfold-style?modelVersionId={c.lora_v1.id}"
-    run = cli("download", url, "--json")
-    assert_downloaded(run, c.lora_v1, download_root(home) / "Lora", cli)
-
-
-def test_download_by_a_page_link_of_the_configured_site(
-    cli: Cli, civitai_catalog: SampleCatalog, home: Path
-) -> None:
-    # The links `civdesk search --json` prints for a Civitai-compatible server.
-    c = civitai_catalog
-    url = f"{c.double.base_url}/models/{c.lora.id}?modelVersionId={c.lora_v1.id}"
+    url = (f"{site or c.double.base_url}/models/{c.lora.id}/paperfold-style"
+           f"?modelVersionId={c.lora_v1.id}")
     run = cli("download", url, "--json")
     assert_downloaded(run, c.lora_v1, download_root(home) / "Lora", cli)
 
