@@ -204,6 +204,30 @@ def test_scrolling_to_the_bottom_loads_the_next_page_by_cursor(
     assert len(set(card_names(page))) == len(card_names(page))
 
 
+def test_a_model_pages_failure_leaves_with_it_and_scrolling_goes_on(
+    qtbot, page: BrowserPage, civitai: CivitaiDouble
+):
+    for i in range(40):
+        civitai.add_version(civitai.add_model(f"Sample Model {i:02d}", "LORA"), "v1")
+    page.page_size = 12
+    search(qtbot, page, "Sample")
+    qtbot.waitUntil(lambda: not page.loading, timeout=WAIT_MS)
+    model = page.results.model_at(0)
+    civitai.fail(n=5, status=500, path_prefix=f"/api/v1/models/{model.id}")
+    page.open_model(model)
+    qtbot.waitUntil(page.banner.isVisible, timeout=WAIT_MS)
+    assert "Could not load all details" in page.banner.label.text()
+    page.activateWindow()  # shortcuts need the active window
+    qtbot.waitUntil(page.isActiveWindow, timeout=WAIT_MS)
+    page.detail.version_combo.setFocus()
+    qtbot.keyClick(page.detail.version_combo, Qt.Key.Key_Escape)  # back to the results
+    assert page.stack.currentIndex() == 0 and not page.banner.isVisible()
+    first = len(card_names(page))
+    with qtbot.waitSignal(page.page_loaded, timeout=WAIT_MS):
+        page.load_more()
+    assert len(card_names(page)) > first
+
+
 def test_opening_a_model_shows_versions_files_and_trigger_words(
     qtbot, page: BrowserPage, civitai_catalog
 ):

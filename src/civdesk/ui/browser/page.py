@@ -11,7 +11,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, QTimer, Signal, Slot
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -177,6 +178,8 @@ class BrowserPage(QWidget):
         self._has_more = False
         self._search: TaskHandle | None = None
         self._detail_load: TaskHandle | None = None
+        # The banner tells of a model page's failure, not the search's: it goes with the page.
+        self._banner_of_detail = False
         self._build()
         self.results.set_allow_nsfw(self.nsfw_box.isChecked())
         thumbnails.thumbnail_ready.connect(self.view.viewport().update)
@@ -247,6 +250,10 @@ class BrowserPage(QWidget):
 
         self.detail = ModelDetail(self.thumbnails, self.core.api_base)
         self.detail.back_requested.connect(self.show_results)
+        for keys in (QKeySequence(Qt.Key.Key_Escape), QKeySequence(QKeySequence.StandardKey.Back)):
+            back = QShortcut(keys, self.detail)
+            back.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            back.activated.connect(self.show_results)
         self.detail.download_requested.connect(self.download_requested)
         self.detail.show_in_library_requested.connect(self.show_in_library_requested)
         self.stack.addWidget(self.detail)
@@ -375,6 +382,7 @@ class BrowserPage(QWidget):
     def _search_failed(self, query: SearchQuery, exc: BaseException) -> None:
         text = error_text(exc)
         self.status.setText("The search failed")
+        self._banner_of_detail = False
         self.banner.show_error(text, retry=lambda: self._fetch(query))
         self.search_failed.emit(text)
 
@@ -421,14 +429,22 @@ class BrowserPage(QWidget):
         self._detail_load = run_task(
             lambda: self.clients.get().get_model(model.id),
             on_result=self._full_model_arrived,
-            on_error=lambda exc: self.banner.show_error(
-                f"Could not load all details of {model.name}: {error_text(exc)}",
-                retry=lambda: self.open_model(model),
-            ),
+            on_error=lambda exc: self._detail_failed(model, exc),
             pool="network", name="civitai-model", owner=self,
         )  # fmt: skip
 
+    def _detail_failed(self, model: Model, exc: BaseException) -> None:
+        self._banner_of_detail = True
+        self.banner.show_error(f"Could not load all details of {model.name}: {error_text(exc)}",
+                               retry=lambda: self.open_model(model))
+
+    def _hide_detail_banner(self) -> None:
+        if self._banner_of_detail:
+            self._banner_of_detail = False
+            self.banner.hide()
+
     def _full_model_arrived(self, model: Model) -> None:
+        self._hide_detail_banner()  # a Retry that worked
         if self.detail.model is not None and self.detail.model.id == model.id:
             self.detail.show_model(
                 model, self.results.installed.get(model.id, set()), self.nsfw_box.isChecked()
@@ -436,4 +452,8 @@ class BrowserPage(QWidget):
 
     @Slot()
     def show_results(self) -> None:
+        if self._detail_load is not None:
+            self._detail_load.cancel()
+            self._detail_load = None
+        self._hide_detail_banner()  # else it would stay, and hold back scrolling for more
         self.stack.setCurrentIndex(0)
