@@ -77,6 +77,12 @@ def test_test_key_button_asks_civitai(qtbot, settings_page, key, works):
     assert blocker.args[0] is works
     assert ("works" in settings_page.key_status.text()) is works
     assert settings_page.test_key.isEnabled()
+    answer = blocker.args[1]
+    # Leaving the field then stores the key: Civitai's answer stays beside where it went.
+    settings_page._key_dirty = True
+    with qtbot.waitSignal(settings_page.saved, timeout=3000):
+        settings_page.key_edit.editingFinished.emit()
+    assert settings_page.key_status.text().startswith(f"{answer} Stored in ")
 
 
 def test_an_invalid_api_base_is_refused(qtbot, settings_page, core):

@@ -79,6 +79,7 @@ class SettingsPage(QWidget):
         self.setObjectName("settingsPage")
         self.core = core
         self._key_dirty = False
+        self._tested: dict[str, str] = {}  # key -> what Civitai said of it (Test key)
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(SAVE_DELAY_MS)
@@ -281,8 +282,9 @@ class SettingsPage(QWidget):
     def _load_key(self) -> None:
         def loaded(result: tuple[str | None, str | None]) -> None:
             key, source = result
-            if not self._key_dirty:
-                self.key_edit.setText(key or "")
+            if self._key_dirty or self._tested or self.key_edit.text():
+                return  # typed, tested or saved meanwhile: that is newer than what was read
+            self.key_edit.setText(key or "")
             self.key_status.setText(_key_source_text(source, self.core.keys))
 
         run_task(
@@ -467,7 +469,9 @@ class SettingsPage(QWidget):
 
         def done(source: str | None) -> None:
             if key is not None:
-                self.key_status.setText(_key_source_text(source, keys))
+                stored = _key_source_text(source, keys)
+                tested = self._tested.get(key)  # the answer of Test key stays readable
+                self.key_status.setText(f"{tested} {stored}" if tested else stored)
             self.saved.emit()
             self.settings_changed.emit()
 
@@ -500,8 +504,8 @@ class SettingsPage(QWidget):
             self.core.api_base,
             key,
             on_result=lambda ok: self._key_result(
-                ok, "The key works." if ok else "Civitai refused this key: check it and try again."
-            ),
+                ok, "The key works." if ok else "Civitai refused this key: check it and try again.",
+                key),
             on_error=lambda exc: self._key_result(False, f"The key could not be tested: {exc}"),
             on_finished=lambda: self.test_key.setEnabled(True),
             pool="network",
@@ -509,7 +513,9 @@ class SettingsPage(QWidget):
             owner=self,
         )
 
-    def _key_result(self, ok: bool, message: str) -> None:
+    def _key_result(self, ok: bool, message: str, key: str | None = None) -> None:
+        if key is not None:
+            self._tested = {key: message}
         self.key_status.setText(message)
         self.key_status.setProperty("ok", ok)
         self.key_tested.emit(ok, message)
