@@ -322,6 +322,22 @@ def test_type_counts_and_duplicates(populated: Library) -> None:
     assert populated.installed_versions() == {10: {21}, 40: {41}}
 
 
+def test_a_version_whose_side_file_alone_is_on_disk_is_not_installed(lib: Library) -> None:
+    vae = {**file_json(512, SHA_B, "baked_vae.safetensors", primary=False), "type": "VAE"}
+    pruned = {**file_json(513, SHA_A, "crisp-pruned.safetensors", primary=False),
+              "type": "Pruned Model"}
+    lib.upsert_model(Model.from_json(model_json(50, "Crisp XL", "Checkpoint", [
+        version_json(51, "v1", [file_json(511, SHA_C, "crisp.safetensors"), vae, pruned]),
+    ])))
+    register(lib, "/lib/VAE/baked_vae.safetensors", SHA_B, 51, file_id=512)
+    assert lib.installed_versions() == {}  # the checkpoint itself was never fetched
+    register(lib, "/lib/Stable-diffusion/crisp-pruned.safetensors", SHA_A, 51, file_id=513)
+    assert lib.installed_versions() == {50: {51}}  # another variant of the model counts
+    lib.remove_files(["/lib/Stable-diffusion/crisp-pruned.safetensors"])
+    register(lib, "/lib/Stable-diffusion/crisp.safetensors", SHA_C, 51)  # which file: unknown
+    assert lib.installed_versions() == {50: {51}}
+
+
 def test_entries_of_ten_thousand_files_take_one_query(lib: Library, paper_lora: Model) -> None:
     lib.upsert_model(paper_lora)
     now = datetime.now(timezone.utc)

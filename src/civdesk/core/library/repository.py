@@ -732,10 +732,19 @@ class Library:
         return [list(files.values()) for files in groups.values() if len(files) > 1]
 
     def installed_versions(self) -> dict[int, set[int]]:
-        """model id -> ids of its versions with a file on disk (known versions only)."""
+        """model id -> ids of its versions on disk (known versions only).
+
+        A version is on disk when one of its model files is (the primary file, or another
+        ``Model``/``Pruned Model`` variant), not when only a side file is: a checkpoint
+        whose baked VAE alone was downloaded is not "Downloaded". A file matched to the
+        version without knowing which of its files it is counts.
+        """
         query = (
             select(VersionRow.model_id, VersionRow.id)
             .join(LocalFileRow, LocalFileRow.version_id == VersionRow.id)
+            .outerjoin(VersionFileRow, VersionFileRow.id == LocalFileRow.file_id)
+            .where(or_(VersionFileRow.id.is_(None), VersionFileRow.primary.is_(True),
+                       VersionFileRow.type.in_(MODEL_FILE_TYPES)))
             .distinct()
         )
         out: dict[int, set[int]] = defaultdict(set)
@@ -1001,6 +1010,10 @@ def version_form_json(version: ModelVersion) -> dict[str, Any]:
         if m.mode is not None:
             raw["model"]["mode"] = m.mode
     return raw
+
+
+#: Civitai's file types that are the model itself (others are side files: VAE, Config…).
+MODEL_FILE_TYPES = ("Model", "Pruned Model")
 
 
 def _opt_key(path: StrPath | None) -> str | None:
