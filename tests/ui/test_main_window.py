@@ -67,6 +67,8 @@ def test_scan_library_reports_in_the_dock_and_notifies(qtbot, main_window, model
     assert main_window.library.proxy.rowCount() == 4
     assert main_window.count_label.text() == "4 model files"
     assert main_window.library.scan_button.isEnabled()
+    assert message.startswith("Scan finished: ")  # said once on the status bar, not twice
+    assert main_window.statusBar().currentMessage() in (message, f"{message}. 1 update available")
 
 
 def test_scan_without_folders_sends_the_user_to_settings(qtbot, main_window):

@@ -179,7 +179,7 @@ class MainWindow(QMainWindow):
         self.library.update_check_progressed.connect(self._update_check_progressed)
         self.library.update_check_finished.connect(self._update_check_finished)
         self.settings_page.settings_changed.connect(self._settings_changed)
-        self.notifier.notified.connect(lambda title, text: self.show_status(f"{title}: {text}"))
+        self.notifier.notified.connect(self._notified)
 
         worker = self.dock.worker
         self.library.set_downloads(worker)
@@ -290,6 +290,11 @@ class MainWindow(QMainWindow):
     def _scan_progressed(self, progress: Any) -> None:
         done, total = progress_counts(progress)
         self.dock.show_scan_progress(done, total, progress.current_path or "")
+
+    def _notified(self, title: str, text: str) -> None:
+        # "Library scan finished: Scan finished: …" said it twice; the text names itself.
+        first_words = title.split(" ", 1)[-1].casefold()
+        self.show_status(text if text.casefold().startswith(first_words) else f"{title}: {text}")
 
     def _scan_finished(self, summary: ScanSummary) -> None:
         text = summary_text(summary)

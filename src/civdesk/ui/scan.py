@@ -40,7 +40,7 @@ def summary_text(summary: ScanSummary) -> str:
     if summary.moved:
         parts.append(f"{summary.moved} moved")
     if summary.duplicates:
-        parts.append(f"{summary.duplicates} duplicates")
+        parts.append(f"{summary.duplicates} duplicate{'s' if summary.duplicates != 1 else ''}")
     text = "Scan finished: " + ", ".join(parts)
     if summary.missing_roots:
         text += f". Not found: {', '.join(summary.missing_roots)}"
