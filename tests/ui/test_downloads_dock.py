@@ -186,11 +186,14 @@ def test_setting_the_api_key_then_retry_downloads_the_locked_file(
     civitai_catalog.double.login_required(locked)
     dock.worker.add(locked.id)
     wait_finished(qtbot, dock, locked.id, "failed")
+    assert len(dock.recent_failures()) == 1 and dock.failures_label.isVisibleTo(dock)
     app_core.session_api_key = TEST_API_KEY  # as if typed into Settings
     select(qtbot, dock, row_of_version(dock, locked.id))
     qtbot.mouseClick(dock.retry_button, Qt.MouseButton.LeftButton)
     task = wait_finished(qtbot, dock, locked.id)
     assert sha256(Path(task.dest_path)) == locked.files[0].sha256
+    # Its failure is over: no longer listed under the queue.
+    assert dock.recent_failures() == [] and not dock.failures_label.isVisibleTo(dock)
 
 
 def test_early_access_failure_says_until_when(

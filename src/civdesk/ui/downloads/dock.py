@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QItemSelectionModel, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -135,7 +134,8 @@ class DownloadDock(QDockWidget):
         self.worker = DownloadWorker(queue or DownloadQueue.for_core(core), self,
                                      api_key=core.api_key)
         self.model = DownloadListModel(self)
-        self._failures: deque[str] = deque(maxlen=RECENT_FAILURES)
+        # Task id -> why it failed, newest first: a task that later completes leaves it.
+        self._failures: dict[int, str] = {}
         self._build()
         self._connect()
         app = QApplication.instance()
@@ -224,6 +224,7 @@ class DownloadDock(QDockWidget):
         self.worker.paused_changed.connect(self._paused_changed)
         self.worker.crashed.connect(self._show_error)
         self.worker.command_failed.connect(self._show_error)
+        self.model.rowsInserted.connect(self._show_added)
         for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.modelReset,
                        self.model.dataChanged, self.model.layoutChanged):
             signal.connect(self._update_controls)
@@ -367,16 +368,26 @@ class DownloadDock(QDockWidget):
         self.down_button.setEnabled(0 <= position < len(queued) - 1)
         self.clear_button.setEnabled(self.model.rowCount() > active)
 
+    @Slot(QModelIndex, int, int)
+    def _show_added(self, parent: QModelIndex, first: int, last: int) -> None:
+        """A download just queued is scrolled into sight (new ones come last)."""
+        self.view.scrollTo(self.model.index(last, 0, parent))
+
     @Slot(object)
     def _task_finished(self, task: TaskSnapshot) -> None:
-        if task.state != "failed":
-            return
-        self._failures.appendleft(f"{task_title(task)}: {failure_reason(task)}")
-        self.failures_label.setText("Recent failures:\n" + "\n".join(self._failures))
-        self.failures_label.show()
+        self._failures.pop(task.id, None)  # retried: its old failure is over
+        if task.state == "failed":
+            reason = f"{task_title(task)}: {failure_reason(task)}"
+            newest = [(task.id, reason), *self._failures.items()][:RECENT_FAILURES]
+            self._failures = dict(newest)
+        self._show_failures()
+
+    def _show_failures(self) -> None:
+        self.failures_label.setText("Recent failures:\n" + "\n".join(self._failures.values()))
+        self.failures_label.setVisible(bool(self._failures))
 
     def recent_failures(self) -> list[str]:
-        return list(self._failures)
+        return list(self._failures.values())
 
     @Slot(str)
     def _show_error(self, text: str) -> None:
