@@ -565,10 +565,13 @@ def test_config_sets_the_download_root_and_removes_a_library_folder(
     assert chosen.stdout.splitlines() == [
         f"Downloads go to {downloads} from now on (LoRAs to {downloads / 'Lora'}, and so on)."]
     assert cli("config", "--json").json["download_root"] == str(downloads)
-    assert cli("config", "add-folder", str(models_dir)).code == 0
+    assert cli("scan", str(models_dir)).code == 0
     removed = cli("config", "remove-folder", str(models_dir))
-    assert removed.code == 0 and str(models_dir) in removed.stdout
+    assert removed.stdout.splitlines() == [
+        f"Removed {models_dir} from the library folders; the library forgot its 3 files "
+        "(they stay on disk)."]
     assert cli("config", "--json").json["library_folders"] == []
+    assert cli("list", "--json").json == []
     again = cli("config", "remove-folder", str(models_dir))
     assert (again.code, again.error_lines) == (2, [
         f"civdesk: error: {models_dir} is not a library folder (they are: none)"])

@@ -107,12 +107,20 @@ def test_scan_button_asks_for_a_scan(qtbot, settings_page):
 
 
 def test_remove_folder(qtbot, settings_page, core, tmp_path: Path):
-    settings_page.add_library_folder(str(tmp_path))
+    folder = tmp_path / "models"
+    (folder / "Lora").mkdir(parents=True)
+    model = folder / "Lora" / "style.safetensors"
+    model.write_bytes(b"weights")
+    core.library.register_file(model, size=7, mtime_ns=1, inode=1, sha256="A" * 64)
+    settings_page.add_library_folder(str(folder))
+    assert settings_page.download_root.placeholderText() == str(folder)  # the first folder
     settings_page.folders.setCurrentRow(0)
-    with qtbot.waitSignal(settings_page.saved, timeout=3000):
+    with qtbot.waitSignals([settings_page.saved, settings_page.library_changed], timeout=3000):
         qtbot.mouseClick(settings_page.remove_folder, Qt.MouseButton.LeftButton)
     assert core.settings.library_folders == []
     assert settings_page.folders.count() == 0
+    assert core.library.local_files() == [] and model.is_file()  # forgotten, not deleted
+    assert settings_page.download_root.placeholderText() != str(folder)
 
 
 def test_a_comfyui_models_folder_names_the_type_folders_as_comfyui_does(

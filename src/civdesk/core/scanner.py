@@ -456,6 +456,17 @@ class Scanner:
     def _roots(self) -> list[Path]:
         return [Path(os.path.abspath(f)) for f in self.settings.library_folders]
 
+    def forget_folder(self, folder: str | os.PathLike[str]) -> int:
+        """Forget the files of a folder taken out of the library folders; how many.
+
+        The files stay on disk. Those that a folder still scanned holds (the download
+        folder, say) stay in the library too. Call it off the GUI thread.
+        """
+        kept = [os.path.abspath(f) for f in self.default_folders()]
+        gone = [lf.path for lf in self.library.local_files(os.path.abspath(os.fspath(folder)))
+                if not any(_under(lf.path, root) for root in kept)]
+        return self.library.remove_files(gone) if gone else 0
+
     def default_folders(self) -> list[str]:
         """The library folders, and the folders downloads go to that exist outside them.
 

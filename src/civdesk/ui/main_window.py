@@ -179,6 +179,7 @@ class MainWindow(QMainWindow):
         self.library.update_check_progressed.connect(self._update_check_progressed)
         self.library.update_check_finished.connect(self._update_check_finished)
         self.settings_page.settings_changed.connect(self._settings_changed)
+        self.settings_page.library_changed.connect(self.library.refresh)
         self.notifier.notified.connect(self._notified)
 
         worker = self.dock.worker

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.errors import CivdeskError
 from civdesk.core.locations import find_model_folders
+from civdesk.core.scanner import Scanner
 from civdesk.core.settings import (
     A1111,
     DEFAULT_API_BASE,
@@ -73,6 +74,7 @@ class SettingsPage(QWidget):
     key_tested = Signal(bool, str)
     #: Something a running part of the app caches changed (api base, key, NSFW).
     settings_changed = Signal()
+    library_changed = Signal()  # files were forgotten: the Models page reads it again
 
     def __init__(self, core: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -332,6 +334,7 @@ class SettingsPage(QWidget):
         if added:
             self.folders.clear()
             self.folders.addItems(list(self.core.settings.library_folders))
+            self.download_root.setPlaceholderText(str(self.core.settings.effective_download_root))
             self._save_timer.start()
             self._follow_layout()
         return added
@@ -397,13 +400,29 @@ class SettingsPage(QWidget):
         return run_task(detect_layout, root, on_result=found, pool="disk",
                         name="detect folder layout", owner=self)
 
-    def _remove_selected_folder(self) -> None:
+    def _remove_selected_folder(self) -> TaskHandle | None:
+        """Take the folder out of the library folders; the library forgets its files (on a
+        worker), which stay on disk."""
         item = self.folders.currentItem()
         if item is None:
-            return
-        self.core.settings.remove_library_folder(item.text())
+            return None
+        folder = item.text()
+        self.core.settings.remove_library_folder(folder)
         self.folders.takeItem(self.folders.row(item))
+        self.download_root.setPlaceholderText(str(self.core.settings.effective_download_root))
         self._save_timer.start()
+        scanner = Scanner(self.core.library, None, self.core.settings)
+
+        def forgotten(count: int) -> None:
+            if count:
+                self.status_message.emit(
+                    f"The library forgot the {count} file{'s' if count != 1 else ''} of "
+                    f"{folder} (they stay on disk)")
+                self.library_changed.emit()
+
+        return run_task(scanner.forget_folder, folder, on_result=forgotten,
+                        on_error=self._save_failed, pool="db", name="forget a folder",
+                        owner=self)
 
     def _choose_download_root(self) -> None:
         folder = QFileDialog.getExistingDirectory(

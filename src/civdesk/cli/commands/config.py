@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from civdesk.cli.commands.common import Subparsers, existing_folder, json_flag
 from civdesk.cli.errors import EXIT_OK, UsageError
-from civdesk.cli.output import print_json, print_lines, table
+from civdesk.cli.output import plural, print_json, print_lines, table
 from civdesk.core.settings import FOLDER_LAYOUTS, LAYOUT_NAMES
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
     remove_folder = actions.add_parser(
         "remove-folder", parents=parents, help="stop scanning a library folder",
         description="Remove a folder from the library folders. Its files stay on disk; the "
-        "library forgets them on the next full scan.")
+        "library forgets them (unless another folder it scans holds them).")
     remove_folder.add_argument("path", metavar="PATH")
     remove_folder.set_defaults(handler=run_remove_folder)
 
@@ -121,14 +121,17 @@ def run_show(session: Session, args: argparse.Namespace) -> int:
 
 
 def run_remove_folder(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.scanner import Scanner
+
     core = session.core()
-    if not core.settings.remove_library_folder(args.path):
+    folder = Path(args.path).expanduser().resolve()
+    if not core.settings.remove_library_folder(folder):
         listed = ", ".join(core.settings.library_folders) or "none"
-        raise UsageError(f"{Path(args.path).expanduser().resolve()} is not a library folder "
-                         f"(they are: {listed})")
+        raise UsageError(f"{folder} is not a library folder (they are: {listed})")
     core.save_settings()
-    print_lines([f"Removed {Path(args.path).expanduser().resolve()} from the library "
-                 "folders; its files are forgotten on the next `civdesk scan`."])
+    forgotten = Scanner(core.library, None, core.settings).forget_folder(folder)
+    print_lines([f"Removed {folder} from the library folders; the library forgot its "
+                 f"{plural(forgotten, 'file')} (they stay on disk)."])
     return EXIT_OK
 
 
