@@ -161,6 +161,13 @@ def test_the_description_browser_never_loads_remote_resources(qtbot, civitai: Ci
 # -- the page, with real key presses ------------------------------------------------------
 
 
+def test_the_search_box_keeps_its_width_in_a_narrow_window(qtbot, page: BrowserPage):
+    page.resize(page.minimumSizeHint().width(), 400)  # as narrow as the page goes
+    qtbot.waitUntil(lambda: page.width() == page.minimumSizeHint().width())
+    qtbot.wait(10)
+    assert page.search_box.width() >= 150
+
+
 def test_typing_a_query_and_enter_shows_cards(qtbot, page: BrowserPage, civitai_catalog):
     search(qtbot, page, "Paperfold")
     assert card_names(page) == ["Paperfold Style"]

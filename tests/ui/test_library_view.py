@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from pathlib import Path
 
@@ -177,6 +178,18 @@ def test_detail_pane_copies_trigger_words_and_links_to_civitai(qtbot, page, core
     assert QGuiApplication.clipboard().text() == "paperfold style"
     link = page.detail._values["Civitai"].text()
     assert f"/models/{lora.model_id}?modelVersionId={lora.version_id}" in link
+
+
+def test_a_long_file_name_wraps_in_the_detail_pane(qtbot, page, core, model_folder):
+    name = "_".join(["my", "very", "long", "merged", "checkpoint"] * 6) + "-fp16.safetensors"
+    (model_folder / "Stable-diffusion" / name).write_bytes(os.urandom(2000))
+    scan_by_click(qtbot, page, core, model_folder)
+    assert page.select_path(str(model_folder / "Stable-diffusion" / name))
+    title = page.detail.title
+    assert title.text().replace("\u200b", "") == name  # what is shown, with break points
+    # The pane keeps to the window instead of growing to the width of the name.
+    assert page.detail.minimumSizeHint().width() < 500
+    assert page.detail.link_button.isVisibleTo(page)
 
 
 def test_check_for_update_then_updates_filter_and_one_click_download(

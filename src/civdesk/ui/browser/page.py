@@ -82,6 +82,10 @@ def error_text(exc: BaseException) -> str:
     return f"Unexpected error ({type(exc).__name__}: {exc}); please report it."
 
 
+#: The search box's least width, in pixels.
+SEARCH_MIN_WIDTH = 150
+
+
 class ErrorBanner(QFrame):
     """A message with a Retry button, shown above the content it concerns."""
 
@@ -194,6 +198,8 @@ class BrowserPage(QWidget):
         self.search_box.setObjectName("searchBox")
         self.search_box.setPlaceholderText("Search Civitai models…")
         self.search_box.setClearButtonEnabled(True)
+        # In a narrow window the filters give way, not the box one types into.
+        self.search_box.setMinimumWidth(SEARCH_MIN_WIDTH)
         self.search_box.returnPressed.connect(self.search)
         self.type_combo = self._combo("typeFilter", (ALL, *MODEL_TYPES), "Model type")
         self.base_combo = self._combo("baseModelFilter", (ALL, *BASE_MODELS), "Base model")
@@ -266,6 +272,10 @@ class BrowserPage(QWidget):
         combo = QComboBox()
         combo.setObjectName(name)
         combo.setToolTip(tip)
+        # Narrowed to a few letters in a small window (the list opens full width), so the
+        # search box keeps its room.
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(6)
         for value in items:
             combo.addItem(FILTER_LABELS.get((name, value), value), value)
         return combo

@@ -7,6 +7,7 @@ in worker threads (:mod:`civdesk.ui.tasks`); the page only shows snapshots and r
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,18 @@ class TypeSidebar(QListWidget):
         return None if row is None else self.item(row)
 
 
+#: Where a long name may wrap although it has no space: after these (file names join
+#: words with them).
+_NAME_JOINERS = re.compile(r"([_\-.,)\]/\\])")
+
+
+def breakable(name: str) -> str:
+    """``name`` with invisible break points after ``_ - . , ) ] / \\``, so that a label
+    wraps a file name like ``sdxl_style_lora_v2.1-pruned_fp16`` (or a path) instead of
+    growing to fit it."""
+    return _NAME_JOINERS.sub("\\1\u200b", name)
+
+
 class DetailPane(QWidget):
     """Everything known about the selected file."""
 
@@ -177,9 +190,11 @@ class DetailPane(QWidget):
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.title = QLabel()
         self.title.setObjectName("detailTitle")
-        self.title.setWordWrap(True)
         self.subtitle = QLabel()
-        self.subtitle.setWordWrap(True)
+        for label in (self.title, self.subtitle):
+            # Wrapped to the pane: a long file name must not widen it beyond the window.
+            label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.update_label = QLabel()
         self.update_button = QPushButton("Download update")
         self.update_button.setObjectName("downloadUpdate")
@@ -230,6 +245,7 @@ class DetailPane(QWidget):
         self.versions_title.setObjectName("sectionTitle")
         self.versions = QLabel()
         self.versions.setWordWrap(True)
+        self.versions.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.versions.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         layout = QVBoxLayout(self)
@@ -273,8 +289,9 @@ class DetailPane(QWidget):
             self.words_title.hide()
             self.copy_words.hide()
             return
-        self.title.setText(display_name(entry))
-        self.subtitle.setText(entry.file_name if entry.model_name else "Not identified on Civitai")
+        self.title.setText(breakable(display_name(entry)))
+        self.subtitle.setText(
+            breakable(entry.file_name) if entry.model_name else "Not identified on Civitai")
         self._set_preview(entry)
         update = snapshot.updates.get(entry.model_id) if entry.model_id is not None else None
         self.update_label.setVisible(update is not None)
@@ -319,7 +336,7 @@ class DetailPane(QWidget):
 
         others = snapshot.versions_on_disk(entry.model_id) if entry.model_id else [entry]
         self.versions.setText(
-            "\n".join(f"{e.version_name or e.file_name} — {e.path}" for e in others)
+            "\n".join(breakable(f"{e.version_name or e.file_name} — {e.path}") for e in others)
         )
 
     def set_allow_nsfw(self, allow: bool) -> None:
