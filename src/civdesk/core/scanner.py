@@ -799,17 +799,20 @@ class _ScanRun:
         fetched again, and another tool's ``.civitai.info`` keeps what it had. Only the
         files the library recorded as the model's, and never over an existing one.
         """
-        old_stem = stem_of(Path(old.path))
+        # Plain strings: a renamed folder moves thousands, whose companions mostly came along.
+        old_name = os.path.basename(old.path)
+        old_stem = old_name.rsplit(".", 1)[0] if "." in old_name else old_name
         new_stem = stem_of(f.path)
         for recorded in (old.info_path, old.preview_path):
             if not recorded:
                 continue
-            source = Path(recorded)
-            if not source.name.startswith(old_stem):
+            name = os.path.basename(recorded)
+            if not name.startswith(old_stem):
                 continue
-            target = f.path.with_name(new_stem + source.name[len(old_stem):])
-            if target.name in f.siblings or source == target:
+            target_name = new_stem + name[len(old_stem):]
+            if target_name in f.siblings:
                 continue  # moved along with the model, or the model's new place has one
+            source, target = Path(recorded), f.path.with_name(target_name)
             try:
                 if os.path.lexists(target) or not os.path.isfile(source):
                     continue
