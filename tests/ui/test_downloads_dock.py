@@ -179,6 +179,13 @@ def test_a_failure_is_worded_and_the_next_task_still_completes(
     assert len(dock.recent_failures()) == 1
 
 
+def test_the_window_downloads_with_smaller_buffers_than_the_command_line(dock: DownloadDock):
+    from civdesk.core.downloads.downloader import CHUNK_SIZE
+    from civdesk.ui.downloads.dock import WINDOW_BUFFER
+
+    assert dock.worker.queue.downloader.chunk_size == WINDOW_BUFFER < CHUNK_SIZE
+
+
 def test_setting_the_api_key_then_retry_downloads_the_locked_file(
     qtbot, app_core: Core, dock: DownloadDock, civitai_catalog: SampleCatalog
 ):

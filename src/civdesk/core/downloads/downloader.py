@@ -42,10 +42,10 @@ log = logging.getLogger(__name__)
 PART_SUFFIX = ".part"
 #: Buffer size. Each buffer passes through three threads (read, write, hash), and every
 #: hand-over waits for the GIL: from the loopback double a GiB cost 1.31-1.35 ms of CPU per
-#: MB with 1 MiB buffers, 1.16-1.30 with 2 MiB and 1.04-1.10 with 4 MiB (median 1,100,
-#: 1,140-1,230 and 1,230-1,300 MB/s). Not 4 MiB: downloading that fast beside a scan, the
-#: window's worst stall went over 50 ms in 3 of 8 runs of bench_gui (2 MiB: 29-49 ms).
-CHUNK_SIZE = 2 << 20
+#: MB with 1 MiB buffers and 1.04-1.10 with 4 MiB (median 1,100 against 1,230-1,300 MB/s).
+#: The window asks for less (``ui.downloads.dock.WINDOW_BUFFER``): beside a scan, a
+#: download that fast made it stall.
+CHUNK_SIZE = 4 << 20
 REHASH_BUFFER = 4 << 20
 #: Buffers in flight between the socket reader/writer and the hasher: memory stays
 #: ``PIPELINE_BUFFERS * chunk_size`` whatever the file size.
@@ -485,7 +485,7 @@ class _BodyReader:
     that thread set the pace whenever writing was slow. :meth:`next_filled` hands the
     written buffers out in order, to be hashed; :meth:`recycle` gives one back for reuse,
     so at most ``len(buffers)`` are in flight. The body is read in steps sized to take
-    ~:data:`READ_STEP_SECONDS` each (64 KiB – 2 MiB), so a cancel or pause is seen quickly
+    ~:data:`READ_STEP_SECONDS` each (64 KiB – one buffer), so a cancel or pause is seen quickly
     even on a slow link, while a fast one still fills a buffer in a few large reads. A
     :class:`NetworkError` (or a cancel) ends the body early: ``error`` keeps the first; a
     failed write ends it too: ``write_error``.

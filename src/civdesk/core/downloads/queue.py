@@ -61,6 +61,7 @@ from civdesk.core.civitai.errors import (
 )
 from civdesk.core.civitai.schema import ModelFile, ModelVersion
 from civdesk.core.downloads.downloader import (
+    CHUNK_SIZE,
     Downloader,
     DownloadProgress,
     DownloadResult,
@@ -294,11 +295,13 @@ class DownloadQueue:
             log.info("Resuming %d download(s) interrupted by the last exit", len(requeued))
 
     @classmethod
-    def for_core(cls, core: Core) -> DownloadQueue:
-        """The queue of this data directory, downloading with the core's key and settings."""
+    def for_core(cls, core: Core, *, chunk_size: int = CHUNK_SIZE) -> DownloadQueue:
+        """The queue of this data directory, downloading with the core's key and settings
+        (``chunk_size``: see :data:`~civdesk.core.downloads.downloader.CHUNK_SIZE`)."""
         client = core.client()
         return cls(
             core.db, client, settings=core.settings,
+            downloader=Downloader(client, chunk_size=chunk_size),
             post_download=RegisterInLibrary(core.library, client,
                                             lambda: core.settings.allow_nsfw),
         )  # fmt: skip
