@@ -187,13 +187,18 @@ def test_type_filter_narrows_the_search(qtbot, page: BrowserPage, civitai_catalo
     assert sent[-1].query_all["types"] == ["Checkpoint"]
 
 
-def test_scrolling_to_the_bottom_loads_the_next_page_by_cursor(
-    qtbot, page: BrowserPage, civitai: CivitaiDouble
-):
+def search_many(qtbot, page: BrowserPage, civitai: CivitaiDouble) -> None:
+    """40 models on Civitai, searched 12 to a page: more than one screen to scroll."""
     for i in range(40):
         civitai.add_version(civitai.add_model(f"Sample Model {i:02d}", "LORA"), "v1")
     page.page_size = 12
     search(qtbot, page, "Sample")
+
+
+def test_scrolling_to_the_bottom_loads_the_next_page_by_cursor(
+    qtbot, page: BrowserPage, civitai: CivitaiDouble
+):
+    search_many(qtbot, page, civitai)
     # The grid fills the view (loading more while nothing can scroll), then waits.
     scroll = page.view.verticalScrollBar()
     qtbot.waitUntil(lambda: scroll.maximum() > 0 and not page.loading, timeout=WAIT_MS)
@@ -214,10 +219,7 @@ def test_scrolling_to_the_bottom_loads_the_next_page_by_cursor(
 def test_a_model_pages_failure_leaves_with_it_and_scrolling_goes_on(
     qtbot, page: BrowserPage, civitai: CivitaiDouble
 ):
-    for i in range(40):
-        civitai.add_version(civitai.add_model(f"Sample Model {i:02d}", "LORA"), "v1")
-    page.page_size = 12
-    search(qtbot, page, "Sample")
+    search_many(qtbot, page, civitai)
     qtbot.waitUntil(lambda: not page.loading, timeout=WAIT_MS)
     model = page.results.model_at(0)
     civitai.fail(n=5, status=500, path_prefix=f"/api/v1/models/{model.id}")
