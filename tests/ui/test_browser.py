@@ -256,6 +256,7 @@ def test_opening_a_model_shows_versions_files_and_trigger_words(
     names = [detail.files.item(r, 0).text() for r in range(detail.files.rowCount())]
     assert names == [f.name for f in version.files]
     assert detail.files.rowCount() == 2  # the model file and the non-primary VAE
+    assert not detail.files.tabKeyNavigation()  # Tab moves on, not from cell to cell
     assert detail.files.item(0, 2).text() == "SafeTensor"
     assert version.trained_words == []
     assert detail.trigger_words.text() == "None"

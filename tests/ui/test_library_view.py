@@ -178,6 +178,10 @@ def test_detail_pane_copies_trigger_words_and_links_to_civitai(qtbot, page, core
     assert QGuiApplication.clipboard().text() == "paperfold style"
     link = page.detail._values["Civitai"].text()
     assert f"/models/{lora.model_id}?modelVersionId={lora.version_id}" in link
+    # Tab stops on the link, not on every value of the pane.
+    focusable = [name for name, label in page.detail._values.items()
+                 if label.focusPolicy().value & Qt.FocusPolicy.TabFocus.value]
+    assert focusable == ["Civitai"]
 
 
 def test_a_long_file_name_wraps_in_the_detail_pane(qtbot, page, core, model_folder):

@@ -167,6 +167,7 @@ class ModelDetail(QWidget):
         self.files.verticalHeader().hide()
         self.files.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.files.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.files.setTabKeyNavigation(False)  # Tab leaves the table, not cell by cell
         header = self.files.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for column in range(1, len(FILE_COLUMNS)):

@@ -228,7 +228,10 @@ class DetailPane(QWidget):
                 # selectable) rather than widen the pane beyond the window.
                 value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
                 value.setWordWrap(False)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+            # Selectable; only the link takes the keyboard focus (Tab would stop on each).
+            value.setTextInteractionFlags(
+                Qt.TextInteractionFlag.TextBrowserInteraction if name == "Civitai"
+                else Qt.TextInteractionFlag.TextSelectableByMouse)
             value.setOpenExternalLinks(True)
             self._values[name] = value
             self.fields.addRow(name, value)
