@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QLineEdit
+from PySide6.QtWidgets import QFileDialog, QLineEdit, QMessageBox
 from tests.conftest import TEST_API_KEY
 from tests.ui.conftest import open_core
 
@@ -106,7 +106,7 @@ def test_scan_button_asks_for_a_scan(qtbot, settings_page):
         qtbot.mouseClick(settings_page.scan_button, Qt.MouseButton.LeftButton)
 
 
-def test_remove_folder(qtbot, settings_page, core, tmp_path: Path):
+def test_remove_folder(qtbot, settings_page, core, tmp_path: Path, monkeypatch):
     folder = tmp_path / "models"
     (folder / "Lora").mkdir(parents=True)
     model = folder / "Lora" / "style.safetensors"
@@ -115,6 +115,13 @@ def test_remove_folder(qtbot, settings_page, core, tmp_path: Path):
     settings_page.add_library_folder(str(folder))
     assert settings_page.download_root.placeholderText() == str(folder)  # the first folder
     settings_page.folders.setCurrentRow(0)
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked: list[tuple] = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *args: asked.append(args) or answers.pop(0))
+    qtbot.mouseClick(settings_page.remove_folder, Qt.MouseButton.LeftButton)
+    assert core.settings.library_folders == [str(folder)]  # No: nothing happens
+    assert asked[0][-1] == QMessageBox.StandardButton.No  # the default: Enter keeps it
     with qtbot.waitSignals([settings_page.saved, settings_page.library_changed], timeout=3000):
         qtbot.mouseClick(settings_page.remove_folder, Qt.MouseButton.LeftButton)
     assert core.settings.library_folders == []

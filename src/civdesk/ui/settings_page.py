@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -407,6 +408,14 @@ class SettingsPage(QWidget):
         if item is None:
             return None
         folder = item.text()
+        answer = QMessageBox.question(
+            self, "Remove library folder",
+            f"Stop scanning {folder}?\n\nThe library forgets its files: they stay on disk, "
+            "and adding the folder again reads them all again.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            return None
         self.core.settings.remove_library_folder(folder)
         self.folders.takeItem(self.folders.row(item))
         self.download_root.setPlaceholderText(str(self.core.settings.effective_download_root))
