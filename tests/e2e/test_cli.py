@@ -577,6 +577,21 @@ def test_config_sets_the_download_root_and_removes_a_library_folder(
         f"civdesk: error: {models_dir} is not a library folder (they are: none)"])
 
 
+def test_config_actions_print_the_settings_they_leave_with_json(
+    cli: Cli, models_dir: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    after = cli("config", "add-folder", str(models_dir), "--json")
+    assert after.code == 0 and after.json["library_folders"] == [str(models_dir)]
+    before_action = cli("config", "--json", "add-folder", str(other))  # either place
+    assert before_action.json["library_folders"] == [str(models_dir), str(other)]
+    assert cli("config", "set-layout", "comfyui", "--json").json["layout"] == "comfyui"
+    assert cli("config", "remove-folder", str(other), "--json").json["library_folders"] == [
+        str(models_dir)]
+    assert cli("config", "find-folders", "--json").json == {"found": [], "added": []}
+
+
 def test_config_add_folder_is_then_scanned(cli: Cli, models_dir: Path) -> None:
     added = cli("config", "add-folder", str(models_dir))
     assert added.code == 0 and str(models_dir) in added.stdout

@@ -16,6 +16,7 @@ from civdesk.core.settings import FOLDER_LAYOUTS, LAYOUT_NAMES
 
 if TYPE_CHECKING:
     from civdesk.cli.app import Session
+    from civdesk.core.context import Core
     from civdesk.core.settings import Settings
 
 
@@ -32,16 +33,19 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         description="Read the API key from the terminal without echoing it, or from stdin "
         "when it is piped in (`pass show civitai | civdesk config set-key`). It goes into "
         "the system keychain when there is one, else into a file only you can read.")
+    _action_json(set_key)
     set_key.set_defaults(handler=run_set_key)
 
     clear_key = actions.add_parser("clear-key", parents=parents,
                                    help="forget the stored API key")
+    _action_json(clear_key)
     clear_key.set_defaults(handler=run_clear_key)
 
     add_folder = actions.add_parser(
         "add-folder", parents=parents, help="remember a folder as a library folder",
         description="Add a folder to the library folders that `civdesk scan` scans.")
     add_folder.add_argument("path", metavar="PATH")
+    _action_json(add_folder)
     add_folder.set_defaults(handler=run_add_folder)
 
     remove_folder = actions.add_parser(
@@ -49,6 +53,7 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         description="Remove a folder from the library folders. Its files stay on disk; the "
         "library forgets them (unless another folder it scans holds them).")
     remove_folder.add_argument("path", metavar="PATH")
+    _action_json(remove_folder)
     remove_folder.set_defaults(handler=run_remove_folder)
 
     download_root = actions.add_parser(
@@ -57,6 +62,7 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         "set-layout). Without one set, they go to the first library folder, else "
         "~/civdesk-models.")
     download_root.add_argument("path", metavar="PATH")
+    _action_json(download_root)
     download_root.set_defaults(handler=run_set_download_root)
 
     find_folders = actions.add_parser(
@@ -66,6 +72,7 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         "the library folders.")
     find_folders.add_argument("--add", action="store_true",
                               help="add the folders found to the library folders")
+    _action_json(find_folders)
     find_folders.set_defaults(handler=run_find_folders)
 
     set_layout = actions.add_parser(
@@ -75,7 +82,15 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         "embeddings…), comfyui as ComfyUI does (checkpoints, loras, vae, embeddings…). "
         "A download folder that is a ComfyUI models folder is followed by itself.")
     set_layout.add_argument("layout", choices=sorted(FOLDER_LAYOUTS))
+    _action_json(set_layout)
     set_layout.set_defaults(handler=run_set_layout)
+
+
+def _action_json(parser: argparse.ArgumentParser) -> None:
+    """``--json`` after the action too (``config add-folder X --json``); SUPPRESS keeps
+    ``config --json add-folder X`` from being reset by the action's default."""
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print the settings as they are afterwards as JSON")
 
 
 def run_show(session: Session, args: argparse.Namespace) -> int:
@@ -85,19 +100,7 @@ def run_show(session: Session, args: argparse.Namespace) -> int:
     s = core.settings
     key = core.api_key()
     key_source = "command line" if core.session_api_key else core.keys.source
-    record: dict[str, Any] = {
-        "data_dir": str(core.paths.data),
-        "database": str(core.paths.database),
-        "logs": str(core.paths.logs),
-        "api_base": core.api_base,
-        "api_key": {"set": key is not None, "source": key_source, "masked": mask(key) or None},
-        "library_folders": list(s.library_folders),
-        "download_root": str(s.effective_download_root),
-        "type_folders": {kind: str(s.folder_for_type(kind)) for kind in sorted(s.type_folders)},
-        "layout": s.layout,
-        "allow_nsfw": s.allow_nsfw,
-        "hash_workers": s.hash_workers,
-    }
+    record = settings_record(core)
     if session.json:
         print_json(record)
         return EXIT_OK
@@ -130,9 +133,8 @@ def run_remove_folder(session: Session, args: argparse.Namespace) -> int:
         raise UsageError(f"{folder} is not a library folder (they are: {listed})")
     core.save_settings()
     forgotten = Scanner(core.library, None, core.settings).forget_folder(folder)
-    print_lines([f"Removed {folder} from the library folders; the library forgot its "
-                 f"{plural(forgotten, 'file')} (they stay on disk)."])
-    return EXIT_OK
+    return _done(session, [f"Removed {folder} from the library folders; the library forgot "
+                           f"its {plural(forgotten, 'file')} (they stay on disk)."])
 
 
 def run_set_download_root(session: Session, args: argparse.Namespace) -> int:
@@ -141,9 +143,39 @@ def run_set_download_root(session: Session, args: argparse.Namespace) -> int:
     core.settings.download_root = str(folder)
     adopted = core.settings.adopt_layout_of()
     core.save_settings()
-    print_lines([f"Downloads go to {folder} from now on (LoRAs to "
-                 f"{core.settings.folder_for_type('LORA')}, and so on).",
-                 *layout_note(core.settings, adopted)])
+    return _done(session, [f"Downloads go to {folder} from now on (LoRAs to "
+                           f"{core.settings.folder_for_type('LORA')}, and so on).",
+                           *layout_note(core.settings, adopted)])
+
+
+def settings_record(core: Core) -> dict[str, Any]:
+    """The settings as ``config --json`` (and every action's ``--json``) prints them."""
+    from civdesk.core.secrets import mask
+
+    s = core.settings
+    key = core.api_key()
+    key_source = "command line" if core.session_api_key else core.keys.source
+    return {
+        "data_dir": str(core.paths.data),
+        "database": str(core.paths.database),
+        "logs": str(core.paths.logs),
+        "api_base": core.api_base,
+        "api_key": {"set": key is not None, "source": key_source, "masked": mask(key) or None},
+        "library_folders": list(s.library_folders),
+        "download_root": str(s.effective_download_root),
+        "type_folders": {kind: str(s.folder_for_type(kind)) for kind in sorted(s.type_folders)},
+        "layout": s.layout,
+        "allow_nsfw": s.allow_nsfw,
+        "hash_workers": s.hash_workers,
+    }
+
+
+def _done(session: Session, lines: list[str]) -> int:
+    """An action's outcome: its lines, or with --json the settings it left."""
+    if session.json:
+        print_json(settings_record(session.core()))
+    else:
+        print_lines(lines)
     return EXIT_OK
 
 
@@ -158,14 +190,12 @@ def run_set_key(session: Session, args: argparse.Namespace) -> int:
     keys = session.core().keys
     keys.set(key)
     where = "the system keychain" if keys.uses_keychain else str(keys.file)
-    print_lines([f"API key stored in {where}."])
-    return EXIT_OK
+    return _done(session, [f"API key stored in {where}."])
 
 
 def run_clear_key(session: Session, args: argparse.Namespace) -> int:
     session.core().keys.clear()
-    print_lines(["The stored API key is forgotten."])
-    return EXIT_OK
+    return _done(session, ["The stored API key is forgotten."])
 
 
 def run_add_folder(session: Session, args: argparse.Namespace) -> int:
@@ -174,11 +204,9 @@ def run_add_folder(session: Session, args: argparse.Namespace) -> int:
     if core.settings.add_library_folder(folder):
         adopted = core.settings.adopt_layout_of()
         core.save_settings()
-        print_lines([f"Added {folder}; `civdesk scan` scans it from now on.",
-                     *layout_note(core.settings, adopted)])
-    else:
-        print_lines([f"{folder} is already in the library folders."])
-    return EXIT_OK
+        return _done(session, [f"Added {folder}; `civdesk scan` scans it from now on.",
+                               *layout_note(core.settings, adopted)])
+    return _done(session, [f"{folder} is already in the library folders."])
 
 
 def run_find_folders(session: Session, args: argparse.Namespace) -> int:
@@ -186,6 +214,13 @@ def run_find_folders(session: Session, args: argparse.Namespace) -> int:
 
     core = session.core()
     found = find_model_folders()
+    added = [f for f in found if core.settings.add_library_folder(f)] if args.add else []
+    adopted = core.settings.adopt_layout_of() if added else None
+    if added:
+        core.save_settings()
+    if session.json:
+        print_json({"found": [str(f) for f in found], "added": [str(f) for f in added]})
+        return EXIT_OK
     if not found:
         print_lines(["No web UI model folders in the usual places; add yours with "
                      "`civdesk config add-folder PATH`."])
@@ -194,9 +229,6 @@ def run_find_folders(session: Session, args: argparse.Namespace) -> int:
         print_lines([*(str(f) for f in found),
                      "(`civdesk config find-folders --add` adds them to the library folders)"])
         return EXIT_OK
-    added = [f for f in found if core.settings.add_library_folder(f)]
-    adopted = core.settings.adopt_layout_of() if added else None
-    core.save_settings()
     print_lines([*(f"Added {f}" for f in added),
                  *(f"{f} is in the library folders already" for f in found if f not in added),
                  *layout_note(core.settings, adopted),
@@ -209,9 +241,8 @@ def run_set_layout(session: Session, args: argparse.Namespace) -> int:
     core.settings.use_layout(args.layout)
     core.save_settings()
     example = core.settings.folder_for_type("LORA")
-    print_lines([f"Type folders named as {LAYOUT_NAMES[args.layout]} does: LoRAs go to "
-                 f"{example}, and so on (`civdesk config` lists them)."])
-    return EXIT_OK
+    return _done(session, [f"Type folders named as {LAYOUT_NAMES[args.layout]} does: LoRAs go "
+                           f"to {example}, and so on (`civdesk config` lists them)."])
 
 
 def layout_note(settings: Settings, adopted: str | None) -> list[str]:
