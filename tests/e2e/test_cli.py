@@ -673,6 +673,19 @@ def test_a_deleted_download_leaves_the_library_on_the_next_scan(
     assert cli("config", "--json").json["library_folders"] == []  # nothing added for it
 
 
+def test_a_link_whose_version_is_of_another_model_is_refused(
+    cli: Cli, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    c = civitai_catalog
+    url = f"https://civitai.com/models/{c.lora.id}?modelVersionId={c.vae_v1.id}"
+    run = cli("download", url)
+    assert (run.code, run.error_lines) == (1, [
+        f"civdesk: error: The link is to model {c.lora.id}, but its modelVersionId "
+        f"{c.vae_v1.id} is a version of model {c.vae.id}: copy the link again, or give the "
+        "version id alone"])
+    assert not download_root(home).exists()
+
+
 def test_download_into_a_chosen_folder(
     cli: Cli, civitai_catalog: SampleCatalog, tmp_path: Path
 ) -> None:

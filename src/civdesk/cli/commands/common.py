@@ -57,13 +57,24 @@ def resolve_version(client: CivitaiClient, ref: ModelRef) -> ModelVersion:
     form the library stores.
     """
     if ref.version_id is not None:
-        return client.get_version(ref.version_id)
+        version = client.get_version(ref.version_id)
+        if ref.model_id is not None and version.model_id not in (None, ref.model_id):
+            # A link pieced together from two pages: which one was meant is anyone's guess.
+            raise MismatchedLink(
+                f"The link is to model {ref.model_id}, but its modelVersionId {version.id} "
+                f"is a version of model {version.model_id}: copy the link again, or give "
+                "the version id alone")
+        return version
     assert ref.model_id is not None
     model = client.get_model(ref.model_id)
     latest = model.latest_version
     if latest is None:
         raise NoVersions(f"Model {model.id} ({model.name}) has no published version to download")
     return model.with_version_model(latest)
+
+
+class MismatchedLink(CivdeskError):
+    """A model page link whose version belongs to another model."""
 
 
 class NoVersions(CivdeskError):
