@@ -94,17 +94,14 @@ def _action_json(parser: argparse.ArgumentParser) -> None:
 
 
 def run_show(session: Session, args: argparse.Namespace) -> int:
-    from civdesk.core.secrets import mask
-
     core = session.core()
     s = core.settings
-    key = core.api_key()
-    key_source = "command line" if core.session_api_key else core.keys.source
-    record = settings_record(core)
+    record = settings_record(core)  # the key read once (a keychain may prompt or be slow)
     if session.json:
         print_json(record)
         return EXIT_OK
-    api_key = f"{mask(key)} (from the {key_source})" if key else (
+    key = record["api_key"]
+    api_key = f"{key['masked']} (from the {key['source']})" if key["set"] else (
         "not set (`civdesk config set-key` to store one)")
     rows = [
         ("Data folder", record["data_dir"]),
