@@ -266,7 +266,7 @@ class SettingsPage(QWidget):
         self.folders.clear()
         self.folders.addItems(list(s.library_folders))
         self.download_root.setText(s.download_root or "")
-        self.download_root.setPlaceholderText(str(s.effective_download_root))
+        self._show_download_root()
         self._show_type_folders()
         self.allow_nsfw.setChecked(bool(s.allow_nsfw))
         self.minimize_to_tray.setChecked(bool(s.minimize_to_tray))
@@ -335,7 +335,7 @@ class SettingsPage(QWidget):
         if added:
             self.folders.clear()
             self.folders.addItems(list(self.core.settings.library_folders))
-            self.download_root.setPlaceholderText(str(self.core.settings.effective_download_root))
+            self._show_download_root()
             self._save_timer.start()
             self._follow_layout()
         return added
@@ -361,6 +361,10 @@ class SettingsPage(QWidget):
         return run_task(find_model_folders, on_result=found,
                         on_error=lambda _exc: self.find_folders.setEnabled(True),
                         pool="disk", name="find model folders", owner=self)
+
+    def _show_download_root(self) -> None:
+        """Where downloads go when the field is empty: it moves with the library folders."""
+        self.download_root.setPlaceholderText(str(self.core.settings.effective_download_root))
 
     def _show_type_folders(self) -> None:
         s = self.core.settings
@@ -418,9 +422,10 @@ class SettingsPage(QWidget):
             return None
         self.core.settings.remove_library_folder(folder)
         self.folders.takeItem(self.folders.row(item))
-        self.download_root.setPlaceholderText(str(self.core.settings.effective_download_root))
+        self._show_download_root()
         self._save_timer.start()
-        scanner = Scanner(self.core.library, None, self.core.settings)
+        # The worker reads a copy: the folders it keeps are those of this moment.
+        scanner = Scanner(self.core.library, None, copy.deepcopy(self.core.settings))
 
         def forgotten(count: int) -> None:
             if count:
@@ -459,7 +464,7 @@ class SettingsPage(QWidget):
             s.api_base = normalised_api_base(base) if base else DEFAULT_API_BASE
         except ValueError as exc:
             self.status_message.emit(f"The Civitai address is not saved: {exc}")
-        self.download_root.setPlaceholderText(str(s.effective_download_root))
+        self._show_download_root()
         self._save_timer.start()
 
     # -- saving -------------------------------------------------------------------------------
