@@ -340,7 +340,7 @@ def hash_many(
             thread.join()
 
 
-#: Files up to this size are hashed several to a pool task: for a 30 KB embedding the
+#: Files up to this size are hashed several to a task: for a 30 KB embedding the
 #: task's hand-over costs more than hashing it.
 SMALL_FILE = 1 << 20
 SMALL_GROUP_BYTES = 2 << 20
