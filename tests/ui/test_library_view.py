@@ -253,6 +253,26 @@ def test_link_an_unknown_file_to_a_civitai_model(
     assert linked.identified and linked.model_name == "Clear VAE"
 
 
+def test_a_link_whose_version_is_of_another_model_is_refused(
+    qtbot, page, core, civitai_catalog, tmp_path, monkeypatch
+):
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    (folder / "mystery.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    scan_by_click(qtbot, page, core, folder)
+    entry = page.snapshot.entries[0]
+    c = civitai_catalog
+    url = f"https://civitai.com/models/{c.lora.id}?modelVersionId={c.vae_v1.id}"
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (url, True))
+    page.select_path(entry.path)
+    with qtbot.waitSignal(page.action_failed, timeout=10_000) as failed:
+        qtbot.mouseClick(page.detail.link_button, Qt.MouseButton.LeftButton)
+    assert f"version of model {c.vae.id}" in failed.args[0]
+    for box in page.findChildren(QMessageBox):
+        box.close()
+    assert not core.library.local_file(entry.path).version_id
+
+
 def test_rescan_of_a_moved_away_file_drops_it(qtbot, page, core, model_folder, tmp_path):
     scan_by_click(qtbot, page, core, model_folder)
     entry = next(e for e in page.snapshot.entries if e.type == "VAE")

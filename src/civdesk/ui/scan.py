@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Signal, Slot
 
-from civdesk.core.civitai.refs import parse_ref
+from civdesk.core.civitai.refs import parse_ref, resolve_version
 from civdesk.core.errors import Cancelled, CivdeskError
 from civdesk.core.library.repository import LocalFile
 from civdesk.core.scanner import PHASE_HASHING, PHASE_WALKING, Scanner, ScanProgress, ScanSummary
@@ -216,14 +216,7 @@ def rescan_file(core: Any, path: str | os.PathLike[str]) -> LocalFile | None:
 
 def link_file(core: Any, path: str | os.PathLike[str], reference: str) -> LocalFile:
     """Link a file to the Civitai model or version ``reference`` names (URL, id, AIR)."""
-    ref = parse_ref(reference, core.api_base)
     client = core.client()
-    if ref.version_id is not None:
-        version = client.get_version(ref.version_id)
-    else:
-        model = client.get_model(ref.model_id)
-        if model.latest_version is None:
-            raise CivdeskError(f"Civitai lists no version of model {ref.model_id} to link to")
-        core.library.upsert_model(model)
-        version = model.with_version_model(model.latest_version)
+    version = resolve_version(client, parse_ref(reference, core.api_base),
+                              fetched_model=core.library.upsert_model)
     return Scanner(core.library, client, core.settings).link(path, version)

@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING
 from civdesk.cli.errors import UsageError
 from civdesk.core.civitai.refs import BadReference, ModelRef, parse_ref
 from civdesk.core.civitai.schema import MODEL_TYPES
-from civdesk.core.errors import CivdeskError
 
 if TYPE_CHECKING:
-    from civdesk.core.civitai.client import CivitaiClient
-    from civdesk.core.civitai.schema import ModelVersion
+    pass
 
 Subparsers = argparse._SubParsersAction
 
@@ -48,34 +46,3 @@ def parse_reference(text: str, api_base: str | None = None) -> ModelRef:
         return parse_ref(text, api_base)
     except BadReference as exc:
         raise UsageError(str(exc)) from None
-
-
-def resolve_version(client: CivitaiClient, ref: ModelRef) -> ModelVersion:
-    """The version a reference names: the given version, or the model's latest one.
-
-    The version comes in its ``/model-versions`` form (with ``modelId`` and ``model``), the
-    form the library stores.
-    """
-    if ref.version_id is not None:
-        version = client.get_version(ref.version_id)
-        if ref.model_id is not None and version.model_id not in (None, ref.model_id):
-            # A link pieced together from two pages: which one was meant is anyone's guess.
-            raise MismatchedLink(
-                f"The link is to model {ref.model_id}, but its modelVersionId {version.id} "
-                f"is a version of model {version.model_id}: copy the link again, or give "
-                "the version id alone")
-        return version
-    assert ref.model_id is not None
-    model = client.get_model(ref.model_id)
-    latest = model.latest_version
-    if latest is None:
-        raise NoVersions(f"Model {model.id} ({model.name}) has no published version to download")
-    return model.with_version_model(latest)
-
-
-class MismatchedLink(CivdeskError):
-    """A model page link whose version belongs to another model."""
-
-
-class NoVersions(CivdeskError):
-    """A model without any version: nothing to download or link."""

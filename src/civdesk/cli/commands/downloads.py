@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from civdesk.cli.background import run_cancellable
-from civdesk.cli.commands.common import Subparsers, json_flag, parse_reference, resolve_version
+from civdesk.cli.commands.common import Subparsers, json_flag, parse_reference
 from civdesk.cli.errors import EXIT_OK, KEY_HINT, Interrupted
 from civdesk.cli.output import human_size, print_json, print_lines
+from civdesk.core.civitai.refs import resolve_version
 from civdesk.core.errors import CivdeskError
 
 if TYPE_CHECKING:

@@ -14,7 +14,6 @@ from civdesk.cli.commands.common import (
     json_flag,
     model_type,
     parse_reference,
-    resolve_version,
 )
 from civdesk.cli.commands.config import layout_note
 from civdesk.cli.errors import EXIT_OK, Interrupted, UsageError
@@ -27,6 +26,7 @@ from civdesk.cli.output import (
     shell_quote,
     table,
 )
+from civdesk.core.civitai.refs import resolve_version
 from civdesk.core.errors import CivdeskError
 
 if TYPE_CHECKING:

@@ -18,14 +18,28 @@ Links are accepted on civitai.com (and .green), and on the host of the configure
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from civdesk.core.errors import CivdeskError
 
+if TYPE_CHECKING:
+    from civdesk.core.civitai.client import CivitaiClient
+    from civdesk.core.civitai.schema import Model, ModelVersion
+
 
 class BadReference(CivdeskError, ValueError):
     """Text that names no Civitai model or version."""
+
+
+class MismatchedLink(CivdeskError):
+    """A model page link whose version belongs to another model."""
+
+
+class NoVersions(CivdeskError):
+    """A model without any version: nothing to download or link."""
 
 
 @dataclass(frozen=True)
@@ -135,3 +149,31 @@ def _on_civitai_site(link: SplitResult, api_base: str | None) -> bool:
         return bool(site.hostname) and (link.hostname, link.port) == (site.hostname, site.port)
     except ValueError:  # a port that is not a number
         return False
+
+
+def resolve_version(
+    client: CivitaiClient, ref: ModelRef, *, fetched_model: Callable[[Model], object] | None = None
+) -> ModelVersion:
+    """The version a reference names: the given version, or the model's latest one.
+
+    The version comes in its ``/model-versions`` form (with ``modelId`` and ``model``), the
+    form the library stores. ``fetched_model`` is called with the model when a model
+    reference made it fetched, for a caller that keeps it.
+    """
+    if ref.version_id is not None:
+        version = client.get_version(ref.version_id)
+        if ref.model_id is not None and version.model_id not in (None, ref.model_id):
+            # A link pieced together from two pages: which one was meant is anyone's guess.
+            raise MismatchedLink(
+                f"The link is to model {ref.model_id}, but its modelVersionId {version.id} "
+                f"is a version of model {version.model_id}: copy the link again, or give "
+                "the version id alone")
+        return version
+    assert ref.model_id is not None
+    model = client.get_model(ref.model_id)
+    if fetched_model is not None:
+        fetched_model(model)
+    latest = model.latest_version
+    if latest is None:
+        raise NoVersions(f"Model {model.id} ({model.name}) has no published version")
+    return model.with_version_model(latest)
