@@ -249,6 +249,21 @@ def test_pause_keeps_the_part_and_resume_continues_it(
     assert civitai.storage_headers[0]["Range"] == f"bytes={snap.bytes_done}-"
 
 
+def test_a_pause_outlives_a_restart_but_a_task_asked_for_by_id_still_runs(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    first = make_queue(civitai, db)
+    task_id = first.add(civitai_catalog.vae_v1.id, dest_dir=tmp_path)
+    first.pause()
+    again = make_queue(civitai, db)  # the app started again
+    assert again.paused and again.run_next() is None
+    assert again.task(task_id).state == "queued"
+    done = again.run_next(task_id)  # `civdesk download` in a terminal: that file, now
+    assert done is not None and done.state == "completed"
+    again.resume()
+    assert not make_queue(civitai, db).paused
+
+
 def test_tasks_survive_a_restart_and_an_interrupted_one_resumes(
     civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
 ) -> None:

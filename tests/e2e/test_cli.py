@@ -825,6 +825,28 @@ def test_queue_lists_cancels_and_clears_downloads(
     assert cli("queue", "--json").json == [] and Path(done["path"]).is_file()
 
 
+def test_a_paused_queue_still_downloads_what_the_command_line_asks_for(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, tmp_data_dir: Path
+) -> None:
+    from civdesk.core.context import Core
+    from civdesk.core.downloads.queue import DownloadQueue
+
+    c = civitai_catalog
+    core = Core.open(tmp_data_dir, api_base=civitai.base_url)
+    try:  # the window paused its queue with a download waiting, and quit
+        queue = DownloadQueue.for_core(core)
+        waiting = queue.add(c.vae_v1.id)
+        queue.pause()
+    finally:
+        core.close()
+    listing = cli("queue").stdout.splitlines()
+    assert listing[-1].startswith("The window's queue is paused (Resume all)")
+    run = cli("download", str(c.lora_v1.id), "--json")
+    assert run.code == 0 and run.json["state"] == "completed"
+    states = {t["id"]: t["state"] for t in cli("queue", "--json").json}
+    assert states[waiting] == "queued"
+
+
 def test_the_key_can_come_from_the_environment(
     cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, home: Path
 ) -> None:

@@ -359,6 +359,26 @@ def test_an_interrupted_queue_comes_back_and_resumes_in_a_new_dock(
     assert any(r and not r.startswith("bytes=0-") for r in ranges), ranges
 
 
+def test_pause_all_is_still_on_in_a_new_dock(
+    qtbot, make_dock, civitai: CivitaiDouble, civitai_catalog: SampleCatalog
+):
+    first = make_dock()
+    with qtbot.waitSignal(first.worker.paused_changed, timeout=WAIT_MS):
+        qtbot.mouseClick(first.pause_button, Qt.MouseButton.LeftButton)
+    first.worker.add(civitai_catalog.vae_v1.id)
+    qtbot.waitUntil(lambda: first.model.rowCount() == 1, timeout=WAIT_MS)
+    first.close()
+
+    second = make_dock()  # the app started again
+    qtbot.waitUntil(lambda: second.model.rowCount() == 1, timeout=WAIT_MS)
+    assert second.pause_button.text() == "Resume all"
+    assert "paused" in second.count_label.text()
+    qtbot.wait(300)
+    assert second.model.task(0).state == "queued" and not civitai.storage_headers
+    qtbot.mouseClick(second.pause_button, Qt.MouseButton.LeftButton)
+    wait_finished(qtbot, second, civitai_catalog.vae_v1.id)
+
+
 def test_clear_finished_empties_the_history(qtbot, dock: DownloadDock, civitai_catalog):
     dock.worker.add(civitai_catalog.vae_v1.id)
     wait_finished(qtbot, dock, civitai_catalog.vae_v1.id)

@@ -45,7 +45,8 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
 def run_list(session: Session, args: argparse.Namespace) -> int:
     from civdesk.core.downloads.queue import DownloadQueue
 
-    tasks = DownloadQueue.for_core(session.core()).tasks()
+    queue = DownloadQueue.for_core(session.core())
+    tasks = queue.tasks()
     if session.json:
         print_json([task_record(t) for t in tasks])
         return EXIT_OK
@@ -54,7 +55,11 @@ def run_list(session: Session, args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = [(f"#{t.id}", t.state, _progress(t), _name(t), t.error or t.dest_path or "")
             for t in tasks]
-    print_lines(table(rows, ("ID", "STATE", "DONE", "FILE", "WHERE / WHY")))
+    lines = table(rows, ("ID", "STATE", "DONE", "FILE", "WHERE / WHY"))
+    if queue.paused and any(t.state == "queued" for t in tasks):
+        lines.append("The window's queue is paused (Resume all); `civdesk download REF` "
+                     "still downloads one file now.")
+    print_lines(lines)
     return EXIT_OK
 
 

@@ -24,6 +24,11 @@ A file Civitai's own scans flagged as dangerous (a pickle that runs code when lo
 virus) fails with ``error_kind`` ``"flagged"`` unless the task says ``allow_flagged``:
 the user's informed choice, asked for by the front end.
 
+Pausing is remembered in the database: a queue paused when the app quit starts paused (its
+interrupted task back in line with its ``.part``). Paused, :meth:`DownloadQueue.run_next`
+starts nothing by itself, but a task asked for by id (``civdesk download`` in a terminal)
+still runs: that is a request for that file now.
+
 A failure of one task never stops the queue: it is recorded with a one-line reason and an
 ``error_kind`` the UI can word, and the next task starts.
 
@@ -287,7 +292,7 @@ class DownloadQueue:
         self.save_interval = save_interval
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
-        self._paused = False
+        self._paused = self.store.paused()
         self._running: _Running | None = None
         self._live: dict[int, _Live] = {}
         requeued = self.recover_stale()
@@ -486,6 +491,7 @@ class DownloadQueue:
                 return
             self._paused = True
             self._stop_running("pause")
+        self.store.set_paused(True)
         self._emit("paused", True)
 
     def resume(self) -> None:
@@ -493,6 +499,7 @@ class DownloadQueue:
             if not self._paused:
                 return
             self._paused = False
+        self.store.set_paused(False)
         self._emit("paused", False)
 
     def interrupt(self) -> None:
@@ -586,14 +593,14 @@ class DownloadQueue:
     def run_next(self, task_id: TaskId | None = None) -> TaskSnapshot | None:
         """Run the first queued task (or the queued task ``task_id``) to its end.
 
-        None when paused or when there is nothing this queue may run: tasks other processes
-        are downloading are skipped, and ``task_id`` in a finished state runs nothing (read
-        its state with :meth:`task`). A ``task_id`` another live process is downloading
-        raises :class:`DownloadingElsewhere`.
+        None when paused (a ``task_id`` still runs) or when there is nothing this queue may
+        run: tasks other processes are downloading are skipped, and ``task_id`` in a finished
+        state runs nothing (read its state with :meth:`task`). A ``task_id`` another live
+        process is downloading raises :class:`DownloadingElsewhere`.
         """
         self.recover_stale()  # a process that died since the last look leaves its task
         with self._lock:
-            if self._paused:
+            if self._paused and task_id is None:
                 return None
             running = self._claim_first() if task_id is None else self._claim(task_id)
             if running is None:

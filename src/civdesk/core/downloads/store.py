@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, update
 
 from civdesk.core.library.db import Database
-from civdesk.core.library.tables import DownloadTaskRow
+from civdesk.core.library.tables import DownloadTaskRow, SettingRow
 
 QUEUED, DOWNLOADING, COMPLETED, FAILED, CANCELLED = (
     "queued", "downloading", "completed", "failed", "cancelled",
@@ -79,11 +79,26 @@ def _record(row: DownloadTaskRow) -> TaskRecord:
     return TaskRecord(**{name: getattr(row, name) for name in FIELDS})
 
 
+#: The settings row that keeps "Pause all" across restarts (not a :class:`Settings` field:
+#: the queue writes it alone, so a Settings dialog saving its copy never undoes a pause).
+PAUSED_KEY = "downloads_paused"
+
+
 class TaskStore:
     """CRUD for download tasks; safe to use from several threads (one session each)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def paused(self) -> bool:
+        """Whether the queue was left paused."""
+        with self.db.session(write=False) as s:
+            row = s.get(SettingRow, PAUSED_KEY)
+            return row is not None and row.value is True
+
+    def set_paused(self, paused: bool) -> None:
+        with self.db.session() as s:
+            s.merge(SettingRow(key=PAUSED_KEY, value=paused))
 
     def add(self, version_id: int, **fields: Any) -> TaskRecord:
         """A new queued task at the end of the queue."""
