@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -247,6 +249,37 @@ def test_companions_left_behind_by_a_move_follow_their_model(
         assert info.parent == preview.parent == root / "sorted"
         assert info.name.startswith(stem_of(Path(row.path)) + ".")
         assert json.loads(info.read_text())["id"] == row.version_id and preview.is_file()
+
+
+def test_companions_follow_a_model_moved_to_another_drive(
+    lib: Library, client: CivitaiClient, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == root.stat().st_dev:
+        pytest.skip("needs a second file system (/dev/shm)")
+    other = Path(tempfile.mkdtemp(prefix="civdesk-test-drive-", dir=shm))
+    try:
+        settings = Settings(library_folders=[str(root), str(other)], hash_workers=2)
+        scanner = Scanner(lib, client, settings)
+        paths = place_three(root, civitai_catalog)
+        scanner.scan()
+        for p in paths:  # the model files only: a copy on the other drive, then a delete
+            shutil.move(p, other / p.name)
+        civitai_catalog.double.clear_requests()
+
+        summary = scanner.scan()
+
+        assert summary.moved == 3 and summary.companions_written == 0 and not summary.errors
+        assert [p for p in root.iterdir() if p.is_file()] == []  # no orphans on the old drive
+        assert [p.name for p in root.iterdir()] == []  # nor half copies
+        assert civitai_catalog.double.requests == []  # nothing fetched again
+        for row in lib.local_files():
+            assert row.info_path and Path(row.info_path).parent == other
+            assert json.loads(Path(row.info_path).read_text())["id"] == row.version_id
+            assert row.preview_path and Path(row.preview_path).is_file()
+        assert not [p for p in other.iterdir() if p.name.endswith(".tmp")]
+    finally:
+        shutil.rmtree(other)
 
 
 def test_files_moved_without_any_companions_get_new_ones_in_one_go(

@@ -49,6 +49,7 @@ from civdesk.core.sidecars import (
     companion,
     find_preview,
     info_json,
+    move_file,
     read_sidecars,
     stem_of,
     write_companions,
@@ -795,9 +796,10 @@ class _ScanRun:
     def _carry_companions(self, old: LocalFile, f: _Found) -> None:
         """Move the companions a moved or renamed model left behind to its new place.
 
-        A rename, not new files: the old folder is not left with orphans, nothing is
-        fetched again, and another tool's ``.civitai.info`` keeps what it had. Only the
-        files the library recorded as the model's, and never over an existing one.
+        A rename (a copy and a delete when the model went to another drive), not new files:
+        the old folder is not left with orphans, nothing is fetched again, and another
+        tool's ``.civitai.info`` keeps what it had. Only the files the library recorded as
+        the model's, and never over an existing one.
         """
         # Plain strings: a renamed folder moves thousands, whose companions mostly came along.
         old_name = os.path.basename(old.path)
@@ -816,7 +818,7 @@ class _ScanRun:
             try:
                 if os.path.lexists(target) or not os.path.isfile(source):
                     continue
-                os.rename(source, target)
+                move_file(recorded, os.fspath(target))  # a copy when it went to another drive
             except OSError as err:  # written anew below instead
                 log.info("Could not move %s to %s: %s", source, target, err)
                 continue

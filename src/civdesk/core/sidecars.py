@@ -17,8 +17,10 @@ bad file written by another tool must not stop a scan of thousands.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -501,6 +503,28 @@ def _atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def move_file(source: str, target: str) -> None:
+    """Rename ``source`` to ``target``; across drives, copy it under a temporary name
+    beside the target, rename that into place and delete the source, so the target is
+    never a half-copied file."""
+    try:
+        os.rename(source, target)
+        return
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise
+    folder, name = os.path.split(target)
+    tmp = os.path.join(folder, f".{name}.{_Pid.value}.{threading.get_ident()}.tmp")
+    try:
+        shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.unlink(source)
 
 
 # One encoder for every call: json.dumps(..., ensure_ascii=False) builds a new one each time.
