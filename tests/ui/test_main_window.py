@@ -63,12 +63,13 @@ def test_scan_library_reports_in_the_dock_and_notifies(qtbot, main_window, model
     assert title == "Library scan finished"
     assert "4 identified" in message
     # Then the quiet update check after the scan adds its outcome to the line.
-    assert main_window.dock.scan_status.label.text() == f"{message}. 1 update available"
+    assert main_window.dock.scan_status.label.text() == (
+        f"Scan finished: {message}. 1 update available")
     assert main_window.library.proxy.rowCount() == 4
     assert main_window.count_label.text() == "4 model files"
     assert main_window.library.scan_button.isEnabled()
-    assert message.startswith("Scan finished: ")  # said once on the status bar, not twice
-    assert main_window.statusBar().currentMessage() in (message, f"{message}. 1 update available")
+    assert message.startswith("4 files, 4 identified")  # the title says it is a scan
+    assert main_window.statusBar().currentMessage() == f"Library scan finished: {message}"
 
 
 def test_scan_without_folders_sends_the_user_to_settings(qtbot, main_window):

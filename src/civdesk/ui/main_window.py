@@ -293,14 +293,13 @@ class MainWindow(QMainWindow):
         self.dock.show_scan_progress(done, total, progress.current_path or "")
 
     def _notified(self, title: str, text: str) -> None:
-        # "Library scan finished: Scan finished: …" said it twice; the text names itself.
-        first_words = title.split(" ", 1)[-1].casefold()
-        self.show_status(text if text.casefold().startswith(first_words) else f"{title}: {text}")
+        self.show_status(f"{title}: {text}")
 
     def _scan_finished(self, summary: ScanSummary) -> None:
-        text = summary_text(summary)
+        found = summary_text(summary)
+        text = f"Scan finished: {found}"
         self.dock.show_scan_result(text)
-        self.notifier.notify("Library scan finished", text)
+        self.notifier.notify("Library scan finished", found)
         # New files may be of models never asked about: badges without a manual check. The
         # check asks only about models not checked in the last hours; a running one is kept.
         if not self.library.update_check_running:

@@ -30,7 +30,8 @@ SCAN_POOL = "scan"
 
 
 def summary_text(summary: ScanSummary) -> str:
-    """One line for the dock and a notification."""
+    """What a scan found, in one line without a heading (the dock puts "Scan finished:"
+    before it, a notification its title)."""
     parts = [
         f"{summary.found} files",
         f"{summary.identified} identified",
@@ -41,7 +42,7 @@ def summary_text(summary: ScanSummary) -> str:
         parts.append(f"{summary.moved} moved")
     if summary.duplicates:
         parts.append(f"{summary.duplicates} duplicate{'s' if summary.duplicates != 1 else ''}")
-    text = "Scan finished: " + ", ".join(parts)
+    text = ", ".join(parts)
     if summary.missing_roots:
         text += f". Not found: {', '.join(summary.missing_roots)}"
     if summary.errors:
