@@ -234,15 +234,21 @@ def test_an_update_in_early_access_says_until_when(
         f"Update available: v2.0 (early access until {until.date().isoformat()})")
 
 
-def test_link_an_unknown_file_to_a_civitai_model(
-    qtbot, page, core, civitai_catalog, tmp_path, monkeypatch
-):
+def unknown_file_entry(qtbot, page, core, tmp_path):
+    """The entry of a model file Civitai does not know, scanned into the library."""
     folder = tmp_path / "lib"
     folder.mkdir()
     (folder / "mystery.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     scan_by_click(qtbot, page, core, folder)
     entry = page.snapshot.entries[0]
     assert not entry.identified
+    return entry
+
+
+def test_link_an_unknown_file_to_a_civitai_model(
+    qtbot, page, core, civitai_catalog, tmp_path, monkeypatch
+):
+    entry = unknown_file_entry(qtbot, page, core, tmp_path)
     url = f"https://civitai.com/models/{civitai_catalog.vae.id}"
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (url, True))
     page.select_path(entry.path)
@@ -256,11 +262,7 @@ def test_link_an_unknown_file_to_a_civitai_model(
 def test_a_link_whose_version_is_of_another_model_is_refused(
     qtbot, page, core, civitai_catalog, tmp_path, monkeypatch
 ):
-    folder = tmp_path / "lib"
-    folder.mkdir()
-    (folder / "mystery.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
-    scan_by_click(qtbot, page, core, folder)
-    entry = page.snapshot.entries[0]
+    entry = unknown_file_entry(qtbot, page, core, tmp_path)
     c = civitai_catalog
     url = f"https://civitai.com/models/{c.lora.id}?modelVersionId={c.vae_v1.id}"
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (url, True))
