@@ -242,6 +242,22 @@ def test_the_tray_shows_the_one_colour_tray_glyph_not_the_app_icon(qtbot, core):
         window.close()
 
 
+@pytest.mark.qt_log_ignore(r"No such signal QPlatformNativeInterface::systemTrayWindowChanged")
+def test_the_tray_starts_paused_when_the_queue_was_left_paused(qtbot, core):
+    from civdesk.core.downloads.store import TaskStore
+
+    TaskStore(core.db).set_paused(True)  # as the last run's Pause all left it
+    window = MainWindow(core, use_tray=True)
+    qtbot.addWidget(window)
+    wait_until_ready(qtbot, window)
+    try:
+        action = window.tray.pause_action
+        assert action.isChecked() and action.text() == "Resume downloads"
+        assert window.dock.pause_button.text() == "Resume all"
+    finally:
+        window.close()
+
+
 def test_one_stylesheet_from_resources_is_applied(qapp):
     from civdesk.ui import icons, theme
 

@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
             self.tray.show_requested.connect(self.bring_to_front)
             self.tray.quit_requested.connect(self.quit)
             self.tray.pause_toggled.connect(self._tray_pause_toggled)
+            self.tray.set_paused(self.dock.worker.paused)  # a pause outlives a restart
 
         self._restore_state()
         self.library.refresh()
