@@ -507,8 +507,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def move_file(source: str, target: str) -> None:
     """Rename ``source`` to ``target``; across drives, copy it under a temporary name
-    beside the target, rename that into place and delete the source, so the target is
-    never a half-copied file."""
+    beside the target, rename that into place and delete the source (if it can be), so the
+    target is never a half-copied file."""
     try:
         os.rename(source, target)
         return
@@ -524,7 +524,9 @@ def move_file(source: str, target: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    os.unlink(source)
+    # The copy is in place: a source that cannot be deleted (a read-only drive) only stays.
+    with contextlib.suppress(OSError):
+        os.unlink(source)
 
 
 # One encoder for every call: json.dumps(..., ensure_ascii=False) builds a new one each time.
