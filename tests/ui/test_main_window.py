@@ -381,3 +381,29 @@ def test_show_in_library_of_a_version_no_longer_there_says_so(qtbot, main_window
     assert main_window.current_page == "models"
     assert main_window.statusBar().currentMessage() == (
         "That version is not in the library any more: scan to refresh it")
+
+
+def test_saving_another_setting_leaves_the_civitai_page_as_it_was(qtbot, main_window):
+    w = main_window
+    w.show()
+    browser = w.browser
+    w.show_page("civitai")
+    browser.nsfw_box.setChecked(True)  # this page's own choice, not the saved preference
+    with qtbot.waitSignal(browser.page_loaded, timeout=10_000):
+        qtbot.keyClick(browser.search_box, Qt.Key.Key_Return)
+    loads: list[object] = []
+    browser.page_loaded.connect(loads.append)
+    w.show_page("settings")
+    page = w.settings_page
+    page.key_edit.setText("a-new-key")
+    page.key_edit.textEdited.emit("a-new-key")
+    with qtbot.waitSignal(page.settings_changed, timeout=5000):
+        page.key_edit.editingFinished.emit()
+    w.show_page("civitai")
+    qtbot.wait(200)
+    assert browser.nsfw_box.isChecked() and loads == []  # no new search either
+
+    browser.nsfw_box.setChecked(False)
+    w.core.settings.allow_nsfw = True  # the preference itself changed: the page follows
+    page.settings_changed.emit()
+    assert browser.nsfw_box.isChecked()

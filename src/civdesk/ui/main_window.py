@@ -73,6 +73,9 @@ class MainWindow(QMainWindow):
         self._browser_library_stale = False
         # The scan's outcome, kept for the dock line while the quiet check after it runs.
         self._scan_text: str | None = None
+        #: The NSFW preference last passed to the pages: a save of any other setting must
+        #: not reset the Civitai page's own NSFW box (and with it the results shown).
+        self._allow_nsfw = bool(core.settings.allow_nsfw)
         self.thumbnails = thumbnails or ThumbnailLoader.for_core(core, self)
         self.notifier = Notifier(self)
         self.scans = ScanController(core, self)
@@ -239,8 +242,11 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _settings_changed(self) -> None:
-        """The NSFW choice reaches both grids (blurred or sharp previews) at once."""
+        """A new NSFW choice reaches both grids (blurred or sharp previews) at once."""
         allow = bool(self.core.settings.allow_nsfw)
+        if allow == self._allow_nsfw:
+            return
+        self._allow_nsfw = allow
         self.library.set_allow_nsfw(allow)
         self.browser.nsfw_box.setChecked(allow)
 
