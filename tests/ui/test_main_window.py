@@ -407,3 +407,22 @@ def test_saving_another_setting_leaves_the_civitai_page_as_it_was(qtbot, main_wi
     w.core.settings.allow_nsfw = True  # the preference itself changed: the page follows
     page.settings_changed.emit()
     assert browser.nsfw_box.isChecked()
+
+
+def test_retry_right_after_pasting_the_key_uses_it(qtbot, main_window, civitai, civitai_catalog):
+    from tests.conftest import TEST_API_KEY
+
+    w = main_window
+    version = civitai_catalog.lora_v2
+    civitai.login_required(version)
+    with qtbot.waitSignal(w.dock.worker.task_finished, timeout=15_000) as failed:
+        w.dock.worker.add(version.id)
+    task = failed.args[0]
+    assert task.error_kind == "auth"
+    w.show_page("settings")
+    w.settings_page.key_edit.insert(TEST_API_KEY)  # a paste: saved a moment later, or…
+    w.settings_page.key_edit.textEdited.emit(w.settings_page.key_edit.text())
+    w.dock.select_task(task.id)
+    with qtbot.waitSignal(w.dock.worker.task_finished, timeout=15_000) as retried:
+        qtbot.mouseClick(w.dock.retry_button, Qt.MouseButton.LeftButton)  # …now, first
+    assert retried.args[0].state == "completed"

@@ -184,6 +184,7 @@ class MainWindow(QMainWindow):
         self.library.update_check_finished.connect(self._update_check_finished)
         self.settings_page.settings_changed.connect(self._settings_changed)
         self.settings_page.library_changed.connect(self.library.refresh)
+        self.dock.before_retry = self.settings_page.after_saving
         self.notifier.notified.connect(self._notified)
 
         worker = self.dock.worker

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -469,6 +470,16 @@ class SettingsPage(QWidget):
 
     # -- saving -------------------------------------------------------------------------------
 
+    def after_saving(self, then: Callable[[], object]) -> None:
+        """Call ``then`` once what was typed is saved: at once when nothing waits, else when
+        the save this starts has ended (saved or not). A download retried right after the
+        key was pasted then runs with it."""
+        if not (self._save_timer.isActive() or self._key_dirty):
+            then()
+            return
+        self._save_timer.stop()
+        self._save_now(then)
+
     def flush(self, *, wait: bool = False) -> None:
         """Save what is waiting for the save timer now.
 
@@ -487,7 +498,7 @@ class SettingsPage(QWidget):
         else:
             self._save_now()
 
-    def _save_now(self) -> None:
+    def _save_now(self, then: Callable[[], object] | None = None) -> None:
         settings = copy.deepcopy(self.core.settings)  # the worker must not see later edits
         key = self.key_edit.text().strip() if self._key_dirty else None
         self._key_dirty = False
@@ -507,11 +518,18 @@ class SettingsPage(QWidget):
                 self.key_status.setText(f"{tested} {stored}" if tested else stored)
             self.saved.emit()
             self.settings_changed.emit()
+            if then is not None:
+                then()
+
+        def failed(exc: BaseException) -> None:
+            self._save_failed(exc)
+            if then is not None:
+                then()
 
         run_task(
             save,
             on_result=done,
-            on_error=self._save_failed,
+            on_error=failed,
             pool="db",
             name="save settings",
             owner=self,

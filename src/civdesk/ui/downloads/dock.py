@@ -135,6 +135,9 @@ class DownloadDock(QDockWidget):
         self.core = core
         #: Opens a folder in the file manager (replaced in tests).
         self.open_url: Callable[[QUrl], object] = QDesktopServices.openUrl
+        #: Runs a retry once settings typed elsewhere are saved (the window hands in the
+        #: Settings page's ``after_saving``): a key pasted just before Retry is used.
+        self.before_retry: Callable[[Callable[[], object]], None] = lambda retry: retry()
         # The queue of this data directory: unfinished tasks come back from the database.
         self.worker = DownloadWorker(
             queue or DownloadQueue.for_core(core, chunk_size=WINDOW_BUFFER), self,
@@ -307,7 +310,7 @@ class DownloadDock(QDockWidget):
         if allow and not confirm_flagged(self, task.error or ""):
             return
         self.error_label.hide()
-        self.worker.retry(task.id, allow_flagged=allow)
+        self.before_retry(lambda: self.worker.retry(task.id, allow_flagged=allow))
 
     @Slot()
     def _show_selected(self) -> None:
