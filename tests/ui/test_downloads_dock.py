@@ -473,3 +473,23 @@ def test_a_stopped_worker_is_deleted_without_touching_its_finished_thread(
     assert thread.isFinished()
     with qtbot.waitSignal(dock.worker.destroyed):
         dock.deleteLater()
+
+
+def test_a_retried_task_moved_to_the_end_updates_the_count_and_buttons(
+    qtbot, dock: DownloadDock, civitai_catalog: SampleCatalog
+):
+    qtbot.mouseClick(dock.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dock.worker.paused)
+    ids: list[int] = []
+    for version in (civitai_catalog.lora_v2, civitai_catalog.checkpoint_v1):
+        dock.worker.add(version.id, on_added=ids.append)
+    qtbot.waitUntil(lambda: dock.model.rowCount() == 2, timeout=WAIT_MS)
+    dock.select_task(ids[0])
+    qtbot.mouseClick(dock.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dock.model.tasks()[0].state == "cancelled", timeout=WAIT_MS)
+    qtbot.mouseClick(dock.retry_button, Qt.MouseButton.LeftButton)  # back in line, last
+    qtbot.waitUntil(lambda: [t.state for t in dock.model.tasks()] == ["queued", "queued"],
+                    timeout=WAIT_MS)
+    assert dock.count_label.text().startswith("2 downloads")
+    assert dock.selected_task().id == ids[0]
+    assert dock.cancel_button.isEnabled() and not dock.retry_button.isEnabled()

@@ -234,8 +234,8 @@ class DownloadDock(QDockWidget):
         self.worker.crashed.connect(self._show_error)
         self.worker.command_failed.connect(self._show_error)
         self.model.rowsInserted.connect(self._show_added)
-        for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.modelReset,
-                       self.model.dataChanged, self.model.layoutChanged):
+        for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.rowsMoved,
+                       self.model.modelReset, self.model.dataChanged, self.model.layoutChanged):
             signal.connect(self._update_controls)
         self.view.selectionModel().selectionChanged.connect(self._update_controls)
         self.cancel_button.clicked.connect(self._cancel_selected)
