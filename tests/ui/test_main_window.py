@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from datetime import datetime, timedelta, timezone
 
@@ -426,3 +427,25 @@ def test_retry_right_after_pasting_the_key_uses_it(qtbot, main_window, civitai, 
     with qtbot.waitSignal(w.dock.worker.task_finished, timeout=15_000) as retried:
         qtbot.mouseClick(w.dock.retry_button, Qt.MouseButton.LeftButton)  # …now, first
     assert retried.args[0].state == "completed"
+
+
+def test_an_update_check_ending_during_a_scan_leaves_the_scan_its_line(
+    qtbot, main_window, model_folder, civitai
+):
+    w = main_window
+    w.show()
+    _scan(qtbot, w, model_folder)
+    for n in range(2):  # new to the library: the next scan asks Civitai about them
+        (model_folder / f"new{n}.safetensors").write_bytes(os.urandom(1000))
+    civitai.api_latency(0.6)
+    w.library.check_all_updates()
+    qtbot.wait(100)
+    assert w.start_scan()  # its lookups wait as long as the check: it ends first
+    line = w.dock.scan_status
+    with qtbot.waitSignal(w.library.update_check_finished, timeout=10_000) as checked:
+        pass
+    said = checked.args[0]
+    assert w.scans.running
+    assert line.cancel_button.isVisible() and said not in line.label.text()
+    assert w.statusBar().currentMessage() == said
+    qtbot.waitUntil(lambda: not w.scans.running, timeout=10_000)

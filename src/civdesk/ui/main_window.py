@@ -268,6 +268,8 @@ class MainWindow(QMainWindow):
     # -- update checks ------------------------------------------------------------------------
 
     def _update_check_progressed(self, done: int, total: int) -> None:
+        if self.scans.running:
+            return  # the line shows the scan (and its Cancel button) until it ends
         if self._scan_text is None:
             self.dock.show_update_check_progress(done, total)
         else:  # right after a scan: its outcome stays readable on the line
@@ -275,6 +277,9 @@ class MainWindow(QMainWindow):
 
     def _update_check_finished(self, text: str) -> None:
         scan_text, self._scan_text = self._scan_text, None
+        if self.scans.running:  # a check started before this scan: said beside it
+            self.show_status(text)
+            return
         self.dock.show_scan_result(f"{scan_text}. {text}" if scan_text else text)
 
     # -- scans --------------------------------------------------------------------------------
