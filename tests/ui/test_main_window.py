@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from PySide6.QtCore import Qt, QThread
 from PySide6.QtWidgets import QApplication, QMessageBox
-from tests.ui.conftest import LayoutRequests, open_core, wait_until_ready
+from tests.ui.conftest import LayoutRequests, open_core, wait_until_ready, write_model_file
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.ui import tasks
@@ -449,3 +449,66 @@ def test_an_update_check_ending_during_a_scan_leaves_the_scan_its_line(
     assert line.cancel_button.isVisible() and said not in line.label.text()
     assert w.statusBar().currentMessage() == said
     qtbot.waitUntil(lambda: not w.scans.running, timeout=10_000)
+
+
+def _unknown_files(folder, count: int) -> list:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"f{n:03d}.safetensors" for n in range(count)]
+    for path in paths:
+        path.write_bytes(os.urandom(4096))
+    return paths
+
+
+def _wait_settled_after_scan(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: not window.scans.running, timeout=30_000)
+    page = window.library
+    qtbot.waitUntil(lambda: page._loading.done and not page._reload_again, timeout=10_000)
+
+
+def test_a_folder_removed_while_a_scan_runs_leaves_the_library(
+    qtbot, main_window, civitai, tmp_path, monkeypatch
+):
+    w = main_window
+    keep, drop = tmp_path / "keep", tmp_path / "drop"
+    _unknown_files(keep, 3)
+    _unknown_files(drop, 12)
+    w.core.settings.library_folders = [str(keep), str(drop)]
+    w.settings_page.load()
+    civitai.api_latency(0.5)  # the scan's lookups: it still runs when the folder goes
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    assert w.start_scan()
+    qtbot.wait(200)
+    w.settings_page.folders.setCurrentRow(1)
+    w.settings_page._remove_selected_folder()
+    _wait_settled_after_scan(qtbot, w)
+    qtbot.waitUntil(lambda: not any(f.path.startswith(str(drop))
+                                    for f in w.core.library.local_files()), timeout=5000)
+    assert len(w.core.library.local_files()) == 3
+
+
+def test_a_file_deleted_while_a_scan_looks_it_up_stays_deleted(
+    qtbot, main_window, civitai, civitai_catalog, tmp_path, monkeypatch
+):
+    w = main_window
+    root = tmp_path / "models"
+    lora = write_model_file(root / "Lora", civitai_catalog.lora_v1.files[0])
+    _unknown_files(root / "x", 10)
+    w.core.settings.library_folders = [str(root)]
+    civitai.fail(n=1000, status=503, path_prefix="/api/v1/model-versions")  # Civitai down
+    client = w.core.client
+    monkeypatch.setattr(w.core, "client", lambda: CivitaiClient(civitai.base_url, backoff=0.0))
+    assert w.start_scan()
+    _wait_settled_after_scan(qtbot, w)
+    assert not w.core.library.local_file(lora).version_id
+    monkeypatch.setattr(w.core, "client", client)
+    civitai.reset_faults()
+    civitai.api_latency(1.0)  # the next scan identifies it, slowly
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    assert w.start_scan()
+    qtbot.wait(300)
+    victim = next(e for e in w.library.snapshot.entries if e.path == str(lora))
+    w.library.delete_entry(victim)
+    qtbot.waitUntil(lambda: not lora.exists(), timeout=5000)
+    _wait_settled_after_scan(qtbot, w)
+    qtbot.waitUntil(lambda: w.core.library.local_file(lora) is None, timeout=5000)
+    qtbot.waitUntil(lambda: os.listdir(lora.parent) == [], timeout=5000)  # no companions

@@ -299,6 +299,8 @@ class MainWindow(QMainWindow):
     def _scan_started(self) -> None:
         for button in (self.library.scan_button, self.settings_page.scan_button):
             button.setEnabled(False)
+        self.library.scan_started()
+        self.settings_page.scan_started()
         self.dock.show_scan_progress(0, 0, "")
 
     def _scan_progressed(self, progress: Any) -> None:
@@ -329,6 +331,9 @@ class MainWindow(QMainWindow):
     def _scan_stopped(self) -> None:
         for button in (self.library.scan_button, self.settings_page.scan_button):
             button.setEnabled(True)
+        # What was deleted or removed meanwhile, undone by the scan's last stores: again.
+        self.library.scan_stopped()
+        self.settings_page.scan_stopped()
         self.library.refresh()
 
     # -- downloads ----------------------------------------------------------------------------

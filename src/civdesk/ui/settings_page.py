@@ -83,6 +83,8 @@ class SettingsPage(QWidget):
         self.setObjectName("settingsPage")
         self.core = core
         self._key_dirty = False
+        self._scan_running = False
+        self._removed_during_scan: list[str] = []
         self._tested: dict[str, str] = {}  # key -> what Civitai said of it (Test key)
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
@@ -425,6 +427,22 @@ class SettingsPage(QWidget):
         self.folders.takeItem(self.folders.row(item))
         self._show_download_root()
         self._save_timer.start()
+        if self._scan_running:  # the scan may still store files of it: forget them after
+            self._removed_during_scan.append(folder)
+        return self._forget_folder(folder)
+
+    def scan_started(self) -> None:
+        self._scan_running = True
+
+    def scan_stopped(self) -> None:
+        """Forget again the folders removed while the scan ran: it stored what it found."""
+        self._scan_running = False
+        removed, self._removed_during_scan = self._removed_during_scan, []
+        for folder in removed:
+            if folder not in self.core.settings.library_folders:  # not added back since
+                self._forget_folder(folder)
+
+    def _forget_folder(self, folder: str) -> TaskHandle:
         # The worker reads a copy: the folders it keeps are those of this moment.
         scanner = Scanner(self.core.library, None, copy.deepcopy(self.core.settings))
 

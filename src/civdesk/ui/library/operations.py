@@ -67,10 +67,20 @@ def delete_with_companions(library: Library, model_path: str | os.PathLike[str])
         try:
             path.unlink()
             deleted.append(str(path))
+        except FileNotFoundError:
+            pass
         except OSError as exc:
             log.warning("Companion %s could not be deleted: %s", path, exc)
     library.remove_files([model])
     return deleted
+
+
+def delete_again(library: Library, model_paths: list[str]) -> None:
+    """Finish deletes a scan raced with: for each model no longer on disk, the companions
+    and the library row the scan may have written after the delete."""
+    for path in model_paths:
+        if not os.path.lexists(path):
+            delete_with_companions(library, path)
 
 
 def check_model_update(library: Library, client: CivitaiClient, model_id: int) -> UpdateInfo | None:

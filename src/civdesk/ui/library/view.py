@@ -56,6 +56,7 @@ from civdesk.ui.library.model import (
 from civdesk.ui.library.operations import (
     check_library_updates,
     check_model_update,
+    delete_again,
     delete_with_companions,
     update_check_text,
 )
@@ -438,6 +439,8 @@ class LibraryPage(QWidget):
         self._loading: TaskHandle | None = None
         self._update_check: TaskHandle | None = None
         self._reload_again = False
+        self._scan_running = False
+        self._deleted_during_scan: list[str] = []
 
         self.model = LibraryModel(self)
         self.proxy = LibraryFilterProxy(self)
@@ -843,6 +846,8 @@ class LibraryPage(QWidget):
         )
         if answer != QMessageBox.StandardButton.Yes:
             return
+        if self._scan_running:  # the scan may store it and write its companions again
+            self._deleted_during_scan.append(entry.path)
 
         def deleted(paths: list[str]) -> None:
             self.thumbnails.invalidate(entry.preview or "")
@@ -862,6 +867,19 @@ class LibraryPage(QWidget):
             name="delete file",
             owner=self,
         )
+
+    def scan_started(self) -> None:
+        self._scan_running = True
+
+    def scan_stopped(self) -> None:
+        """Delete again what was deleted while the scan ran: it may have stored the file
+        and written its companions after the delete."""
+        self._scan_running = False
+        paths, self._deleted_during_scan = self._deleted_during_scan, []
+        if not paths:
+            return
+        run_task(delete_again, self.core.library, paths, on_result=lambda _: self.refresh(),
+                 on_error=self._action_failed, pool="disk", name="delete again", owner=self)
 
     def rescan_file(self, entry: LibraryEntry) -> None:
         from civdesk.ui.scan import rescan_file
