@@ -282,6 +282,18 @@ def test_companions_follow_a_model_moved_to_another_drive(
         shutil.rmtree(other)
 
 
+def test_progress_tells_the_new_files_from_the_known_ones(
+    scanner: Scanner, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    place_three(root, civitai_catalog)
+    scanner.scan()
+    place(root / "new", civitai_catalog.checkpoint_v1.primary_file)  # type: ignore[arg-type]
+    seen: list[ScanProgress] = []
+    scanner.scan(progress=seen.append)
+    hashing = [p for p in seen if p.phase == scanner_module.PHASE_HASHING]
+    assert hashing and {(p.files_found, p.files_to_hash) for p in hashing} == {(4, 1)}
+
+
 def test_files_moved_without_any_companions_get_new_ones_in_one_go(
     scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
 ) -> None:

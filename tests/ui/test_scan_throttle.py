@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from civdesk.core.scanner import PHASE_HASHING, PHASE_WALKING, ScanProgress
-from civdesk.ui.scan import ProgressThrottle
+from civdesk.ui.scan import ProgressThrottle, progress_counts
 
 
 def _progress(phase: str, n: int) -> ScanProgress:
@@ -20,3 +20,9 @@ def test_progress_is_throttled_but_phase_changes_always_pass():
     assert 5 <= len(passed) <= 6
     throttle(_progress(PHASE_HASHING, 1000))
     assert passed[-1].phase == PHASE_HASHING
+
+
+def test_files_not_read_again_count_as_done() -> None:
+    # 400 files unchanged since the last scan, 20 new: 5 of those read so far.
+    progress = ScanProgress(PHASE_HASHING, 420, 5, 0, "/m/new.safetensors", 10, 100, 20)
+    assert progress_counts(progress) == (405, 420)

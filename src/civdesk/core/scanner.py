@@ -132,6 +132,7 @@ class ScanProgress:
     current_path: str | None
     bytes_done: int
     bytes_total: int
+    files_to_hash: int = 0  # of files_found: the new and changed ones (the rest are known)
 
 
 @dataclass
@@ -516,6 +517,7 @@ class _ScanRun:
         self.identified = 0
         self.bytes_done = 0
         self.bytes_total = 0
+        self.to_hash = 0
         self.phase = PHASE_WALKING
         self.lookups_down: str | None = None  # set after a transient failure: stop asking
         self.lookup_failures = 0
@@ -554,6 +556,7 @@ class _ScanRun:
                     os.fspath(current) if current else None,
                     self.bytes_done,
                     self.bytes_total,
+                    self.to_hash,
                 ),
                 force,
             )
@@ -836,6 +839,7 @@ class _ScanRun:
         # because they are already usable before their hash is known.
         to_hash.sort(key=lambda w: (w.sidecar is not None, -w.found.stat.size))
         self.bytes_total = sum(w.found.stat.size for w in to_hash)
+        self.to_hash = len(to_hash)
         self.phase = PHASE_HASHING if to_hash else PHASE_LOOKING_UP
         self._progress(force=True)
 

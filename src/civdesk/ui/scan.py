@@ -54,8 +54,8 @@ def progress_counts(p: ScanProgress) -> tuple[int, int]:
     """(done, total) files for a progress bar; total 0 while the walk is still counting."""
     if p.phase == PHASE_WALKING:
         return p.files_found, 0
-    if p.phase == PHASE_HASHING:
-        return p.files_hashed, p.files_found
+    if p.phase == PHASE_HASHING:  # the files not read again are done already
+        return p.files_found - p.files_to_hash + p.files_hashed, p.files_found
     return p.files_found, p.files_found
 
 

@@ -94,7 +94,9 @@ def run_scan(session: Session, args: argparse.Namespace) -> int:
 
     def on_progress(p: ScanProgress) -> None:
         if p.bytes_total:
-            label = f"{p.files_hashed}/{p.files_found} files {Path(p.current_path or '').name}"
+            # The bytes of the new and changed files: so many of those files read.
+            read = f"{p.files_hashed}/{p.files_to_hash or p.files_found}"
+            label = f"{read} files read {Path(p.current_path or '').name}"
             bar.update(p.bytes_done, p.bytes_total, label)
         else:
             bar.count(p.files_found, None, f"files found ({p.phase})")
