@@ -284,6 +284,19 @@ def test_rescan_of_a_moved_away_file_drops_it(qtbot, page, core, model_folder, t
     assert entry.path not in [e.path for e in page.snapshot.entries]
 
 
+def test_a_selected_file_gone_after_a_rescan_leaves_no_card_current(
+    qtbot, page, core, model_folder
+):
+    scan_by_click(qtbot, page, core, model_folder)
+    entry = page.proxy.entry(page.proxy.index(0, 0))
+    assert page.select_path(entry.path)
+    Path(entry.path).unlink()
+    scan_by_click(qtbot, page, core, model_folder)
+    # Qt made a neighbour current when the row went: Delete would have asked about it.
+    assert page.current_entry() is None and page.detail.entry is None
+    assert not page.grid.selectionModel().selectedIndexes()
+
+
 def test_right_click_on_a_card_opens_its_menu(qtbot, page, core, model_folder):
     scan_by_click(qtbot, page, core, model_folder)
     rect = page.grid.visualRect(page.proxy.index(0, 0))

@@ -760,12 +760,15 @@ class LibraryPage(QWidget):
         return self.select_path(entry.path)
 
     def select_path(self, path: str) -> bool:
+        """Make the file the current card; False (and no current card) when it is not
+        shown: a neighbour Qt made current when its row went must not stand in for it (a
+        Delete would then act on the neighbour)."""
         row = self.model.row_of(path)
-        if row is None:
-            self.detail.show_entry(None, self.snapshot)
-            return False
-        index = self.proxy.mapFromSource(self.model.index(row, 0))
-        if not index.isValid():
+        index = self.proxy.mapFromSource(self.model.index(row, 0)) if row is not None else None
+        if index is None or not index.isValid():
+            selection = self.grid.selectionModel()
+            selection.clearSelection()
+            selection.clearCurrentIndex()
             self.detail.show_entry(None, self.snapshot)
             return False
         self.grid.setCurrentIndex(index)
