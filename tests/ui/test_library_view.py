@@ -196,6 +196,17 @@ def test_a_long_file_name_wraps_in_the_detail_pane(qtbot, page, core, model_fold
     assert page.detail.link_button.isVisibleTo(page)
 
 
+def test_a_long_name_without_separators_wraps_too(qtbot, page, core, model_folder):
+    name = "MyMergedCheckpoint" * 8 + ".safetensors"  # 144 letters, nowhere to break
+    (model_folder / "Stable-diffusion" / name).write_bytes(os.urandom(2000))
+    scan_by_click(qtbot, page, core, model_folder)
+    assert page.select_path(str(model_folder / "Stable-diffusion" / name))
+    title = page.detail.title
+    assert title.text().replace("\u200b", "") == name and title.toolTip() == name
+    line = title.fontMetrics().height()
+    assert title.heightForWidth(280) >= 3 * line  # wrapped on several lines, not clipped
+
+
 def test_check_for_update_then_updates_filter_and_one_click_download(
     qtbot, page, core, model_folder, civitai_catalog
 ):

@@ -163,11 +163,16 @@ class TypeSidebar(QListWidget):
 _NAME_JOINERS = re.compile(r"([_\-.,)\]/\\])")
 
 
+#: A run of letters and digits this long gets break points too (a hash, a name written
+#: without separators); non-Latin scripts such as CJK wrap between characters already.
+_LONG_RUN = re.compile(r"([A-Za-z0-9]{24})(?=[A-Za-z0-9])")
+
+
 def breakable(name: str) -> str:
-    """``name`` with invisible break points after ``_ - . , ) ] / \\``, so that a label
-    wraps a file name like ``sdxl_style_lora_v2.1-pruned_fp16`` (or a path) instead of
-    growing to fit it."""
-    return _NAME_JOINERS.sub("\\1\u200b", name)
+    """``name`` with invisible break points after ``_ - . , ) ] / \\`` and inside long runs
+    of letters and digits, so that a label wraps a file name like
+    ``sdxl_style_lora_v2.1-pruned_fp16`` (or a path) instead of growing to fit it."""
+    return _LONG_RUN.sub("\\1\u200b", _NAME_JOINERS.sub("\\1\u200b", name))
 
 
 class DetailPane(QWidget):
@@ -294,6 +299,7 @@ class DetailPane(QWidget):
             self.copy_words.hide()
             return
         self.title.setText(breakable(display_name(entry)))
+        self.title.setToolTip(display_name(entry))
         self.subtitle.setText(
             breakable(entry.file_name) if entry.model_name else "Not identified on Civitai")
         self._set_preview(entry)
