@@ -18,6 +18,7 @@ from civdesk.ui.library.model import (
     Show,
     SortKey,
     load_snapshot,
+    search_fold,
 )
 
 
@@ -72,6 +73,12 @@ def test_source_model_passes_qtmodeltester_and_exposes_roles(qtmodeltester, fill
     assert b"Entry" in model.roleNames().values()
 
 
+def test_search_folds_case_and_accents() -> None:
+    assert search_fold("Ünïcödé Café") == "unicode cafe"
+    assert search_fold("STRASSE") == search_fold("Straße")  # casefold, not lower
+    assert search_fold("ＳＤＸＬ") == "sdxl"  # full-width letters, as some names use
+
+
 def test_sorting_keeps_persistent_indexes_on_their_entries(filled):
     model = LibraryModel()
     model.set_snapshot(filled)
@@ -105,6 +112,8 @@ def test_proxy_filters_by_type_search_duplicates_and_updates(qtmodeltester, fill
     assert len(_names(proxy)) == 2
     proxy.set_search("no such thing")
     assert proxy.rowCount() == 0
+    proxy.set_search("harbór LIGHT")  # accents and case both folded away
+    assert _names(proxy) == ["Harbor Light"]
     proxy.set_search("")
 
     proxy.set_show(Show.DUPLICATES)

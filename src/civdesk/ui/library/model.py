@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
+import unicodedata
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -121,12 +122,22 @@ class LibrarySnapshot:
 
 
 def search_text(entry: LibraryEntry) -> str:
-    """What a search looks in (as :meth:`LibraryEntry.matches`), lower-cased once: the
-    names, the file name, the trigger words and the base model ("sdxl" finds SDXL files)."""
-    return "\n".join(
+    """What a search looks in (as :meth:`LibraryEntry.matches`), folded once: the names,
+    the file name, the trigger words and the base model ("sdxl" finds SDXL files)."""
+    return search_fold("\n".join(
         (entry.model_name or "", entry.version_name or "", entry.file_name,
          entry.base_model or "", *entry.trained_words)
-    ).casefold()
+    ))
+
+
+def search_fold(text: str) -> str:
+    """``text`` as searches compare it: case-folded, accents dropped ("cafe" finds
+    "Café", "unicode" finds "Ünïcödé")."""
+    folded = text.casefold()
+    if folded.isascii():
+        return folded
+    decomposed = unicodedata.normalize("NFKD", folded)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def load_snapshot(library: Library) -> LibrarySnapshot:
@@ -666,7 +677,7 @@ class LibraryFilterProxy(QSortFilterProxyModel):
         self.set_filter(model_type=model_type)
 
     def set_search(self, text: str) -> None:
-        self.set_filter(terms=tuple(text.casefold().split()))
+        self.set_filter(terms=tuple(search_fold(text).split()))
 
     def set_show(self, show: Show) -> None:
         self.set_filter(show=show)
