@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -921,3 +922,22 @@ def test_a_manual_link_of_a_file_the_scan_identified_as_another_version_is_refus
     forced = scanner.link(lora, vae, force=True)
     assert (forced.version_id, forced.identified_by) == (cat.vae_v1.id, "manual")
     assert json.loads(info.read_text())["id"] == cat.vae_v1.id
+
+
+@pytest.mark.skipif(os.name == "nt" or sys.platform == "darwin",
+                    reason="names are UTF-16 on Windows and always UTF-8 on macOS")
+def test_a_name_that_is_not_text_is_skipped_and_told_not_fatal(
+    scanner: Scanner, lib: Library, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    place_three(root, civitai_catalog)
+    odd = os.path.join(os.fsencode(root), b"caf\xe9.safetensors")  # Latin-1, from an old zip
+    with open(odd, "wb") as fh:
+        fh.write(os.urandom(2000))
+    os.mkdir(os.path.join(os.fsencode(root), b"d\xe9j\xe0"))
+
+    summary = scanner.scan()
+
+    assert summary.identified == 3 and len(lib.local_files()) == 3
+    told = [e for e in summary.errors if "not valid text" in e]
+    assert len(told) == 2 and any("caf\\xe9.safetensors" in e for e in told)
+    assert scanner.scan().identified == 3  # and again: nothing stuck half-way

@@ -215,6 +215,7 @@ class _Walk:
         self.root = root
         self.files: list[_Found] = []
         self.unreadable: list[str] = []  # folders whose contents are unknown this time
+        self.bad_names: list[str] = []  # names that are not text (see _visit), skipped
         self.entries_at_root = 0
 
     def run(self, cancel: CancelFlag | None) -> None:
@@ -275,6 +276,14 @@ class _Walk:
         linked: list[tuple[Path, bool]],
         seen: set[tuple[int, int]],
     ) -> None:
+        name = entry.name
+        if not name.isascii() and not _is_text(name):
+            # Bytes that are no UTF-8 (a name from an old archive or share): the database,
+            # the companions and Civitai all need text. Told, and skipped (and what lies
+            # under such a folder with it) rather than failing the whole scan.
+            if entry.is_dir() or is_model_file_name(name):
+                self.bad_names.append(entry.path)
+            return
         try:
             if entry.is_dir():  # follows symlinks: linked folders are part of the library
                 if entry.name.startswith("."):
@@ -294,6 +303,16 @@ class _Walk:
                                          st.st_dev, folder_via_link or entry.is_symlink()))
         except OSError as err:  # a dangling link, or permissions on the entry
             log.info("Skipping %s: %s", entry.path, err)
+
+
+def _is_text(name: str) -> bool:
+    """Whether a file name decoded from the disk is real text: undecodable bytes come back
+    as lone surrogates, which UTF-8 (SQLite, JSON, the network) cannot carry."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _distinct_roots(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -632,6 +651,10 @@ class _ScanRun:
                 continue
             for folder in walk.unreadable:
                 self.summary.errors.append(f"Cannot read folder {folder}; its files were kept")
+            for path in walk.bad_names:
+                shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+                self.summary.errors.append(
+                    f"Skipped {shown}: its name is not valid text (UTF-8); rename it")
             self.walks.append(walk)
             self.found.extend(walk.files)
             self._progress()
