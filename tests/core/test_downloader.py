@@ -20,7 +20,7 @@ from civdesk.core.downloads.downloader import (
     _Flusher,
     human_size,
 )
-from civdesk.core.errors import Cancelled, DiskFull, HashMismatch
+from civdesk.core.errors import Cancelled, DiskFull, FileProblem, HashMismatch
 from tests.double import CivitaiDouble, FakeFile, FakeVersion
 
 MiB = 1 << 20
@@ -116,6 +116,28 @@ def test_finds_its_part_by_file_name_too(civitai: CivitaiDouble, tmp_path: Path)
     )
     assert result.path.read_bytes() == data
     assert [h.get("Range") for h in civitai.storage_headers] == [f"bytes={MiB}-"]
+
+
+@pytest.mark.parametrize("kind", ["link", "folder"])
+def test_a_part_that_is_no_file_is_refused_and_nothing_is_written_through_it(
+    civitai: CivitaiDouble, tmp_path: Path, kind: str
+) -> None:
+    version = one_file_version(civitai)
+    f = version.files[0]
+    folder = tmp_path / "Lora"
+    folder.mkdir()
+    precious = tmp_path / "precious.txt"
+    precious.write_bytes(b"keep me")
+    part = folder / (f.name + ".part")
+    if kind == "link":
+        part.symlink_to(precious)
+    else:
+        part.mkdir()
+    with pytest.raises(FileProblem, match="is not a file"):
+        downloader_for(civitai).download(version.id, f.id, folder, expected_sha256=f.sha256,
+                                         file_name=f.name)
+    assert precious.read_bytes() == b"keep me"
+    assert sorted(p.name for p in folder.iterdir()) == [part.name]
 
 
 def test_a_foreign_part_is_discarded_and_the_download_restarts(

@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -359,13 +360,17 @@ class _Job:
     def _prepare_part(self, start: int) -> None:
         """Make the .part hold exactly ``start`` bytes and the hasher cover them."""
         assert self.part is not None
-        if start == 0:
-            self.part.touch()
-            os.truncate(self.part, 0)
-            self.hasher, self.hashed = hashlib.sha256(), 0
-            return
-        if self._part_size() > start:
-            os.truncate(self.part, start)
+        self._check_part_is_a_file()
+        try:
+            if start == 0:
+                os.close(self._open_append())
+                os.truncate(self.part, 0)
+                self.hasher, self.hashed = hashlib.sha256(), 0
+                return
+            if self._part_size() > start:
+                os.truncate(self.part, start)
+        except OSError as exc:
+            raise self._write_error(exc) from None
         # Bytes kept from before this call: hash them once, streamed, then append.
         self.hasher = _hash_file(self.part, start, self.cancel)
         self.hashed = start
@@ -434,9 +439,25 @@ class _Job:
             raise _Interrupted(str(reader.error), url=reader.error.url) from reader.error
         return received
 
+    def _check_part_is_a_file(self) -> None:
+        """A ``.part`` that is a link or a folder is not ours to write through: a link could
+        make the download append to any file it points at."""
+        assert self.part is not None
+        try:
+            st = os.lstat(self.part)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise FileProblem(f"{self.part} is not a file (a link or a folder): remove it and "
+                              "retry")
+
     def _open_append(self) -> int:
         assert self.part is not None
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        # O_NOFOLLOW: a link put there since the check is refused too.
+        flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+                 | getattr(os, "O_NOFOLLOW", 0))
         try:
             return os.open(self.part, flags, 0o644)
         except OSError as exc:
