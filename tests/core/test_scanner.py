@@ -941,3 +941,18 @@ def test_a_name_that_is_not_text_is_skipped_and_told_not_fatal(
     told = [e for e in summary.errors if "not valid text" in e]
     assert len(told) == 2 and any("caf\\xe9.safetensors" in e for e in told)
     assert scanner.scan().identified == 3  # and again: nothing stuck half-way
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_under_a_companion_name_does_not_hang_the_scan(
+    scanner: Scanner, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    model = place(root, civitai_catalog.lora_v1.files[0], "m.safetensors")
+    for suffix in (".json", ".cm-info.json", ".metadata.json"):
+        os.mkfifo(root / f"m{suffix}")
+    done: list[Any] = []
+    thread = threading.Thread(target=lambda: done.append(scanner.scan()), daemon=True)
+    thread.start()
+    thread.join(20)
+    assert done, "the scan blocked on a FIFO"
+    assert done[0].identified == 1 and model.with_name("m.civitai.info").is_file()

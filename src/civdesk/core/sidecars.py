@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -266,7 +267,11 @@ def _reason(err: Exception) -> str:
 
 
 def _load_json(path: Path) -> Any:
-    with open(path, "rb") as fh:
+    # O_NONBLOCK: a FIFO under a companion's name would block the open until a writer came.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
         raw = fh.read(MAX_SIDECAR_BYTES + 1)
     if len(raw) > MAX_SIDECAR_BYTES:
         raise ValueError("too large for a companion file")
