@@ -363,3 +363,13 @@ def test_an_info_file_has_one_field_per_line_and_reads_back_the_same() -> None:
         "}",
     ]
     assert info_json({}) == "{}\n"
+
+
+def test_the_companions_of_a_model_with_a_very_long_name_are_written(tmp_path: Path) -> None:
+    stem = "é" * 116  # 232 bytes: the longest stem whose .civitai.info still fits 255
+    model = tmp_path / f"{stem}.safetensors"
+    model.write_bytes(b"x")
+    path = write_info(model, {"id": 7, "name": "v1"})
+    assert len(os.fsencode(path.name)) <= 255
+    assert json.loads(path.read_text(encoding="utf-8"))["id"] == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([model.name, path.name])

@@ -480,6 +480,19 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_Pid.refresh)
 
 
+#: The longest file name most file systems take (bytes, as ext4 and NTFS count them).
+_NAME_MAX = 255
+
+
+def _temp_name(name: str) -> str:
+    """A temporary name beside ``name``, unique per process and thread, and never longer
+    than a name may be: the companion of a 240-byte model name still gets written."""
+    suffix = f".{_Pid.value}.{threading.get_ident()}.tmp"
+    if len(os.fsencode(name)) + len(suffix) + 1 <= _NAME_MAX:
+        return f".{name}{suffix}"
+    return f".civdesk{suffix}"
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write via a temp file in the same folder and ``os.replace``: readers never see half.
 
@@ -489,7 +502,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     """
     target = os.fspath(path)  # plain strings: Path operations cost more than the writes
     folder, name = os.path.split(target)
-    tmp = os.path.join(folder, f".{name}.{_Pid.value}.{threading.get_ident()}.tmp")
+    tmp = os.path.join(folder, _temp_name(name))
     try:
         fd = os.open(tmp, _TEMP_FLAGS, 0o644)
     except FileExistsError:  # left by a crashed run that had our pid and thread id
@@ -521,7 +534,7 @@ def move_file(source: str, target: str) -> None:
         if err.errno != errno.EXDEV:
             raise
     folder, name = os.path.split(target)
-    tmp = os.path.join(folder, f".{name}.{_Pid.value}.{threading.get_ident()}.tmp")
+    tmp = os.path.join(folder, _temp_name(name))
     try:
         shutil.copy2(source, tmp)
         os.replace(tmp, target)
