@@ -259,10 +259,17 @@ def test_scan_of_a_file_says_which_folder_to_scan(cli: Cli, models_dir: Path,
 def test_scan_of_an_empty_name_is_refused(cli: Cli) -> None:
     # An unset variable (`civdesk scan "$MODELS"`) must not make the current folder, or
     # the home folder, a library folder.
+    before = cli("config", "--json").json
     run = cli("scan", "")
     assert (run.code, run.error_lines) == (
         2, ["civdesk: error: An empty folder name was given to scan"])
-    assert cli("config", "--json").json["library_folders"] == []
+    for action in ("add-folder", "set-download-root"):
+        run = cli("config", action, "")
+        assert (run.code, run.error_lines) == (
+            2, ["civdesk: error: An empty folder name was given (an unset variable?)"])
+    assert cli("config", "--json").json == before  # nothing changed
+    run = cli("--data-dir", "", "list")
+    assert run.code == 2 and "an empty folder name" in run.stderr
 
 
 def test_scanning_a_parent_folder_says_where_downloads_go_now(

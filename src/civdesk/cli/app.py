@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_global_options(parser: argparse.ArgumentParser, default: object) -> None:
     group = parser.add_argument_group("global options")
-    group.add_argument("--data-dir", metavar="DIR", default=default,
+    group.add_argument("--data-dir", metavar="DIR", type=_folder_name, default=default,
                        help=f"keep the library, settings and logs in DIR (env {ENV_DATA_DIR})")
     group.add_argument("--api-base", metavar="URL", type=_api_base, default=default,
                        help=f"the Civitai site to talk to, e.g. https://civitai.com "
@@ -84,6 +84,13 @@ def _add_global_options(parser: argparse.ArgumentParser, default: object) -> Non
                        "set-key`, which stores it")
     group.add_argument("--retries", metavar="N", type=_non_negative_int, default=default,
                        help="retries of a failed request to Civitai (default 4; 0 fails fast)")
+
+
+def _folder_name(text: str) -> str:
+    # An unset variable ("$DIR") must not quietly mean the default data folder.
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty folder name (an unset variable?)")
+    return text
 
 
 def _non_negative_int(text: str) -> int:

@@ -32,6 +32,8 @@ def model_type(text: str) -> str:
 
 def existing_folder(text: str) -> Path:
     """An absolute, resolved folder that exists (a clear usage error otherwise)."""
+    if not text.strip():  # an unset variable: never the current folder by accident
+        raise UsageError("An empty folder name was given (an unset variable?)")
     path = Path(text).expanduser().resolve()
     if not path.exists():
         raise UsageError(f"No such folder: {path}")
