@@ -280,3 +280,22 @@ def test_a_librarys_own_error_goes_to_the_log_not_the_terminal(
     assert "Traceback" not in err and "Exception closing connection" not in err
     log = (tmp_path / "logs").glob("*.log")
     assert any("Exception closing connection" in p.read_text() for p in log)
+
+
+def test_ctrl_c_as_a_download_completes_reports_it_completed(
+    tmp_data_dir: object, civitai: Any, civitai_catalog: Any,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from civdesk.cli.commands import downloads
+
+    def finished_then_ctrl_c(work: Any, stop: Any, **kw: Any) -> Any:
+        work()  # the file is verified and in place…
+        raise KeyboardInterrupt  # …when Ctrl+C lands
+
+    monkeypatch.setattr(downloads, "run_cancellable", finished_then_ctrl_c)
+    version = civitai_catalog.lora_v1
+    code = main(["--api-base", civitai.base_url, "download", str(version.id), "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    record = json.loads(out.out)
+    assert record["state"] == "completed" and Path(record["path"]).is_file()

@@ -82,16 +82,19 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     task_id = _task_for(queue, core, version, args.file_id, dest, args.allow_flagged)
     bar = session.progress()
     queue.add_listener(_ProgressRelay(task_id, bar))
+    interrupted = False
     try:
         # This task only: the queue may hold other tasks (the window's) not ours to run.
         run_cancellable(lambda: queue.run_next(task_id), queue.interrupt,
                         name="civdesk-download")
-        snapshot = queue.task(task_id)
     except KeyboardInterrupt:
-        raise Interrupted("download interrupted; the partial file is kept: run the same "
-                          "command again to resume") from None
+        interrupted = True
     finally:
         bar.finish()
+    snapshot = queue.task(task_id)
+    if interrupted and snapshot.state != "completed":  # else it ended as Ctrl+C came: done
+        raise Interrupted("download interrupted; the partial file is kept: run the same "
+                          "command again to resume")
     if snapshot.state != "completed":
         raise _failure(snapshot)
     registered = core.library.local_file(snapshot.dest_path) if snapshot.dest_path else None
