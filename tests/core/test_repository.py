@@ -309,17 +309,27 @@ def test_search_matches_trigger_words(lib: Library, paper_lora: Model) -> None:
     assert [e.version_id for e in lib.entries(search="Origami")] == [22]
 
 
-def test_type_counts_and_duplicates(populated: Library) -> None:
+def test_type_counts_and_installed_versions(populated: Library) -> None:
     assert populated.type_counts() == {"LORA": 1, "Checkpoint": 2, UNKNOWN_TYPE: 1}
-    [group] = populated.duplicates()
-    assert [f.path for f in group] == ["/lib/Stable-diffusion/copy of crisp.safetensors",
-                                       "/lib/Stable-diffusion/crisp.safetensors"]
-    # A hard link of the copy (the same inode, size and time) is not one more duplicate.
-    register(populated, "/lib/Stable-diffusion/crisp link.safetensors", SHA_C, 41, inode=2)
-    [group] = populated.duplicates()
-    assert [f.path for f in group] == ["/lib/Stable-diffusion/copy of crisp.safetensors",
-                                       "/lib/Stable-diffusion/crisp.safetensors"]
     assert populated.installed_versions() == {10: {21}, 40: {41}}
+
+
+def test_duplicates_are_copies_on_disk(lib: Library, tmp_path: Path) -> None:
+    paths = {name: tmp_path / f"{name}.safetensors" for name in ("crisp", "copy", "moved")}
+    for path in paths.values():
+        path.write_bytes(b"same")
+    register(lib, str(paths["crisp"]), SHA_C)
+    register(lib, str(paths["copy"]), SHA_C, inode=2)
+    [group] = lib.duplicates()
+    assert [f.path for f in group] == [str(paths["copy"]), str(paths["crisp"])]
+    # A hard link of the copy (the same inode, size and time) is not one more duplicate.
+    register(lib, str(tmp_path / "crisp link.safetensors"), SHA_C, inode=2)
+    [group] = lib.duplicates()
+    assert [f.path for f in group] == [str(paths["copy"]), str(paths["crisp"])]
+    # A row whose file was deleted where no scan looks is no copy: the other file is the
+    # only one, and must not be offered for deletion.
+    paths["copy"].unlink()
+    assert lib.duplicates() == []
 
 
 def test_a_version_whose_side_file_alone_is_on_disk_is_not_installed(lib: Library) -> None:

@@ -956,3 +956,24 @@ def test_a_fifo_under_a_companion_name_does_not_hang_the_scan(
     thread.join(20)
     assert done, "the scan blocked on a FIFO"
     assert done[0].identified == 1 and model.with_name("m.civitai.info").is_file()
+
+
+def test_a_file_kept_outside_the_library_folders_leaves_once_deleted(
+    scanner: Scanner, lib: Library, root: Path, tmp_path: Path,
+    civitai_catalog: SampleCatalog,
+) -> None:
+    place_three(root, civitai_catalog)
+    scanner.scan()
+    elsewhere = place(tmp_path / "elsewhere", civitai_catalog.vae_v1.files[0])  # --dest
+    unplugged = place(tmp_path / "drive" / "x", civitai_catalog.embedding_v1.files[0])
+    for path, version in ((elsewhere, civitai_catalog.vae_v1),
+                          (unplugged, civitai_catalog.embedding_v1)):
+        scanner.link(path, scanner.client.get_version(version.id))
+    elsewhere.unlink()
+    shutil.rmtree(tmp_path / "drive")  # its folder gone too: maybe an unplugged drive
+
+    assert scanner.scan([root]).removed == 0  # a scan of some folders looks at those only
+    summary = scanner.scan()
+
+    assert summary.removed == 1 and lib.local_file(elsewhere) is None
+    assert lib.local_file(unplugged) is not None

@@ -418,6 +418,7 @@ class Scanner:
         """
         roots = _distinct_roots(folders if folders is not None else self.default_folders())
         run = _ScanRun(self, roots, full, _Throttle(progress), cancel, recheck_unknown)
+        run.everywhere = folders is None
         return run.execute()
 
     def link(
@@ -529,6 +530,9 @@ class _ScanRun:
         self.report = report
         self.cancel = cancel
         self.recheck_unknown = recheck_unknown
+        #: The whole library is scanned: files kept outside its folders are looked at too.
+        self.everywhere = False
+        self.known: dict[str, LocalFile] = {}
         self.summary = ScanSummary()
         self.walks: list[_Walk] = []
         self.found: list[_Found] = []
@@ -595,7 +599,7 @@ class _ScanRun:
 
     def _execute(self) -> ScanSummary:
         self._progress(force=True)
-        known = {lf.path: lf for lf in self.lib.local_files()}
+        known = self.known = {lf.path: lf for lf in self.lib.local_files()}
         self._walk(known)
         self.summary.found = len(self.found)
         pending = self._classify(known)
@@ -1137,8 +1141,25 @@ class _ScanRun:
         self.phase = PHASE_CLEANING
         self._progress(force=True)
         gone = list(self.vanished)
+        if self.everywhere:
+            gone.extend(self._gone_elsewhere())
         if gone:
             self.summary.removed = self.lib.remove_files(gone)
+
+    def _gone_elsewhere(self) -> list[str]:
+        """Files the library holds outside its folders (downloaded with ``--dest``, linked
+        by hand) that were deleted: no walk sees them go. One stat each; a file whose
+        folder is gone too may be on an unplugged drive, and stays."""
+        roots = [os.fspath(w.root).rstrip("/\\") for w in self.walks]
+        roots += [r.rstrip("/\\") for r in self.summary.missing_roots]
+        inside = tuple({r + sep for r in roots for sep in (os.sep, "/")})  # as _under does
+        gone = []
+        for path in self.known:
+            if path.startswith(inside) or path in roots or path in self.vanished:
+                continue
+            if not os.path.lexists(path) and os.path.isdir(os.path.dirname(path)):
+                gone.append(path)
+        return gone
 
 
 class _CompanionWriter:

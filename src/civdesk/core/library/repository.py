@@ -710,7 +710,8 @@ class Library:
 
         Paths that are one file on disk (hard links: the same inode, size and time) count
         once, by their first path: deleting a "copy" of them would free nothing, or lose
-        the only one.
+        the only one. So do rows whose file is no longer on disk (deleted outside the
+        library folders, where no scan looks): the file left would look like a spare copy.
         """
         dup_hashes = (
             select(LocalFileRow.sha256)
@@ -729,7 +730,9 @@ class Library:
                 file = LocalFile(*row)
                 same_file = (file.inode, file.size, file.mtime_ns) if file.inode else file.path
                 groups.setdefault(file.sha256 or "", {}).setdefault(same_file, file)
-        return [list(files.values()) for files in groups.values() if len(files) > 1]
+        candidates = [list(files.values()) for files in groups.values() if len(files) > 1]
+        on_disk = [[f for f in group if os.path.lexists(f.path)] for group in candidates]
+        return [group for group in on_disk if len(group) > 1]
 
     def installed_versions(self) -> dict[int, set[int]]:
         """model id -> ids of its versions on disk (known versions only).
