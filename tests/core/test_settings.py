@@ -54,6 +54,30 @@ def test_round_trip_through_the_database(tmp_path: Path, lib: Library) -> None:
     assert Library(lib.db).settings_values()["type_folders"] == {"LORA": "loras"}
 
 
+def test_two_processes_saving_settings_keep_each_others_changes(
+    tmp_path: Path, lib: Library
+) -> None:
+    seed = Settings.load(lib)
+    seed.add_library_folder(tmp_path / "old")
+    seed.save(lib)
+    # Two commands (or the window and a command), each with the settings it read at start.
+    scan_a, config = Settings.load(lib), Settings.load(lib)
+    scan_a.add_library_folder(tmp_path / "a")
+    config.add_library_folder(tmp_path / "b")
+    config.remove_library_folder(str(tmp_path / "old"))
+    config.download_root = str(tmp_path / "downloads")
+    scan_a.save(lib)
+    config.save(lib)
+
+    stored = Settings.load(lib)
+    assert stored.library_folders == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert stored.download_root == str(tmp_path / "downloads")
+    assert config.library_folders == stored.library_folders  # it sees the other's folder now
+    scan_a.allow_nsfw = True
+    scan_a.save(lib)  # its stale download root is not written back
+    assert Settings.load(lib).download_root == str(tmp_path / "downloads")
+
+
 def test_malformed_stored_values_fall_back_to_defaults(lib: Library) -> None:
     lib.save_settings({
         "api_base": "ftp://example.com", "hash_workers": True, "allow_nsfw": "yes",

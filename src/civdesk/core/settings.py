@@ -16,6 +16,7 @@ the untouched defaults to those names when the download root is a ComfyUI ``mode
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -144,12 +145,38 @@ class Settings:
                 # Stored entries override the defaults; new default types still appear.
                 value = {**DEFAULT_TYPE_FOLDERS, **value}
             setattr(settings, f.name, value)
+        settings._baseline = settings._values()
         return settings
 
     def save(self, library: Library) -> None:
-        """Store every field (type folders: only those that differ from the defaults)."""
+        """Store the fields changed since :meth:`load` (every field when not loaded).
+
+        Another process (a second ``civdesk`` command, the window) may have saved since:
+        a field this one did not change keeps its value, and the library folders this one
+        added or removed are applied to the list stored now, so both changes stay.
+        """
+        values = self._values()
+        baseline = getattr(self, "_baseline", None)
+        if baseline is None:
+            library.save_settings(values)
+        else:
+            changed = {k: v for k, v in values.items() if baseline.get(k) != v}
+            before, now = baseline.get("library_folders", []), changed.pop("library_folders",
+                                                                          None)
+            lists = {}
+            if now is not None:
+                lists["library_folders"] = ([f for f in now if f not in before],
+                                            [f for f in before if f not in now])
+            merged = library.save_settings(changed, list_changes=lists)
+            if "library_folders" in merged:  # with what another process added meanwhile
+                self.library_folders = list(merged["library_folders"])
+                values["library_folders"] = list(self.library_folders)
+        self._baseline = values
+
+    def _values(self) -> dict[str, Any]:
+        """The fields as stored (type folders: only those that differ from the defaults)."""
         values: dict[str, Any] = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+            f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)
         }
         values["type_folders"] = {
             kind: folder
@@ -157,7 +184,7 @@ class Settings:
             if DEFAULT_TYPE_FOLDERS.get(kind) != folder
         }
         values["library_folders"] = list(self.library_folders)
-        library.save_settings(values)
+        return values
 
     # ----------------------------------------------------------------------- folders
 

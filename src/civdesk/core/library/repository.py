@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
@@ -843,14 +843,30 @@ class Library:
             return {key: value for key, value in s.execute(select(SettingRow.key,
                                                                    SettingRow.value))}
 
-    def save_settings(self, values: Mapping[str, Any], *, remove: Iterable[str] = ()) -> None:
-        """Store these settings (JSON-serialisable values) and forget the ``remove`` keys."""
+    def save_settings(
+        self, values: Mapping[str, Any], *, remove: Iterable[str] = (),
+        list_changes: Mapping[str, tuple[Sequence[Any], Sequence[Any]]] | None = None,
+    ) -> dict[str, list[Any]]:
+        """Store these settings (JSON-serialisable values) and forget the ``remove`` keys.
+
+        ``list_changes``: key -> (added, removed) items, applied to the list stored *now*
+        in the same transaction, so that two processes adding a folder each keep both.
+        Returns each such list as stored.
+        """
+        merged: dict[str, list[Any]] = {}
         with self.db.session() as s:
             for key, value in values.items():
                 s.merge(SettingRow(key=key, value=value))
+            for key, (added, removed) in (list_changes or {}).items():
+                row = s.get(SettingRow, key)
+                stored = list(row.value) if row is not None and isinstance(row.value, list) else []
+                kept = [item for item in stored if item not in removed]
+                merged[key] = kept + [item for item in added if item not in kept]
+                s.merge(SettingRow(key=key, value=merged[key]))
             doomed = list(remove)
             if doomed:
                 s.execute(delete(SettingRow).where(SettingRow.key.in_(doomed)))
+        return merged
 
 
 # ------------------------------------------------------------------------------- helpers
