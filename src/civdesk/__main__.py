@@ -6,13 +6,18 @@ machine without a display.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from typing import NoReturn
 
 from civdesk.cli.app import Session
 from civdesk.cli.app import main as cli_main
+from civdesk.cli.background import abandoned_work
+from civdesk.cli.errors import EXIT_INTERRUPTED
 from civdesk.core.errors import CivdeskError
 
 #: Qt platforms that draw on a desktop session (others, e.g. offscreen or vnc, need none).
@@ -27,7 +32,22 @@ class NoDisplay(CivdeskError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``civdesk`` with ``argv`` (default: the process arguments); the exit code."""
-    return cli_main(argv, open_window=_open_window)
+    code = cli_main(argv, open_window=_open_window)
+    if code == EXIT_INTERRUPTED or abandoned_work():
+        # Stopped by Ctrl+C: the work has wound down and saved what it did (SQLite commits
+        # are atomic), but a request to a server that does not answer may still hold a
+        # thread, and the interpreter would wait for it at exit, minutes, deaf to a
+        # second Ctrl+C.
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> NoReturn:
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _open_window(session: Session) -> int:

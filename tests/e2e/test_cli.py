@@ -1059,3 +1059,34 @@ def test_ctrl_c_stops_a_download_keeping_the_part_for_later(
     assert list(folder.glob("*.part"))
     civitai.throttle_downloads(None)
     assert_downloaded(cli("download", str(big_version.id), "--json"), big_version, folder, cli)
+
+
+def test_ctrl_c_while_civitai_does_not_answer_ends_the_scan_at_once(
+    cli_env: dict[str, str], civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"new{n}.safetensors").write_bytes(os.urandom(5000))
+    civitai.api_latency(60)  # a server that takes every request and never answers
+    env = {k: v for k, v in os.environ.items() if k != "CIVITAI_API_KEY"}
+    env.update(cli_env)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    process = subprocess.Popen([sys.executable, "-m", "civdesk", "scan", str(folder)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not any("by-hash" in r.path for r in civitai.requests):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        asked = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=30)
+        took = time.monotonic() - asked
+    finally:
+        if process.poll() is None:
+            process.kill()
+        civitai.api_latency(0)
+    assert process.returncode == 130, err
+    assert took < 10  # not the request's 60 s timeout, nor its retries'

@@ -9,15 +9,25 @@ and then lets the KeyboardInterrupt go on to become exit code 130.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: How long stopping may take after Ctrl+C (work checks its cancel flag between chunks).
 STOP_TIMEOUT = 15.0
 _POLL = 0.2
+#: Names of work that did not stop when asked (a request to a server that hangs).
+_abandoned: list[str] = []
+
+
+def abandoned_work() -> list[str]:
+    """The work Ctrl+C left running: the process should end without waiting for it (its
+    threads would hold the exit up until their network timeouts, minutes)."""
+    return list(_abandoned)
 
 
 def run_cancellable(work: Callable[[], T], stop: Callable[[], None], *,
@@ -52,7 +62,10 @@ def run_cancellable(work: Callable[[], T], stop: Callable[[], None], *,
             pass
     except KeyboardInterrupt:
         stop()
-        ended.wait(stop_timeout)
+        if not ended.wait(stop_timeout):
+            _abandoned.append(name)
+            log.warning("%s did not stop within %.0f s of Ctrl+C; leaving it", name,
+                        stop_timeout)
         raise
     if "error" in outcome:
         raise outcome["error"]

@@ -21,6 +21,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -72,6 +73,7 @@ SETTLE_BATCH = 100  # files looked up and settled together while hashing continu
 #: while 500 change few more: fewer, larger transactions write several times less.
 STORE_BATCH = 500
 PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks (phase changes always report)
+CANCEL_POLL = 0.2  # seconds between looks at the cancel flag while waiting on Civitai
 # Companion files (info + preview fetch) of a batch are written by a few threads, each with
 # its own client: the preview fetches wait on the network, not on a core. With ~150 ms per
 # image from afar, 1,000 previews took 39 s with 4 threads, 20 s with 8 (a browser opens 6
@@ -557,7 +559,7 @@ class _ScanRun:
         self.companion_writer = _CompanionWriter(scanner)
         self.written: _Written | None = None  # companions being written, not yet stored
         self.unstored = _Unstored()  # settled batches waiting for their transaction
-        self.lookups = _Lookups(scanner.client, scanner.lookup_concurrency)
+        self.lookups = _Lookups(scanner.client, scanner.lookup_concurrency, cancel)
         self.lookup_lock = threading.Lock()  # lookups of several batches run at once
 
     # ---------------------------------------------------------------------- helpers
@@ -594,7 +596,7 @@ class _ScanRun:
         try:
             return self._execute()
         finally:
-            self.lookups.close()
+            self.lookups.close(cancelled=self._cancelled())
             self.companion_writer.close()
 
     def _execute(self) -> ScanSummary:
@@ -988,7 +990,14 @@ class _ScanRun:
         if not batch:
             return
         if started.lookup is not None:
-            started.lookup.result()  # the lookup records its own failures
+            # The lookup records its own failures. Waited on in steps: a cancel must not
+            # wait for a server that does not answer (the request's timeout is a minute).
+            while True:
+                try:
+                    started.lookup.result(timeout=CANCEL_POLL)
+                    break
+                except FutureTimeout:
+                    self._check_cancel()
         versions = {w.version.id: w.version for w in batch if w.version is not None}
         # Each version's JSON is encoded once, for its .civitai.info and the database both.
         encoded = {vid: info_json(version_form_json(v)) for vid, v in versions.items()}
@@ -1296,12 +1305,22 @@ class _Lookups:
     thread with that client, one at a time.
     """
 
-    def __init__(self, client: VersionSource | None, concurrency: int = 1) -> None:
+    def __init__(self, client: VersionSource | None, concurrency: int = 1,
+                 cancel: CancelFlag | None = None) -> None:
         self.client = client
         self.concurrency = max(1, concurrency)
         self.clone: Callable[[], VersionSource] | None = getattr(client, "clone", None)
-        self.clients: ThreadClients[VersionSource] = ThreadClients(self.clone)
+        self.cancel = cancel
+        self.clients: ThreadClients[VersionSource] = ThreadClients(
+            self._new_client if self.clone is not None else None)
         self.pool: ThreadPoolExecutor | None = None
+
+    def _new_client(self) -> VersionSource:
+        assert self.clone is not None
+        client = self.clone()
+        if hasattr(client, "stop"):
+            client.stop = self.cancel
+        return client
 
     def start(self, look_up: Callable[[VersionSource], None]) -> Future[None]:
         """``look_up(client)`` on a side thread; a finished future when there is none."""
@@ -1318,11 +1337,14 @@ class _Lookups:
             self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="civdesk-lookups")
         return self.pool.submit(lambda: look_up(self.clients.get()))
 
-    def close(self) -> None:
+    def close(self, *, cancelled: bool = False) -> None:
+        """Wait for the lookups; once the scan is cancelled, only drop those not started:
+        one waiting on a server that hangs ends by itself, its client told to try no more."""
         if self.pool is not None:
-            self.pool.shutdown(wait=True)
+            self.pool.shutdown(wait=not cancelled, cancel_futures=cancelled)
             self.pool = None
-        self.clients.close()
+        if not cancelled:
+            self.clients.close()  # else still in use: closed with their threads' end
 
 
 def _same(row: LocalFile, st: FileStat) -> bool:

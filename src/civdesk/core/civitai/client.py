@@ -45,6 +45,8 @@ from civdesk.core.civitai.errors import (
 )
 from civdesk.core.civitai.schema import Model, ModelVersion, SearchPage, SearchQuery
 from civdesk.core.downloads.filenames import name_from_content_disposition
+from civdesk.core.errors import Cancelled
+from civdesk.core.hashing import CancelFlag
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +291,9 @@ class CivitaiClient:
         self._image_pool: urllib3.PoolManager | None = None  # see _fetch_image_direct
         # Set once the bulk by-hash route answered 404/405: per-hash GETs from then on.
         self._bulk_hash_unsupported = False
+        #: When set (a cancelled scan's), a failed request is not tried again: a server that
+        #: hangs would otherwise hold the thread for every retry's timeout.
+        self.stop: CancelFlag | None = None
 
     def __repr__(self) -> str:
         # Never the key itself; only whether there is one.
@@ -659,6 +664,8 @@ class CivitaiClient:
                     log.warning("%s %s answered %d; retrying in %.1f s",
                                 method, redact_url(url), status, delay)
                 response.close()
+            if self.stop is not None and self.stop.is_set():
+                raise Cancelled("Civitai request")
             attempt += 1
             self.sleep(delay)
 
