@@ -1159,12 +1159,12 @@ class _ScanRun:
         """Files the library holds outside its folders (downloaded with ``--dest``, linked
         by hand) that were deleted: no walk sees them go. One stat each; a file whose
         folder is gone too may be on an unplugged drive, and stays."""
-        roots = [os.fspath(w.root).rstrip("/\\") for w in self.walks]
-        roots += [r.rstrip("/\\") for r in self.summary.missing_roots]
-        inside = tuple({r + sep for r in roots for sep in (os.sep, "/")})  # as _under does
+        # Under a scanned root the walk decided (vanished rows), under a missing one nothing
+        # may be decided.
+        roots = [os.fspath(w.root) for w in self.walks] + self.summary.missing_roots
         gone = []
         for path in self.known:
-            if path.startswith(inside) or path in roots or path in self.vanished:
+            if any(_under(path, r) for r in roots):
                 continue
             if not os.path.lexists(path) and os.path.isdir(os.path.dirname(path)):
                 gone.append(path)

@@ -488,11 +488,16 @@ class SettingsPage(QWidget):
 
     # -- saving -------------------------------------------------------------------------------
 
+    @property
+    def _unsaved(self) -> bool:
+        """Something typed waits for the save timer (or the key for its save)."""
+        return self._save_timer.isActive() or self._key_dirty
+
     def after_saving(self, then: Callable[[], object]) -> None:
         """Call ``then`` once what was typed is saved: at once when nothing waits, else when
         the save this starts has ended (saved or not). A download retried right after the
         key was pasted then runs with it."""
-        if not (self._save_timer.isActive() or self._key_dirty):
+        if not self._unsaved:
             then()
             return
         self._save_timer.stop()
@@ -504,7 +509,7 @@ class SettingsPage(QWidget):
         ``wait=True`` saves on the calling thread: the window is closing and a queued worker
         would be cancelled with the rest. One small write, once.
         """
-        if not (self._save_timer.isActive() or self._key_dirty):
+        if not self._unsaved:
             return
         self._save_timer.stop()
         if wait:

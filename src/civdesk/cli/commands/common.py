@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from civdesk.cli.errors import UsageError
 from civdesk.core.civitai.refs import BadReference, ModelRef, parse_ref
 from civdesk.core.civitai.schema import MODEL_TYPES
-
-if TYPE_CHECKING:
-    pass
 
 Subparsers = argparse._SubParsersAction
 
