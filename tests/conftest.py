@@ -201,6 +201,39 @@ def _alive(obj: Any) -> bool:
     return obj is not None and shiboken6.isValid(obj)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _deferred_calls_need_a_context() -> Iterator[None]:
+    """Refuse, for the whole run, a ``QTimer.singleShot`` from civdesk code without a context.
+
+    Without one Qt cannot drop the call when the widget it touches dies: it fires later, in
+    another test or after a window closed, on a deleted object. A whole-session patch, so a
+    call made while some fixture tears down is caught too; the error fails the test it is in.
+    """
+    from PySide6.QtCore import QObject, QTimer
+
+    original = QTimer.singleShot
+
+    def single_shot(msec: Any, *args: Any) -> Any:
+        if args and callable(args[-1]) and not isinstance(args[-1], (QObject, str)) and not any(
+                isinstance(a, QObject) for a in args[:-1]):
+            caller = _caller_outside_conftest()
+            if caller.startswith("civdesk."):
+                raise TypeError(f"QTimer.singleShot without a context object in {caller}: "
+                                "give the object the call belongs to, so Qt drops it with it")
+        return original(msec, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(QTimer, "singleShot", staticmethod(single_shot))
+        yield
+
+
+def _caller_outside_conftest() -> str:
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back  # type: ignore[assignment]
+    return frame.f_globals.get("__name__", "") if frame is not None else ""
+
+
 @pytest.fixture(autouse=True)
 def _no_dangling_qthreads(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
@@ -387,13 +420,13 @@ def _no_dangling_qtimers(
         context = args[0] if len(args) == 2 and isinstance(args[0], QObject) else None
         key = id(func) ^ int(time.monotonic_ns())
         what = getattr(func, "__qualname__", repr(func))
-        pending[key] = (context, time.monotonic() + int(msec) / 1000, what)
 
         def fire(*fargs: Any) -> Any:
             pending.pop(key, None)
             return func(*fargs)
 
-        original_single_shot(msec, *args[:-1], fire)
+        original_single_shot(msec, *args[:-1], fire)  # may refuse it: then nothing is pending
+        pending[key] = (context, time.monotonic() + int(msec) / 1000, what)
 
     monkeypatch.setattr(QTimer, "start", start)
     monkeypatch.setattr(QTimer, "singleShot", staticmethod(single_shot))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import QObject, QThread
 
 from civdesk.core.errors import FileProblem
 from civdesk.ui import tasks
@@ -15,7 +15,13 @@ def _gui_thread() -> QThread:
     return QThread.currentThread()
 
 
-def test_result_is_delivered_on_the_calling_thread(qtbot):
+@pytest.fixture
+def owner():
+    """What the test's callbacks belong to (a widget, in the app)."""
+    return QObject()
+
+
+def test_result_is_delivered_on_the_calling_thread(qtbot, owner):
     seen: dict[str, object] = {}
 
     def work(a, b):
@@ -27,7 +33,7 @@ def test_result_is_delivered_on_the_calling_thread(qtbot):
         seen["callback_thread"] = _gui_thread()
 
     gui = _gui_thread()
-    handle = tasks.run_task(work, 2, 3, on_result=on_result)
+    handle = tasks.run_task(work, 2, 3, on_result=on_result, owner=owner)
     with qtbot.waitSignal(handle.finished, timeout=2000):
         pass
     assert seen["result"] == 5
@@ -36,20 +42,20 @@ def test_result_is_delivered_on_the_calling_thread(qtbot):
     assert handle.done
 
 
-def test_error_is_delivered_with_the_exception(qtbot):
+def test_error_is_delivered_with_the_exception(qtbot, owner):
     errors: list[BaseException] = []
 
     def work():
         raise FileProblem("The folder /x cannot be read")
 
-    handle = tasks.run_task(work, on_error=errors.append, on_result=pytest.fail)
+    handle = tasks.run_task(work, on_error=errors.append, on_result=pytest.fail, owner=owner)
     with qtbot.waitSignal(handle.failed, timeout=2000) as blocker:
         pass
     assert str(errors[0]) == "The folder /x cannot be read"
     assert blocker.args[0] is errors[0]
 
 
-def test_cancel_stops_a_cooperative_task_and_drops_its_outcome(qtbot):
+def test_cancel_stops_a_cooperative_task_and_drops_its_outcome(qtbot, owner):
     started = threading.Event()
     results: list[object] = []
 
@@ -59,7 +65,8 @@ def test_cancel_stops_a_cooperative_task_and_drops_its_outcome(qtbot):
             pass
         return "stopped"
 
-    handle = tasks.run_task(work, on_result=results.append, cancellable=True, pool="test-cancel")
+    handle = tasks.run_task(work, on_result=results.append, cancellable=True, pool="test-cancel",
+                            owner=owner)
     assert started.wait(2)
     with qtbot.waitSignal(handle.finished, timeout=2000):
         handle.cancel()
@@ -80,21 +87,6 @@ def test_cancel_before_start_never_runs_the_task(qtbot):
     with qtbot.waitSignal(blocker.finished, timeout=2000):
         pass
     assert ran == []
-
-
-def test_call_in_gui_runs_on_the_gui_thread(qtbot):
-    gui = _gui_thread()
-    seen: list[object] = []
-
-    def from_worker():
-        tasks.call_in_gui(lambda: seen.append(_gui_thread()))
-
-    tasks.install_gui_invoker()
-    worker = threading.Thread(target=from_worker)
-    worker.start()
-    worker.join()
-    qtbot.waitUntil(lambda: bool(seen), timeout=2000)
-    assert seen[0] is gui
 
 
 def test_shutdown_cancels_and_waits(qtbot):
@@ -124,3 +116,24 @@ def test_callbacks_of_a_deleted_widget_are_not_called(qtbot):
     release.set()
     with qtbot.waitSignal(handle.finished, timeout=2000):
         pass  # delivered without touching the deleted label (would raise RuntimeError)
+
+
+def test_a_lambda_callback_without_an_owner_is_refused(qtbot):
+    # Nothing would stop it from running after the widget it touches is gone.
+    with pytest.raises(TypeError, match="owner="):
+        tasks.run_task(int, on_result=lambda _: None)
+    assert tasks.live_tasks() == []
+
+
+def test_a_lambda_callback_is_dropped_with_its_owner(qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel()
+    release = threading.Event()
+    handle = tasks.run_task(lambda: release.wait(5) and "text",
+                            on_result=lambda text: label.setText(text), owner=label)
+    label.deleteLater()
+    qtbot.waitUntil(lambda: not __import__("shiboken6").isValid(label), timeout=2000)
+    release.set()
+    with qtbot.waitSignal(handle.finished, timeout=2000):
+        pass  # the lambda would raise RuntimeError on the deleted label

@@ -171,7 +171,6 @@ def run_gui(core: Any, argv: list[str] | None = None) -> int:
     # Never stopped: the objects that die as the app quits must not meet a collection either.
     collect_garbage_on_gui_thread(app)
     configure_application(app, core)
-    tasks.install_gui_invoker()
     icon = app_icon()
     app.setWindowIcon(icon)
     apply_theme(app)

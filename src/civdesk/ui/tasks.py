@@ -13,8 +13,10 @@ on a worker. Typical use::
 A task that can stop early asks for the handle's cancel event with ``cancellable=True``; it is
 passed as the ``cancel`` keyword argument (a :class:`threading.Event`).
 
-:func:`call_in_gui` hands a callable from any thread to the GUI thread (for listeners that the
-Qt-free core calls on its worker threads). :func:`shutdown` cancels everything and waits for
+Every callback belongs to a QObject, its *owner*: when the owner is destroyed first, the
+work still ends but nothing is called back (a result arriving after its page closed must not
+touch a deleted widget). Callbacks that are methods of a QObject name their owner themselves;
+a lambda or a partial needs ``owner=``. :func:`shutdown` cancels everything and waits for
 the pools when the application quits.
 """
 
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,24 @@ def _alive(callback: Callable[..., Any] | None) -> bool:
     return not isinstance(owner, QObject) or shiboken6.isValid(owner)
 
 
+def _owner_of(owner: QObject | None, *callbacks: Callable[..., Any] | None) -> QObject | None:
+    """The owner given, else the QObject every callback is a method of.
+
+    A lambda or partial given without an owner is a programming error: nothing would stop it
+    from running after the widget it touches was deleted.
+    """
+    if owner is not None:
+        return owner
+    owners = {id(getattr(cb, "__self__", None)): getattr(cb, "__self__", None)
+              for cb in callbacks if cb is not None}
+    if not owners:
+        return None
+    found = list(owners.values())
+    if len(found) == 1 and isinstance(found[0], QObject):
+        return found[0]
+    raise TypeError("run_task: callbacks that are not methods of one QObject need owner=")
+
+
 class _Runnable(QRunnable):
     def __init__(self, handle: TaskHandle, func: Callable[..., Any], args: tuple, kwargs: dict):
         super().__init__()
@@ -208,9 +228,11 @@ def run_task(
     :class:`threading.Event` set by :meth:`TaskHandle.cancel` and by :func:`shutdown`).
     Higher ``priority`` runs earlier among tasks waiting in the same pool.
 
-    ``owner``: a widget the callbacks belong to. When it is destroyed first, the task still
-    runs but its callbacks are not called (they would touch a deleted widget).
+    ``owner``: the object the callbacks belong to. When it is destroyed first, the task still
+    runs but its callbacks are not called (they would touch a deleted widget). It may be left
+    out only when every callback is a method of one QObject, which is then the owner.
     """
+    owner = _owner_of(owner, on_result, on_error, on_finished)
     handle = TaskHandle(
         name or getattr(func, "__qualname__", "task"), on_result, on_error, on_finished
     )
@@ -259,43 +281,3 @@ def wait_for_pools(timeout_ms: int = 5000) -> bool:
 def active_thread_count() -> int:
     """Worker threads busy right now, over every pool."""
     return sum(pool.activeThreadCount() for pool in _pools.values())
-
-
-class _GuiInvoker(QObject):
-    """Lives on the GUI thread; runs the callables posted to it there."""
-
-    invoke = Signal(object)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.invoke.connect(self._run)
-
-    @Slot(object)
-    def _run(self, call: Callable[[], None]) -> None:
-        call()
-
-
-_invoker: _GuiInvoker | None = None
-
-
-def install_gui_invoker() -> None:
-    """Create the GUI-thread relay used by :func:`call_in_gui` (the app does it at start)."""
-    global _invoker
-    if _invoker is None:
-        invoker = _GuiInvoker()
-        app = QCoreApplication.instance()
-        if app is not None and invoker.thread() is not app.thread():
-            # Created lazily on a worker: hand it to the GUI thread, where it must run.
-            invoker.moveToThread(app.thread())
-        _invoker = invoker
-
-
-def call_in_gui(func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    """Run ``func(*args, **kwargs)`` soon on the GUI thread; callable from any thread.
-
-    For callbacks the Qt-free core fires on its worker threads (queue listeners, progress).
-    """
-    if _invoker is None:
-        install_gui_invoker()
-    assert _invoker is not None
-    _invoker.invoke.emit(lambda: func(*args, **kwargs))

@@ -387,7 +387,7 @@ class BrowserPage(QWidget):
             more = " — scroll for more" if self._has_more else ""
             self.status.setText(f"{count} model{'s' if count != 1 else ''}{more}")
         self.page_loaded.emit(added)
-        QTimer.singleShot(0, self._fill_view)
+        QTimer.singleShot(0, self, self._fill_view)  # dropped if the page dies first
 
     def _search_failed(self, query: SearchQuery, exc: BaseException) -> None:
         text = error_text(exc)

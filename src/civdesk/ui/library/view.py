@@ -569,7 +569,8 @@ class LibraryPage(QWidget):
         self.grid.selectionModel().currentChanged.connect(self._current_changed)
         self.grid.customContextMenuRequested.connect(self._context_menu)
         self.grid.doubleClicked.connect(lambda index: self._open_folder(self._entry_at(index)))
-        self.thumbnails.thumbnail_ready.connect(lambda _key: self._repaint_timer.start())
+        # A method, not a lambda: the loader outlives the page, and Qt disconnects a dead slot.
+        self.thumbnails.thumbnail_ready.connect(self._thumbnail_arrived)
         self._repaint_timer.timeout.connect(self.grid.viewport().update)
         self.detail.copy_requested.connect(self._copy)
         self.detail.download_update_requested.connect(self.download_update)
@@ -831,6 +832,10 @@ class LibraryPage(QWidget):
         menu.addSeparator()
         add("Delete file…", lambda: self.delete_entry(entry))
         return menu
+
+    @Slot(str)
+    def _thumbnail_arrived(self, _key: str) -> None:
+        self._repaint_timer.start()  # coalesce a burst of thumbnails into one repaint
 
     def _open_folder(self, entry: LibraryEntry | None) -> None:
         if entry is not None:
