@@ -7,6 +7,7 @@ files, the CLI's log file, stdout/stderr, or the storage host a download redirec
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from civdesk.core.context import Core
 from civdesk.core.downloads.queue import DownloadQueue
 from civdesk.core.scanner import Scanner
 from tests.double import CivitaiDouble
-from tests.hardening.helpers import Cli, quick_client
+from tests.hardening.helpers import Cli, assert_one_line_error, cli_env, quick_client
 
 SECRET = "civdeskSECRETkey0123456789abcdef"
 
@@ -135,3 +136,56 @@ def test_core_queue_and_scanner_keep_the_key_out_of_logs_db_and_errors(
         assert SECRET not in text and SECRET[:-1] not in text
     assert_nowhere_on_disk(tmp_path)
     assert_only_api_host_got_the_key(double)
+
+
+def test_a_key_pasted_with_its_line_end_works_and_stays_hidden(
+    double: CivitaiDouble, tmp_path: Path
+) -> None:
+    # `--api-key $'KEY\n'`: the line end of a paste or of `$(cat keyfile)` is not the key's.
+    version = double.add_version(double.add_model("Pasted", "LORA"))
+    double.login_required(version)
+    cli = Cli(tmp_path / "data", double.base_url, api_key=SECRET + "\n")
+    result = cli.run("download", str(version.id), "--dest", str(tmp_path / "dl"))
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert_nowhere_on_disk(cli.data_dir)
+    assert_only_api_host_got_the_key(double)
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_key_with_a_line_break_inside_is_refused_in_words_without_it(
+    double: CivitaiDouble, tmp_path: Path, how: str
+) -> None:
+    broken = SECRET[:10] + "\r\n" + SECRET[10:]
+    cli = Cli(tmp_path / "data", double.base_url, api_key=broken if how == "option" else None)
+    env = cli_env(**({"CIVITAI_API_KEY": broken} if how == "environment" else {}))
+    result = subprocess.run(cli.argv("download", "1"), env=env, cwd=tmp_path, text=True,
+                            capture_output=True, timeout=60, check=False)
+    assert_one_line_error(result, ["line break", "paste"])
+    for part in (SECRET[:10], SECRET[10:]):
+        assert part not in result.stdout + result.stderr
+    assert_nowhere_on_disk(cli.data_dir)
+    assert not [r for r in double.requests if r.host != "storage" and "download" in r.path]
+
+
+def test_the_log_filter_hides_a_key_whoever_logs_it(tmp_path: Path) -> None:
+    from civdesk.core.secret_text import REDACTED, RedactingFilter, remember_secret
+
+    remember_secret(SECRET)
+    log_file = tmp_path / "log.txt"
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("some.library")
+    logger.addHandler(handler)
+    try:
+        logger.warning("header %s rejected", f"Bearer {SECRET}")
+        try:
+            raise ValueError(f"Invalid header value 'Bearer {SECRET}\\n'")
+        except ValueError:
+            logger.exception("request failed")
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    text = log_file.read_text(encoding="utf-8")
+    assert SECRET not in text
+    assert text.count(REDACTED) == 2  # the message and the exception in the traceback

@@ -31,6 +31,7 @@ from civdesk.cli.errors import (
 )
 from civdesk.cli.progress import ProgressBar, clear_line
 from civdesk.core.errors import CivdeskError, FileProblem
+from civdesk.core.secret_text import RedactingFilter
 from civdesk.core.settings import normalised_api_base
 from civdesk.paths import ENV_DATA_DIR, app_paths
 
@@ -275,6 +276,8 @@ def _setup_logging(options: argparse.Namespace) -> Path | None:
 
 
 def _add_handler(logger: logging.Logger, handler: logging.Handler) -> None:
+    if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+        handler.addFilter(RedactingFilter())  # no key in a log line, whoever wrote it
     logger.addHandler(handler)
     _handlers.append((logger, handler))
 

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from civdesk.core.civitai.errors import AuthRequired, RateLimited
 from civdesk.core.errors import CivdeskError
+from civdesk.core.secret_text import redact
 
 log = logging.getLogger("civdesk.cli")
 
@@ -39,7 +40,7 @@ class Interrupted(KeyboardInterrupt):
 
 def describe(error: CivdeskError) -> str:
     """The one line to show for an expected failure, without the ``civdesk: error:`` prefix."""
-    message = " ".join(str(error).split()) or type(error).__name__
+    message = " ".join(redact(str(error)).split()) or type(error).__name__
     if isinstance(error, AuthRequired) and "disabled downloads" not in message.lower():
         message = f"{message} ({KEY_HINT})"
     elif isinstance(error, RateLimited) and (error.retry_after or 0) >= 1:
@@ -59,7 +60,7 @@ def report_unexpected(error: BaseException, log_file: Path | None,
     """Log the traceback to ``log_file`` and print one line that says where it went."""
     log.error("Unexpected error", exc_info=(type(error), error, error.__traceback__))
     what = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    what = " ".join(what.split())
+    what = " ".join(redact(what).split())
     if len(what) > 200:
         what = what[:199] + "…"
     where = f"; the details are in {log_file}" if log_file else ""

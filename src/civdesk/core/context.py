@@ -14,6 +14,7 @@ from pathlib import Path
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
+from civdesk.core.secret_text import clean_api_key
 from civdesk.core.secrets import ApiKeyStore
 from civdesk.core.settings import Settings
 from civdesk.paths import AppPaths, app_paths
@@ -41,6 +42,7 @@ class Core:
         api_base: str | None = None,
         api_key: str | None = None,
     ) -> Core:
+        api_key = clean_api_key(api_key, "The API key given for this run")  # before opening
         paths = app_paths(data_dir).ensure()
         db = Database.open(paths.database)
         library = Library(db)

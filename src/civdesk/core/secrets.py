@@ -20,6 +20,7 @@ from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail, null
 
 from civdesk.core.errors import FileProblem
+from civdesk.core.secret_text import clean_api_key
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,13 @@ class ApiKeyStore:
 
     def get(self) -> str | None:
         """The key to use now, or None when there is none."""
-        env = os.environ.get(ENV_API_KEY, "").strip()
+        env = clean_api_key(os.environ.get(ENV_API_KEY), f"The {ENV_API_KEY} variable")
         return env or self._from_keychain() or self._from_file()
 
     def set(self, key: str) -> None:
-        """Store ``key`` (an empty one clears). Raises FileProblem if it cannot be saved."""
-        key = key.strip()
+        """Store ``key`` (an empty one clears). Raises FileProblem if it cannot be saved,
+        InvalidApiKey if it holds a character no key has."""
+        key = clean_api_key(key) or ""
         if not key:
             self.clear()
             return
@@ -135,16 +137,17 @@ class ApiKeyStore:
         except Exception as exc:
             log.warning("Could not read the API key from the keychain (%s)", type(exc).__name__)
             return None
-        return (value.strip() or None) if value else None
+        return clean_api_key(value, "The API key in the keychain")
 
     def _from_file(self) -> str | None:
         try:
-            return self._file.read_text(encoding="utf-8").strip() or None
+            text = self._file.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
             log.warning("Could not read %s (%s)", self._file, type(exc).__name__)
             return None
+        return clean_api_key(text, f"The API key in {self._file}")
 
     def _write_file(self, key: str) -> None:
         """Write atomically; the file is created 0600, so it is never readable by others."""

@@ -22,6 +22,7 @@ from PySide6.QtCore import (
 from PySide6.QtWidgets import QApplication
 
 from civdesk import APP_NAME, __version__
+from civdesk.core.secret_text import RedactingFilter
 from civdesk.ui import tasks
 from civdesk.ui.collector import GuiGarbageCollector
 
@@ -112,6 +113,7 @@ def setup_logging(core: Any) -> logging.Handler | None:
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     )
+    handler.addFilter(RedactingFilter())  # no key in a log line, whoever wrote it
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     root.propagate = False

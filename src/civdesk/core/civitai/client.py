@@ -47,6 +47,7 @@ from civdesk.core.civitai.schema import Model, ModelVersion, SearchPage, SearchQ
 from civdesk.core.downloads.filenames import name_from_content_disposition
 from civdesk.core.errors import Cancelled
 from civdesk.core.hashing import CancelFlag
+from civdesk.core.secret_text import clean_api_key
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +295,15 @@ class CivitaiClient:
         #: When set (a cancelled scan's), a failed request is not tried again: a server that
         #: hangs would otherwise hold the thread for every retry's timeout.
         self.stop: CancelFlag | None = None
+
+    @property
+    def api_key(self) -> str | None:
+        return self._api_key
+
+    @api_key.setter
+    def api_key(self, value: str | None) -> None:
+        # The one gate every key passes before it reaches a header (and the redaction list).
+        self._api_key = clean_api_key(value)
 
     def __repr__(self) -> str:
         # Never the key itself; only whether there is one.

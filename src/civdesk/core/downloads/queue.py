@@ -88,6 +88,7 @@ from civdesk.core.downloads.store import (
 from civdesk.core.errors import Cancelled, CivdeskError, DiskFull, HashMismatch, UnsafePath
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
+from civdesk.core.secret_text import redact
 
 if TYPE_CHECKING:
     from civdesk.core.context import Core
@@ -722,7 +723,7 @@ class DownloadQueue:
                 # The .part is another task's: never point at it (a cancel would delete it).
                 part = {"bytes_done": 0, "part_path": None}
             return self._finish(running, FAILED, finished_at=now(), error_kind=kind,
-                                error=message or str(exc), **part)
+                                error=redact(message or str(exc)), **part)
 
     @staticmethod
     def _part_size(record: TaskRecord) -> int:

@@ -39,6 +39,7 @@ from civdesk.core.civitai.schema import (
     SearchQuery,
 )
 from civdesk.core.errors import CivdeskError
+from civdesk.core.secret_text import redact
 from civdesk.ui.browser.delegate import CardDelegate
 from civdesk.ui.browser.detail import ModelDetail
 from civdesk.ui.browser.model import DOWNLOADED, ResultRole, SearchResultsModel
@@ -79,7 +80,7 @@ def error_text(exc: BaseException) -> str:
         return f"{exc}."
     if isinstance(exc, CivdeskError):
         return str(exc)
-    return f"Unexpected error ({type(exc).__name__}: {exc}); please report it."
+    return redact(f"Unexpected error ({type(exc).__name__}: {exc}); please report it.")
 
 
 #: The search box's least width, in pixels.
