@@ -352,6 +352,33 @@ def test_link_ties_an_unknown_file_to_a_version(
     assert rescan["unknown"] == 0 and rescan["identified"] == 3
 
 
+@pytest.mark.parametrize("given", ["drive", "real library folder"])
+def test_link_through_a_linked_folder_keeps_the_path_the_library_knows(
+    cli: Cli, civitai_catalog: SampleCatalog, tmp_path: Path, given: str
+) -> None:
+    # models/Lora is a link to an external drive; the user links the file by the path the
+    # file manager shows there, or through a link to the whole library folder.
+    drive = tmp_path / "usb" / "Lora"
+    drive.mkdir(parents=True)
+    (drive / "mystery.safetensors").write_bytes(b"\1" * 4096)
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "Lora").symlink_to(drive, target_is_directory=True)
+    (tmp_path / "shortcut").symlink_to(models, target_is_directory=True)
+    assert cli("scan", str(models)).code == 0
+    known = models.resolve() / "Lora" / "mystery.safetensors"
+    by = {"drive": drive / "mystery.safetensors",
+          "real library folder": tmp_path / "shortcut" / "Lora" / "mystery.safetensors"}
+
+    run = cli("link", str(by[given]), str(civitai_catalog.embedding_v1.id), "--json")
+
+    assert run.code == 0, run.stderr
+    assert run.json["path"] == str(known)
+    entries = cli("list", "--json").json
+    assert [e["path"] for e in entries] == [str(known)]  # one entry, not two
+    assert entries[0]["version_id"] == civitai_catalog.embedding_v1.id
+
+
 def test_link_refuses_a_file_civitai_knows_as_another_version(
     cli: Cli, civitai_catalog: SampleCatalog, tmp_path: Path
 ) -> None:

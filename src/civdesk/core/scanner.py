@@ -435,6 +435,7 @@ class Scanner:
         """
         p = Path(os.path.abspath(os.fspath(path)))
         st = FileStat.of(os.stat(p))
+        p = self._as_the_library_sees(p, st)
         row = self.library.local_file(p)
         recorded: LocalFile | None = None  # the row, when it is of these very bytes
         if row is not None and row.sha256 and (row.size, row.mtime_ns, row.inode) == (
@@ -465,6 +466,21 @@ class Scanner:
             info_path=done.info_path,
             lookup_state="found",
         )
+
+    def _as_the_library_sees(self, p: Path, st: FileStat) -> Path:
+        """The library's own path for the file at ``p``.
+
+        A file reached another way than the scan reached it (through the drive a linked type
+        folder points at, or a library folder's real path) is the entry the library already
+        has, not a second one beside it.
+        """
+        if self.library.local_file(p) is not None:
+            return p
+        known = self.library.file_by_identity(st.size, st.mtime_ns, st.inode)
+        if known is not None and known.path != str(p) and (
+                os.path.realpath(known.path) == os.path.realpath(p)):
+            return Path(known.path)
+        return p
 
     def _known_as(self, sha256: str, row: LocalFile | None) -> ModelVersion | None:
         """The version these bytes are on Civitai: as a scan or a download recorded it,

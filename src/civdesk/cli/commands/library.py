@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -257,7 +258,8 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
 def run_link(session: Session, args: argparse.Namespace) -> int:
     from civdesk.core.scanner import MODEL_EXTENSIONS, LinkConflict, Scanner, is_model_file_name
 
-    path = Path(args.path).expanduser().resolve()
+    # Absolute, not resolved: a file in a linked folder keeps the path the library knows.
+    path = Path(os.path.abspath(Path(args.path).expanduser()))
     if path.is_dir():
         raise UsageError(f"{path} is a folder: link takes one model file")
     if not path.is_file():
