@@ -29,6 +29,18 @@ from tests.double import CivitaiDouble, SampleCatalog, build_sample_catalog
 TEST_API_KEY = "test-key"
 
 
+def signals_as_in_a_terminal() -> None:
+    """``preexec_fn`` for a child that a test stops with Ctrl+C or kill.
+
+    A suite started as a background job or under ``nohup`` passes SIGINT on ignored, and
+    the child would never see the test's Ctrl+C: give it the signals a terminal gives.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.fixture
 def civitai() -> Iterator[CivitaiDouble]:
     """A running Civitai double (API + storage hosts on loopback); the valid key is TEST_API_KEY."""

@@ -18,6 +18,8 @@ def test_ctrl_c_during_the_wait_still_waits_for_the_work_to_wind_down() -> None:
     # line exited in the middle of the scan's last save.
     stop = threading.Event()
     finished = threading.Event()
+    # Ctrl+C as in a terminal, also when the suite runs as a background job (SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def work() -> None:
         time.sleep(0.5)  # the main thread is in its wait by now
@@ -26,6 +28,9 @@ def test_ctrl_c_during_the_wait_still_waits_for_the_work_to_wind_down() -> None:
         time.sleep(0.5)  # winding down: saving what was done
         finished.set()
 
-    with pytest.raises(KeyboardInterrupt):
-        run_cancellable(work, stop.set)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_cancellable(work, stop.set)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert finished.is_set()

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from civdesk import __version__
-from tests.conftest import TEST_API_KEY
+from tests.conftest import TEST_API_KEY, signals_as_in_a_terminal
 from tests.double import CivitaiDouble, SampleCatalog
 from tests.double.catalog import FakeVersion
 
@@ -1018,7 +1018,8 @@ def start_download(cli_env: dict[str, str], *args: str) -> subprocess.Popen[str]
     env.update(cli_env)
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
     return subprocess.Popen([sys.executable, "-m", "civdesk", "download", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=signals_as_in_a_terminal)
 
 
 def wait_for_part(folder: Path, process: subprocess.Popen[str], timeout: float = 30) -> Path:
@@ -1101,7 +1102,7 @@ def test_ctrl_c_while_civitai_does_not_answer_ends_the_scan_at_once(
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
     process = subprocess.Popen([sys.executable, "-m", "civdesk", "scan", str(folder)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env)
+                               env=env, preexec_fn=signals_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 30
         while not any("by-hash" in r.path for r in civitai.requests):

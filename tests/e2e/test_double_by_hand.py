@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import signals_as_in_a_terminal
 from tests.e2e.test_cli import civdesk
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +25,8 @@ def double_by_hand(tmp_path: Path) -> Iterator[tuple[dict[str, Any], subprocess.
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.double", "--library", str(tmp_path / "library")],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        preexec_fn=signals_as_in_a_terminal)
     assert process.stdout is not None
     first = process.stdout.readline()
     try:

@@ -25,6 +25,7 @@ from civdesk import APP_NAME, __version__
 from civdesk.core.secret_text import RedactingFilter
 from civdesk.ui import tasks
 from civdesk.ui.collector import GuiGarbageCollector
+from civdesk.ui.stop_signals import StopSignals
 
 log = logging.getLogger(__name__)
 qt_log = logging.getLogger("civdesk.qt")
@@ -182,11 +183,20 @@ def run_gui(core: Any, argv: list[str] | None = None) -> int:
     window = MainWindow(core, icon=icon, tray_icon=tray_icon())
     window.quit_requested.connect(app.quit)
     app.aboutToQuit.connect(window.shutdown)
+    stop_signals = StopSignals(app)
+    stop_signals.received.connect(window.quit)  # Ctrl+C, kill: the same path as File → Quit
+    stop_signals.install()
     window.show()
     tune_runtime_for_gui()
+    log.info("Window open")
     try:
-        return app.exec()
+        code = app.exec()
+        if stop_signals.first is not None:
+            log.info("Quit on signal %d", stop_signals.first)
+            code = 128 + stop_signals.first  # what a shell expects of a process it stopped
+        return code
     finally:
+        stop_signals.uninstall()
         window.shutdown()
         if not tasks.shutdown(timeout_ms=10_000):
             log.warning("Some background work did not stop within 10 s")
