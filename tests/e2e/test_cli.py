@@ -338,7 +338,7 @@ def test_link_ties_an_unknown_file_to_a_version(
     assert cli("scan", str(models_dir)).code == 0
     mystery = models_dir / "mystery.safetensors"
 
-    run = cli("link", str(mystery), f"model:{c.embedding.id}")
+    run = cli("link", str(mystery), f"https://civitai.red/models/{c.embedding.id}/bad-hands")
 
     assert run.code == 0, run.stderr
     assert run.stdout.strip() == (
@@ -680,6 +680,7 @@ def test_download_by_model_id_takes_the_latest_version(
 
 @pytest.mark.parametrize("site", [
     "https://civitai.com",
+    "https://civitai.red",  # where mature models' links point since April 2026
     None,  # the configured server's own pages, as `civdesk search --json` links them
 ])
 def test_download_by_model_page_url_with_a_version(

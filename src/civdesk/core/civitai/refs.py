@@ -11,14 +11,16 @@ Accepted forms::
     https://civitai.com/model-versions/456           (and /api/v1/model-versions/456)
     urn:air:sdxl:lora:civitai:123@456                an AIR (model, optionally @version)
 
-Links are accepted on civitai.com (and .green), and on the host of the configured site
-(``api_base``), whose pages another Civitai-compatible server links to.
+Links are accepted on both of Civitai's sites, civitai.com and civitai.red (where mature
+models have lived since April 2026; the old civitai.green too) and their subdomains, and on
+the host of each configured site (``api_base``), whose pages another Civitai-compatible
+server links to.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, parse_qs, urlsplit
@@ -75,13 +77,16 @@ _PATHS = (
     (re.compile(rf"^(?:/api/v1)?/model-versions/(?P<version>{_ID})/?$"), "version"),
     (re.compile(rf"^/api/v1/models/(?P<model>{_ID})/?$"), "model"),
 )
-_HOST = re.compile(r"^(?:[a-z0-9-]+\.)*civitai\.(?:com|green)$", re.IGNORECASE)
+#: Civitai's own sites, any subdomain (www., a CDN's name…).
+_SITE = r"(?:[a-z0-9-]+\.)*civitai\.(?:com|red|green)"
+_HOST = re.compile(rf"^{_SITE}$", re.IGNORECASE)
 
 
-def parse_ref(text: str, api_base: str | None = None) -> ModelRef:
+def parse_ref(text: str, api_base: str | Sequence[str] | None = None) -> ModelRef:
     """The model/version ``text`` names; :class:`BadReference` with a hint otherwise.
 
-    ``api_base`` is the configured Civitai site: links to its pages are accepted too.
+    ``api_base`` is the configured Civitai site (or sites): links to its pages are accepted
+    too.
     """
     value = text.strip().strip("<>\"'")
     if not value:
@@ -104,14 +109,14 @@ def parse_ref(text: str, api_base: str | None = None) -> ModelRef:
         return ref
     shown = value if len(value) <= 60 else value[:57] + "…"
     raise BadReference(
-        f"Not a Civitai model reference: {shown!r} — paste a civitai.com/models/… link, "
-        "a version id, or model:<id>"
+        f"Not a Civitai model reference: {shown!r} — paste a civitai.com/models/… or "
+        "civitai.red/models/… link, a version id, or model:<id>"
     )
 
 
-def _parse_url(value: str, api_base: str | None) -> ModelRef | None:
+def _parse_url(value: str, api_base: str | Sequence[str] | None) -> ModelRef | None:
     if "://" not in value:
-        if not re.match(r"^(?:[a-z0-9-]+\.)*civitai\.(?:com|green)/", value, re.IGNORECASE):
+        if not re.match(rf"^{_SITE}/", value, re.IGNORECASE):
             return None
         value = "https://" + value
     parts = urlsplit(value)
@@ -140,15 +145,19 @@ def _version_in_link(query: dict[str, list[str]]) -> int:
     return int(version)
 
 
-def _on_civitai_site(link: SplitResult, api_base: str | None) -> bool:
-    """Whether ``link`` is on civitai.com (or .green) or on the configured site's host."""
+def _on_civitai_site(link: SplitResult, api_base: str | Sequence[str] | None) -> bool:
+    """Whether ``link`` is on one of Civitai's sites or on a configured site's host."""
     if _HOST.match(link.hostname or ""):
         return True
-    try:
-        site = urlsplit(api_base or "")
-        return bool(site.hostname) and (link.hostname, link.port) == (site.hostname, site.port)
-    except ValueError:  # a port that is not a number
-        return False
+    bases = [api_base] if isinstance(api_base, str) else list(api_base or ())
+    for base in bases:
+        try:
+            site = urlsplit(base)
+            if site.hostname and (link.hostname, link.port) == (site.hostname, site.port):
+                return True
+        except ValueError:  # a port that is not a number
+            continue
+    return False
 
 
 def resolve_version(

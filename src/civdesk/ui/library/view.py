@@ -1029,7 +1029,8 @@ class LibraryPage(QWidget):
             self,
             "Link to Civitai model",
             f"Which Civitai model is {entry.file_name}?\n"
-            "Paste its page address (https://civitai.com/models/…), or a model or version id:",
+            "Paste its page address (civitai.com/models/… or civitai.red/models/…), or a "
+            "model or version id:",
         )
         if not ok or not text.strip():
             return
