@@ -429,6 +429,35 @@ def test_retry_right_after_pasting_the_key_uses_it(qtbot, main_window, civitai, 
     assert retried.args[0].state == "completed"
 
 
+def test_retry_while_the_pasted_key_is_being_saved_waits_for_that_save(
+        qtbot, main_window, civitai, civitai_catalog, monkeypatch):
+    # A slow machine: the save timer fired before Retry, and its save is still running.
+    import threading
+
+    from tests.conftest import TEST_API_KEY
+
+    w = main_window
+    version = civitai_catalog.lora_v2
+    civitai.login_required(version)
+    with qtbot.waitSignal(w.dock.worker.task_finished, timeout=15_000) as failed:
+        w.dock.worker.add(version.id)
+    task = failed.args[0]
+    release = threading.Event()
+    store_key = w.core.keys.set
+    monkeypatch.setattr(w.core.keys, "set", lambda key: (release.wait(10), store_key(key)))
+    page = w.settings_page
+    page.key_edit.insert(TEST_API_KEY)
+    page.key_edit.textEdited.emit(page.key_edit.text())
+    page.key_edit.editingFinished.emit()  # the save starts now, as the timer would
+    qtbot.waitUntil(lambda: not page._unsaved, timeout=5000)
+    w.dock.select_task(task.id)
+    qtbot.mouseClick(w.dock.retry_button, Qt.MouseButton.LeftButton)
+    release.set()
+    with qtbot.waitSignal(w.dock.worker.task_finished, timeout=15_000) as retried:
+        pass
+    assert retried.args[0].state == "completed"
+
+
 def test_an_update_check_ending_during_a_scan_leaves_the_scan_its_line(
     qtbot, main_window, model_folder, civitai
 ):

@@ -83,6 +83,8 @@ class SettingsPage(QWidget):
         self.setObjectName("settingsPage")
         self.core = core
         self._key_dirty = False
+        self._saves_running = 0  # saves handed to the "db" pool and not ended yet
+        self._after_running_saves: list[Callable[[], object]] = []
         self._scan_running = False
         self._removed_during_scan: list[str] = []
         self._tested: dict[str, str] = {}  # key -> what Civitai said of it (Test key)
@@ -495,13 +497,15 @@ class SettingsPage(QWidget):
 
     def after_saving(self, then: Callable[[], object]) -> None:
         """Call ``then`` once what was typed is saved: at once when nothing waits, else when
-        the save this starts has ended (saved or not). A download retried right after the
-        key was pasted then runs with it."""
-        if not self._unsaved:
+        the save this starts, or the one already on its way, has ended (saved or not). A
+        download retried right after the key was pasted then runs with it."""
+        if self._unsaved:
+            self._save_timer.stop()
+            self._save_now(then)
+        elif self._saves_running:
+            self._after_running_saves.append(then)  # the timer's save took the key already
+        else:
             then()
-            return
-        self._save_timer.stop()
-        self._save_now(then)
 
     def flush(self, *, wait: bool = False) -> None:
         """Save what is waiting for the save timer now.
@@ -541,14 +545,22 @@ class SettingsPage(QWidget):
                 self.key_status.setText(f"{tested} {stored}" if tested else stored)
             self.saved.emit()
             self.settings_changed.emit()
-            if then is not None:
-                then()
+            ended()
 
         def failed(exc: BaseException) -> None:
             self._save_failed(exc)
-            if then is not None:
-                then()
+            ended()
 
+        def ended() -> None:
+            self._saves_running -= 1
+            waiting = [then] if then is not None else []
+            if not self._saves_running:  # saves run in order ("db" pool): all are in now
+                waiting += self._after_running_saves
+                self._after_running_saves = []
+            for call in waiting:
+                call()
+
+        self._saves_running += 1
         run_task(
             save,
             on_result=done,
