@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint app screenshots bench double clean
+.PHONY: run test test-all lint app package screenshots bench double clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 
 app: $(STAMP)
 	$(BIN)/pyinstaller --noconfirm --clean build.spec
+
+# The Debian/Ubuntu package of the frozen app: dist/civdesk_<version>_<arch>.deb (Linux).
+package: app
+	$(BIN)/python scripts/build_deb.py --app dist/civdesk --out dist
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python scripts/screenshots.py docs/screenshots

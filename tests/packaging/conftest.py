@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.packaging.frozen import FrozenApp, frozen_app_for_tests
+
 _FIGURES = pytest.StashKey[list[str]]()
 
 
@@ -22,3 +24,9 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.section("packaging figures")
         for line in figures:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def frozen_app(tmp_path_factory: pytest.TempPathFactory) -> FrozenApp:
+    """One PyInstaller build for the whole run (minutes on a small machine)."""
+    return frozen_app_for_tests(tmp_path_factory.mktemp("pyinstaller"))

@@ -1,8 +1,8 @@
 """The frozen app, built from build.spec exactly as `make app` does, and then run for real.
 
-One PyInstaller build serves the whole module (a minute or more on a small machine). Set
-``CIVDESK_FROZEN_APP`` to an existing one-folder build (``dist/civdesk``) to test that
-instead, e.g. a release artifact.
+One PyInstaller build serves the whole run (``tests/packaging/frozen.py``; a minute or more
+on a small machine). Set ``CIVDESK_FROZEN_APP`` to an existing one-folder build
+(``dist/civdesk``) to test that instead, e.g. a release artifact.
 
 The runs prove what a user of the download would hit first: the version answers, a scan
 against the Civitai double identifies real files, the window opens offscreen and closes
@@ -13,98 +13,20 @@ Qt modules civdesk does not use. Sizes and start-up times are printed for the re
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from civdesk import __version__
 from tests.double import CivitaiDouble, SampleCatalog, build_sample_catalog, make_safetensors
+from tests.packaging.frozen import REPO, FrozenApp, locate, run, run_env
 
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(1200)]
 
-REPO = Path(__file__).resolve().parents[2]
 ENTRY_SCRIPT = REPO / "packaging" / "civdesk_entry.py"
-PROBE_PREFIX = "civdesk-startup-probe:"
-ENV_PREBUILT = "CIVDESK_FROZEN_APP"
-RUN_TIMEOUT = 90  # seconds; a cold first start of a frozen Qt app can be slow on CI
-EXE_SUFFIX = ".exe" if sys.platform == "win32" else ""
-
-
-@dataclass(frozen=True)
-class FrozenApp:
-    folder: Path  # the one-folder build: the executables and _internal/
-    gui: Path  # the windowed executable (double-click)
-    cli: Path  # the executable for the command line (the same one outside Windows)
-    build_seconds: float | None
-
-    def manifest(self) -> dict[str, tuple[int, int]]:
-        """Every file in the build with its size and mtime, to notice anything written."""
-        return {
-            str(p.relative_to(self.folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in self.folder.rglob("*")
-            if p.is_file()
-        }
-
-
-@dataclass(frozen=True)
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-    started_at: float  # time.time() just before the process was started
-
-    def check(self) -> Run:
-        """Exit code 0 and no Python traceback: the standard for every run here."""
-        assert self.returncode == 0, f"exit code {self.returncode}\n{self.stderr[-3000:]}"
-        assert "Traceback" not in self.stderr, self.stderr[-3000:]
-        return self
-
-    def first_window_seconds(self) -> float:
-        for line in self.stdout.splitlines():
-            if line.startswith(PROBE_PREFIX):
-                return float(line.split()[2]) - self.started_at
-        raise AssertionError(f"no start-up probe line in stdout:\n{self.stdout[-2000:]}")
-
-
-# ------------------------------------------------------------------------------ fixtures
-
-
-def _build(tmp: Path) -> FrozenApp:
-    dist, work = tmp / "dist", tmp / "work"
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean",
-         "--distpath", str(dist), "--workpath", str(work), str(REPO / "build.spec")],
-        cwd=REPO, capture_output=True, text=True, timeout=1100,
-        env={k: v for k, v in os.environ.items() if k != "CIVDESK_ONEFILE"},
-    )
-    assert result.returncode == 0, f"PyInstaller failed:\n{result.stderr[-5000:]}"
-    return _locate(dist / "civdesk", time.monotonic() - started)
-
-
-def _locate(folder: Path, build_seconds: float | None) -> FrozenApp:
-    gui = folder / f"civdesk{EXE_SUFFIX}"
-    cli = folder / "civdesk-cli.exe" if sys.platform == "win32" else gui
-    assert gui.is_file(), f"no executable at {gui}"
-    assert cli.is_file(), f"no command-line executable at {cli}"
-    return FrozenApp(folder, gui, cli, build_seconds)
-
-
-@pytest.fixture(scope="module")
-def frozen_app(tmp_path_factory: pytest.TempPathFactory) -> FrozenApp:
-    prebuilt = os.environ.get(ENV_PREBUILT)
-    if prebuilt:
-        return _locate(Path(prebuilt).resolve(), None)
-    return _build(tmp_path_factory.mktemp("pyinstaller"))
-
-
 @pytest.fixture(scope="module")
 def catalog() -> Iterator[SampleCatalog]:
     # The conftest fixtures are function-scoped; the module shares one double.
@@ -131,36 +53,6 @@ def home(tmp_path: Path) -> Path:
     folder = tmp_path / "home"
     folder.mkdir()
     return folder
-
-
-def run_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items()
-        if not k.startswith(("CIVDESK_", "CIVITAI_", "XDG_", "PYTHON"))
-    }
-    env.update(
-        HOME=str(home),
-        USERPROFILE=str(home),
-        XDG_DATA_HOME=str(home / "xdg-data"),
-        XDG_CONFIG_HOME=str(home / "xdg-config"),
-        XDG_CACHE_HOME=str(home / "xdg-cache"),
-        XDG_STATE_HOME=str(home / "xdg-state"),
-        QT_QPA_PLATFORM="offscreen",
-        # Never touch a real keychain; also proves the keyring backends are bundled, since
-        # keyring imports this one by name.
-        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-    )
-    env.update(extra)
-    return env
-
-
-def run(argv: list[str | Path], env: dict[str, str], cwd: Path) -> Run:
-    started = time.time()
-    result = subprocess.run(
-        [str(a) for a in argv], env=env, cwd=cwd, capture_output=True, text=True,
-        timeout=RUN_TIMEOUT,
-    )
-    return Run(result.returncode, result.stdout, result.stderr, started)
 
 
 # --------------------------------------------------------------------------------- tests
@@ -269,6 +161,6 @@ def test_bundle_folder_is_self_contained(frozen_app: FrozenApp, tmp_path: Path, 
     """The folder works wherever it is copied: no absolute path into the build machine."""
     moved = tmp_path / "elsewhere" / "civdesk"
     shutil.copytree(frozen_app.folder, moved, symlinks=True)
-    copy = _locate(moved, None)
+    copy = locate(moved, None)
     result = run([copy.cli, "--version"], run_env(home), cwd=home).check()
     assert result.stdout.strip() == f"civdesk {__version__}"
