@@ -42,6 +42,19 @@ def signals_as_in_a_terminal() -> None:
 
 
 @pytest.fixture
+def ctrl_c_as_in_a_terminal() -> Iterator[None]:
+    """Ctrl+C raises KeyboardInterrupt in this process for the test, as in a terminal,
+    also when the suite runs as a background job (SIGINT inherited ignored)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
 def civitai() -> Iterator[CivitaiDouble]:
     """A running Civitai double (API + storage hosts on loopback); the valid key is TEST_API_KEY."""
     double = CivitaiDouble(api_key=TEST_API_KEY)

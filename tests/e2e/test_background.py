@@ -12,14 +12,13 @@ import pytest
 from civdesk.cli.background import run_cancellable
 
 
-def test_ctrl_c_during_the_wait_still_waits_for_the_work_to_wind_down() -> None:
+def test_ctrl_c_during_the_wait_still_waits_for_the_work_to_wind_down(
+        ctrl_c_as_in_a_terminal: None) -> None:
     # A real SIGINT while the main thread is blocked waiting: on CPython 3.11 an
     # interrupted Thread.join marked the worker ended while it still ran, so the command
     # line exited in the middle of the scan's last save.
     stop = threading.Event()
     finished = threading.Event()
-    # Ctrl+C as in a terminal, also when the suite runs as a background job (SIGINT ignored).
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def work() -> None:
         time.sleep(0.5)  # the main thread is in its wait by now
@@ -28,9 +27,6 @@ def test_ctrl_c_during_the_wait_still_waits_for_the_work_to_wind_down() -> None:
         time.sleep(0.5)  # winding down: saving what was done
         finished.set()
 
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_cancellable(work, stop.set)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    with pytest.raises(KeyboardInterrupt):
+        run_cancellable(work, stop.set)
     assert finished.is_set()

@@ -187,7 +187,8 @@ def test_background_work_returns_its_result_or_raises_its_error() -> None:
         run_cancellable(fail, lambda: None)
 
 
-def test_ctrl_c_asks_background_work_to_stop_and_waits_for_it() -> None:
+def test_ctrl_c_asks_background_work_to_stop_and_waits_for_it(
+        ctrl_c_as_in_a_terminal: None) -> None:
     import _thread
     import threading
 
