@@ -1,50 +1,57 @@
-# One entry point for people and CI. `make run` and `make test` each set up the
-# virtual environment first (only when pyproject.toml changed since the last time).
+# One entry point for people and CI (`make help` lists the targets). `make run` installs
+# only what the app needs; `make test` adds the test and build tools. Each sets up the
+# virtual environment first, and again only when pyproject.toml changed.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+APP_STAMP := $(VENV)/.installed-app
+DEV_STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint app package screenshots bench double clean
+.PHONY: help run test test-all lint app package screenshots bench double clean
 
-$(STAMP): pyproject.toml
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-run: $(STAMP)
+$(APP_STAMP): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(APP_STAMP)
+
+$(DEV_STAMP): pyproject.toml $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(APP_STAMP) $(DEV_STAMP)
+
+run: $(APP_STAMP)  ## Set up and start the app
 	$(BIN)/civdesk
 
-# The everyday suite: everything but the slow and packaging checks.
-test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow and not packaging" $(PYTEST_ARGS)
+test: $(DEV_STAMP)  ## Set up and run the everyday tests (FILE=tests/x.py, K=expression)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow and not packaging" $(PYTEST_ARGS) $(FILE) $(if $(K),-k "$(K)")
 
-# What CI runs: the whole suite, lint and the layering contract.
-test-all: $(STAMP) lint
+test-all: $(DEV_STAMP) lint  ## What CI runs: lint, then every test (slow and packaging too)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+lint: $(DEV_STAMP)  ## ruff, the import contracts (core never imports Qt), mypy
+	$(BIN)/ruff check src tests bench scripts/build_deb.py
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-app: $(STAMP)
+app: $(DEV_STAMP)  ## Freeze the app with PyInstaller into dist/
 	$(BIN)/pyinstaller --noconfirm --clean build.spec
 
-# The Debian/Ubuntu package of the frozen app: dist/civdesk_<version>_<arch>.deb (Linux).
-package: app
+package: app  ## The Debian/Ubuntu package: dist/civdesk_<version>_<arch>.deb
 	$(BIN)/python scripts/build_deb.py --app dist/civdesk --out dist
 
-screenshots: $(STAMP)
+screenshots: $(DEV_STAMP)  ## Render every page offscreen into docs/screenshots/
 	QT_QPA_PLATFORM=offscreen $(BIN)/python scripts/screenshots.py docs/screenshots
 
-# The Civitai double with its sample catalogue, to try civdesk by hand (prints how).
-double: $(STAMP)
-	$(BIN)/python -m tests.double --library /tmp/civdesk-demo-library
+double: $(DEV_STAMP)  ## Try civdesk against the Civitai double (new folders each run)
+	$(BIN)/python -m tests.double
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)  ## Speed figures against reference tools (openssl, curl)
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
-clean:
+clean:  ## Remove the virtual environment and build output
 	rm -rf $(VENV) build dist .pytest_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def double_by_hand(tmp_path: Path) -> Iterator[tuple[dict[str, Any], subprocess.Popen[str]]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.double", "--library", str(tmp_path / "library")],
+        [sys.executable, "-m", "tests.double", "--demo", str(tmp_path / "demo"), "--json"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO / "src")},
         preexec_fn=signals_as_in_a_terminal)
@@ -42,8 +43,9 @@ def test_the_printed_commands_work_against_the_double(
 ) -> None:
     ready, process = double_by_hand
     env = {"CIVITAI_API_BASE": ready["base_url"], "CIVITAI_API_KEY": ready["api_key"],
-           "CIVDESK_DATA_DIR": str(tmp_path / "data")}
-    library = tmp_path / "library"
+           "CIVDESK_DATA_DIR": ready["data_dir"]}
+    library = tmp_path / "demo" / "library"
+    assert ready["data_dir"] == str(tmp_path / "demo" / "data")
     assert sorted(Path(p).relative_to(library).parts[0] for p in ready["library"]) == [
         "Lora", "embeddings"]
 
@@ -70,4 +72,29 @@ def test_the_printed_commands_work_against_the_double(
     process.send_signal(signal.SIGINT)  # Ctrl+C
     assert process.wait(timeout=10) == 0
     assert process.stdout is not None  # read as a file: its first line is in its buffer
-    assert "Ctrl+C stops the double" in process.stdout.read()
+    printed = process.stdout.read()
+    assert "Ctrl+C stops the double" in printed
+    # The walkthrough shows the update before it downloads it.
+    assert printed.index("civdesk updates") < printed.index("civdesk download")
+
+
+def test_each_run_of_the_walkthrough_starts_in_new_folders() -> None:
+    folders: list[Path] = []
+    for _ in range(2):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.double", "--json"], cwd=REPO, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+            preexec_fn=signals_as_in_a_terminal)
+        try:
+            assert process.stdout is not None
+            folders.append(Path(json.loads(process.stdout.readline())["data_dir"]).parent)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=10)
+    try:
+        assert folders[0] != folders[1]
+        assert all((f / "library" / "Lora").is_dir() for f in folders)
+    finally:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
