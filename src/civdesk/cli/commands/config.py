@@ -72,7 +72,7 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         "the library folders.")
     find_folders.add_argument("--add", action="store_true",
                               help="add the folders found to the library folders")
-    _action_json(find_folders)
+    _action_json(find_folders, 'the folders found and added ({"found": [...], "added": [...]})')
     find_folders.set_defaults(handler=run_find_folders)
 
     set_layout = actions.add_parser(
@@ -86,11 +86,12 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
     set_layout.set_defaults(handler=run_set_layout)
 
 
-def _action_json(parser: argparse.ArgumentParser) -> None:
+def _action_json(parser: argparse.ArgumentParser,
+                 what: str = "the settings as they are afterwards") -> None:
     """``--json`` after the action too (``config add-folder X --json``); SUPPRESS keeps
     ``config --json add-folder X`` from being reset by the action's default."""
     parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print the settings as they are afterwards as JSON")
+                        help=f"print {what} as JSON")
 
 
 def run_show(session: Session, args: argparse.Namespace) -> int:
@@ -105,6 +106,10 @@ def run_show(session: Session, args: argparse.Namespace) -> int:
         "not set (`civdesk config set-key` to store one)")
     rows = [
         ("Data folder", record["data_dir"]),
+        ("Database", record["database"]),
+        ("Settings", record["config_dir"]),
+        ("Cache", record["cache_dir"]),
+        ("Logs", record["logs"]),
         ("Civitai", record["api_base"]),
         ("API key", api_key),
         ("Library folders", ", ".join(s.library_folders) or "none (`civdesk scan PATH`)"),
@@ -156,6 +161,8 @@ def settings_record(core: Core) -> dict[str, Any]:
         "data_dir": str(core.paths.data),
         "database": str(core.paths.database),
         "logs": str(core.paths.logs),
+        "config_dir": str(core.paths.config),
+        "cache_dir": str(core.paths.cache),
         "api_base": core.api_base,
         "api_key": {"set": key is not None, "source": key_source, "masked": mask(key) or None},
         "library_folders": list(s.library_folders),
