@@ -4,6 +4,11 @@ Order of precedence when reading: the ``CIVITAI_API_KEY`` environment variable (
 session only, never stored), then the keychain, then the ``api_key`` file in the config
 folder. The key is never kept in an attribute, logged, or shown in a repr; use :func:`mask`
 to display it.
+
+The keychain library is imported, and the system's keychain looked up, only when a key is
+first needed: that costs a few hundred milliseconds (keyring probes every platform's
+backend), which a command that never talks to Civitai (``list``, ``duplicates``) should not
+pay at every start.
 """
 
 from __future__ import annotations
@@ -12,15 +17,13 @@ import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Final
-
-import keyring
-import keyring.errors
-from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail, null
+from typing import TYPE_CHECKING, Any, Final
 
 from civdesk.core.errors import FileProblem
 from civdesk.core.secret_text import clean_api_key
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ def mask(key: str | None, visible: int = 4) -> str:
 
 def usable_backend(backend: KeyringBackend) -> bool:
     """True for a keychain that really stores secrets (not the fail/null/empty-chain ones)."""
+    from keyring.backends import chainer, fail, null
+
     if isinstance(backend, (fail.Keyring, null.Keyring)):
         return False
     if isinstance(backend, chainer.ChainerBackend):
@@ -69,13 +74,22 @@ class ApiKeyStore:
 
     def __init__(self, config_dir: str | os.PathLike[str], keyring_backend: Any = AUTO) -> None:
         self._file = Path(config_dir) / KEY_FILE_NAME
-        if keyring_backend is AUTO:
+        self._backend_choice: Any = keyring_backend  # AUTO: looked up at first use
+
+    @property
+    def _keyring(self) -> KeyringBackend | None:
+        if self._backend_choice is AUTO:
+            import keyring
+
             candidate = keyring.get_keyring()
-            keyring_backend = candidate if usable_backend(candidate) else None
-        self._keyring: KeyringBackend | None = keyring_backend
+            self._backend_choice = candidate if usable_backend(candidate) else None
+        backend: KeyringBackend | None = self._backend_choice
+        return backend
 
     def __repr__(self) -> str:
-        where = type(self._keyring).__name__ if self._keyring else str(self._file)
+        choice = self._backend_choice
+        where = ("keychain, not looked up yet" if choice is AUTO else
+                 type(choice).__name__ if choice is not None else str(self._file))
         return f"ApiKeyStore({where})"
 
     @property
