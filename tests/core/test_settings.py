@@ -132,6 +132,23 @@ def test_folder_for_type(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert s.folder_for_type("VAE") == tmp_path / "elsewhere" / "vae"  # absolute: as is
 
 
+def test_a_type_folder_spelled_with_other_capitals_is_the_one_used(tmp_path: Path) -> None:
+    # Windows and macOS take LORA and Lora for one folder; here they are two, and the
+    # user's LoRAs live in LORA: downloads go there too, not into a new Lora beside it.
+    root = tmp_path / "models"
+    (root / "LORA").mkdir(parents=True)
+    (root / "stable-diffusion").mkdir()
+    s = Settings(download_root=str(root))
+    assert s.folder_for_type("LORA") == root / "LORA"
+    assert s.folder_for_type("Checkpoint") == root / "stable-diffusion"
+    assert s.folder_for_type("VAE") == root / "VAE"  # nothing like it: the name as set
+    (root / "Lora").mkdir()  # both spellings (Linux): the exact one
+    assert s.folder_for_type("LORA") == root / "Lora"
+    s.type_folders["LORA"] = "loras/sdxl"
+    (root / "LoRAs" / "SDXL").mkdir(parents=True)
+    assert s.folder_for_type("LORA") == root / "LoRAs" / "SDXL"  # at every level
+
+
 def test_embeddings_of_an_a1111_checkout_go_beside_its_models_folder(tmp_path: Path) -> None:
     webui = tmp_path / "stable-diffusion-webui"
     (webui / "models").mkdir(parents=True)

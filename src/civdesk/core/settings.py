@@ -111,6 +111,30 @@ def webui_embeddings(models: Path) -> Path | None:
     return None
 
 
+def as_spelled_on_disk(root: Path, relative: Path) -> Path:
+    """``root / relative``, each missing folder replaced by one that exists spelled with
+    other capitals (``LORA`` for ``Lora``).
+
+    Windows and macOS see those as one folder; Linux sees two, and a download would start a
+    second ``Lora`` beside the ``LORA`` the user sorted their LoRAs into. A few ``stat``
+    calls, and a listing only where the name is missing: downloads ask on a worker thread.
+    """
+    path = root
+    for part in relative.parts:
+        candidate = path / part
+        try:
+            if not candidate.exists() and path.is_dir():
+                wanted = part.casefold()
+                same = sorted(e.name for e in os.scandir(path)
+                              if e.name.casefold() == wanted and e.is_dir())
+                if same:
+                    candidate = path / same[0]
+        except OSError:
+            pass  # an unreadable folder: the name as configured, and the download says why
+        path = candidate
+    return path
+
+
 def default_hash_workers() -> int:
     return max(1, min(os.cpu_count() or 2, MAX_DEFAULT_HASH_WORKERS))
 
@@ -210,7 +234,7 @@ class Settings:
             beside = webui_embeddings(root)
             if beside is not None:
                 return beside
-        return root / path
+        return as_spelled_on_disk(root, path)
 
     @property
     def layout(self) -> str | None:
