@@ -11,6 +11,7 @@ from civdesk.core.settings import (
     A1111,
     COMFYUI,
     DEFAULT_API_BASE,
+    STABILITY_MATRIX,
     Settings,
     default_hash_workers,
     detect_layout,
@@ -210,13 +211,30 @@ def models_folder(root: Path, *subfolders: str) -> Path:
     (("checkpoints", "loras", "vae", "embeddings", "upscale_models"), COMFYUI),
     (("Stable-diffusion", "Lora", "VAE", "ESRGAN"), A1111),
     (("vae", "embeddings", "controlnet"), None),  # names both UIs use: cannot tell
-    (("checkpoints", "Lora"), None),  # one of each: cannot tell
+    (("checkpoints", "Stable-diffusion"), None),  # one of each: cannot tell
+    # Stability Matrix's shared Data/Models.
+    (("StableDiffusion", "Lora", "LyCORIS", "TextualInversion", "VAE", "ESRGAN"),
+     STABILITY_MATRIX),
+    (("StableDiffusion", "Lora", "Embeddings", "Hypernetwork"), STABILITY_MATRIX),
     ((), None),
 ])
 def test_detect_layout_by_the_folders_only_one_ui_names_so(
     tmp_path: Path, subfolders: tuple[str, ...], layout: str | None
 ) -> None:
     assert detect_layout(models_folder(tmp_path / "models", *subfolders)) == layout
+
+
+def test_a_stability_matrix_models_folder_gets_each_type_where_it_keeps_it(
+    tmp_path: Path
+) -> None:
+    data = models_folder(tmp_path / "StabilityMatrix" / "Data" / "Models",
+                         "StableDiffusion", "Lora", "LyCORIS", "TextualInversion")
+    s = Settings(download_root=str(data))
+    assert s.adopt_layout_of() == STABILITY_MATRIX
+    assert s.folder_for_type("Checkpoint") == data / "StableDiffusion"
+    assert s.folder_for_type("LoCon") == data / "LyCORIS"
+    assert s.folder_for_type("LORA") == data / "Lora"
+    assert s.folder_for_type("TextualInversion") == data / "TextualInversion"
 
 
 def test_detect_layout_of_a_missing_folder_is_none(tmp_path: Path) -> None:

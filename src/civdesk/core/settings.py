@@ -61,11 +61,27 @@ COMFYUI_TYPE_FOLDERS: dict[str, str] = {
     "Upscaler": "upscale_models",
     "MotionModule": "animatediff_models",
 }
-A1111, COMFYUI = "a1111", "comfyui"
-#: Sets of type folders by the web UI that reads them, and what people call them.
+# The same for Stability Matrix's shared models folder (Data/Models), named after its
+# SharedFolderType: LoCons and DoRAs have their own LyCORIS folder there.
+STABILITY_MATRIX_TYPE_FOLDERS: dict[str, str] = {
+    "Checkpoint": "StableDiffusion",
+    "LORA": "Lora",
+    "LoCon": "LyCORIS",
+    "DoRA": "LyCORIS",
+    "VAE": "VAE",
+    "TextualInversion": "TextualInversion",
+    "Hypernetwork": "Hypernetwork",
+    "Controlnet": "ControlNet",
+    "Upscaler": "ESRGAN",
+    "MotionModule": "AnimateDiff",
+}
+A1111, COMFYUI, STABILITY_MATRIX = "a1111", "comfyui", "stabilitymatrix"
+#: Sets of type folders by the tool that reads them, and what people call them.
 FOLDER_LAYOUTS: dict[str, dict[str, str]] = {A1111: DEFAULT_TYPE_FOLDERS,
-                                             COMFYUI: COMFYUI_TYPE_FOLDERS}
-LAYOUT_NAMES = {A1111: "AUTOMATIC1111 / Forge", COMFYUI: "ComfyUI"}
+                                             COMFYUI: COMFYUI_TYPE_FOLDERS,
+                                             STABILITY_MATRIX: STABILITY_MATRIX_TYPE_FOLDERS}
+LAYOUT_NAMES = {A1111: "AUTOMATIC1111 / Forge", COMFYUI: "ComfyUI",
+                STABILITY_MATRIX: "Stability Matrix"}
 # Per layout, the folder names no other layout uses (``vae``/``VAE`` tell nothing apart).
 _OWN_FOLDER_NAMES = {
     layout: {f.casefold() for f in folders.values()}

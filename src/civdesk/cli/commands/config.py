@@ -79,8 +79,10 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         "set-layout", parents=parents, help="name the type folders as a web UI does",
         description="Downloads go to a sub-folder per model type of the download folder: "
         "a1111 names them as AUTOMATIC1111 and Forge do (Stable-diffusion, Lora, VAE, "
-        "embeddings…), comfyui as ComfyUI does (checkpoints, loras, vae, embeddings…). "
-        "A download folder that is a ComfyUI models folder is followed by itself.")
+        "embeddings…), comfyui as ComfyUI does (checkpoints, loras, vae, embeddings…), "
+        "stabilitymatrix as Stability Matrix's shared Data/Models folder does "
+        "(StableDiffusion, Lora, LyCORIS, TextualInversion…). A download folder that is "
+        "one of these is followed by itself.")
     set_layout.add_argument("layout", choices=sorted(FOLDER_LAYOUTS))
     _action_json(set_layout)
     set_layout.set_defaults(handler=run_set_layout)
