@@ -75,6 +75,14 @@ def test_an_unplugged_drive_shows_offline_cards_and_filter_then_comes_back(
     qtmodeltester.check(page.proxy)
 
 
+def test_the_scan_summary_counts_offline_files() -> None:
+    from civdesk.core.scanner import ScanSummary
+    from civdesk.ui.scan import summary_text
+
+    assert "2 offline" in summary_text(ScanSummary(found=3, offline=2))
+    assert "offline" not in summary_text(ScanSummary(found=3))
+
+
 def test_an_offline_card_is_greyed_with_a_badge(qtbot, qtmodeltester, tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
