@@ -149,6 +149,27 @@ def test_a_drive_mounted_on_another_drive_there_is_not_the_one_seen(
     assert scanned["removed"] == 0 and scanned["offline"] == 1
 
 
+@needs_root
+def test_a_linked_model_file_is_offline_while_its_drive_is_away_and_gone_once_unlinked(
+    civitai: CivitaiDouble, drive: Drive, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    target = put(drive.store / "x.safetensors", lora(civitai, "X"))
+    usb = tmp_path / "usb"
+    drive.plug(usb)
+    link = models / "Lora" / "x.safetensors"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(usb / target.name)
+    cli = Cli(tmp_path / "data", civitai.base_url)
+    ok_json(cli, "scan", str(models))
+    drive.unplug()  # the link dangles
+    assert ok_json(cli, "scan")["offline"] == 1 and listed(cli) == {str(link): True}
+    drive.plug(usb)
+    assert ok_json(cli, "scan")["offline"] == 0 and listed(cli) == {str(link): False}
+    link.unlink()  # deleted from a folder that is there, on the drive the link was on
+    assert ok_json(cli, "scan")["removed"] == 1 and listed(cli) == {}
+
+
 # -- a type folder that is a link to a drive ----------------------------------------------
 
 

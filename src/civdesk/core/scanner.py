@@ -173,11 +173,14 @@ class _Found:
     siblings: FolderNames  # the names in its folder, shared by every file of the folder
     device: int = 0  # st_dev: with stat.inode, tells the same file reached by two paths
     via_link: bool = False  # reached through a symlink (the file's or a folder's on the way)
+    # st_dev of the entry itself (a symlinked file's link, not its target): the device of
+    # the folder it is in, which tells a deleted file from one whose drive is away.
+    entry_device: int = 0
 
     @property
     def stored_device(self) -> int | None:
         """The device to record (None where the walk cannot tell: Windows' scandir has 0)."""
-        return self.device or None
+        return self.entry_device or None
 
 
 @dataclass
@@ -311,8 +314,10 @@ class _Walk:
                 stack.append((folder / entry.name, False))
             elif is_model_file_name(entry.name) and entry.is_file():
                 st = entry.stat()  # follows a symlinked file to its target
+                link = entry.is_symlink()
+                here = entry.stat(follow_symlinks=False).st_dev if link else st.st_dev
                 self.files.append(_Found(folder / entry.name, FileStat.of(st), self.root, names,
-                                         st.st_dev, folder_via_link or entry.is_symlink()))
+                                         st.st_dev, folder_via_link or link, here))
         except OSError as err:  # a dangling link, or permissions on the entry
             log.info("Skipping %s: %s", entry.path, err)
 
@@ -444,8 +449,7 @@ class Scanner:
         alone (its companions would be overwritten), unless ``force``.
         """
         p = Path(os.path.abspath(os.fspath(path)))
-        raw_stat = os.stat(p)
-        st = FileStat.of(raw_stat)
+        st = FileStat.of(os.stat(p))
         row = self.library.local_file(p)
         recorded: LocalFile | None = None  # the row, when it is of these very bytes
         if row is not None and row.sha256 and (row.size, row.mtime_ns, row.inode) == (
@@ -475,7 +479,7 @@ class Scanner:
             preview_path=done.preview_path,
             info_path=done.info_path,
             lookup_state="found",
-            device=raw_stat.st_dev or None,
+            device=os.lstat(p).st_dev or None,
         )
 
     def _known_as(self, sha256: str, row: LocalFile | None) -> ModelVersion | None:
