@@ -324,3 +324,39 @@ def test_presence_tells_gone_from_away(tmp_path: Path) -> None:
     assert not Presence().verdict(str(tmp_path / "link" / "a" / "x"), device).gone
     assert not Presence().verdict(str(tmp_path / "vanished" / "x"), None).gone
     assert Presence().verdict(str(tmp_path / "vanished" / "x"), device).gone
+
+
+def test_a_download_folder_is_refused_only_where_another_drive_was_seen(
+    library: Any, tmp_path: Path
+) -> None:
+    from civdesk.core.drives import DriveAway, check_download_folder
+
+    wiped = tmp_path / "wiped"  # the user emptied it: files seen on this very drive
+    wiped.mkdir()
+    here = os.stat(wiped).st_dev
+    library.register_file(wiped / "a.safetensors", size=1, mtime_ns=1, inode=1, sha256=None,
+                          device=here)
+    library.set_offline([str(wiped / "a.safetensors")])  # the empty-library-folder rule
+    check_download_folder(wiped / "Lora", library)  # allowed: same drive
+
+    slot = tmp_path / "slot"  # an empty mount point: its files were on another device
+    slot.mkdir()
+    library.register_file(slot / "Lora" / "b.safetensors", size=1, mtime_ns=1, inode=2,
+                          sha256=None, device=here + 1)
+    with pytest.raises(DriveAway, match="seems to be unplugged"):
+        check_download_folder(slot / "Lora", library)
+    with pytest.raises(DriveAway):
+        check_download_folder(slot, library)
+    (slot / "Lora").mkdir()  # the folder is there now (another drive's): not this slot
+    check_download_folder(slot / "Checkpoints", library)
+
+    old = tmp_path / "old"  # rows from before devices were recorded: the offline mark
+    old.mkdir()
+    library.register_file(old / "c.safetensors", size=1, mtime_ns=1, inode=3, sha256=None)
+    check_download_folder(old, library)
+    library.set_offline([str(old / "c.safetensors")])
+    with pytest.raises(DriveAway):
+        check_download_folder(old / "Lora", library)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(DriveAway, match="link to a folder that is not there"):
+        check_download_folder(tmp_path / "dangling" / "Lora", library)

@@ -121,10 +121,10 @@ def check_download_folder(folder: str | os.PathLike[str], library: Library) -> N
     """Raise :class:`DriveAway` when creating ``folder`` (or writing into it) would put a
     download on the drive below an unplugged one. Creates nothing.
 
-    That is: a dangling link on the way to it, or a folder that cannot be looked at; or
-    the nearest folder that exists is where the library saw files (directly, or in
-    folders that vanished with them) on another device than the one there now, or files
-    it marked offline.
+    That is: a dangling link on the way to it, or the nearest folder that exists is where
+    the library saw files (directly, or in folders that vanished with them) on another
+    device than the one there now (or, recorded before devices were, files it marked
+    offline).
     """
     target = os.path.abspath(os.fspath(folder))
     existing = target
@@ -136,7 +136,7 @@ def check_download_folder(folder: str | os.PathLike[str], library: Library) -> N
                 raise DriveAway(target, existing, "is a link to a folder that is not there"
                                 ) from None
             if err.errno not in _ABSENT:
-                raise DriveAway(target, existing, f"cannot be read: {err.strerror}") from None
+                return  # no permission, I/O error: creating the folder says so itself
             parent = os.path.dirname(existing)
             if parent == existing:
                 return
@@ -147,10 +147,9 @@ def check_download_folder(folder: str | os.PathLike[str], library: Library) -> N
         break
     is_dir = functools.cache(os.path.isdir)
     for row in library.local_files(existing):
-        if not row.offline and (row.device is None or row.device == st.st_dev):
+        if row.device == st.st_dev or (row.device is None and not row.offline):
             continue  # seen on this very drive (or before devices were recorded)
-        if _reached_below(row.path, existing, is_dir) or (
-                not row.offline and os.path.lexists(row.path)):
+        if _reached_below(row.path, existing, is_dir) or os.path.lexists(row.path):
             continue  # another drive's folder that is there, or a file that is
         raise DriveAway(target, existing, "is not on the drive the library's files there "
                         "were on")
