@@ -156,6 +156,11 @@ def demo_library(double: CivitaiDouble, root: Path) -> tuple[Path, dict[str, obj
         if name not in NOT_IN_LIBRARY:
             on_disk.append(version)
         latest[name] = version
+    # The checkpoints are on an external drive, linked in (unplugged for the offline shot).
+    drive = root.parent / "usb" / FOLDERS["Checkpoint"]
+    drive.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / FOLDERS["Checkpoint"]).symlink_to(drive, target_is_directory=True)
     for version in on_disk:
         model = double.catalog.model_of(version)
         folder = root / FOLDERS.get(model.type, "Other")
@@ -260,6 +265,19 @@ def main(argv: list[str] | None = None) -> int:
         window.resizeDocks([window.dock], [260], Qt.Orientation.Vertical)
         window.dock.view.setCurrentIndex(model.index(1))
         shot("downloads")
+
+        # The drive holding the checkpoints is unplugged: a scan keeps them, greyed.
+        usb = library.parent / "usb"
+        usb.rename(usb.with_name("usb-unplugged"))
+        offline = Scanner(core.library, core.client(), core.settings).scan().offline
+        window.show_page("models")
+        window.resizeDocks([window.dock], [150], Qt.Orientation.Vertical)
+        lib.refresh()
+        wait(app, 5, until=lambda: lib.snapshot.offline_count == offline)
+        lib.grid.scrollToTop()
+        lib.select_path(next(e.path for e in lib.snapshot.entries if e.offline))
+        lib.grid.viewport().repaint()
+        shot("models-offline", settle=3)
 
         window.close()
         tasks.shutdown()

@@ -222,7 +222,9 @@ def test_v1_database_opens_intact(tmp_path: Path) -> None:
         assert entry.sha256 == "ABC123"
         assert lib.version_json(8)["model"]["name"] == "Old Lora"
         assert lib.settings_values() == {"allow_nsfw": True}
-        assert lib.local_file("/lib/Lora/old.safetensors").identified_by == "hash"
+        old = lib.local_file("/lib/Lora/old.safetensors")
+        assert old is not None and old.identified_by == "hash"
+        assert old.device is None and not old.offline  # v5: a scan records its device
     assert user_version(path) == SCHEMA_VERSION
     # Whatever the migrations did, the result has the schema a new database gets.
     fresh = tmp_path / "fresh.sqlite3"

@@ -175,6 +175,33 @@ def test_move_keeps_identity_and_history(lib: Library) -> None:
     assert lib.move_file("/lib/gone", "/lib/x", size=1, mtime_ns=1, inode=1) is None
 
 
+def test_offline_files_are_marked_kept_listed_and_back_when_seen(lib: Library) -> None:
+    from civdesk.core.library.repository import FileMove, FileRecord
+
+    a = lib.register_file("/usb/a.safetensors", size=1, mtime_ns=1, inode=1, sha256=SHA_A,
+                          device=42)
+    lib.register_file("/usb/b.safetensors", size=2, mtime_ns=2, inode=2, sha256=None,
+                      device=42)
+    assert a.device == 42 and not a.offline
+    assert lib.set_offline(["/usb/a.safetensors", "/usb/b.safetensors", "/nowhere"]) == 2
+    first = lib.local_file("/usb/a.safetensors")
+    assert first is not None and first.offline and first.offline_since is not None
+    assert lib.set_offline(["/usb/a.safetensors"]) == 0  # since the first scan that saw it
+    assert lib.local_file("/usb/a.safetensors").offline_since == first.offline_since
+    assert {e.path: e.offline for e in lib.entries()} == {
+        "/usb/a.safetensors": True, "/usb/b.safetensors": True}
+    # Seen again: re-registered (device kept when not told), moved, or set back online.
+    lib.save_files([FileRecord("/usb/a.safetensors", 1, 1, 1, SHA_A)])
+    again = lib.local_file("/usb/a.safetensors")
+    assert again is not None and not again.offline and again.device == 42
+    [moved] = lib.move_files([FileMove("/usb/b.safetensors", "/usb/c.safetensors", 2, 2, 2,
+                                       device=43)])
+    assert moved is not None and not moved.offline and moved.device == 43
+    lib.set_offline(["/usb/c.safetensors"])
+    assert lib.set_offline(["/usb/c.safetensors"], offline=False) == 1
+    assert not lib.local_file("/usb/c.safetensors").offline
+
+
 def test_move_files_equals_move_file_one_by_one(lib: Library, lib2: Library) -> None:
     from civdesk.core.library.repository import FileMove
 

@@ -965,15 +965,18 @@ def test_a_file_kept_outside_the_library_folders_leaves_once_deleted(
     place_three(root, civitai_catalog)
     scanner.scan()
     elsewhere = place(tmp_path / "elsewhere", civitai_catalog.vae_v1.files[0])  # --dest
+    (tmp_path / "usb").mkdir()
+    (tmp_path / "drive").symlink_to(tmp_path / "usb", target_is_directory=True)
     unplugged = place(tmp_path / "drive" / "x", civitai_catalog.embedding_v1.files[0])
     for path, version in ((elsewhere, civitai_catalog.vae_v1),
                           (unplugged, civitai_catalog.embedding_v1)):
         scanner.link(path, scanner.client.get_version(version.id))
     elsewhere.unlink()
-    shutil.rmtree(tmp_path / "drive")  # its folder gone too: maybe an unplugged drive
+    shutil.rmtree(tmp_path / "usb")  # the drive its folder links to is unplugged
 
     assert scanner.scan([root]).removed == 0  # a scan of some folders looks at those only
     summary = scanner.scan()
 
     assert summary.removed == 1 and lib.local_file(elsewhere) is None
-    assert lib.local_file(unplugged) is not None
+    kept = lib.local_file(unplugged)
+    assert kept is not None and kept.offline and summary.offline == 1

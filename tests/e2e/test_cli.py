@@ -26,7 +26,7 @@ from tests.double.catalog import FakeVersion
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 ENTRY_FIELDS = {"path", "sha256", "model_id", "version_id", "model_name", "version_name", "type",
-                "base_model", "size", "preview", "info"}
+                "base_model", "size", "preview", "info", "offline"}
 
 
 @dataclass
@@ -175,6 +175,7 @@ def test_scan_identifies_known_files_and_writes_companions(
         "version_id": c.lora_v1.id,
         "name": "Paperfold Style",
         "type": "LORA",
+        "offline": False,
     }
     mystery = by_name["mystery.safetensors"]
     assert (mystery["model_id"], mystery["version_id"]) == (None, None)

@@ -221,6 +221,8 @@ def test_unplugged_library_drive_removes_nothing(
     summary = Scanner(library, quick_client(civitai), settings).scan()
     assert summary.removed == 0 and str(folder) in summary.missing_roots
     assert {e.path: e.version_id for e in library.entries()} == before
+    assert {e.path: e.offline for e in library.entries()} == {
+        p: p.startswith(str(folder)) for p in before}
 
     # An empty mount point (the drive's folder exists, its files do not) is kept too.
     folder.mkdir(parents=True)
@@ -233,3 +235,4 @@ def test_unplugged_library_drive_removes_nothing(
     summary = Scanner(library, quick_client(civitai), settings).scan()
     assert summary.removed == 0 and summary.hashed == 0
     assert {e.path: e.version_id for e in library.entries()} == before
+    assert not any(e.offline for e in library.entries())

@@ -9,7 +9,10 @@ while the pool keeps hashing, so network and database work hide behind the disk.
 
 Safety of the user's library comes first: a library folder that is missing, unreadable or
 suddenly empty (an unplugged drive, an unmounted share) never loses its entries; it is
-reported in ``missing_roots`` instead.
+reported in ``missing_roots`` instead. Below a library folder the same holds at any depth
+(:mod:`civdesk.core.drives`): a file is forgotten only when its folder is there, readable
+and on the device the file was last seen on; the others are kept and marked offline, and
+come back online with the next scan that sees them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Protocol
 from civdesk.core.civitai.errors import CivitaiError
 from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.civitai.threads import ThreadClients
+from civdesk.core.drives import Presence
 from civdesk.core.errors import Cancelled, CivdeskError
 from civdesk.core.hashing import (
     CancelFlag,
@@ -153,6 +157,7 @@ class ScanSummary:
     hashed: int = 0  # files read this scan (the rest were unchanged)
     unchanged: int = 0
     companions_written: int = 0
+    offline: int = 0  # entries kept although not on disk: their drive or folder is away
 
 
 ProgressCallback = Callable[[ScanProgress], None]
@@ -168,6 +173,14 @@ class _Found:
     siblings: FolderNames  # the names in its folder, shared by every file of the folder
     device: int = 0  # st_dev: with stat.inode, tells the same file reached by two paths
     via_link: bool = False  # reached through a symlink (the file's or a folder's on the way)
+    # st_dev of the entry itself (a symlinked file's link, not its target): the device of
+    # the folder it is in, which tells a deleted file from one whose drive is away.
+    entry_device: int = 0
+
+    @property
+    def stored_device(self) -> int | None:
+        """The device to record (None where the walk cannot tell: Windows' scandir has 0)."""
+        return self.entry_device or None
 
 
 @dataclass
@@ -301,8 +314,10 @@ class _Walk:
                 stack.append((folder / entry.name, False))
             elif is_model_file_name(entry.name) and entry.is_file():
                 st = entry.stat()  # follows a symlinked file to its target
+                link = entry.is_symlink()
+                here = entry.stat(follow_symlinks=False).st_dev if link else st.st_dev
                 self.files.append(_Found(folder / entry.name, FileStat.of(st), self.root, names,
-                                         st.st_dev, folder_via_link or entry.is_symlink()))
+                                         st.st_dev, folder_via_link or link, here))
         except OSError as err:  # a dangling link, or permissions on the entry
             log.info("Skipping %s: %s", entry.path, err)
 
@@ -465,6 +480,7 @@ class Scanner:
             preview_path=done.preview_path,
             info_path=done.info_path,
             lookup_state="found",
+            device=os.lstat(p).st_dev or None,
         )
 
     def _as_the_library_sees(self, p: Path, st: FileStat) -> Path:
@@ -554,6 +570,10 @@ class _ScanRun:
         self.summary = ScanSummary()
         self.walks: list[_Walk] = []
         self.found: list[_Found] = []
+        self.presence = Presence()
+        #: Paths of rows kept although not on disk (drive or folder away): marked offline.
+        self.away: list[str] = []
+        self.away_where: Counter[str] = Counter()  # folder that told -> files (for the user)
         self.hashed = 0
         self.identified = 0
         self.bytes_done = 0
@@ -624,8 +644,7 @@ class _ScanRun:
         self._flush_file_updates()
         self._hash_and_settle(pending)
         self._flush_file_updates()
-        if self.full:
-            self._clean_up()
+        self._clean_up()
         self.summary.duplicates = self._count_duplicates()
         self.summary.identified = self.identified
         self.summary.hashed = self.hashed
@@ -658,7 +677,7 @@ class _ScanRun:
                 self.summary.missing_roots.append(os.fspath(root))
                 self.summary.errors.append(
                     f"Library folder {root} is missing or unreadable ({err.strerror or err}); "
-                    "its entries were kept"
+                    "its entries were kept (shown as offline)"
                 )
                 continue
             root_key = os.fspath(root)
@@ -668,11 +687,12 @@ class _ScanRun:
                 self.summary.missing_roots.append(root_key)
                 self.summary.errors.append(
                     f"Library folder {root} is empty but the library has files there "
-                    "(an unmounted drive?); its entries were kept"
+                    "(an unmounted drive?); its entries were kept (shown as offline)"
                 )
                 continue
             for folder in walk.unreadable:
-                self.summary.errors.append(f"Cannot read folder {folder}; its files were kept")
+                self.summary.errors.append(
+                    f"Cannot read folder {folder}; its files were kept (shown as offline)")
             for path in walk.bad_names:
                 shown = os.fsencode(path).decode("utf-8", "backslashreplace")
                 self.summary.errors.append(
@@ -686,14 +706,20 @@ class _ScanRun:
         """Split found files into unchanged (done), moved (done) and to-be-hashed."""
         found_paths = {os.fspath(f.path) for f in self.found}
         scanned_roots = [os.fspath(w.root) for w in self.walks]
-        # Rows under a scanned root that the walk did not see: candidates for a move.
-        vanished = {
-            p: lf
-            for p, lf in known.items()
-            if p not in found_paths
-            and any(_under(p, r) for r in scanned_roots)
-            and not self._in_unreadable(p)
-        }
+        missing_roots = self.summary.missing_roots
+        # Rows under a scanned root that the walk did not see: gone (candidates for a move)
+        # or away (their drive or folder is: kept, offline, never taken as moved).
+        vanished = {}
+        for p, lf in known.items():
+            if p in found_paths:
+                continue
+            if any(_under(p, r) for r in missing_roots):
+                self.away.append(p)
+            elif any(_under(p, r) for r in scanned_roots):
+                if self._in_unreadable(p):
+                    self.away.append(p)
+                elif self._gone(p, lf):
+                    vanished[p] = lf
         by_identity = {(lf.size, lf.mtime_ns, lf.inode): lf for lf in vanished.values()}
         self.vanished = vanished
         self.vanished_by_sha = {lf.sha256: lf for lf in vanished.values() if lf.sha256}
@@ -711,6 +737,7 @@ class _ScanRun:
                     self.identified += 1
                 named = self._named_by_new_info(row, f, recheck_before)
                 self._refresh_unchanged(row, f)
+                self._note_seen(row, f)
                 if named is not None:
                     work.append(named)
                 elif self._wants_lookup(row, recheck_before):
@@ -759,6 +786,20 @@ class _ScanRun:
                 return True
             return row.looked_up_at < recheck_before
         return False
+
+    def _gone(self, path: str, row: LocalFile) -> bool:
+        """Whether a file missing from disk is gone; else it is noted as away."""
+        verdict = self.presence.verdict(path, row.device)
+        if not verdict.gone:
+            self.away.append(path)
+            self.away_where[verdict.where] += 1
+        return verdict.gone
+
+    def _note_seen(self, row: LocalFile, f: _Found) -> None:
+        """An unchanged file seen now: back online, on the device it is on now."""
+        if row.offline or row.device != f.stored_device:
+            self.file_updates.append((row.id, {"device": f.stored_device,
+                                               "offline_since": None}))
 
     def _in_unreadable(self, path: str) -> bool:
         return any(_under(path, u) for w in self.walks for u in w.unreadable)
@@ -826,7 +867,8 @@ class _ScanRun:
         if not moves:
             return
         stored = self.lib.move_files(
-            FileMove(old.path, f.path, f.stat.size, f.stat.mtime_ns, f.stat.inode, f.root)
+            FileMove(old.path, f.path, f.stat.size, f.stat.mtime_ns, f.stat.inode, f.root,
+                     f.stored_device)
             for old, f in moves
         )
         self.summary.moved += len(moves)
@@ -963,7 +1005,8 @@ class _ScanRun:
         hashing and little more."""
         stat = stat or f.stat
         self.file_updates.append((row.id, {"size": stat.size, "mtime_ns": stat.mtime_ns,
-                                           "inode": stat.inode, "last_seen": _now()}))
+                                           "inode": stat.inode, "last_seen": _now(),
+                                           "device": f.stored_device, "offline_since": None}))
         self.hash_by_path[os.fspath(f.path)] = row.sha256 or ""
         self.identified += 1
         self._refresh_unchanged(row, f)
@@ -1158,33 +1201,49 @@ class _ScanRun:
             lookup_state=w.lookup_state,
             # An unknown hash needs its lookup time too, or it is asked about on every scan.
             looked_up_at=now if w.looked_up else None,
+            device=f.stored_device,
         )
 
     # -------------------------------------------------------------------- clean up
 
     def _clean_up(self) -> None:
+        """Forget the files that are gone (a ``full`` scan), mark those whose drive or
+        folder is away offline, and those seen again outside the folders online."""
         self.phase = PHASE_CLEANING
         self._progress(force=True)
-        gone = list(self.vanished)
+        gone, back = list(self.vanished), list[str]()
         if self.everywhere:
-            gone.extend(self._gone_elsewhere())
-        if gone:
+            more_gone, back = self._outside_folders()
+            gone.extend(more_gone)
+        if gone and self.full:
             self.summary.removed = self.lib.remove_files(gone)
+        if back:
+            self.lib.set_offline(back, offline=False)
+        if self.away:
+            self.lib.set_offline(self.away)
+        self.summary.offline = len(self.away)
+        for where, count in sorted(self.away_where.items()):
+            self.summary.errors.append(
+                f"{_plural_files(count)} under {where} kept as offline: the folder or its "
+                "drive is not there (unplugged or unmounted?)")
 
-    def _gone_elsewhere(self) -> list[str]:
+    def _outside_folders(self) -> tuple[list[str], list[str]]:
         """Files the library holds outside its folders (downloaded with ``--dest``, linked
-        by hand) that were deleted: no walk sees them go. One stat each; a file whose
-        folder is gone too may be on an unplugged drive, and stays."""
+        by hand): those deleted (no walk sees them go) and the offline ones that are back.
+        One stat each; a file whose drive is away stays (:meth:`_gone`)."""
         # Under a scanned root the walk decided (vanished rows), under a missing one nothing
         # may be decided.
         roots = [os.fspath(w.root) for w in self.walks] + self.summary.missing_roots
-        gone = []
-        for path in self.known:
+        gone, back = [], []
+        for path, row in self.known.items():
             if any(_under(path, r) for r in roots):
                 continue
-            if not os.path.lexists(path) and os.path.isdir(os.path.dirname(path)):
+            if os.path.exists(path):
+                if row.offline:
+                    back.append(path)
+            elif self._gone(path, row):
                 gone.append(path)
-        return gone
+        return gone, back
 
 
 class _CompanionWriter:
@@ -1361,6 +1420,10 @@ class _Lookups:
             self.pool = None
         if not cancelled:
             self.clients.close()  # else still in use: closed with their threads' end
+
+
+def _plural_files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 def _same(row: LocalFile, st: FileStat) -> bool:

@@ -42,6 +42,8 @@ def summary_text(summary: ScanSummary) -> str:
         parts.append(f"{summary.moved} moved")
     if summary.duplicates:
         parts.append(f"{summary.duplicates} duplicate{'s' if summary.duplicates != 1 else ''}")
+    if summary.offline:
+        parts.append(f"{summary.offline} offline (drive or folder not there, kept)")
     text = ", ".join(parts)
     if summary.missing_roots:
         text += f". Not found: {', '.join(summary.missing_roots)}"

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from civdesk.core.scanner import ScanProgress, ScanSummary
 
 UNKNOWN = "Unknown"
+OFFLINE_MARK = "  [offline]"  # after the path in `list`: kept while its drive is away
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
@@ -183,6 +184,7 @@ def scan_record(summary: ScanSummary, entries: list[LibraryEntry]) -> dict[str, 
         "duplicates": summary.duplicates,
         "errors": list(summary.errors),
         "missing_roots": list(summary.missing_roots),
+        "offline": summary.offline,
         "models": [
             {
                 "path": e.path,
@@ -192,6 +194,7 @@ def scan_record(summary: ScanSummary, entries: list[LibraryEntry]) -> dict[str, 
                 # Unknown files keep their file name, so the list still says what they are.
                 "name": e.model_name if e.identified else e.file_name,
                 "type": e.type if e.identified else None,
+                "offline": e.offline,
             }
             for e in entries
         ],
@@ -209,6 +212,9 @@ def scan_summary_lines(summary: ScanSummary, folders: list[Path]) -> list[str]:
         changes.append(f"{plural(summary.moved, 'file')} moved")
     if summary.removed:
         changes.append(f"{plural(summary.removed, 'file')} gone from disk and forgotten")
+    if summary.offline:
+        changes.append(f"{plural(summary.offline, 'file')} kept as offline (drive or folder "
+                       "not there)")
     if summary.duplicates:
         changes.append(f"{plural(summary.duplicates, 'duplicate')} (see `civdesk duplicates`)")
     if changes:
@@ -231,8 +237,14 @@ def run_list(session: Session, args: argparse.Namespace) -> int:
                      if args.type is None else f"No {args.type} files in the library."])
         return EXIT_OK
     rows = [(e.type, e.model_name or e.file_name, e.version_name, e.base_model,
-             human_size(e.size), e.path) for e in entries]
-    print_lines(table(rows, ("TYPE", "MODEL", "VERSION", "BASE", "SIZE", "PATH")))
+             human_size(e.size), f"{e.path}{OFFLINE_MARK if e.offline else ''}")
+            for e in entries]
+    lines = table(rows, ("TYPE", "MODEL", "VERSION", "BASE", "SIZE", "PATH"))
+    offline = sum(e.offline for e in entries)
+    if offline:
+        lines.append(f"{plural(offline, 'file')} offline: the drive or folder is not there "
+                     "now; kept, and back with the next scan that finds them.")
+    print_lines(lines)
     return EXIT_OK
 
 
@@ -249,6 +261,7 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
         "size": e.size,
         "preview": e.preview,
         "info": e.info,
+        "offline": e.offline,
     }
 
 

@@ -85,6 +85,7 @@ from civdesk.core.downloads.store import (
     TaskStore,
     now,
 )
+from civdesk.core.drives import check_download_folder
 from civdesk.core.errors import Cancelled, CivdeskError, DiskFull, HashMismatch, UnsafePath
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
@@ -231,7 +232,7 @@ class RegisterInLibrary:
             result.path, size=result.size, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
             sha256=result.sha256, version_id=version.id, file_id=file.id,
             identified_by="download", preview_path=companions.preview_path,
-            info_path=companions.info_path,
+            info_path=companions.info_path, device=stat.st_dev or None,
         )  # fmt: skip
 
 
@@ -753,6 +754,7 @@ class DownloadQueue:
             return held, version, file
         if file.danger and not record.allow_flagged:
             raise FlaggedByCivitai(file.danger)
+        check_download_folder(dest, self.library)  # never a type folder in an empty mount
         self._check_stop(running)
         attempt = 0
         while True:

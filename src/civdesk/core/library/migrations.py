@@ -45,6 +45,12 @@ def _v4_allow_flagged(conn: Connection) -> None:
         "ALTER TABLE download_tasks ADD COLUMN allow_flagged BOOLEAN NOT NULL DEFAULT 0")
 
 
+def _v5_offline_files(conn: Connection) -> None:
+    # Existing rows have no device yet: the next scan that sees each file records it.
+    conn.exec_driver_sql("ALTER TABLE local_files ADD COLUMN device BIGINT")
+    conn.exec_driver_sql("ALTER TABLE local_files ADD COLUMN offline_since DATETIME")
+
+
 # Version 1 is the first released schema; it is created from tables.py, so it has no step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "download_tasks.owner_pid/owner_host (who is downloading a task)",
@@ -53,6 +59,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v3_already_present),
     Migration(4, "download_tasks.allow_flagged (the user chose a file Civitai flagged)",
               _v4_allow_flagged),
+    Migration(5, "local_files.device/offline_since (files on a drive that is away)",
+              _v5_offline_files),
 )
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

@@ -137,6 +137,8 @@ class LocalFile:
     first_seen: datetime
     last_seen: datetime
     added_at: datetime
+    device: int | None  # st_dev when last seen; None for rows older than schema v5
+    offline_since: datetime | None
 
     @property
     def name(self) -> str:
@@ -145,6 +147,11 @@ class LocalFile:
     @property
     def identified(self) -> bool:
         return self.version_id is not None
+
+    @property
+    def offline(self) -> bool:
+        """Kept while its drive or folder is away (unplugged, unmounted, unreadable)."""
+        return self.offline_since is not None
 
     @classmethod
     def of(cls, row: LocalFileRow) -> LocalFile:
@@ -171,6 +178,7 @@ class FileMove:
     mtime_ns: int
     inode: int | None
     library_root: StrPath | None = None
+    device: int | None = None  # st_dev at the new path (None: keep the stored one)
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,7 @@ class FileRecord:
     info_path: StrPath | None = None
     lookup_state: str | None = None  # default: "found" with a version, else "pending"
     looked_up_at: datetime | None = None  # default: now with a version, else left as stored
+    device: int | None = None  # st_dev of the file (None: keep the stored one)
 
     def values(self, now: str) -> tuple[Any, ...]:
         """The ``local_files`` values to insert, in ``_REGISTER_COLUMNS`` order (``now`` as
@@ -218,13 +227,15 @@ class FileRecord:
             now,
             now,
             now,
+            self.device,
+            None,  # a file registered is on disk: online
         )
 
 
 _REGISTER_COLUMNS = (
     "path", "library_root", "size", "mtime_ns", "inode", "sha256", "version_id", "file_id",
     "identified_by", "lookup_state", "looked_up_at", "preview_path", "info_path",
-    "first_seen", "last_seen", "added_at",
+    "first_seen", "last_seen", "added_at", "device", "offline_since",
 )
 assert set(_REGISTER_COLUMNS) == _LOCAL_FILE_FIELDS - {"id"}
 _REGISTER = _upsert(
@@ -235,6 +246,7 @@ _REGISTER = _upsert(
         "first_seen": '"first_seen"',
         "added_at": '"added_at"',
         "looked_up_at": 'coalesce(excluded."looked_up_at", "looked_up_at")',
+        "device": 'coalesce(excluded."device", "device")',
     },
 )
 
@@ -259,6 +271,7 @@ class LibraryEntry:
     added_at: datetime
     identified: bool
     nsfw: bool = False
+    offline: bool = False  # its drive or folder is away: kept, not on disk now
 
     def matches(self, terms: Iterable[str]) -> bool:
         """True when every (lower-case) term occurs in a name, the file name or a trigger word."""
@@ -477,6 +490,7 @@ class Library:
         info_path: StrPath | None = None,
         lookup_state: str | None = None,
         looked_up_at: datetime | None = None,
+        device: int | None = None,
     ) -> LocalFile:
         """Add a file, or refresh the row already at ``path`` (keeping first_seen/added_at).
 
@@ -488,7 +502,7 @@ class Library:
             path, size=size, mtime_ns=mtime_ns, inode=inode, sha256=sha256,
             version_id=version_id, file_id=file_id, identified_by=identified_by,
             library_root=library_root, preview_path=preview_path, info_path=info_path,
-            lookup_state=lookup_state, looked_up_at=looked_up_at,
+            lookup_state=lookup_state, looked_up_at=looked_up_at, device=device,
         )
         return self.register_files([record])[0]
 
@@ -574,6 +588,7 @@ class Library:
         mtime_ns: int,
         inode: int | None,
         library_root: StrPath | None = None,
+        device: int | None = None,
     ) -> LocalFile | None:
         """Record that the file at ``old_path`` is now at ``new_path``.
 
@@ -593,6 +608,9 @@ class Library:
             row.inode = inode
             if library_root is not None:
                 row.library_root = _key(library_root)
+            if device is not None:
+                row.device = device
+            row.offline_since = None
             row.last_seen = _now()
             s.flush()
             return LocalFile.of(row)
@@ -611,13 +629,14 @@ class Library:
             return []
         stamp = _db_time(_now())
         params = [(_key(m.new_path), m.size, m.mtime_ns, m.inode, _opt_key(m.library_root),
-                   stamp, _key(m.old_path)) for m in moves]
+                   m.device, stamp, _key(m.old_path)) for m in moves]
         replaced = [new for new, *_, old in params if new != old]
         with self.db.session() as s:
             _delete_paths(s, replaced)  # rows registered at a new path before the move
             s.connection().exec_driver_sql(
                 "UPDATE local_files SET path = ?, size = ?, mtime_ns = ?, inode = ?, "
-                "library_root = coalesce(?, library_root), last_seen = ? WHERE path = ?",
+                "library_root = coalesce(?, library_root), device = coalesce(?, device), "
+                "offline_since = NULL, last_seen = ? WHERE path = ?",
                 params)
             moved: dict[str, LocalFile] = {}
             news = [new for new, *_ in params]
@@ -626,6 +645,24 @@ class Library:
                     LocalFileRow.path.in_(news[start : start + _CHUNK]))
                 moved.update((row.path, LocalFile(*row)) for row in s.execute(query))
         return [moved.get(new) for new, *_ in params]
+
+    def set_offline(self, paths: Iterable[StrPath], offline: bool = True,
+                    since: datetime | None = None) -> int:
+        """Mark files offline (their drive or folder is away; ``offline_since`` is kept
+        from the first scan that found them away) or back online; how many changed."""
+        keys = list(dict.fromkeys(_key(p) for p in paths))
+        stamp = _db_time(since or _now()) if offline else None
+        wanted = "offline_since IS NULL" if offline else "offline_since IS NOT NULL"
+        changed = 0
+        with self.db.session() as s:
+            connection = s.connection()
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                result = connection.exec_driver_sql(
+                    f"UPDATE local_files SET offline_since = ? WHERE {wanted} "
+                    f"AND path IN ({', '.join('?' * len(chunk))})", (stamp, *chunk))
+                changed += result.rowcount or 0
+        return changed
 
     def remove_files(self, paths: Iterable[StrPath]) -> int:
         """Forget these files; return how many rows were removed."""
@@ -877,7 +914,7 @@ def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
         select(
             LocalFileRow.path, LocalFileRow.size, LocalFileRow.sha256, LocalFileRow.version_id,
             LocalFileRow.preview_path, LocalFileRow.info_path, LocalFileRow.added_at,
-            ModelRow.id, ModelRow.name, ModelRow.type, ModelRow.nsfw,
+            LocalFileRow.offline_since, ModelRow.id, ModelRow.name, ModelRow.type, ModelRow.nsfw,
             VersionRow.name, VersionRow.base_model, VersionRow.trained_words,
         )
         .select_from(LocalFileRow)
@@ -888,7 +925,7 @@ def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
 
 def _entry(row: Any) -> LibraryEntry:
     # Positional unpacking and os.path: this runs once per file of the library view.
-    (path, size, sha256, version_id, preview, info, added_at,
+    (path, size, sha256, version_id, preview, info, added_at, offline_since,
      model_id, model_name, kind, nsfw, version_name, base_model, trained_words) = row
     return LibraryEntry(
         path=path,
@@ -907,6 +944,7 @@ def _entry(row: Any) -> LibraryEntry:
         added_at=added_at,
         identified=version_id is not None,
         nsfw=bool(nsfw),
+        offline=offline_since is not None,
     )
 
 

@@ -129,6 +129,11 @@ class LocalFileRow(Base):
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
     added_at: Mapped[datetime]
+    # st_dev of the file when last seen (schema v5): a file missing from a folder that is
+    # now on another device (an empty mount point, a new drive) is offline, not gone.
+    device: Mapped[int | None] = mapped_column(BigInteger)
+    # Since when the file's drive or folder has been away (schema v5); None while present.
+    offline_since: Mapped[datetime | None]
 
     # Move detection looks files up by what survives a rename.
     __table_args__ = (Index("ix_local_files_identity", "size", "mtime_ns", "inode"),)

@@ -66,6 +66,7 @@ CARD_CACHE_BYTES = 24 * 1024 * 1024
 #: How long one paint event may spend rendering new cards (at least one is always rendered).
 #: A card costs 1-3 ms while workers hold the GIL, so a turn stays well under 50 ms.
 RENDER_BUDGET_S = 0.012
+OFFLINE_OPACITY = 0.4  # a card whose file is offline is drawn faded
 
 _TOP_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 _BOTTOM_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom)
@@ -485,6 +486,8 @@ class CardDelegate(QStyledItemDelegate):
         painter = QPainter(pixmap)
         try:
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            if entry.offline:  # greyed: kept in the library, its drive is away
+                painter.setOpacity(OFFLINE_OPACITY)
             painter.fillPath(geometry.outline, colors.base)
             painter.setClipPath(geometry.outline)
             painter.drawPixmap(
@@ -498,7 +501,7 @@ class CardDelegate(QStyledItemDelegate):
                     self.parts.nsfw_label(geometry.thumb_size, base_font, ratio),
                 )  # fmt: skip
             self._paint_badges(painter, geometry, entry.type or UNKNOWN_TYPE, duplicate,
-                               has_update, fonts, ratio)  # fmt: skip
+                               has_update, fonts, ratio, offline=entry.offline)  # fmt: skip
             self._paint_text(painter, geometry, entry, colors, fonts)
             self._paint_outline(painter, option.state, geometry, colors)
         finally:
@@ -538,18 +541,21 @@ class CardDelegate(QStyledItemDelegate):
 
     def _paint_badges(
         self, painter: QPainter, geometry: CardGeometry, model_type: str, duplicate: bool,
-        has_update: bool, fonts: CardFonts, ratio: float,
+        has_update: bool, fonts: CardFonts, ratio: float, *, offline: bool = False,
     ) -> None:  # fmt: skip
         top = geometry.thumb_top + 6
         label = self.parts.badge(type_label(model_type), self._type_color(model_type), fonts,
                                  ratio)  # fmt: skip
         painter.drawPixmap(geometry.thumb_left + 6, top, label)
-        states = [("Update", has_update), ("Duplicate", duplicate)]
+        states = [("Offline", offline), ("Update", has_update), ("Duplicate", duplicate)]
         for text, shown in states:
             if shown:
+                opacity = painter.opacity()
+                painter.setOpacity(1.0)  # a state badge stays legible on a greyed card
                 badge = self.parts.badge(text, badge_color(text.lower()), fonts, ratio)
                 width = badge.width() / ratio
                 painter.drawPixmap(QPointF(geometry.thumb.right() - 6 - width, top), badge)
+                painter.setOpacity(opacity)
                 top += fonts.badge_metrics.height() + 6
 
     @staticmethod

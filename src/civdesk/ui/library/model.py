@@ -33,6 +33,8 @@ from PySide6.QtCore import (
 from civdesk.core.library.repository import UNKNOWN_TYPE, Library, LibraryEntry, UpdateInfo
 
 AnyIndex = QModelIndex | QPersistentModelIndex
+OFFLINE_TIP = ("Offline: its drive or folder is not there now (unplugged or unmounted?). "
+               "Kept in the library; back with the next scan that finds it.")
 
 
 class Role(enum.IntEnum):
@@ -53,6 +55,7 @@ class Role(enum.IntEnum):
     IsDuplicate = enum.auto()  # another file on disk has the same SHA256
     Update = enum.auto()  # the UpdateInfo for this file's model, or None
     Nsfw = enum.auto()  # Civitai marks the model or its preview as mature
+    Offline = enum.auto()  # kept while its drive or folder is away (not on disk now)
 
 
 class SortKey(enum.Enum):
@@ -67,6 +70,7 @@ class Show(enum.Enum):
     ALL = "all"
     DUPLICATES = "duplicates"
     UPDATES = "updates"
+    OFFLINE = "offline"  # files whose drive or folder is away
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class LibrarySnapshot:
     _type_counts: dict[str, int] = field(init=False, repr=False, compare=False)
     _base_model_counts: dict[str, int] = field(init=False, repr=False, compare=False)
     _duplicate_count: int = field(init=False, repr=False, compare=False)
+    _offline_count: int = field(init=False, repr=False, compare=False)
     _search_text: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +96,7 @@ class LibrarySnapshot:
         object.__setattr__(self, "_base_model_counts",
                            dict(Counter(e.base_model for e in self.entries if e.base_model)))
         object.__setattr__(self, "_duplicate_count", duplicates)
+        object.__setattr__(self, "_offline_count", sum(e.offline for e in self.entries))
         object.__setattr__(self, "_search_text", {e.path: search_text(e) for e in self.entries})
 
     def matches(self, entry: LibraryEntry, terms: tuple[str, ...]) -> bool:
@@ -114,6 +120,10 @@ class LibrarySnapshot:
     @property
     def update_count(self) -> int:
         return len(self.updates)
+
+    @property
+    def offline_count(self) -> int:
+        return self._offline_count
 
     def versions_on_disk(self, model_id: int | None) -> list[LibraryEntry]:
         if model_id is None:
@@ -181,7 +191,7 @@ def _sort_key(key: SortKey) -> Callable[[LibraryEntry], Any]:
 @dataclass(frozen=True)
 class LibraryFilter:
     """What the grid shows: one model type (or all), one base model (or all), search words,
-    and all/duplicates/updates."""
+    and all/duplicates/updates/offline."""
 
     model_type: str | None = None
     terms: tuple[str, ...] = ()
@@ -203,6 +213,8 @@ class LibraryFilter:
         if self.show is Show.UPDATES and (
             entry.model_id is None or entry.model_id not in snapshot.updates
         ):
+            return False
+        if self.show is Show.OFFLINE and not entry.offline:
             return False
         return not self.terms or snapshot.matches(entry, self.terms)
 
@@ -586,7 +598,7 @@ class LibraryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return display_name(e)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return e.path
+            return f"{e.path}\n{OFFLINE_TIP}" if e.offline else e.path
         if role < Role.Entry:
             return None
         return self._role_value(e, role)
@@ -623,6 +635,8 @@ class LibraryModel(QAbstractListModel):
             return updates.get(e.model_id) if e.model_id is not None else None
         if role == Role.Nsfw:
             return e.nsfw
+        if role == Role.Offline:
+            return e.offline
         return None
 
     def roleNames(self) -> dict[int, bytes]:

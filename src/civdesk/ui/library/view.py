@@ -99,7 +99,8 @@ def _user_message(exc: BaseException) -> str:
 
 
 class TypeSidebar(QListWidget):
-    """ "All", one row per model type with its count, then the Duplicates and Updates views."""
+    """ "All", one row per model type with its count, then the Duplicates, Updates and
+    Offline views."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -129,6 +130,7 @@ class TypeSidebar(QListWidget):
         self.addItem(separator)
         self._add(f"Duplicates  ({snapshot.duplicate_count})", ("show", Show.DUPLICATES))
         self._add(f"Updates  ({snapshot.update_count})", ("show", Show.UPDATES))
+        self._add(f"Offline  ({snapshot.offline_count})", ("show", Show.OFFLINE))
         self.blockSignals(False)
         self.select_filter(current if self._row_of(current) is not None else ("type", None))
 
@@ -317,7 +319,8 @@ class DetailPane(QWidget):
             "Version": entry.version_name or "—",
             "Size": format_size(entry.size),
             "Added": entry.added_at.astimezone().strftime("%Y-%m-%d %H:%M"),
-            "Path": entry.path,
+            "Path": f"{entry.path}  (offline: its drive is not there)" if entry.offline
+                    else entry.path,
             "SHA256": entry.sha256 or "not hashed yet",
             "AutoV2": autov2(entry.sha256) if entry.sha256 else "—",
             "Civitai": f'<a href="{url}">{url}</a>' if url else "—",
@@ -739,6 +742,8 @@ class LibraryPage(QWidget):
             text = "No duplicate files: every file on disk is unique."
         elif self.proxy.show is Show.UPDATES:
             text = "Everything is up to date (as of the last update check)."
+        elif self.proxy.show is Show.OFFLINE:
+            text = "No offline files: every file in the library was on disk at the last scan."
         else:
             text = "Nothing matches this filter."
         self.empty_hint.setText(text)
