@@ -280,7 +280,7 @@ def test_killed_between_the_rename_and_the_bookkeeping_the_file_is_not_fetched_a
     try:
         assert [t.state for t in TaskStore(db).all()] == ["completed"]
         known = Library(db).local_file(final)
-        assert known is not None and known.sha256 == f.sha256
+        assert known is not None and known.sha256 == f.sha256 and known.verified
     finally:
         db.close()
 

@@ -464,6 +464,7 @@ class Scanner:
             preview_path=done.preview_path,
             info_path=done.info_path,
             lookup_state="found",
+            verified=publishes_sha256(version, sha256),
         )
 
     def _known_as(self, sha256: str, row: LocalFile | None) -> ModelVersion | None:
@@ -1142,6 +1143,7 @@ class _ScanRun:
             lookup_state=w.lookup_state,
             # An unknown hash needs its lookup time too, or it is asked about on every scan.
             looked_up_at=now if w.looked_up else None,
+            verified=version is not None and publishes_sha256(version, w.sha256),
         )
 
     # -------------------------------------------------------------------- clean up
@@ -1361,3 +1363,8 @@ def iter_model_files(root: str | os.PathLike[str]) -> Iterator[Path]:
     walk.run(None)
     return iter([f.path for f in walk.files])
 
+
+def publishes_sha256(version: ModelVersion, sha256: str) -> bool:
+    """Whether Civitai publishes ``sha256`` (hashed from a file's bytes) as the SHA256 of
+    one of ``version``'s files: what makes a library file *verified*."""
+    return any(f.sha256 == sha256.upper() for f in version.files)

@@ -230,8 +230,8 @@ def run_list(session: Session, args: argparse.Namespace) -> int:
                      if args.type is None else f"No {args.type} files in the library."])
         return EXIT_OK
     rows = [(e.type, e.model_name or e.file_name, e.version_name, e.base_model,
-             human_size(e.size), e.path) for e in entries]
-    print_lines(table(rows, ("TYPE", "MODEL", "VERSION", "BASE", "SIZE", "PATH")))
+             human_size(e.size), "yes" if e.verified else "no", e.path) for e in entries]
+    print_lines(table(rows, ("TYPE", "MODEL", "VERSION", "BASE", "SIZE", "VERIFIED", "PATH")))
     return EXIT_OK
 
 
@@ -248,6 +248,8 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
         "size": e.size,
         "preview": e.preview,
         "info": e.info,
+        # Its bytes matched the SHA256 Civitai publishes for it.
+        "verified": e.verified,
     }
 
 

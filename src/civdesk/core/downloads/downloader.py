@@ -85,6 +85,7 @@ FLUSH_STEP = 32 << 20
 #: stall the reader instead of overlapping it.
 BACKGROUND_FLUSH = os.name != "nt"
 NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+CHECKED_SHA256, CHECKED_SIZE, CHECKED_NOTHING = "sha256", "size", "nothing"
 
 
 class DownloadSource(Protocol):
@@ -116,9 +117,14 @@ class DownloadResult:
     size: int
     #: True when an identical file was already there and nothing was downloaded.
     already_present: bool = False
-    #: True when ``sha256`` (of the bytes in the file) matched the SHA256 Civitai publishes;
-    #: False when Civitai published none and only the size could be checked.
-    verified: bool = True
+    #: What the file was checked against: ``"sha256"`` (its bytes' hash matched the SHA256
+    #: Civitai publishes), ``"size"`` (Civitai published no SHA256) or ``"nothing"`` (nor
+    #: a size, from the API or the server).
+    checked: str = "sha256"
+
+    @property
+    def verified(self) -> bool:
+        return self.checked == CHECKED_SHA256
 
 
 ProgressCallback = Callable[[DownloadProgress], None]
@@ -568,7 +574,8 @@ class _Job:
     def _place(self, digest: str, size: int) -> DownloadResult:
         """Rename the .part to its final name; never over a different file."""
         assert self.part is not None
-        verified = self.expected is not None
+        checked = (CHECKED_SHA256 if self.expected is not None
+                   else CHECKED_SIZE if self.meter.total is not None else CHECKED_NOTHING)
         final = self._final()
         if final.exists():
             if final.is_file() and final.stat().st_size == size and (
@@ -576,16 +583,15 @@ class _Job:
             ):
                 self._discard_part()
                 return DownloadResult(final, digest, size, already_present=True,
-                                      verified=verified)
+                                      checked=checked)
             final = final.with_name(free_name(final.parent, final.name))
         if os.name == "nt":  # pragma: no cover - an open file can't be renamed there
             self.unlock()
         os.replace(self.part, final)
         _fsync_dir(final.parent)
         _test_pause("after_rename")
-        checked = "SHA256 verified" if verified else "size checked, no SHA256 published"
-        log.info("Downloaded %s (%s, %s)", final, human_size(size), checked)
-        return DownloadResult(final, digest, size, verified=verified)
+        log.info("Downloaded %s (%s, checked: %s)", final, human_size(size), checked)
+        return DownloadResult(final, digest, size, checked=checked)
 
 
 class _BodyReader:

@@ -241,7 +241,7 @@ class RegisterInLibrary:
             result.path, size=result.size, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
             sha256=result.sha256, version_id=version.id, file_id=file.id,
             identified_by="download", preview_path=companions.preview_path,
-            info_path=companions.info_path,
+            info_path=companions.info_path, verified=result.verified,
         )  # fmt: skip
 
 
@@ -705,6 +705,7 @@ class DownloadQueue:
                 running, COMPLETED, dest_path=str(result.path), part_path=None,
                 bytes_done=result.size, bytes_total=result.size, finished_at=now(),
                 error=None, error_kind=None, already_present=result.already_present,
+                checked=result.checked,
             )  # fmt: skip
 
     def _stopped(self, running: _Running) -> TaskRecord:

@@ -45,6 +45,18 @@ def _v4_allow_flagged(conn: Connection) -> None:
         "ALTER TABLE download_tasks ADD COLUMN allow_flagged BOOLEAN NOT NULL DEFAULT 0")
 
 
+def _v5_verified(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "ALTER TABLE local_files ADD COLUMN verified BOOLEAN NOT NULL DEFAULT 0")
+    # Verified: the hash of its bytes is the SHA256 Civitai publishes for a file of its
+    # version (what a download checked, or a scan's lookup by hash found).
+    conn.exec_driver_sql(
+        "UPDATE local_files SET verified = 1 WHERE sha256 IS NOT NULL AND EXISTS ("
+        "SELECT 1 FROM version_files WHERE version_files.version_id = local_files.version_id"
+        " AND version_files.sha256 = local_files.sha256)")
+    conn.exec_driver_sql("ALTER TABLE download_tasks ADD COLUMN checked VARCHAR")
+
+
 # Version 1 is the first released schema; it is created from tables.py, so it has no step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "download_tasks.owner_pid/owner_host (who is downloading a task)",
@@ -53,6 +65,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v3_already_present),
     Migration(4, "download_tasks.allow_flagged (the user chose a file Civitai flagged)",
               _v4_allow_flagged),
+    Migration(5, "local_files.verified (hash matched Civitai's SHA256), download_tasks.checked",
+              _v5_verified),
 )
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

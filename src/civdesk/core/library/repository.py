@@ -137,6 +137,8 @@ class LocalFile:
     first_seen: datetime
     last_seen: datetime
     added_at: datetime
+    #: Its bytes were hashed and matched the SHA256 Civitai publishes for its file.
+    verified: bool = False
 
     @property
     def name(self) -> str:
@@ -190,6 +192,8 @@ class FileRecord:
     info_path: StrPath | None = None
     lookup_state: str | None = None  # default: "found" with a version, else "pending"
     looked_up_at: datetime | None = None  # default: now with a version, else left as stored
+    #: ``sha256`` (of the file's bytes) is the SHA256 Civitai publishes for its file.
+    verified: bool = False
 
     def values(self, now: str) -> tuple[Any, ...]:
         """The ``local_files`` values to insert, in ``_REGISTER_COLUMNS`` order (``now`` as
@@ -218,13 +222,14 @@ class FileRecord:
             now,
             now,
             now,
+            bool(self.verified and self.sha256),
         )
 
 
 _REGISTER_COLUMNS = (
     "path", "library_root", "size", "mtime_ns", "inode", "sha256", "version_id", "file_id",
     "identified_by", "lookup_state", "looked_up_at", "preview_path", "info_path",
-    "first_seen", "last_seen", "added_at",
+    "first_seen", "last_seen", "added_at", "verified",
 )
 assert set(_REGISTER_COLUMNS) == _LOCAL_FILE_FIELDS - {"id"}
 _REGISTER = _upsert(
@@ -259,6 +264,8 @@ class LibraryEntry:
     added_at: datetime
     identified: bool
     nsfw: bool = False
+    #: Its bytes matched the SHA256 Civitai publishes (see :attr:`LocalFile.verified`).
+    verified: bool = False
 
     def matches(self, terms: Iterable[str]) -> bool:
         """True when every (lower-case) term occurs in a name, the file name or a trigger word."""
@@ -477,18 +484,21 @@ class Library:
         info_path: StrPath | None = None,
         lookup_state: str | None = None,
         looked_up_at: datetime | None = None,
+        verified: bool = False,
     ) -> LocalFile:
         """Add a file, or refresh the row already at ``path`` (keeping first_seen/added_at).
 
         ``identified_by`` is only recorded with a ``version_id``; ``lookup_state`` defaults
         to "found" with a version and "pending" without one. ``looked_up_at`` defaults to
         now with a version; without one, the stored value is kept unless it is given.
+        ``verified``: ``sha256``, hashed from the file's bytes, is the SHA256 Civitai
+        publishes for its file.
         """
         record = FileRecord(
             path, size=size, mtime_ns=mtime_ns, inode=inode, sha256=sha256,
             version_id=version_id, file_id=file_id, identified_by=identified_by,
             library_root=library_root, preview_path=preview_path, info_path=info_path,
-            lookup_state=lookup_state, looked_up_at=looked_up_at,
+            lookup_state=lookup_state, looked_up_at=looked_up_at, verified=verified,
         )
         return self.register_files([record])[0]
 
@@ -879,6 +889,7 @@ def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
             LocalFileRow.preview_path, LocalFileRow.info_path, LocalFileRow.added_at,
             ModelRow.id, ModelRow.name, ModelRow.type, ModelRow.nsfw,
             VersionRow.name, VersionRow.base_model, VersionRow.trained_words,
+            LocalFileRow.verified,
         )
         .select_from(LocalFileRow)
         .outerjoin(VersionRow, VersionRow.id == LocalFileRow.version_id)
@@ -889,7 +900,7 @@ def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
 def _entry(row: Any) -> LibraryEntry:
     # Positional unpacking and os.path: this runs once per file of the library view.
     (path, size, sha256, version_id, preview, info, added_at,
-     model_id, model_name, kind, nsfw, version_name, base_model, trained_words) = row
+     model_id, model_name, kind, nsfw, version_name, base_model, trained_words, verified) = row
     return LibraryEntry(
         path=path,
         file_name=os.path.basename(path),
@@ -907,6 +918,7 @@ def _entry(row: Any) -> LibraryEntry:
         added_at=added_at,
         identified=version_id is not None,
         nsfw=bool(nsfw),
+        verified=bool(verified),
     )
 
 

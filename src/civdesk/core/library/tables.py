@@ -129,6 +129,9 @@ class LocalFileRow(Base):
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
     added_at: Mapped[datetime]
+    # Its bytes were hashed and matched the SHA256 Civitai publishes for its file (schema
+    # v5); False for a file Civitai gave no SHA256 for, identified by name or by hand.
+    verified: Mapped[bool] = mapped_column(default=False, server_default="0")
 
     # Move detection looks files up by what survives a rename.
     __table_args__ = (Index("ix_local_files_identity", "size", "mtime_ns", "inode"),)
@@ -168,6 +171,9 @@ class DownloadTaskRow(Base):
     already_present: Mapped[bool] = mapped_column(default=False, server_default="0")
     # The user chose to download it although Civitai's scans flagged it (schema v4).
     allow_flagged: Mapped[bool] = mapped_column(default=False, server_default="0")
+    # What a completed download was checked against (schema v5): "sha256", "size" (Civitai
+    # published no SHA256) or "nothing" (nor a size); None before.
+    checked: Mapped[str | None]
 
 
 class SettingRow(Base):
