@@ -235,7 +235,11 @@ class RegisterInLibrary:
             log.warning("Companion files of %s: %s", result.path, problem)
         known = self.library.local_file(result.path) if result.already_present else None
         if known is not None and known.sha256 == result.sha256 and known.version_id is not None:
-            return  # identified by a scan or an earlier download: its record stays as it is
+            # Identified by a scan or an earlier download: its record stays as it is, but
+            # for the SHA256 Civitai publishes now, if it was not matched before.
+            if result.verified and not known.verified:
+                self.library.update_file(known.id, verified=True)
+            return
         stat = result.path.stat()
         self.library.register_file(
             result.path, size=result.size, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
