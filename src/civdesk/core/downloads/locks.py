@@ -33,6 +33,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,68 @@ class Owner:
         return f"pid {self.pid}"
 
 
-class ProcessLock:
-    """An exclusive lock on a file, held until :meth:`release` or the process ends.
+class _HeldLock:
+    """An open file holding its exclusive OS lock (see :func:`_open_locked`) until
+    :meth:`release` or the process ends. Use as a context manager to release it."""
 
-    Take one with :meth:`try_acquire` (never waits) or :meth:`acquire` (waits up to a
-    timeout). Use as a context manager to release it.
-    """
+    #: The byte locked on Windows.
+    _windows_offset = _WINDOWS_LOCK_OFFSET
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self._fd: int | None = fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Give the lock up; the file stays (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        if sys.platform == "win32":  # pragma: no cover (spelled out so type checkers narrow it)
+            _unlock(fd, self._windows_offset)
+        os.close(fd)
+
+    def _delete(self) -> None:
+        """Delete the file, then give the lock up (idempotent)."""
+        if self._fd is None:
+            return
+        if sys.platform == "win32":  # pragma: no cover
+            # An open file can't be deleted there: unlock, close, then delete if still free.
+            self._close()
+            _remove_quietly(self.path)
+            return
+        # Deleted while still held: a process that opened it meanwhile sees the change
+        # in _is_current and starts over on a fresh file.
+        _remove_quietly(self.path)
+        self._close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        # A lock must never outlive its owner object silently held (a forgotten release).
+        if self._fd is not None:
+            self.release()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, held={self.held})"
+
+
+class ProcessLock(_HeldLock):
+    """An exclusive lock on a lock file, held until :meth:`release` or the process ends.
+
+    Take one with :meth:`try_acquire` (never waits) or :meth:`acquire` (waits up to a
+    timeout).
+    """
 
     @classmethod
     def try_acquire(cls, path: Path, owner: Owner | None = None) -> ProcessLock | None:
@@ -100,39 +153,9 @@ class ProcessLock:
                 return lock
             time.sleep(poll)
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def release(self) -> None:
         """Give the lock up and delete its file (idempotent)."""
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        if sys.platform == "win32":  # pragma: no cover (spelled out so type checkers narrow it)
-            # An open file can't be deleted there: unlock, close, then delete if still free.
-            _unlock(fd, _WINDOWS_LOCK_OFFSET)
-            os.close(fd)
-            _remove_quietly(self.path)
-            return
-        # Deleted while still held: a process that opened it meanwhile sees the change
-        # in _is_current and starts over on a fresh file.
-        _remove_quietly(self.path)
-        os.close(fd)
-
-    def __enter__(self) -> ProcessLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def __del__(self) -> None:
-        # A lock must never outlive its owner object silently held (a forgotten release).
-        if self._fd is not None:
-            self.release()
-
-    def __repr__(self) -> str:
-        return f"ProcessLock({str(self.path)!r}, held={self.held})"
+        self._delete()
 
     def _write_owner(self, owner: Owner) -> None:
         assert self._fd is not None
@@ -147,7 +170,7 @@ class ProcessLock:
             log.warning("Could not record the owner in %s: %s", self.path, exc)
 
 
-class PartLock:
+class PartLock(_HeldLock):
     """An exclusive OS lock on a ``.part`` itself: whoever holds it may write the file.
 
     Writing goes through other descriptors (the lock is advisory on POSIX, and on Windows
@@ -157,9 +180,7 @@ class PartLock:
     :class:`ProcessLock`. On POSIX the lock follows the file through a rename.
     """
 
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self._fd: int | None = fd
+    _windows_offset = _WINDOWS_PART_LOCK_OFFSET
 
     @classmethod
     def try_acquire(cls, path: Path, *, create: bool = True) -> PartLock | None:
@@ -168,12 +189,8 @@ class PartLock:
         a link is refused (ELOOP), never followed."""
         flags = (os.O_RDWR | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
                  | (os.O_CREAT if create else 0))
-        fd = _open_locked(path, flags, _WINDOWS_PART_LOCK_OFFSET)
+        fd = _open_locked(path, flags, cls._windows_offset)
         return None if fd is None else cls(path, fd)
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
 
     def fileno(self) -> int:
         assert self._fd is not None, "the lock was released"
@@ -188,35 +205,12 @@ class PartLock:
 
     def release(self) -> None:
         """Give the lock up; the file stays (idempotent)."""
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        if sys.platform == "win32":  # pragma: no cover
-            _unlock(fd, _WINDOWS_PART_LOCK_OFFSET)
-        os.close(fd)
+        self._close()
 
     def delete(self) -> None:
         """Delete the file, then give the lock up (a taker who opened it meanwhile sees
         that it is no longer the file at the path)."""
-        if sys.platform == "win32":  # pragma: no cover - an open file can't be deleted there
-            self.release()
-            _remove_quietly(self.path)
-            return
-        _remove_quietly(self.path)
-        self.release()
-
-    def __enter__(self) -> PartLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def __del__(self) -> None:
-        if self._fd is not None:
-            self.release()
-
-    def __repr__(self) -> str:
-        return f"PartLock({str(self.path)!r}, held={self.held})"
+        self._delete()
 
 
 def _open_locked(path: Path, flags: int, windows_offset: int) -> int | None:
