@@ -78,6 +78,8 @@ UPDATED = {"Neon Alley", "Alpine Dream", "Stained Glass", "Frost Bloom"}
 NOT_IN_LIBRARY = {"Desert Mirage", "Lunar Tides", "Cozy Interiors", "Chrome Dreams"}
 #: A model whose only preview is marked mature: blurred with an NSFW label in the browser.
 MATURE = "Velvet Night"
+#: A model Civitai publishes no SHA256 for, downloaded into the library: marked Unverified.
+HASHLESS = "Desert Mirage"
 FOLDERS = {
     "LORA": "Lora", "LoCon": "Lora", "Checkpoint": "Stable-diffusion",
     "TextualInversion": "embeddings", "VAE": "VAE", "Upscaler": "ESRGAN",
@@ -186,6 +188,22 @@ def publish_updates(double: CivitaiDouble, latest: dict[str, object]) -> None:
                                           images=[image])  # fmt: skip
 
 
+def download_hashless(core: Core, double: CivitaiDouble, version: object) -> None:
+    """Download ``version`` as civdesk does, with Civitai publishing no SHA256 for it."""
+    from civdesk.core.downloads.queue import DownloadQueue
+
+    def no_sha256(answer: dict) -> dict:
+        for f in answer.get("files", []):
+            f["hashes"] = {}
+        return answer
+
+    double.edit_json(f"/api/v1/model-versions/{version.id}", no_sha256)  # type: ignore[attr-defined]
+    queue = DownloadQueue.for_core(core)
+    queue.add(version.id)  # type: ignore[attr-defined]
+    queue.run_until_empty()
+    queue.clear_finished()  # the Downloads shot shows its own tasks
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder for the PNG files")
@@ -211,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo library: {summary.found} files, {summary.identified} identified")
         publish_updates(double, latest)
         UpdateChecker(core.library, core.client()).check(force=True)  # fills "Updates"
+        download_hashless(core, double, latest[HASHLESS])
 
         configure_application(app, core)
         apply_theme(app, force_dark=True)
@@ -218,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         window.resize(WINDOW)
         window.show()
         lib = window.library
-        wait(app, 5, until=lambda: len(lib.snapshot.entries) == summary.found)
+        wait(app, 5, until=lambda: len(lib.snapshot.entries) == summary.found + 1)
         written = []
 
         def shot(name: str, settle: float = 1.5) -> None:
@@ -235,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         lib.grid.scrollToTop()
         lib.grid.viewport().repaint()
         shot("models", settle=4)
+        lib.select_path(next(e.path for e in lib.snapshot.entries
+                             if e.model_name == HASHLESS))
+        shot("models-unverified", settle=2)
 
         browser = window.browser
         window.show_page("civitai")

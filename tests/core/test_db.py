@@ -220,6 +220,7 @@ def test_v1_database_opens_intact(tmp_path: Path) -> None:
         assert (entry.model_name, entry.version_name, entry.type) == ("Old Lora", "v1", "LORA")
         assert entry.trained_words == ("oldtrigger",)
         assert entry.sha256 == "ABC123"
+        assert entry.verified  # its SHA256 is the one Civitai published for its file
         assert lib.version_json(8)["model"]["name"] == "Old Lora"
         assert lib.settings_values() == {"allow_nsfw": True}
         old = lib.local_file("/lib/Lora/old.safetensors")

@@ -20,7 +20,8 @@ from civdesk.core.downloads.downloader import (
     _Flusher,
     human_size,
 )
-from civdesk.core.errors import Cancelled, DiskFull, FileProblem, HashMismatch
+from civdesk.core.downloads.locks import PartLock
+from civdesk.core.errors import Cancelled, DiskFull, FileProblem, HashMismatch, PartInUse
 from tests.double import CivitaiDouble, FakeFile, FakeVersion
 
 MiB = 1 << 20
@@ -87,6 +88,8 @@ def test_gives_up_after_repeated_interruptions_and_keeps_the_part(
             version.id, f.id, tmp_path, expected_sha256=f.sha256, on_part=parts.append
         )
     assert info.value.transient
+    # The command has ended: the message says what is kept, not that it is resuming.
+    assert "resuming" not in str(info.value) and "kept" in str(info.value)
     assert parts and parts[0].name == f.name + ".part"
     assert parts[0].stat().st_size == 3000
     assert not (tmp_path / f.name).exists()
@@ -257,6 +260,82 @@ def test_an_identical_file_is_not_downloaded_again(civitai: CivitaiDouble, tmp_p
     )
     assert result.already_present and result.path == tmp_path.resolve() / f.name
     assert civitai.storage_headers == []
+
+
+def test_a_part_another_program_holds_is_never_written(
+    civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    version = one_file_version(civitai, size=MiB)
+    f = version.files[0]
+    part = tmp_path / (f.name + ".part")
+    part.write_bytes(b"another program's bytes")
+    holder = PartLock.try_acquire(part)  # as another process would, whatever its data folder
+    assert holder is not None
+    try:
+        with pytest.raises(PartInUse) as info:
+            downloader_for(civitai).download(version.id, f.id, tmp_path,
+                                             expected_sha256=f.sha256, file_name=f.name)
+    finally:
+        holder.release()
+    assert str(info.value) == (f"Another program is downloading {f.name} into {tmp_path} "
+                               "right now; try again when it has finished")
+    assert part.read_bytes() == b"another program's bytes"
+    assert civitai.storage_headers == []
+    assert not (tmp_path / f.name).exists()
+
+
+def test_bytes_another_program_adds_to_the_part_are_never_called_verified(
+    civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    version = one_file_version(civitai, size=6 * MiB)
+    f = version.files[0]
+    part = tmp_path / (f.name + ".part")
+    meddled: list[int] = []
+
+    def meddle(progress: DownloadProgress) -> None:
+        if not meddled and progress.bytes_done >= MiB:
+            with part.open("ab") as fh:  # a writer that ignores the lock
+                fh.write(b"interleaved")
+            meddled.append(progress.bytes_done)
+
+    civitai.throttle_downloads(8 * MiB)
+    with pytest.raises(FileProblem, match="changed by another program"):
+        downloader_for(civitai, progress_interval=0).download(
+            version.id, f.id, tmp_path, expected_sha256=f.sha256, file_name=f.name,
+            progress=meddle)
+    assert meddled
+    assert not (tmp_path / f.name).exists()
+    assert not part.exists()
+
+
+def test_a_finished_file_left_by_a_crash_after_the_rename_is_not_downloaded_again(
+    civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    version = one_file_version(civitai, size=MiB)
+    f = version.files[0]
+    (tmp_path / f.name).write_bytes(f.read_bytes())  # renamed, then killed: no .part left
+    result = downloader_for(civitai).download(
+        version.id, f.id, tmp_path, expected_sha256=f.sha256,
+        part_path=tmp_path / (f.name + ".part"), expected_size=f.size)
+    assert result.already_present and result.verified
+    assert civitai.storage_headers == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f.name]
+
+
+def test_without_a_published_sha256_nothing_is_called_verified_or_trusted(
+    civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    version = one_file_version(civitai, size=MiB)
+    f = version.files[0]
+    (tmp_path / f.name).write_bytes(f.read_bytes())
+    result = downloader_for(civitai).download(
+        version.id, f.id, tmp_path, expected_sha256=None,
+        part_path=tmp_path / (f.name + ".part"))
+    assert not result.verified
+    assert len(civitai.storage_headers) == 1  # a file under the name proves nothing
+    fresh = downloader_for(civitai).download(version.id, f.id, tmp_path / "new",
+                                             expected_sha256=None, file_name=f.name)
+    assert not fresh.verified and fresh.sha256 == f.sha256
 
 
 def test_a_different_file_with_the_name_is_never_overwritten(

@@ -340,8 +340,26 @@ def test_folder_by_type_and_registration_in_the_library(
     assert local.version_id == civitai_catalog.lora_v2.id
     assert local.sha256 == civitai_catalog.lora_v2.files[0].sha256
     assert local.identified_by == "download"
+    assert local.verified and queue.task(task_id).checked == "sha256"
     assert local.info_path and Path(local.info_path).is_file()
     assert library.version_json(civitai_catalog.lora_v2.id) is not None
+
+
+def test_a_file_found_again_by_its_sha256_becomes_verified(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    version = civitai_catalog.lora_v2
+    f = version.files[0]
+    kept = tmp_path / "dl" / f.name
+    place_scanned(db, kept, f.content.read(), version)  # e.g. identified by its companion
+    Library(db).update_file(str(kept), verified=False)
+    queue = library_queue(civitai, db, tmp_path / "models")
+    queue.add(version.id, dest_dir=tmp_path / "dl")
+    snap = queue.run_next()
+    assert snap is not None and (snap.state, snap.already_present) == ("completed", True)
+    assert downloads_served(civitai) == 0
+    local = Library(db).local_file(kept)
+    assert local is not None and local.verified
 
 
 def test_the_vae_a_checkpoint_offers_goes_to_the_vae_folder(

@@ -20,7 +20,7 @@ import pytest
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.downloads.downloader import Downloader
-from civdesk.core.downloads.locks import LockFolder, Owner, ProcessLock, is_held, read_owner
+from civdesk.core.downloads.locks import Owner, PartLock, ProcessLock, is_held, read_owner
 from civdesk.core.downloads.queue import DownloadingElsewhere, DownloadQueue, IllegalTransition
 from civdesk.core.library.db import Database
 from civdesk.core.library.migrations import SCHEMA_VERSION
@@ -135,12 +135,32 @@ def test_the_lock_of_a_killed_process_is_free(tmp_path: Path) -> None:
     assert not is_held(path)  # SIGKILL released it; the file left behind means nothing
 
 
-def test_file_locks_are_keyed_by_the_part_path(tmp_path: Path) -> None:
-    locks = LockFolder(tmp_path / "locks")
-    part = tmp_path / "dl" / "a.safetensors.part"
-    assert locks.file(part) == locks.file(tmp_path / "dl" / "x" / ".." / "a.safetensors.part")
-    assert locks.file(part) != locks.file(tmp_path / "dl" / "b.safetensors.part")
-    assert locks.task(3) != locks.task(4)
+def test_a_part_lock_lives_with_the_file_whatever_its_path_spelling(tmp_path: Path) -> None:
+    folder = tmp_path / "dl"
+    folder.mkdir()
+    part = folder / "a.safetensors.part"
+    first = PartLock.try_acquire(part)
+    assert first is not None and part.is_file()
+    # Any path to the same file, from any lock folder, finds it taken.
+    (folder / "x").mkdir()
+    assert PartLock.try_acquire(folder / "x" / ".." / "a.safetensors.part") is None
+    (tmp_path / "alias").symlink_to(folder)
+    assert PartLock.try_acquire(tmp_path / "alias" / "a.safetensors.part") is None
+    other = PartLock.try_acquire(folder / "b.safetensors.part")
+    assert other is not None
+    other.delete()
+    assert not (folder / "b.safetensors.part").exists()
+    first.release()
+    assert part.exists()  # released, not deleted
+    again = PartLock.try_acquire(part, create=False)
+    assert again is not None
+    again.release()
+    with pytest.raises(FileNotFoundError):
+        PartLock.try_acquire(folder / "missing.part", create=False)
+    (folder / "link.part").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError):
+        PartLock.try_acquire(folder / "link.part")  # never followed
+    assert not (tmp_path / "elsewhere").exists()
 
 
 # -- two queues on one database ---------------------------------------------------------------
@@ -210,6 +230,33 @@ def test_two_tasks_for_one_file_never_write_the_same_part(
     assert again.dest_path == done.dest_path
 
 
+def test_a_part_locked_by_another_data_folders_civdesk_fails_one_task_only(
+    civitai: CivitaiDouble, db: Database, tmp_path: Path
+) -> None:
+    taken = big_version(civitai, MiB)
+    free = civitai.add_version(civitai.add_model("Other", "Checkpoint"),
+                               files=[civitai.file(size=MiB)])
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    part = dest / f"{taken.files[0].name}.part"
+    holder = PartLock.try_acquire(part)  # its queue, tasks and locks/ are elsewhere
+    assert holder is not None
+    queue = make_queue(civitai, db)
+    blocked = queue.add(taken.id, dest_dir=dest)
+    queued = queue.add(free.id, dest_dir=dest)
+    try:
+        assert queue.run_until_empty() == 2
+    finally:
+        holder.release()
+    failed, done = queue.task(blocked), queue.task(queued)
+    assert (failed.state, failed.error_kind, failed.part_path) == ("failed", "in_use", None)
+    assert failed.error == (f"Another program is downloading {taken.files[0].name} into "
+                            f"{dest} right now; try again when it has finished")
+    assert done.state == "completed" and sha_of(done.dest_path) == free.files[0].sha256
+    queue.cancel(blocked)
+    assert part.exists()  # not the cancelled task's to delete
+
+
 def test_a_stale_downloading_task_is_recovered_and_resumed(
     civitai: CivitaiDouble, db: Database, tmp_path: Path
 ) -> None:
@@ -255,7 +302,7 @@ def test_a_v1_database_with_tasks_migrates_and_keeps_them(tmp_path: Path) -> Non
     conn.close()
 
     with Database.open(path) as db:
-        assert db.schema_version == SCHEMA_VERSION
+        assert db.schema_version == SCHEMA_VERSION >= 4
         queue = DownloadQueue(db, CivitaiClient("http://127.0.0.1:9"))
         tasks = {t.id: t for t in queue.tasks()}
         assert [tasks[i].state for i in (1, 2, 3)] == ["completed", "queued", "failed"]

@@ -26,7 +26,7 @@ from tests.double.catalog import FakeVersion
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 ENTRY_FIELDS = {"path", "sha256", "model_id", "version_id", "model_name", "version_name", "type",
-                "base_model", "size", "preview", "info", "offline"}
+                "base_model", "size", "preview", "info", "offline", "verified"}
 
 
 @dataclass
@@ -318,14 +318,16 @@ def test_list_json_has_every_field(
     assert checkpoint["base_model"] == "SDXL 1.0"
     assert Path(checkpoint["info"]).is_file() and Path(checkpoint["preview"]).is_file()
     assert checkpoint["size"] == Path(checkpoint["path"]).stat().st_size
+    assert checkpoint["verified"] is True  # found by the SHA256 of its bytes
     unknown = next(e for e in entries if e["model_id"] is None)
     assert (unknown["type"], unknown["preview"], unknown["info"]) == (None, None, None)
+    assert unknown["verified"] is False
 
     loras = cli("list", "--type", "lora", "--json").json
     assert [e["model_name"] for e in loras] == ["Paperfold Style"]
     assert len(cli("list", "--type", "unknown", "--json").json) == 1
     table = cli("list").stdout.splitlines()
-    assert table[0].split() == ["TYPE", "MODEL", "VERSION", "BASE", "SIZE", "PATH"]
+    assert table[0].split() == ["TYPE", "MODEL", "VERSION", "BASE", "SIZE", "VERIFIED", "PATH"]
     assert len(table) == 4
 
 
@@ -654,13 +656,50 @@ def assert_downloaded(run: Run, version: FakeVersion, folder: Path, cli: Cli) ->
     result = run.json
     path = folder / f.name
     assert result == {"path": str(path), "sha256": f.sha256, "version_id": version.id,
-                      "state": "completed", "already_present": False}
+                      "state": "completed", "already_present": False,
+                      "checked": "sha256", "verified": True}
     assert sha256_of(path) == f.sha256
     assert not list(folder.glob("*.part"))
     entry = next(e for e in cli("list", "--json").json if e["path"] == str(path))
     assert (entry["version_id"], entry["sha256"]) == (version.id, f.sha256)
     assert entry["info"] and Path(entry["info"]).is_file()
     return path
+
+
+NO_SHA256 = {"no hashes": {}, "an empty SHA256": {"SHA256": ""},
+             "a number": {"SHA256": 12345, "AutoV2": "ABCDEF0123"}, "null": {"SHA256": None}}
+
+
+@pytest.mark.parametrize("hashes", list(NO_SHA256), ids=list(NO_SHA256))
+def test_a_file_civitai_publishes_no_sha256_for_is_never_called_verified(
+    cli: Cli, civitai: CivitaiDouble, tmp_path: Path, hashes: str
+) -> None:
+    model = civitai.add_model("Hashless", "LORA")
+    version = civitai.add_version(model, "v1")
+    f = version.files[0]
+
+    def without_sha256(answer: Any) -> Any:
+        for each in answer["files"] if isinstance(answer, dict) else []:
+            each["hashes"] = dict(NO_SHA256[hashes])
+        return answer
+
+    civitai.edit_json("/api/v1/model-versions/", without_sha256)
+    dest = tmp_path / "hashless"
+    run = cli("download", str(version.id), "--dest", str(dest))
+    assert run.code == 0, run.stderr
+    assert "verified" not in run.stdout.replace("unverified", "")
+    assert "only its size checked: Civitai publishes no SHA256 for this file" in run.stdout
+    assert sha256_of(dest / f.name) == f.sha256  # the hash of its bytes is still recorded
+    as_json = cli("download", str(version.id), "--dest", str(dest), "--json").json
+    assert (as_json["verified"], as_json["sha256"]) == (False, f.sha256)
+    [entry] = cli("list", "--json").json
+    assert (entry["path"], entry["verified"]) == (str(dest / f.name), False)
+    # A scan looks the bytes up by hash: Civitai still publishes no SHA256 to match.
+    assert cli("scan", str(dest)).code == 0
+    [entry] = cli("list", "--json").json
+    assert entry["verified"] is False and entry["version_id"] == version.id
+    row = next(line for line in cli("list").stdout.splitlines() if "Hashless" in line)
+    assert " no " in row
 
 
 def test_download_by_version_id_goes_to_the_type_folder(
@@ -755,7 +794,7 @@ def test_a_download_the_library_already_holds_points_at_it(
     result = cli("download", str(c.lora_v1.id), "--json").json
     assert result == {"path": str(moved), "sha256": c.lora_v1.files[0].sha256,
                       "version_id": c.lora_v1.id, "state": "completed",
-                      "already_present": True}
+                      "already_present": True, "checked": "sha256", "verified": True}
     assert not any(r.path.startswith("/files/") for r in civitai.requests[served:])
     assert sorted(p.name for p in lora.iterdir()) == ["styles"]
 
@@ -801,7 +840,8 @@ def test_a_comfyui_models_folder_gets_downloads_in_comfyuis_folders(
     assert back.stdout.strip() == (
         f"Type folders named as AUTOMATIC1111 / Forge does: LoRAs go to {comfy / 'Lora'}, "
         "and so on (`civdesk config` lists them).")
-    assert cli("config", "--json").json["type_folders"]["VAE"] == str(comfy / "VAE")
+    # ComfyUI's "vae" is A1111's "VAE" spelled otherwise: the folder that is there.
+    assert cli("config", "--json").json["type_folders"]["VAE"] == str(comfy / "vae")
 
 
 def test_a_login_required_download_needs_the_api_key(

@@ -83,3 +83,42 @@ def test_a_running_cli_download_is_owned_and_a_killed_one_resumes(
     assert sha256_of(dest / (f.name or "")) == f.sha256
     assert not part.exists()
     assert not list((cli.data_dir / "locks").glob("*.lock"))
+
+
+def test_two_data_folders_downloading_into_one_folder_never_share_a_part(
+    civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    """A portable copy beside an installed one (two data folders, so two lock folders and
+    two queues) download the same version into one folder at once."""
+    version = civitai.add_version(civitai.add_model("Shared", "Checkpoint"),
+                                  files=[civitai.file(size=SIZE)])
+    f = version.files[0]
+    civitai.throttle_downloads(2 * MiB)
+    installed = Cli(tmp_path / "installed-data", civitai.base_url)
+    portable = Cli(tmp_path / "portable-data", civitai.base_url)
+    dest = tmp_path / "nas" / "models"
+    part = dest / ((f.name or "") + ".part")
+    first = installed.start("download", str(version.id), "--dest", str(dest))
+    try:
+        wait_for_part(part, first, MiB)
+        second = portable.start("download", str(version.id), "--dest", str(dest))
+        _, err = second.communicate(timeout=60)
+        result = subprocess.CompletedProcess(second.args, second.returncode, "", err)
+        assert_one_line_error(result, [f"another program is downloading {f.name} into {dest}"])
+        assert first.poll() is None  # undisturbed
+        civitai.throttle_downloads(None)
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 0, err
+    assert "SHA256 verified" in out
+    assert sha256_of(dest / (f.name or "")) == f.sha256  # the bytes in the file, not a mix
+    assert not part.exists()
+    # The loser's queue goes on: its task failed with the reason, and running the command
+    # again finds the verified file without downloading it.
+    civitai.clear_requests()
+    again = portable.run("download", str(version.id), "--dest", str(dest), timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert not [r for r in civitai.requests if r.host == "storage" and "/files/" in r.path]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from civdesk.core.downloads.downloader import PART_SUFFIX
+from civdesk.core.downloads.store import TaskStore
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
 from tests.double import CivitaiDouble, FakeVersion, make_safetensors
-from tests.hardening.helpers import Cli, MiB, integrity, kill_after, sha256_of
+from tests.hardening.helpers import Cli, MiB, cli_env, integrity, kill_after, sha256_of
 
 BIG_FILE = 24 * MiB
 #: Fast enough that a round is short, slow enough that a kill lands mid-stream.
@@ -234,3 +236,55 @@ def test_kill_loop(civitai: CivitaiDouble, tmp_path: Path) -> None:
     assert len(kills) >= done // 2, world.log
     finish_everything(world)
     assert world.resumes, f"no download resumed with Range (seed {seed}): {world.log}"
+
+
+def test_killed_between_the_rename_and_the_bookkeeping_the_file_is_not_fetched_again(
+    civitai: CivitaiDouble, tmp_path: Path
+) -> None:
+    """SIGKILL once the verified file has its final name but the task is not yet marked
+    done (a pause the downloader makes only for this test): the next run recognises the
+    file by its size and Civitai's SHA256 and completes without a byte downloaded."""
+    version = civitai.add_version(civitai.add_model("Renamed", "Checkpoint"),
+                                  files=[civitai.file(size=4 * MiB)])
+    f = version.files[0]
+    cli = Cli(tmp_path / "data", civitai.base_url)
+    dest = tmp_path / "downloads"
+    flag = tmp_path / "renamed.flag"
+    process = subprocess.Popen(
+        cli.argv("download", str(version.id), "--dest", str(dest)), text=True,
+        env=cli_env(CIVDESK_TEST_PAUSE_AT=f"after_rename:{flag}"), cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not flag.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the download never reached its rename"
+            time.sleep(0.01)
+    finally:
+        process.kill()
+        process.communicate()
+    final = dest / (f.name or "")
+    assert sha256_of(final) == f.sha256 and not list(dest.glob("*" + PART_SUFFIX))
+    db = Database.open(cli.database)
+    try:
+        assert [t.state for t in TaskStore(db).all()] == ["downloading"]
+    finally:
+        db.close()
+
+    civitai.clear_requests()
+    again = cli.run("download", str(version.id), "--dest", str(dest))
+    assert again.returncode == 0, again.stderr
+    assert storage_file_requests_of(civitai) == []  # nothing downloaded again
+    assert sha256_of(final) == f.sha256
+    db = Database.open(cli.database)
+    try:
+        assert [t.state for t in TaskStore(db).all()] == ["completed"]
+        known = Library(db).local_file(final)
+        assert known is not None and known.sha256 == f.sha256 and known.verified
+    finally:
+        db.close()
+
+
+def storage_file_requests_of(double: CivitaiDouble) -> list[str | None]:
+    return [r.headers.get("Range") for r in double.requests
+            if r.host == "storage" and r.path.startswith("/files/")]

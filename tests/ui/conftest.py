@@ -58,6 +58,8 @@ def register(
         identified_by="hash" if version_id else None,
         library_root=path.parent,
         preview_path=preview,
+        # As the scanner stores it: the hash of the bytes is the one Civitai publishes.
+        verified=version is not None and sha256 == version.files[0].sha256,
     )
 
 

@@ -15,6 +15,7 @@ from tests.ui.library_cards import paint_card
 from civdesk.core.library.repository import LibraryEntry, UpdateInfo
 from civdesk.ui.library.delegate import CardCache, CardDelegate
 from civdesk.ui.library.model import LibraryFilterProxy, LibraryModel, LibrarySnapshot
+from civdesk.ui.theme import badge_color
 from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
 
@@ -226,3 +227,19 @@ def test_a_hidpi_screen_keeps_as_many_cards_as_a_1x_screen() -> None:
         for n in range(8):
             cache.put(n, card(ratio))
         assert len(cache) == 5, ratio
+
+
+def test_an_identified_file_never_matched_to_civitais_sha256_is_marked_unverified(
+    loader, tmp_path
+):
+    checked = dataclasses.replace(entry(tmp_path, 1), verified=True)
+    unchecked = dataclasses.replace(checked, verified=False)
+    unknown = dataclasses.replace(unchecked, identified=False, model_id=None, version_id=None)
+    grid = Grid(loader, [checked, unchecked, unknown])
+    mark = badge_color("unverified").rgb()
+
+    def has_mark(image: QImage) -> bool:
+        return any(image.pixel(x, y) == mark
+                   for y in range(0, image.height(), 2) for x in range(image.width()))
+
+    assert [has_mark(grid.paint(row)) for row in range(3)] == [False, True, False]

@@ -65,6 +65,11 @@ def test_second_line_words():
     assert detail_text(snap(3, "completed", bytes_done=7_000_000, bytes_total=None)) == "7.0 MB"
     assert detail_text(snap(5, "completed", bytes_done=7_000_000, bytes_total=7_000_000,
                             already_present=True)) == "Already in the library · 7.0 MB"
+    assert detail_text(snap(7, "completed", bytes_done=7_000_000, bytes_total=7_000_000,
+                            checked="size")) == (
+        "7.0 MB · Unverified: Civitai publishes no SHA256 for this file")
+    assert detail_text(snap(8, "completed", bytes_done=7_000_000, bytes_total=7_000_000,
+                            checked="sha256")) == "7.0 MB"
     assert "API key" in detail_text(snap(4, "failed", error="HTTP 401", error_kind="auth"))
     flagged = detail_text(snap(6, "failed", error_kind="flagged", error=(
         "Civitai's virus scan flagged old.ckpt as dangerous")))

@@ -184,6 +184,25 @@ def test_detail_pane_copies_trigger_words_and_links_to_civitai(qtbot, page, core
     assert focusable == ["Civitai"]
 
 
+def test_a_file_never_matched_to_civitais_sha256_is_marked_unverified(
+    qtbot, page, core, model_folder
+):
+    scan_by_click(qtbot, page, core, model_folder)
+    lora = next(e for e in page.snapshot.entries if e.type == "LORA")
+    assert lora.verified  # the scan found it by the SHA256 of its bytes
+    assert page.select_path(lora.path)
+    assert not page.detail.unverified.isVisibleTo(page)
+    assert page.detail._values["Verified"].text().startswith("Yes")
+    # The same file as a download of a version Civitai published no SHA256 for stores it.
+    known = core.library.local_file(lora.path)
+    core.library.update_file(known.id, verified=False)
+    refreshed(qtbot, page)
+    assert page.select_path(lora.path)
+    assert page.detail.unverified.isVisibleTo(page)
+    assert page.detail.unverified.text() == "Unverified"
+    assert page.detail._values["Verified"].text().startswith("No")
+
+
 def test_a_long_file_name_wraps_in_the_detail_pane(qtbot, page, core, model_folder):
     name = "_".join(["my", "very", "long", "merged", "checkpoint"] * 6) + "-fp16.safetensors"
     (model_folder / "Stable-diffusion" / name).write_bytes(os.urandom(2000))

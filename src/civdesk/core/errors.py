@@ -26,6 +26,16 @@ class UnsafePath(FileProblem):
     """A path (often a filename from the server) would leave its folder."""
 
 
+class PartInUse(FileProblem):
+    """Another program (another civdesk, whatever its data folder) holds the lock of the
+    ``.part`` this download would write."""
+
+    def __init__(self, part: str, name: str, folder: str) -> None:
+        super().__init__(f"Another program is downloading {name} into {folder} right now; "
+                         "try again when it has finished")
+        self.part = part
+
+
 class HashMismatch(CivdeskError):
     def __init__(self, path: str, expected: str, actual: str) -> None:
         super().__init__(

@@ -481,6 +481,7 @@ class Scanner:
             info_path=done.info_path,
             lookup_state="found",
             device=os.lstat(p).st_dev or None,
+            verified=publishes_sha256(version, sha256),
         )
 
     def _as_the_library_sees(self, p: Path, st: FileStat) -> Path:
@@ -1202,6 +1203,7 @@ class _ScanRun:
             # An unknown hash needs its lookup time too, or it is asked about on every scan.
             looked_up_at=now if w.looked_up else None,
             device=f.stored_device,
+            verified=version is not None and publishes_sha256(version, w.sha256),
         )
 
     # -------------------------------------------------------------------- clean up
@@ -1440,3 +1442,8 @@ def iter_model_files(root: str | os.PathLike[str]) -> Iterator[Path]:
     walk.run(None)
     return iter([f.path for f in walk.files])
 
+
+def publishes_sha256(version: ModelVersion, sha256: str) -> bool:
+    """Whether Civitai publishes ``sha256`` (hashed from a file's bytes) as the SHA256 of
+    one of ``version``'s files: what makes a library file *verified*."""
+    return any(f.sha256 == sha256.upper() for f in version.files)

@@ -101,7 +101,9 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     record = {"path": os.path.abspath(snapshot.dest_path) if snapshot.dest_path else None,
               "sha256": registered.sha256 if registered else snapshot.expected_sha256,
               "version_id": snapshot.version_id, "state": snapshot.state,
-              "already_present": snapshot.already_present}
+              "already_present": snapshot.already_present,
+              "checked": snapshot.checked,
+              "verified": registered.verified if registered else snapshot.checked == "sha256"}
     if session.json:
         print_json(record)
         return EXIT_OK
@@ -112,9 +114,20 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
         print_lines([f"{name} is already in the library, nothing downloaded: "
                      f"{snapshot.dest_path}{again}"])
         return EXIT_OK
-    print_lines([f"Downloaded {name} ({human_size(snapshot.bytes_total)}, SHA256 verified) "
-                 f"to {snapshot.dest_path}"])
+    print_lines([f"Downloaded {name} ({human_size(snapshot.bytes_total)}, "
+                 f"{_what_was_checked(snapshot.checked)}) to {snapshot.dest_path}"])
     return EXIT_OK
+
+
+def _what_was_checked(checked: str | None) -> str:
+    """How the file was checked, in words: never "verified" without a SHA256 to match."""
+    if checked == "sha256":
+        return "SHA256 verified"
+    if checked == "size":
+        return ("only its size checked: Civitai publishes no SHA256 for this file, so the "
+                "library marks it unverified")
+    return ("not checked: Civitai publishes no SHA256 or size for this file, so the library "
+            "marks it unverified")
 
 
 def _task_for(queue: DownloadQueue, core: Core, version: ModelVersion, file_id: int | None,

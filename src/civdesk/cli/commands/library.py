@@ -237,9 +237,10 @@ def run_list(session: Session, args: argparse.Namespace) -> int:
                      if args.type is None else f"No {args.type} files in the library."])
         return EXIT_OK
     rows = [(e.type, e.model_name or e.file_name, e.version_name, e.base_model,
-             human_size(e.size), f"{e.path}{OFFLINE_MARK if e.offline else ''}")
+             human_size(e.size), "yes" if e.verified else "no",
+             f"{e.path}{OFFLINE_MARK if e.offline else ''}")
             for e in entries]
-    lines = table(rows, ("TYPE", "MODEL", "VERSION", "BASE", "SIZE", "PATH"))
+    lines = table(rows, ("TYPE", "MODEL", "VERSION", "BASE", "SIZE", "VERIFIED", "PATH"))
     offline = sum(e.offline for e in entries)
     if offline:
         lines.append(f"{plural(offline, 'file')} offline: the drive or folder is not there "
@@ -262,6 +263,8 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
         "preview": e.preview,
         "info": e.info,
         "offline": e.offline,
+        # Its bytes matched the SHA256 Civitai publishes for it.
+        "verified": e.verified,
     }
 
 

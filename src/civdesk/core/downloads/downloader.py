@@ -15,6 +15,17 @@ A failure keeps the ``.part``; the next attempt (now, or after a restart) asks f
 with Range, re-hashing the kept bytes first. Only a complete, verified, fsynced file is
 renamed (atomically) to its final name, so a half file never sits under a name another tool
 would load. An existing file is never overwritten.
+
+The ``.part`` is written only under its own OS lock (:class:`~.locks.PartLock`), held from
+before the first byte until the file has its final name: another process writing into the
+same folder, whatever its data folder, fails at once with :class:`PartInUse` instead of
+appending to the same file. Before the rename the file must still be the one locked and
+hold exactly the bytes hashed, so the hash checked is the hash of the bytes in the file.
+
+A task whose file already sits under its final name with Civitai's size and SHA256 (a
+process killed after the rename, before it recorded the task as done) completes without a
+download. A file Civitai publishes no SHA256 for is only checked for its size: the result
+says so (``verified`` False), and such a file found under the final name is not trusted.
 """
 
 from __future__ import annotations
@@ -36,7 +47,15 @@ from typing import Any, Protocol
 from civdesk.core.civitai.client import DownloadResponse
 from civdesk.core.civitai.errors import NetworkError
 from civdesk.core.downloads.filenames import free_name, safe_join, sanitize_filename
-from civdesk.core.errors import Cancelled, CivdeskError, DiskFull, FileProblem, HashMismatch
+from civdesk.core.downloads.locks import PartLock
+from civdesk.core.errors import (
+    Cancelled,
+    CivdeskError,
+    DiskFull,
+    FileProblem,
+    HashMismatch,
+    PartInUse,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +85,7 @@ FLUSH_STEP = 32 << 20
 #: stall the reader instead of overlapping it.
 BACKGROUND_FLUSH = os.name != "nt"
 NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+CHECKED_SHA256, CHECKED_SIZE, CHECKED_NOTHING = "sha256", "size", "nothing"
 
 
 class DownloadSource(Protocol):
@@ -97,13 +117,25 @@ class DownloadResult:
     size: int
     #: True when an identical file was already there and nothing was downloaded.
     already_present: bool = False
+    #: What the file was checked against: ``"sha256"`` (its bytes' hash matched the SHA256
+    #: Civitai publishes), ``"size"`` (Civitai published no SHA256) or ``"nothing"`` (nor
+    #: a size, from the API or the server).
+    checked: str = "sha256"
+
+    @property
+    def verified(self) -> bool:
+        return self.checked == CHECKED_SHA256
 
 
 ProgressCallback = Callable[[DownloadProgress], None]
 
 
 class _Interrupted(NetworkError):
-    """The body broke off or ended before Content-Length said it would: resume."""
+    """The body broke off or ended before Content-Length said it would: resume.
+
+    ``str()`` says what happened, not what comes next: the caller words that (another
+    attempt, or the end of this download with its ``.part`` kept).
+    """
 
 
 def human_size(n: float) -> str:
@@ -218,30 +250,15 @@ class Downloader:
         part: Path | None = Path(part_path) if part_path else None
         if part is None and file_name:
             final = safe_join(folder, sanitize_filename(file_name))
-            existing = self._identical_existing(final, expected, expected_size, cancel)
-            if existing is not None:
-                return existing
             part = final.with_name(final.name + PART_SUFFIX)
         if part is not None and on_part:
             on_part(part)
         job = _Job(self, version_id, file_id, folder, expected, part, progress, cancel,
                    expected_size, on_part)
-        return job.run()
-
-    def _identical_existing(
-        self, final: Path, expected: str | None, size: int | None, cancel: threading.Event
-    ) -> DownloadResult | None:
-        """The file already at ``final`` when it is the very file we want."""
-        if expected is None or not final.is_file():
-            return None
-        actual_size = final.stat().st_size
-        if size is not None and actual_size != size:
-            return None
-        digest = _hash_file(final, actual_size, cancel)
-        if digest.hexdigest().upper() != expected:
-            return None
-        log.info("%s is already downloaded", final)
-        return DownloadResult(final, expected, actual_size, already_present=True)
+        try:
+            return job.run()
+        finally:
+            job.unlock()
 
 
 class _Job:
@@ -272,8 +289,14 @@ class _Job:
         self.hasher: Any = None  # sha256 of exactly the bytes now in self.part
         self.hashed = 0
         self.resumed_foreign_bytes = False  # bytes we did not fetch in this call
+        self.lock: PartLock | None = None  # of self.part, while this job may write it
 
     def run(self) -> DownloadResult:
+        if self.part is not None:
+            self._lock_part()
+            finished = self._finished_already()
+            if finished is not None:
+                return finished
         attempt = 0
         restarted_after_mismatch = False
         while True:
@@ -285,24 +308,88 @@ class _Job:
                 # midway is ours to resume.
                 attempt += 1
                 if attempt >= self.o.max_attempts:
-                    raise
+                    raise NetworkError(f"{exc}, {attempt} times; the partial download is "
+                                       "kept and continues when you retry") from exc
                 log.warning("Download of version %s interrupted (%s); resuming (attempt %d)",
                             self.version_id, exc, attempt + 1)
                 self.o.sleep(self.o.retry_delay * attempt)
                 continue
             assert self.part is not None
+            self._check_part_holds(size)
             digest = self.hasher.hexdigest().upper()
             if self.expected and digest != self.expected:
-                self._discard_part()
                 if self.resumed_foreign_bytes and not restarted_after_mismatch:
                     # The kept .part may not have been ours (or the file changed): once, from 0.
                     log.warning("Resumed download of version %s failed verification; "
                                 "starting over", self.version_id)
                     restarted_after_mismatch = True
-                    self.hasher, self.hashed, self.resumed_foreign_bytes = None, 0, False
+                    self._prepare_part(0)
+                    self.resumed_foreign_bytes = False
                     continue
+                self._discard_part()
                 raise HashMismatch(str(self.part), self.expected, digest)
             return self._place(digest, size)
+
+    def unlock(self) -> None:
+        """Give the ``.part``'s lock up; an empty one (nothing arrived) goes too."""
+        lock, self.lock = self.lock, None
+        if lock is None:
+            return
+        try:
+            empty = lock.is_empty_file_at_path()
+        except OSError:
+            empty = False
+        if empty:
+            lock.delete()
+        else:
+            lock.release()
+
+    def _lock_part(self) -> None:
+        """Take the lock of ``self.part`` before anything is written to it."""
+        assert self.part is not None
+        self._check_part_is_a_file()
+        try:
+            lock = PartLock.try_acquire(self.part)
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        if lock is None:
+            raise PartInUse(str(self.part), self._final().name, str(self.part.parent))
+        self.lock = lock
+
+    def _final(self) -> Path:
+        assert self.part is not None
+        return self.part.with_name(self.part.name[: -len(PART_SUFFIX)])
+
+    def _finished_already(self) -> DownloadResult | None:
+        """The file under the final name when it is the very file wanted: Civitai's SHA256
+        (and size, when known). Then the ``.part`` goes. Without a SHA256 to check, a file
+        there proves nothing: it is downloaded again (and kept if it differs)."""
+        final = self._final()
+        if self.expected is None or not final.is_file():
+            return None
+        size = final.stat().st_size
+        if self.meter.total is not None and size != self.meter.total:
+            return None
+        if _hash_file(final, size, self.cancel).hexdigest().upper() != self.expected:
+            return None
+        log.info("%s is already downloaded", final)
+        self._discard_part()
+        return DownloadResult(final, self.expected, size, already_present=True)
+
+    def _check_part_holds(self, size: int) -> None:
+        """The locked ``.part`` is still the file at its path and holds exactly the
+        ``size`` bytes hashed: else another program wrote into it, and the hash is not
+        the hash of what is in the file."""
+        assert self.part is not None and self.lock is not None
+        try:
+            st = os.stat(self.part)
+            mine = os.fstat(self.lock.fileno())
+        except OSError as exc:
+            raise self._write_error(exc) from None
+        if (st.st_dev, st.st_ino, st.st_size) != (mine.st_dev, mine.st_ino, size):
+            self._discard_part()
+            raise FileProblem(f"{self.part} was changed by another program during the "
+                              "download; it was deleted, retry the download")
 
     # -- one attempt ----------------------------------------------------------------------
 
@@ -333,12 +420,11 @@ class _Job:
             received = self._stream(response, start)
         expected_body = response.body_size
         if expected_body is not None and received < expected_body:
-            raise _Interrupted(f"The download ended after {human_size(start + received)} of "
-                             f"{human_size(start + expected_body)}; resuming")
+            raise _Interrupted(f"The download broke off after {human_size(start + received)}"
+                               f" of {human_size(start + expected_body)}")
         size = start + received
         if total is not None and size != total:
-            raise _Interrupted(f"The download has {size} bytes, Civitai announced {total}; "
-                             "resuming")
+            raise _Interrupted(f"The download has {size} bytes, Civitai announced {total}")
         self.meter.update(size, force=True)
         return size
 
@@ -348,6 +434,7 @@ class _Job:
         self.part = final.with_name(final.name + PART_SUFFIX)
         if self.on_part:
             self.on_part(self.part)
+        self._lock_part()
 
     def _part_size(self) -> int:
         if self.part is None:
@@ -475,7 +562,11 @@ class _Job:
             raise Cancelled("Download")
 
     def _discard_part(self) -> None:
-        if self.part is not None:
+        """Delete the .part (still holding its lock, so no one takes a file going away)."""
+        if self.lock is not None:
+            self.lock.delete()
+            self.lock = None
+        elif self.part is not None:
             self.part.unlink(missing_ok=True)
 
     # -- placing the verified file --------------------------------------------------------
@@ -483,18 +574,24 @@ class _Job:
     def _place(self, digest: str, size: int) -> DownloadResult:
         """Rename the .part to its final name; never over a different file."""
         assert self.part is not None
-        final = self.part.with_name(self.part.name[: -len(PART_SUFFIX)])
+        checked = (CHECKED_SHA256 if self.expected is not None
+                   else CHECKED_SIZE if self.meter.total is not None else CHECKED_NOTHING)
+        final = self._final()
         if final.exists():
             if final.is_file() and final.stat().st_size == size and (
                 _hash_file(final, size, self.cancel).hexdigest().upper() == digest
             ):
                 self._discard_part()
-                return DownloadResult(final, digest, size, already_present=True)
+                return DownloadResult(final, digest, size, already_present=True,
+                                      checked=checked)
             final = final.with_name(free_name(final.parent, final.name))
+        if os.name == "nt":  # pragma: no cover - an open file can't be renamed there
+            self.unlock()
         os.replace(self.part, final)
         _fsync_dir(final.parent)
-        log.info("Downloaded %s (%s)", final, human_size(size))
-        return DownloadResult(final, digest, size)
+        _test_pause("after_rename")
+        log.info("Downloaded %s (%s, checked: %s)", final, human_size(size), checked)
+        return DownloadResult(final, digest, size, checked=checked)
 
 
 class _BodyReader:
@@ -731,6 +828,17 @@ def _hash_file(path: Path, length: int, cancel: threading.Event) -> Any:
             hasher.update(view[:n])
             remaining -= n
     return hasher
+
+
+def _test_pause(point: str) -> None:
+    """For the kill tests only: with ``CIVDESK_TEST_PAUSE_AT=<point>:<flag file>`` set, write
+    the flag file and wait here to be killed (never set outside the test suite)."""
+    wanted = os.environ.get("CIVDESK_TEST_PAUSE_AT")
+    if not wanted or not wanted.startswith(point + ":"):
+        return
+    Path(wanted[len(point) + 1 :]).write_text(str(os.getpid()), encoding="utf-8")
+    while True:
+        time.sleep(1)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -6,13 +6,14 @@ system releases it when its process ends, however it ends (SIGKILL and power los
 included), so "is this ``downloading`` task stale?" has an exact answer: stale when its
 lock can be taken.
 
-Locks are files in the data folder (``<data>/locks/``), never beside the user's models:
+Two kinds of lock:
 
-* ``task-<id>.lock``: held from the moment a queue takes a task until its final state is
-  written;
-* ``file-<digest>.lock`` (keyed by the ``.part`` path): held while bytes may be written to
-  that ``.part``, so two tasks for the same file (two front ends, two data entries) never
-  write it at once.
+* ``<data>/locks/task-<id>.lock``: held from the moment a queue takes a task until its
+  final state is written (a task lives in one data folder, so its lock does too);
+* :class:`PartLock`, a lock on the ``.part`` file itself, held while bytes may be written to
+  it. It lives with the file, not in a data folder: two civdesk installs with their own
+  data folders (a portable copy beside an installed one, two machines sharing a NAS
+  library) writing into one folder exclude each other as two tasks of one queue do.
 
 POSIX uses ``flock`` (per open file, so two queues in one process exclude each other as two
 processes do); Windows locks one byte with ``msvcrt.locking``. A lock file is deleted on
@@ -23,7 +24,6 @@ the path, so deleting never lets two holders in.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +33,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ _WINDOWS = sys.platform == "win32"
 #: Windows locks are mandatory for the locked bytes: lock one far past the owner text so
 #: another process can still read who holds it.
 _WINDOWS_LOCK_OFFSET = 1 << 20
+#: The byte locked in a ``.part`` there: past any file's end, so writes are never blocked.
+_WINDOWS_PART_LOCK_OFFSET = 1 << 62
 _BUSY_ERRNOS = {errno.EAGAIN, errno.EACCES, getattr(errno, "EWOULDBLOCK", errno.EAGAIN)}
 _MAX_RACES = 20
 
@@ -63,39 +66,81 @@ class Owner:
         return f"pid {self.pid}"
 
 
-class ProcessLock:
-    """An exclusive lock on a file, held until :meth:`release` or the process ends.
+class _HeldLock:
+    """An open file holding its exclusive OS lock (see :func:`_open_locked`) until
+    :meth:`release` or the process ends. Use as a context manager to release it."""
 
-    Take one with :meth:`try_acquire` (never waits) or :meth:`acquire` (waits up to a
-    timeout). Use as a context manager to release it.
-    """
+    #: The byte locked on Windows.
+    _windows_offset = _WINDOWS_LOCK_OFFSET
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self._fd: int | None = fd
 
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Give the lock up; the file stays (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        if sys.platform == "win32":  # pragma: no cover (spelled out so type checkers narrow it)
+            _unlock(fd, self._windows_offset)
+        os.close(fd)
+
+    def _delete(self) -> None:
+        """Delete the file, then give the lock up (idempotent)."""
+        if self._fd is None:
+            return
+        if sys.platform == "win32":  # pragma: no cover
+            # An open file can't be deleted there: unlock, close, then delete if still free.
+            self._close()
+            _remove_quietly(self.path)
+            return
+        # Deleted while still held: a process that opened it meanwhile sees the change
+        # in _is_current and starts over on a fresh file.
+        _remove_quietly(self.path)
+        self._close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        # A lock must never outlive its owner object silently held (a forgotten release).
+        if self._fd is not None:
+            self.release()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, held={self.held})"
+
+
+class ProcessLock(_HeldLock):
+    """An exclusive lock on a lock file, held until :meth:`release` or the process ends.
+
+    Take one with :meth:`try_acquire` (never waits) or :meth:`acquire` (waits up to a
+    timeout).
+    """
+
     @classmethod
     def try_acquire(cls, path: Path, owner: Owner | None = None) -> ProcessLock | None:
         """The lock at ``path`` if nobody holds it, else None. Writes ``owner`` into it."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(_MAX_RACES):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
-            try:
-                if not _lock(fd):
-                    os.close(fd)
-                    return None
-                if not _is_current(fd, path):
-                    # The holder deleted it between our open and our lock: take the new one.
-                    os.close(fd)
-                    continue
-            except BaseException:
-                os.close(fd)
-                raise
-            lock = cls(path, fd)
-            if owner is not None:
-                lock._write_owner(owner)
-            return lock
-        raise OSError(f"Could not lock {path}: it kept being replaced")
+        fd = _open_locked(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0),
+                          _WINDOWS_LOCK_OFFSET)
+        if fd is None:
+            return None
+        lock = cls(path, fd)
+        if owner is not None:
+            lock._write_owner(owner)
+        return lock
 
     @classmethod
     def acquire(cls, path: Path, owner: Owner | None = None, *, timeout: float,
@@ -108,39 +153,9 @@ class ProcessLock:
                 return lock
             time.sleep(poll)
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def release(self) -> None:
         """Give the lock up and delete its file (idempotent)."""
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        if sys.platform == "win32":  # pragma: no cover (spelled out so type checkers narrow it)
-            # An open file can't be deleted there: unlock, close, then delete if still free.
-            _unlock(fd)
-            os.close(fd)
-            _remove_quietly(self.path)
-            return
-        # Deleted while still held: a process that opened it meanwhile sees the change
-        # in _is_current and starts over on a fresh file.
-        _remove_quietly(self.path)
-        os.close(fd)
-
-    def __enter__(self) -> ProcessLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def __del__(self) -> None:
-        # A lock must never outlive its owner object silently held (a forgotten release).
-        if self._fd is not None:
-            self.release()
-
-    def __repr__(self) -> str:
-        return f"ProcessLock({str(self.path)!r}, held={self.held})"
+        self._delete()
 
     def _write_owner(self, owner: Owner) -> None:
         assert self._fd is not None
@@ -153,6 +168,69 @@ class ProcessLock:
                 _write_at_start(self._fd, text)
         except OSError as exc:  # only informative: the lock itself is what counts
             log.warning("Could not record the owner in %s: %s", self.path, exc)
+
+
+class PartLock(_HeldLock):
+    """An exclusive OS lock on a ``.part`` itself: whoever holds it may write the file.
+
+    Writing goes through other descriptors (the lock is advisory on POSIX, and on Windows
+    only a byte past any file's end is locked). :meth:`try_acquire` never waits. A holder
+    that deletes the file does so while still holding it (:meth:`delete`), and a taker
+    checks that the file it locked is still the one at the path, as for
+    :class:`ProcessLock`. On POSIX the lock follows the file through a rename.
+    """
+
+    _windows_offset = _WINDOWS_PART_LOCK_OFFSET
+
+    @classmethod
+    def try_acquire(cls, path: Path, *, create: bool = True) -> PartLock | None:
+        """The lock of the file at ``path`` (created empty if absent and ``create``), or
+        None while another holds it. Raises OSError (FileNotFoundError without ``create``);
+        a link is refused (ELOOP), never followed."""
+        flags = (os.O_RDWR | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+                 | (os.O_CREAT if create else 0))
+        fd = _open_locked(path, flags, cls._windows_offset)
+        return None if fd is None else cls(path, fd)
+
+    def fileno(self) -> int:
+        assert self._fd is not None, "the lock was released"
+        return self._fd
+
+    def is_empty_file_at_path(self) -> bool:
+        """Whether the locked file is empty and still the one at the path."""
+        if self._fd is None:
+            return False
+        mine = os.fstat(self._fd)
+        return mine.st_size == 0 and _is_current(self._fd, self.path)
+
+    def release(self) -> None:
+        """Give the lock up; the file stays (idempotent)."""
+        self._close()
+
+    def delete(self) -> None:
+        """Delete the file, then give the lock up (a taker who opened it meanwhile sees
+        that it is no longer the file at the path)."""
+        self._delete()
+
+
+def _open_locked(path: Path, flags: int, windows_offset: int) -> int | None:
+    """A descriptor of the file at ``path`` holding its exclusive lock, or None when
+    another holds it."""
+    for _ in range(_MAX_RACES):
+        fd = os.open(path, flags, 0o644)
+        try:
+            if not _lock(fd, windows_offset):
+                os.close(fd)
+                return None
+            if not _is_current(fd, path):
+                # The holder deleted it between our open and our lock: take the new one.
+                os.close(fd)
+                continue
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+    raise OSError(f"Could not lock {path}: it kept being replaced")
 
 
 def read_owner(path: Path) -> Owner | None:
@@ -182,11 +260,6 @@ class LockFolder:
     def task(self, task_id: int) -> Path:
         return self.folder / f"task-{task_id}.lock"
 
-    def file(self, part_path: str | os.PathLike[str]) -> Path:
-        """The lock of the file written at ``part_path``, whatever the spelling of the path."""
-        key = os.path.normcase(os.path.abspath(os.fspath(part_path)))
-        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-        return self.folder / f"file-{digest}.lock"
 
 
 # -- the platform part ------------------------------------------------------------------------
@@ -195,8 +268,8 @@ class LockFolder:
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
-    def _lock(fd: int) -> bool:
-        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+    def _lock(fd: int, offset: int) -> bool:
+        os.lseek(fd, offset, os.SEEK_SET)
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except OSError as exc:
@@ -205,8 +278,8 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
             raise
         return True
 
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+    def _unlock(fd: int, offset: int) -> None:
+        os.lseek(fd, offset, os.SEEK_SET)
         with suppress(OSError):  # closing the handle releases it too
             msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
@@ -216,7 +289,7 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
 else:
     import fcntl
 
-    def _lock(fd: int) -> bool:
+    def _lock(fd: int, offset: int) -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -38,8 +38,11 @@ two terminals): a task being downloaded is *owned* by the one process holding it
 ``owner_host``). A queue never takes a task another live process owns, takes a
 ``downloading`` task back only when its owner is gone (its lock is free: a crash, a kill),
 and writes every state change as a check-and-set on the row as it is in the database now,
-never on a snapshot it read earlier. The downloader runs only while the task's lock and the
-lock of its ``.part`` are held, so two processes never write the same ``.part``.
+never on a snapshot it read earlier. The downloader writes a ``.part`` only while it holds
+the lock of that file itself (see :class:`~civdesk.core.downloads.locks.PartLock`), so no two
+processes ever write the same ``.part``, even with different data folders: the second one's
+task fails with ``error_kind`` ``"in_use"`` (naming the civdesk when it shares this queue)
+and the queue goes on with the next task.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ from civdesk.core.downloads.downloader import (
     DownloadResult,
     DownloadSource,
 )
-from civdesk.core.downloads.locks import LockFolder, Owner, ProcessLock, read_owner
+from civdesk.core.downloads.locks import LockFolder, Owner, PartLock, ProcessLock, read_owner
 from civdesk.core.downloads.store import (
     CANCELLED,
     COMPLETED,
@@ -86,7 +89,14 @@ from civdesk.core.downloads.store import (
     now,
 )
 from civdesk.core.drives import check_download_folder
-from civdesk.core.errors import Cancelled, CivdeskError, DiskFull, HashMismatch, UnsafePath
+from civdesk.core.errors import (
+    Cancelled,
+    CivdeskError,
+    DiskFull,
+    HashMismatch,
+    PartInUse,
+    UnsafePath,
+)
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
 from civdesk.core.secret_text import redact
@@ -154,6 +164,7 @@ _KIND_OF: tuple[tuple[type[BaseException], str], ...] = (
     (UnsafePath, "unsafe_name"),
     (Cancelled, "cancelled"),
     (DownloadingElsewhere, "in_use"),
+    (PartInUse, "in_use"),
     (FlaggedByCivitai, "flagged"),
 )
 
@@ -226,19 +237,24 @@ class RegisterInLibrary:
             log.warning("Companion files of %s: %s", result.path, problem)
         known = self.library.local_file(result.path) if result.already_present else None
         if known is not None and known.sha256 == result.sha256 and known.version_id is not None:
-            return  # identified by a scan or an earlier download: its record stays as it is
+            # Identified by a scan or an earlier download: its record stays as it is, but
+            # for the SHA256 Civitai publishes now, if it was not matched before.
+            if result.verified and not known.verified:
+                self.library.update_file(known.id, verified=True)
+            return
         stat = result.path.stat()
         self.library.register_file(
             result.path, size=result.size, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
             sha256=result.sha256, version_id=version.id, file_id=file.id,
             identified_by="download", preview_path=companions.preview_path,
             info_path=companions.info_path, device=stat.st_dev or None,
+            verified=result.verified,
         )  # fmt: skip
 
 
 @dataclass
 class _Running:
-    """The task the worker is on, the locks that make it ours, and why it is being stopped."""
+    """The task the worker is on, the lock that makes it ours, and why it is being stopped."""
 
     task_id: int
     task_lock: ProcessLock
@@ -246,12 +262,9 @@ class _Running:
     reason: str | None = None  # "cancel" | "pause" | "interrupt"
     record: TaskRecord | None = None
     last_saved: float = 0.0
-    file_lock: ProcessLock | None = None  # of the .part, once the downloader names it
 
     def release_locks(self) -> None:
         """After the final state is written: the task is no longer ours."""
-        if self.file_lock is not None:
-            self.file_lock.release()
         self.task_lock.release()
 
 
@@ -699,13 +712,14 @@ class DownloadQueue:
                 running, COMPLETED, dest_path=str(result.path), part_path=None,
                 bytes_done=result.size, bytes_total=result.size, finished_at=now(),
                 error=None, error_kind=None, already_present=result.already_present,
+                checked=result.checked,
             )  # fmt: skip
 
     def _stopped(self, running: _Running) -> TaskRecord:
         with self._lock:
             record = self._get(running.task_id)
             if running.reason == "cancel":
-                self._delete_part(record, running)
+                self._delete_part(record)
                 return self._finish(running, CANCELLED, finished_at=now(),
                                     error="Cancelled", error_kind="cancelled")
             # Paused or interrupted: back in line, the .part kept for a Range resume.
@@ -720,11 +734,21 @@ class DownloadQueue:
             live.retry_after = getattr(exc, "retry_after", None)
             record = self._get(running.task_id)
             part: dict[str, Any] = {"bytes_done": self._part_size(record)}
-            if isinstance(exc, DownloadingElsewhere):
+            if isinstance(exc, PartInUse):
+                exc = self._part_holder(exc, running.task_id)
+            if isinstance(exc, (DownloadingElsewhere, PartInUse)):
                 # The .part is another task's: never point at it (a cancel would delete it).
                 part = {"bytes_done": 0, "part_path": None}
             return self._finish(running, FAILED, finished_at=now(), error_kind=kind,
                                 error=redact(message or str(exc)), **part)
+
+    def _part_holder(self, exc: PartInUse, task_id: TaskId) -> CivdeskError:
+        """Who writes the locked ``.part``: a task of this queue's database names its civdesk;
+        another data folder's is only "another program"."""
+        for other in self.store.downloading():
+            if other.id != task_id and other.part_path == exc.part:
+                return DownloadingElsewhere.of_task(other)
+        return exc
 
     @staticmethod
     def _part_size(record: TaskRecord) -> int:
@@ -820,39 +844,25 @@ class DownloadQueue:
             raise Cancelled("Download")
 
     def _remember_part(self, running: _Running, path: Path) -> None:
-        """The downloader names the ``.part`` before writing to it: lock it, then record it.
-
-        Raises :class:`DownloadingElsewhere` (nothing written) when another task, in this
-        or another process, is writing that very ``.part``.
-        """
-        lock_path = self.locks.file(path)
-        held = running.file_lock
-        if held is None or held.path != lock_path:
-            lock = ProcessLock.try_acquire(lock_path, self.owner)
-            if lock is None:
-                name = running.record.file_name if running.record else None
-                raise DownloadingElsewhere(name or Path(path).name, read_owner(lock_path))
-            if held is not None:
-                held.release()
-            running.file_lock = lock
+        """The downloader names the ``.part`` (then locks it) before writing to it."""
         running.record = self.store.update(running.task_id, part_path=str(path))
 
-    def _delete_part(self, record: TaskRecord, running: _Running | None = None) -> None:
-        """Delete the task's ``.part``, unless another download is writing it right now."""
+    def _delete_part(self, record: TaskRecord) -> None:
+        """Delete the task's ``.part``, unless a download (any process's) is writing it."""
         if not record.part_path:
             return
         part = Path(record.part_path)
-        lock_path = self.locks.file(part)
-        if running is not None and running.file_lock is not None \
-                and running.file_lock.path == lock_path:
-            _unlink(part)
+        try:
+            lock = PartLock.try_acquire(part, create=False)
+        except FileNotFoundError:
             return
-        lock = ProcessLock.try_acquire(lock_path, self.owner)
+        except OSError as exc:
+            log.warning("Could not delete %s: %s", part, exc)
+            return
         if lock is None:
             log.info("Kept %s: another download is writing it", part)
             return
-        with lock:
-            _unlink(part)
+        lock.delete()
 
     def _progress(self, running: _Running, progress: DownloadProgress) -> None:
         record = running.record
@@ -913,9 +923,3 @@ def _pick_file(version: ModelVersion, file_id: int | None) -> ModelFile:
                        "(removed or never published)")
     return file
 
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        log.warning("Could not delete %s: %s", path, exc)

@@ -57,6 +57,8 @@ class TaskRecord:
     already_present: bool = False
     #: Download it even though Civitai's scans flagged the file (the user confirmed).
     allow_flagged: bool = False
+    #: Once completed: what the file was checked against (``DownloadResult.checked``).
+    checked: str | None = None
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(TaskRecord))

@@ -49,6 +49,16 @@ def _v5_offline_files(conn: Connection) -> None:
     # Existing rows have no device yet: the next scan that sees each file records it.
     conn.exec_driver_sql("ALTER TABLE local_files ADD COLUMN device BIGINT")
     conn.exec_driver_sql("ALTER TABLE local_files ADD COLUMN offline_since DATETIME")
+def _v6_verified(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "ALTER TABLE local_files ADD COLUMN verified BOOLEAN NOT NULL DEFAULT 0")
+    # Verified: the hash of its bytes is the SHA256 Civitai publishes for a file of its
+    # version (what a download checked, or a scan's lookup by hash found).
+    conn.exec_driver_sql(
+        "UPDATE local_files SET verified = 1 WHERE sha256 IS NOT NULL AND EXISTS ("
+        "SELECT 1 FROM version_files WHERE version_files.version_id = local_files.version_id"
+        " AND version_files.sha256 = local_files.sha256)")
+    conn.exec_driver_sql("ALTER TABLE download_tasks ADD COLUMN checked VARCHAR")
 
 
 # Version 1 is the first released schema; it is created from tables.py, so it has no step.
@@ -61,6 +71,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v4_allow_flagged),
     Migration(5, "local_files.device/offline_since (files on a drive that is away)",
               _v5_offline_files),
+    Migration(6, "local_files.verified (hash matched Civitai's SHA256), download_tasks.checked",
+              _v6_verified),
 )
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

@@ -139,6 +139,8 @@ class LocalFile:
     added_at: datetime
     device: int | None  # st_dev when last seen; None for rows older than schema v5
     offline_since: datetime | None
+    #: Its bytes were hashed and matched the SHA256 Civitai publishes for its file.
+    verified: bool = False
 
     @property
     def name(self) -> str:
@@ -199,6 +201,8 @@ class FileRecord:
     lookup_state: str | None = None  # default: "found" with a version, else "pending"
     looked_up_at: datetime | None = None  # default: now with a version, else left as stored
     device: int | None = None  # st_dev of the file (None: keep the stored one)
+    #: ``sha256`` (of the file's bytes) is the SHA256 Civitai publishes for its file.
+    verified: bool = False
 
     def values(self, now: str) -> tuple[Any, ...]:
         """The ``local_files`` values to insert, in ``_REGISTER_COLUMNS`` order (``now`` as
@@ -229,13 +233,14 @@ class FileRecord:
             now,
             self.device,
             None,  # a file registered is on disk: online
+            bool(self.verified and self.sha256),
         )
 
 
 _REGISTER_COLUMNS = (
     "path", "library_root", "size", "mtime_ns", "inode", "sha256", "version_id", "file_id",
     "identified_by", "lookup_state", "looked_up_at", "preview_path", "info_path",
-    "first_seen", "last_seen", "added_at", "device", "offline_since",
+    "first_seen", "last_seen", "added_at", "device", "offline_since", "verified",
 )
 assert set(_REGISTER_COLUMNS) == _LOCAL_FILE_FIELDS - {"id"}
 _REGISTER = _upsert(
@@ -272,6 +277,8 @@ class LibraryEntry:
     identified: bool
     nsfw: bool = False
     offline: bool = False  # its drive or folder is away: kept, not on disk now
+    #: Its bytes matched the SHA256 Civitai publishes (see :attr:`LocalFile.verified`).
+    verified: bool = False
 
     def matches(self, terms: Iterable[str]) -> bool:
         """True when every (lower-case) term occurs in a name, the file name or a trigger word."""
@@ -491,18 +498,22 @@ class Library:
         lookup_state: str | None = None,
         looked_up_at: datetime | None = None,
         device: int | None = None,
+        verified: bool = False,
     ) -> LocalFile:
         """Add a file, or refresh the row already at ``path`` (keeping first_seen/added_at).
 
         ``identified_by`` is only recorded with a ``version_id``; ``lookup_state`` defaults
         to "found" with a version and "pending" without one. ``looked_up_at`` defaults to
         now with a version; without one, the stored value is kept unless it is given.
+        ``verified``: ``sha256``, hashed from the file's bytes, is the SHA256 Civitai
+        publishes for its file.
         """
         record = FileRecord(
             path, size=size, mtime_ns=mtime_ns, inode=inode, sha256=sha256,
             version_id=version_id, file_id=file_id, identified_by=identified_by,
             library_root=library_root, preview_path=preview_path, info_path=info_path,
             lookup_state=lookup_state, looked_up_at=looked_up_at, device=device,
+            verified=verified,
         )
         return self.register_files([record])[0]
 
@@ -916,6 +927,7 @@ def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
             LocalFileRow.preview_path, LocalFileRow.info_path, LocalFileRow.added_at,
             LocalFileRow.offline_since, ModelRow.id, ModelRow.name, ModelRow.type, ModelRow.nsfw,
             VersionRow.name, VersionRow.base_model, VersionRow.trained_words,
+            LocalFileRow.verified,
         )
         .select_from(LocalFileRow)
         .outerjoin(VersionRow, VersionRow.id == LocalFileRow.version_id)
@@ -926,7 +938,7 @@ def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
 def _entry(row: Any) -> LibraryEntry:
     # Positional unpacking and os.path: this runs once per file of the library view.
     (path, size, sha256, version_id, preview, info, added_at, offline_since,
-     model_id, model_name, kind, nsfw, version_name, base_model, trained_words) = row
+     model_id, model_name, kind, nsfw, version_name, base_model, trained_words, verified) = row
     return LibraryEntry(
         path=path,
         file_name=os.path.basename(path),
@@ -945,6 +957,7 @@ def _entry(row: Any) -> LibraryEntry:
         identified=version_id is not None,
         nsfw=bool(nsfw),
         offline=offline_since is not None,
+        verified=bool(verified),
     )
 
 

@@ -134,6 +134,9 @@ class LocalFileRow(Base):
     device: Mapped[int | None] = mapped_column(BigInteger)
     # Since when the file's drive or folder has been away (schema v5); None while present.
     offline_since: Mapped[datetime | None]
+    # Its bytes were hashed and matched the SHA256 Civitai publishes for its file (schema
+    # v6); False for a file Civitai gave no SHA256 for, identified by name or by hand.
+    verified: Mapped[bool] = mapped_column(default=False, server_default="0")
 
     # Move detection looks files up by what survives a rename.
     __table_args__ = (Index("ix_local_files_identity", "size", "mtime_ns", "inode"),)
@@ -173,6 +176,9 @@ class DownloadTaskRow(Base):
     already_present: Mapped[bool] = mapped_column(default=False, server_default="0")
     # The user chose to download it although Civitai's scans flagged it (schema v4).
     allow_flagged: Mapped[bool] = mapped_column(default=False, server_default="0")
+    # What a completed download was checked against (schema v6): "sha256", "size" (Civitai
+    # published no SHA256) or "nothing" (nor a size); None before.
+    checked: Mapped[str | None]
 
 
 class SettingRow(Base):

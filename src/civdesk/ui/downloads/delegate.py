@@ -44,8 +44,13 @@ def detail_text(task: TaskSnapshot) -> str:
         parts.append(f"{human_duration(task.eta)} left")
         return " · ".join(parts)
     if state == "completed":
-        size = size_text(total or done)
-        return f"Already in the library · {size}" if task.already_present else size
+        parts = [size_text(total or done)]
+        if task.already_present:
+            parts.insert(0, "Already in the library")
+        if task.checked in ("size", "nothing"):
+            # Never "verified" without a SHA256 to match (the library marks it Unverified).
+            parts.append("Unverified: Civitai publishes no SHA256 for this file")
+        return " · ".join(parts)
     if state == "queued" and done:
         return f"{size_text(done)} of {size_text(total)} · resumes where it stopped"
     return STATE_LABELS.get(state, str(state))

@@ -501,7 +501,8 @@ class CardDelegate(QStyledItemDelegate):
                     self.parts.nsfw_label(geometry.thumb_size, base_font, ratio),
                 )  # fmt: skip
             self._paint_badges(painter, geometry, entry.type or UNKNOWN_TYPE, duplicate,
-                               has_update, fonts, ratio, offline=entry.offline)  # fmt: skip
+                               has_update, is_unverified(entry), fonts, ratio,
+                               offline=entry.offline)  # fmt: skip
             self._paint_text(painter, geometry, entry, colors, fonts)
             self._paint_outline(painter, option.state, geometry, colors)
         finally:
@@ -541,13 +542,15 @@ class CardDelegate(QStyledItemDelegate):
 
     def _paint_badges(
         self, painter: QPainter, geometry: CardGeometry, model_type: str, duplicate: bool,
-        has_update: bool, fonts: CardFonts, ratio: float, *, offline: bool = False,
+        has_update: bool, unverified: bool, fonts: CardFonts, ratio: float, *,
+        offline: bool = False,
     ) -> None:  # fmt: skip
         top = geometry.thumb_top + 6
         label = self.parts.badge(type_label(model_type), self._type_color(model_type), fonts,
                                  ratio)  # fmt: skip
         painter.drawPixmap(geometry.thumb_left + 6, top, label)
-        states = [("Offline", offline), ("Update", has_update), ("Duplicate", duplicate)]
+        states = [("Offline", offline), ("Update", has_update), ("Duplicate", duplicate),
+                  ("Unverified", unverified)]
         for text, shown in states:
             if shown:
                 opacity = painter.opacity()
@@ -660,3 +663,9 @@ def format_size(size: int) -> str:
     if unit in ("B", "KB") or value >= 100:
         return f"{value:.0f} {unit}"
     return f"{value:.1f} {unit}"
+
+
+def is_unverified(entry: LibraryEntry) -> bool:
+    """A file tied to a Civitai version whose bytes were never matched against a SHA256
+    Civitai publishes (it publishes none for it). An unknown file says so already."""
+    return entry.identified and not entry.verified

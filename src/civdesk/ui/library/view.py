@@ -41,7 +41,7 @@ from civdesk.core.errors import CivdeskError
 from civdesk.core.hashing import autov2
 from civdesk.core.library.repository import UNKNOWN_TYPE, LibraryEntry
 from civdesk.core.updates import UpdateCheck
-from civdesk.ui.library.delegate import CardDelegate, format_size
+from civdesk.ui.library.delegate import CardDelegate, format_size, is_unverified
 from civdesk.ui.library.model import (
     LibraryFilterProxy,
     LibraryModel,
@@ -177,6 +177,19 @@ def breakable(name: str) -> str:
     return _LONG_RUN.sub("\\1\u200b", _NAME_JOINERS.sub("\\1\u200b", name))
 
 
+UNVERIFIED_TIP = ("Its bytes never matched a SHA256 Civitai publishes for it (Civitai "
+                  "publishes none, or it was linked by hand): it may not be the file "
+                  "Civitai serves")
+
+
+def verified_text(entry: LibraryEntry) -> str:
+    if entry.verified:
+        return "Yes: its SHA256 is the one Civitai publishes"
+    if entry.identified:
+        return "No: its bytes never matched a SHA256 from Civitai"
+    return "No: not identified on Civitai"
+
+
 class DetailPane(QWidget):
     """Everything known about the selected file."""
 
@@ -199,6 +212,9 @@ class DetailPane(QWidget):
         self.title = QLabel()
         self.title.setObjectName("detailTitle")
         self.subtitle = QLabel()
+        self.unverified = QLabel("Unverified")
+        self.unverified.setObjectName("unverifiedMark")
+        self.unverified.setToolTip(UNVERIFIED_TIP)
         for label in (self.title, self.subtitle):
             # Wrapped to the pane: a long file name must not widen it beyond the window.
             label.setWordWrap(True)
@@ -226,6 +242,7 @@ class DetailPane(QWidget):
             "Added",
             "Path",
             "SHA256",
+            "Verified",
             "AutoV2",
             "Civitai",
         ):
@@ -263,6 +280,7 @@ class DetailPane(QWidget):
         layout.addWidget(self.preview, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.title)
         layout.addWidget(self.subtitle)
+        layout.addWidget(self.unverified, 0, Qt.AlignmentFlag.AlignLeft)
         row = QHBoxLayout()
         row.addWidget(self.update_label, 1)
         row.addWidget(self.update_button)
@@ -293,6 +311,7 @@ class DetailPane(QWidget):
             widget.setVisible(has)
         for i in range(self.fields.rowCount()):
             self.fields.setRowVisible(i, has)
+        self.unverified.setVisible(has and entry is not None and is_unverified(entry))
         if entry is None:
             self.update_label.hide()
             self.update_button.hide()
@@ -322,6 +341,7 @@ class DetailPane(QWidget):
             "Path": f"{entry.path}  (offline: its drive is not there)" if entry.offline
                     else entry.path,
             "SHA256": entry.sha256 or "not hashed yet",
+            "Verified": verified_text(entry),
             "AutoV2": autov2(entry.sha256) if entry.sha256 else "—",
             "Civitai": f'<a href="{url}">{url}</a>' if url else "—",
         }
