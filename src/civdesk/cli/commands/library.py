@@ -255,7 +255,8 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
 
 
 def run_link(session: Session, args: argparse.Namespace) -> int:
-    from civdesk.core.scanner import MODEL_EXTENSIONS, LinkConflict, Scanner, is_model_file_name
+    from civdesk.core.scanner import LinkConflict, Scanner
+    from civdesk.core.sidecars import MODEL_EXTENSIONS, is_model_file_name
 
     path = Path(args.path).expanduser().resolve()
     if path.is_dir():
