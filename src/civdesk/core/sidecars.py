@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from civdesk.core.civitai.errors import MalformedResponse
 from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.errors import CivdeskError, FileProblem
+from civdesk.core.images import check_image, sniff_image
 
 INFO_SUFFIX = ".civitai.info"
 STABILITY_MATRIX_SUFFIX = ".cm-info.json"
@@ -589,24 +590,6 @@ class PreviewProblem(CivdeskError):
     """A preview could not be saved (not an image we know, or the fetch failed)."""
 
 
-_IMAGE_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"),
-)
-
-
-def sniff_image(data: bytes) -> str | None:
-    """The real image format from its magic bytes: png, jpeg, webp, gif, or None."""
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    for magic, kind in _IMAGE_SIGNATURES:
-        if data.startswith(magic):
-            return kind
-    return None
-
-
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
@@ -796,6 +779,7 @@ def write_preview(model_path: Path, data: bytes, stem: str | None = None) -> Pat
         raise PreviewProblem(
             f"The preview for {model_path.name} is not a PNG, JPEG, WebP or GIF image; skipped"
         )
+    check_image(data, f"The preview for {model_path.name}")  # whoever fetched it
     path = model_path.with_name((stem or stem_of(model_path)) + f".preview.{kind}")
     try:
         placed = _atomic_write(path, data, replace=False)
