@@ -333,7 +333,9 @@ class FolderNames(Collection[str]):
         self.lookup[name] = self.lookup[name.lower()] = name
         if name.endswith(_IMAGE_ENDINGS):
             self.has_images = True
-        self._model_stems = None
+        if self._model_stems is not None and is_model_file_name(name):  # kept, not rebuilt:
+            # a first scan adds thousands of companions to a folder of thousands of models
+            self._model_stems.setdefault(name.rsplit(".", 1)[0].lower(), []).append(name)
 
     def any_images(self) -> bool:
         if self.has_images is None:
