@@ -125,14 +125,21 @@ def test_a_download_beside_a_model_of_the_same_stem_keeps_its_companions(
     assert_scanned_apart(lib, folder.resolve(), version)
 
 
+def scanned_beside_a_twin(
+    civitai: CivitaiDouble, db: Database, root: Path
+) -> tuple[Twin, FakeVersion, Library]:
+    """``foo.pt`` (known to Civitai) placed beside the twin, and the folder scanned."""
+    twin = Twin(root)
+    version = pt_version(civitai)
+    (root / "foo.pt").write_bytes(version.files[0].content.read())
+    return twin, version, scan(db, civitai, root)
+
+
 def test_a_scan_gives_a_stem_twin_companions_of_its_own(
     civitai: CivitaiDouble, db: Database, tmp_path: Path
 ) -> None:
     root = tmp_path / "models"
-    twin = Twin(root)
-    version = pt_version(civitai)
-    (root / "foo.pt").write_bytes(version.files[0].content.read())
-    lib = scan(db, civitai, root)
+    twin, version, lib = scanned_beside_a_twin(civitai, db, root)
     twin.assert_untouched()
     assert_own_companions(root, version)
     assert_scanned_apart(lib, root, version)
@@ -164,10 +171,7 @@ def test_deleting_a_model_leaves_its_stem_twins_companions(
     civitai: CivitaiDouble, db: Database, tmp_path: Path
 ) -> None:
     root = tmp_path / "models"
-    twin = Twin(root)
-    version = pt_version(civitai)
-    (root / "foo.pt").write_bytes(version.files[0].content.read())
-    lib = scan(db, civitai, root)
+    twin, _version, lib = scanned_beside_a_twin(civitai, db, root)
     deleted = delete_with_companions(lib, root / "foo.pt")
     assert sorted(Path(p).name for p in deleted) == [
         "foo.pt", "foo.pt.civitai.info", "foo.pt.preview.png"]
@@ -182,14 +186,20 @@ def served(d: CivitaiDouble) -> ModelVersion:
     return ModelVersion.from_json(d.version_json(pt_version(d)))
 
 
+def beside_an_orphan(folder: Path) -> tuple[Path, Path]:
+    """``foo.pt`` (new bytes) and a ``foo.civitai.info`` naming other bytes."""
+    model = folder / "foo.pt"
+    model.write_bytes(b"other bytes")
+    orphan = folder / "foo.civitai.info"
+    orphan.write_text(json.dumps(removed_version_json()), encoding="utf-8")
+    return model, orphan
+
+
 def test_an_info_naming_another_file_is_not_written_over(
     civitai: CivitaiDouble, tmp_path: Path
 ) -> None:
     """An orphan (its model moved away or deleted) is still the only record of it."""
-    model = tmp_path / "foo.pt"
-    model.write_bytes(b"other bytes")
-    orphan = tmp_path / "foo.civitai.info"
-    orphan.write_text(json.dumps(removed_version_json()), encoding="utf-8")
+    model, orphan = beside_an_orphan(tmp_path)
     version = served(civitai)
     done = write_companions(model, version, None, allow_nsfw=False, sha256="AB" * 32)
     assert done.wrote_info and done.info_path == tmp_path / "foo.pt.civitai.info"
@@ -201,10 +211,7 @@ def test_an_info_naming_another_file_is_not_written_over(
 def test_the_info_the_library_recorded_for_a_file_replaced_in_place_is_updated(
     civitai: CivitaiDouble, tmp_path: Path
 ) -> None:
-    model = tmp_path / "foo.pt"
-    model.write_bytes(b"new bytes")
-    info = tmp_path / "foo.civitai.info"
-    info.write_text(json.dumps(removed_version_json()), encoding="utf-8")
+    model, info = beside_an_orphan(tmp_path)
     version = served(civitai)
     done = write_companions(model, version, None, allow_nsfw=False, sha256="AB" * 32,
                             recorded=(str(info),))
