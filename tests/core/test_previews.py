@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.civitai.errors import NotFound
 from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.images import MAX_IMAGE_BYTES, ImageRejected, check_image, image_dimensions
 from civdesk.core.sidecars import write_companions, write_preview
@@ -53,6 +54,22 @@ def test_a_huge_preview_is_given_up_while_it_streams(
     assert peak < 3 * MAX_IMAGE_BYTES  # the cap (and its one copy), never the body
     # The client stopped reading: the server sent the cap and what socket buffers hold.
     assert civitai.bytes_sent(image.path()) < MAX_IMAGE_BYTES + (16 << 20)
+
+
+def test_a_huge_error_body_is_not_read_either(
+    civitai: CivitaiDouble, client: CivitaiClient
+) -> None:
+    """A 404 whose body is 200 MB: its first bytes are enough to say what went wrong."""
+    image = civitai.huge_image(HUGE, status=404)
+    tracemalloc.start()
+    try:
+        with pytest.raises(NotFound):
+            client.fetch_image(civitai.image_url(image))
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+    assert civitai.bytes_sent(image.path()) < 16 << 20
 
 
 def test_a_preview_claiming_absurd_dimensions_is_not_saved(

@@ -143,6 +143,7 @@ class FakeImage:
     # or without its Content-Length.
     content: Content | None = None
     announce_length: bool = True
+    status: int = 200
 
     def path(self, variant: str = "width=450") -> str:
         return f"/{ACCOUNT_HASH}/{self.uuid}/{variant}/{self.id}.{self.served_as}"

@@ -247,13 +247,16 @@ class CivitaiDouble:
             virus_scan=virus_scan,
         )
 
-    def huge_image(self, size: int, *, announce_length: bool = True) -> FakeImage:
+    def huge_image(
+        self, size: int, *, announce_length: bool = True, status: int = 200
+    ) -> FakeImage:
         """A "preview" of ``size`` bytes (a PNG header, then noise), streamed rather than
-        held, with or without a Content-Length; ``bytes_sent(image.path())`` tells how much
-        of it a client read."""
+        held, with or without a Content-Length (``status``: sent as an error body instead);
+        ``bytes_sent(image.path())`` tells how much of it a client read."""
         image = self.image("png")
         image.content = GeneratedContent(size, seed=image.id, prefix=image.data[:33])
         image.announce_length = announce_length
+        image.status = status
         return image
 
     def image(self, kind: str = "png", nsfw_level: int = 1, served_as: str = "jpeg") -> FakeImage:

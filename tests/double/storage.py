@@ -66,7 +66,7 @@ class StorageHost:
         headers = {"Content-Type": image.content_type, "Cache-Control": "public, max-age=31536000"}
         if image.content is not None:  # streamed like a model file
             body = FakeFile(id=-image.id, content=image.content, name=f"{image.id}.png")
-            return FileBody(200, headers, body, 0, image.content.size,
+            return FileBody(image.status, headers, body, 0, image.content.size,
                             announce_length=image.announce_length)
         return Reply(200, image.data, headers)
 

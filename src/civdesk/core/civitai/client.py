@@ -473,8 +473,7 @@ class CivitaiClient:
                     f"{version_id}: a {ctype.split(';')[0]} page instead of the file",
                     status=response.status_code)
             return self._download_response(response, 0)
-        response.content  # noqa: B018 - read the small error body before closing
-        response.close()
+        _keep_error_body(response)
         raise self._error_for(response, what=what, download=True)
 
     def _open_storage(self, url: str, start: int, what: str) -> DownloadResponse:
@@ -495,8 +494,7 @@ class CivitaiClient:
             return self._download_response(response, start)
         if response.ok:
             return self._download_response(response, 0)
-        response.content  # noqa: B018
-        response.close()
+        _keep_error_body(response)
         return self._fail(response, what)
 
     def _fail(self, response: requests.Response, what: str) -> DownloadResponse:
@@ -541,7 +539,7 @@ class CivitaiClient:
                                   headers={"Accept": "image/*,*/*"})
             with contextlib.closing(response):
                 if not response.ok:
-                    response.content  # noqa: B018 - the small error body, for the message
+                    _keep_error_body(response)
                     raise self._error_for(response, what="The preview image")
                 _refuse_announced(response.headers.get("Content-Length"), max_bytes)
                 data = read_capped(response.iter_content(_IMAGE_CHUNK), _PREVIEW, max_bytes)
@@ -769,6 +767,19 @@ def _int_header(value: str | None) -> int | None:
 
 
 _IMAGE_CHUNK = 64 << 10
+_ERROR_BODY_BYTES = 64 << 10  # all of an error body that is read (_Body.of looks at no more)
+
+
+def _keep_error_body(response: requests.Response) -> None:
+    """Keep the start of a streamed error body for its message, and close: a server must
+    not make the app read a huge body because it called it an error."""
+    try:
+        body = response.raw.read(_ERROR_BODY_BYTES, decode_content=True)
+    except (urllib3.exceptions.HTTPError, OSError, requests.RequestException):
+        body = b""
+    response.close()  # first: the rest unread, the connection is closed, not pooled
+    response._content = body or b""  # what .content and .text give from now on
+    response._content_consumed = True
 _PREVIEW = "The preview image"
 _OCTETS = "application/octet-stream"
 
