@@ -751,7 +751,9 @@ def info_json(version_json: Mapping[str, Any]) -> str:
 def write_info(
     model_path: Path, version_json: Mapping[str, Any], text: str | None = None
 ) -> Path:
-    """Write ``<stem>.civitai.info`` (see :func:`info_json`), the version as Civitai sent it.
+    """Write ``<stem>.civitai.info`` (see :func:`info_json`), the version as Civitai sent it,
+    over whatever is there: the app writes through :func:`write_companions`, which decides
+    which name is the model's.
 
     ``text``: ``info_json(version_json)`` when the caller has encoded it already.
     """
