@@ -139,6 +139,11 @@ class FakeImage:
     content_type: str
     uuid: str
     meta: dict[str, object] | None = None
+    # A body streamed from here instead of ``data`` (an image too large to hold), sent with
+    # or without its Content-Length.
+    content: Content | None = None
+    announce_length: bool = True
+    status: int = 200
 
     def path(self, variant: str = "width=450") -> str:
         return f"/{ACCOUNT_HASH}/{self.uuid}/{variant}/{self.id}.{self.served_as}"

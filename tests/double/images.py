@@ -64,6 +64,18 @@ def png_bytes(width: int = 64, height: int = 96, seed: int = 0) -> bytes:
     )
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width`` x ``height`` (a decompression bomb's
+    header): its one row of image data is all a decoder would find."""
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(tag + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * (width + 1))) + chunk(b"IEND", b""))
+
+
 def encode_image(kind: str, seed: int = 0) -> EncodedImage:
     if kind == "png":
         return EncodedImage(png_bytes(seed=seed), 64, 96, CONTENT_TYPES["png"])

@@ -13,6 +13,7 @@ import secrets
 import socket
 import struct
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,6 +131,7 @@ class CivitaiDouble:
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
         self._in_flight = {"api": 0, "storage": 0}
+        self._bytes_sent: dict[str, int] = {}  # streamed bodies: request path -> bytes sent
         # The most requests each host answered at once (since the last clear_requests).
         self.peak_concurrency = {"api": 0, "storage": 0}
         self._stopping = threading.Event()
@@ -244,6 +246,18 @@ class CivitaiDouble:
             pickle_message=pickle_message,
             virus_scan=virus_scan,
         )
+
+    def huge_image(
+        self, size: int, *, announce_length: bool = True, status: int = 200
+    ) -> FakeImage:
+        """A "preview" of ``size`` bytes (a PNG header, then noise), streamed rather than
+        held, with or without a Content-Length (``status``: sent as an error body instead);
+        ``bytes_sent(image.path())`` tells how much of it a client read."""
+        image = self.image("png")
+        image.content = GeneratedContent(size, seed=image.id, prefix=image.data[:33])
+        image.announce_length = announce_length
+        image.status = status
+        return image
 
     def image(self, kind: str = "png", nsfw_level: int = 1, served_as: str = "jpeg") -> FakeImage:
         """A preview; its URL ends in `.{served_as}` whatever the real encoding (as Civitai)."""
@@ -431,6 +445,17 @@ class CivitaiDouble:
     def storage_headers(self) -> list[CaseInsensitiveDict]:  # type: ignore[type-arg]
         return [r.headers for r in self.requests if r.host == "storage"]
 
+    def bytes_sent(self, path: str) -> int:
+        """The bytes of streamed bodies (files, big images) sent for ``path``, once every
+        answer under way has ended (a client that gave up makes the server's send fail)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with self._requests_lock:
+                if not any(self._in_flight.values()):
+                    return self._bytes_sent.get(path, 0)
+            self._stopping.wait(0.01)
+        raise TimeoutError("the double is still answering a request")
+
     def clear_requests(self) -> None:
         with self._requests_lock:
             self._requests.clear()
@@ -514,11 +539,22 @@ class CivitaiDouble:
         handler.send_response(body.status)
         for name, value in body.headers.items():
             handler.send_header(name, value)
-        handler.send_header("Content-Length", str(self._streamer.announced_length(body, fault)))
+        if body.announce_length:
+            handler.send_header("Content-Length",
+                                str(self._streamer.announced_length(body, fault)))
+        else:
+            handler.close_connection = True
         handler.end_headers()
         if request.method == "HEAD":
             return
-        if not self._streamer.stream(handler.connection, body, fault):
+        try:
+            keep_alive = self._streamer.stream(handler.connection, body, fault)
+        finally:
+            with self._requests_lock:
+                self._bytes_sent[request.path] = self._bytes_sent.get(request.path, 0) + body.sent
+        if not body.announce_length:
+            _half_close(handler.connection)
+        elif not keep_alive:
             handler.close_connection = True
             if fault is not None and fault.kind == "reset":
                 assert isinstance(handler.server, _Server)

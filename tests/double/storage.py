@@ -35,6 +35,8 @@ class FileBody:
     file: FakeFile
     start: int
     end: int  # exclusive
+    announce_length: bool = True  # else no Content-Length: the body ends when the socket does
+    sent: int = 0  # bytes handed to the socket so far
 
 
 def content_disposition(name: str) -> str:
@@ -57,11 +59,15 @@ class StorageHost:
             return self._image(match.group(1))
         return plain(404, "Not Found")
 
-    def _image(self, image_uuid: str) -> Reply:
+    def _image(self, image_uuid: str) -> Reply | FileBody:
         image = self.catalog.images.get(image_uuid)
         if image is None:
             return plain(404, "Not Found")
         headers = {"Content-Type": image.content_type, "Cache-Control": "public, max-age=31536000"}
+        if image.content is not None:  # streamed like a model file
+            body = FakeFile(id=-image.id, content=image.content, name=f"{image.id}.png")
+            return FileBody(image.status, headers, body, 0, image.content.size,
+                            announce_length=image.announce_length)
         return Reply(200, image.data, headers)
 
     def _file(self, request: Request, file_id: int) -> Reply | FileBody:
@@ -130,7 +136,7 @@ class BodyStreamer:
         path = body.file.content.path
         if rate is None and path is not None:
             with path.open("rb") as fh:
-                sock.sendfile(fh, body.start, end - body.start)
+                body.sent += sock.sendfile(fh, body.start, end - body.start)
             return keep_alive
         self._send_chunks(sock, body, end, rate)
         return keep_alive
@@ -144,6 +150,7 @@ class BodyStreamer:
                 return
             sock.sendall(block)
             sent += len(block)
+            body.sent += len(block)
             if rate:
                 ahead = sent / rate - (time.monotonic() - started)
                 if ahead > 0:

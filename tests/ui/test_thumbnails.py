@@ -7,7 +7,7 @@ import os
 import pytest
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSize
 from PySide6.QtGui import QImage
-from tests.double.images import encode_image, png_bytes
+from tests.double.images import encode_image, png_bytes, png_claiming
 from tests.ui.conftest import detailed_png, high_frequency
 
 from civdesk.ui.thumbnails import (
@@ -178,3 +178,37 @@ def _mean_red(pixmap) -> float:
         for x in range(0, image.width(), step)
     ]
     return sum(reds) / len(reds)
+
+
+@pytest.mark.parametrize("width, height", [(100_000, 100_000), (7_000, 7_000), (20_000, 10)])
+def test_a_preview_claiming_absurd_dimensions_is_refused_before_decoding(width, height):
+    """A decompression bomb: a few bytes whose header asks for gigabytes of pixels."""
+    with pytest.raises(ThumbnailError, match=f"{width} x {height}"):
+        decode_scaled(png_claiming(width, height), QSize(40, 60), what="bomb.png")
+
+
+def test_a_huge_local_preview_is_not_read(qtbot, loader, tmp_path):
+    """1.5 GB named like a preview (sparse: no disk used) fails at once, unread."""
+    huge = tmp_path / "huge.preview.png"
+    with huge.open("wb") as fh:
+        fh.write(png_bytes())
+        fh.truncate(1536 << 20)
+    with qtbot.waitSignal(loader.thumbnail_failed, timeout=5000) as blocker:
+        loader.pixmap(huge, SIZE)
+    assert "larger than 32 MB" in blocker.args[1]
+
+
+def test_a_bomb_planted_in_the_disk_cache_is_not_decoded(qtbot, loader, tmp_path):
+    """The cache is a folder on disk too: a file there of another size is made afresh."""
+    preview = _write(tmp_path / "d.png", png_bytes(64, 96, seed=6))
+    _load(qtbot, loader, preview)
+    (cached,) = (tmp_path / "thumbs").rglob("*.webp")
+    bomb = QImage(4000, 4000, QImage.Format.Format_RGB32)
+    bomb.fill(0)
+    assert bomb.save(str(cached), "WEBP")
+    fresh = ThumbnailLoader(tmp_path / "thumbs")
+    try:
+        _load(qtbot, fresh, preview)
+        assert fresh.pixmap(preview, SIZE).size() == SIZE
+    finally:
+        fresh.cancel_pending()

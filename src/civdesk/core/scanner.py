@@ -28,7 +28,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from civdesk.core.civitai.errors import CivitaiError
 from civdesk.core.civitai.schema import ModelVersion
@@ -51,20 +51,20 @@ from civdesk.core.sidecars import (
     FolderNames,
     ImageFetcher,
     SidecarInfo,
-    companion,
+    companion_stems,
+    find_info,
     find_preview,
+    free_stem,
     info_json,
+    is_model_file_name,
     move_file,
+    owns_companion,
     read_sidecars,
-    stem_of,
     write_companions,
 )
 
 log = logging.getLogger(__name__)
 
-MODEL_EXTENSIONS = frozenset(
-    {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft"}
-)
 LOOKUP_BATCH = 100  # Civitai's bulk by-hash route takes up to 100 hashes per request
 # Batches looked up at once. Each by-hash request to Civitai takes a few hundred ms (the
 # server's work and the way there), while a batch hashes and settles here in tens: with one
@@ -206,16 +206,6 @@ def _now() -> datetime:
 def _identified_row(w: _Work) -> bool:
     """Whether the file's path already has an identified row (with its hash)."""
     return w.row is not None and w.row.identified and w.row.sha256 is not None
-
-
-def is_model_file_name(name: str) -> bool:
-    """Whether a file of this name is a model file the scanner takes.
-
-    Not macOS's ``._name.safetensors``: the resource-fork side file a Mac writes beside
-    every file on a drive formatted for Windows, a few KB that are no model.
-    """
-    dot = name.rfind(".")
-    return dot > 0 and name[dot:].lower() in MODEL_EXTENSIONS and not name.startswith("._")
 
 
 def _under(path: str, folder: str) -> bool:
@@ -464,7 +454,8 @@ class Scanner:
             if known is not None and known.id != version.id:
                 raise LinkConflict(p.name, known, version)
         self.library.upsert_version(version)
-        done = write_companions(p, version, self.client, self.settings.allow_nsfw)
+        done = write_companions(p, version, self.client, self.settings.allow_nsfw,
+                                sha256=sha256, recorded=_recorded(row))
         matching = version.file_with_hash(sha256)
         root = next((r for r in map(str, self._roots()) if _under(str(p), r)), None)
         return self.library.register_file(
@@ -768,7 +759,7 @@ class _ScanRun:
         """
         if row.identified or row.info_path is not None or row.sha256 is None:
             return None
-        if companion(f.path, INFO_SUFFIX).name not in f.siblings:
+        if not any(stem + INFO_SUFFIX in f.siblings for stem in companion_stems(f.path)):
             return None
         w = _Work(f, row.sha256, f.stat, row=row, lookup_state=row.lookup_state,
                   needs_lookup=self._wants_lookup(row, recheck_before))
@@ -807,9 +798,9 @@ class _ScanRun:
 
     def _refresh_unchanged(self, row: LocalFile, f: _Found) -> None:
         """Keep companion paths true to the disk (decided from the listing: no file read)."""
-        preview = find_preview(f.path, f.siblings)
-        info_name = companion(f.path, INFO_SUFFIX).name
-        info = f.path.with_name(info_name) if info_name in f.siblings else None
+        sha256s = (row.sha256,) if row.sha256 else ()
+        preview = find_preview(f.path, f.siblings, sha256s)
+        info = find_info(f.path, f.siblings, row.sha256)
         # A missing info file means the companions were deleted or left behind by a move:
         # write them again. A missing preview alone is retried only on request (the version
         # may have no image the NSFW setting allows; asking on every rescan would be slow).
@@ -838,7 +829,8 @@ class _ScanRun:
                if row.version_id is not None and row.version_id in versions]
         encoded = {vid: info_json(version_form_json(v)) for vid, v in versions.items()}
         outcomes = self.companion_writer.start_all(
-            [(f, version, encoded[version.id]) for _row, f, _p, _i, version in due],
+            [_CompanionJob(f, version, encoded[version.id], row.sha256, _recorded(row))
+             for row, f, _p, _i, version in due],
             self.cancel)()
         for (row, _f, preview, info, _v), outcome in zip(due, outcomes, strict=True):
             done = self._count_companions(outcome)
@@ -894,14 +886,19 @@ class _ScanRun:
         """
         # Plain strings: a renamed folder moves thousands, whose companions mostly came along.
         old_name = os.path.basename(old.path)
-        old_stem = old_name.rsplit(".", 1)[0] if "." in old_name else old_name
-        new_stem = stem_of(f.path)
+        old_stems = companion_stems(Path(old_name))
+        new_stem: str | None = None
         for recorded in (old.info_path, old.preview_path):
             if not recorded:
                 continue
             name = os.path.basename(recorded)
-            if not name.startswith(old_stem):
+            old_stem = next((s for s in old_stems if name.startswith(s + ".")), None)
+            if old_stem is None:
                 continue
+            # Named after the new place's free stem: not one another model file there has.
+            new_stem = new_stem or free_stem(f.path, f.siblings)
+            if new_stem is None:
+                return  # both names are other models' there: left where they are
             target_name = new_stem + name[len(old_stem):]
             if target_name in f.siblings:
                 continue  # moved along with the model, or the model's new place has one
@@ -909,6 +906,8 @@ class _ScanRun:
             try:
                 if os.path.lexists(target) or not os.path.isfile(source):
                     continue
+                if not owns_companion(Path(old.path), source, old.sha256):
+                    continue  # recorded, yet the stem is another model's in the old folder
                 move_file(recorded, os.fspath(target))  # a copy when it went to another drive
             except OSError as err:  # written anew below instead
                 log.info("Could not move %s to %s: %s", source, target, err)
@@ -1066,7 +1065,8 @@ class _ScanRun:
         if not offline:  # else: register the batch anyway; companions are written next scan
             identified = [w for w in batch if w.version is not None]
             outcomes = self.companion_writer.start_all(
-                [(w.found, w.version, encoded[w.version.id])
+                [_CompanionJob(w.found, w.version, encoded[w.version.id], w.sha256,
+                               _recorded(w.row))
                  for w in identified if w.version is not None],
                 self.cancel,
             )
@@ -1175,11 +1175,9 @@ class _ScanRun:
     def _record(self, w: _Work, done: Companions | None, now: datetime) -> FileRecord:
         f, st = w.found, w.stat or w.found.stat
         assert w.sha256 is not None
-        preview = (done.preview_path if done else None) or find_preview(f.path, f.siblings)
-        info_name = stem_of(f.path) + INFO_SUFFIX
-        info = (done.info_path if done else None) or (
-            f.path.with_name(info_name) if info_name in f.siblings else None
-        )
+        preview = (done.preview_path if done else None) or find_preview(
+            f.path, f.siblings, (w.sha256,))
+        info = (done.info_path if done else None) or find_info(f.path, f.siblings, w.sha256)
         version = w.version
         matching = version.file_with_hash(w.sha256) if version else None
         if w.lookup_state == "unknown":
@@ -1248,6 +1246,20 @@ class _ScanRun:
         return gone, back
 
 
+class _CompanionJob(NamedTuple):
+    """One model file whose companions are to be written."""
+
+    found: _Found
+    version: ModelVersion
+    info_text: str  # the info file's text, encoded once per version by the caller
+    sha256: str | None
+    recorded: tuple[str | None, ...]  # the companion paths the library holds for it
+
+
+def _recorded(row: LocalFile | None) -> tuple[str | None, ...]:
+    return () if row is None else (row.info_path, row.preview_path)
+
+
 class _CompanionWriter:
     """Writes companion files, a batch at a time on a few threads with a client each."""
 
@@ -1258,7 +1270,7 @@ class _CompanionWriter:
         self.writer: ThreadPoolExecutor | None = None
 
     def start_all(
-        self, items: list[tuple[_Found, ModelVersion, str]], cancel: CancelFlag | None
+        self, items: list[_CompanionJob], cancel: CancelFlag | None
     ) -> Callable[[], list[Companions | CivdeskError | None]]:
         """:meth:`write_all` on a writer thread; returns the call that waits for its result.
 
@@ -1273,20 +1285,17 @@ class _CompanionWriter:
             self.writer = ThreadPoolExecutor(1, thread_name_prefix="civdesk-companion-writer")
         return self.writer.submit(self.write_all, items, cancel).result
 
-    def write(
-        self, f: _Found, version: ModelVersion, client: ImageFetcher | None,
-        info_text: str | None = None,
-    ) -> Companions | CivdeskError:
+    def write(self, job: _CompanionJob, client: ImageFetcher | None) -> Companions | CivdeskError:
         try:
             return write_companions(
-                f.path, version, client, self.scanner.settings.allow_nsfw, f.siblings,
-                info_text,
+                job.found.path, job.version, client, self.scanner.settings.allow_nsfw,
+                job.found.siblings, job.info_text, sha256=job.sha256, recorded=job.recorded,
             )
         except CivdeskError as err:
             return err
 
     def write_all(
-        self, items: list[tuple[_Found, ModelVersion, str]], cancel: CancelFlag | None
+        self, items: list[_CompanionJob], cancel: CancelFlag | None
     ) -> list[Companions | CivdeskError | None]:
         """Each item's companions (None: skipped after a cancel), in the order given; an
         item is (file, version, the text of its info file, encoded once by the caller).
@@ -1297,15 +1306,12 @@ class _CompanionWriter:
         """
         parallel = self.scanner.client_factory is not None
 
-        def one(item: tuple[_Found, ModelVersion, str]) -> Companions | CivdeskError | None:
+        def one(item: _CompanionJob) -> Companions | CivdeskError | None:
             if cancel is not None and cancel.is_set():
                 return None  # the files are registered anyway; companions come next scan
-            client = self.clients.get() if parallel else self.scanner.client
-            f, version, text = item
-            return self.write(f, version, client, text)
+            return self.write(item, self.clients.get() if parallel else self.scanner.client)
 
-        fetching = [i for i, (f, version, _) in enumerate(items)
-                    if parallel and self._fetches(f, version)]
+        fetching = [i for i, item in enumerate(items) if parallel and self._fetches(item)]
         if len(fetching) < 2:
             return [one(item) for item in items]
         if self.pool is None:
@@ -1319,18 +1325,18 @@ class _CompanionWriter:
         local = iter(out)
         return [futures[i].result() if i in futures else next(local) for i in range(len(items))]
 
-    def _fetches(self, f: _Found, version: ModelVersion) -> bool:
+    def _fetches(self, job: _CompanionJob) -> bool:
         """Whether writing this file's companions needs a preview from the network."""
-        return (find_preview(f.path, f.siblings) is None
-                and version.preview_image(self.scanner.settings.allow_nsfw) is not None)
+        f = job.found
+        return (find_preview(f.path, f.siblings, (job.sha256,) if job.sha256 else ()) is None
+                and job.version.preview_image(self.scanner.settings.allow_nsfw) is not None)
 
     def _write_local(
-        self, item: tuple[_Found, ModelVersion, str], cancel: CancelFlag | None
+        self, item: _CompanionJob, cancel: CancelFlag | None
     ) -> Companions | CivdeskError | None:
         if cancel is not None and cancel.is_set():
             return None
-        f, version, text = item
-        return self.write(f, version, None, text)  # nothing to fetch
+        return self.write(item, None)  # nothing to fetch
 
     def close(self) -> None:
         if self.writer is not None:  # first: it may still hand previews to the pool

@@ -10,6 +10,12 @@ For a model ``<dir>/<stem>.<ext>`` the ecosystem keeps, beside it:
 - ``<stem>.json``           A1111 user metadata: trigger words (``activation text``), no ids.
 - a preview image, under one of several names.
 
+Two model files may share a stem (``foo.safetensors`` and ``foo.pt``): then ``foo.*``
+companions are *contested*, each belongs to the model whose hash it names, and civdesk
+gives the other model companions named after its whole file name (``foo.pt.civitai.info``,
+``foo.pt.preview.png``), which it reads first. A companion that names another file is never
+written over.
+
 Reading never raises for a broken companion file: it is skipped with a note, because one
 bad file written by another tool must not stop a scan of thousands.
 """
@@ -32,6 +38,7 @@ from typing import Any, Protocol
 from civdesk.core.civitai.errors import MalformedResponse
 from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.errors import CivdeskError, FileProblem
+from civdesk.core.images import check_image, sniff_image
 
 INFO_SUFFIX = ".civitai.info"
 STABILITY_MATRIX_SUFFIX = ".cm-info.json"
@@ -61,6 +68,11 @@ PREVIEW_SUFFIXES = (
 
 _IMAGE_ENDINGS = tuple({suffix.rsplit(".", 1)[1] for suffix in PREVIEW_SUFFIXES})
 
+#: The model files a library holds: their companions are named after them.
+MODEL_EXTENSIONS = frozenset(
+    {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft"}
+)
+
 # Sidecars are small; anything bigger is not one (and must not be read into memory).
 MAX_SIDECAR_BYTES = 16 << 20
 
@@ -81,19 +93,20 @@ class SidecarInfo:
     model_type: str | None = None
     base_model: str | None = None
     not_on_civitai: bool = False  # the ``{}`` marker: a tool looked it up and found nothing
+    contested: bool = False  # named after a stem another model file in the folder shares
 
     def agrees_with(self, sha256: str) -> bool:
         """False when this sidecar names a different file than the one with this hash.
 
         A sidecar that states a hash must match it; one that carries the version's file list
         must list it. A sidecar with neither cannot be checked and is given the benefit of
-        the doubt.
+        the doubt, unless it is contested (it may as well be the other model's).
         """
         sha256 = sha256.upper()
         if self.sha256 is not None:
             return self.sha256 == sha256
         listed = _listed_sha256s(self.version_json)
-        return not listed or sha256 in listed
+        return sha256 in listed if listed else not self.contested
 
     def version(self) -> ModelVersion | None:
         """The parsed version, when the sidecar carries its full JSON."""
@@ -141,6 +154,16 @@ def _as_path(path: Path | str) -> Path:
     return path if isinstance(path, Path) else Path(path)
 
 
+def is_model_file_name(name: str) -> bool:
+    """Whether a file of this name is a model file the scanner takes.
+
+    Not macOS's ``._name.safetensors``: the resource-fork side file a Mac writes beside
+    every file on a drive formatted for Windows, a few KB that are no model.
+    """
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in MODEL_EXTENSIONS and not name.startswith("._")
+
+
 def stem_of(model_path: Path) -> str:
     """The model's name without its last extension, as every companion format uses it."""
     return model_path.name.rsplit(".", 1)[0] if "." in model_path.name else model_path.name
@@ -158,10 +181,11 @@ def read_sidecars(model_path: Path, siblings: Collection[str] | None = None) -> 
     """
     model_path = _as_path(model_path)
     present = _Presence(model_path, siblings)
-    stem = stem_of(model_path)
     result = Sidecars()
     for suffix, parse in _READERS:
-        if not present.has(stem + suffix):  # names first: most files have no companions
+        # The whole-name companion first: only civdesk writes it, for this very file.
+        stem = next((s for s in companion_stems(model_path) if present.has(s + suffix)), None)
+        if stem is None:  # names first: most files have no companions
             continue
         path = model_path.with_name(stem + suffix)
         try:
@@ -171,24 +195,117 @@ def read_sidecars(model_path: Path, siblings: Collection[str] | None = None) -> 
             result.notes.append(f"Ignored {path.name}: {_reason(err)}")
             continue
         if info is not None:
+            if present.contested(stem):
+                info = _replace(info, contested=True)
             result.infos.append(info)
     result.preview = find_preview(model_path, siblings)
     return result
 
 
-def find_preview(model_path: Path, siblings: Collection[str] | None = None) -> Path | None:
-    """An existing preview image next to the model, in Lora Manager's lookup order."""
+def companion_stems(model_path: Path) -> tuple[str, ...]:
+    """The stems the model's companions may be named after, in the order they are read:
+    its whole file name (civdesk's name when the stem is another model's too), its stem."""
+    name, stem = model_path.name, stem_of(model_path)
+    return (name, stem) if name != stem else (name,)
+
+
+def _owned_stems(
+    model_path: Path, present: _Presence, sha256s: Collection[str]
+) -> Iterator[str]:
+    """The stems whose companions are this model's: the ones no other model file in the
+    folder shares, and contested ones whose ``.civitai.info`` names one of ``sha256s``."""
+    for stem in companion_stems(model_path):
+        info = present.actual(stem + INFO_SUFFIX)
+        if not present.contested(stem) or (
+            sha256s and info is not None and _names_any(model_path.with_name(info), sha256s)
+        ):
+            yield stem
+
+
+def find_info(
+    model_path: Path, siblings: Collection[str] | None = None, sha256: str | None = None
+) -> Path | None:
+    """The model's existing ``.civitai.info`` (a contested one only when it names
+    ``sha256``), from the listing when given."""
     model_path = _as_path(model_path)
-    name = model_path.name
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    if isinstance(siblings, FolderNames):  # the scanner's case: dict lookups, no Path made
-        found = siblings.preview_for(stem)
-        return None if found is None else model_path.with_name(found)
     present = _Presence(model_path, siblings)
-    for suffix in PREVIEW_SUFFIXES:
-        actual = present.actual(stem + suffix)
+    for stem in _owned_stems(model_path, present, (sha256.upper(),) if sha256 else ()):
+        actual = present.actual(stem + INFO_SUFFIX)
         if actual is not None:
             return model_path.with_name(actual)
+    return None
+
+
+def _named_sha256s(data: Any) -> set[str]:
+    """Every SHA256 a companion's JSON names as its file's (any of the formats above)."""
+    if not isinstance(data, Mapping):
+        return set()
+    found = _listed_sha256s(data)
+    civitai = data.get("civitai")
+    if isinstance(civitai, Mapping):
+        found |= _listed_sha256s(civitai)
+    hashes = data.get("Hashes")
+    for value in (data.get("sha256"),
+                  *(hashes.values() if isinstance(hashes, Mapping) else ())):
+        digest = _sha256(value)
+        if digest:
+            found.add(digest)
+    return found
+
+
+def _names_any(path: Path, sha256s: Collection[str]) -> bool:
+    """Whether the companion at ``path`` names one of these hashes (False when unreadable)."""
+    try:
+        data = _load_json(path)
+    except (OSError, ValueError):
+        return False
+    return not _named_sha256s(data).isdisjoint(sha256s)
+
+
+def owns_companion(model_path: Path, companion_path: Path, sha256: str | None) -> bool:
+    """Whether ``companion_path`` (beside ``model_path``, which may be gone) is that
+    model's: named after a stem of it no other model file shares, or naming its hash."""
+    present = _Presence(model_path, None)
+    name = companion_path.name
+    stem = next((s for s in companion_stems(model_path) if name.startswith(s + ".")), None)
+    return stem is not None and stem in _owned_stems(
+        model_path, present, (sha256.upper(),) if sha256 else ())
+
+
+def companion_files(model_path: Path | str, sha256: str | None = None) -> list[Path]:
+    """Every existing companion that is this model's (``sha256``: its hash, to claim the
+    contested ones that name it), whatever tool wrote it. Another model's are left out."""
+    model_path = _as_path(model_path)
+    present = _Presence(model_path, None)
+    found: list[Path] = []
+    for stem in _owned_stems(model_path, present, (sha256.upper(),) if sha256 else ()):
+        for suffix in (*(suffix for suffix, _parse in _READERS), *PREVIEW_SUFFIXES):
+            actual = present.actual(stem + suffix)
+            if actual is not None and actual != model_path.name:
+                found.append(model_path.with_name(actual))
+    return found
+
+
+def find_preview(
+    model_path: Path, siblings: Collection[str] | None = None, sha256s: Collection[str] = ()
+) -> Path | None:
+    """An existing preview image of the model, in Lora Manager's lookup order (its whole
+    name's first). A preview named after a stem another model file shares is this one's
+    only when that stem's ``.civitai.info`` names one of ``sha256s`` (the model's hash)."""
+    model_path = _as_path(model_path)
+    present = _Presence(model_path, siblings)
+    folder = present.folder
+    if folder is not None and not folder.any_images():
+        return None  # a folder without a single image: most of a first scan
+    for stem in companion_stems(model_path):
+        if folder is not None:  # the scanner's case: dict lookups, no Path made
+            found = folder.preview_for(stem)
+        else:
+            found = next((a for a in map(present.actual, (stem + suffix
+                                                          for suffix in PREVIEW_SUFFIXES))
+                          if a is not None), None)
+        if found is not None and stem in _owned_stems(model_path, present, sha256s):
+            return model_path.with_name(found)
     return None
 
 
@@ -205,6 +322,7 @@ class FolderNames(Collection[str]):
         self.lookup: dict[str, str] = {name.lower(): name for name in self.names}
         self.lookup.update({name: name for name in self.names})
         self.has_images: bool | None = None  # any preview-like name at all; known on demand
+        self._model_stems: dict[str, list[str]] | None = None  # lower stem -> model names
 
     def __contains__(self, name: object) -> bool:
         return name in self.lookup
@@ -215,12 +333,28 @@ class FolderNames(Collection[str]):
         self.lookup[name] = self.lookup[name.lower()] = name
         if name.endswith(_IMAGE_ENDINGS):
             self.has_images = True
+        if self._model_stems is not None and is_model_file_name(name):  # kept, not rebuilt:
+            # a first scan adds thousands of companions to a folder of thousands of models
+            self._model_stems.setdefault(name.rsplit(".", 1)[0].lower(), []).append(name)
+
+    def any_images(self) -> bool:
+        if self.has_images is None:
+            self.has_images = any(n.endswith(_IMAGE_ENDINGS) for n in self.lookup)
+        return self.has_images
+
+    def models_named(self, stem: str) -> list[str]:
+        """The model files in this folder whose stem is ``stem`` (in any case)."""
+        if self._model_stems is None:
+            index: dict[str, list[str]] = {}
+            for name in self.names:
+                if is_model_file_name(name):
+                    index.setdefault(name.rsplit(".", 1)[0].lower(), []).append(name)
+            self._model_stems = index
+        return self._model_stems.get(stem.lower(), [])
 
     def preview_for(self, stem: str) -> str | None:
         """The actual name of ``stem``'s preview in this folder (see :func:`find_preview`)."""
-        if self.has_images is None:
-            self.has_images = any(n.endswith(_IMAGE_ENDINGS) for n in self.lookup)
-        if not self.has_images:
+        if not self.any_images():
             return None  # a folder without a single image: most of a first scan
         lookup = self.lookup
         lower = stem.lower()
@@ -244,10 +378,25 @@ class _Presence:
     def __init__(self, model_path: Path, siblings: Collection[str] | None) -> None:
         self.model_path = model_path
         self.names: Mapping[str, str] | None = None
+        self.folder: FolderNames | None = None
         if isinstance(siblings, FolderNames):
-            self.names = siblings.lookup
+            self.folder = siblings
         elif siblings is not None:
-            self.names = FolderNames(siblings).lookup
+            self.folder = FolderNames(siblings)
+        if self.folder is not None:
+            self.names = self.folder.lookup
+
+    def contested(self, stem: str) -> bool:
+        """Whether another model file in the folder has ``stem`` as its stem (listed once,
+        on demand, when no listing was given)."""
+        if self.folder is None:
+            try:
+                listing = os.listdir(self.model_path.parent)
+            except OSError:
+                listing = []
+            self.folder = FolderNames(listing)
+        name = self.model_path.name
+        return any(other != name for other in self.folder.models_named(stem))
 
     def actual(self, name: str) -> str | None:
         if self.names is None:
@@ -443,24 +592,6 @@ class PreviewProblem(CivdeskError):
     """A preview could not be saved (not an image we know, or the fetch failed)."""
 
 
-_IMAGE_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"),
-)
-
-
-def sniff_image(data: bytes) -> str | None:
-    """The real image format from its magic bytes: png, jpeg, webp, gif, or None."""
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    for magic, kind in _IMAGE_SIGNATURES:
-        if data.startswith(magic):
-            return kind
-    return None
-
-
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
@@ -493,8 +624,9 @@ def _temp_name(name: str) -> str:
     return f".civdesk{suffix}"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, *, replace: bool = True) -> bool:
     """Write via a temp file in the same folder and ``os.replace``: readers never see half.
+    ``replace=False``: never over an existing file (False when one is there).
 
     No fsync: companions can be rebuilt from Civitai, and thousands of fsyncs would make a
     first scan crawl on spinning disks. The temp name is unique per process and thread
@@ -516,11 +648,33 @@ def _atomic_write(path: Path, data: bytes) -> None:
                     view = view[os.write(fd, view):]
         finally:
             os.close(fd)
+        if not replace:
+            return _place_new(tmp, target)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    return True
+
+
+def _place_new(tmp: str, target: str) -> bool:
+    """Give ``tmp`` the name ``target`` unless that exists: a hard link fails rather than
+    replace (the check and the rename are one step); file systems without links (FAT)
+    check first. False, and ``tmp`` gone, when ``target`` exists."""
+    try:
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here
+            if os.path.lexists(target):
+                return False
+            os.replace(tmp, target)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def move_file(source: str, target: str) -> None:
@@ -597,7 +751,9 @@ def info_json(version_json: Mapping[str, Any]) -> str:
 def write_info(
     model_path: Path, version_json: Mapping[str, Any], text: str | None = None
 ) -> Path:
-    """Write ``<stem>.civitai.info`` (see :func:`info_json`), the version as Civitai sent it.
+    """Write ``<stem>.civitai.info`` (see :func:`info_json`), the version as Civitai sent it,
+    over whatever is there: the app writes through :func:`write_companions`, which decides
+    which name is the model's.
 
     ``text``: ``info_json(version_json)`` when the caller has encoded it already.
     """
@@ -613,11 +769,13 @@ def _write_info_at(path: Path, version_json: Mapping[str, Any], text: str | None
         raise FileProblem(f"Cannot write {path}: {err.strerror or err}") from err
 
 
-def write_preview(model_path: Path, data: bytes) -> Path:
-    """Write ``<stem>.preview.<ext>``, the extension taken from the image bytes themselves.
+def write_preview(model_path: Path, data: bytes, stem: str | None = None) -> Path:
+    """Write ``<stem>.preview.<ext>``, the extension taken from the image bytes themselves,
+    never over an existing file.
 
     Civitai's image URLs end in ``.jpeg`` whatever the encoding (often WebP), so the URL and
-    the Content-Type are not trusted. Raises :class:`PreviewProblem` for non-images.
+    the Content-Type are not trusted. Raises :class:`PreviewProblem` for non-images and
+    when a file of that name exists (it is another model's, or came meanwhile).
     """
     model_path = _as_path(model_path)
     kind = sniff_image(data)
@@ -625,11 +783,14 @@ def write_preview(model_path: Path, data: bytes) -> Path:
         raise PreviewProblem(
             f"The preview for {model_path.name} is not a PNG, JPEG, WebP or GIF image; skipped"
         )
-    path = companion(model_path, f".preview.{kind}")
+    check_image(data, f"The preview for {model_path.name}")  # whoever fetched it
+    path = model_path.with_name((stem or stem_of(model_path)) + f".preview.{kind}")
     try:
-        _atomic_write(path, data)
+        placed = _atomic_write(path, data, replace=False)
     except OSError as err:
         raise FileProblem(f"Cannot write {path}: {err.strerror or err}") from err
+    if not placed:
+        raise PreviewProblem(f"{path.name} exists already and is left as it is")
     return path
 
 
@@ -650,12 +811,87 @@ class Companions:
     problems: tuple[str, ...] = ()
 
 
-def _info_is_current(path: Path, version_id: int) -> bool:
-    try:
-        data = _load_json(path)
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, Mapping) and _int(data.get("id")) == version_id
+def _sha256s_of(version: ModelVersion, sha256: str | None) -> frozenset[str]:
+    """The hashes that identify the model being written for: its own when known, else
+    every file of its version (one of them is it)."""
+    if sha256:
+        return frozenset((sha256.upper(),))
+    return frozenset(digest for f in version.files for kind, value in f.hashes.items()
+                     if kind.upper() == "SHA256" and (digest := _sha256(value)))
+
+
+class _InfoFile:
+    """What an existing ``.civitai.info`` (or a name for one) is to the model being
+    written for."""
+
+    def __init__(self, model_path: Path, present: _Presence, stem: str) -> None:
+        actual = present.actual(stem + INFO_SUFFIX)  # the name as it is on disk
+        self.path = model_path.with_name(actual or stem + INFO_SUFFIX)
+        self.exists = actual is not None
+        self.contested = present.contested(stem)
+        self.data: Any = None
+        if self.exists:
+            with contextlib.suppress(OSError, ValueError):
+                self.data = _load_json(self.path)
+
+    def names_any(self, sha256s: Collection[str]) -> bool:
+        return not _named_sha256s(self.data).isdisjoint(sha256s)
+
+    def is_marker(self) -> bool:
+        return isinstance(self.data, Mapping) and not self.data
+
+    def is_current(self, version_id: int, sha256s: Collection[str]) -> bool:
+        """This model's and of this version already: kept as it is."""
+        if not (isinstance(self.data, Mapping) and _int(self.data.get("id")) == version_id):
+            return False
+        return self.names_any(sha256s) or not self.contested
+
+    def may_replace(self, sha256s: Collection[str], recorded: Collection[str]) -> bool:
+        """Only a companion of this very file is written over: one naming its hash, or (no
+        other model sharing the name) the ``{}`` marker or the one the library recorded as
+        the model's (the file was replaced in place)."""
+        if not self.exists or self.names_any(sha256s):
+            return True
+        if self.contested:
+            return False
+        return self.is_marker() or os.fspath(self.path) in recorded
+
+
+def _place_info(
+    model_path: Path, version: ModelVersion, present: _Presence, sha256s: Collection[str],
+    recorded: Collection[str], text: str | None,
+) -> tuple[Path | None, bool]:
+    """Write the model's ``.civitai.info`` where it may go; (its path, whether written).
+
+    Under the plain stem when that is the model's alone or already names it, else under
+    the whole file name; (None, False) when both names are another model's."""
+    candidates = [_InfoFile(model_path, present, stem) for stem in companion_stems(model_path)]
+    whole = candidates[0] if len(candidates) > 1 else None
+    plain = candidates[-1]
+    if whole is not None and whole.exists and not whole.contested:
+        order = [whole]  # written by civdesk for this very file before: the one read first
+    elif plain.exists or not plain.contested:
+        order = [plain, *([whole] if whole else [])]
+    else:  # a new plain one would be ambiguous: the stem is another model's too
+        order = [whole] if whole else []
+    for info in order:
+        if info.is_current(version.id, sha256s):
+            return info.path, False
+        if info.may_replace(sha256s, recorded) and (info.exists or not info.contested):
+            _write_info_at(info.path, version.raw or _minimal_version_json(version), text)
+            return info.path, True
+    return None, False
+
+
+def free_stem(model_path: Path, siblings: Collection[str] | None = None) -> str | None:
+    """The stem new companions of the model are named after: its stem, else its whole
+    name, whichever no other model file in the folder shares (None: both are shared)."""
+    return _free_stem(model_path, _Presence(_as_path(model_path), siblings))
+
+
+def _free_stem(model_path: Path, present: _Presence) -> str | None:
+    return next((stem for stem in reversed(companion_stems(model_path))
+                 if not present.contested(stem)), None)
 
 
 def write_companions(
@@ -665,33 +901,41 @@ def write_companions(
     allow_nsfw: bool,
     siblings: Collection[str] | None = None,
     info_text: str | None = None,
+    *,
+    sha256: str | None = None,
+    recorded: Collection[str | None] = (),
 ) -> Companions:
     """Write the missing ``.civitai.info`` and preview of an identified model file.
 
-    An existing info file naming this version and any existing preview are kept. An info
-    file that is the ``{}`` marker, broken, or names another version is replaced. A failed
-    image fetch never fails the whole: the info is still written and the problem reported.
-    ``info_text``: the info file's text when the caller has encoded the version already
-    (:func:`info_json` of its JSON). Raises :class:`FileProblem` only when the info file
-    cannot be written.
+    An existing info file naming this version and any existing preview of the model are
+    kept. Another file's companions are never written over (see :class:`_InfoFile`): the
+    model's then take its whole file name. A failed image fetch never fails the whole:
+    the info is still written and the problem reported. ``sha256``: the model's hash
+    (else the version's files' hashes stand for it); ``recorded``: the companion paths the
+    library holds for this model. ``info_text``: the info file's text when the caller has
+    encoded the version already (:func:`info_json` of its JSON). Raises
+    :class:`FileProblem` only when the info file cannot be written.
     """
     model_path = _as_path(model_path)
     problems: list[str] = []
-    info_path = companion(model_path, INFO_SUFFIX)
     present = _Presence(model_path, siblings)
-    wrote_info = False
-    if not (present.has(info_path.name) and _info_is_current(info_path, version.id)):
-        _write_info_at(info_path, version.raw or _minimal_version_json(version), info_text)
-        wrote_info = True
+    sha256s = _sha256s_of(version, sha256)
+    info_path, wrote_info = _place_info(
+        model_path, version, present, sha256s, {os.fspath(p) for p in recorded if p},
+        info_text)
+    if info_path is None:
+        problems.append(f"No {INFO_SUFFIX} for {model_path.name}: both names it could take "
+                        "belong to other model files' companions")
 
-    preview = find_preview(model_path, siblings)
+    preview = find_preview(model_path, siblings, sha256s)
     wrote_preview = False
-    if preview is None and client is not None:
+    stem = _free_stem(model_path, present)
+    if preview is None and client is not None and stem is not None:
         image = version.preview_image(allow_nsfw)
         if image is not None:
             try:
                 data, _content_type = client.fetch_image(image.url)
-                preview = write_preview(model_path, data)
+                preview = write_preview(model_path, data, stem=stem)
                 wrote_preview = True
             except CivdeskError as err:
                 problems.append(f"No preview for {model_path.name}: {err}")

@@ -37,6 +37,14 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRect, QSize
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
 from civdesk.core.errors import CivdeskError, FileProblem
+from civdesk.core.images import (
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    ImageRejected,
+    check_dimensions,
+    check_image,
+    too_large,
+)
 from civdesk.ui.tasks import TaskHandle, run_task
 
 log = logging.getLogger(__name__)
@@ -48,8 +56,9 @@ Fetch = Callable[[str], "bytes | tuple[bytes, str]"]
 DEFAULT_MEMORY_BYTES = 96 * 1024 * 1024
 _DISK_FORMAT = "webp"  # small, keeps alpha, and Qt reads and writes it
 _DISK_QUALITY = 85
-# Qt refuses to allocate images larger than this by default; a 30 MB PNG preview is not worth it.
-_MAX_SOURCE_BYTES = 64 * 1024 * 1024
+#: What one decode may allocate, in MB (QImageReader's allocation limit): the most pixels
+#: a preview may have, as 32-bit colour, with room to spare.
+_ALLOCATION_LIMIT_MB = MAX_IMAGE_PIXELS * 4 // (1 << 20) + 16
 
 
 def is_remote(source: str | os.PathLike[str]) -> bool:
@@ -128,7 +137,9 @@ def decode_scaled(data: bytes, size: QSize, *, what: str = "image") -> QImage:
     """Decode ``data`` and fill ``size`` with it (scaled, centre-cropped); any thread.
 
     JPEG decoders scale while decoding when asked for a smaller size, so a 4K preview costs
-    a fraction of a full decode.
+    a fraction of a full decode. An image claiming absurd dimensions (a decompression
+    bomb) is refused before anything is decoded, and no decode may allocate more than
+    :data:`_ALLOCATION_LIMIT_MB`.
 
     The format is named, not detected: detection asks every image plugin, and the SVG one
     connects a QTextStream to the buffer, taking Qt's signal-slot locks while this worker
@@ -143,7 +154,13 @@ def decode_scaled(data: bytes, size: QSize, *, what: str = "image") -> QImage:
     if known:
         reader.setAutoDetectImageFormat(False)
     reader.setAutoTransform(True)
+    reader.setAllocationLimit(_ALLOCATION_LIMIT_MB)
     source_size = reader.size()
+    if source_size.isValid():
+        try:
+            check_dimensions(source_size.width(), source_size.height(), f"The preview {what}")
+        except ImageRejected as exc:
+            raise ThumbnailError(str(exc)) from None
     if source_size.isValid() and not source_size.isEmpty():
         reader.setScaledSize(
             source_size.scaled(size, Qt.AspectRatioMode.KeepAspectRatioByExpanding)
@@ -310,25 +327,32 @@ class ThumbnailLoader(QObject):
                 ) from exc
             version = f"{stat.st_size}:{stat.st_mtime_ns}"
         cache_file = self.cache_dir / _disk_name(source, size, version)
-        # Named format: no plugin probing on a worker (see decode_scaled).
-        image = QImage(str(cache_file), _DISK_FORMAT) if cache_file.exists() else QImage()
-        if not image.isNull() and image.size() == size:
+        image = _cached(cache_file, size)
+        if image is not None:
             return image
         image = decode_scaled(self._read(source), size, what=source)
         self._store(cache_file, image)
         return image
 
     def _read(self, source: str) -> bytes:
+        """The source's bytes, never more than :data:`MAX_IMAGE_BYTES` of them in memory."""
         if is_remote(source):
             assert self._fetch is not None
             answer = self._fetch(source)
-            return answer[0] if isinstance(answer, tuple) else answer
+            data = answer[0] if isinstance(answer, tuple) else answer
+            try:
+                check_image(data, f"The preview {source}")  # a fetch without its own cap
+            except ImageRejected as exc:
+                raise ThumbnailError(str(exc)) from None
+            return data
         try:
-            if os.path.getsize(source) > _MAX_SOURCE_BYTES:
-                raise ThumbnailError(f"The preview {source} is too large to show")
-            return Path(source).read_bytes()
+            with open(source, "rb") as fh:  # read to the cap: the file may grow meanwhile
+                data = fh.read(MAX_IMAGE_BYTES + 1)
         except OSError as exc:
             raise ThumbnailError(f"The preview {source} cannot be read: {exc.strerror}") from exc
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ThumbnailError(str(too_large(f"The preview {source}")))
+        return data
 
     @staticmethod
     def _store(cache_file: Path, image: QImage) -> None:
@@ -362,6 +386,20 @@ class ThumbnailLoader(QObject):
         pixmap = self._memory.pop(key, None)
         if pixmap is not None:
             self._memory_bytes -= _cost(pixmap)
+
+
+def _cached(cache_file: Path, size: QSize) -> QImage | None:
+    """The disk cache's thumbnail when it is there and of ``size`` (checked before decoding:
+    the cache folder is on disk, where anything may have replaced a file)."""
+    if not cache_file.exists():
+        return None
+    # Named format: no plugin probing on a worker (see decode_scaled).
+    reader = QImageReader(str(cache_file), _DISK_FORMAT.encode())
+    reader.setAutoDetectImageFormat(False)
+    if reader.size() != size:
+        return None
+    image = reader.read()
+    return None if image.isNull() else image
 
 
 def _cost(pixmap: QPixmap) -> int:

@@ -272,7 +272,8 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
 
 
 def run_link(session: Session, args: argparse.Namespace) -> int:
-    from civdesk.core.scanner import MODEL_EXTENSIONS, LinkConflict, Scanner, is_model_file_name
+    from civdesk.core.scanner import LinkConflict, Scanner
+    from civdesk.core.sidecars import MODEL_EXTENSIONS, is_model_file_name
 
     # Absolute, not resolved: a file in a linked folder keeps the path the library knows.
     path = Path(os.path.abspath(Path(args.path).expanduser()))

@@ -47,6 +47,7 @@ from civdesk.core.civitai.schema import Model, ModelVersion, SearchPage, SearchQ
 from civdesk.core.downloads.filenames import name_from_content_disposition
 from civdesk.core.errors import Cancelled
 from civdesk.core.hashing import CancelFlag
+from civdesk.core.images import MAX_IMAGE_BYTES, check_image, read_capped, too_large
 from civdesk.core.secret_text import clean_api_key
 
 log = logging.getLogger(__name__)
@@ -482,8 +483,7 @@ class CivitaiClient:
                     f"{version_id}: a {ctype.split(';')[0]} page instead of the file",
                     status=response.status_code)
             return self._download_response(response, 0)
-        response.content  # noqa: B018 - read the small error body before closing
-        response.close()
+        _keep_error_body(response)
         raise self._error_for(response, what=what, download=True)
 
     def _open_storage(self, url: str, start: int, what: str) -> DownloadResponse:
@@ -504,8 +504,7 @@ class CivitaiClient:
             return self._download_response(response, start)
         if response.ok:
             return self._download_response(response, 0)
-        response.content  # noqa: B018
-        response.close()
+        _keep_error_body(response)
         return self._fail(response, what)
 
     def _fail(self, response: requests.Response, what: str) -> DownloadResponse:
@@ -537,17 +536,28 @@ class CivitaiClient:
             url=response.url,
         )
 
-    def fetch_image(self, url: str) -> tuple[bytes, str]:
-        """The bytes and content type of a preview image (no key: images are public)."""
-        direct = self._fetch_image_direct(url)
-        if direct is not None:
-            return direct
-        response = self._send("GET", url, authorize=False, headers={"Accept": "image/*,*/*"})
-        if not response.ok:
-            raise self._error_for(response, what="The preview image")
-        return response.content, response.headers.get("Content-Type", "application/octet-stream")
+    def fetch_image(self, url: str, max_bytes: int = MAX_IMAGE_BYTES) -> tuple[bytes, str]:
+        """The bytes and content type of a preview image (no key: images are public).
 
-    def _fetch_image_direct(self, url: str) -> tuple[bytes, str] | None:
+        Streamed and given up (:class:`ImageRejected`) as soon as it passes ``max_bytes``,
+        or when its header claims absurd dimensions: a hostile or broken server cannot make
+        the app hold a huge body, nor hand it a decompression bomb.
+        """
+        direct = self._fetch_image_direct(url, max_bytes)
+        if direct is None:
+            response = self._send("GET", url, authorize=False, stream=True,
+                                  headers={"Accept": "image/*,*/*"})
+            with contextlib.closing(response):
+                if not response.ok:
+                    _keep_error_body(response)
+                    raise self._error_for(response, what="The preview image")
+                _refuse_announced(response.headers.get("Content-Length"), max_bytes)
+                data = read_capped(response.iter_content(_IMAGE_CHUNK), _PREVIEW, max_bytes)
+                direct = data, response.headers.get("Content-Type", _OCTETS)
+        check_image(direct[0], _PREVIEW)
+        return direct
+
+    def _fetch_image_direct(self, url: str, max_bytes: int) -> tuple[bytes, str] | None:
         """One plain GET through urllib3, without requests' per-request machinery.
 
         requests spends ~1 ms of CPU per call preparing and merging settings, and a first
@@ -572,12 +582,23 @@ class CivitaiClient:
                 headers={"User-Agent": self.user_agent, "Accept": "image/*,*/*"},
             )
         try:
-            response = self._image_pool.request("GET", url)
+            response = self._image_pool.request("GET", url, preload_content=False)
         except (urllib3.exceptions.HTTPError, ValueError, OSError):
             return None
-        if response.status != 200:
-            return None
-        return response.data, response.headers.get("Content-Type", "application/octet-stream")
+        complete = False
+        try:
+            if response.status != 200:
+                return None
+            _refuse_announced(response.headers.get("Content-Length"), max_bytes)
+            data = read_capped(response.stream(_IMAGE_CHUNK), _PREVIEW, max_bytes)
+            complete = True
+        except (urllib3.exceptions.HTTPError, OSError):
+            return None  # cut short: the full path tries again
+        finally:
+            if not complete:  # a body left unread: the connection cannot serve another
+                response.close()
+            response.release_conn()
+        return data, response.headers.get("Content-Type", _OCTETS)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -753,6 +774,30 @@ def _int_header(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+_IMAGE_CHUNK = 64 << 10
+_ERROR_BODY_BYTES = 64 << 10  # all of an error body that is read (_Body.of looks at no more)
+
+
+def _keep_error_body(response: requests.Response) -> None:
+    """Keep the start of a streamed error body for its message, and close: a server must
+    not make the app read a huge body because it called it an error."""
+    try:
+        body = response.raw.read(_ERROR_BODY_BYTES, decode_content=True)
+    except (urllib3.exceptions.HTTPError, OSError, requests.RequestException):
+        body = b""
+    response.close()  # first: the rest unread, the connection is closed, not pooled
+    response._content = body or b""  # what .content and .text give from now on
+    response._content_consumed = True
+_PREVIEW = "The preview image"
+_OCTETS = "application/octet-stream"
+
+
+def _refuse_announced(content_length: str | None, max_bytes: int) -> None:
+    """Give up before reading a body whose announced length is over the limit."""
+    if content_length and content_length.strip().isdigit() and int(content_length) > max_bytes:
+        raise too_large(_PREVIEW, max_bytes)
 
 
 def _total_from_content_range(value: str | None) -> int | None:

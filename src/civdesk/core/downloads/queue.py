@@ -232,7 +232,8 @@ class RegisterInLibrary:
 
         if version.model_id is not None:
             self.library.upsert_version(version)
-        companions = write_companions(result.path, version, self.client, self.allow_nsfw())
+        companions = write_companions(result.path, version, self.client, self.allow_nsfw(),
+                                      sha256=result.sha256)
         for problem in companions.problems:
             log.warning("Companion files of %s: %s", result.path, problem)
         known = self.library.local_file(result.path) if result.already_present else None

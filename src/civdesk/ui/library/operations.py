@@ -15,36 +15,16 @@ from pathlib import Path
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.errors import FileProblem
 from civdesk.core.library.repository import Library, UpdateInfo
-from civdesk.core.sidecars import (
-    A1111_SUFFIX,
-    INFO_SUFFIX,
-    LORA_MANAGER_SUFFIX,
-    PREVIEW_SUFFIXES,
-    STABILITY_MATRIX_SUFFIX,
-    companion,
-)
+from civdesk.core.sidecars import companion_files
 from civdesk.core.updates import UpdateCheck, UpdateChecker
 
 log = logging.getLogger(__name__)
 
-COMPANION_SUFFIXES = (
-    INFO_SUFFIX,
-    STABILITY_MATRIX_SUFFIX,
-    LORA_MANAGER_SUFFIX,
-    A1111_SUFFIX,
-    *PREVIEW_SUFFIXES,
-)
 
-
-def companion_paths(model_path: str | os.PathLike[str]) -> list[Path]:
-    """The companion files that exist next to a model (info JSONs, previews)."""
-    model = Path(model_path)
-    found = []
-    for suffix in COMPANION_SUFFIXES:
-        path = companion(model, suffix)
-        if path != model and path.is_file():
-            found.append(path)
-    return found
+def companion_paths(model_path: str | os.PathLike[str], sha256: str | None = None) -> list[Path]:
+    """The companion files of a model that exist (info JSONs, previews); not those of
+    another model file sharing its stem (``sha256``: the model's, to tell them apart)."""
+    return [path for path in companion_files(Path(model_path), sha256) if path.is_file()]
 
 
 def delete_with_companions(library: Library, model_path: str | os.PathLike[str]) -> list[str]:
@@ -55,7 +35,8 @@ def delete_with_companions(library: Library, model_path: str | os.PathLike[str])
     already gone and a stray preview harms nothing.
     """
     model = Path(model_path)
-    companions = companion_paths(model)
+    known = library.local_file(model)
+    companions = companion_paths(model, known.sha256 if known else None)
     try:
         model.unlink()
     except FileNotFoundError:
