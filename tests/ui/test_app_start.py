@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMessageLogContext, QtMsgType
+from tests.hardening.helpers import fill_settings, wreck_the_middle
 
 import civdesk.__main__ as entry
 from civdesk.ui import app
@@ -97,3 +98,19 @@ def test_qt_failing_to_start_says_why_on_stderr(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert ("civdesk: error: This application failed to start because no Qt platform plugin "
             "could be initialized") in done.stderr
+
+
+def test_the_window_on_a_damaged_library_is_the_same_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setattr(app, "run_gui", lambda *_: pytest.fail("Qt must not start"))
+    data = tmp_path / "data"
+    data.mkdir()
+    database = data / "library.sqlite3"
+    fill_settings(database, 3000)
+    wreck_the_middle(database)
+    assert entry.main(["--data-dir", str(data)]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"civdesk: error: The library database {database} is damaged")
+    assert "civdesk db restore" in line

@@ -74,6 +74,10 @@ class Backups:
 
     def all(self) -> list[Backup]:
         """Every backup of this database, newest first."""
+        return [backup for backup, _ in self._numbered()]
+
+    def _numbered(self) -> list[tuple[Backup, int]]:
+        """The backups with their number within their second, newest first."""
         found: list[tuple[Backup, int]] = []
         stem = self.database.stem
         with contextlib.suppress(FileNotFoundError):
@@ -82,9 +86,9 @@ class Backups:
                 if not match or match["stem"] != stem or not path.is_file():
                     continue
                 taken = datetime.strptime(match["stamp"], _STAMP).replace(tzinfo=UTC)
-                found.append((Backup(path, taken, match["reason"]), int(match["n"] or 0)))
+                found.append((Backup(path, taken, match["reason"]), int(match["n"] or 1)))
         found.sort(key=lambda item: (item[0].taken, item[1]), reverse=True)
-        return [backup for backup, _ in found]
+        return found
 
     def find(self, name: str) -> Backup:
         """The backup called ``name`` ("newest" for the newest); DatabaseProblem if none."""
@@ -117,7 +121,7 @@ class Backups:
                 src = source or stack.enter_context(
                     contextlib.closing(sqlite3.connect(self.database, timeout=30)))
                 dst = stack.enter_context(contextlib.closing(sqlite3.connect(partial)))
-                src.backup(dst)
+                _copy(src, dst)
             os.replace(partial, target)
         except sqlite3.Error as exc:
             _remove(partial)
@@ -151,15 +155,15 @@ class Backups:
     def prune(self) -> None:
         kept = [b for b in self.all() if b.reason != _REPLACED]
         for old in kept[self.keep:]:
-            _remove(old.path)
+            for suffix in ("", *_SIDE_FILES):
+                _remove(old.path.with_name(old.name + suffix))
 
     def _new_name(self, now: datetime, reason: str) -> Path:
-        base = f"{self.database.stem}-{now.strftime(_STAMP)}-{reason}"
-        for n in itertools.count(1):
-            path = self.folder / (f"{base}.sqlite3" if n == 1 else f"{base}-{n}.sqlite3")
-            if not path.exists():
-                return path
-        raise AssertionError("unreachable")  # pragma: no cover
+        """A name that sorts after every backup taken in the same second."""
+        stamp = now.replace(microsecond=0)
+        n = 1 + max((n for b, n in self._numbered() if b.taken == stamp), default=0)
+        base = f"{self.database.stem}-{stamp.strftime(_STAMP)}-{reason}"
+        return self.folder / (f"{base}.sqlite3" if n == 1 else f"{base}-{n}.sqlite3")
 
     # --------------------------------------------------------------------------- restoring
 
@@ -179,7 +183,7 @@ class Backups:
             try:
                 with contextlib.closing(read_only_connection(backup.path, 5)) as src, \
                         contextlib.closing(sqlite3.connect(partial)) as dst:
-                    src.backup(dst)
+                    _copy(src, dst)
                 os.replace(partial, self.database)
             except (sqlite3.Error, OSError) as exc:
                 _remove(partial)
@@ -263,6 +267,13 @@ class DatabaseUse:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def _copy(source: sqlite3.Connection, target: sqlite3.Connection) -> None:
+    """Every page of ``source`` into ``target``, a file that stands alone: rollback journal
+    mode, so reading it later leaves no -wal or -shm beside it."""
+    source.backup(target)
+    target.execute("PRAGMA journal_mode=DELETE")
 
 
 def _restoring(locks: Path) -> bool:

@@ -205,7 +205,7 @@ def _inspect(path: Path, busy_timeout: float) -> bool:
                 "AND name NOT LIKE 'sqlite_%'")}
     except sqlite3.Error as exc:
         raise explain(exc, path, doing="open") from exc
-    if (tables or version) and not _LIBRARY_TABLES <= tables:
+    if (tables or version) and not tables >= _LIBRARY_TABLES:
         raise _foreign(path)
     return bool(tables)
 
@@ -289,7 +289,7 @@ def _upgrade(engine: Engine, path: Path, steps: Sequence[Migration], target: int
         log.info("Created library database %s (schema v%d)", path, target)
         return target
 
-    if not _LIBRARY_TABLES <= set(tables):
+    if not set(tables) >= _LIBRARY_TABLES:
         raise _foreign(path)
     backup = Backups(path).take(f"before-v{target}")
     pending = [step for step in steps if step.version > version]
@@ -311,7 +311,9 @@ def _upgrade(engine: Engine, path: Path, steps: Sequence[Migration], target: int
 def _daily_backup(engine: Engine, path: Path) -> None:
     try:
         with engine.connect() as conn:
-            Backups(path).take_daily(conn.connection.driver_connection)
+            raw = conn.connection.driver_connection
+            assert isinstance(raw, sqlite3.Connection)
+            Backups(path).take_daily(raw)
     except sa_exc.DBAPIError as exc:
         log.warning("No daily backup: %s", _explain(exc, path, doing="back up"))
 

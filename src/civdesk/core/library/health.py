@@ -80,7 +80,7 @@ def explain(error: sqlite3.Error, path: Path, *, doing: str = "use") -> Database
         return DatabaseInUse(
             f"The library database {path} is locked by another program; close the program "
             "that has it open (a database browser, a backup or sync tool) and try again")
-    if primary in (_READONLY, _PERM, _AUTH, _CANTOPEN) and not _writable(path):
+    if primary in (_READONLY, _PERM, _AUTH, _CANTOPEN) and folder.is_dir() and not _writable(path):
         return DatabaseNotWritable(
             f"civdesk may not write to the library database in {folder} (read-only folder or "
             "file, or another user's); make it writable or choose another data folder with "
