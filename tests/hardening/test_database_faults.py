@@ -339,6 +339,17 @@ def test_restore_refuses_while_another_civdesk_has_the_library_open(tmp_path: Pa
     assert cli(data).run("db", "restore", "newest").returncode == 0
 
 
+def test_restore_refuses_while_another_program_locks_the_library(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    database = library_with_rows(data)
+    assert cli(data).run("list").returncode == 0
+    with locked_by_another_process(database, "EXCLUSIVE"):
+        result = cli(data).run("db", "restore", "newest")
+        assert_one_line_error(result, ["locked by another program"])
+        assert database.exists()
+    assert not [b for b in Backups(database).all() if b.reason == "replaced"]
+
+
 def test_db_restore_lists_the_backups(tmp_path: Path) -> None:
     data = tmp_path / "data"
     database = library_with_rows(data)

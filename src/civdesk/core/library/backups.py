@@ -125,7 +125,7 @@ class Backups:
             os.replace(partial, target)
         except sqlite3.Error as exc:
             _remove(partial)
-            raise explain(exc, partial, doing="write a backup of") from exc
+            raise explain(exc, self.database, doing="write a backup of") from exc
         except OSError as exc:
             _remove(partial)
             raise DatabaseProblem(f"Could not write a backup of the library to {self.folder} "
@@ -215,12 +215,11 @@ class Backups:
                     "quit it, then restore")
         if not self.database.exists():
             return
-        # Another program: a write lock taken and dropped at once tells.
+        # Another program holding a lock. Read-only: a writing connection would checkpoint
+        # the WAL into a damaged file on closing, and that file is to be kept as it is.
         try:
-            with contextlib.closing(sqlite3.connect(self.database, timeout=0.1,
-                                                    isolation_level=None)) as conn:
-                conn.execute("BEGIN EXCLUSIVE")
-                conn.execute("ROLLBACK")
+            with contextlib.closing(read_only_connection(self.database, 0.1)) as conn:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.Error as exc:
             problem = explain(exc, self.database, doing="restore")
             if isinstance(problem, DatabaseInUse):

@@ -99,14 +99,15 @@ class Database:
             raise DatabaseProblem(
                 f"Cannot create the folder {path.parent}: {exc.strerror}"
             ) from exc
+        use = DatabaseUse(path)  # before the first write: a restore must not swap the file
         engine = _create_engine(path, busy_timeout)
         try:
             version = _upgrade(engine, path, migrations, target)
             if existing:
                 _daily_backup(engine, path)
-            use = DatabaseUse(path)
         except BaseException:
             engine.dispose()
+            use.release()
             raise
         return cls(engine, path, version, use)
 
