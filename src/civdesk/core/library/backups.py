@@ -7,8 +7,8 @@ quick check (a copy of a damaged file would push a good one out). The newest
 :data:`KEEP` are kept. A restore first moves the current file (and its WAL) into
 ``backups/`` too, under a ``-replaced`` name that is never pruned, so nothing is lost.
 
-Each process that has the database open holds a ``locks/database-user-*.lock``; a restore
-holds ``locks/database-restore.lock`` and refuses while any user lock is held, and opening
+Each process that has the database open holds a ``locks/database/user-*.lock``; a restore
+holds ``locks/database/restore.lock`` and refuses while any user lock is held, and opening
 refuses while the restore lock is held, so a file is never swapped under a running civdesk.
 """
 
@@ -44,8 +44,11 @@ _STAMP = "%Y%m%d-%H%M%S"
 _NAME = re.compile(r"^(?P<stem>.+)-(?P<stamp>\d{8}-\d{6})-(?P<reason>[a-z0-9-]+?)"
                    r"(?:-(?P<n>\d+))?\.sqlite3$")
 _REPLACED = "replaced"
-_RESTORE_LOCK = "database-restore.lock"
-_USER_LOCKS = "database-user-*.lock"
+#: Beside the download locks, in a folder of their own (they are held as long as a library
+#: is open, and the download tests look for leftover locks).
+LOCKS = Path("locks", "database")
+_RESTORE_LOCK = "restore.lock"
+_USER_LOCKS = "user-*.lock"
 _SIDE_FILES = ("-wal", "-shm")
 _counter = itertools.count()
 
@@ -67,7 +70,7 @@ class Backups:
     def __init__(self, database: Path, *, keep: int = KEEP) -> None:
         self.database = database
         self.folder = database.parent / FOLDER
-        self.locks = database.parent / "locks"
+        self.locks = database.parent / LOCKS
         self.keep = keep
 
     # ----------------------------------------------------------------------------- listing
@@ -250,8 +253,8 @@ class DatabaseUse:
     """This process's claim on the database, which a restore waits for (see module doc)."""
 
     def __init__(self, database: Path) -> None:
-        locks = database.parent / "locks"
-        name = f"database-user-{os.getpid()}-{next(_counter)}.lock"
+        locks = database.parent / LOCKS
+        name = f"user-{os.getpid()}-{next(_counter)}.lock"
         self._lock: ProcessLock | None = None
         try:
             self._lock = ProcessLock.try_acquire(locks / name, Owner.this_process())
