@@ -111,6 +111,30 @@ def test_a_write_on_a_disk_that_fills_up_is_a_full_disk(tmp_path: Path) -> None:
         assert integrity(database) == "ok"
 
 
+@needs_root
+def test_an_upgrade_on_a_full_disk_changes_nothing(tmp_path: Path) -> None:
+    """The backup before a migration cannot be written: said so, the library stays as it was."""
+    from tests.core.test_db import make_v1_database, user_version
+
+    with tmpfs(tmp_path / "data", "3m") as data:
+        database = data / "library.sqlite3"
+        make_v1_database(database)
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            conn.executemany("INSERT INTO settings VALUES (?, ?)",
+                             [(f"k{i}", '"' + "v" * 500 + '"') for i in range(2000)])
+            conn.commit()
+        fill_disk(data)
+        filler = data / "filler"
+        os.truncate(filler, filler.stat().st_size - 256 * 1024)  # room to open, not to copy
+        with pytest.raises(DatabaseDiskFull, match="could not write a backup of it"):
+            Database.open(database)
+        (data / "filler").unlink()
+        assert user_version(database) == 1 and integrity(database) == "ok"
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            assert conn.execute("SELECT count(*) FROM settings").fetchone() == (2001,)
+        assert not list((data / "backups").glob("*.sqlite3"))  # no half backup either
+
+
 # -- a read-only data folder -----------------------------------------------------------------
 
 
@@ -175,6 +199,8 @@ def test_a_database_locked_by_another_program_is_in_use_not_damaged(tmp_path: Pa
         with pytest.raises(DatabaseInUse, match="locked by another program") as err:
             Database.open(database, busy_timeout=0.3)
         assert "damaged" not in str(err.value)
+        with pytest.raises(DatabaseInUse):  # `civdesk db check` says the same
+            integrity_problems(database, timeout=0.3)
     assert database.read_bytes() == before  # the holder never committed
 
 
@@ -262,6 +288,16 @@ def test_an_empty_file_with_backups_is_not_replaced_by_a_new_library(tmp_path: P
     assert database.stat().st_size == 0
     assert cli(data).run("db", "restore", "newest").returncode == 0
     assert integrity(database) == "ok" and cli(data).run("list").returncode == 0
+
+
+def test_an_empty_file_beside_a_wal_is_not_replaced(tmp_path: Path) -> None:
+    database = tmp_path / "library.sqlite3"
+    database.touch()
+    wal = tmp_path / "library.sqlite3-wal"
+    wal.write_bytes(b"\x37\x7f\x06\x82" + b"\0" * 28)  # a WAL header: committed pages, maybe
+    with pytest.raises(CorruptDatabase, match="empty file"):
+        Database.open(database)
+    assert database.stat().st_size == 0 and wal.stat().st_size == 32
 
 
 def test_an_empty_file_without_history_becomes_a_new_library(tmp_path: Path) -> None:
