@@ -17,11 +17,13 @@ from typing import NoReturn
 from civdesk.cli.app import Session
 from civdesk.cli.app import main as cli_main
 from civdesk.cli.background import abandoned_work
-from civdesk.cli.errors import EXIT_INTERRUPTED
+from civdesk.cli.errors import EXIT_INTERRUPTED, report_expected
 from civdesk.core.errors import CivdeskError
 
 #: Qt platforms that draw on a desktop session (others, e.g. offscreen or vnc, need none).
 _DESKTOP_PLATFORMS = {"xcb", "wayland", "wayland-egl", "wayland-brcm"}
+#: Qt platforms that show nothing to a person: no dialog there.
+_HEADLESS_PLATFORMS = {"offscreen", "minimal", "minimalegl", "vnc"}
 _X_SOCKETS = "/tmp/.X11-unix"
 _COMMANDS_INSTEAD = "start civdesk from a desktop session, or use its commands: civdesk --help"
 
@@ -55,11 +57,31 @@ def _open_window(session: Session) -> int:
     problem = display_problem(os.environ, sys.platform)
     if problem:
         raise NoDisplay(f"the window cannot open: {problem}; {_COMMANDS_INSTEAD}")
-    core = session.core()  # opened first: a broken library is one clear line, not a dialog
+    try:
+        core = session.core()  # opened before Qt: a broken library is one clear line
+    except CivdeskError as error:
+        if not _someone_reads_stderr(os.environ):
+            # Started from a desktop launcher: the same message, where it can be seen. The
+            # line goes first, in case Qt cannot start after all.
+            code = report_expected(error)
+            from civdesk.ui.app import show_start_failure
+
+            show_start_failure(str(error))
+            return code
+        raise
     from civdesk.ui.app import run_gui  # the one place the command line reaches Qt
 
     # Qt sees only the program name; civdesk's own options are not Qt's to parse.
     return run_gui(core, sys.argv[:1])
+
+
+def _someone_reads_stderr(environ: Mapping[str, str]) -> bool:
+    """Whether a start-up failure printed on stderr is seen: a terminal, or a Qt platform
+    that shows nothing to a person anyway (offscreen, minimal: tests and CI)."""
+    if sys.stderr is not None and sys.stderr.isatty():
+        return True
+    platform = (environ.get("QT_QPA_PLATFORM") or "").split(":")[0].strip()
+    return platform in _HEADLESS_PLATFORMS
 
 
 def display_problem(environ: Mapping[str, str], platform: str) -> str | None:

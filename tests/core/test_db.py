@@ -136,7 +136,9 @@ def test_reopening_keeps_data(tmp_path: Path) -> None:
         s.add(SettingRow(key="k", value={"a": [1, 2]}))
     with Database.open(path) as again, again.session() as s:
         assert s.get(SettingRow, "k").value == {"a": [1, 2]}
-    assert not list(tmp_path.glob("*.bak-v*"))  # no migration, no backup
+    # No migration: the one backup is the day's, taken when an existing library opened.
+    [daily] = (tmp_path / "backups").iterdir()
+    assert daily.name.startswith("library-") and daily.name.endswith("-daily.sqlite3")
 
 
 def test_session_commits_on_success_and_rolls_back_on_error(db: Database) -> None:
@@ -255,7 +257,8 @@ def test_migration_steps_run_in_order_after_a_backup(tmp_path: Path) -> None:
             ]
     assert ran == [2, 3]
     assert user_version(path) == 3
-    backup = tmp_path / "library.sqlite3.bak-v1"
+    [backup] = (tmp_path / "backups").iterdir()  # no daily copy beside a fresh one
+    assert backup.name.endswith("-before-v3.sqlite3")
     assert user_version(backup) == 1
     with sqlite3.connect(backup) as conn:
         assert conn.execute("SELECT count(*) FROM local_files").fetchone() == (1,)
@@ -276,7 +279,8 @@ def test_failed_migration_leaves_the_database_as_it_was(tmp_path: Path) -> None:
 
     with pytest.raises(MigrationFailed) as err:
         Database.open(path, migrations=(Migration(2, "broken", half_done),))
-    assert "v1 to v2" in str(err.value) and "library.sqlite3.bak-v1" in str(err.value)
+    [backup] = (tmp_path / "backups").iterdir()
+    assert "v1 to v2" in str(err.value) and str(backup) in str(err.value)
     assert user_version(path) == 1
     with Database.open(path) as db:  # the current release still reads it
         assert len(Library(db).local_files()) == 1

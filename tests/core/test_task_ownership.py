@@ -313,7 +313,8 @@ def test_a_v1_database_with_tasks_migrates_and_keeps_them(tmp_path: Path) -> Non
         assert not any(t.already_present for t in tasks.values())  # v3: none of them was
         assert not any(t.allow_flagged for t in tasks.values())  # v4: nobody chose so
     assert user_version(path) == SCHEMA_VERSION
-    assert user_version(tmp_path / "library.sqlite3.bak-v1") == 1
+    [backup] = (tmp_path / "backups").glob(f"library-*-before-v{SCHEMA_VERSION}.sqlite3")
+    assert user_version(backup) == 1
     fresh = tmp_path / "fresh.sqlite3"
     Database.open(fresh).close()
     assert schema_of(path) == schema_of(fresh)

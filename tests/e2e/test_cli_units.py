@@ -175,6 +175,28 @@ def test_usage_errors_exit_2(tmp_data_dir: object, capsys: pytest.CaptureFixture
     assert main(["--retries", "-1", "list"]) == EXIT_USAGE
 
 
+@pytest.mark.parametrize("argv", [
+    ["queue", "cancel", "{id}"],
+    ["download", "12", "--file-id", "{id}"],
+])
+@pytest.mark.parametrize("text", ["999999999999999999999", "9223372036854775808", "0", "-3",
+                                  "1_000", "\u0661\u0662", "12abc"])
+def test_every_id_argument_is_checked_in_one_line(
+        tmp_data_dir: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+        text: str) -> None:
+    """An id SQLite cannot store was an "unexpected failure"; any id is checked up front."""
+    assert main([arg.replace("{id}", text) for arg in argv]) == EXIT_USAGE
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "unexpected" not in errors[0]
+    assert "no such id" in errors[0] or "not an id" in errors[0]
+    assert not any(tmp_data_dir.iterdir())  # refused before the library was opened
+
+
+def test_the_largest_id_sqlite_stores_is_accepted() -> None:
+    parsed = build_parser().parse_args(["queue", "cancel", str(2**63 - 1)])
+    assert parsed.task_id == 2**63 - 1
+
+
 def test_background_work_returns_its_result_or_raises_its_error() -> None:
     from civdesk.cli.background import run_cancellable
 

@@ -61,6 +61,26 @@ def integrity(database: Path) -> str:
         connection.close()
 
 
+def fill_settings(database: Path, rows: int) -> None:
+    """``rows`` settings rows of 200 bytes each: a library many pages long."""
+    from civdesk.core.library import Database
+    from civdesk.core.library.tables import SettingRow
+
+    if not rows:
+        return
+    with Database.open(database) as db, db.session() as s:
+        for i in range(rows):
+            s.add(SettingRow(key=f"row-{i:05}", value="x" * 200))
+
+
+def wreck_the_middle(database: Path) -> None:
+    """Garbage over the middle third of the file; the header and the schema stay readable."""
+    data = bytearray(database.read_bytes())
+    third = len(data) // 3
+    data[third:2 * third] = bytes((i * 37 + 11) % 251 for i in range(third))
+    database.write_bytes(bytes(data))
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment of a CLI subprocess: this checkout, no real keychain, no real home."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CIVITAI_", "CIVDESK_"))}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMessageLogContext, QtMsgType
+from tests.hardening.helpers import fill_settings, wreck_the_middle
 
 import civdesk.__main__ as entry
 from civdesk.ui import app
@@ -97,3 +98,64 @@ def test_qt_failing_to_start_says_why_on_stderr(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert ("civdesk: error: This application failed to start because no Qt platform plugin "
             "could be initialized") in done.stderr
+
+
+def test_the_window_on_a_damaged_library_is_the_same_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setattr(app, "run_gui", lambda *_: pytest.fail("Qt must not start"))
+    data = tmp_path / "data"
+    data.mkdir()
+    database = data / "library.sqlite3"
+    fill_settings(database, 3000)
+    wreck_the_middle(database)
+    assert entry.main(["--data-dir", str(data)]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"civdesk: error: The library database {database} is damaged")
+    assert "civdesk db restore" in line
+
+
+def test_started_from_a_desktop_the_same_message_is_a_dialog(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, qapp: object,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """No terminal (a launcher, a windowed .exe): the line also goes into a dialog."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    monkeypatch.setattr(entry, "_someone_reads_stderr", lambda environ: False)
+    monkeypatch.setattr(app, "run_gui", lambda *_: pytest.fail("the window must not open"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "library.sqlite3").write_bytes(b"my notes, not a database" * 100)
+    shown: list[tuple[str, str]] = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, qapp, answer)  # type: ignore[call-overload]
+            return
+        shown.append((box.windowTitle(), box.text()))
+        box.accept()
+
+    QTimer.singleShot(0, qapp, answer)  # type: ignore[call-overload]
+    assert entry.main(["--data-dir", str(data)]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert shown == [(app.START_FAILURE_TITLE, line.removeprefix("civdesk: error: "))]
+    assert "is not a SQLite database" in line
+
+
+@pytest.mark.parametrize(("environ", "tty", "reads"), [
+    ({"QT_QPA_PLATFORM": "offscreen"}, False, True),
+    ({}, True, True),
+    ({}, False, False),
+    ({"QT_QPA_PLATFORM": "xcb"}, False, False),
+])
+def test_who_reads_a_start_failure(monkeypatch: pytest.MonkeyPatch, environ: dict[str, str],
+                                   tty: bool, reads: bool) -> None:
+    class Stderr:
+        def isatty(self) -> bool:
+            return tty
+
+    monkeypatch.setattr(entry.sys, "stderr", Stderr())
+    assert entry._someone_reads_stderr(environ) is reads

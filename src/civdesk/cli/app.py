@@ -243,6 +243,14 @@ class _TerminalNotices(logging.Handler):
             self.handleError(record)
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The log file, which stays silent when it cannot be written (a read-only or full data
+    folder): the command's own one-line message says what is wrong, not a logging traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 _handlers: list[tuple[logging.Logger, logging.Handler]] = []
 THIRD_PARTY_LOGGERS = ("sqlalchemy", "urllib3")
 
@@ -257,7 +265,7 @@ def _setup_logging(options: argparse.Namespace) -> Path | None:
         logs = app_paths(options.data_dir).logs
         logs.mkdir(parents=True, exist_ok=True)
         log_file = logs / LOG_FILE_NAME
-        file_handler = logging.handlers.RotatingFileHandler(
+        file_handler = _LogFile(
             log_file, maxBytes=1_000_000, backupCount=2, encoding="utf-8", delay=True)
         file_handler.setFormatter(logging.Formatter(
             "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))

@@ -16,10 +16,11 @@ from PySide6.QtCore import (
     QMessageLogContext,
     QObject,
     QSettings,
+    Qt,
     QtMsgType,
     qInstallMessageHandler,
 )
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from civdesk import APP_NAME, __version__
 from civdesk.core.secret_text import RedactingFilter
@@ -47,6 +48,19 @@ PLATFORM_HINT = (
     "(libxcb-cursor0 and the others the README lists); the commands work without them: "
     "civdesk --help"
 )
+
+
+START_FAILURE_TITLE = "civdesk cannot start"
+
+
+def show_start_failure(message: str) -> None:
+    """Why the window cannot open (the library cannot be used: damaged, locked, a full
+    disk...), in a dialog: started from a desktop launcher, nobody reads stderr."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    box = QMessageBox(QMessageBox.Icon.Critical, START_FAILURE_TITLE, message)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # copy a path
+    box.exec()
 
 
 def configure_application(app: QCoreApplication, core: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from civdesk.cli.errors import UsageError
@@ -11,10 +12,28 @@ from civdesk.core.civitai.schema import MODEL_TYPES
 
 Subparsers = argparse._SubParsersAction
 
+#: The largest integer SQLite stores (a signed 64-bit one): every id the library keeps.
+MAX_ID = (1 << 63) - 1
+
 
 def json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print the result as JSON on stdout (and no progress)")
+
+
+def record_id(text: str) -> int:
+    """An id argument (a task, a file): a positive whole number SQLite can store.
+
+    Only ASCII digits: ``int()`` would also take ``1_000`` or other scripts' digits.
+    """
+    value = text.strip()
+    if not re.fullmatch(r"[0-9]+", value, re.ASCII):
+        raise argparse.ArgumentTypeError(f"not an id (a whole number): {text!r}")
+    number = int(value)
+    if not 0 < number <= MAX_ID:
+        shown = value if len(value) <= 24 else value[:21] + "…"
+        raise argparse.ArgumentTypeError(f"no such id: {shown} (ids run from 1 to {MAX_ID})")
+    return number
 
 
 def model_type(text: str) -> str:

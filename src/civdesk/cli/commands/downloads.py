@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from civdesk.cli.background import run_cancellable
-from civdesk.cli.commands.common import Subparsers, json_flag, parse_reference
+from civdesk.cli.commands.common import Subparsers, json_flag, parse_reference, record_id
 from civdesk.cli.errors import EXIT_OK, KEY_HINT, Interrupted
 from civdesk.cli.output import human_size, print_json, print_lines
 from civdesk.core.civitai.refs import resolve_version
@@ -57,7 +57,7 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         "ref", metavar="REF",
         help="a model version id, model:<id> (the latest version) or a Civitai model page "
         "link (with or without ?modelVersionId=)")
-    download.add_argument("--file-id", type=int, metavar="ID",
+    download.add_argument("--file-id", type=record_id, metavar="ID",
                           help="which file of the version (default: its primary file)")
     download.add_argument("--dest", metavar="DIR",
                           help="download into DIR instead of the folder for the model type")

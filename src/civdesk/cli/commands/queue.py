@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from civdesk.cli.commands.common import Subparsers, json_flag
+from civdesk.cli.commands.common import Subparsers, json_flag, record_id
 from civdesk.cli.errors import EXIT_OK
 from civdesk.cli.output import human_size, plural, print_json, print_lines, table
 
@@ -33,7 +33,7 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         "cancel", parents=parents, help="drop a download that has not finished",
         description="Cancel a waiting download (its partial file is deleted). One that "
         "another civdesk is downloading is cancelled there.")
-    cancel.add_argument("task_id", type=int, metavar="ID", help="its number in the list")
+    cancel.add_argument("task_id", type=record_id, metavar="ID", help="its number in the list")
     cancel.set_defaults(handler=run_cancel)
 
     clear = actions.add_parser(

@@ -4,6 +4,7 @@ from civdesk.core.library.db import (
     CorruptDatabase,
     Database,
     DatabaseProblem,
+    ForeignDatabase,
     MigrationFailed,
     NewerDatabase,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "CorruptDatabase",
     "Database",
     "DatabaseProblem",
+    "ForeignDatabase",
     "Library",
     "LibraryEntry",
     "LocalFile",

@@ -10,8 +10,12 @@ Scanner workers, the download worker and the GUI's reader threads all use it at 
 * one session per thread: :meth:`Database.session` is a context manager that commits on
   success and rolls back on error; nested calls in the same thread join the outer session.
 
-Opening brings an older database up to the current schema (see ``migrations.py``), taking a
-backup copy ``<name>.bak-v<N>`` first. A file that is not a SQLite database is never touched.
+Opening looks at the file read-only first: one that is not SQLite, or a SQLite database
+that is not a civdesk library, is refused and never touched (not even switched to WAL); an
+empty (0-byte) file stands for a new library only when no backup says there was one. It then
+brings an older database up to the current schema (see ``migrations.py``) after a backup,
+and takes the daily backup (see ``backups.py``). Every SQLite error, at opening or in a
+session, reaches the caller as the :class:`DatabaseProblem` that explains it (``health.py``).
 """
 
 from __future__ import annotations
@@ -29,37 +33,38 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from civdesk.core.errors import CivdeskError
+from civdesk.core.library.backups import Backups, DatabaseUse
+from civdesk.core.library.health import (
+    SQLITE_MAGIC,
+    CorruptDatabase,
+    DatabaseProblem,
+    ForeignDatabase,
+    MigrationFailed,
+    NewerDatabase,
+    explain,
+    read_only_connection,
+)
 from civdesk.core.library.migrations import MIGRATIONS, Migration, check_steps
 from civdesk.core.library.tables import Base
 
+__all__ = ["CorruptDatabase", "Database", "DatabaseProblem", "ForeignDatabase",
+           "MigrationFailed", "NewerDatabase"]
+
 log = logging.getLogger(__name__)
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
+#: Tables every civdesk library has had since schema v1: how a library is told from another
+#: program's database.
+_LIBRARY_TABLES = frozenset({"local_files", "download_tasks", "settings"})
 _READ_ONLY = "civdesk_read_only"  # execution option: begin a deferred (reading) transaction
-
-
-class DatabaseProblem(CivdeskError):
-    """The library database cannot be opened or upgraded."""
-
-
-class CorruptDatabase(DatabaseProblem):
-    """The file is not a SQLite database, is damaged, or belongs to another program."""
-
-
-class NewerDatabase(DatabaseProblem):
-    """The database was written by a newer civdesk whose schema this release doesn't know."""
-
-
-class MigrationFailed(DatabaseProblem):
-    """Upgrading the schema failed; the transaction was rolled back."""
 
 
 class Database:
     """An open library database. Create with :meth:`open`; share one instance across threads."""
 
-    def __init__(self, engine: Engine, path: Path, schema_version: int) -> None:
+    def __init__(self, engine: Engine, path: Path, schema_version: int,
+                 use: DatabaseUse | None = None) -> None:
         self._engine = engine
+        self._use = use
         self._path = path
         self._schema_version = schema_version
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
@@ -80,26 +85,31 @@ class Database:
     ) -> Database:
         """Open (creating or upgrading as needed) the database at ``path``.
 
-        Raises :class:`CorruptDatabase`, :class:`NewerDatabase` or :class:`MigrationFailed`;
-        the user's file is never deleted or rewritten in any of those cases.
+        Raises a :class:`DatabaseProblem` that says what is wrong (:class:`CorruptDatabase`,
+        :class:`NewerDatabase`, :class:`MigrationFailed`, a full disk, a lock...); the
+        user's file is never deleted or rewritten in any of those cases.
         ``migrations`` is for tests of the migration machinery.
         """
         path = Path(path).expanduser().absolute()
         target = check_steps(migrations)
-        _check_is_sqlite(path)
+        existing = _inspect(path, busy_timeout)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise DatabaseProblem(
                 f"Cannot create the folder {path.parent}: {exc.strerror}"
             ) from exc
+        use = DatabaseUse(path)  # before the first write: a restore must not swap the file
         engine = _create_engine(path, busy_timeout)
         try:
             version = _upgrade(engine, path, migrations, target)
+            if existing:
+                _daily_backup(engine, path)
         except BaseException:
             engine.dispose()
+            use.release()
             raise
-        return cls(engine, path, version)
+        return cls(engine, path, version, use)
 
     @property
     def path(self) -> Path:
@@ -116,6 +126,8 @@ class Database:
     def close(self) -> None:
         """Close every pooled connection (open sessions finish on their own connections)."""
         self._engine.dispose()
+        if self._use is not None:
+            self._use.release()
 
     def __enter__(self) -> Database:
         return self
@@ -146,6 +158,14 @@ class Database:
         try:
             yield session
             session.commit()
+        except (sa_exc.OperationalError, sa_exc.DatabaseError) as exc:
+            # A lock, a full disk, a failing drive, damage: said as what it is. Constraint
+            # and programming errors are the caller's (and bugs) and stay as they are.
+            problem = _explain(exc, self._path) if _is_sqlite_trouble(exc) else None
+            _rollback(session, quietly=problem is not None)
+            if problem is not None:
+                raise problem from exc
+            raise
         except BaseException:
             session.rollback()
             raise
@@ -154,22 +174,60 @@ class Database:
             session.close()
 
 
-def _check_is_sqlite(path: Path) -> None:
-    """Refuse a file that exists but is not SQLite, before SQLite writes a -wal next to it."""
+def _inspect(path: Path, busy_timeout: float) -> bool:
+    """Refuse what must not be opened as a library, reading only; whether a library exists.
+
+    Runs before SQLite writes anything (a -wal, the WAL flag in the header), so a file
+    that is not ours stays byte for byte as it was.
+    """
     try:
+        size = path.stat().st_size
         with path.open("rb") as f:
             header = f.read(len(SQLITE_MAGIC))
     except FileNotFoundError:
-        return
+        return False
     except IsADirectoryError as exc:
-        raise CorruptDatabase(f"The library database path {path} is a folder, not a file") from exc
+        raise DatabaseProblem(f"The library database path {path} is a folder, not a file; "
+                              "move it aside or choose another data folder") from exc
     except OSError as exc:
-        raise DatabaseProblem(f"Cannot read the library database {path}: {exc.strerror}") from exc
-    if header and header != SQLITE_MAGIC:
+        raise DatabaseProblem(f"Cannot read the library database {path}: {exc.strerror}; "
+                              "check its permissions and that its drive is connected") from exc
+    if size == 0:
+        return _empty_file(path)
+    if header != SQLITE_MAGIC:
         raise CorruptDatabase(
-            f"{path} is not a SQLite database; move it aside (it was left untouched) "
-            "or choose another data folder"
-        )
+            f"{path} is not a SQLite database; it was left untouched — move it aside, "
+            "restore a backup with `civdesk db restore`, or choose another data folder")
+    try:
+        with contextlib.closing(read_only_connection(path, busy_timeout)) as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            tables = {row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%'")}
+    except sqlite3.Error as exc:
+        raise explain(exc, path, doing="open") from exc
+    if (tables or version) and not tables >= _LIBRARY_TABLES:
+        raise _foreign(path)
+    return bool(tables)
+
+
+def _empty_file(path: Path) -> bool:
+    """A 0-byte file is what SQLite leaves when it created a file and wrote nothing, so it
+    may start a library, unless there was one: backups of it, or a WAL beside it."""
+    wal = path.with_name(path.name + "-wal")
+    if Backups(path).all() or (wal.exists() and wal.stat().st_size > 0):
+        raise CorruptDatabase(
+            f"The library database {path} is an empty file (0 bytes), though this library "
+            "had content; it was left untouched — `civdesk db restore` brings back the newest "
+            "backup (or move the empty file aside to start a new library)")
+    log.warning("The library database %s was an empty file; a new library starts in it", path)
+    return False
+
+
+def _foreign(path: Path) -> ForeignDatabase:
+    return ForeignDatabase(
+        f"{path} is a SQLite database but not a civdesk library; it was left untouched — "
+        "choose another data folder (--data-dir)")
 
 
 def _create_engine(path: Path, busy_timeout: float) -> Engine:
@@ -210,11 +268,8 @@ def _upgrade(engine: Engine, path: Path, steps: Sequence[Migration], target: int
             tables = conn.exec_driver_sql(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             ).scalars().all()
-    except sa_exc.DatabaseError as exc:
-        raise CorruptDatabase(
-            f"The library database {path} is damaged ({_sqlite_reason(exc)}); it was left "
-            "untouched — restore a backup or move it aside to start a new library"
-        ) from exc
+    except sa_exc.DBAPIError as exc:
+        raise _explain(exc, path, doing="open") from exc
 
     if version == target:
         return version
@@ -225,17 +280,19 @@ def _upgrade(engine: Engine, path: Path, steps: Sequence[Migration], target: int
         )
     if version == 0:
         if tables:
-            raise CorruptDatabase(
-                f"{path} is a SQLite database but not a civdesk library; it was left "
-                "untouched — choose another data folder"
-            )
-        with engine.begin() as conn:
-            Base.metadata.create_all(conn)
-            conn.exec_driver_sql(f"PRAGMA user_version = {target}")
+            raise _foreign(path)
+        try:
+            with engine.begin() as conn:
+                Base.metadata.create_all(conn)
+                conn.exec_driver_sql(f"PRAGMA user_version = {target}")
+        except sa_exc.DBAPIError as exc:
+            raise _explain(exc, path, doing="create") from exc
         log.info("Created library database %s (schema v%d)", path, target)
         return target
 
-    backup = _backup(path, version)
+    if not set(tables) >= _LIBRARY_TABLES:
+        raise _foreign(path)
+    backup = Backups(path).take(f"before-v{target}")
     pending = [step for step in steps if step.version > version]
     try:
         with engine.begin() as conn:
@@ -247,26 +304,38 @@ def _upgrade(engine: Engine, path: Path, steps: Sequence[Migration], target: int
     except Exception as exc:
         raise MigrationFailed(
             f"Could not upgrade the library database from schema v{version} to v{target} "
-            f"({exc}); it was left as it was, and a copy is in {backup.name}"
+            f"({exc}); it was left as it was, and a copy is in {backup}"
         ) from exc
     return target
 
 
-def _backup(path: Path, version: int) -> Path:
-    """Copy the database (including what is still in its WAL) to ``<name>.bak-v<version>``."""
-    backup = path.with_name(f"{path.name}.bak-v{version}")
+def _daily_backup(engine: Engine, path: Path) -> None:
     try:
-        with contextlib.closing(sqlite3.connect(path)) as src, contextlib.closing(
-            sqlite3.connect(backup)
-        ) as dst:
-            src.backup(dst)
-    except (sqlite3.Error, OSError) as exc:
-        raise DatabaseProblem(
-            f"Could not back up the library database to {backup} before upgrading it ({exc}); "
-            "nothing was changed — check the free disk space"
-        ) from exc
-    return backup
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert isinstance(raw, sqlite3.Connection)
+            Backups(path).take_daily(raw)
+    except sa_exc.DBAPIError as exc:
+        log.warning("No daily backup: %s", _explain(exc, path, doing="back up"))
 
 
-def _sqlite_reason(exc: sa_exc.DatabaseError) -> str:
-    return str(exc.orig) if exc.orig is not None else str(exc).splitlines()[0]
+def _is_sqlite_trouble(exc: sa_exc.DBAPIError) -> bool:
+    return type(exc) in (sa_exc.OperationalError, sa_exc.DatabaseError) and isinstance(
+        exc.orig, sqlite3.Error)
+
+
+def _explain(exc: sa_exc.DBAPIError, path: Path, doing: str = "use") -> DatabaseProblem:
+    if isinstance(exc.orig, sqlite3.Error):
+        return explain(exc.orig, path, doing=doing)
+    return DatabaseProblem(f"Could not {doing} the library database {path} "
+                           f"({str(exc).splitlines()[0]})")
+
+
+def _rollback(session: Session, *, quietly: bool) -> None:
+    try:
+        session.rollback()
+    except Exception:
+        if not quietly:
+            raise
+        # The error being reported says more than a rollback that failed after it.
+        log.warning("Rolling back after a database error failed", exc_info=True)
