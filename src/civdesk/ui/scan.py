@@ -218,6 +218,6 @@ def rescan_file(core: Any, path: str | os.PathLike[str]) -> LocalFile | None:
 def link_file(core: Any, path: str | os.PathLike[str], reference: str) -> LocalFile:
     """Link a file to the Civitai model or version ``reference`` names (URL, id, AIR)."""
     client = core.client()
-    version = resolve_version(client, parse_ref(reference, core.api_base),
+    version = resolve_version(client, parse_ref(reference, core.sites.both),
                               fetched_model=core.library.upsert_model)
     return Scanner(core.library, client, core.settings).link(path, version)

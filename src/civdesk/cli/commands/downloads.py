@@ -72,7 +72,7 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     from civdesk.core.downloads.queue import DownloadQueue
 
     core = session.core()
-    ref = parse_reference(args.ref, core.api_base)
+    ref = parse_reference(args.ref, core.sites.both)
     client = session.client()
     # Resolved up front: a removed model or a bad --file-id fails before anything is queued.
     version = resolve_version(client, ref)

@@ -102,7 +102,7 @@ def run_scan(session: Session, args: argparse.Namespace) -> int:
         else:
             bar.count(p.files_found, None, f"files found ({p.phase})")
 
-    scanner = Scanner(core.library, session.client(), core.settings)
+    scanner = Scanner(core.library, session.lookup_client(), core.settings)
     cancel = threading.Event()
     try:
         summary = run_cancellable(
@@ -269,7 +269,7 @@ def run_link(session: Session, args: argparse.Namespace) -> int:
                          f"{', '.join(sorted(MODEL_EXTENSIONS))})")
     core = session.core()
     client = session.client()
-    version = resolve_version(client, parse_reference(args.ref, core.api_base))
+    version = resolve_version(client, parse_reference(args.ref, core.sites.both))
     try:
         linked = Scanner(core.library, client, core.settings).link(
             path, version, force=args.force)
