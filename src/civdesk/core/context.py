@@ -8,7 +8,7 @@ talks to Civitai asks :meth:`Core.client` for its own client.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from civdesk.core.civitai.client import CivitaiClient
@@ -92,8 +92,7 @@ class Core:
     def client(self, *, mature: bool | None = None) -> CivitaiClient:
         """A new client for :attr:`site` with the current key (one per thread);
         ``mature`` overrides the mature-content setting for this client."""
-        sites = self.sites if mature is None else replace(self.sites, allow_mature=mature)
-        return CivitaiClient(sites.content, self.api_key())
+        return CivitaiClient(self.sites.allowing(mature).content, self.api_key())
 
     def lookup_client(self) -> SiteLookups:
         """Identification's client: a hash the first site does not know is asked of the

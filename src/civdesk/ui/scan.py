@@ -110,7 +110,7 @@ class ScanJob(QRunnable):
     def run(self) -> None:
         signals = self.signals
         try:
-            client = self.core.client()
+            client = self.core.lookup_client()
             scanner = Scanner(self.core.library, client, self.core.settings)
             summary = scanner.scan(
                 self.folders, progress=ProgressThrottle(signals.progressed.emit),
@@ -210,7 +210,7 @@ def rescan_file(core: Any, path: str | os.PathLike[str]) -> LocalFile | None:
         core.library.remove_files([file])
         return None
     core.library.update_file(file, mtime_ns=0)
-    scanner = Scanner(core.library, core.client(), core.settings)
+    scanner = Scanner(core.library, core.lookup_client(), core.settings)
     scanner.scan([file.parent], full=False, recheck_unknown=True)
     return core.library.local_file(file)
 

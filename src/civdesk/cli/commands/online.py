@@ -106,7 +106,7 @@ def search_result(model: Model, sites: Sites) -> dict[str, Any]:
         "latest_version_id": latest.id if latest else None,
         "latest_version_name": latest.name if latest else None,
         "base_model": latest.base_model if latest else None,
-        "url": sites.model_page(model.id, nsfw_level=model.nsfw_level, nsfw=model.nsfw),
+        "url": sites.page_of(model),
     }
 
 

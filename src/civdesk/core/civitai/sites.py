@@ -10,7 +10,7 @@ where search, model pages and identification go, and on which site a model's pag
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from civdesk.core.civitai.errors import NotFound
@@ -18,7 +18,7 @@ from civdesk.core.settings import DEFAULT_API_BASE, DEFAULT_MATURE_API_BASE
 
 if TYPE_CHECKING:
     from civdesk.core.civitai.client import CivitaiClient
-    from civdesk.core.civitai.schema import ModelVersion
+    from civdesk.core.civitai.schema import Model, ModelVersion
     from civdesk.core.hashing import CancelFlag
 
 #: nsfwLevel bits PG (1) and PG-13 (2): what the safe site shows. R (4) and up live on
@@ -58,6 +58,10 @@ class Sites:
         object.__setattr__(self, "safe", self.safe.rstrip("/"))
         object.__setattr__(self, "mature", self.mature.rstrip("/"))
 
+    def allowing(self, mature: bool | None) -> Sites:
+        """These sites with mature content allowed or not (None: as set)."""
+        return self if mature is None else replace(self, allow_mature=mature)
+
     @property
     def content(self) -> str:
         """Where search, model pages and identification go."""
@@ -85,6 +89,17 @@ class Sites:
         """The address of a model's page (at a version) on the site that shows it."""
         url = f"{self.page_host(nsfw_level, nsfw)}/models/{model_id}"
         return f"{url}?modelVersionId={version_id}" if version_id is not None else url
+
+    def page_of(self, model: Model) -> str:
+        """A model's page, on civitai.red when it or any of its versions is mature."""
+        level = model.nsfw_level
+        for version in model.versions:
+            level |= version.nsfw_level
+        return self.model_page(model.id, nsfw_level=level, nsfw=model.nsfw)
+
+
+#: Civitai's own two sites, mature content not allowed: the defaults.
+CIVITAI_SITES = Sites(DEFAULT_API_BASE, DEFAULT_MATURE_API_BASE, allow_mature=False)
 
 
 class SiteLookups:

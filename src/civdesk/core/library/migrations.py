@@ -45,6 +45,15 @@ def _v4_allow_flagged(conn: Connection) -> None:
         "ALTER TABLE download_tasks ADD COLUMN allow_flagged BOOLEAN NOT NULL DEFAULT 0")
 
 
+def _v5_version_nsfw_level(conn: Connection) -> None:
+    # Filled from the JSON already stored: "Open on Civitai" picks the site by it.
+    conn.exec_driver_sql(
+        "ALTER TABLE model_versions ADD COLUMN nsfw_level INTEGER NOT NULL DEFAULT 0")
+    conn.exec_driver_sql(
+        "UPDATE model_versions SET nsfw_level = coalesce(json_extract(raw, '$.nsfwLevel'), 0) "
+        "WHERE json_type(raw, '$.nsfwLevel') = 'integer'")
+
+
 # Version 1 is the first released schema; it is created from tables.py, so it has no step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "download_tasks.owner_pid/owner_host (who is downloading a task)",
@@ -53,6 +62,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v3_already_present),
     Migration(4, "download_tasks.allow_flagged (the user chose a file Civitai flagged)",
               _v4_allow_flagged),
+    Migration(5, "model_versions.nsfw_level (the site that shows a version)",
+              _v5_version_nsfw_level),
 )
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
