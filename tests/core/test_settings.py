@@ -83,7 +83,8 @@ def test_two_processes_saving_settings_keep_each_others_changes(
 
 def test_malformed_stored_values_fall_back_to_defaults(lib: Library) -> None:
     lib.save_settings({
-        "api_base": "ftp://example.com", "mature_api_base": 5, "hash_workers": True, "allow_nsfw": "yes",
+        "api_base": "ftp://example.com", "mature_api_base": 5, "hash_workers": True,
+        "allow_nsfw": "yes",
         "library_folders": ["/ok", 5], "type_folders": {"LORA": "my-loras"},
         "minimize_to_tray": True, "unknown_future_key": 1,
     })
