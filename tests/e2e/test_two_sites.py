@@ -139,3 +139,27 @@ def test_the_mature_site_comes_from_the_environment_and_is_checked(tmp_path: Pat
     assert plain.json["mature_api_base"] == "https://civitai.red"
     bad = civdesk("--data-dir", data, "config", env={**env, "CIVITAI_MATURE_API_BASE": "ftp://x"})
     assert bad.code == 2 and "CIVITAI_MATURE_API_BASE" in bad.stderr
+
+
+def test_a_mature_link_says_how_to_allow_mature_content_then_works(
+    sites: TwoSites, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    d = sites.double
+    link = f"{d.mature_url}/models/{sites.mature.id}?modelVersionId={sites.mature_v.id}"
+    refused = run(sites, data, "download", link)
+    assert refused.code == 1
+    assert len(refused.error_lines) == 1
+    assert "not found" in refused.stderr and "civdesk config set-nsfw on" in refused.stderr
+    unknown = put(tmp_path / "loose", sites.mature_v)
+    assert "set-nsfw on" in run(sites, data, "link", str(unknown), link).stderr
+
+    assert run(sites, data, "config", "set-nsfw", "on").code == 0
+    linked = run(sites, data, "link", str(unknown), link, "--json")
+    assert linked.code == 0, linked.stderr
+    assert entries(sites, data)[sites.mature_v.id]["model_name"] == "Night Glow"
+    done = run(sites, data, "download", str(sites.mature_v.id), "--dest", str(tmp_path / "dl"),
+               "--json", CIVITAI_API_KEY=TEST_API_KEY)
+    assert done.code == 0, done.stderr
+    downloads = [r.host for r in d.requests if r.path.startswith("/api/download/")]
+    assert downloads == ["mature"]

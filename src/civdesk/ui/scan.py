@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, Signal, Slot
 
 from civdesk.core.civitai.refs import parse_ref, resolve_version
+from civdesk.core.civitai.sites import mature_hint
 from civdesk.core.errors import Cancelled, CivdeskError
 from civdesk.core.library.repository import LocalFile
 from civdesk.core.scanner import PHASE_HASHING, PHASE_WALKING, Scanner, ScanProgress, ScanSummary
@@ -218,6 +219,7 @@ def rescan_file(core: Any, path: str | os.PathLike[str]) -> LocalFile | None:
 def link_file(core: Any, path: str | os.PathLike[str], reference: str) -> LocalFile:
     """Link a file to the Civitai model or version ``reference`` names (URL, id, AIR)."""
     client = core.client()
-    version = resolve_version(client, parse_ref(reference, core.sites.both),
-                              fetched_model=core.library.upsert_model)
+    with mature_hint(core.sites):
+        version = resolve_version(client, parse_ref(reference, core.sites.both),
+                                  fetched_model=core.library.upsert_model)
     return Scanner(core.library, client, core.settings).link(path, version)

@@ -28,6 +28,7 @@ from civdesk.cli.output import (
     table,
 )
 from civdesk.core.civitai.refs import resolve_version
+from civdesk.core.civitai.sites import mature_hint
 from civdesk.core.errors import CivdeskError
 
 if TYPE_CHECKING:
@@ -269,7 +270,9 @@ def run_link(session: Session, args: argparse.Namespace) -> int:
                          f"{', '.join(sorted(MODEL_EXTENSIONS))})")
     core = session.core()
     client = session.client()
-    version = resolve_version(client, parse_reference(args.ref, core.sites.both))
+    ref = parse_reference(args.ref, core.sites.both)
+    with mature_hint(core.sites):
+        version = resolve_version(client, ref)
     try:
         linked = Scanner(core.library, client, core.settings).link(
             path, version, force=args.force)

@@ -9,7 +9,8 @@ where search, model pages and identification go, and on which site a model's pag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
@@ -100,6 +101,19 @@ class Sites:
 
 #: Civitai's own two sites, mature content not allowed: the defaults.
 CIVITAI_SITES = Sites(DEFAULT_API_BASE, DEFAULT_MATURE_API_BASE, allow_mature=False)
+
+
+@contextmanager
+def mature_hint(sites: Sites) -> Iterator[None]:
+    """A model or version not found while mature content is hidden may be mature: the
+    :class:`NotFound` then says how to allow it (the safe site answers 404 for those)."""
+    try:
+        yield
+    except NotFound as exc:
+        if sites.allow_mature or sites.mature == sites.safe:
+            raise
+        raise NotFound(f"{exc}; if it is mature content, allow mature content in Settings "
+                       "(`civdesk config set-nsfw on`)", status=exc.status, url=exc.url) from exc
 
 
 class SiteLookups:
