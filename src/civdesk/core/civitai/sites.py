@@ -1,9 +1,9 @@
 """Civitai's two sites: which one to ask, and which one shows a model.
 
 Since April 2026 civitai.com shows safe-for-work content only and civitai.red everything
-(the same API on both; ``docs`` section 1.4 of the API notes). :class:`Sites` is the one
-place that decides, from the two configured sites and the "allow mature content" setting,
-where search, model pages and identification go, and on which site a model's page lives.
+(the same API on both). :class:`Sites` is the one place that decides, from the two
+configured sites and the "allow mature content" setting, where search, model pages and
+identification go, and on which site a model's page lives.
 :class:`SiteLookups` asks a hash of the next allowed site when the first does not know it.
 """
 
