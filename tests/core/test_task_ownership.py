@@ -255,7 +255,7 @@ def test_a_v1_database_with_tasks_migrates_and_keeps_them(tmp_path: Path) -> Non
     conn.close()
 
     with Database.open(path) as db:
-        assert db.schema_version == SCHEMA_VERSION == 4
+        assert db.schema_version == SCHEMA_VERSION
         queue = DownloadQueue(db, CivitaiClient("http://127.0.0.1:9"))
         tasks = {t.id: t for t in queue.tasks()}
         assert [tasks[i].state for i in (1, 2, 3)] == ["completed", "queued", "failed"]
@@ -265,7 +265,7 @@ def test_a_v1_database_with_tasks_migrates_and_keeps_them(tmp_path: Path) -> Non
         assert all(t.owner_pid is None and t.owner_host is None for t in tasks.values())
         assert not any(t.already_present for t in tasks.values())  # v3: none of them was
         assert not any(t.allow_flagged for t in tasks.values())  # v4: nobody chose so
-    assert user_version(path) == 4
+    assert user_version(path) == SCHEMA_VERSION
     assert user_version(tmp_path / "library.sqlite3.bak-v1") == 1
     fresh = tmp_path / "fresh.sqlite3"
     Database.open(fresh).close()
