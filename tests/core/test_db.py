@@ -75,7 +75,8 @@ V1_DATA = """
 INSERT INTO models VALUES (7, 'Old Lora', 'LORA', 0, 'someone', NULL, '["style"]', NULL,
     'Public', 9, NULL, NULL, '2024-01-01 00:00:00.000000');
 INSERT INTO model_versions VALUES (8, 7, 'v1', 'SD 1.5', '["oldtrigger"]', NULL, NULL,
-    '{"id": 8, "modelId": 7, "name": "v1", "model": {"name": "Old Lora", "type": "LORA"}}',
+    '{"id": 8, "modelId": 7, "name": "v1", "nsfwLevel": 12,
+      "model": {"name": "Old Lora", "type": "LORA"}}',
     '2024-01-01 00:00:00.000000');
 INSERT INTO version_files VALUES (80, 8, 'old.safetensors', 1024.0, 'Model', 1,
     'SafeTensor', 'fp16', 'pruned', NULL, 'ABC123', NULL, NULL, NULL, NULL, NULL);
@@ -223,6 +224,7 @@ def test_v1_database_opens_intact(tmp_path: Path) -> None:
         assert entry.trained_words == ("oldtrigger",)
         assert entry.sha256 == "ABC123"
         assert entry.verified  # its SHA256 is the one Civitai published for its file
+        assert entry.nsfw_level == 12  # from the stored JSON: Open on Civitai picks civitai.red
         assert lib.version_json(8)["model"]["name"] == "Old Lora"
         assert lib.settings_values() == {"allow_nsfw": True}
         old = lib.local_file("/lib/Lora/old.safetensors")

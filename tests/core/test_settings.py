@@ -30,6 +30,7 @@ def test_defaults_of_an_empty_database(lib: Library) -> None:
     s = Settings.load(lib)
     assert s == Settings()
     assert s.api_base == DEFAULT_API_BASE == "https://civitai.com"
+    assert s.mature_api_base == "https://civitai.red"
     assert (s.library_folders, s.download_root, s.allow_nsfw, s.minimize_to_tray) == (
         [], None, False, False)
     assert 1 <= s.hash_workers == default_hash_workers() <= 4
@@ -40,6 +41,7 @@ def test_defaults_of_an_empty_database(lib: Library) -> None:
 def test_round_trip_through_the_database(tmp_path: Path, lib: Library) -> None:
     s = Settings.load(lib)
     s.api_base = "http://127.0.0.1:8080"
+    s.mature_api_base = "http://127.0.0.1:8081"
     s.add_library_folder(tmp_path / "models")
     s.download_root = str(tmp_path / "downloads")
     s.type_folders["LORA"] = "loras"
@@ -51,6 +53,7 @@ def test_round_trip_through_the_database(tmp_path: Path, lib: Library) -> None:
     with Database.open(lib.db.path) as again:
         loaded = Settings.load(Library(again))
     assert loaded == s
+    assert (loaded.mature_api_base, loaded.allow_nsfw) == ("http://127.0.0.1:8081", True)
     # Only the changed type folder is stored, so later default changes still reach users.
     assert Library(lib.db).settings_values()["type_folders"] == {"LORA": "loras"}
 
@@ -81,12 +84,14 @@ def test_two_processes_saving_settings_keep_each_others_changes(
 
 def test_malformed_stored_values_fall_back_to_defaults(lib: Library) -> None:
     lib.save_settings({
-        "api_base": "ftp://example.com", "hash_workers": True, "allow_nsfw": "yes",
+        "api_base": "ftp://example.com", "mature_api_base": 5, "hash_workers": True,
+        "allow_nsfw": "yes",
         "library_folders": ["/ok", 5], "type_folders": {"LORA": "my-loras"},
         "minimize_to_tray": True, "unknown_future_key": 1,
     })
     s = Settings.load(lib)
     assert s.api_base == DEFAULT_API_BASE
+    assert s.mature_api_base == "https://civitai.red"
     assert s.hash_workers == default_hash_workers()
     assert s.allow_nsfw is False and s.library_folders == []
     assert s.minimize_to_tray is True

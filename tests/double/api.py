@@ -142,8 +142,12 @@ class ApiHost:
         signer: UrlSigner,
         api_key: str,
         storage_url: str,
+        *,
+        safe_only: bool = False,
     ) -> None:
         self.catalog = catalog
+        # civitai.com since April 2026: mature models are not there (404s, left out).
+        self.safe_only = safe_only
         self.faults = faults
         self.render = renderer
         self.signer = signer
@@ -185,13 +189,19 @@ class ApiHost:
         key = request.api_key()
         return key is not None and hmac.compare_digest(key, self.api_key)
 
+    def hides(self, model: FakeModel) -> bool:
+        """Whether this host leaves the model out: removed, or mature on the safe site."""
+        return model.id in self.faults.removed or (self.safe_only and is_mature(model))
+
     def visible_model(self, model_id: int) -> FakeModel | None:
         model = self.catalog.models.get(model_id)
-        return None if model is None or model.id in self.faults.removed else model
+        return None if model is None or self.hides(model) else model
 
     def visible_version(self, version_id: int) -> FakeVersion | None:
         version = self.catalog.versions.get(version_id)
-        if version is None or version.model_id in self.faults.removed:
+        if version is None or self.visible_model(version.model_id) is None:
+            return None
+        if self.safe_only and version.nsfw_level & ~SAFE_LEVELS:
             return None
         return version
 
@@ -295,7 +305,7 @@ class ApiHost:
         needle = (request.first("query") or "").lower()
         counts: dict[str, int] = {}
         for model in list(self.catalog.models.values()):
-            if model.id not in self.faults.removed:
+            if not self.hides(model):
                 for tag in model.tags:
                     counts[tag] = counts.get(tag, 0) + 1
         names = sorted((t for t in counts if needle in t.lower()), key=lambda t: (-counts[t], t))
@@ -373,6 +383,15 @@ class ApiHost:
         return Reply(307, b"", {"Location": location, "Cache-Control": "no-store"})
 
 
+#: nsfwLevel bits PG and PG-13; R (4) and above are mature (section 1.4).
+SAFE_LEVELS = 1 | 2
+
+
+def is_mature(model: FakeModel) -> bool:
+    """A model flagged nsfw, or with a version rated R or above: civitai.red only."""
+    return model.nsfw or any(v.nsfw_level & ~SAFE_LEVELS for v in model.versions)
+
+
 class ModelQuery:
     """Validated `/models` parameters plus the filter and sort they describe."""
 
@@ -428,7 +447,7 @@ class ModelQuery:
         return (self.page - 1) * self.limit if self.page else 0
 
     def keeps(self, model: FakeModel, host: ApiHost) -> bool:
-        if model.id in host.faults.removed or (model.nsfw and not self.nsfw):
+        if host.hides(model) or (model.nsfw and not self.nsfw):
             return False
         if self.search is not None and self.search.lower() not in model.name.lower():
             return False

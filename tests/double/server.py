@@ -1,6 +1,10 @@
 """CivitaiDouble: a real HTTP stand-in for Civitai on loopback (an API host and a storage host).
 
 Tests and benchmarks talk plain HTTP/1.1 to it; fault switches make the error paths testable.
+``CivitaiDouble(two_sites=True)`` models Civitai since April 2026: the API host
+(``base_url``) is civitai.com, which leaves mature models out, and a second API host
+(``mature_url``) is civitai.red, which serves everything; both share the catalog and the
+storage host. By default one API host serves everything and ``mature_url`` is ``base_url``.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ MALFORMED_JSON = b'{"items": [{"id": 1, "name": "cut'
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    host: str  # "api" | "storage"
+    host: str  # "api" | "storage" | "mature" (the second API host of two_sites)
     method: str
     path: str
     query: dict[str, str]  # first value of each parameter
@@ -123,31 +127,34 @@ class _Handler(BaseHTTPRequestHandler):
 class CivitaiDouble:
     """A local Civitai: catalog building, fault switches and two HTTP listeners."""
 
-    def __init__(self, api_key: str = "test-key") -> None:
+    def __init__(self, api_key: str = "test-key", *, two_sites: bool = False) -> None:
         self.api_key = api_key
+        self.two_sites = two_sites
+        self._labels = ("api", "storage", "mature") if two_sites else ("api", "storage")
         self.catalog = Catalog()
         self.faults = FaultBook()
         self._signer = UrlSigner(secrets.token_bytes(16))
         self._requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
-        self._in_flight = {"api": 0, "storage": 0}
+        self._in_flight = dict.fromkeys(self._labels, 0)
         self._bytes_sent: dict[str, int] = {}  # streamed bodies: request path -> bytes sent
         # The most requests each host answered at once (since the last clear_requests).
-        self.peak_concurrency = {"api": 0, "storage": 0}
+        self.peak_concurrency = dict.fromkeys(self._labels, 0)
         self._stopping = threading.Event()
         self._streamer = BodyStreamer(self.faults, self._stopping)
         self._servers: dict[str, _Server] = {}
         self._threads: list[threading.Thread] = []
         self.base_url = ""
+        self.mature_url = ""
         self.storage_url = ""
         self._renderer: Renderer | None = None
-        self._api: ApiHost | None = None
+        self._apis: dict[str, ApiHost] = {}  # by host label
         self._storage = StorageHost(self.catalog, self.faults, self._signer)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> CivitaiDouble:
-        for label in ("api", "storage"):
+        for label in self._labels:
             handler = type(f"_{label.title()}Handler", (_Handler,), {"host_label": label})
             handler.double = self
             server = _Server(handler)
@@ -160,12 +167,17 @@ class CivitaiDouble:
             )
             thread.start()
             self._threads.append(thread)
-        self.base_url = f"http://127.0.0.1:{self._servers['api'].server_address[1]}"
-        self.storage_url = f"http://127.0.0.1:{self._servers['storage'].server_address[1]}"
+        urls = {label: f"http://127.0.0.1:{server.server_address[1]}"
+                 for label, server in self._servers.items()}
+        self.base_url, self.storage_url = urls["api"], urls["storage"]
+        self.mature_url = urls.get("mature", self.base_url)
         self._renderer = Renderer(self.catalog, self.faults, self.base_url, self.storage_url)
-        self._api = ApiHost(
-            self.catalog, self.faults, self._renderer, self._signer, self.api_key, self.storage_url
-        )
+        self._apis["api"] = ApiHost(self.catalog, self.faults, self._renderer, self._signer,
+                                    self.api_key, self.storage_url, safe_only=self.two_sites)
+        if self.two_sites:
+            mature = Renderer(self.catalog, self.faults, self.mature_url, self.storage_url)
+            self._apis["mature"] = ApiHost(self.catalog, self.faults, mature, self._signer,
+                                           self.api_key, self.storage_url)
         return self
 
     def stop(self) -> None:
@@ -483,12 +495,12 @@ class CivitaiDouble:
                 self._in_flight[label] -= 1
 
     def _answer(self, handler: _Handler, request: Request, label: str) -> None:
-        assert self._api is not None
-        latency = self.faults.api_latency if label == "api" else self.faults.storage_latency
+        api = self._apis.get(label)
+        latency = self.faults.api_latency if api is not None else self.faults.storage_latency
         if latency:
             self._stopping.wait(latency)
-        if label == "api":
-            self._send(handler, request, self._api.handle(request))
+        if api is not None:
+            self._send(handler, request, api.handle(request))
             return
         outcome = self._storage.handle(request)
         if isinstance(outcome, FileBody):

@@ -638,3 +638,47 @@ def test_edit_json_changes_answers_under_a_prefix(civitai_catalog: SampleCatalog
     assert api(d, "/models", params={"limit": 1}).json()["items"]  # other paths untouched
     d.reset_faults()
     assert api(d, f"/model-versions/{version.id}").json()["name"] == version.name
+
+
+def test_two_sites_safe_host_leaves_mature_models_out() -> None:
+    """two_sites: civitai.com (base_url) answers as if mature models did not exist,
+    civitai.red (mature_url) serves everything; one catalog, one storage host."""
+    with CivitaiDouble(two_sites=True) as d:
+        safe = d.add_model("Daylight", "LORA")
+        safe_v = d.add_version(safe)
+        flagged = d.add_model("Nightfall", "LORA", nsfw=True)
+        flagged_v = d.add_version(flagged)
+        rated = d.add_model("Dusk", "LORA")  # not flagged, but a version rated R
+        rated_v = d.add_version(rated, nsfw_level=4 | 1)
+        mature = [(flagged, flagged_v), (rated, rated_v)]
+        assert d.mature_url != d.base_url
+        for model, version in mature:
+            sha = version.files[0].sha256
+            assert requests.get(f"{d.base_url}/api/v1/models/{model.id}").status_code == 404
+            assert requests.get(
+                f"{d.base_url}/api/v1/model-versions/{version.id}").status_code == 404
+            assert requests.get(
+                f"{d.base_url}/api/v1/model-versions/by-hash/{sha}").status_code == 404
+            assert requests.post(
+                f"{d.base_url}/api/v1/model-versions/by-hash", json=[sha]).json() == []
+            assert requests.get(f"{d.mature_url}/api/v1/models/{model.id}").ok
+            by_hash = requests.get(f"{d.mature_url}/api/v1/model-versions/by-hash/{sha}")
+            assert by_hash.json()["id"] == version.id
+            assert by_hash.json()["downloadUrl"].startswith(d.mature_url)
+        assert requests.get(f"{d.base_url}/api/v1/models/{safe.id}").ok
+        listed = {
+            site: {m["id"] for m in requests.get(f"{site}/api/v1/models",
+                                                 params={"nsfw": "true"}).json()["items"]}
+            for site in (d.base_url, d.mature_url)
+        }
+        assert listed == {d.base_url: {safe.id}, d.mature_url: {safe.id, flagged.id, rated.id}}
+        assert requests.get(f"{d.mature_url}/api/download/models/{safe_v.id}",
+                            allow_redirects=True).content == safe_v.files[0].read_bytes()
+        assert {r.host for r in d.requests} == {"api", "mature", "storage"}
+
+
+def test_one_site_by_default_serves_mature_models(civitai: CivitaiDouble) -> None:
+    model = civitai.add_model("Nightfall", "LORA", nsfw=True)
+    civitai.add_version(model, nsfw_level=16)
+    assert civitai.mature_url == civitai.base_url
+    assert requests.get(f"{civitai.base_url}/api/v1/models/{model.id}").ok

@@ -519,3 +519,36 @@ def test_filters_say_words_but_ask_the_api_its_values(page: BrowserPage):
     page.base_combo.setCurrentText("Pony")
     query = page.current_query()
     assert (query.period, query.base_models) == ("Week", ("Pony",))
+
+
+def test_mature_models_are_browsed_on_the_site_with_all_content(qtbot, tmp_data_dir: Path):
+    with CivitaiDouble(two_sites=True) as d:
+        day = d.add_model("Glow Day")
+        d.add_version(day)
+        night = d.add_model("Glow Night")  # not flagged: its version is rated X
+        d.add_version(night, nsfw_level=8)
+        core = Core.open(tmp_data_dir, api_base=d.base_url, mature_api_base=d.mature_url)
+        try:
+            thumbnails = ThumbnailLoader.for_core(core)
+            page = BrowserPage(core, thumbnails)
+            thumbnails.setParent(page)
+            qtbot.addWidget(page)
+            page.show()
+            assert not page.nsfw_box.isChecked()  # the setting's default
+            search(qtbot, page, "glow")
+            assert card_names(page) == ["Glow Day"]
+            with qtbot.waitSignal(page.page_loaded, timeout=WAIT_MS):
+                page.nsfw_box.setChecked(True)
+            assert sorted(card_names(page)) == ["Glow Day", "Glow Night"]
+            assert [r.host for r in d.requests if r.path == "/api/v1/models"] == [
+                "api", "mature"]
+            shown = next(page.results.model_at(r) for r in range(2)
+                         if page.results.model_at(r).id == night.id)
+            page.open_model(shown)
+            assert f"{d.mature_url}/models/{night.id}" in page.detail.link.text()
+            qtbot.waitUntil(lambda: any(
+                r.host == "mature" and r.path == f"/api/v1/models/{night.id}"
+                for r in d.requests), timeout=WAIT_MS)
+        finally:
+            stop_tasks()
+            core.close()

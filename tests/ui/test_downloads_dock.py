@@ -493,3 +493,28 @@ def test_a_retried_task_moved_to_the_end_updates_the_count_and_buttons(
     assert dock.count_label.text().startswith("2 downloads")
     assert dock.selected_task().id == ids[0]
     assert dock.cancel_button.isEnabled() and not dock.retry_button.isEnabled()
+
+
+def test_downloads_follow_the_mature_setting_changed_after_the_dock_started(
+    qtbot, tmp_data_dir: Path, models_dir: Path
+):
+    """Allowing mature content in Settings while the window runs: the next download goes
+    to the site with all content (civitai.com answers 404 for a mature model)."""
+    with CivitaiDouble(api_key=TEST_API_KEY, two_sites=True) as d:
+        night = d.add_version(d.add_model("Night Glow"), nsfw_level=8)
+        core = Core.open(tmp_data_dir, api_base=d.base_url, mature_api_base=d.mature_url)
+        core.settings.download_root = str(models_dir)
+        dock = DownloadDock(core)
+        _FINISHES[dock] = _Finishes(dock)
+        qtbot.addWidget(dock)
+        try:
+            qtbot.waitUntil(lambda: dock.worker.running, timeout=WAIT_MS)
+            core.settings.allow_nsfw = True  # as if ticked in Settings
+            dock.worker.add(night.id)
+            task = wait_finished(qtbot, dock, night.id)
+            assert Path(task.dest_path).read_bytes() == night.files[0].read_bytes()
+            assert {r.host for r in d.requests if r.path.startswith("/api/")} == {"mature"}
+        finally:
+            dock.shutdown()
+            stop_tasks()
+            core.close()

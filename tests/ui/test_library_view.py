@@ -338,6 +338,35 @@ def test_right_click_on_a_card_opens_its_menu(qtbot, page, core, model_folder):
     menus[0].close()
 
 
+def test_open_on_civitai_goes_to_the_site_that_shows_the_model(
+    qtbot, page, core, civitai, tmp_path, monkeypatch
+):
+    """A model or version rated R or above lives on the mature site, others on the safe
+    one, whatever the mature-content setting."""
+    core.session_mature_api_base = "https://red.example"
+    day = civitai.add_model("Day Scenes", "LORA")
+    day_v = civitai.add_version(day, "v1", nsfw_level=2)
+    night = civitai.add_model("Night Scenes", "LORA")  # not flagged: its version is rated R
+    night_v = civitai.add_version(night, "v1", nsfw_level=4 | 1)
+    for model, version in ((day, day_v), (night, night_v)):
+        register(core.library, write_model_file(tmp_path / "models", version.files[0]),
+                 double=civitai, model=model)
+    refreshed(qtbot, page)
+    opened: list[str] = []
+    monkeypatch.setattr("civdesk.ui.library.view.QDesktopServices.openUrl",
+                        lambda url: opened.append(url.toString()))
+    expected = {day.id: f"{civitai.base_url}/models/{day.id}?modelVersionId={day_v.id}",
+                night.id: f"https://red.example/models/{night.id}?modelVersionId={night_v.id}"}
+    for allowed in (False, True):
+        core.settings.allow_nsfw = allowed
+        for entry in page.snapshot.entries:
+            menu = page.build_context_menu(entry)
+            next(a for a in menu.actions() if a.text() == "Open on Civitai").trigger()
+            assert opened.pop() == expected[entry.model_id]
+            assert page.select_path(entry.path)
+            assert expected[entry.model_id] in page.detail._values["Civitai"].text()
+
+
 def test_nsfw_models_previews_are_blurred_unless_allowed(qtbot, page, core, civitai, tmp_path):
     fake = civitai.add_model("Night Scenes", "LORA", nsfw=True)
     version = civitai.add_version(fake, "v1")

@@ -101,6 +101,29 @@ def test_the_api_address_pasted_for_the_site_is_its_root(qtbot, settings_page, c
     assert core.settings.api_base == "http://127.0.0.1:8765"
 
 
+def test_the_mature_site_is_saved_normalised_and_read_back(qtbot, settings_page, core,
+                                                          civitai):
+    settings_page.advanced_group.setChecked(True)
+    assert settings_page.mature_api_base.placeholderText() == "https://civitai.red"
+    settings_page.mature_api_base.setText(" https://red.example.org/api/v1/ ")
+    with qtbot.waitSignal(settings_page.saved, timeout=3000):
+        settings_page.mature_api_base.editingFinished.emit()
+    again = open_core(core.paths.data, civitai.base_url)
+    try:
+        assert again.settings.mature_api_base == "https://red.example.org"
+        assert again.mature_api_base == "https://red.example.org"
+        reopened = SettingsPage(again)
+        qtbot.addWidget(reopened)
+        assert reopened.mature_api_base.text() == "https://red.example.org"
+    finally:
+        again.close()
+    settings_page.mature_api_base.setText("ftp://example.com")
+    with qtbot.waitSignal(settings_page.status_message, timeout=1000) as blocker:
+        settings_page.mature_api_base.editingFinished.emit()
+    assert "http" in blocker.args[0]
+    assert core.settings.mature_api_base == "https://red.example.org"
+
+
 def test_scan_button_asks_for_a_scan(qtbot, settings_page):
     with qtbot.waitSignal(settings_page.scan_requested, timeout=1000):
         qtbot.mouseClick(settings_page.scan_button, Qt.MouseButton.LeftButton)

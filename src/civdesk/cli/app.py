@@ -37,9 +37,11 @@ from civdesk.paths import ENV_DATA_DIR, app_paths
 
 if TYPE_CHECKING:
     from civdesk.core.civitai.client import CivitaiClient
+    from civdesk.core.civitai.sites import SiteLookups
     from civdesk.core.context import Core
 
 ENV_API_BASE = "CIVITAI_API_BASE"
+ENV_MATURE_API_BASE = "CIVITAI_MATURE_API_BASE"
 ENV_API_KEY = "CIVITAI_API_KEY"
 LOG_FILE_NAME = "civdesk-cli.log"
 
@@ -77,8 +79,11 @@ def _add_global_options(parser: argparse.ArgumentParser, default: object) -> Non
     group.add_argument("--data-dir", metavar="DIR", type=_folder_name, default=default,
                        help=f"keep the library, settings and logs in DIR (env {ENV_DATA_DIR})")
     group.add_argument("--api-base", metavar="URL", type=_api_base, default=default,
-                       help=f"the Civitai site to talk to, e.g. https://civitai.com "
+                       help=f"the safe Civitai site, default https://civitai.com "
                        f"(env {ENV_API_BASE})")
+    group.add_argument("--mature-api-base", metavar="URL", type=_api_base, default=default,
+                       help="the Civitai site with all content, used when mature content is "
+                       f"allowed; default https://civitai.red (env {ENV_MATURE_API_BASE})")
     group.add_argument("--api-key", metavar="KEY", default=default,
                        help=f"a Civitai API key for this run only; other users can see "
                        f"command lines, so prefer env {ENV_API_KEY} or `civdesk config "
@@ -111,15 +116,16 @@ def _api_base(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _api_base_from_env() -> str | None:
-    """CIVITAI_API_BASE held to the rules of --api-base (Core.open would take it as it is)."""
-    text = os.environ.get(ENV_API_BASE)
+def _api_base_from_env(name: str = ENV_API_BASE) -> str | None:
+    """CIVITAI_API_BASE (or ``name``) held to the rules of --api-base (Core.open would
+    take it as it is)."""
+    text = os.environ.get(name)
     if not text:
         return None
     try:
         return normalised_api_base(text)
     except ValueError as exc:
-        raise UsageError(f"{ENV_API_BASE}: {exc}") from None
+        raise UsageError(f"{name}: {exc}") from None
 
 
 @dataclass
@@ -145,6 +151,8 @@ class Session:
                 self._core = Core.open(
                     self.options.data_dir,
                     api_base=self.options.api_base or _api_base_from_env(),
+                    mature_api_base=(self.options.mature_api_base
+                                     or _api_base_from_env(ENV_MATURE_API_BASE)),
                     # CIVITAI_API_KEY is the key store's to read (it reports it as the source).
                     api_key=self.options.api_key or None,
                 )
@@ -158,6 +166,13 @@ class Session:
     def client(self) -> CivitaiClient:
         """A Civitai client with this run's base URL, key and retry budget."""
         return self.tune(self.core().client())
+
+    def lookup_client(self) -> SiteLookups:
+        """Identification's client over the allowed sites (:meth:`Core.lookup_client`)."""
+        lookups = self.core().lookup_client()
+        for client in lookups.clients:
+            self.tune(client)
+        return lookups
 
     def tune(self, client: Any) -> Any:
         """Apply ``--retries`` to a client made elsewhere (the download queue's)."""

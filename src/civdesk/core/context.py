@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.civitai.sites import SiteLookups, Sites, paired_mature_site
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
 from civdesk.core.secret_text import clean_api_key
@@ -20,6 +21,7 @@ from civdesk.core.settings import Settings
 from civdesk.paths import AppPaths, app_paths
 
 ENV_API_BASE = "CIVITAI_API_BASE"
+ENV_MATURE_API_BASE = "CIVITAI_MATURE_API_BASE"
 
 
 @dataclass
@@ -33,6 +35,8 @@ class Core:
     session_api_key: str | None = field(default=None, repr=False)
     #: An API base given on the command line or in the environment for this run only.
     session_api_base: str | None = None
+    #: The same for the site with all content (``--mature-api-base``).
+    session_mature_api_base: str | None = None
 
     @classmethod
     def open(
@@ -41,6 +45,7 @@ class Core:
         *,
         api_base: str | None = None,
         api_key: str | None = None,
+        mature_api_base: str | None = None,
     ) -> Core:
         api_key = clean_api_key(api_key, "The API key given for this run")  # before opening
         paths = app_paths(data_dir).ensure()
@@ -55,18 +60,45 @@ class Core:
             keys=ApiKeyStore(paths.config),
             session_api_key=api_key,
             session_api_base=api_base or os.environ.get(ENV_API_BASE) or None,
+            session_mature_api_base=(mature_api_base or os.environ.get(ENV_MATURE_API_BASE)
+                                     or None),
         )
 
     @property
     def api_base(self) -> str:
+        """The safe site (civitai.com shows safe-for-work content only)."""
         return self.session_api_base or self.settings.api_base
+
+    @property
+    def mature_api_base(self) -> str:
+        """The site with all content, mature included."""
+        if self.session_mature_api_base:
+            return self.session_mature_api_base
+        return paired_mature_site(self.api_base, self.settings.mature_api_base)
+
+    @property
+    def sites(self) -> Sites:
+        """Both sites and the mature-content setting: which site each thing goes to."""
+        return Sites(self.api_base, self.mature_api_base, bool(self.settings.allow_nsfw))
+
+    @property
+    def site(self) -> str:
+        """The site search, model pages, lookups and downloads go to."""
+        return self.sites.content
 
     def api_key(self) -> str | None:
         return self.session_api_key or self.keys.get()
 
-    def client(self) -> CivitaiClient:
-        """A new client with the current base URL and key (one per thread)."""
-        return CivitaiClient(self.api_base, self.api_key())
+    def client(self, *, mature: bool | None = None) -> CivitaiClient:
+        """A new client for :attr:`site` with the current key (one per thread);
+        ``mature`` overrides the mature-content setting for this client."""
+        return CivitaiClient(self.sites.allowing(mature).content, self.api_key())
+
+    def lookup_client(self) -> SiteLookups:
+        """Identification's client: a hash the first site does not know is asked of the
+        other where the mature-content setting allows."""
+        key = self.api_key()
+        return SiteLookups([CivitaiClient(site, key) for site in self.sites.lookup_order])
 
     def save_settings(self) -> None:
         self.settings.save(self.library)

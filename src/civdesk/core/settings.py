@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # annotations only: the command line imports this module on e
 log = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://civitai.com"
+#: The site with all content, mature included (civitai.com is safe-for-work only since
+#: April 2026); used instead of ``api_base`` when mature content is allowed.
+DEFAULT_MATURE_API_BASE = "https://civitai.red"
 FALLBACK_DOWNLOAD_ROOT = Path("~/civdesk-models")
 OTHER_FOLDER = "Other"
 MAX_DEFAULT_HASH_WORKERS = 4  # hashing is mostly disk-bound; more threads just seek more
@@ -160,10 +163,11 @@ class Settings:
     """Everything the user can set. Mutate fields, then :meth:`save`."""
 
     api_base: str = DEFAULT_API_BASE
+    mature_api_base: str = DEFAULT_MATURE_API_BASE
     library_folders: list[str] = field(default_factory=list)
     download_root: str | None = None  # None: see the module docstring
     type_folders: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TYPE_FOLDERS))
-    allow_nsfw: bool = False
+    allow_nsfw: bool = False  # "allow mature content": shown, searched and identified
     minimize_to_tray: bool = False
     hash_workers: int = field(default_factory=default_hash_workers)
 
@@ -346,7 +350,7 @@ def _is_web_address(url: str) -> bool:
 
 def _validated(name: str, value: Any) -> Any:
     """``value`` if it has the right shape for setting ``name``, else ``_INVALID``."""
-    if name == "api_base":
+    if name in ("api_base", "mature_api_base"):
         try:
             return normalised_api_base(value) if isinstance(value, str) else _INVALID
         except ValueError:

@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, Signal, Slot
 
 from civdesk.core.civitai.refs import parse_ref, resolve_version
+from civdesk.core.civitai.sites import mature_hint
 from civdesk.core.errors import Cancelled, CivdeskError
 from civdesk.core.library.repository import LocalFile
 from civdesk.core.scanner import PHASE_HASHING, PHASE_WALKING, Scanner, ScanProgress, ScanSummary
@@ -112,7 +113,7 @@ class ScanJob(QRunnable):
     def run(self) -> None:
         signals = self.signals
         try:
-            client = self.core.client()
+            client = self.core.lookup_client()
             scanner = Scanner(self.core.library, client, self.core.settings)
             summary = scanner.scan(
                 self.folders, progress=ProgressThrottle(signals.progressed.emit),
@@ -212,7 +213,7 @@ def rescan_file(core: Any, path: str | os.PathLike[str]) -> LocalFile | None:
         core.library.remove_files([file])
         return None
     core.library.update_file(file, mtime_ns=0)
-    scanner = Scanner(core.library, core.client(), core.settings)
+    scanner = Scanner(core.library, core.lookup_client(), core.settings)
     scanner.scan([file.parent], full=False, recheck_unknown=True)
     return core.library.local_file(file)
 
@@ -220,6 +221,7 @@ def rescan_file(core: Any, path: str | os.PathLike[str]) -> LocalFile | None:
 def link_file(core: Any, path: str | os.PathLike[str], reference: str) -> LocalFile:
     """Link a file to the Civitai model or version ``reference`` names (URL, id, AIR)."""
     client = core.client()
-    version = resolve_version(client, parse_ref(reference, core.api_base),
-                              fetched_model=core.library.upsert_model)
+    with mature_hint(core.sites):
+        version = resolve_version(client, parse_ref(reference, core.sites.both),
+                                  fetched_model=core.library.upsert_model)
     return Scanner(core.library, client, core.settings).link(path, version)

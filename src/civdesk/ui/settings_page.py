@@ -40,6 +40,7 @@ from civdesk.core.scanner import Scanner
 from civdesk.core.settings import (
     A1111,
     DEFAULT_API_BASE,
+    DEFAULT_MATURE_API_BASE,
     DEFAULT_TYPE_FOLDERS,
     FOLDER_LAYOUTS,
     LAYOUT_NAMES,
@@ -222,7 +223,8 @@ class SettingsPage(QWidget):
     def _behaviour_group(self) -> QGroupBox:
         group = QGroupBox("Behaviour")
         layout = QVBoxLayout(group)
-        self.allow_nsfw = QCheckBox("Show NSFW models and previews")
+        self.allow_nsfw = QCheckBox("Allow mature content: show NSFW models and previews, "
+                                    "search and identify on the site with all content")
         self.allow_nsfw.setObjectName("allowNsfw")
         self.allow_nsfw.toggled.connect(self._fields_changed)
         self.minimize_to_tray = QCheckBox("Keep running in the system tray when the window closes")
@@ -244,6 +246,13 @@ class SettingsPage(QWidget):
         self.api_base.setPlaceholderText(DEFAULT_API_BASE)
         self.api_base.editingFinished.connect(self._fields_changed)
         form.addRow("Civitai address", self.api_base)
+        self.mature_api_base = QLineEdit()
+        self.mature_api_base.setObjectName("matureApiBase")
+        self.mature_api_base.setPlaceholderText(DEFAULT_MATURE_API_BASE)
+        self.mature_api_base.setToolTip("Used instead when mature content is allowed: "
+                                        "civitai.com shows safe-for-work content only")
+        self.mature_api_base.editingFinished.connect(self._fields_changed)
+        form.addRow("Civitai address, all content", self.mature_api_base)
         self.api_base_note = QLabel()
         self.api_base_note.setWordWrap(True)
         self.api_base_note.setEnabled(False)
@@ -277,11 +286,14 @@ class SettingsPage(QWidget):
         self.minimize_to_tray.setChecked(bool(s.minimize_to_tray))
         self.hash_workers.setValue(int(s.hash_workers))
         self.api_base.setText(s.api_base if s.api_base != DEFAULT_API_BASE else "")
-        override = getattr(self.core, "session_api_base", None)
+        self.mature_api_base.setText(
+            s.mature_api_base if s.mature_api_base != DEFAULT_MATURE_API_BASE else "")
+        overrides = [base for base in (getattr(self.core, "session_api_base", None),
+                                       getattr(self.core, "session_mature_api_base", None))
+                     if base]
         self.api_base_note.setText(
-            f"This session uses {override} (set on the command line or in the environment)."
-            if override
-            else ""
+            f"This session uses {' and '.join(overrides)} (set on the command line or in the "
+            "environment)." if overrides else ""
         )
         for w in widgets:
             w.blockSignals(False)
@@ -480,11 +492,14 @@ class SettingsPage(QWidget):
         s.allow_nsfw = self.allow_nsfw.isChecked()
         s.minimize_to_tray = self.minimize_to_tray.isChecked()
         s.hash_workers = self.hash_workers.value()
-        base = self.api_base.text().strip()
-        try:
-            s.api_base = normalised_api_base(base) if base else DEFAULT_API_BASE
-        except ValueError as exc:
-            self.status_message.emit(f"The Civitai address is not saved: {exc}")
+        for name, edit, default in (("api_base", self.api_base, DEFAULT_API_BASE),
+                                    ("mature_api_base", self.mature_api_base,
+                                     DEFAULT_MATURE_API_BASE)):
+            base = edit.text().strip()
+            try:
+                setattr(s, name, normalised_api_base(base) if base else default)
+            except ValueError as exc:
+                self.status_message.emit(f"The Civitai address is not saved: {exc}")
         self._show_download_root()
         self._save_timer.start()
 

@@ -220,7 +220,7 @@ class ThumbnailLoader(QObject):
 
         def fetch(url: str) -> bytes | tuple[bytes, str]:
             client = getattr(local, "client", None)
-            if client is None or client.base_url != core.api_base:
+            if client is None or client.base_url != core.site:
                 client = local.client = core.client()
             return client.fetch_image(url)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from civdesk.cli.errors import UsageError
@@ -57,7 +58,7 @@ def existing_folder(text: str) -> Path:
     return path
 
 
-def parse_reference(text: str, api_base: str | None = None) -> ModelRef:
+def parse_reference(text: str, api_base: str | Sequence[str] | None = None) -> ModelRef:
     """A REF argument; a malformed one is a usage error (exit 2), with the accepted forms."""
     try:
         return parse_ref(text, api_base)

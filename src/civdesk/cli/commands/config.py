@@ -75,6 +75,16 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
     _action_json(find_folders, 'the folders found and added ({"found": [...], "added": [...]})')
     find_folders.set_defaults(handler=run_find_folders)
 
+    set_nsfw = actions.add_parser(
+        "set-nsfw", parents=parents, help="allow or hide mature content",
+        description="on: search, model pages and identification use the site with all "
+        "content (civitai.red, --mature-api-base) and mature previews are shown; a file "
+        "the first site does not know is asked of the other. off: only the safe site "
+        "(civitai.com, --api-base), mature previews blurred.")
+    set_nsfw.add_argument("state", choices=("on", "off"))
+    _action_json(set_nsfw)
+    set_nsfw.set_defaults(handler=run_set_nsfw)
+
     set_layout = actions.add_parser(
         "set-layout", parents=parents, help="name the type folders as a web UI does",
         description="Downloads go to a sub-folder per model type of the download folder: "
@@ -113,10 +123,13 @@ def run_show(session: Session, args: argparse.Namespace) -> int:
         ("Cache", record["cache_dir"]),
         ("Logs", record["logs"]),
         ("Civitai", record["api_base"]),
+        ("Civitai, all content", record["mature_api_base"]),
         ("API key", api_key),
         ("Library folders", ", ".join(s.library_folders) or "none (`civdesk scan PATH`)"),
         ("Downloads go to", record["download_root"]),
-        ("Mature content", "shown" if s.allow_nsfw else "hidden"),
+        ("Mature content", f"allowed (`civdesk config set-nsfw off` to hide), uses "
+                           f"{record['site']}" if s.allow_nsfw else
+                           "hidden (`civdesk config set-nsfw on` to allow)"),
         ("Hashing threads", s.hash_workers),
     ]
     lines = table(rows, ("SETTING", "VALUE"))[1:]
@@ -166,6 +179,8 @@ def settings_record(core: Core) -> dict[str, Any]:
         "config_dir": str(core.paths.config),
         "cache_dir": str(core.paths.cache),
         "api_base": core.api_base,
+        "mature_api_base": core.mature_api_base,
+        "site": core.site,  # where search, model pages and identification go
         "api_key": {"set": key is not None, "source": key_source, "masked": mask(key) or None},
         "library_folders": list(s.library_folders),
         "download_root": str(s.effective_download_root),
@@ -240,6 +255,20 @@ def run_find_folders(session: Session, args: argparse.Namespace) -> int:
                  *layout_note(core.settings, adopted),
                  *(["`civdesk scan` reads them."] if added else [])])
     return EXIT_OK
+
+
+def run_set_nsfw(session: Session, args: argparse.Namespace) -> int:
+    core = session.core()
+    core.settings.allow_nsfw = args.state == "on"
+    core.save_settings()
+    if core.settings.allow_nsfw:
+        first, *then = core.sites.lookup_order
+        rest = f" (then {then[0]} for files it does not know)" if then else ""
+        line = (f"Mature content allowed: search, model pages and identification use "
+                f"{first}{rest}.")
+    else:
+        line = f"Mature content hidden: civdesk asks {core.api_base} only."
+    return _done(session, [line])
 
 
 def run_set_layout(session: Session, args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from civdesk.cli.commands.common import Subparsers, json_flag, parse_reference, 
 from civdesk.cli.errors import EXIT_OK, KEY_HINT, Interrupted
 from civdesk.cli.output import human_size, print_json, print_lines
 from civdesk.core.civitai.refs import resolve_version
+from civdesk.core.civitai.sites import mature_hint
 from civdesk.core.errors import CivdeskError
 
 if TYPE_CHECKING:
@@ -72,10 +73,11 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     from civdesk.core.downloads.queue import DownloadQueue
 
     core = session.core()
-    ref = parse_reference(args.ref, core.api_base)
+    ref = parse_reference(args.ref, core.sites.both)
     client = session.client()
     # Resolved up front: a removed model or a bad --file-id fails before anything is queued.
-    version = resolve_version(client, ref)
+    with mature_hint(core.sites):
+        version = resolve_version(client, ref)
     dest = Path(args.dest).expanduser().resolve() if args.dest else None
     queue = DownloadQueue.for_core(core)
     session.tune(queue.client)

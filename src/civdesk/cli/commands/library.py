@@ -28,6 +28,7 @@ from civdesk.cli.output import (
     table,
 )
 from civdesk.core.civitai.refs import resolve_version
+from civdesk.core.civitai.sites import mature_hint
 from civdesk.core.errors import CivdeskError
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ def run_scan(session: Session, args: argparse.Namespace) -> int:
         else:
             bar.count(p.files_found, None, f"files found ({p.phase})")
 
-    scanner = Scanner(core.library, session.client(), core.settings)
+    scanner = Scanner(core.library, session.lookup_client(), core.settings)
     cancel = threading.Event()
     try:
         summary = run_cancellable(
@@ -286,7 +287,9 @@ def run_link(session: Session, args: argparse.Namespace) -> int:
                          f"{', '.join(sorted(MODEL_EXTENSIONS))})")
     core = session.core()
     client = session.client()
-    version = resolve_version(client, parse_reference(args.ref, core.api_base))
+    ref = parse_reference(args.ref, core.sites.both)
+    with mature_hint(core.sites):
+        version = resolve_version(client, ref)
     try:
         linked = Scanner(core.library, client, core.settings).link(
             path, version, force=args.force)

@@ -16,6 +16,7 @@ from civdesk.cli.output import plural, print_json, print_lines, shell_quote, tab
 if TYPE_CHECKING:
     from civdesk.cli.app import Session
     from civdesk.core.civitai.schema import Model
+    from civdesk.core.civitai.sites import Sites
     from civdesk.core.context import Core
     from civdesk.core.library import LibraryEntry, UpdateInfo
 
@@ -73,9 +74,9 @@ def run_search(session: Session, args: argparse.Namespace) -> int:
     nsfw = core.settings.allow_nsfw if args.nsfw is None else True
     query = SearchQuery(query=args.query, types=(args.type,) if args.type else (),
                         sort=args.sort, nsfw=nsfw, limit=args.limit)
-    page = session.client().search(query)
-    site = core.api_base.rstrip("/")
-    results = [search_result(model, site) for model in page.items]
+    # Mature models are searched where they are: on the site with all content.
+    page = session.tune(core.client(mature=nsfw)).search(query)
+    results = [search_result(model, core.sites) for model in page.items]
     if session.json:
         print_json(results)
         return EXIT_OK
@@ -91,7 +92,7 @@ def run_search(session: Session, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def search_result(model: Model, site: str) -> dict[str, Any]:
+def search_result(model: Model, sites: Sites) -> dict[str, Any]:
     latest = model.latest_version
     return {
         "id": model.id,
@@ -105,7 +106,7 @@ def search_result(model: Model, site: str) -> dict[str, Any]:
         "latest_version_id": latest.id if latest else None,
         "latest_version_name": latest.name if latest else None,
         "base_model": latest.base_model if latest else None,
-        "url": f"{site}/models/{model.id}",
+        "url": sites.page_of(model),
     }
 
 

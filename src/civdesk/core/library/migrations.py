@@ -49,6 +49,8 @@ def _v5_offline_files(conn: Connection) -> None:
     # Existing rows have no device yet: the next scan that sees each file records it.
     conn.exec_driver_sql("ALTER TABLE local_files ADD COLUMN device BIGINT")
     conn.exec_driver_sql("ALTER TABLE local_files ADD COLUMN offline_since DATETIME")
+
+
 def _v6_verified(conn: Connection) -> None:
     conn.exec_driver_sql(
         "ALTER TABLE local_files ADD COLUMN verified BOOLEAN NOT NULL DEFAULT 0")
@@ -59,6 +61,15 @@ def _v6_verified(conn: Connection) -> None:
         "SELECT 1 FROM version_files WHERE version_files.version_id = local_files.version_id"
         " AND version_files.sha256 = local_files.sha256)")
     conn.exec_driver_sql("ALTER TABLE download_tasks ADD COLUMN checked VARCHAR")
+
+
+def _v7_version_nsfw_level(conn: Connection) -> None:
+    # Filled from the JSON already stored: "Open on Civitai" picks the site by it.
+    conn.exec_driver_sql(
+        "ALTER TABLE model_versions ADD COLUMN nsfw_level INTEGER NOT NULL DEFAULT 0")
+    conn.exec_driver_sql(
+        "UPDATE model_versions SET nsfw_level = coalesce(json_extract(raw, '$.nsfwLevel'), 0) "
+        "WHERE json_type(raw, '$.nsfwLevel') = 'integer'")
 
 
 # Version 1 is the first released schema; it is created from tables.py, so it has no step.
@@ -73,6 +84,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v5_offline_files),
     Migration(6, "local_files.verified (hash matched Civitai's SHA256), download_tasks.checked",
               _v6_verified),
+    Migration(7, "model_versions.nsfw_level (the site that shows a version)",
+              _v7_version_nsfw_level),
 )
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

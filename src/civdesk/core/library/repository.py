@@ -279,6 +279,7 @@ class LibraryEntry:
     offline: bool = False  # its drive or folder is away: kept, not on disk now
     #: Its bytes matched the SHA256 Civitai publishes (see :attr:`LocalFile.verified`).
     verified: bool = False
+    nsfw_level: int = 0  # the version's (Civitai's bit flags): R (4) and up are mature
 
     def matches(self, terms: Iterable[str]) -> bool:
         """True when every (lower-case) term occurs in a name, the file name or a trigger word."""
@@ -928,6 +929,7 @@ def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
             LocalFileRow.offline_since, ModelRow.id, ModelRow.name, ModelRow.type, ModelRow.nsfw,
             VersionRow.name, VersionRow.base_model, VersionRow.trained_words,
             LocalFileRow.verified,
+            VersionRow.nsfw_level,
         )
         .select_from(LocalFileRow)
         .outerjoin(VersionRow, VersionRow.id == LocalFileRow.version_id)
@@ -938,7 +940,8 @@ def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
 def _entry(row: Any) -> LibraryEntry:
     # Positional unpacking and os.path: this runs once per file of the library view.
     (path, size, sha256, version_id, preview, info, added_at, offline_since,
-     model_id, model_name, kind, nsfw, version_name, base_model, trained_words, verified) = row
+     model_id, model_name, kind, nsfw, version_name, base_model, trained_words, verified,
+     nsfw_level) = row
     return LibraryEntry(
         path=path,
         file_name=os.path.basename(path),
@@ -958,6 +961,7 @@ def _entry(row: Any) -> LibraryEntry:
         nsfw=bool(nsfw),
         offline=offline_since is not None,
         verified=bool(verified),
+        nsfw_level=nsfw_level or 0,
     )
 
 
@@ -1019,7 +1023,7 @@ def _upsert_model_summaries(s: Session, versions: Iterable[ModelVersion], now: d
 
 _VERSIONS = _upsert("model_versions", (
     "id", "model_id", "name", "base_model", "trained_words", "published_at",
-    "early_access_ends_at", "raw", "fetched_at"), "id")
+    "early_access_ends_at", "nsfw_level", "raw", "fetched_at"), "id")
 _FILES = _upsert("version_files", (
     "id", "version_id", "name", "size_kb", "type", "primary", "format", "fp", "size",
     "quant_type", "sha256", "autov1", "autov2", "autov3", "crc32", "blake3"), "id")
@@ -1047,6 +1051,7 @@ def _store_versions(
             _encode_json(list(version.trained_words)),
             version.published_at,
             version.early_access_ends_at,
+            version.nsfw_level,
             raw if raw is not None else _encode_json(version_form_json(version)),
             stamp,
         ))

@@ -78,6 +78,8 @@ class VersionRow(Base):
     trained_words: Mapped[list[str]] = mapped_column(default=list)
     published_at: Mapped[str | None]  # ISO text as Civitai sent it
     early_access_ends_at: Mapped[str | None]
+    # Civitai's bit flags (1 PG … 4 R, 8 X, 16 XXX): R and up live on civitai.red.
+    nsfw_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     raw: Mapped[dict[str, Any]]  # the /model-versions/{id} JSON as last seen
     fetched_at: Mapped[datetime]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
+from civdesk.core.civitai.sites import CIVITAI_SITES, Sites
 from civdesk.ui.browser.model import sized_image_url
 from civdesk.ui.downloads.confirm import confirm_flagged
 from civdesk.ui.downloads.messages import size_text
@@ -76,12 +78,12 @@ class ModelDetail(QWidget):
     back_requested = Signal()
 
     def __init__(
-        self, thumbnails: ThumbnailLoader, site_url: str = "https://civitai.com",
+        self, thumbnails: ThumbnailLoader, sites: Callable[[], Sites] = lambda: CIVITAI_SITES,
         parent: QWidget | None = None,
     ) -> None:  # fmt: skip
         super().__init__(parent)
         self.thumbnails = thumbnails
-        self.site_url = site_url.rstrip("/")
+        self.sites = sites  # read when shown: the Settings page may change the sites
         self.model: Model | None = None
         self._installed: set[int] = set()
         self._allow_nsfw = False
@@ -204,7 +206,7 @@ class ModelDetail(QWidget):
         self._installed = set(installed_versions or ())
         self._allow_nsfw = allow_nsfw
         self.title.setText(model.name)
-        url = f"{self.site_url}/models/{model.id}"
+        url = self.sites().page_of(model)
         self.link.setText(f'<a href="{url}">Open on Civitai</a>')
         self.link.setToolTip(url)
         self.info["Type"].setText(model.type)

@@ -255,7 +255,7 @@ class BrowserPage(QWidget):
         results_layout.addWidget(self.status)
         self.stack.addWidget(results_page)
 
-        self.detail = ModelDetail(self.thumbnails, self.core.api_base)
+        self.detail = ModelDetail(self.thumbnails, lambda: self.core.sites)
         self.detail.back_requested.connect(self.show_results)
         for keys in (QKeySequence(Qt.Key.Key_Escape), QKeySequence(QKeySequence.StandardKey.Back)):
             back = QShortcut(keys, self.detail)
@@ -368,7 +368,7 @@ class BrowserPage(QWidget):
     def _fetch(self, query: SearchQuery) -> None:
         self.status.setText("Searching Civitai…" if query.cursor is None else "Loading more…")
         self._search = run_task(
-            lambda: self.clients.get().search(query),
+            lambda: self.clients.get(mature=query.nsfw).search(query),
             on_result=self._page_arrived,
             on_error=lambda exc: self._search_failed(query, exc),
             pool="network",
@@ -437,8 +437,9 @@ class BrowserPage(QWidget):
         self.model_opened.emit(model.id)
         if self._detail_load is not None:
             self._detail_load.cancel()
+        nsfw = self.nsfw_box.isChecked()  # from the site its search went to
         self._detail_load = run_task(
-            lambda: self.clients.get().get_model(model.id),
+            lambda: self.clients.get(mature=nsfw).get_model(model.id),
             on_result=self._full_model_arrived,
             on_error=lambda exc: self._detail_failed(model, exc),
             pool="network", name="civitai-model", owner=self,

@@ -17,14 +17,16 @@ BROWSER_MAX_WAIT = 3.0  # seconds, for backoff and Retry-After alike
 
 
 class BrowserClients:
-    """``get()`` returns this thread's client, rebuilt when the API base or key changed."""
+    """``get()`` returns this thread's client, rebuilt when the site or key changed."""
 
     def __init__(self, core: Any) -> None:
         self._core = core
         self._local = threading.local()
 
-    def get(self) -> CivitaiClient:
-        base, key = self._core.api_base, self._core.api_key()
+    def get(self, *, mature: bool | None = None) -> CivitaiClient:
+        """A client for the site that shows what is asked for: with ``mature`` True the
+        site with all content (None: as the setting says)."""
+        base, key = self._core.sites.allowing(mature).content, self._core.api_key()
         client: CivitaiClient | None = getattr(self._local, "client", None)
         if client is None or client.base_url != base.rstrip("/") or client.api_key != key:
             if client is not None:

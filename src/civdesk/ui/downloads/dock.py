@@ -141,7 +141,7 @@ class DownloadDock(QDockWidget):
         # The queue of this data directory: unfinished tasks come back from the database.
         self.worker = DownloadWorker(
             queue or DownloadQueue.for_core(core, chunk_size=WINDOW_BUFFER), self,
-                                     api_key=core.api_key)
+                                     api_key=core.api_key, site=lambda: core.site)
         self.model = DownloadListModel(self)
         # Task id -> why it failed, newest first: a task that later completes leaves it.
         self._failures: dict[int, str] = {}

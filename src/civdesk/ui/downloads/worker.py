@@ -114,12 +114,15 @@ class DownloadWorker(QObject):
     def __init__(
         self, queue: DownloadQueue, parent: QObject | None = None, *,
         api_key: Callable[[], str | None] | None = None,
+        site: Callable[[], str] | None = None,
     ) -> None:  # fmt: skip
         """``api_key`` gives the current key; it is read before each task, so a key set in
-        Settings after a failure is used by the retry."""
+        Settings after a failure is used by the retry. ``site`` likewise gives the Civitai
+        site downloads go to (it follows the mature-content setting)."""
         super().__init__(parent)
         self.queue = queue
         self._api_key = api_key
+        self._site = site
         self._thread: QThread | None = None
         self._closed = False  # stop() was called: the loop never starts again
         self._last_resort: QMetaObject.Connection | None = None
@@ -188,6 +191,8 @@ class DownloadWorker(QObject):
             while not self._stopping.is_set():
                 self._wake.clear()  # before run_next: a command arriving during it re-wakes
                 self._refresh_api_key()
+                if self._site is not None:
+                    self.queue.client.base_url = self._site()
                 snapshot = self.queue.run_next()
                 if snapshot is not None:
                     worked = True

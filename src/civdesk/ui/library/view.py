@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from civdesk.core.civitai.sites import CIVITAI_SITES, Sites
 from civdesk.core.errors import CivdeskError
 from civdesk.core.hashing import autov2
 from civdesk.core.library.repository import UNKNOWN_TYPE, LibraryEntry
@@ -65,7 +66,6 @@ from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
 log = logging.getLogger(__name__)
 
-SITE_URL = "https://civitai.com"
 DETAIL_PREVIEW = QSize(240, 300)
 SEARCH_DELAY_MS = 150
 LAYOUT_BATCH = 1000  # rows the grid lays out per event-loop turn
@@ -87,11 +87,13 @@ TYPE_ORDER = (
 )
 
 
-def civitai_url(entry: LibraryEntry, site: str = SITE_URL) -> str | None:
+def civitai_url(entry: LibraryEntry, sites: Sites = CIVITAI_SITES) -> str | None:
+    """The entry's model page at its version, on the site that shows it (civitai.red for
+    a model or version rated R or above)."""
     if entry.model_id is None:
         return None
-    url = f"{site}/models/{entry.model_id}"
-    return f"{url}?modelVersionId={entry.version_id}" if entry.version_id else url
+    return sites.model_page(entry.model_id, entry.version_id,
+                            nsfw_level=entry.nsfw_level, nsfw=entry.nsfw)
 
 
 def _user_message(exc: BaseException) -> str:
@@ -197,10 +199,12 @@ class DetailPane(QWidget):
     download_update_requested = Signal(object)  # LibraryEntry
     link_requested = Signal(object)  # LibraryEntry
 
-    def __init__(self, thumbnails: ThumbnailLoader, parent: QWidget | None = None) -> None:
+    def __init__(self, thumbnails: ThumbnailLoader, parent: QWidget | None = None,
+                 sites: Callable[[], Sites] = lambda: CIVITAI_SITES) -> None:
         super().__init__(parent)
         self.setObjectName("detailPane")
         self.thumbnails = thumbnails
+        self.sites = sites  # read when shown: the Settings page may change the sites
         self.entry: LibraryEntry | None = None
         self.allow_nsfw = False  # False: an NSFW model's preview is shown blurred
         self._preview_key: str | None = None
@@ -331,7 +335,7 @@ class DetailPane(QWidget):
             self.update_label.setText(f"Update available: {update.latest_label()}")
         self.link_button.setVisible(not entry.identified)
 
-        url = civitai_url(entry)
+        url = civitai_url(entry, self.sites())
         values = {
             "Type": type_label(entry.type),
             "Base model": entry.base_model or "—",
@@ -551,7 +555,7 @@ class LibraryPage(QWidget):
         self.stack.addWidget(self.grid)
         self.stack.addWidget(self.empty_hint)
 
-        self.detail = DetailPane(self.thumbnails)
+        self.detail = DetailPane(self.thumbnails, sites=lambda: self.core.sites)
         self.detail.allow_nsfw = allow_nsfw
         detail_scroll = QScrollArea()
         detail_scroll.setWidget(self.detail)
@@ -851,7 +855,7 @@ class LibraryPage(QWidget):
             add("Download update", lambda: self.download_update(entry))
         if not entry.identified:
             add("Link to Civitai model…", lambda: self.link_to_civitai(entry))
-        url = civitai_url(entry)
+        url = civitai_url(entry, self.core.sites)
         if url:
             add("Open on Civitai", lambda: QDesktopServices.openUrl(QUrl(url)))
         menu.addSeparator()
