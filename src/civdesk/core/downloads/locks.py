@@ -33,11 +33,9 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
-
-_WINDOWS = sys.platform == "win32"
 
 #: Windows locks are mandatory for the locked bytes: lock one far past the owner text so
 #: another process can still read who holds it.
@@ -89,21 +87,20 @@ class _HeldLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
-        if sys.platform == "win32":  # pragma: no cover (spelled out so type checkers narrow it)
-            _unlock(fd, self._windows_offset)
+        _PLATFORM.unlock(fd, self._windows_offset)
         os.close(fd)
 
     def _delete(self) -> None:
         """Delete the file, then give the lock up (idempotent)."""
         if self._fd is None:
             return
-        if sys.platform == "win32":  # pragma: no cover
+        if not _PLATFORM.can_delete_open_files:
             # An open file can't be deleted there: unlock, close, then delete if still free.
             self._close()
             _remove_quietly(self.path)
             return
         # Deleted while still held: a process that opened it meanwhile sees the change
-        # in _is_current and starts over on a fresh file.
+        # in is_current and starts over on a fresh file.
         _remove_quietly(self.path)
         self._close()
 
@@ -162,10 +159,8 @@ class ProcessLock(_HeldLock):
         text = json.dumps({"pid": owner.pid, "host": owner.host}).encode()
         try:
             os.ftruncate(self._fd, 0)
-            if hasattr(os, "pwrite"):
-                os.pwrite(self._fd, text, 0)
-            else:  # pragma: no cover - Windows
-                _write_at_start(self._fd, text)
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            os.write(self._fd, text)
         except OSError as exc:  # only informative: the lock itself is what counts
             log.warning("Could not record the owner in %s: %s", self.path, exc)
 
@@ -201,7 +196,7 @@ class PartLock(_HeldLock):
         if self._fd is None:
             return False
         mine = os.fstat(self._fd)
-        return mine.st_size == 0 and _is_current(self._fd, self.path)
+        return mine.st_size == 0 and _PLATFORM.is_current(self._fd, self.path)
 
     def release(self) -> None:
         """Give the lock up; the file stays (idempotent)."""
@@ -219,10 +214,10 @@ def _open_locked(path: Path, flags: int, windows_offset: int) -> int | None:
     for _ in range(_MAX_RACES):
         fd = os.open(path, flags, 0o644)
         try:
-            if not _lock(fd, windows_offset):
+            if not _PLATFORM.lock(fd, windows_offset):
                 os.close(fd)
                 return None
-            if not _is_current(fd, path):
+            if not _PLATFORM.is_current(fd, path):
                 # The holder deleted it between our open and our lock: take the new one.
                 os.close(fd)
                 continue
@@ -265,31 +260,14 @@ class LockFolder:
 # -- the platform part ------------------------------------------------------------------------
 
 
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
+class _PosixLocks:
+    """``flock`` on the whole file: per open file, advisory, kept through a rename."""
 
-    def _lock(fd: int, offset: int) -> bool:
-        os.lseek(fd, offset, os.SEEK_SET)
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError as exc:
-            if exc.errno in _BUSY_ERRNOS:
-                return False
-            raise
-        return True
+    can_delete_open_files = True
 
-    def _unlock(fd: int, offset: int) -> None:
-        os.lseek(fd, offset, os.SEEK_SET)
-        with suppress(OSError):  # closing the handle releases it too
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+    def lock(self, fd: int, offset: int) -> bool:
+        import fcntl
 
-    def _is_current(fd: int, path: Path) -> bool:
-        return True  # an open file can't be deleted there, so it is always the current one
-
-else:
-    import fcntl
-
-    def _lock(fd: int, offset: int) -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -298,7 +276,10 @@ else:
             raise
         return True
 
-    def _is_current(fd: int, path: Path) -> bool:
+    def unlock(self, fd: int, offset: int) -> None:
+        """Nothing: closing the descriptor gives a ``flock`` up."""
+
+    def is_current(self, fd: int, path: Path) -> bool:
         """Whether ``fd`` is still the file at ``path`` (not one a releaser just deleted)."""
         try:
             on_disk = os.stat(path)
@@ -308,9 +289,45 @@ else:
         return (mine.st_dev, mine.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
-def _write_at_start(fd: int, data: bytes) -> None:  # pragma: no cover - Windows only
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, data)
+class _WindowsLocks:
+    """``msvcrt.locking`` on one byte at ``offset``: mandatory for that byte, so the byte
+    lies past anything written. ``msvcrt`` is passed in, so that tests can run this path
+    on any system with a stand-in that has its semantics."""
+
+    #: Windows refuses to delete a file some process has open.
+    can_delete_open_files = False
+
+    def __init__(self, msvcrt: Any) -> None:
+        self._msvcrt = msvcrt
+
+    def lock(self, fd: int, offset: int) -> bool:
+        os.lseek(fd, offset, os.SEEK_SET)
+        try:
+            self._msvcrt.locking(fd, self._msvcrt.LK_NBLCK, 1)
+        except OSError as exc:
+            if exc.errno in _BUSY_ERRNOS or exc.errno == errno.EDEADLK:
+                return False
+            raise
+        return True
+
+    def unlock(self, fd: int, offset: int) -> None:
+        os.lseek(fd, offset, os.SEEK_SET)
+        with suppress(OSError):  # closing the handle releases it too
+            self._msvcrt.locking(fd, self._msvcrt.LK_UNLCK, 1)
+
+    def is_current(self, fd: int, path: Path) -> bool:
+        return True  # an open file can't be deleted there, so it is always the current one
+
+
+def _platform_locks() -> _PosixLocks | _WindowsLocks:
+    if sys.platform == "win32":  # pragma: no cover - the Windows runner's
+        import msvcrt
+
+        return _WindowsLocks(msvcrt)
+    return _PosixLocks()
+
+
+_PLATFORM = _platform_locks()
 
 
 def _remove_quietly(path: Path) -> None:
