@@ -417,16 +417,22 @@ def test_saving_another_setting_leaves_the_civitai_page_as_it_was(qtbot, main_wi
     assert browser.nsfw_box.isChecked()
 
 
+def failed_for_want_of_a_key(qtbot, window: MainWindow, civitai, catalog):
+    """A download that failed because Civitai wants a key (the dock's task record)."""
+    version = catalog.lora_v2
+    civitai.login_required(version)
+    with qtbot.waitSignal(window.dock.worker.task_finished, timeout=15_000) as failed:
+        window.dock.worker.add(version.id)
+    task = failed.args[0]
+    assert task.error_kind == "auth"
+    return task
+
+
 def test_retry_right_after_pasting_the_key_uses_it(qtbot, main_window, civitai, civitai_catalog):
     from tests.conftest import TEST_API_KEY
 
     w = main_window
-    version = civitai_catalog.lora_v2
-    civitai.login_required(version)
-    with qtbot.waitSignal(w.dock.worker.task_finished, timeout=15_000) as failed:
-        w.dock.worker.add(version.id)
-    task = failed.args[0]
-    assert task.error_kind == "auth"
+    task = failed_for_want_of_a_key(qtbot, w, civitai, civitai_catalog)
     w.show_page("settings")
     w.settings_page.key_edit.insert(TEST_API_KEY)  # a paste: saved a moment later, or…
     w.settings_page.key_edit.textEdited.emit(w.settings_page.key_edit.text())
@@ -444,11 +450,7 @@ def test_retry_while_the_pasted_key_is_being_saved_waits_for_that_save(
     from tests.conftest import TEST_API_KEY
 
     w = main_window
-    version = civitai_catalog.lora_v2
-    civitai.login_required(version)
-    with qtbot.waitSignal(w.dock.worker.task_finished, timeout=15_000) as failed:
-        w.dock.worker.add(version.id)
-    task = failed.args[0]
+    task = failed_for_want_of_a_key(qtbot, w, civitai, civitai_catalog)
     release = threading.Event()
     store_key = w.core.keys.set
     monkeypatch.setattr(w.core.keys, "set", lambda key: (release.wait(10), store_key(key)))
