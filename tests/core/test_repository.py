@@ -93,13 +93,13 @@ def test_upsert_model_twice_updates_in_place(lib: Library, paper_lora: Model) ->
     lib.upsert_model(paper_lora)
     renamed = Model.from_json(model_json(10, "Paperfold Style XL", "LORA", [
         version_json(23, "v3.0", [file_json(233, SHA_C, "paperfold_v3.safetensors")]),
-    ], mode="Archived"))
+    ]))
     lib.upsert_model(renamed)
     register(lib, "/lib/p1.safetensors", SHA_A, 21)
     [entry] = lib.entries()
     assert entry.model_name == "Paperfold Style XL"
     assert lib.version(21) is not None  # versions Civitai stopped listing are kept
-    assert lib.version(23).model.mode == "Archived"
+    assert lib.version(23).name == "v3.0" and not entry.removed
 
 
 def test_upsert_version_keeps_model_fields_it_lacks(lib: Library, paper_lora: Model) -> None:
@@ -487,6 +487,13 @@ def lora_versions(count: int, first_id: int = 1000) -> list[ModelVersion]:
     return versions
 
 
+def _removals(lib: Library, table: Any) -> list[Any]:
+    from sqlalchemy import select
+
+    with lib.db.session(write=False) as s:
+        return list(s.execute(select(table.id, table.removed_at).order_by(table.id)))
+
+
 def library_state(lib: Library) -> dict[str, Any]:
     """Everything the bulk and single-item writes must agree on (times excluded)."""
     from civdesk.core.library.tables import ModelRow, VersionFileRow, VersionRow
@@ -500,8 +507,10 @@ def library_state(lib: Library) -> dict[str, Any]:
     from sqlalchemy import select
 
     return {
-        "models": rows(ModelRow, {"updated_at"}),
-        "versions": rows(VersionRow, {"fetched_at"}),
+        "models": rows(ModelRow, {"updated_at", "removed_at"}),
+        "removed": [(m.id, m.removed_at is not None) for m in _removals(lib, ModelRow)]
+        + [(v.id, v.removed_at is not None) for v in _removals(lib, VersionRow)],
+        "versions": rows(VersionRow, {"fetched_at", "removed_at"}),
         "files": rows(VersionFileRow, set()),
         "local": [dataclasses.replace(f, id=0, first_seen=None, last_seen=None, added_at=None,
                                       looked_up_at=f.looked_up_at is not None)
@@ -741,6 +750,7 @@ def test_store_checked_models_equals_upsert_model_and_record_update_check(
     assert models[10]["name"] == "Paperfold Renamed" and models[10]["latest_version_id"] == 23
     assert models[30]["latest_version_id"] == 31  # unlisted: the known latest stays
     assert models[40]["mode"] == "Archived" and models[40]["latest_version_id"] == 41
+    assert (40, True) in library_state(lib2)["removed"]
     assert 999 not in models
     assert all(m["updates_checked_at"] == t0 for m in models.values())
     assert lib2.models_due_for_update_check(t0) == []
