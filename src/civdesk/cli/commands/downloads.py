@@ -28,6 +28,7 @@ from civdesk.cli.commands.common import Subparsers, json_flag, parse_reference, 
 from civdesk.cli.errors import EXIT_OK, KEY_HINT, Interrupted
 from civdesk.cli.output import human_size, print_json, print_lines
 from civdesk.core.civitai.refs import resolve_version
+from civdesk.core.civitai.removals import Removals
 from civdesk.core.civitai.sites import mature_hint
 from civdesk.core.errors import CivdeskError
 
@@ -76,7 +77,8 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     ref = parse_reference(args.ref, core.sites.both)
     client = session.client()
     # Resolved up front: a removed model or a bad --file-id fails before anything is queued.
-    with mature_hint(core.sites):
+    removals = Removals(core.library, core.sites, core.api_key())
+    with removals.watching(ref.version_id, client.base_url), mature_hint(core.sites):
         version = resolve_version(client, ref)
     dest = Path(args.dest).expanduser().resolve() if args.dest else None
     queue = DownloadQueue.for_core(core)

@@ -1176,8 +1176,8 @@ def _store_versions(
         return
     encoded = encoded or {}
     stamp = _db_time(now)
-    version_rows = []
-    removed_rows = []
+    version_rows: list[tuple[Any, ...]] = []
+    removed_rows: list[tuple[Any, ...]] = []
     file_rows: dict[int, tuple[Any, ...]] = {}
     for version in versions:
         assert version.model_id is not None
