@@ -485,6 +485,14 @@ class Library:
                              for vid, raw in s.execute(query) if raw is not None)
         return found
 
+    def richer_version(self, version: ModelVersion) -> ModelVersion:
+        """``version`` as Civitai answered it, or what the library stored of it when that
+        answer is of a removed model (which lists no files, maybe no images): companions
+        are then written from the richer data."""
+        if version.model is None or not is_removed_mode(version.model.mode):
+            return version
+        return self.version(version.id) or version
+
     def version_by_sha256(self, sha256: str) -> ModelVersion | None:
         """The known version one of whose files has this SHA256 (saves an API call)."""
         with self.db.session(write=False) as s:
