@@ -28,7 +28,6 @@ from civdesk.cli.commands.common import Subparsers, json_flag, parse_reference, 
 from civdesk.cli.errors import EXIT_OK, KEY_HINT, Interrupted
 from civdesk.cli.output import human_size, print_json, print_lines
 from civdesk.core.civitai.refs import resolve_version
-from civdesk.core.civitai.removals import Removals
 from civdesk.core.civitai.sites import mature_hint
 from civdesk.core.errors import CivdeskError
 
@@ -71,6 +70,7 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
 
 
 def run_download(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.civitai.removals import Removals
     from civdesk.core.downloads.queue import DownloadQueue
 
     core = session.core()
