@@ -13,22 +13,17 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from tests.double import SampleCatalog
-from tests.ui.library_cards import paint_card
+from tests.ui.library_cards import cards_of
 from tests.ui.test_library_view import page, scan_by_click  # noqa: F401 - the page fixture
 
 from civdesk.core.context import Core
 from civdesk.core.library.repository import LibraryEntry
-from civdesk.ui.library.delegate import CardDelegate
 from civdesk.ui.library.model import (
-    LibraryFilterProxy,
-    LibraryModel,
-    LibrarySnapshot,
     Role,
     Show,
 )
 from civdesk.ui.library.view import LibraryPage
 from civdesk.ui.theme import badge_color
-from civdesk.ui.thumbnails import ThumbnailLoader
 
 
 def test_an_archived_model_is_marked_with_a_filter_and_a_detail_line(
@@ -83,19 +78,8 @@ def test_a_removed_card_has_a_badge(qtbot, qtmodeltester, tmp_path: Path) -> Non
     gone = dataclasses.replace(up, path=str(tmp_path / "b.safetensors"),
                                removed_at=datetime(2026, 5, 1, tzinfo=timezone.utc),
                                removed_how="taken down")
-    model = LibraryModel()
-    model.set_snapshot(LibrarySnapshot((up, gone)))
-    proxy = LibraryFilterProxy()
-    proxy.setSourceModel(model)
-    qtmodeltester.check(proxy)
-    loader = ThumbnailLoader(tmp_path / "cache")
-    try:
-        delegate = CardDelegate(loader, snapshot=lambda: model.snapshot)
-        rows = {proxy.index(r, 0).data(Role.Path): r for r in range(proxy.rowCount())}
-        plain = paint_card(delegate, proxy.index(rows[up.path], 0))
-        badged = paint_card(delegate, proxy.index(rows[gone.path], 0))
-    finally:
-        loader.cancel_pending()
+    proxy, cards = cards_of((up, gone), tmp_path / "cache", qtmodeltester)
+    plain, badged = cards[up.path], cards[gone.path]
     badge = badge_color("removed").rgb()
     assert _has_color(badged, badge) and not _has_color(plain, badge)
     proxy.set_show(Show.REMOVED)
