@@ -93,13 +93,13 @@ def test_upsert_model_twice_updates_in_place(lib: Library, paper_lora: Model) ->
     lib.upsert_model(paper_lora)
     renamed = Model.from_json(model_json(10, "Paperfold Style XL", "LORA", [
         version_json(23, "v3.0", [file_json(233, SHA_C, "paperfold_v3.safetensors")]),
-    ], mode="Archived"))
+    ]))
     lib.upsert_model(renamed)
     register(lib, "/lib/p1.safetensors", SHA_A, 21)
     [entry] = lib.entries()
     assert entry.model_name == "Paperfold Style XL"
     assert lib.version(21) is not None  # versions Civitai stopped listing are kept
-    assert lib.version(23).model.mode == "Archived"
+    assert lib.version(23).name == "v3.0" and not entry.removed
 
 
 def test_upsert_version_keeps_model_fields_it_lacks(lib: Library, paper_lora: Model) -> None:
@@ -487,6 +487,13 @@ def lora_versions(count: int, first_id: int = 1000) -> list[ModelVersion]:
     return versions
 
 
+def _removals(lib: Library, table: Any) -> list[Any]:
+    from sqlalchemy import select
+
+    with lib.db.session(write=False) as s:
+        return list(s.execute(select(table.id, table.removed_at).order_by(table.id)))
+
+
 def library_state(lib: Library) -> dict[str, Any]:
     """Everything the bulk and single-item writes must agree on (times excluded)."""
     from civdesk.core.library.tables import ModelRow, VersionFileRow, VersionRow
@@ -500,8 +507,10 @@ def library_state(lib: Library) -> dict[str, Any]:
     from sqlalchemy import select
 
     return {
-        "models": rows(ModelRow, {"updated_at"}),
-        "versions": rows(VersionRow, {"fetched_at"}),
+        "models": rows(ModelRow, {"updated_at", "removed_at"}),
+        "removed": [(m.id, m.removed_at is not None) for m in _removals(lib, ModelRow)]
+        + [(v.id, v.removed_at is not None) for v in _removals(lib, VersionRow)],
+        "versions": rows(VersionRow, {"fetched_at", "removed_at"}),
         "files": rows(VersionFileRow, set()),
         "local": [dataclasses.replace(f, id=0, first_seen=None, last_seen=None, added_at=None,
                                       looked_up_at=f.looked_up_at is not None)
@@ -741,6 +750,7 @@ def test_store_checked_models_equals_upsert_model_and_record_update_check(
     assert models[10]["name"] == "Paperfold Renamed" and models[10]["latest_version_id"] == 23
     assert models[30]["latest_version_id"] == 31  # unlisted: the known latest stays
     assert models[40]["mode"] == "Archived" and models[40]["latest_version_id"] == 41
+    assert (40, True) in library_state(lib2)["removed"]
     assert 999 not in models
     assert all(m["updates_checked_at"] == t0 for m in models.values())
     assert lib2.models_due_for_update_check(t0) == []
@@ -774,3 +784,82 @@ def test_early_access_of_an_update(ends: str | None, until: str | None) -> None:
     update = UpdateInfo(1, "M", "LORA", (10,), ("v1",), 11, "v2", ends)
     now = datetime(2026, 12, 5, tzinfo=timezone.utc)
     assert update.early_access_until(now) == until
+
+
+# --------------------------------------------------------------- removed from Civitai
+
+
+def _model_row(lib: Library, model_id: int) -> dict[str, Any]:
+    with lib.db.session(write=False) as s:
+        return dict(s.connection().exec_driver_sql(
+            "SELECT name, description, tags, raw, mode, latest_version_id, removed_at "
+            "FROM models WHERE id = ?", (model_id,)).mappings().one())
+
+
+@pytest.mark.parametrize("mode", ["Archived", "TakenDown"])
+def test_a_removed_answer_keeps_what_the_library_stored(
+    lib: Library, paper_lora: Model, mode: str
+) -> None:
+    lib.upsert_model(paper_lora)
+    register(lib, "/lib/p1.safetensors", SHA_A, 21)
+    kept_version, kept_model = lib.version_json(21), _model_row(lib, 10)
+    assert kept_version is not None and kept_version["files"]
+    stripped = [{**v, "files": [], "images": []} for v in paper_lora.raw["modelVersions"]]
+    lib.upsert_model(Model.from_json({**paper_lora.raw, "mode": mode, "description": None,
+                                      "tags": [], "modelVersions": stripped}))
+    assert lib.version_json(21) == kept_version
+    now_row = _model_row(lib, 10)
+    assert {k: now_row[k] for k in ("name", "description", "tags", "raw")} == {
+        k: kept_model[k] for k in ("name", "description", "tags", "raw")}
+    [entry] = lib.entries()
+    assert entry.removed and entry.removed_how == ("archived" if mode == "Archived"
+                                                   else "taken down")
+    assert entry.trained_words == ("paperfold",)
+    first_seen = entry.removed_at
+
+    # The version form (a lookup by hash, a version id): kept as well.
+    answer = {**kept_version, "files": [], "images": [],
+              "model": {**kept_version["model"], "mode": mode}}
+    lib.upsert_version(ModelVersion.from_json(answer))
+    assert lib.version_json(21) == kept_version
+    assert lib.richer_version(ModelVersion.from_json(answer)).files  # for companions
+    # A summary that does not say so (an old .civitai.info) does not clear the mark, nor
+    # does a second removed answer move its date.
+    lib.upsert_version(ModelVersion.from_json(kept_version))
+    lib.store_checked_models([Model.from_json({**paper_lora.raw, "mode": mode,
+                                               "modelVersions": stripped})], [10])
+    [entry] = lib.entries()
+    assert entry.removed_at == first_seen
+    assert lib.version_json(21) == kept_version and _model_row(lib, 10)["raw"] == kept_model["raw"]
+
+    lib.upsert_model(paper_lora)  # Civitai put it back
+    [entry] = lib.entries()
+    assert not entry.removed and _model_row(lib, 10)["mode"] is None
+
+
+def test_a_removed_model_first_seen_removed_is_stored_as_answered(lib: Library) -> None:
+    gone = Model.from_json(model_json(40, "Gone", "VAE", [
+        version_json(41, "v1", [file_json(411, "E" * 64, "vae.safetensors")])], mode="Archived"))
+    lib.store_checked_models([gone], [40])
+    assert _model_row(lib, 40)["name"] == "Gone" and _model_row(lib, 40)["removed_at"]
+    assert lib.version(41).files[0].sha256 == "E" * 64  # type: ignore[union-attr]
+
+
+def test_marks_from_a_410_and_a_404_and_models_that_list_the_version_again(
+    lib: Library, paper_lora: Model
+) -> None:
+    lib.upsert_model(paper_lora)
+    register(lib, "/lib/p1.safetensors", SHA_A, 21)
+    register(lib, "/lib/p2.safetensors", SHA_B, 22)
+    assert not lib.mark_version_removed(999) and not lib.mark_model_removed(999)
+    assert lib.mark_version_removed(21)
+    removed = {e.version_id: e.removed_how for e in lib.entries() if e.removed}
+    assert removed == {21: "unpublished"} and lib.removed_count() == 1
+    lib.store_checked_models([paper_lora], [10])  # the model lists v1 again
+    assert lib.removed_count() == 0
+
+    assert lib.mark_model_removed(22, "Archived")
+    assert {e.removed_how for e in lib.entries()} == {"archived"}
+    assert lib.removed_count() == 2 and lib.removed_models_on_disk() == 1
+    assert lib.available_updates() == []
+    assert lib.models_due_for_update_check(datetime(2100, 1, 1, tzinfo=timezone.utc)) == []

@@ -220,3 +220,33 @@ def test_a_rate_limit_stops_new_requests_while_others_are_in_flight(
     asked = {int(ids[0]) for ids in api_model_requests(civitai)}
     assert asked and asked <= set(outdated[:CONCURRENCY])
     assert len(api_model_requests(civitai)) <= CONCURRENCY * 2
+
+
+def test_removed_models_are_skipped_and_asked_again_after_a_week(
+    civitai_catalog: SampleCatalog, library: Library, tmp_path: Path
+) -> None:
+    d, c = civitai_catalog.double, civitai_catalog
+    install(library, d, c.lora_v1, tmp_path)
+    install(library, d, c.checkpoint_v1, tmp_path)
+    clock = Clock()
+    checker = UpdateChecker(library, client_for(d), clock=clock)
+    d.archive(c.lora)
+    first = checker.check()
+    assert first.removed == 1
+    assert first.updates == []  # a removed model offers no update (its v2 is gone too)
+    [lora] = [e for e in library.entries() if e.model_id == c.lora.id]
+    assert lora.removed and lora.removed_how == "archived"
+    # The stored version keeps its files although Civitai lists none now.
+    assert library.version(c.lora_v1.id).files  # type: ignore[union-attr]
+
+    d.clear_requests()
+    clock.now = T0 + timedelta(days=1)
+    forced = checker.check(force=True)
+    assert forced.due == 1 and api_model_requests(d) == [[str(c.checkpoint.id)]]
+
+    d.reset_faults()  # Civitai put it back
+    clock.now = T0 + timedelta(days=8)
+    back = checker.check(force=True)
+    assert back.due == 2 and back.removed == 0
+    assert not [e for e in library.entries() if e.removed]
+    assert [u.model_id for u in back.updates] == [c.lora.id]

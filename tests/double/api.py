@@ -203,6 +203,8 @@ class ApiHost:
             return None
         if self.safe_only and version.nsfw_level & ~SAFE_LEVELS:
             return None
+        if version.id in self.faults.unpublished:
+            return None
         return version
 
     # -- /models ----------------------------------------------------------------------------
@@ -354,7 +356,7 @@ class ApiHost:
         if version is None:
             return error(404, "Model not found")
         selectors = _download_selectors(request)
-        if version.model_id in self.faults.archived:
+        if version.model_id in self.faults.archived | self.faults.gone_downloads:
             return error(410, "Model archived, not available for download")
         if version.id in self.faults.login_required and not self.has_valid_key(request):
             return error(401, "Unauthorized", message=LOGIN_REQUIRED_MESSAGE)

@@ -35,6 +35,10 @@ class FaultBook:
     early_access_key_unlocks: set[int] = field(default_factory=set)
     archived: set[int] = field(default_factory=set)  # model ids
     removed: set[int] = field(default_factory=set)  # model ids
+    taken_down: set[int] = field(default_factory=set)  # model ids: mode TakenDown
+    unpublished: set[int] = field(default_factory=set)  # version ids: 404, left out of lists
+    # model ids whose download answers 410 while their JSON (edge-cached) still lists files
+    gone_downloads: set[int] = field(default_factory=set)
     redirect_loops: set[int] = field(default_factory=set)  # version ids
     redirect_targets: dict[int, str] = field(default_factory=dict)  # version id -> Location
     served_names: dict[int, str] = field(default_factory=dict)  # file id -> Content-Disposition

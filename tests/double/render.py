@@ -52,24 +52,33 @@ class Renderer:
             "tags": list(model.tags),
             "modelVersions": [
                 self._list_version(model, v, primary_file_only) for v in model.published_versions
+                if v.id not in self.faults.unpublished
             ],
         }
-        if model.id in self.faults.archived:
-            out["mode"] = "Archived"
+        mode = self.mode(model)
+        if mode is not None:
+            out["mode"] = mode
         return out
+
+    def mode(self, model: FakeModel) -> str | None:
+        """Section 1.5: Archived drops files and the download URL, TakenDown images too."""
+        if model.id in self.faults.taken_down:
+            return "TakenDown"
+        return "Archived" if model.id in self.faults.archived else None
 
     def version(self, version: FakeVersion) -> JsonDict:
         """The full form of `/model-versions/{id}` and `/model-versions/by-hash/{hash}`."""
         model = self.catalog.model_of(version)
-        archived = model.id in self.faults.archived
+        mode = self.mode(model)
+        archived = mode is not None
         nested_model: JsonDict = {
             "name": model.name,
             "type": model.type,
             "nsfw": model.nsfw,
             "poi": model.poi,
         }
-        if archived:
-            nested_model["mode"] = "Archived"
+        if mode is not None:
+            nested_model["mode"] = mode
         out: JsonDict = {
             "id": version.id,
             "modelId": model.id,
@@ -84,7 +93,8 @@ class Renderer:
             "updatedAt": iso(version.published_at),
             "model": nested_model,
             "files": [] if archived else [self._file(version, f, True) for f in version.files],
-            "images": [self._image(i, "width=450", with_id=False) for i in version.images],
+            "images": [] if mode == "TakenDown" else [
+                self._image(i, "width=450", with_id=False) for i in version.images],
         }
         if not archived:
             out["downloadUrl"] = self.download_url(version)
@@ -125,7 +135,8 @@ class Renderer:
 
     def _list_version(self, model: FakeModel, version: FakeVersion, primary_only: bool) -> JsonDict:
         """The version form nested in `/models`: no `model`, `primary` true or absent."""
-        archived = model.id in self.faults.archived
+        mode = self.mode(model)
+        archived = mode is not None
         files = [f for f in version.files if f.primary or not primary_only]
         out: JsonDict = {
             "id": version.id,
@@ -137,7 +148,8 @@ class Renderer:
             **self._version_common(version),
             "supportsGeneration": False,
             "files": [] if archived else [self._file(version, f, False) for f in files],
-            "images": [self._image(i, "original=true", with_id=True) for i in version.images],
+            "images": [] if mode == "TakenDown" else [
+                self._image(i, "original=true", with_id=True) for i in version.images],
         }
         if not archived:
             out["downloadUrl"] = self.download_url(version)

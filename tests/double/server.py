@@ -373,7 +373,20 @@ class CivitaiDouble:
             self.faults.early_access_key_unlocks.add(version.id)
 
     def archive(self, model: FakeModel) -> None:
+        """Section 1.5: `mode: Archived`, no files, no download URL; downloads answer 410."""
         self.faults.archived.add(model.id)
+
+    def take_down(self, model: FakeModel) -> None:
+        """`mode: TakenDown`: no files and no images either."""
+        self.faults.taken_down.add(model.id)
+
+    def unpublish(self, version: FakeVersion) -> None:
+        """The version answers 404 and its model no longer lists it."""
+        self.faults.unpublished.add(version.id)
+
+    def gone_download(self, model: FakeModel) -> None:
+        """Downloads answer 410 while the model's JSON (edge-cached) still lists its files."""
+        self.faults.gone_downloads.add(model.id)
 
     def remove(self, model: FakeModel) -> None:
         self.faults.removed.add(model.id)

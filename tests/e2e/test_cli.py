@@ -26,7 +26,8 @@ from tests.double.catalog import FakeVersion
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 ENTRY_FIELDS = {"path", "sha256", "model_id", "version_id", "model_name", "version_name", "type",
-                "base_model", "size", "preview", "info", "offline", "verified"}
+                "base_model", "size", "preview", "info", "offline", "verified", "removed",
+                "removed_how", "removed_at"}
 
 
 @dataclass
@@ -319,6 +320,7 @@ def test_list_json_has_every_field(
     assert Path(checkpoint["info"]).is_file() and Path(checkpoint["preview"]).is_file()
     assert checkpoint["size"] == Path(checkpoint["path"]).stat().st_size
     assert checkpoint["verified"] is True  # found by the SHA256 of its bytes
+    assert checkpoint["removed"] is False and checkpoint["removed_at"] is None
     unknown = next(e for e in entries if e["model_id"] is None)
     assert (unknown["type"], unknown["preview"], unknown["info"]) == (None, None, None)
     assert unknown["verified"] is False

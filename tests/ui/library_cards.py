@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QRect, Qt
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionViewItem
 
 from civdesk.core.library.repository import LibraryEntry
 from civdesk.ui.library.delegate import CardDelegate
+from civdesk.ui.library.model import LibraryFilterProxy, LibraryModel, LibrarySnapshot, Role
 
 
 def numbered_entry(i: int, name: str | None = None, kind: str = "LORA") -> LibraryEntry:
@@ -40,3 +42,24 @@ def paint_card(
     delegate.paint(painter, option, index)
     painter.end()
     return image
+
+
+def cards_of(entries: tuple[LibraryEntry, ...], cache: Path, qtmodeltester: Any
+             ) -> tuple[LibraryFilterProxy, dict[str, QImage]]:
+    """A filter proxy over these entries (checked by qtmodeltester) and each entry's card
+    as the delegate paints it, by path."""
+    from civdesk.ui.thumbnails import ThumbnailLoader
+
+    model = LibraryModel()
+    model.set_snapshot(LibrarySnapshot(entries))
+    proxy = LibraryFilterProxy()
+    proxy.setSourceModel(model)
+    qtmodeltester.check(proxy)
+    loader = ThumbnailLoader(cache)
+    try:
+        delegate = CardDelegate(loader, snapshot=lambda: model.snapshot)
+        cards = {proxy.index(r, 0).data(Role.Path): paint_card(delegate, proxy.index(r, 0))
+                 for r in range(proxy.rowCount())}
+    finally:
+        loader.cancel_pending()
+    return proxy, cards

@@ -11,15 +11,11 @@ import shutil
 from pathlib import Path
 
 from PySide6.QtGui import QImage
-from tests.ui.library_cards import paint_card
+from tests.ui.library_cards import cards_of
 from tests.ui.test_library_view import page, scan_by_click  # noqa: F401 - the page fixture
 
 from civdesk.core.context import Core
-from civdesk.ui.library.delegate import CardDelegate
 from civdesk.ui.library.model import (
-    LibraryFilterProxy,
-    LibraryModel,
-    LibrarySnapshot,
     Role,
     Show,
 )
@@ -95,21 +91,8 @@ def test_an_offline_card_is_greyed_with_a_badge(qtbot, qtmodeltester, tmp_path: 
         added_at=datetime(2024, 1, 1, tzinfo=timezone.utc), identified=True,
     )  # fmt: skip
     offline = dataclasses.replace(online, path=str(tmp_path / "b.safetensors"), offline=True)
-    model = LibraryModel()
-    model.set_snapshot(LibrarySnapshot((online, offline)))
-    proxy = LibraryFilterProxy()
-    proxy.setSourceModel(model)
-    qtmodeltester.check(proxy)
-    from civdesk.ui.thumbnails import ThumbnailLoader
-
-    loader = ThumbnailLoader(tmp_path / "cache")
-    try:
-        delegate = CardDelegate(loader, snapshot=lambda: model.snapshot)
-        rows = {proxy.index(r, 0).data(Role.Path): r for r in range(proxy.rowCount())}
-        bright = paint_card(delegate, proxy.index(rows[online.path], 0))
-        greyed = paint_card(delegate, proxy.index(rows[offline.path], 0))
-    finally:
-        loader.cancel_pending()
+    proxy, cards = cards_of((online, offline), tmp_path / "cache", qtmodeltester)
+    bright, greyed = cards[online.path], cards[offline.path]
     assert _contrast(greyed) < 0.5 * _contrast(bright)
     proxy.set_show(Show.OFFLINE)
     assert proxy.rowCount() == 1 and proxy.index(0, 0).data(Role.Path) == offline.path

@@ -454,6 +454,7 @@ class Scanner:
             if known is not None and known.id != version.id:
                 raise LinkConflict(p.name, known, version)
         self.library.upsert_version(version)
+        version = self.library.richer_version(version)
         done = write_companions(p, version, self.client, self.settings.allow_nsfw,
                                 sha256=sha256, recorded=_recorded(row))
         matching = version.file_with_hash(sha256)
@@ -1152,7 +1153,8 @@ class _ScanRun:
                 if version is None:
                     w.lookup_state = "unknown"
                 else:
-                    w.version, w.identified_by, w.lookup_state = version, "hash", "found"
+                    w.version, w.identified_by, w.lookup_state = (
+                        self.lib.richer_version(version), "hash", "found")
         self.phase = PHASE_HASHING
         self._progress(force=True)
 

@@ -36,6 +36,9 @@ BATCH_SIZE = 100
 CONCURRENCY = 3
 #: A model asked about more recently than this is not asked about again (unless forced).
 DEFAULT_MAX_AGE = timedelta(hours=6)
+#: A model removed from Civitai is skipped (it has no update to offer), even when forced;
+#: after this long it is asked about once more, so that one Civitai put back loses the mark.
+REMOVED_RECHECK = timedelta(days=7)
 
 #: ``progress(models asked about so far, models due)``, called after every batch.
 UpdateProgress = Callable[[int, int], None]
@@ -61,6 +64,7 @@ class UpdateCheck:
     unchecked: list[int] = field(default_factory=list)  # still to ask: a request failed
     errors: list[str] = field(default_factory=list)  # one line per failed request
     stopped_by: CivdeskError | None = None  # why the check ended early (rate limit, network)
+    removed: int = 0  # library models removed from Civitai: skipped, they offer no update
 
     @property
     def complete(self) -> bool:
@@ -107,7 +111,8 @@ class UpdateChecker:
         now = self.clock()
         # With force, "older than a moment from now" takes in models checked this very second.
         cutoff = now + timedelta(seconds=1) if force else now - self.max_age
-        return self.library.models_due_for_update_check(older_than=cutoff)
+        return self.library.models_due_for_update_check(
+            older_than=cutoff, removed_older_than=now - REMOVED_RECHECK)
 
     def check(
         self,
@@ -184,6 +189,7 @@ class UpdateChecker:
             unchecked=unchecked,
             errors=errors,
             stopped_by=stopped_by,
+            removed=self.library.removed_models_on_disk(),
         )
 
     def _store(self, batch: Sequence[int], models: list[Model]) -> set[int]:

@@ -33,7 +33,7 @@ _TYPE_COLORS = {
 }
 _OTHER_TYPE = "#5a6f80"
 _BADGES = {"update": "#d9822b", "duplicate": "#b23b3b", "nsfw": "#a83279",
-           "offline": "#70757e", "unverified": "#8a6d1f"}
+           "offline": "#70757e", "unverified": "#8a6d1f", "removed": "#7a3b3b"}
 
 def type_color(model_type: str) -> QColor:
     return QColor(_TYPE_COLORS.get(model_type, _OTHER_TYPE))

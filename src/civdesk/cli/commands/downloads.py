@@ -70,13 +70,15 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
 
 
 def run_download(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.civitai.removals import Removals
     from civdesk.core.downloads.queue import DownloadQueue
 
     core = session.core()
     ref = parse_reference(args.ref, core.sites.both)
     client = session.client()
     # Resolved up front: a removed model or a bad --file-id fails before anything is queued.
-    with mature_hint(core.sites):
+    removals = Removals(core.library, core.sites, core.api_key())
+    with removals.watching(ref.version_id, client.base_url), mature_hint(core.sites):
         version = resolve_version(client, ref)
     dest = Path(args.dest).expanduser().resolve() if args.dest else None
     queue = DownloadQueue.for_core(core)

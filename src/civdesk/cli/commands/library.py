@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 UNKNOWN = "Unknown"
 OFFLINE_MARK = "  [offline]"  # after the path in `list`: kept while its drive is away
+REMOVED_MARK = "  [removed from Civitai]"  # after the path: its model or version is gone there
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
@@ -57,6 +58,8 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
         description="List the files in the library with their Civitai model and version.")
     listing.add_argument("--type", type=library_type, metavar="TYPE",
                          help="only this model type (LORA, Checkpoint, …, or Unknown)")
+    listing.add_argument("--removed", action="store_true",
+                         help="only files whose model or version Civitai removed")
     json_flag(listing)
     listing.set_defaults(handler=run_list)
 
@@ -231,22 +234,29 @@ def scan_summary_lines(summary: ScanSummary, folders: list[Path]) -> list[str]:
 
 def run_list(session: Session, args: argparse.Namespace) -> int:
     entries = session.core().library.entries(model_type=args.type)
+    if args.removed:
+        entries = [e for e in entries if e.removed]
     if session.json:
         print_json([entry_record(e) for e in entries])
         return EXIT_OK
     if not entries:
-        print_lines(["The library is empty: add a folder with `civdesk scan PATH`."
+        print_lines(["No file in the library was removed from Civitai." if args.removed
+                     else "The library is empty: add a folder with `civdesk scan PATH`."
                      if args.type is None else f"No {args.type} files in the library."])
         return EXIT_OK
     rows = [(e.type, e.model_name or e.file_name, e.version_name, e.base_model,
              human_size(e.size), "yes" if e.verified else "no",
-             f"{e.path}{OFFLINE_MARK if e.offline else ''}")
+             f"{e.path}{OFFLINE_MARK if e.offline else ''}{REMOVED_MARK if e.removed else ''}")
             for e in entries]
     lines = table(rows, ("TYPE", "MODEL", "VERSION", "BASE", "SIZE", "VERIFIED", "PATH"))
     offline = sum(e.offline for e in entries)
     if offline:
         lines.append(f"{plural(offline, 'file')} offline: the drive or folder is not there "
                      "now; kept, and back with the next scan that finds them.")
+    removed = sum(e.removed for e in entries)
+    if removed:
+        lines.append(f"{plural(removed, 'file')} removed from Civitai: the library keeps "
+                     "their metadata, previews and trigger words; they get no updates.")
     print_lines(lines)
     return EXIT_OK
 
@@ -267,6 +277,10 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
         "offline": e.offline,
         # Its bytes matched the SHA256 Civitai publishes for it.
         "verified": e.verified,
+        # Civitai archived or took down its model, or unpublished its version.
+        "removed": e.removed,
+        "removed_how": e.removed_how,
+        "removed_at": e.removed_at.isoformat() if e.removed_at else None,
     }
 
 

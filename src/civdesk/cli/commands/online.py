@@ -151,6 +151,9 @@ def run_updates(session: Session, args: argparse.Namespace) -> int:
     if not session.json and result.not_listed:
         print_lines([f"({plural(len(result.not_listed), 'model')} in the library "
                      "no longer listed on Civitai.)"])
+    if not session.json and result.removed:
+        print_lines([f"({plural(result.removed, 'model')} removed from Civitai not checked: "
+                     "see `civdesk list --removed`.)"])
     return EXIT_OK
 
 

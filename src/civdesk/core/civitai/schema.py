@@ -252,6 +252,16 @@ class Image:
         )
 
 
+#: ``model.mode`` values of a model Civitai removed: archived (files and download dropped)
+#: or taken down (images dropped too).
+REMOVED_MODES = ("Archived", "TakenDown")
+
+
+def is_removed_mode(mode: str | None) -> bool:
+    """Whether a ``model.mode`` says Civitai removed the model."""
+    return mode in REMOVED_MODES
+
+
 @dataclass(frozen=True)
 class ModelSummary:
     """The nested ``model`` object of a version: it has no id (use the version's modelId)."""

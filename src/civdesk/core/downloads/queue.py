@@ -67,7 +67,8 @@ from civdesk.core.civitai.errors import (
     RateLimited,
     ServerError,
 )
-from civdesk.core.civitai.schema import ModelFile, ModelVersion
+from civdesk.core.civitai.removals import Removals
+from civdesk.core.civitai.schema import ModelFile, ModelVersion, is_removed_mode
 from civdesk.core.downloads.downloader import (
     CHUNK_SIZE,
     Downloader,
@@ -292,11 +293,14 @@ class DownloadQueue:
         max_rate_limit_wait: float = 300.0,
         save_interval: float = 1.0,
         lock_folder: Path | None = None,
+        removals: Removals | None = None,
     ) -> None:
         """``lock_folder`` (default ``locks/`` beside the database) must be the same for
-        every process sharing the database."""
+        every process sharing the database. ``removals`` records what a download finds
+        removed from Civitai (default: only a 410, which proves it without the sites)."""
         self.store = TaskStore(db)
         self.library = Library(db)
+        self.removals = removals or Removals(self.library)
         self.locks = LockFolder(lock_folder or Path(db.path).parent / "locks")
         self.owner = Owner.this_process()
         self.client = client
@@ -325,6 +329,7 @@ class DownloadQueue:
             downloader=Downloader(client, chunk_size=chunk_size),
             post_download=RegisterInLibrary(core.library, client,
                                             lambda: core.settings.allow_nsfw),
+            removals=Removals(core.library, core.sites, core.api_key()),
         )  # fmt: skip
 
     # -- listeners ------------------------------------------------------------------------
@@ -761,9 +766,20 @@ class DownloadQueue:
             return 0
 
     def _download(self, running: _Running) -> tuple[DownloadResult, ModelVersion, ModelFile]:
+        record = self._get(running.task_id)
+        try:
+            return self._download_version(running, record)
+        except Archived:
+            # A 410, or a version of an archived model listing no files: the library keeps
+            # what it has of the model and shows it as removed.
+            self.removals.archived(record.version_id)
+            raise
+
+    def _download_version(self, running: _Running, record: TaskRecord
+                          ) -> tuple[DownloadResult, ModelVersion, ModelFile]:
         task_id = running.task_id
-        record = self._get(task_id)
-        version = self.client.get_version(record.version_id)
+        with self.removals.watching(record.version_id, getattr(self.client, "base_url", "")):
+            version = self.client.get_version(record.version_id)
         file = _pick_file(version, record.file_id)
         details = self._details_of(version, file)
         # No folder of its own yet: the type's folder, where a copy the library already
@@ -915,9 +931,10 @@ def folder_type(model_type: str | None, file_type: str | None) -> str:
 
 def _pick_file(version: ModelVersion, file_id: int | None) -> ModelFile:
     file = version.file_by_id(file_id) if file_id is not None else version.primary_file
-    if file is None and version.model is not None and version.model.mode == "Archived":
-        # Civitai lists no files for an archived model: say why, not just "not found".
-        raise Archived("This model was archived on Civitai and can no longer be downloaded")
+    if file is None and version.model is not None and is_removed_mode(version.model.mode):
+        # Civitai lists no files for a removed model: say why, not just "not found".
+        how = "taken down" if version.model.mode == "TakenDown" else "archived"
+        raise Archived(f"This model was {how} on Civitai and can no longer be downloaded")
     if file is None:
         what = f"File {file_id}" if file_id is not None else "A downloadable file"
         raise NotFound(f"{what} of model version {version.id} not found on Civitai "

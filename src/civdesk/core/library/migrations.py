@@ -72,6 +72,14 @@ def _v7_version_nsfw_level(conn: Connection) -> None:
         "WHERE json_type(raw, '$.nsfwLevel') = 'integer'")
 
 
+def _v8_removed(conn: Connection) -> None:
+    # A model already stored as archived or taken down is removed since it was stored.
+    conn.exec_driver_sql("ALTER TABLE models ADD COLUMN removed_at DATETIME")
+    conn.exec_driver_sql("ALTER TABLE model_versions ADD COLUMN removed_at DATETIME")
+    conn.exec_driver_sql(
+        "UPDATE models SET removed_at = updated_at WHERE mode IN ('Archived', 'TakenDown')")
+
+
 # Version 1 is the first released schema; it is created from tables.py, so it has no step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "download_tasks.owner_pid/owner_host (who is downloading a task)",
@@ -86,6 +94,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v6_verified),
     Migration(7, "model_versions.nsfw_level (the site that shows a version)",
               _v7_version_nsfw_level),
+    Migration(8, "models/model_versions.removed_at (removed from Civitai, and since when)",
+              _v8_removed),
 )
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

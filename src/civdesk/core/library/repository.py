@@ -21,7 +21,14 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion, early_access_until
+from civdesk.core.civitai.schema import (
+    REMOVED_MODES,
+    Model,
+    ModelFile,
+    ModelVersion,
+    early_access_until,
+    is_removed_mode,
+)
 from civdesk.core.library.db import Database
 from civdesk.core.library.tables import (
     IDENTIFIED_BY,
@@ -280,6 +287,16 @@ class LibraryEntry:
     #: Its bytes matched the SHA256 Civitai publishes (see :attr:`LocalFile.verified`).
     verified: bool = False
     nsfw_level: int = 0  # the version's (Civitai's bit flags): R (4) and up are mature
+    #: Since when Civitai has had its model or version removed (None: it is up); the
+    #: library keeps everything it stored of it.
+    removed_at: datetime | None = None
+    #: How: "archived", "taken down" or "unpublished" (None while not removed).
+    removed_how: str | None = None
+
+    @property
+    def removed(self) -> bool:
+        """Removed from Civitai (archived, taken down, or its version unpublished)."""
+        return self.removed_at is not None
 
     def matches(self, terms: Iterable[str]) -> bool:
         """True when every (lower-case) term occurs in a name, the file name or a trigger word."""
@@ -340,8 +357,20 @@ class Library:
         them, and an archived model lists no files at all.
         """
         now = _now()
+        removed = is_removed_mode(model.mode)
         with self.db.session() as s:
-            row = s.get(ModelRow, model.id) or ModelRow(id=model.id)
+            row = s.get(ModelRow, model.id)
+            if row is not None and removed and row.raw is not None:
+                # Civitai lists less of a removed model (no files, maybe no images): what
+                # was stored stays, and only the removal is recorded.
+                row.mode = model.mode
+                row.removed_at = row.removed_at or now
+                row.updated_at = now
+                s.flush()
+                _store_versions(s, [model.with_version_model(v) for v in model.versions], now)
+                return
+            row = row or ModelRow(id=model.id)
+            row.removed_at = now if removed else None
             row.name = model.name
             row.type = model.type
             row.nsfw = model.nsfw
@@ -357,6 +386,8 @@ class Library:
             s.add(row)
             s.flush()
             _store_versions(s, [model.with_version_model(v) for v in model.versions], now)
+            if not removed:
+                _versions_back(s, [v.id for v in model.versions])
 
     def store_checked_models(
         self, models: Iterable[Model], asked: Iterable[int], checked_at: datetime | None = None
@@ -374,19 +405,25 @@ class Library:
         checked = _db_time(checked_at or now)
         rows: dict[int, tuple[Any, ...]] = {}
         versions: list[ModelVersion] = []
+        listed: list[int] = []  # versions of models that are up: back if they were gone
         for model in models:
             latest = model.latest_version
+            removed = is_removed_mode(model.mode)
             rows[model.id] = (
                 model.id, model.name, model.type, model.nsfw, model.creator, model.description,
                 _encode_json(list(model.tags)), model.mode, model.availability,
                 latest.id if latest is not None else None, checked,
                 _encode_json(dict(model.raw)) if model.raw else None, stamp,
+                checked if removed else None,
             )
             versions.extend(model.with_version_model(v) for v in model.versions)
+            if not removed:
+                listed.extend(v.id for v in model.versions)
         unlisted = list(dict.fromkeys(i for i in asked if i not in rows))
         with self.db.session() as s:
             _MODELS.execute(s, list(rows.values()))
             _store_versions(s, versions, now)
+            _versions_back(s, listed)
             connection = s.connection()
             for start in range(0, len(unlisted), _MAX_PARAMETERS - 1):
                 chunk = unlisted[start : start + _MAX_PARAMETERS - 1]
@@ -448,6 +485,14 @@ class Library:
                              for vid, raw in s.execute(query) if raw is not None)
         return found
 
+    def richer_version(self, version: ModelVersion) -> ModelVersion:
+        """``version`` as Civitai answered it, or what the library stored of it when that
+        answer is of a removed model (which lists no files, maybe no images): companions
+        are then written from the richer data."""
+        if version.model is None or not is_removed_mode(version.model.mode):
+            return version
+        return self.version(version.id) or version
+
     def version_by_sha256(self, sha256: str) -> ModelVersion | None:
         """The known version one of whose files has this SHA256 (saves an API call)."""
         with self.db.session(write=False) as s:
@@ -459,6 +504,44 @@ class Library:
                 .limit(1)
             )
             return None if raw is None else ModelVersion.from_json(dict(raw))
+
+    # ------------------------------------------------------------------ removed from Civitai
+
+    def mark_model_removed(self, version_id: int, mode: str = "Archived",
+                           at: datetime | None = None) -> bool:
+        """Record that Civitai removed the model of a version the library knows (a 410
+        download names the version); whether the library knows it. Nothing stored of it
+        changes but its mode (kept when already set) and, from the first time, when."""
+        if mode not in REMOVED_MODES:
+            raise ValueError(f"mode must be one of {REMOVED_MODES}")
+        with self.db.session() as s:
+            result = s.connection().exec_driver_sql(
+                "UPDATE models SET mode = coalesce(mode, ?), "
+                "removed_at = coalesce(removed_at, ?) "
+                "WHERE id = (SELECT model_id FROM model_versions WHERE id = ?)",
+                (mode, _db_time(at or _now()), version_id))
+            return bool(result.rowcount)
+
+    def mark_version_removed(self, version_id: int, at: datetime | None = None) -> bool:
+        """Record that the site with all content answers 404 for a version the library
+        knows (unpublished or deleted); whether it knows it. What was stored stays."""
+        with self.db.session() as s:
+            result = s.connection().exec_driver_sql(
+                "UPDATE model_versions SET removed_at = coalesce(removed_at, ?) WHERE id = ?",
+                (_db_time(at or _now()), version_id))
+            return bool(result.rowcount)
+
+    def removed_count(self) -> int:
+        """Local files whose model or version Civitai removed (the "Removed" filter)."""
+        query = (
+            select(func.count(LocalFileRow.id))
+            .select_from(LocalFileRow)
+            .join(VersionRow, VersionRow.id == LocalFileRow.version_id)
+            .join(ModelRow, ModelRow.id == VersionRow.model_id)
+            .where(or_(ModelRow.removed_at.is_not(None), VersionRow.removed_at.is_not(None)))
+        )
+        with self.db.session(write=False) as s:
+            return int(s.scalar(query) or 0)
 
     # ------------------------------------------------------------------------ local files
 
@@ -807,22 +890,44 @@ class Library:
 
     # ---------------------------------------------------------------------- update checks
 
-    def models_due_for_update_check(self, older_than: datetime) -> list[int]:
-        """Ids of models with a file on disk not checked for updates since ``older_than``."""
+    def models_due_for_update_check(
+        self, older_than: datetime, removed_older_than: datetime | None = None
+    ) -> list[int]:
+        """Ids of models with a file on disk not checked for updates since ``older_than``.
+
+        A model removed from Civitai is skipped: it has no update to offer. It is asked
+        about again only when ``removed_older_than`` is given and it was last checked
+        before then, so that a model Civitai put back loses the mark.
+        """
         older_than = _as_utc(older_than)
+        not_checked_since = or_(ModelRow.updates_checked_at.is_(None),
+                                ModelRow.updates_checked_at < older_than)
+        due = ModelRow.removed_at.is_(None) & not_checked_since
+        if removed_older_than is not None:
+            due = due | (ModelRow.removed_at.is_not(None)
+                         & not_checked_since
+                         & (ModelRow.updates_checked_at < _as_utc(removed_older_than)))
         query = (
             select(ModelRow.id)
             .join(VersionRow, VersionRow.model_id == ModelRow.id)
             .join(LocalFileRow, LocalFileRow.version_id == VersionRow.id)
-            .where(
-                or_(ModelRow.updates_checked_at.is_(None),
-                    ModelRow.updates_checked_at < older_than)
-            )
+            .where(due)
             .distinct()
             .order_by(ModelRow.id)
         )
         with self.db.session(write=False) as s:
             return list(s.scalars(query))
+
+    def removed_models_on_disk(self) -> int:
+        """Models with a file on disk that Civitai removed (update checks skip them)."""
+        query = (
+            select(func.count(func.distinct(ModelRow.id)))
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .join(LocalFileRow, LocalFileRow.version_id == VersionRow.id)
+            .where(ModelRow.removed_at.is_not(None))
+        )
+        with self.db.session(write=False) as s:
+            return int(s.scalar(query) or 0)
 
     def record_update_check(
         self, model_id: int, latest_version_id: int | None, checked_at: datetime | None = None
@@ -848,7 +953,7 @@ class Library:
             )
             .join(VersionRow, VersionRow.model_id == ModelRow.id)
             .join(LocalFileRow, LocalFileRow.version_id == VersionRow.id)
-            .where(ModelRow.latest_version_id.is_not(None))
+            .where(ModelRow.latest_version_id.is_not(None), ModelRow.removed_at.is_(None))
             .distinct()
             .order_by(ModelRow.id, VersionRow.id)
         )
@@ -929,7 +1034,7 @@ def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
             LocalFileRow.offline_since, ModelRow.id, ModelRow.name, ModelRow.type, ModelRow.nsfw,
             VersionRow.name, VersionRow.base_model, VersionRow.trained_words,
             LocalFileRow.verified,
-            VersionRow.nsfw_level,
+            VersionRow.nsfw_level, ModelRow.removed_at, ModelRow.mode, VersionRow.removed_at,
         )
         .select_from(LocalFileRow)
         .outerjoin(VersionRow, VersionRow.id == LocalFileRow.version_id)
@@ -941,7 +1046,8 @@ def _entry(row: Any) -> LibraryEntry:
     # Positional unpacking and os.path: this runs once per file of the library view.
     (path, size, sha256, version_id, preview, info, added_at, offline_since,
      model_id, model_name, kind, nsfw, version_name, base_model, trained_words, verified,
-     nsfw_level) = row
+     nsfw_level, model_removed_at, mode, version_removed_at) = row
+    removed_at, removed_how = _removal(model_removed_at, mode, version_removed_at)
     return LibraryEntry(
         path=path,
         file_name=os.path.basename(path),
@@ -962,7 +1068,19 @@ def _entry(row: Any) -> LibraryEntry:
         offline=offline_since is not None,
         verified=bool(verified),
         nsfw_level=nsfw_level or 0,
+        removed_at=removed_at,
+        removed_how=removed_how,
     )
+
+
+def _removal(model_removed_at: datetime | None, mode: str | None,
+             version_removed_at: datetime | None) -> tuple[datetime | None, str | None]:
+    """(since when, how) an entry's model or version is removed from Civitai."""
+    if model_removed_at is not None:
+        return model_removed_at, "taken down" if mode == "TakenDown" else "archived"
+    if version_removed_at is not None:
+        return version_removed_at, "unpublished"
+    return None, None
 
 
 def _checked_changes(changes: dict[str, Any]) -> dict[str, Any]:
@@ -978,21 +1096,43 @@ def _checked_changes(changes: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
+#: SQL: the row being upserted says Civitai removed the model.
+_REMOVED_ANSWER = f"excluded.mode IN ({', '.join(repr(m) for m in REMOVED_MODES)})"
+#: What a ``/models`` answer of a removed model lists less of (no files, no images…): kept.
+_KEPT_WHEN_REMOVED = ("name", "type", "nsfw", "creator", "description", "tags",
+                      "availability", "latest_version_id", "raw")
+
+
+def _kept_when_removed(normal: Mapping[str, str]) -> dict[str, str]:
+    # Kept only over a full answer stored before ("raw"), not over a row a summary made.
+    return {column: f'CASE WHEN {_REMOVED_ANSWER} AND "raw" IS NOT NULL THEN "{column}" '
+                    f'ELSE {normal.get(column, f"excluded.{chr(34)}{column}{chr(34)}")} END'
+            for column in _KEPT_WHEN_REMOVED}
+
+
 #: Full model rows (``/models`` answers); a model listed without versions keeps the latest
-#: version the library knew.
+#: version the library knew. A removed model keeps what was stored and gets its
+#: ``removed_at`` (from its first such answer); one that is up again loses it.
 _MODELS = _upsert("models", (
     "id", "name", "type", "nsfw", "creator", "description", "tags", "mode", "availability",
-    "latest_version_id", "updates_checked_at", "raw", "updated_at"), "id",
-    {"latest_version_id": 'coalesce(excluded."latest_version_id", "latest_version_id")'})
+    "latest_version_id", "updates_checked_at", "raw", "updated_at", "removed_at"), "id",
+    {**_kept_when_removed(
+        {"latest_version_id": 'coalesce(excluded."latest_version_id", "latest_version_id")'}),
+     "removed_at": f'CASE WHEN {_REMOVED_ANSWER} THEN coalesce("removed_at", '
+                   'excluded."removed_at") ELSE NULL END'})
 _NEW_MODELS = _BulkInsert(
     "INSERT INTO models (id, name, type, nsfw, tags, updated_at)",
     "(?, '', 'Other', 0, '[]', ?)", "ON CONFLICT (id) DO NOTHING")
+# A summary may come from a stored JSON or an old .civitai.info, not only from Civitai
+# now: it records a removal it tells of but never clears one (a /models answer does).
 _MODEL_SUMMARIES = _BulkInsert(
-    "INSERT INTO models (id, name, type, nsfw, mode, tags, updated_at)",
-    "(?, ?, ?, ?, ?, '[]', ?)",
+    "INSERT INTO models (id, name, type, nsfw, mode, removed_at, tags, updated_at)",
+    "(?, ?, ?, ?, ?, ?, '[]', ?)",
     "ON CONFLICT (id) DO UPDATE SET name = coalesce(nullif(excluded.name, ''), name), "
     "type = coalesce(nullif(excluded.type, ''), type), nsfw = excluded.nsfw, "
-    "mode = excluded.mode, updated_at = excluded.updated_at")
+    "mode = coalesce(excluded.mode, mode), "
+    "removed_at = coalesce(removed_at, excluded.removed_at), "
+    "updated_at = excluded.updated_at")
 
 
 def _upsert_model_summaries(s: Session, versions: Iterable[ModelVersion], now: datetime) -> None:
@@ -1008,8 +1148,9 @@ def _upsert_model_summaries(s: Session, versions: Iterable[ModelVersion], now: d
         assert version.model_id is not None
         summary = version.model
         if summary is not None:  # several versions of one model: the last summary wins
-            summaries[version.model_id] = (summary.name, summary.type, summary.nsfw,
-                                           summary.mode)
+            summaries[version.model_id] = (
+                summary.name, summary.type, summary.nsfw, summary.mode,
+                _db_time(now) if is_removed_mode(summary.mode) else None)
         else:
             bare[version.model_id] = None
     stamp = _db_time(now)
@@ -1021,9 +1162,14 @@ def _upsert_model_summaries(s: Session, versions: Iterable[ModelVersion], now: d
         s.connection().exec_driver_sql("UPDATE models SET type = 'Other' WHERE type = ''")
 
 
-_VERSIONS = _upsert("model_versions", (
-    "id", "model_id", "name", "base_model", "trained_words", "published_at",
-    "early_access_ends_at", "nsfw_level", "raw", "fetched_at"), "id")
+_VERSIONS_COLUMNS = ("id", "model_id", "name", "base_model", "trained_words", "published_at",
+                    "early_access_ends_at", "nsfw_level", "raw", "fetched_at")
+#: A version of a removed model as Civitai answers now (no files, maybe no images): stored
+#: only when the library had nothing of it, never over what it stored before.
+_VERSIONS_OF_REMOVED = _BulkInsert(
+    f"INSERT INTO model_versions ({', '.join(_VERSIONS_COLUMNS)})",
+    f"({', '.join('?' * len(_VERSIONS_COLUMNS))})", "ON CONFLICT (id) DO NOTHING")
+_VERSIONS = _upsert("model_versions", _VERSIONS_COLUMNS, "id")
 _FILES = _upsert("version_files", (
     "id", "version_id", "name", "size_kb", "type", "primary", "format", "fp", "size",
     "quant_type", "sha256", "autov1", "autov2", "autov3", "crc32", "blake3"), "id")
@@ -1038,12 +1184,14 @@ def _store_versions(
         return
     encoded = encoded or {}
     stamp = _db_time(now)
-    version_rows = []
+    version_rows: list[tuple[Any, ...]] = []
+    removed_rows: list[tuple[Any, ...]] = []
     file_rows: dict[int, tuple[Any, ...]] = {}
     for version in versions:
         assert version.model_id is not None
         raw = encoded.get(version.id)
-        version_rows.append((
+        removed = version.model is not None and is_removed_mode(version.model.mode)
+        (removed_rows if removed else version_rows).append((
             version.id,
             version.model_id,
             version.name,
@@ -1058,7 +1206,18 @@ def _store_versions(
         for file in version.files:
             file_rows[file.id] = _file_row_values(version.id, file)
     _VERSIONS.execute(s, version_rows)
+    _VERSIONS_OF_REMOVED.execute(s, removed_rows)
     _FILES.execute(s, list(file_rows.values()))
+
+
+def _versions_back(s: Session, version_ids: Sequence[int]) -> None:
+    """Versions a ``/models`` answer of a model that is up lists: published (again)."""
+    connection = s.connection()
+    for start in range(0, len(version_ids), _MAX_PARAMETERS):
+        chunk = version_ids[start : start + _MAX_PARAMETERS]
+        connection.exec_driver_sql(
+            "UPDATE model_versions SET removed_at = NULL WHERE removed_at IS NOT NULL "
+            f"AND id IN ({', '.join('?' * len(chunk))})", tuple(chunk))
 
 
 def _file_row_values(version_id: int, file: ModelFile) -> tuple[Any, ...]:

@@ -64,6 +64,9 @@ class ModelRow(Base):
     updates_checked_at: Mapped[datetime | None]
     raw: Mapped[dict[str, Any] | None]  # the /models/{id} JSON as last seen
     updated_at: Mapped[datetime]
+    # Since when Civitai has had it archived or taken down (schema v8); None while it is up.
+    # What the library stored before stays: Civitai's answer then lists less.
+    removed_at: Mapped[datetime | None]
 
 
 class VersionRow(Base):
@@ -82,6 +85,9 @@ class VersionRow(Base):
     nsfw_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     raw: Mapped[dict[str, Any]]  # the /model-versions/{id} JSON as last seen
     fetched_at: Mapped[datetime]
+    # Since when the site with all content has answered 404 for it (schema v8): unpublished
+    # or deleted. None while Civitai has it.
+    removed_at: Mapped[datetime | None]
 
 
 class VersionFileRow(Base):

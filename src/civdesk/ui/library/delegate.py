@@ -502,7 +502,7 @@ class CardDelegate(QStyledItemDelegate):
                 )  # fmt: skip
             self._paint_badges(painter, geometry, entry.type or UNKNOWN_TYPE, duplicate,
                                has_update, is_unverified(entry), fonts, ratio,
-                               offline=entry.offline)  # fmt: skip
+                               offline=entry.offline, removed=entry.removed)  # fmt: skip
             self._paint_text(painter, geometry, entry, colors, fonts)
             self._paint_outline(painter, option.state, geometry, colors)
         finally:
@@ -543,14 +543,14 @@ class CardDelegate(QStyledItemDelegate):
     def _paint_badges(
         self, painter: QPainter, geometry: CardGeometry, model_type: str, duplicate: bool,
         has_update: bool, unverified: bool, fonts: CardFonts, ratio: float, *,
-        offline: bool = False,
+        offline: bool = False, removed: bool = False,
     ) -> None:  # fmt: skip
         top = geometry.thumb_top + 6
         label = self.parts.badge(type_label(model_type), self._type_color(model_type), fonts,
                                  ratio)  # fmt: skip
         painter.drawPixmap(geometry.thumb_left + 6, top, label)
-        states = [("Offline", offline), ("Update", has_update), ("Duplicate", duplicate),
-                  ("Unverified", unverified)]
+        states = [("Removed", removed), ("Offline", offline), ("Update", has_update),
+                  ("Duplicate", duplicate), ("Unverified", unverified)]
         for text, shown in states:
             if shown:
                 opacity = painter.opacity()

@@ -35,6 +35,8 @@ from civdesk.core.library.repository import UNKNOWN_TYPE, Library, LibraryEntry,
 AnyIndex = QModelIndex | QPersistentModelIndex
 OFFLINE_TIP = ("Offline: its drive or folder is not there now (unplugged or unmounted?). "
                "Kept in the library; back with the next scan that finds it.")
+REMOVED_TIP = ("Removed from Civitai: the library keeps its metadata, previews and trigger "
+               "words; it gets no updates.")
 
 
 class Role(enum.IntEnum):
@@ -56,6 +58,7 @@ class Role(enum.IntEnum):
     Update = enum.auto()  # the UpdateInfo for this file's model, or None
     Nsfw = enum.auto()  # Civitai marks the model or its preview as mature
     Offline = enum.auto()  # kept while its drive or folder is away (not on disk now)
+    Removed = enum.auto()  # Civitai archived or took down its model, or unpublished its version
 
 
 class SortKey(enum.Enum):
@@ -71,6 +74,7 @@ class Show(enum.Enum):
     DUPLICATES = "duplicates"
     UPDATES = "updates"
     OFFLINE = "offline"  # files whose drive or folder is away
+    REMOVED = "removed"  # files whose model or version Civitai removed
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class LibrarySnapshot:
     _base_model_counts: dict[str, int] = field(init=False, repr=False, compare=False)
     _duplicate_count: int = field(init=False, repr=False, compare=False)
     _offline_count: int = field(init=False, repr=False, compare=False)
+    _removed_count: int = field(init=False, repr=False, compare=False)
     _search_text: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +102,7 @@ class LibrarySnapshot:
                            dict(Counter(e.base_model for e in self.entries if e.base_model)))
         object.__setattr__(self, "_duplicate_count", duplicates)
         object.__setattr__(self, "_offline_count", sum(e.offline for e in self.entries))
+        object.__setattr__(self, "_removed_count", sum(e.removed for e in self.entries))
         object.__setattr__(self, "_search_text", {e.path: search_text(e) for e in self.entries})
 
     def matches(self, entry: LibraryEntry, terms: tuple[str, ...]) -> bool:
@@ -124,6 +130,10 @@ class LibrarySnapshot:
     @property
     def offline_count(self) -> int:
         return self._offline_count
+
+    @property
+    def removed_count(self) -> int:
+        return self._removed_count
 
     def versions_on_disk(self, model_id: int | None) -> list[LibraryEntry]:
         if model_id is None:
@@ -191,7 +201,7 @@ def _sort_key(key: SortKey) -> Callable[[LibraryEntry], Any]:
 @dataclass(frozen=True)
 class LibraryFilter:
     """What the grid shows: one model type (or all), one base model (or all), search words,
-    and all/duplicates/updates/offline."""
+    and all/duplicates/updates/offline/removed."""
 
     model_type: str | None = None
     terms: tuple[str, ...] = ()
@@ -215,6 +225,8 @@ class LibraryFilter:
         ):
             return False
         if self.show is Show.OFFLINE and not entry.offline:
+            return False
+        if self.show is Show.REMOVED and not entry.removed:
             return False
         return not self.terms or snapshot.matches(entry, self.terms)
 
@@ -598,7 +610,9 @@ class LibraryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return display_name(e)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{e.path}\n{OFFLINE_TIP}" if e.offline else e.path
+            tips = [tip for tip, shown in ((OFFLINE_TIP, e.offline), (REMOVED_TIP, e.removed))
+                    if shown]
+            return "\n".join([e.path, *tips])
         if role < Role.Entry:
             return None
         return self._role_value(e, role)
@@ -637,6 +651,8 @@ class LibraryModel(QAbstractListModel):
             return e.nsfw
         if role == Role.Offline:
             return e.offline
+        if role == Role.Removed:
+            return e.removed
         return None
 
     def roleNames(self) -> dict[int, bytes]:

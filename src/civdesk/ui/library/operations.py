@@ -104,5 +104,7 @@ def update_check_text(result: UpdateCheck, *, forced: bool = True) -> str:
         text = "No identified models to check for updates" if forced else "No updates available"
     else:
         text = f"Checked {result.checked} model{'s' if result.checked != 1 else ''}: all up to date"
+    if result.removed:
+        text += f"; {result.removed} removed from Civitai (not checked)"
     problem = result.problem()
     return f"{text} ({problem})" if problem else text

@@ -102,7 +102,7 @@ def _user_message(exc: BaseException) -> str:
 
 class TypeSidebar(QListWidget):
     """ "All", one row per model type with its count, then the Duplicates, Updates and
-    Offline views."""
+    Offline and Removed views."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -133,6 +133,7 @@ class TypeSidebar(QListWidget):
         self._add(f"Duplicates  ({snapshot.duplicate_count})", ("show", Show.DUPLICATES))
         self._add(f"Updates  ({snapshot.update_count})", ("show", Show.UPDATES))
         self._add(f"Offline  ({snapshot.offline_count})", ("show", Show.OFFLINE))
+        self._add(f"Removed  ({snapshot.removed_count})", ("show", Show.REMOVED))
         self.blockSignals(False)
         self.select_filter(current if self._row_of(current) is not None else ("type", None))
 
@@ -184,6 +185,15 @@ UNVERIFIED_TIP = ("Its bytes never matched a SHA256 Civitai publishes for it (Ci
                   "Civitai serves")
 
 
+def removed_text(entry: LibraryEntry) -> str:
+    """The detail pane's line about a model or version Civitai removed ("" when it is up)."""
+    if entry.removed_at is None:
+        return ""
+    seen = entry.removed_at.astimezone().strftime("%Y-%m-%d")
+    return (f"Removed from Civitai ({entry.removed_how}, seen {seen}). The library keeps "
+            "its metadata, previews and trigger words.")
+
+
 def verified_text(entry: LibraryEntry) -> str:
     if entry.verified:
         return "Yes: its SHA256 is the one Civitai publishes"
@@ -224,6 +234,9 @@ class DetailPane(QWidget):
             label.setWordWrap(True)
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.update_label = QLabel()
+        self.removed_label = QLabel()
+        self.removed_label.setObjectName("removedFromCivitai")
+        self.removed_label.setWordWrap(True)
         self.update_button = QPushButton("Download update")
         self.update_button.setObjectName("downloadUpdate")
         self.update_button.clicked.connect(
@@ -285,6 +298,7 @@ class DetailPane(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.subtitle)
         layout.addWidget(self.unverified, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.removed_label)
         row = QHBoxLayout()
         row.addWidget(self.update_label, 1)
         row.addWidget(self.update_button)
@@ -318,6 +332,7 @@ class DetailPane(QWidget):
         self.unverified.setVisible(has and entry is not None and is_unverified(entry))
         if entry is None:
             self.update_label.hide()
+            self.removed_label.hide()
             self.update_button.hide()
             self.link_button.hide()
             self.words_title.hide()
@@ -334,6 +349,8 @@ class DetailPane(QWidget):
         if update is not None:
             self.update_label.setText(f"Update available: {update.latest_label()}")
         self.link_button.setVisible(not entry.identified)
+        self.removed_label.setVisible(entry.removed)
+        self.removed_label.setText(removed_text(entry))
 
         url = civitai_url(entry, self.sites())
         values = {
@@ -768,6 +785,8 @@ class LibraryPage(QWidget):
             text = "Everything is up to date (as of the last update check)."
         elif self.proxy.show is Show.OFFLINE:
             text = "No offline files: every file in the library was on disk at the last scan."
+        elif self.proxy.show is Show.REMOVED:
+            text = "Nothing in the library was removed from Civitai (as far as civdesk has seen)."
         else:
             text = "Nothing matches this filter."
         self.empty_hint.setText(text)
