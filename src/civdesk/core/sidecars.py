@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from civdesk.core.civitai.errors import MalformedResponse
-from civdesk.core.civitai.schema import ModelVersion
+from civdesk.core.civitai.schema import FROM_SIDECAR_KEY, ModelVersion
 from civdesk.core.errors import CivdeskError, FileProblem
 from civdesk.core.images import check_image, sniff_image
 
@@ -44,6 +44,11 @@ INFO_SUFFIX = ".civitai.info"
 STABILITY_MATRIX_SUFFIX = ".cm-info.json"
 LORA_MANAGER_SUFFIX = ".metadata.json"
 A1111_SUFFIX = ".json"
+
+#: The companions that can identify a model (name its version and its hash or files).
+IDENTIFYING_SUFFIXES = (INFO_SUFFIX, LORA_MANAGER_SUFFIX, STABILITY_MATRIX_SUFFIX)
+#: The companions that hold what users wrote in other tools.
+USER_META_SUFFIXES = (A1111_SUFFIX, LORA_MANAGER_SUFFIX, STABILITY_MATRIX_SUFFIX)
 
 # Sources, strongest first: the order in which sidecars are trusted when they disagree.
 SOURCE_CIVITAI_INFO = "civitai.info"
@@ -65,6 +70,15 @@ PREVIEW_SUFFIXES = (
     ".jpg",
     ".gif",
 )
+
+#: The fields of what users wrote in other tools, as civdesk stores and shows them.
+USER_FIELDS = ("title", "notes", "activation_text", "preferred_weight", "negative_text",
+               "description", "sd_version", "tags", "favorite")
+_USER_SOURCE_ORDER = (SOURCE_A1111, SOURCE_LORA_MANAGER, SOURCE_STABILITY_MATRIX)
+# Bounds on what is kept of a user's text: a companion is hostile input like any other.
+MAX_USER_TEXT = 20_000
+MAX_USER_TAGS = 100
+MAX_TAG_TEXT = 200
 
 _IMAGE_ENDINGS = tuple({suffix.rsplit(".", 1)[1] for suffix in PREVIEW_SUFFIXES})
 
@@ -94,6 +108,8 @@ class SidecarInfo:
     base_model: str | None = None
     not_on_civitai: bool = False  # the ``{}`` marker: a tool looked it up and found nothing
     contested: bool = False  # named after a stem another model file in the folder shares
+    #: What the user wrote in the tool (see :data:`USER_FIELDS`), bounded in size.
+    user: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def agrees_with(self, sha256: str) -> bool:
         """False when this sidecar names a different file than the one with this hash.
@@ -107,6 +123,23 @@ class SidecarInfo:
             return self.sha256 == sha256
         listed = _listed_sha256s(self.version_json)
         return sha256 in listed if listed else not self.contested
+
+    def sidecar_only_version(self) -> ModelVersion | None:
+        """The version as far as this sidecar tells it (ids, names, type, base model,
+        trigger words; no files or images), marked :attr:`ModelVersion.from_sidecar_only`;
+        None without both ids. Only for a sidecar whose hash was checked against the file:
+        Civitai fills in the rest when it can be asked."""
+        if self.version_id is None or self.model_id is None:
+            return None
+        data: dict[str, Any] = {
+            "id": self.version_id, "modelId": self.model_id, "name": self.version_name or "",
+            # "" never blanks a type the library knows (a new model gets "Other").
+            "model": {"name": self.model_name or "", "type": self.model_type or ""},
+            "trainedWords": list(self.trained_words), FROM_SIDECAR_KEY: self.source,
+        }
+        if self.base_model:
+            data["baseModel"] = self.base_model
+        return ModelVersion.from_json(data, where=self.path.name)
 
     def version(self) -> ModelVersion | None:
         """The parsed version, when the sidecar carries its full JSON."""
@@ -146,6 +179,18 @@ class Sidecars:
     @property
     def not_on_civitai(self) -> bool:
         return any(info.not_on_civitai for info in self.infos)
+
+    def user_meta(self) -> dict[str, Any]:
+        """What the user wrote in other tools, merged: each field from the first tool that
+        has it, the one whose edit dialog is about it first (A1111, Lora Manager, Stability
+        Matrix). Empty when there is nothing."""
+        merged: dict[str, Any] = {}
+        for source in _USER_SOURCE_ORDER:
+            for info in self.infos:
+                if info.source == source:
+                    for key, value in info.user.items():
+                        merged.setdefault(key, value)
+        return {key: merged[key] for key in USER_FIELDS if key in merged}
 
 
 def _as_path(path: Path | str) -> Path:
@@ -512,9 +557,47 @@ def _parse_civitai_info(path: Path, data: Any) -> SidecarInfo | None:
     return _from_version_json(SOURCE_CIVITAI_INFO, path, obj)
 
 
+def _user_text(value: Any) -> str | None:
+    """A user's text, trimmed and bounded; None when empty or not text."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()[:MAX_USER_TEXT]
+
+
+def _user_weight(value: Any) -> float | None:
+    """A LoRA weight (A1111's ``preferred weight``, Lora Manager's ``strength``): 0, not
+    a number or beyond any sane range means unset."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 < abs(value) <= 100 else None
+
+
+def _user(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value not in (None, "", [])}
+
+
+def _lora_manager_user(obj: Mapping[str, Any]) -> dict[str, Any]:
+    tags = obj.get("tags")
+    tips = obj.get("usage_tips")
+    strength = None
+    if isinstance(tips, str) and len(tips) < 4096:  # a JSON text, e.g. {"strength": 0.8}
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(tips)
+            if isinstance(parsed, Mapping):
+                strength = _user_weight(parsed.get("strength"))
+    return _user(
+        notes=_user_text(obj.get("notes")),
+        tags=[t.strip()[:MAX_TAG_TEXT] for t in tags if isinstance(t, str) and t.strip()
+              ][:MAX_USER_TAGS] if isinstance(tags, list) else None,
+        favorite=True if obj.get("favorite") is True else None,
+        preferred_weight=strength,
+    )
+
+
 def _parse_lora_manager(path: Path, data: Any) -> SidecarInfo | None:
     obj = _object(data, "metadata.json")
     sha256 = _sha256(obj.get("sha256"))
+    user = _lora_manager_user(obj)
     civitai = obj.get("civitai")
     if isinstance(civitai, Mapping) and civitai.get("id") is not None:
         info = _from_version_json(SOURCE_LORA_MANAGER, path, civitai, sha256)
@@ -522,7 +605,7 @@ def _parse_lora_manager(path: Path, data: Any) -> SidecarInfo | None:
             info = _replace(info, base_model=_str(obj.get("base_model")))
         if info.model_name is None:
             info = _replace(info, model_name=_str(obj.get("model_name")))
-        return info
+        return _replace(info, user=user)
     return SidecarInfo(
         SOURCE_LORA_MANAGER,
         path,
@@ -530,6 +613,7 @@ def _parse_lora_manager(path: Path, data: Any) -> SidecarInfo | None:
         model_name=_str(obj.get("model_name")),
         base_model=_str(obj.get("base_model")),
         not_on_civitai=obj.get("from_civitai") is False and bool(obj.get("db_checked")),
+        user=user,
     )
 
 
@@ -552,6 +636,7 @@ def _parse_stability_matrix(path: Path, data: Any) -> SidecarInfo | None:
         # An enum: System.Text.Json writes its name, or its number without a converter.
         model_type=_str(model_type),
         base_model=_str(obj.get("BaseModel")),
+        user=_user(title=_user_text(obj.get("UserTitle"))),
     )
 
 
@@ -563,11 +648,20 @@ def _parse_a1111(path: Path, data: Any) -> SidecarInfo | None:
     if not any(key in obj for key in _A1111_KEYS):
         return None  # some other JSON that merely shares the name; not ours to judge
     sd_version = _str(obj.get("sd version"))
+    known_version = None if sd_version in (None, "Unknown") else sd_version
     return SidecarInfo(
         SOURCE_A1111,
         path,
         trained_words=_words(obj.get("activation text")),
-        base_model=None if sd_version in (None, "Unknown") else sd_version,
+        base_model=known_version,
+        user=_user(
+            activation_text=_user_text(obj.get("activation text")),
+            preferred_weight=_user_weight(obj.get("preferred weight")),
+            notes=_user_text(obj.get("notes")),
+            description=_user_text(obj.get("description")),
+            negative_text=_user_text(obj.get("negative text")),
+            sd_version=known_version and known_version[:MAX_TAG_TEXT],
+        ),
     )
 
 

@@ -72,6 +72,11 @@ def _v7_version_nsfw_level(conn: Connection) -> None:
         "WHERE json_type(raw, '$.nsfwLevel') = 'integer'")
 
 
+def _v8_user_meta(conn: Connection) -> None:
+    # NULL: not read yet. The next scan reads the notes other tools left beside each file.
+    conn.exec_driver_sql("ALTER TABLE local_files ADD COLUMN user_meta JSON")
+
+
 # Version 1 is the first released schema; it is created from tables.py, so it has no step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "download_tasks.owner_pid/owner_host (who is downloading a task)",
@@ -86,6 +91,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v6_verified),
     Migration(7, "model_versions.nsfw_level (the site that shows a version)",
               _v7_version_nsfw_level),
+    Migration(8, "local_files.user_meta (notes, weights, tags users wrote in other tools)",
+              _v8_user_meta),
 )
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
