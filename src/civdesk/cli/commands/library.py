@@ -266,6 +266,9 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
         "offline": e.offline,
         # Its bytes matched the SHA256 Civitai publishes for it.
         "verified": e.verified,
+        # What the user wrote in other tools (A1111, Lora Manager, Stability Matrix):
+        # title, notes, activation_text, preferred_weight, tags, favorite... when present.
+        "user": dict(e.user),
     }
 
 
