@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +258,74 @@ def test_double_is_not_needed_offline(civitai: CivitaiDouble) -> None:
 
     with pytest.raises(CivitaiError):
         unreachable_client().versions_by_sha256(["0" * 64])
+
+
+# ------------------------------------------------------------ a library organised by hand
+
+
+def hand_organised(root: Path) -> Path:
+    """LoRAs sorted by hand under ``My LoRAs/sdxl`` (and one elsewhere), identified by
+    their Stability Matrix sidecars alone."""
+    folder = root / "My LoRAs" / "sdxl"
+    for i, where in enumerate([folder, folder, folder, root / "My LoRAs" / "sd15"]):
+        path, sha = model_file(where, f"mine{i}.safetensors", f"lora {i}".encode())
+        cm_info(path, ModelId=800 + i, VersionId=8000 + i, ModelName=f"Mine {i}",
+                VersionName="v1", ModelType="LORA", Hashes={"SHA256": sha})
+    return folder
+
+
+def queue_for(d: CivitaiDouble, lib: Library, settings: Settings) -> Any:
+    from civdesk.core.downloads.queue import DownloadQueue, RegisterInLibrary
+
+    client = CivitaiClient(d.base_url, sleep=lambda s: None)
+    return DownloadQueue(lib.db, client, settings=settings,
+                         post_download=RegisterInLibrary(lib, client, lambda: False))
+
+
+def test_downloads_go_where_the_library_keeps_their_type(
+    lib: Library, settings: Settings, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    c = civitai_catalog
+    sdxl = hand_organised(root)
+    Scanner(lib, None, settings).scan()
+    queue = queue_for(c.double, lib, settings)
+    queue.add(c.lora_v2.id)
+    snap = queue.run_next()
+    assert snap is not None and snap.state == "completed", snap and snap.error
+    assert Path(snap.dest_path).parent == sdxl.resolve()
+    queue.add(c.checkpoint_v1.id)  # none in the library yet: the layout's folder
+    snap = queue.run_next()
+    assert snap is not None and snap.state == "completed", snap and snap.error
+    assert Path(snap.dest_path).parent == (root / "Stable-diffusion").resolve()
+
+
+def test_a_type_folder_the_user_named_wins_over_the_library(
+    lib: Library, settings: Settings, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    c = civitai_catalog
+    hand_organised(root)
+    Scanner(lib, None, settings).scan()
+    settings.type_folders["LORA"] = "Chosen"
+    queue = queue_for(c.double, lib, settings)
+    queue.add(c.lora_v2.id)
+    snap = queue.run_next()
+    assert snap is not None and snap.state == "completed", snap and snap.error
+    assert Path(snap.dest_path).parent == (root / "Chosen").resolve()
+
+
+def test_the_folder_that_holds_most_of_a_type(tmp_path: Path) -> None:
+    from civdesk.core.placement import most_common_folder
+
+    r = str(tmp_path)
+    for sub in ("LORA/style", "LORA/people", "loras/sdxl"):
+        (tmp_path / sub).mkdir(parents=True)
+
+    def at(*folders: str) -> list[tuple[str, str]]:
+        return [(os.path.join(r, f, "x.safetensors"), r) for f in folders]
+
+    assert most_common_folder(at("LORA/style", "LORA/people", "LORA")) == tmp_path / "LORA"
+    assert most_common_folder(at("loras/sdxl", "loras/sdxl", "LORA")) == tmp_path / "loras/sdxl"
+    assert most_common_folder(at("LORA/style")) is None  # one file tells nothing
+    assert most_common_folder(at("LORA", "loras/sdxl")) is None  # no folder holds most
+    assert most_common_folder(at("gone", "gone")) is None  # not there any more
+    assert most_common_folder(at(".", ".")) == tmp_path  # kept in the library folder itself

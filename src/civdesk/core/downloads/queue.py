@@ -900,7 +900,9 @@ class DownloadQueue:
             return Path(record.dest_dir)
         if self.settings is None:
             raise CivdeskError("No download folder: choose one in Settings")
-        return self.settings.folder_for_type(model_type or "Other")
+        from civdesk.core.placement import download_folder
+
+        return download_folder(self.settings, self.library, model_type or "Other")
 
 
 #: Civitai file types that belong in another type's folder than their model's: the VAE a

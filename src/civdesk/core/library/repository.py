@@ -770,6 +770,20 @@ class Library:
         with self.db.session(write=False) as s:
             return {name: count for name, count in s.execute(query)}
 
+    def paths_of_type(self, model_types: Iterable[str]) -> list[tuple[str, str]]:
+        """(path, library folder) of the files of these model types the library folders
+        hold now (not offline, not kept outside them): where the user keeps that type."""
+        query = (
+            select(LocalFileRow.path, LocalFileRow.library_root)
+            .join(VersionRow, VersionRow.id == LocalFileRow.version_id)
+            .join(ModelRow, ModelRow.id == VersionRow.model_id)
+            .where(ModelRow.type.in_(list(model_types)),
+                   LocalFileRow.library_root.is_not(None),
+                   LocalFileRow.offline_since.is_(None))
+        )
+        with self.db.session(write=False) as s:
+            return [(path, root) for path, root in s.execute(query) if root is not None]
+
     def duplicates(self) -> list[list[LocalFile]]:
         """Groups of two or more files with the same SHA256, each sorted by path.
 
