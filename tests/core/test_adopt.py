@@ -329,3 +329,24 @@ def test_the_folder_that_holds_most_of_a_type(tmp_path: Path) -> None:
     assert most_common_folder(at("LORA", "loras/sdxl")) is None  # no folder holds most
     assert most_common_folder(at("gone", "gone")) is None  # not there any more
     assert most_common_folder(at(".", ".")) == tmp_path  # kept in the library folder itself
+
+
+# ------------------------------------------------------------------ previews left behind
+
+
+@pytest.mark.parametrize("name", ["{stem}.webp", "{stem}.preview.jpeg", "{stem}.mp4",
+                                  "{stem}.preview.webm"])
+def test_a_preview_another_tool_left_is_used_before_anything_is_fetched(
+    lib: Library, settings: Settings, root: Path, civitai_catalog: SampleCatalog, name: str
+) -> None:
+    c, d = civitai_catalog, civitai_catalog.double
+    lora = c.lora_v1.files[0]
+    path, _ = model_file(root / "Lora", lora.name, lora.read_bytes())
+    preview = path.with_name(name.format(stem=path.stem))
+    preview.write_bytes(b"left by another tool")
+    Scanner(lib, CivitaiClient(d.base_url, max_retries=0, backoff=0), settings).scan()
+    row = lib.local_file(path)
+    assert row is not None and row.version_id == c.lora_v1.id
+    assert row.preview_path == str(preview)
+    assert not [r for r in d.requests if r.host == "storage"]  # no image fetched
+    assert preview.read_bytes() == b"left by another tool"

@@ -56,8 +56,9 @@ SOURCE_LORA_MANAGER = "lora-manager"
 SOURCE_STABILITY_MATRIX = "stability-matrix"
 SOURCE_A1111 = "a1111"
 
-# Lora Manager's lookup order (the most thorough in the ecosystem), plus our own
-# ``.preview.gif``. Videos (.mp4/.webm) are left out: a thumbnail must be a still image.
+# Lora Manager's lookup order (the most thorough in the ecosystem), with our own
+# ``.preview.gif`` and ``.preview.webm``. A video preview is the model's too: the window
+# shows it as a marked placeholder, and no still is fetched over it.
 PREVIEW_SUFFIXES = (
     ".webp",
     ".preview.webp",
@@ -65,11 +66,23 @@ PREVIEW_SUFFIXES = (
     ".preview.jpeg",
     ".preview.jpg",
     ".preview.gif",
+    ".preview.mp4",
+    ".preview.webm",
     ".png",
     ".jpeg",
     ".jpg",
+    ".mp4",
     ".gif",
+    ".webm",
 )
+#: The endings of video previews (Lora Manager and Civitai keep animated previews so).
+VIDEO_ENDINGS = (".mp4", ".webm")
+
+
+def is_video(path: str | os.PathLike[str]) -> bool:
+    """Whether a preview is a video (shown as a marked placeholder, not decoded)."""
+    return os.fspath(path).lower().endswith(VIDEO_ENDINGS)
+
 
 #: The fields of what users wrote in other tools, as civdesk stores and shows them.
 USER_FIELDS = ("title", "notes", "activation_text", "preferred_weight", "negative_text",
