@@ -350,3 +350,89 @@ def test_a_preview_another_tool_left_is_used_before_anything_is_fetched(
     assert row.preview_path == str(preview)
     assert not [r for r in d.requests if r.host == "storage"]  # no image fetched
     assert preview.read_bytes() == b"left by another tool"
+
+
+# ------------------------------------------------------- companions for the other tools
+
+#: The properties of Stability Matrix's ConnectedModelInfo (StabilityMatrix.Core/Models/
+#: ConnectedModelInfo.cs), as System.Text.Json names them by default.
+SM_PROPERTIES = {"ModelId", "ModelName", "ModelDescription", "Nsfw", "Tags", "ModelType",
+                 "VersionId", "VersionName", "VersionDescription", "BaseModel",
+                 "FileMetadata", "ImportedAt", "Hashes", "TrainedWords", "Stats",
+                 "UserTitle", "ThumbnailImageUrl", "InferenceDefaults", "Source"}
+#: The fields of ComfyUI-Lora-Manager's BaseModelMetadata and LoraMetadata (py/utils/
+#: models.py), written by dataclasses.asdict.
+LM_FIELDS = {"file_name", "model_name", "file_path", "size", "modified", "sha256",
+             "base_model", "preview_url", "preview_nsfw_level", "notes", "from_civitai",
+             "civitai", "tags", "modelDescription", "civitai_deleted", "favorite", "exclude",
+             "db_checked", "skip_metadata_refresh", "metadata_source", "last_checked_at",
+             "hash_status", "autov3", "usage_tips", "sub_type"}
+
+
+def test_companions_for_the_other_tools_use_their_field_names(
+    lib: Library, settings: Settings, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    c = civitai_catalog
+    settings.companion_formats = ["civitai-info", "cm-info", "metadata-json"]
+    lora = c.lora_v1.files[0]
+    path, sha = model_file(root / "Lora", lora.name, lora.read_bytes())
+    Scanner(lib, CivitaiClient(c.double.base_url, max_retries=0, backoff=0), settings).scan()
+
+    sm = json.loads(path.with_name(path.stem + ".cm-info.json").read_text("utf-8"))
+    assert set(sm) <= SM_PROPERTIES
+    assert (sm["ModelId"], sm["VersionId"], sm["VersionName"]) == (
+        c.lora_v1.model_id, c.lora_v1.id, c.lora_v1.name)
+    assert sm["ModelType"] == "LORA" and sm["Hashes"]["SHA256"] == sha
+    assert sm["TrainedWords"] == list(c.lora_v1.trained_words)
+    assert set(sm["FileMetadata"]) <= {"fp", "size", "format"}  # JsonPropertyName'd
+    assert "+" in sm["ImportedAt"] or sm["ImportedAt"].endswith("Z")  # a DateTimeOffset
+    lm = json.loads(path.with_name(path.stem + ".metadata.json").read_text("utf-8"))
+    assert set(lm) <= LM_FIELDS
+    assert lm["sha256"] == sha.lower() and lm["file_path"] == path.as_posix()
+    assert lm["civitai"]["id"] == c.lora_v1.id and lm["usage_tips"] == "{}"
+    assert lm["file_name"] == path.stem and lm["size"] == path.stat().st_size
+    # Read back as those tools' files, each identifies the model by its hash.
+    from civdesk.core.sidecars import read_sidecars
+    infos = {i.source: i for i in read_sidecars(path).infos}
+    for source in ("stability-matrix", "lora-manager"):
+        assert infos[source].sha256 == sha and infos[source].version_id == c.lora_v1.id
+
+
+def test_companions_for_the_other_tools_are_off_by_default_and_never_overwrite(
+    lib: Library, settings: Settings, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    c = civitai_catalog
+    lora, emb = c.lora_v1.files[0], c.embedding_v1.files[0]
+    path, _ = model_file(root / "Lora", lora.name, lora.read_bytes())
+    other, _ = model_file(root / "TI", emb.name, emb.read_bytes())
+    theirs = other.with_name(other.stem + ".metadata.json")
+    theirs.write_text('{"file_name": "x", "notes": "mine", "sha256": ""}')
+    client = CivitaiClient(c.double.base_url, max_retries=0, backoff=0)
+    Scanner(lib, client, settings).scan()
+    assert not list(root.rglob("*.cm-info.json"))
+    assert [p.name for p in root.rglob("*.metadata.json")] == [theirs.name]
+
+    settings.companion_formats = ["civitai-info", "cm-info", "metadata-json"]
+    fresh = Library(Database.open(root.parent / "fresh.sqlite3"))  # identified anew
+    Scanner(fresh, client, settings).scan()
+    assert path.with_name(path.stem + ".metadata.json").is_file()
+    assert other.with_name(other.stem + ".cm-info.json").is_file()
+    assert theirs.read_text() == '{"file_name": "x", "notes": "mine", "sha256": ""}'
+
+
+def test_a_download_writes_the_companions_asked_for(
+    lib: Library, settings: Settings, root: Path, civitai_catalog: SampleCatalog
+) -> None:
+    from civdesk.core.downloads.queue import DownloadQueue, RegisterInLibrary
+
+    c = civitai_catalog
+    client = CivitaiClient(c.double.base_url, sleep=lambda s: None)
+    queue = DownloadQueue(lib.db, client, settings=settings, post_download=RegisterInLibrary(
+        lib, client, lambda: False, lambda: ["civitai-info", "cm-info"]))
+    queue.add(c.checkpoint_v1.id)
+    snap = queue.run_next()
+    assert snap is not None and snap.state == "completed", snap and snap.error
+    path = Path(snap.dest_path)
+    sm = json.loads(path.with_name(path.stem + ".cm-info.json").read_text("utf-8"))
+    assert sm["ModelType"] == "Checkpoint" and sm["VersionId"] == c.checkpoint_v1.id
+    assert not path.with_name(path.stem + ".metadata.json").exists()

@@ -633,6 +633,18 @@ def test_config_sets_the_download_root_and_removes_a_library_folder(
         f"civdesk: error: {models_dir} is not a library folder (they are: none)"])
 
 
+def test_set_companions_chooses_the_other_tools_companion_files(cli: Cli) -> None:
+    assert cli("config", "--json").json["companion_formats"] == ["civitai-info"]
+    run = cli("config", "set-companions", "cm-info,metadata-json", "--json")
+    assert run.code == 0, run.stderr
+    # .civitai.info is civdesk's own: always written.
+    assert run.json["companion_formats"] == ["civitai-info", "cm-info", "metadata-json"]
+    bad = cli("config", "set-companions", "civitai-info,nmkr")
+    assert bad.code == 2 and "unknown companion format nmkr" in bad.stderr
+    assert cli("config", "--json").json["companion_formats"] == [
+        "civitai-info", "cm-info", "metadata-json"]
+
+
 def test_config_actions_print_the_settings_they_leave_with_json(
     cli: Cli, models_dir: Path, tmp_path: Path
 ) -> None:

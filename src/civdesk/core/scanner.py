@@ -33,6 +33,7 @@ from typing import NamedTuple, Protocol
 from civdesk.core.civitai.errors import CivitaiError
 from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.civitai.threads import ThreadClients
+from civdesk.core.companion_formats import formats_of
 from civdesk.core.drives import Presence
 from civdesk.core.errors import Cancelled, CivdeskError
 from civdesk.core.hashing import (
@@ -457,7 +458,8 @@ class Scanner:
                 raise LinkConflict(p.name, known, version)
         self.library.upsert_version(version)
         done = write_companions(p, version, self.client, self.settings.allow_nsfw,
-                                sha256=sha256, recorded=_recorded(row))
+                                sha256=sha256, recorded=_recorded(row),
+                                formats=formats_of(self.settings))
         matching = version.file_with_hash(sha256)
         root = next((r for r in map(str, self._roots()) if _under(str(p), r)), None)
         return self.library.register_file(
@@ -1338,6 +1340,7 @@ class _CompanionWriter:
             return write_companions(
                 job.found.path, job.version, client, self.scanner.settings.allow_nsfw,
                 job.found.siblings, job.info_text, sha256=job.sha256, recorded=job.recorded,
+                formats=formats_of(self.scanner.settings),
             )
         except CivdeskError as err:
             return err

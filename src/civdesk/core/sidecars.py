@@ -784,6 +784,15 @@ def _place_new(tmp: str, target: str) -> bool:
             os.unlink(tmp)
 
 
+def place_new_companion(path: Path, data: bytes) -> bool:
+    """Write a companion atomically under ``path`` unless a file is there (False then):
+    a companion civdesk did not write is never written over."""
+    try:
+        return _atomic_write(path, data, replace=False)
+    except OSError as err:
+        raise FileProblem(f"Cannot write {path}: {err.strerror or err}") from err
+
+
 def move_file(source: str, target: str) -> None:
     """Rename ``source`` to ``target``; across drives, copy it under a temporary name
     beside the target, rename that into place and delete the source (if it can be), so the
@@ -916,6 +925,7 @@ class Companions:
     wrote_info: bool = False
     wrote_preview: bool = False
     problems: tuple[str, ...] = ()
+    for_other_tools: tuple[Path, ...] = ()  # .cm-info.json / .metadata.json written
 
 
 def _sha256s_of(version: ModelVersion, sha256: str | None) -> frozenset[str]:
@@ -1011,6 +1021,7 @@ def write_companions(
     *,
     sha256: str | None = None,
     recorded: Collection[str | None] = (),
+    formats: Collection[str] = (),
 ) -> Companions:
     """Write the missing ``.civitai.info`` and preview of an identified model file.
 
@@ -1020,7 +1031,8 @@ def write_companions(
     the info is still written and the problem reported. ``sha256``: the model's hash
     (else the version's files' hashes stand for it); ``recorded``: the companion paths the
     library holds for this model. ``info_text``: the info file's text when the caller has
-    encoded the version already (:func:`info_json` of its JSON). Raises
+    encoded the version already (:func:`info_json` of its JSON). ``formats``: the other
+    tools' companions to write too (:mod:`civdesk.core.companion_formats`). Raises
     :class:`FileProblem` only when the info file cannot be written.
     """
     model_path = _as_path(model_path)
@@ -1046,7 +1058,15 @@ def write_companions(
                 wrote_preview = True
             except CivdeskError as err:
                 problems.append(f"No preview for {model_path.name}: {err}")
-    return Companions(info_path, preview, wrote_info, wrote_preview, tuple(problems))
+    others: list[Path] = []
+    if formats:
+        from civdesk.core.companion_formats import write_for_other_tools  # it imports us
+
+        others, more = write_for_other_tools(model_path, version, sha256, formats, preview,
+                                             siblings)
+        problems.extend(more)
+    return Companions(info_path, preview, wrote_info, wrote_preview, tuple(problems),
+                      tuple(others))
 
 
 def _minimal_version_json(version: ModelVersion) -> dict[str, Any]:

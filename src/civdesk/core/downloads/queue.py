@@ -52,7 +52,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -222,10 +222,12 @@ PostDownload = Callable[[DownloadResult, ModelVersion, ModelFile], None]
 class RegisterInLibrary:
     """The post-download step: record the version and the file, write companion files."""
 
-    def __init__(self, library: Library, client: Any, allow_nsfw: Callable[[], bool]) -> None:
+    def __init__(self, library: Library, client: Any, allow_nsfw: Callable[[], bool],
+                 formats: Callable[[], Collection[str]] = tuple) -> None:
         self.library = library
         self.client = client
         self.allow_nsfw = allow_nsfw
+        self.formats = formats  # the other tools' companions to write too
 
     def __call__(self, result: DownloadResult, version: ModelVersion, file: ModelFile) -> None:
         from civdesk.core.sidecars import write_companions
@@ -233,7 +235,7 @@ class RegisterInLibrary:
         if version.model_id is not None:
             self.library.upsert_version(version)
         companions = write_companions(result.path, version, self.client, self.allow_nsfw(),
-                                      sha256=result.sha256)
+                                      sha256=result.sha256, formats=self.formats())
         for problem in companions.problems:
             log.warning("Companion files of %s: %s", result.path, problem)
         known = self.library.local_file(result.path) if result.already_present else None
@@ -324,7 +326,8 @@ class DownloadQueue:
             core.db, client, settings=core.settings,
             downloader=Downloader(client, chunk_size=chunk_size),
             post_download=RegisterInLibrary(core.library, client,
-                                            lambda: core.settings.allow_nsfw),
+                                            lambda: core.settings.allow_nsfw,
+                                            lambda: core.settings.companion_formats),
         )  # fmt: skip
 
     # -- listeners ------------------------------------------------------------------------
