@@ -86,13 +86,19 @@ def sm_fields(version: FakeVersion, sha256: str, model_name: str, model_type: st
     }
 
 
+def sm_lora(root: Path, c: SampleCatalog) -> tuple[Path, str]:
+    """The catalog's LoRA (v1) in Stability Matrix's Lora folder with its .cm-info.json."""
+    lora = c.lora_v1.files[0]
+    path, sha = model_file(root / "Lora", lora.name, lora.read_bytes())
+    cm_info(path, **sm_fields(c.lora_v1, sha, "Sample LoRA", "LORA"))
+    return path, sha
+
+
 def test_an_offline_scan_identifies_every_file_with_an_identifying_sidecar(
     lib: Library, settings: Settings, root: Path, civitai_catalog: SampleCatalog
 ) -> None:
     c, d = civitai_catalog, civitai_catalog.double
-    lora = c.lora_v1.files[0]
-    lora_path, lora_sha = model_file(root / "Lora", lora.name, lora.read_bytes())
-    cm_info(lora_path, **sm_fields(c.lora_v1, lora_sha, "Sample LoRA", "LORA"))
+    lora_path, _ = sm_lora(root, c)
     emb = c.embedding_v1.files[0]
     emb_path, emb_sha = model_file(root / "TextualInversion", emb.name, emb.read_bytes())
     emb_path.with_name(emb_path.stem + ".metadata.json").write_text(json.dumps({
@@ -141,9 +147,7 @@ def test_civitai_fills_in_a_sidecar_identity_and_never_replaces_it_by_less(
     lib: Library, settings: Settings, root: Path, civitai_catalog: SampleCatalog
 ) -> None:
     c = civitai_catalog
-    lora = c.lora_v1.files[0]
-    path, sha = model_file(root / "Lora", lora.name, lora.read_bytes())
-    cm_info(path, **sm_fields(c.lora_v1, sha, "Sample LoRA", "LORA"))
+    path, _ = sm_lora(root, c)
     gone_path, gone_sha = model_file(root / "Lora", "removed.safetensors", b"removed lora")
     cm_info(gone_path, ModelId=777, VersionId=7770, ModelName="Removed LoRA",
             VersionName="v2", Hashes={"SHA256": gone_sha})
@@ -178,9 +182,7 @@ def test_rate_limited_civitai_still_identifies_by_the_sidecar(
     lib: Library, settings: Settings, root: Path, civitai_catalog: SampleCatalog
 ) -> None:
     c, d = civitai_catalog, civitai_catalog.double
-    lora = c.lora_v1.files[0]
-    path, sha = model_file(root / "Lora", lora.name, lora.read_bytes())
-    cm_info(path, **sm_fields(c.lora_v1, sha, "Sample LoRA", "LORA"))
+    path, _ = sm_lora(root, c)
     d.fail(status=429, n=100, path_prefix="/api/")
     Scanner(lib, CivitaiClient(d.base_url, max_retries=0, backoff=0), settings).scan()
     row = lib.local_file(path)
@@ -240,6 +242,12 @@ def test_an_upgraded_library_reads_the_notes_once(
     row = lib.local_file(path)
     assert row is not None and row.user_meta is not None
     assert row.user_meta["activation_text"] == "wtrcolor, soft light"
+    # Notes edited in A1111 since: read again when the user asks to look again.
+    path.with_name("watercolor.json").write_text(json.dumps({**A1111_JSON, "notes": "new"}))
+    Scanner(lib, None, settings).scan()
+    assert lib.local_file(path).user_meta["notes"] != "new"  # type: ignore[index,union-attr]
+    Scanner(lib, None, settings).scan(recheck_unknown=True)
+    assert lib.local_file(path).user_meta["notes"] == "new"  # type: ignore[index,union-attr]
 
 
 def test_user_text_is_bounded(lib: Library, settings: Settings, root: Path) -> None:

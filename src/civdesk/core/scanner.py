@@ -765,9 +765,11 @@ class _ScanRun:
         return w
 
     def _read_user_meta_once(self, row: LocalFile, f: _Found) -> None:
-        """Read what users wrote in other tools for a file registered before civdesk read
-        it (an upgraded library): once, and only where such a companion is there."""
-        if row.user_meta is not None or not any(
+        """Read what users wrote in other tools for an unchanged file registered before
+        civdesk read it (an upgraded library), or again when asked to look again
+        (``recheck_unknown``); only where such a companion is there: a rescan stays
+        without reads."""
+        if (row.user_meta is not None and not self.recheck_unknown) or not any(
                 stem + suffix in f.siblings for stem in companion_stems(f.path)
                 for suffix in USER_META_SUFFIXES):
             return
