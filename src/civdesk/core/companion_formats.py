@@ -17,7 +17,7 @@ describes another model.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,7 @@ def lora_manager_metadata(model_path: Path, version: ModelVersion, sha256: str,
 
 def write_for_other_tools(
     model_path: Path, version: ModelVersion, sha256: str | None, formats: Collection[str],
-    preview: Path | None = None, siblings: Iterable[str] | None = None,
+    preview: Path | None = None, siblings: Collection[str] | None = None,
 ) -> tuple[list[Path], list[str]]:
     """Write the other tools' companions in ``formats`` that are missing; (the files
     written, problems in words). Nothing for a version known only from a sidecar (its
@@ -123,8 +123,7 @@ def write_for_other_tools(
     wanted = [f for f in (CM_INFO, METADATA_JSON) if f in formats]
     if not wanted or not sha256 or version.from_sidecar_only:
         return [], []
-    listing = list(siblings) if siblings is not None else None
-    stem = free_stem(model_path, listing)
+    stem = free_stem(model_path, siblings)  # the scan's listing: no disk lookups
     if stem != stem_of(model_path):
         return [], []  # the plain stem is another model's too: the tools could not tell
     file = version.file_with_hash(sha256)
