@@ -27,7 +27,7 @@ from tests.double.catalog import FakeVersion
 SRC = Path(__file__).resolve().parents[2] / "src"
 ENTRY_FIELDS = {"path", "sha256", "model_id", "version_id", "model_name", "version_name", "type",
                 "base_model", "size", "preview", "info", "offline", "verified", "removed",
-                "removed_how", "removed_at"}
+                "removed_how", "removed_at", "user"}
 
 
 @dataclass
@@ -324,6 +324,7 @@ def test_list_json_has_every_field(
     unknown = next(e for e in entries if e["model_id"] is None)
     assert (unknown["type"], unknown["preview"], unknown["info"]) == (None, None, None)
     assert unknown["verified"] is False
+    assert unknown["user"] == {}
 
     loras = cli("list", "--type", "lora", "--json").json
     assert [e["model_name"] for e in loras] == ["Paperfold Style"]
@@ -331,6 +332,24 @@ def test_list_json_has_every_field(
     table = cli("list").stdout.splitlines()
     assert table[0].split() == ["TYPE", "MODEL", "VERSION", "BASE", "SIZE", "VERIFIED", "PATH"]
     assert len(table) == 4
+
+
+def test_list_json_shows_what_users_wrote_in_other_tools(cli: Cli, tmp_path: Path) -> None:
+    root = tmp_path / "models" / "Lora"
+    root.mkdir(parents=True)
+    (root / "ink.safetensors").write_bytes(b"ink" * 100)
+    # A1111's user metadata and Stability Matrix's title, in their own formats.
+    (root / "ink.json").write_text(json.dumps({
+        "description": "Ink wash", "sd version": "SDXL", "activation text": "inkwash",
+        "preferred weight": 0.65, "negative text": "", "notes": "with hires fix"}))
+    (root / "ink.cm-info.json").write_text(json.dumps({
+        "ModelId": 5, "VersionId": 50, "ModelName": "Ink", "VersionName": "v1",
+        "ModelType": "LORA", "Hashes": {"SHA256": None}, "UserTitle": "Ink (mine)"}))
+    assert cli("scan", str(tmp_path / "models")).code == 0
+    [entry] = cli("list", "--json").json
+    assert entry["user"] == {
+        "title": "Ink (mine)", "notes": "with hires fix", "activation_text": "inkwash",
+        "preferred_weight": 0.65, "description": "Ink wash", "sd_version": "SDXL"}
 
 
 # ------------------------------------------------------------------- link, duplicates
@@ -614,6 +633,18 @@ def test_config_sets_the_download_root_and_removes_a_library_folder(
     again = cli("config", "remove-folder", str(models_dir))
     assert (again.code, again.error_lines) == (2, [
         f"civdesk: error: {models_dir} is not a library folder (they are: none)"])
+
+
+def test_set_companions_chooses_the_other_tools_companion_files(cli: Cli) -> None:
+    assert cli("config", "--json").json["companion_formats"] == ["civitai-info"]
+    run = cli("config", "set-companions", "cm-info,metadata-json", "--json")
+    assert run.code == 0, run.stderr
+    # .civitai.info is civdesk's own: always written.
+    assert run.json["companion_formats"] == ["civitai-info", "cm-info", "metadata-json"]
+    bad = cli("config", "set-companions", "civitai-info,nmkr")
+    assert bad.code == 2 and "unknown companion format nmkr" in bad.stderr
+    assert cli("config", "--json").json["companion_formats"] == [
+        "civitai-info", "cm-info", "metadata-json"]
 
 
 def test_config_actions_print_the_settings_they_leave_with_json(

@@ -203,6 +203,33 @@ def test_a_file_never_matched_to_civitais_sha256_is_marked_unverified(
     assert page.detail._values["Verified"].text().startswith("No")
 
 
+def test_notes_and_weights_from_other_tools_show_in_the_detail_pane(
+    qtbot, page, core, model_folder
+):
+    import json
+
+    model = model_folder / "Lora" / "watercolor.safetensors"
+    model.write_bytes(os.urandom(2000))
+    # A1111's Extra Networks edit dialog and Lora Manager, in their own formats.
+    (model_folder / "Lora" / "watercolor.json").write_text(json.dumps({
+        "description": "", "sd version": "SD1", "activation text": "wtrcolor",
+        "preferred weight": 0.7, "notes": "<b>not markup</b> keep below 0.8"}))
+    (model_folder / "Lora" / "watercolor.metadata.json").write_text(json.dumps({
+        "file_name": "watercolor", "model_name": "watercolor", "sha256": "",
+        "tags": ["paint"], "favorite": True, "notes": "", "civitai": {}}))
+    scan_by_click(qtbot, page, core, model_folder)
+    assert page.select_path(str(model))
+    notes = page.detail.user_notes
+    assert notes.isVisibleTo(page) and page.detail.user_title.isVisibleTo(page)
+    assert notes.textFormat() == Qt.TextFormat.PlainText
+    assert notes.text().splitlines() == [
+        "Activation text: wtrcolor", "Preferred weight: 0.7", "Tags: paint",
+        "Favourite: yes", "SD version: SD1", "Notes: <b>not markup</b> keep below 0.8"]
+    other = next(e for e in page.snapshot.entries if e.path != str(model))
+    assert page.select_path(other.path)
+    assert not notes.isVisibleTo(page)
+
+
 def test_a_long_file_name_wraps_in_the_detail_pane(qtbot, page, core, model_folder):
     name = "_".join(["my", "very", "long", "merged", "checkpoint"] * 6) + "-fp16.safetensors"
     (model_folder / "Stable-diffusion" / name).write_bytes(os.urandom(2000))

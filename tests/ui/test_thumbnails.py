@@ -52,6 +52,18 @@ def test_local_preview_is_scaled_to_fill_and_cached(qtbot, loader, tmp_path):
     assert len(cached_files) == 1
 
 
+@pytest.mark.parametrize("name", ["a.mp4", "a.preview.webm"])
+def test_a_video_preview_shows_as_a_marked_placeholder(qtbot, loader, tmp_path, name):
+    # Lora Manager keeps animated previews as video: never decoded, never an error.
+    preview = _write(tmp_path / name, b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    key = _load(qtbot, loader, preview)
+    pixmap = loader.pixmap(preview, SIZE)
+    assert pixmap is not None and pixmap.size() == SIZE and loader.error(key) is None
+    image = pixmap.toImage()
+    assert image.pixelColor(SIZE.width() // 2, SIZE.height() // 2 - 4).lightness() > 200
+    assert image.pixelColor(1, 1).lightness() < 60  # the dark card around the play mark
+
+
 def test_disk_cache_is_reused_by_a_new_loader_and_refreshed_when_the_file_changes(
     qtbot, loader, tmp_path
 ):

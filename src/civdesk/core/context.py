@@ -15,6 +15,7 @@ from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.civitai.sites import SiteLookups, Sites, paired_mature_site
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
+from civdesk.core.placement import download_folder
 from civdesk.core.secret_text import clean_api_key
 from civdesk.core.secrets import ApiKeyStore
 from civdesk.core.settings import Settings
@@ -104,7 +105,8 @@ class Core:
         self.settings.save(self.library)
 
     def folder_for_type(self, model_type: str) -> Path:
-        return self.settings.folder_for_type(model_type)
+        """Where a download of the type goes (:func:`placement.download_folder`)."""
+        return download_folder(self.settings, self.library, model_type)
 
     def close(self) -> None:
         self.db.close()

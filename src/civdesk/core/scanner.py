@@ -33,6 +33,7 @@ from typing import NamedTuple, Protocol
 from civdesk.core.civitai.errors import CivitaiError
 from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.civitai.threads import ThreadClients
+from civdesk.core.companion_formats import formats_of
 from civdesk.core.drives import Presence
 from civdesk.core.errors import Cancelled, CivdeskError
 from civdesk.core.hashing import (
@@ -46,7 +47,8 @@ from civdesk.core.hashing import (
 from civdesk.core.library import Library, LocalFile
 from civdesk.core.library.repository import FileMove, FileRecord, version_form_json
 from civdesk.core.sidecars import (
-    INFO_SUFFIX,
+    IDENTIFYING_SUFFIXES,
+    USER_META_SUFFIXES,
     Companions,
     FolderNames,
     ImageFetcher,
@@ -197,6 +199,7 @@ class _Work:
     looked_up: bool = False
     row: LocalFile | None = None  # the existing row at this path, if any
     needs_lookup: bool = True
+    user_meta: dict[str, object] | None = None  # what users wrote in other tools (read)
 
 
 def _now() -> datetime:
@@ -456,7 +459,8 @@ class Scanner:
         self.library.upsert_version(version)
         version = self.library.richer_version(version)
         done = write_companions(p, version, self.client, self.settings.allow_nsfw,
-                                sha256=sha256, recorded=_recorded(row))
+                                sha256=sha256, recorded=_recorded(row),
+                                formats=formats_of(self.settings))
         matching = version.file_with_hash(sha256)
         root = next((r for r in map(str, self._roots()) if _under(str(p), r)), None)
         return self.library.register_file(
@@ -726,16 +730,18 @@ class _ScanRun:
             if row is not None and row.sha256 and _same(row, f.stat):
                 self.summary.unchanged += 1
                 self.hash_by_path[key] = row.sha256
-                if row.identified:
-                    self.identified += 1
                 named = self._named_by_new_info(row, f, recheck_before)
+                wants_lookup = named is None and self._wants_lookup(row, recheck_before)
+                if row.identified and not wants_lookup:
+                    self.identified += 1  # else counted once settled
                 self._refresh_unchanged(row, f)
                 self._note_seen(row, f)
+                self._read_user_meta_once(row, f)
                 if named is not None:
                     work.append(named)
-                elif self._wants_lookup(row, recheck_before):
-                    work.append(_Work(f, row.sha256, f.stat, row=row))
-                elif row.lookup_state == "unknown":
+                elif wants_lookup:
+                    work.append(self._lookup_work(row, f))
+                elif row.lookup_state == "unknown" and not row.identified:
                     self.summary.unknown += 1
                 continue
             moved_from = by_identity.get((f.stat.size, f.stat.mtime_ns, f.stat.inode))
@@ -747,6 +753,29 @@ class _ScanRun:
             work.append(_Work(f, row=row))
         self._move_all(moves)
         return work
+
+    def _lookup_work(self, row: LocalFile, f: _Found) -> _Work:
+        """The work of an unchanged file to look up on Civitai. One identified only by its
+        sidecar keeps that identity until Civitai answers with more."""
+        w = _Work(f, row.sha256, f.stat, row=row)
+        if row.identified and row.version_id is not None:
+            version = self.lib.version(row.version_id)
+            if version is not None:
+                w.version, w.identified_by = version, row.identified_by
+                w.lookup_state = row.lookup_state
+        return w
+
+    def _read_user_meta_once(self, row: LocalFile, f: _Found) -> None:
+        """Read what users wrote in other tools for an unchanged file registered before
+        civdesk read it (an upgraded library), or again when asked to look again
+        (``recheck_unknown``); only where such a companion is there: a rescan stays
+        without reads."""
+        if (row.user_meta is not None and not self.recheck_unknown) or not any(
+                stem + suffix in f.siblings for stem in companion_stems(f.path)
+                for suffix in USER_META_SUFFIXES):
+            return
+        meta = read_sidecars(f.path, f.siblings).user_meta()
+        self.file_updates.append((row.id, {"user_meta": meta}))
 
     def _named_by_new_info(
         self, row: LocalFile, f: _Found, recheck_before: datetime
@@ -760,7 +789,8 @@ class _ScanRun:
         """
         if row.identified or row.info_path is not None or row.sha256 is None:
             return None
-        if not any(stem + INFO_SUFFIX in f.siblings for stem in companion_stems(f.path)):
+        if not any(stem + suffix in f.siblings for stem in companion_stems(f.path)
+                   for suffix in IDENTIFYING_SUFFIXES):
             return None
         w = _Work(f, row.sha256, f.stat, row=row, lookup_state=row.lookup_state,
                   needs_lookup=self._wants_lookup(row, recheck_before))
@@ -770,8 +800,10 @@ class _ScanRun:
         return w
 
     def _wants_lookup(self, row: LocalFile, recheck_before: datetime) -> bool:
-        if row.identified or self.s.client is None:
+        if self.s.client is None:
             return False
+        if row.identified:  # by its sidecar alone: Civitai has the rest to tell
+            return row.lookup_state == "sidecar"
         if row.lookup_state in ("pending", "error"):
             return True
         if row.lookup_state == "unknown":
@@ -827,7 +859,8 @@ class _ScanRun:
                                       if row.version_id is not None})
         due = [(row, f, preview, info, versions[row.version_id])
                for row, f, preview, info in stale
-               if row.version_id is not None and row.version_id in versions]
+               if row.version_id is not None and row.version_id in versions
+               and not versions[row.version_id].from_sidecar_only]
         encoded = {vid: info_json(version_form_json(v)) for vid, v in versions.items()}
         outcomes = self.companion_writer.start_all(
             [_CompanionJob(f, version, encoded[version.id], row.sha256, _recorded(row))
@@ -998,6 +1031,7 @@ class _ScanRun:
         for note in sidecars.notes:
             log.info("%s: %s", w.found.path.parent, note)
         w.sidecar = sidecars.identifying()
+        w.user_meta = sidecars.user_meta()
 
     def _same_bytes(self, row: LocalFile, f: _Found, stat: FileStat | None) -> None:
         """An identified file whose stat changed but whose bytes did not (touched, restored
@@ -1034,7 +1068,8 @@ class _ScanRun:
         the client can be cloned, else now)."""
         for w in batch:
             self._apply_sidecar(w)
-        wanted = [w for w in batch if w.version is None and w.needs_lookup]
+        wanted = [w for w in batch if w.needs_lookup and (
+            w.version is None or w.version.from_sidecar_only)]
         if offline or not wanted:
             return _Batch(batch, None)
         return _Batch(batch, self.lookups.start(lambda client: self._look_up(wanted, client)))
@@ -1058,13 +1093,17 @@ class _ScanRun:
                     break
                 except FutureTimeout:
                     self._check_cancel()
-        versions = {w.version.id: w.version for w in batch if w.version is not None}
+        versions: dict[int, ModelVersion] = {}
+        _add_versions(versions, (w.version for w in batch if w.version is not None))
         # Each version's JSON is encoded once, for its .civitai.info and the database both.
         encoded = {vid: info_json(version_form_json(v)) for vid, v in versions.items()}
         identified: list[_Work] = []
         outcomes = _no_outcomes
         if not offline:  # else: register the batch anyway; companions are written next scan
-            identified = [w for w in batch if w.version is not None]
+            # A version known only from a sidecar gets no .civitai.info: it has less to say
+            # than the sidecar beside it, and other tools read that file as Civitai's.
+            identified = [w for w in batch
+                          if w.version is not None and not w.version.from_sidecar_only]
             outcomes = self.companion_writer.start_all(
                 [_CompanionJob(w.found, w.version, encoded[w.version.id], w.sha256,
                                _recorded(w.row))
@@ -1090,7 +1129,7 @@ class _ScanRun:
             now = _now()
             unstored.records.extend(self._record(w, companions.get(id(w)), now)
                                     for w in written.work)
-            unstored.versions.update(written.versions)
+            _add_versions(unstored.versions, written.versions.values())
             unstored.encoded.update(written.encoded)
         if not unstored.records or (len(unstored.records) < STORE_BATCH and not final):
             return
@@ -1117,14 +1156,25 @@ class _ScanRun:
         if version is None and info.version_id is not None:
             version = (self.unstored.versions.get(info.version_id)  # settled, not yet stored
                        or self.lib.version(info.version_id))
-        if version is None and info.version_id is not None and self.s.client is not None:
+        if (version is None and info.version_id is not None and self.s.client is not None
+                and self.lookups_down is None):
             try:
                 version = self.s.client.get_version(info.version_id)
+            except CivitaiError as err:
+                log.info("Version %s named by %s: %s", info.version_id, info.path, err)
+                if getattr(err, "transient", False):  # offline or rate-limited: ask no more
+                    with self.lookup_lock:
+                        self.lookups_down = self.lookups_down or str(err)
             except CivdeskError as err:
                 log.info("Version %s named by %s: %s", info.version_id, info.path, err)
         if version is not None:
             w.version, w.identified_by = version, "sidecar"
             w.lookup_state, w.looked_up, w.needs_lookup = "found", True, False
+        elif info.sha256 == w.sha256 and (partial := info.sidecar_only_version()) is not None:
+            # Civitai cannot be asked, or no longer has it: the sidecar names these very
+            # bytes by their hash, so what it holds identifies them now; the hash lookup
+            # below (this scan or a later one) brings Civitai's full version.
+            w.version, w.identified_by, w.lookup_state = partial, "sidecar", "sidecar"
 
     def _look_up(self, items: list[_Work], client: VersionSource) -> None:
         """Identify ``items`` by hash (on a lookup thread; other batches may be looked up
@@ -1151,7 +1201,7 @@ class _ScanRun:
                 version = found.get(w.sha256 or "")
                 w.looked_up = True
                 if version is None:
-                    w.lookup_state = "unknown"
+                    w.lookup_state = "unknown"  # a sidecar-only version stays (removed?)
                 else:
                     w.version, w.identified_by, w.lookup_state = (
                         self.lib.richer_version(version), "hash", "found")
@@ -1162,7 +1212,8 @@ class _ScanRun:
         with self.lookup_lock:
             self.lookup_failures += len(chunk)
         for w in chunk:
-            w.lookup_state = "error"
+            if w.version is None:  # one identified by its sidecar stays so
+                w.lookup_state = "error"
 
     def _count_companions(self, outcome: Companions | CivdeskError | None) -> Companions | None:
         if isinstance(outcome, CivdeskError):
@@ -1182,7 +1233,7 @@ class _ScanRun:
         info = (done.info_path if done else None) or find_info(f.path, f.siblings, w.sha256)
         version = w.version
         matching = version.file_with_hash(w.sha256) if version else None
-        if w.lookup_state == "unknown":
+        if w.lookup_state == "unknown" and version is None:
             self.summary.unknown += 1
         if version is not None:
             self.identified += 1
@@ -1204,6 +1255,7 @@ class _ScanRun:
             looked_up_at=now if w.looked_up else None,
             device=f.stored_device,
             verified=version is not None and publishes_sha256(version, w.sha256),
+            user_meta=w.user_meta,
         )
 
     # -------------------------------------------------------------------- clean up
@@ -1292,6 +1344,7 @@ class _CompanionWriter:
             return write_companions(
                 job.found.path, job.version, client, self.scanner.settings.allow_nsfw,
                 job.found.siblings, job.info_text, sha256=job.sha256, recorded=job.recorded,
+                formats=formats_of(self.scanner.settings),
             )
         except CivdeskError as err:
             return err
@@ -1430,6 +1483,14 @@ class _Lookups:
             self.pool = None
         if not cancelled:
             self.clients.close()  # else still in use: closed with their threads' end
+
+
+def _add_versions(into: dict[int, ModelVersion], versions: Iterable[ModelVersion]) -> None:
+    """Add ``versions`` by id; one known only from a sidecar never replaces a fuller one."""
+    for version in versions:
+        held = into.get(version.id)
+        if held is None or not version.from_sidecar_only or held.from_sidecar_only:
+            into[version.id] = version
 
 
 def _plural_files(n: int) -> str:

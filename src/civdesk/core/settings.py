@@ -36,6 +36,10 @@ DEFAULT_API_BASE = "https://civitai.com"
 DEFAULT_MATURE_API_BASE = "https://civitai.red"
 FALLBACK_DOWNLOAD_ROOT = Path("~/civdesk-models")
 OTHER_FOLDER = "Other"
+#: Companion formats civdesk can write (civdesk.core.companion_formats): Civitai Helper's
+#: .civitai.info (always), Stability Matrix's .cm-info.json, Lora Manager's .metadata.json.
+COMPANION_FORMATS = ("civitai-info", "cm-info", "metadata-json")
+DEFAULT_COMPANION_FORMATS = ("civitai-info",)
 MAX_DEFAULT_HASH_WORKERS = 4  # hashing is mostly disk-bound; more threads just seek more
 
 # Model type -> folder (relative: under the download root), as A1111/Forge name them.
@@ -170,6 +174,11 @@ class Settings:
     allow_nsfw: bool = False  # "allow mature content": shown, searched and identified
     minimize_to_tray: bool = False
     hash_workers: int = field(default_factory=default_hash_workers)
+    #: Companion files written for downloaded and identified models: always
+    #: "civitai-info"; "cm-info" (Stability Matrix) and "metadata-json" (Lora Manager)
+    #: when asked (see civdesk.core.companion_formats).
+    companion_formats: list[str] = field(
+        default_factory=lambda: list(DEFAULT_COMPANION_FORMATS))
 
     # ------------------------------------------------------------------- persistence
 
@@ -367,6 +376,10 @@ def _validated(name: str, value: Any) -> Any:
         return dict(value) if ok else _INVALID
     if name in ("allow_nsfw", "minimize_to_tray"):
         return value if isinstance(value, bool) else _INVALID
+    if name == "companion_formats":
+        ok = isinstance(value, list) and all(
+            v in COMPANION_FORMATS for v in value)
+        return list(value) if ok else _INVALID
     if name == "hash_workers":
         ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64
         return value if ok else _INVALID

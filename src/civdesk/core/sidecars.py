@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from civdesk.core.civitai.errors import MalformedResponse
-from civdesk.core.civitai.schema import ModelVersion
+from civdesk.core.civitai.schema import FROM_SIDECAR_KEY, ModelVersion
 from civdesk.core.errors import CivdeskError, FileProblem
 from civdesk.core.images import check_image, sniff_image
 
@@ -45,14 +45,20 @@ STABILITY_MATRIX_SUFFIX = ".cm-info.json"
 LORA_MANAGER_SUFFIX = ".metadata.json"
 A1111_SUFFIX = ".json"
 
+#: The companions that can identify a model (name its version and its hash or files).
+IDENTIFYING_SUFFIXES = (INFO_SUFFIX, LORA_MANAGER_SUFFIX, STABILITY_MATRIX_SUFFIX)
+#: The companions that hold what users wrote in other tools.
+USER_META_SUFFIXES = (A1111_SUFFIX, LORA_MANAGER_SUFFIX, STABILITY_MATRIX_SUFFIX)
+
 # Sources, strongest first: the order in which sidecars are trusted when they disagree.
 SOURCE_CIVITAI_INFO = "civitai.info"
 SOURCE_LORA_MANAGER = "lora-manager"
 SOURCE_STABILITY_MATRIX = "stability-matrix"
 SOURCE_A1111 = "a1111"
 
-# Lora Manager's lookup order (the most thorough in the ecosystem), plus our own
-# ``.preview.gif``. Videos (.mp4/.webm) are left out: a thumbnail must be a still image.
+# Lora Manager's lookup order (the most thorough in the ecosystem), with our own
+# ``.preview.gif`` and ``.preview.webm``. A video preview is the model's too: the window
+# shows it as a marked placeholder, and no still is fetched over it.
 PREVIEW_SUFFIXES = (
     ".webp",
     ".preview.webp",
@@ -60,11 +66,32 @@ PREVIEW_SUFFIXES = (
     ".preview.jpeg",
     ".preview.jpg",
     ".preview.gif",
+    ".preview.mp4",
+    ".preview.webm",
     ".png",
     ".jpeg",
     ".jpg",
+    ".mp4",
     ".gif",
+    ".webm",
 )
+#: The endings of video previews (Lora Manager and Civitai keep animated previews so).
+VIDEO_ENDINGS = (".mp4", ".webm")
+
+
+def is_video(path: str | os.PathLike[str]) -> bool:
+    """Whether a preview is a video (shown as a marked placeholder, not decoded)."""
+    return os.fspath(path).lower().endswith(VIDEO_ENDINGS)
+
+
+#: The fields of what users wrote in other tools, as civdesk stores and shows them.
+USER_FIELDS = ("title", "notes", "activation_text", "preferred_weight", "negative_text",
+               "description", "sd_version", "tags", "favorite")
+_USER_SOURCE_ORDER = (SOURCE_A1111, SOURCE_LORA_MANAGER, SOURCE_STABILITY_MATRIX)
+# Bounds on what is kept of a user's text: a companion is hostile input like any other.
+MAX_USER_TEXT = 20_000
+MAX_USER_TAGS = 100
+MAX_TAG_TEXT = 200
 
 _IMAGE_ENDINGS = tuple({suffix.rsplit(".", 1)[1] for suffix in PREVIEW_SUFFIXES})
 
@@ -94,6 +121,8 @@ class SidecarInfo:
     base_model: str | None = None
     not_on_civitai: bool = False  # the ``{}`` marker: a tool looked it up and found nothing
     contested: bool = False  # named after a stem another model file in the folder shares
+    #: What the user wrote in the tool (see :data:`USER_FIELDS`), bounded in size.
+    user: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def agrees_with(self, sha256: str) -> bool:
         """False when this sidecar names a different file than the one with this hash.
@@ -107,6 +136,23 @@ class SidecarInfo:
             return self.sha256 == sha256
         listed = _listed_sha256s(self.version_json)
         return sha256 in listed if listed else not self.contested
+
+    def sidecar_only_version(self) -> ModelVersion | None:
+        """The version as far as this sidecar tells it (ids, names, type, base model,
+        trigger words; no files or images), marked :attr:`ModelVersion.from_sidecar_only`;
+        None without both ids. Only for a sidecar whose hash was checked against the file:
+        Civitai fills in the rest when it can be asked."""
+        if self.version_id is None or self.model_id is None:
+            return None
+        data: dict[str, Any] = {
+            "id": self.version_id, "modelId": self.model_id, "name": self.version_name or "",
+            # "" never blanks a type the library knows (a new model gets "Other").
+            "model": {"name": self.model_name or "", "type": self.model_type or ""},
+            "trainedWords": list(self.trained_words), FROM_SIDECAR_KEY: self.source,
+        }
+        if self.base_model:
+            data["baseModel"] = self.base_model
+        return ModelVersion.from_json(data, where=self.path.name)
 
     def version(self) -> ModelVersion | None:
         """The parsed version, when the sidecar carries its full JSON."""
@@ -146,6 +192,18 @@ class Sidecars:
     @property
     def not_on_civitai(self) -> bool:
         return any(info.not_on_civitai for info in self.infos)
+
+    def user_meta(self) -> dict[str, Any]:
+        """What the user wrote in other tools, merged: each field from the first tool that
+        has it, the one whose edit dialog is about it first (A1111, Lora Manager, Stability
+        Matrix). Empty when there is nothing."""
+        merged: dict[str, Any] = {}
+        for source in _USER_SOURCE_ORDER:
+            for info in self.infos:
+                if info.source == source:
+                    for key, value in info.user.items():
+                        merged.setdefault(key, value)
+        return {key: merged[key] for key in USER_FIELDS if key in merged}
 
 
 def _as_path(path: Path | str) -> Path:
@@ -512,9 +570,47 @@ def _parse_civitai_info(path: Path, data: Any) -> SidecarInfo | None:
     return _from_version_json(SOURCE_CIVITAI_INFO, path, obj)
 
 
+def _user_text(value: Any) -> str | None:
+    """A user's text, trimmed and bounded; None when empty or not text."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()[:MAX_USER_TEXT]
+
+
+def _user_weight(value: Any) -> float | None:
+    """A LoRA weight (A1111's ``preferred weight``, Lora Manager's ``strength``): 0, not
+    a number or beyond any sane range means unset."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 < abs(value) <= 100 else None
+
+
+def _user(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value not in (None, "", [])}
+
+
+def _lora_manager_user(obj: Mapping[str, Any]) -> dict[str, Any]:
+    tags = obj.get("tags")
+    tips = obj.get("usage_tips")
+    strength = None
+    if isinstance(tips, str) and len(tips) < 4096:  # a JSON text, e.g. {"strength": 0.8}
+        with contextlib.suppress(ValueError):
+            parsed = json.loads(tips)
+            if isinstance(parsed, Mapping):
+                strength = _user_weight(parsed.get("strength"))
+    return _user(
+        notes=_user_text(obj.get("notes")),
+        tags=[t.strip()[:MAX_TAG_TEXT] for t in tags if isinstance(t, str) and t.strip()
+              ][:MAX_USER_TAGS] if isinstance(tags, list) else None,
+        favorite=True if obj.get("favorite") is True else None,
+        preferred_weight=strength,
+    )
+
+
 def _parse_lora_manager(path: Path, data: Any) -> SidecarInfo | None:
     obj = _object(data, "metadata.json")
     sha256 = _sha256(obj.get("sha256"))
+    user = _lora_manager_user(obj)
     civitai = obj.get("civitai")
     if isinstance(civitai, Mapping) and civitai.get("id") is not None:
         info = _from_version_json(SOURCE_LORA_MANAGER, path, civitai, sha256)
@@ -522,7 +618,7 @@ def _parse_lora_manager(path: Path, data: Any) -> SidecarInfo | None:
             info = _replace(info, base_model=_str(obj.get("base_model")))
         if info.model_name is None:
             info = _replace(info, model_name=_str(obj.get("model_name")))
-        return info
+        return _replace(info, user=user)
     return SidecarInfo(
         SOURCE_LORA_MANAGER,
         path,
@@ -530,6 +626,7 @@ def _parse_lora_manager(path: Path, data: Any) -> SidecarInfo | None:
         model_name=_str(obj.get("model_name")),
         base_model=_str(obj.get("base_model")),
         not_on_civitai=obj.get("from_civitai") is False and bool(obj.get("db_checked")),
+        user=user,
     )
 
 
@@ -552,6 +649,7 @@ def _parse_stability_matrix(path: Path, data: Any) -> SidecarInfo | None:
         # An enum: System.Text.Json writes its name, or its number without a converter.
         model_type=_str(model_type),
         base_model=_str(obj.get("BaseModel")),
+        user=_user(title=_user_text(obj.get("UserTitle"))),
     )
 
 
@@ -563,11 +661,20 @@ def _parse_a1111(path: Path, data: Any) -> SidecarInfo | None:
     if not any(key in obj for key in _A1111_KEYS):
         return None  # some other JSON that merely shares the name; not ours to judge
     sd_version = _str(obj.get("sd version"))
+    known_version = None if sd_version in (None, "Unknown") else sd_version
     return SidecarInfo(
         SOURCE_A1111,
         path,
         trained_words=_words(obj.get("activation text")),
-        base_model=None if sd_version in (None, "Unknown") else sd_version,
+        base_model=known_version,
+        user=_user(
+            activation_text=_user_text(obj.get("activation text")),
+            preferred_weight=_user_weight(obj.get("preferred weight")),
+            notes=_user_text(obj.get("notes")),
+            description=_user_text(obj.get("description")),
+            negative_text=_user_text(obj.get("negative text")),
+            sd_version=known_version and known_version[:MAX_TAG_TEXT],
+        ),
     )
 
 
@@ -675,6 +782,15 @@ def _place_new(tmp: str, target: str) -> bool:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def place_new_companion(path: Path, data: bytes) -> bool:
+    """Write a companion atomically under ``path`` unless a file is there (False then):
+    a companion civdesk did not write is never written over."""
+    try:
+        return _atomic_write(path, data, replace=False)
+    except OSError as err:
+        raise FileProblem(f"Cannot write {path}: {err.strerror or err}") from err
 
 
 def move_file(source: str, target: str) -> None:
@@ -809,6 +925,7 @@ class Companions:
     wrote_info: bool = False
     wrote_preview: bool = False
     problems: tuple[str, ...] = ()
+    for_other_tools: tuple[Path, ...] = ()  # .cm-info.json / .metadata.json written
 
 
 def _sha256s_of(version: ModelVersion, sha256: str | None) -> frozenset[str]:
@@ -904,6 +1021,7 @@ def write_companions(
     *,
     sha256: str | None = None,
     recorded: Collection[str | None] = (),
+    formats: Collection[str] = (),
 ) -> Companions:
     """Write the missing ``.civitai.info`` and preview of an identified model file.
 
@@ -913,7 +1031,8 @@ def write_companions(
     the info is still written and the problem reported. ``sha256``: the model's hash
     (else the version's files' hashes stand for it); ``recorded``: the companion paths the
     library holds for this model. ``info_text``: the info file's text when the caller has
-    encoded the version already (:func:`info_json` of its JSON). Raises
+    encoded the version already (:func:`info_json` of its JSON). ``formats``: the other
+    tools' companions to write too (:mod:`civdesk.core.companion_formats`). Raises
     :class:`FileProblem` only when the info file cannot be written.
     """
     model_path = _as_path(model_path)
@@ -939,7 +1058,15 @@ def write_companions(
                 wrote_preview = True
             except CivdeskError as err:
                 problems.append(f"No preview for {model_path.name}: {err}")
-    return Companions(info_path, preview, wrote_info, wrote_preview, tuple(problems))
+    others: list[Path] = []
+    if formats:
+        from civdesk.core.companion_formats import write_for_other_tools  # it imports us
+
+        others, more = write_for_other_tools(model_path, version, sha256, formats, preview,
+                                             siblings)
+        problems.extend(more)
+    return Companions(info_path, preview, wrote_info, wrote_preview, tuple(problems),
+                      tuple(others))
 
 
 def _minimal_version_json(version: ModelVersion) -> dict[str, Any]:

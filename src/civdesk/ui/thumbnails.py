@@ -33,8 +33,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QImage, QImageReader, QPixmap
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QIODevice,
+    QObject,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QImage, QImageReader, QPainter, QPixmap, QPolygon
 
 from civdesk.core.errors import CivdeskError, FileProblem
 from civdesk.core.images import (
@@ -45,6 +55,7 @@ from civdesk.core.images import (
     check_image,
     too_large,
 )
+from civdesk.core.sidecars import is_video
 from civdesk.ui.tasks import TaskHandle, run_task
 
 log = logging.getLogger(__name__)
@@ -169,6 +180,29 @@ def decode_scaled(data: bytes, size: QSize, *, what: str = "image") -> QImage:
     if image.isNull():
         raise ThumbnailError(f"The preview {what} cannot be shown: {reader.errorString()}")
     return _fill(image, size)
+
+
+def video_placeholder(size: QSize) -> QImage:
+    """The thumbnail of a video preview another tool left (``.mp4``/``.webm``): a dark
+    card with a play mark and the word "Video", so it reads as a video, not as a failure."""
+    image = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(QColor(40, 40, 46))
+    painter = QPainter(image)  # on a QImage: allowed off the GUI thread
+    try:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        side = min(size.width(), size.height()) // 4
+        cx, cy = size.width() // 2, size.height() // 2
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(235, 235, 240))
+        painter.drawPolygon(QPolygon([QPoint(cx - side // 2, cy - side // 2 - side // 4),
+                                      QPoint(cx - side // 2, cy + side // 2 - side // 4),
+                                      QPoint(cx + side // 2, cy - side // 4)]))
+        painter.setPen(QColor(235, 235, 240))
+        painter.drawText(QRect(0, cy + side // 2, size.width(), side),
+                         Qt.AlignmentFlag.AlignCenter, "Video")
+    finally:
+        painter.end()
+    return image
 
 
 def _fill(image: QImage, size: QSize) -> QImage:
@@ -326,6 +360,8 @@ class ThumbnailLoader(QObject):
                     f"The preview {source} cannot be read: {exc.strerror}"
                 ) from exc
             version = f"{stat.st_size}:{stat.st_mtime_ns}"
+        if not is_remote(source) and is_video(source):
+            return video_placeholder(size)  # never decoded: Qt reads no video
         cache_file = self.cache_dir / _disk_name(source, size, version)
         image = _cached(cache_file, size)
         if image is not None:

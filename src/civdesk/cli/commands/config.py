@@ -85,6 +85,18 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
     _action_json(set_nsfw)
     set_nsfw.set_defaults(handler=run_set_nsfw)
 
+    set_companions = actions.add_parser(
+        "set-companions", parents=parents,
+        help="also write Stability Matrix's and Lora Manager's companion files",
+        description="The companion files written beside each model civdesk downloads or "
+        "identifies, comma-separated: civitai-info (Civitai Helper's .civitai.info, always "
+        "written), cm-info (Stability Matrix's .cm-info.json), metadata-json (ComfyUI Lora "
+        "Manager's .metadata.json), in those tools' own formats so that they show the "
+        "files as connected. A file already there is never written over.")
+    set_companions.add_argument("formats", help="e.g. civitai-info,cm-info,metadata-json")
+    _action_json(set_companions)
+    set_companions.set_defaults(handler=run_set_companions)
+
     set_layout = actions.add_parser(
         "set-layout", parents=parents, help="name the type folders as a web UI does",
         description="Downloads go to a sub-folder per model type of the download folder: "
@@ -188,6 +200,7 @@ def settings_record(core: Core) -> dict[str, Any]:
         "layout": s.layout,
         "allow_nsfw": s.allow_nsfw,
         "hash_workers": s.hash_workers,
+        "companion_formats": list(s.companion_formats),
     }
 
 
@@ -269,6 +282,20 @@ def run_set_nsfw(session: Session, args: argparse.Namespace) -> int:
     else:
         line = f"Mature content hidden: civdesk asks {core.api_base} only."
     return _done(session, [line])
+
+
+def run_set_companions(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.companion_formats import parse_formats
+
+    try:
+        formats = parse_formats(args.formats)
+    except ValueError as err:
+        raise UsageError(f"{err} (e.g. civitai-info,cm-info,metadata-json)") from None
+    core = session.core()
+    core.settings.companion_formats = formats
+    core.save_settings()
+    return _done(session, [f"Companion files written beside downloaded and identified "
+                           f"models: {', '.join(formats)}."])
 
 
 def run_set_layout(session: Session, args: argparse.Namespace) -> int:

@@ -281,6 +281,9 @@ def entry_record(e: LibraryEntry) -> dict[str, Any]:
         "removed": e.removed,
         "removed_how": e.removed_how,
         "removed_at": e.removed_at.isoformat() if e.removed_at else None,
+        # What the user wrote in other tools (A1111, Lora Manager, Stability Matrix):
+        # title, notes, activation_text, preferred_weight, tags, favorite... when present.
+        "user": dict(e.user),
     }
 
 

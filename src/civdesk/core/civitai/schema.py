@@ -33,6 +33,11 @@ FILE_TYPE_PREFERENCE = (
 #: What Civitai's pickle and virus scans say of a file that failed them.
 SCAN_DANGER = "Danger"
 
+#: The key marking a version known only from a local companion file (Stability Matrix's
+#: ``.cm-info.json``, say): ids, names, type, base model and trigger words, no files or
+#: images. Civitai's own JSON never has it; it is replaced as soon as Civitai answers.
+FROM_SIDECAR_KEY = "civdeskFromSidecar"
+
 # NSFW level bit flags (an image normally carries one, a model an OR of its content).
 NSFW_PG, NSFW_PG13, NSFW_R, NSFW_X, NSFW_XXX, NSFW_BLOCKED = 1, 2, 4, 8, 16, 32
 SFW_LEVELS = NSFW_PG | NSFW_PG13
@@ -309,6 +314,12 @@ class ModelVersion:
             ),
         )
         return ranked[0] if ranked else None
+
+    @property
+    def from_sidecar_only(self) -> bool:
+        """Known only from what a local companion file said (see :data:`FROM_SIDECAR_KEY`):
+        never written to a ``.civitai.info``, and never stored over Civitai's own JSON."""
+        return FROM_SIDECAR_KEY in self.raw
 
     def file_by_id(self, file_id: int) -> ModelFile | None:
         return next((f for f in self.files if f.id == file_id), None)

@@ -52,7 +52,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -223,10 +223,12 @@ PostDownload = Callable[[DownloadResult, ModelVersion, ModelFile], None]
 class RegisterInLibrary:
     """The post-download step: record the version and the file, write companion files."""
 
-    def __init__(self, library: Library, client: Any, allow_nsfw: Callable[[], bool]) -> None:
+    def __init__(self, library: Library, client: Any, allow_nsfw: Callable[[], bool],
+                 formats: Callable[[], Collection[str]] = tuple) -> None:
         self.library = library
         self.client = client
         self.allow_nsfw = allow_nsfw
+        self.formats = formats  # the other tools' companions to write too
 
     def __call__(self, result: DownloadResult, version: ModelVersion, file: ModelFile) -> None:
         from civdesk.core.sidecars import write_companions
@@ -234,7 +236,7 @@ class RegisterInLibrary:
         if version.model_id is not None:
             self.library.upsert_version(version)
         companions = write_companions(result.path, version, self.client, self.allow_nsfw(),
-                                      sha256=result.sha256)
+                                      sha256=result.sha256, formats=self.formats())
         for problem in companions.problems:
             log.warning("Companion files of %s: %s", result.path, problem)
         known = self.library.local_file(result.path) if result.already_present else None
@@ -328,7 +330,8 @@ class DownloadQueue:
             core.db, client, settings=core.settings,
             downloader=Downloader(client, chunk_size=chunk_size),
             post_download=RegisterInLibrary(core.library, client,
-                                            lambda: core.settings.allow_nsfw),
+                                            lambda: core.settings.allow_nsfw,
+                                            lambda: core.settings.companion_formats),
             removals=Removals(core.library, core.sites, core.api_key()),
         )  # fmt: skip
 
@@ -916,7 +919,9 @@ class DownloadQueue:
             return Path(record.dest_dir)
         if self.settings is None:
             raise CivdeskError("No download folder: choose one in Settings")
-        return self.settings.folder_for_type(model_type or "Other")
+        from civdesk.core.placement import download_folder
+
+        return download_folder(self.settings, self.library, model_type or "Other")
 
 
 #: Civitai file types that belong in another type's folder than their model's: the VAE a

@@ -80,6 +80,11 @@ def _v8_removed(conn: Connection) -> None:
         "UPDATE models SET removed_at = updated_at WHERE mode IN ('Archived', 'TakenDown')")
 
 
+def _v9_user_meta(conn: Connection) -> None:
+    # NULL: not read yet. The next scan reads the notes other tools left beside each file.
+    conn.exec_driver_sql("ALTER TABLE local_files ADD COLUMN user_meta JSON")
+
+
 # Version 1 is the first released schema; it is created from tables.py, so it has no step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "download_tasks.owner_pid/owner_host (who is downloading a task)",
@@ -96,6 +101,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v7_version_nsfw_level),
     Migration(8, "models/model_versions.removed_at (removed from Civitai, and since when)",
               _v8_removed),
+    Migration(9, "local_files.user_meta (notes, weights, tags users wrote in other tools)",
+              _v9_user_meta),
 )
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

@@ -14,7 +14,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -148,6 +148,8 @@ class LocalFile:
     offline_since: datetime | None
     #: Its bytes were hashed and matched the SHA256 Civitai publishes for its file.
     verified: bool = False
+    #: What the user wrote in other tools (sidecars.USER_FIELDS); None: not read yet.
+    user_meta: Mapping[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -210,6 +212,7 @@ class FileRecord:
     device: int | None = None  # st_dev of the file (None: keep the stored one)
     #: ``sha256`` (of the file's bytes) is the SHA256 Civitai publishes for its file.
     verified: bool = False
+    user_meta: Mapping[str, Any] | None = None  # None: keep the stored one
 
     def values(self, now: str) -> tuple[Any, ...]:
         """The ``local_files`` values to insert, in ``_REGISTER_COLUMNS`` order (``now`` as
@@ -241,6 +244,7 @@ class FileRecord:
             self.device,
             None,  # a file registered is on disk: online
             bool(self.verified and self.sha256),
+            None if self.user_meta is None else _encode_json(dict(self.user_meta)),
         )
 
 
@@ -248,6 +252,7 @@ _REGISTER_COLUMNS = (
     "path", "library_root", "size", "mtime_ns", "inode", "sha256", "version_id", "file_id",
     "identified_by", "lookup_state", "looked_up_at", "preview_path", "info_path",
     "first_seen", "last_seen", "added_at", "device", "offline_since", "verified",
+    "user_meta",
 )
 assert set(_REGISTER_COLUMNS) == _LOCAL_FILE_FIELDS - {"id"}
 _REGISTER = _upsert(
@@ -259,6 +264,7 @@ _REGISTER = _upsert(
         "added_at": '"added_at"',
         "looked_up_at": 'coalesce(excluded."looked_up_at", "looked_up_at")',
         "device": 'coalesce(excluded."device", "device")',
+        "user_meta": 'coalesce(excluded."user_meta", "user_meta")',
     },
 )
 
@@ -297,11 +303,18 @@ class LibraryEntry:
     def removed(self) -> bool:
         """Removed from Civitai (archived, taken down, or its version unpublished)."""
         return self.removed_at is not None
+    #: What the user wrote about it in other tools (:data:`sidecars.USER_FIELDS`).
+    user: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def matches(self, terms: Iterable[str]) -> bool:
-        """True when every (lower-case) term occurs in a name, the file name or a trigger word."""
+        """True when every (lower-case) term occurs in a name, the file name, a trigger word
+        or what the user wrote (title, notes, tags)."""
+        user = self.user
+        tags = user.get("tags")
         haystack = "\n".join(
-            (self.model_name or "", self.version_name or "", self.file_name, *self.trained_words)
+            (self.model_name or "", self.version_name or "", self.file_name, *self.trained_words,
+             *(str(user[k]) for k in ("title", "notes") if k in user),
+             *(tags if isinstance(tags, list) else ()))
         ).casefold()
         return all(term in haystack for term in terms)
 
@@ -459,6 +472,7 @@ class Library:
             return
         now = _now()
         with self.db.session() as s:
+            _keep_stored_over_sidecar_only(s, latest)
             _upsert_model_summaries(s, latest.values(), now)
             _store_versions(s, list(latest.values()), now, encoded or {})
 
@@ -583,6 +597,7 @@ class Library:
         looked_up_at: datetime | None = None,
         device: int | None = None,
         verified: bool = False,
+        user_meta: Mapping[str, Any] | None = None,
     ) -> LocalFile:
         """Add a file, or refresh the row already at ``path`` (keeping first_seen/added_at).
 
@@ -590,14 +605,15 @@ class Library:
         to "found" with a version and "pending" without one. ``looked_up_at`` defaults to
         now with a version; without one, the stored value is kept unless it is given.
         ``verified``: ``sha256``, hashed from the file's bytes, is the SHA256 Civitai
-        publishes for its file.
+        publishes for its file. ``user_meta``: what users wrote in other tools (None: keep
+        what is stored).
         """
         record = FileRecord(
             path, size=size, mtime_ns=mtime_ns, inode=inode, sha256=sha256,
             version_id=version_id, file_id=file_id, identified_by=identified_by,
             library_root=library_root, preview_path=preview_path, info_path=info_path,
             lookup_state=lookup_state, looked_up_at=looked_up_at, device=device,
-            verified=verified,
+            verified=verified, user_meta=user_meta,
         )
         return self.register_files([record])[0]
 
@@ -837,6 +853,20 @@ class Library:
         with self.db.session(write=False) as s:
             return {name: count for name, count in s.execute(query)}
 
+    def paths_of_type(self, model_types: Iterable[str]) -> list[tuple[str, str]]:
+        """(path, library folder) of the files of these model types the library folders
+        hold now (not offline, not kept outside them): where the user keeps that type."""
+        query = (
+            select(LocalFileRow.path, LocalFileRow.library_root)
+            .join(VersionRow, VersionRow.id == LocalFileRow.version_id)
+            .join(ModelRow, ModelRow.id == VersionRow.model_id)
+            .where(ModelRow.type.in_(list(model_types)),
+                   LocalFileRow.library_root.is_not(None),
+                   LocalFileRow.offline_since.is_(None))
+        )
+        with self.db.session(write=False) as s:
+            return [(path, root) for path, root in s.execute(query) if root is not None]
+
     def duplicates(self) -> list[list[LocalFile]]:
         """Groups of two or more files with the same SHA256, each sorted by path.
 
@@ -1035,6 +1065,7 @@ def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
             VersionRow.name, VersionRow.base_model, VersionRow.trained_words,
             LocalFileRow.verified,
             VersionRow.nsfw_level, ModelRow.removed_at, ModelRow.mode, VersionRow.removed_at,
+            LocalFileRow.user_meta,
         )
         .select_from(LocalFileRow)
         .outerjoin(VersionRow, VersionRow.id == LocalFileRow.version_id)
@@ -1046,7 +1077,7 @@ def _entry(row: Any) -> LibraryEntry:
     # Positional unpacking and os.path: this runs once per file of the library view.
     (path, size, sha256, version_id, preview, info, added_at, offline_since,
      model_id, model_name, kind, nsfw, version_name, base_model, trained_words, verified,
-     nsfw_level, model_removed_at, mode, version_removed_at) = row
+     nsfw_level, model_removed_at, mode, version_removed_at, user_meta) = row
     removed_at, removed_how = _removal(model_removed_at, mode, version_removed_at)
     return LibraryEntry(
         path=path,
@@ -1070,6 +1101,7 @@ def _entry(row: Any) -> LibraryEntry:
         nsfw_level=nsfw_level or 0,
         removed_at=removed_at,
         removed_how=removed_how,
+        user=user_meta if isinstance(user_meta, dict) else {},
     )
 
 
@@ -1133,6 +1165,16 @@ _MODEL_SUMMARIES = _BulkInsert(
     "mode = coalesce(excluded.mode, mode), "
     "removed_at = coalesce(removed_at, excluded.removed_at), "
     "updated_at = excluded.updated_at")
+
+
+def _keep_stored_over_sidecar_only(s: Session, versions: dict[int, ModelVersion]) -> None:
+    """Drop from ``versions`` those known only from a sidecar that the library already
+    holds: what it holds (Civitai's JSON, or the same sidecar's) is never replaced by less."""
+    partial = [vid for vid, v in versions.items() if v.from_sidecar_only]
+    for start in range(0, len(partial), _CHUNK):
+        chunk = partial[start : start + _CHUNK]
+        for vid in s.scalars(select(VersionRow.id).where(VersionRow.id.in_(chunk))):
+            del versions[vid]
 
 
 def _upsert_model_summaries(s: Session, versions: Iterable[ModelVersion], now: datetime) -> None:

@@ -114,7 +114,8 @@ class VersionFileRow(Base):
 
 
 IDENTIFIED_BY = ("hash", "sidecar", "manual", "download")
-LOOKUP_STATES = ("pending", "found", "unknown", "error")
+# "sidecar": identified by a companion file naming its hash, Civitai not asked yet.
+LOOKUP_STATES = ("pending", "found", "unknown", "error", "sidecar")
 
 
 class LocalFileRow(Base):
@@ -145,6 +146,10 @@ class LocalFileRow(Base):
     # Its bytes were hashed and matched the SHA256 Civitai publishes for its file (schema
     # v6); False for a file Civitai gave no SHA256 for, identified by name or by hand.
     verified: Mapped[bool] = mapped_column(default=False, server_default="0")
+    # What the user wrote about it in other tools (schema v9): A1111's ``.json``, Lora
+    # Manager's notes/tags/favourite, Stability Matrix's title (see sidecars.USER_FIELDS).
+    # None: not read yet; {} read, nothing there.
+    user_meta: Mapped[dict[str, Any] | None]
 
     # Move detection looks files up by what survives a rename.
     __table_args__ = (Index("ix_local_files_identity", "size", "mtime_ns", "inode"),)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +202,30 @@ def verified_text(entry: LibraryEntry) -> str:
     return "No: not identified on Civitai"
 
 
+_USER_LABELS = (  # what users wrote in other tools, in the order it is shown
+    ("title", "Title"), ("activation_text", "Activation text"),
+    ("preferred_weight", "Preferred weight"), ("tags", "Tags"), ("favorite", "Favourite"),
+    ("sd_version", "SD version"), ("notes", "Notes"), ("description", "Description"),
+    ("negative_text", "Negative prompt"),
+)
+
+
+def user_text(user: Mapping[str, Any]) -> str:
+    """What the user wrote in other tools (A1111, Lora Manager, Stability Matrix), one
+    field a line; empty when there is nothing."""
+    lines = []
+    for key, label in _USER_LABELS:
+        value = user.get(key)
+        if value in (None, "", [], False):
+            continue
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
+        elif value is True:
+            value = "yes"
+        lines.append(f"{label}: {value}")
+    return "\n".join(lines)
+
+
 class DetailPane(QWidget):
     """Everything known about the selected file."""
 
@@ -286,6 +310,15 @@ class DetailPane(QWidget):
         self.copy_words.setObjectName("copyTriggerWords")
         self.copy_words.clicked.connect(self._copy_all_words)
 
+        self.user_title = QLabel("From your other tools")
+        self.user_title.setObjectName("sectionTitle")
+        self.user_notes = QLabel()
+        self.user_notes.setObjectName("userNotes")
+        self.user_notes.setTextFormat(Qt.TextFormat.PlainText)  # their text, never markup
+        self.user_notes.setWordWrap(True)
+        self.user_notes.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.user_notes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
         self.versions_title = QLabel("On disk")
         self.versions_title.setObjectName("sectionTitle")
         self.versions = QLabel()
@@ -310,6 +343,8 @@ class DetailPane(QWidget):
         words_header.addWidget(self.copy_words)
         layout.addLayout(words_header)
         layout.addWidget(self.words_box)
+        layout.addWidget(self.user_title)
+        layout.addWidget(self.user_notes)
         layout.addWidget(self.versions_title)
         layout.addWidget(self.versions)
         layout.addStretch(1)
@@ -337,6 +372,8 @@ class DetailPane(QWidget):
             self.link_button.hide()
             self.words_title.hide()
             self.copy_words.hide()
+            self.user_title.hide()
+            self.user_notes.hide()
             return
         self.title.setText(breakable(display_name(entry)))
         self.title.setToolTip(display_name(entry))
@@ -387,6 +424,11 @@ class DetailPane(QWidget):
         self.words_title.setVisible(bool(entry.trained_words))
         self.copy_words.setVisible(bool(entry.trained_words))
         self.words_box.setVisible(bool(entry.trained_words))
+
+        notes = user_text(entry.user)
+        self.user_notes.setText(notes)
+        self.user_title.setVisible(bool(notes))
+        self.user_notes.setVisible(bool(notes))
 
         others = snapshot.versions_on_disk(entry.model_id) if entry.model_id else [entry]
         self.versions.setText(
