@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from civdesk.core.civitai.errors import (
     Archived,
     AuthRequired,
+    KeyRefused,
     EarlyAccess,
     Forbidden,
     NetworkError,
@@ -144,13 +145,14 @@ class DownloadingElsewhere(IllegalTransition):
 
 
 ERROR_KINDS = (
-    "auth", "forbidden", "early_access", "not_found", "archived", "rate_limited", "network",
+    "auth", "key_refused", "forbidden", "early_access", "not_found", "archived", "rate_limited", "network",
     "hash_mismatch", "disk_full", "unsafe_name", "cancelled", "in_use", "flagged", "other",
 )  # fmt: skip
 #: How long ``run_next(task_id)`` waits for a task lock another queue holds for a moment
 #: (while it checks whether the task is stale) before calling the task busy.
 CLAIM_WAIT = 2.0
 _KIND_OF: tuple[tuple[type[BaseException], str], ...] = (
+    (KeyRefused, "key_refused"),  # before AuthRequired: a key set and refused
     (AuthRequired, "auth"),
     (EarlyAccess, "early_access"),
     (Forbidden, "forbidden"),
