@@ -18,11 +18,11 @@ from civdesk.cli.errors import (
     report_expected,
     report_unexpected,
 )
-from tests.conftest import TEST_API_KEY
 from civdesk.cli.output import human_duration, human_size, print_json, shell_quote, table
 from civdesk.cli.progress import ProgressBar, SpeedMeter, format_count, format_progress
 from civdesk.core.civitai.errors import AuthRequired, EarlyAccess, NetworkError, RateLimited
 from civdesk.core.errors import DiskFull
+from tests.conftest import TEST_API_KEY
 
 
 class FakeClock:

@@ -175,7 +175,8 @@ def _task_for(queue: DownloadQueue, core: Core, version: ModelVersion, file_id: 
 
 def _failure(snapshot: TaskSnapshot) -> CivdeskError:
     message = snapshot.error or f"The download ended {snapshot.state}"
-    if snapshot.error_kind in ("auth", "key_refused") and "disabled downloads" not in message.lower():
+    key_trouble = snapshot.error_kind in ("auth", "key_refused")
+    if key_trouble and "disabled downloads" not in message.lower():
         message = f"{message} ({KEY_HINT})"
     elif snapshot.error_kind == "flagged":
         message = (f"{message}. Only if you trust its creator: run the same command with "

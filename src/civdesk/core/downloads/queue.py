@@ -60,9 +60,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from civdesk.core.civitai.errors import (
     Archived,
     AuthRequired,
-    KeyRefused,
     EarlyAccess,
     Forbidden,
+    KeyRefused,
     NetworkError,
     NotFound,
     RateLimited,
@@ -145,8 +145,9 @@ class DownloadingElsewhere(IllegalTransition):
 
 
 ERROR_KINDS = (
-    "auth", "key_refused", "forbidden", "early_access", "not_found", "archived", "rate_limited", "network",
-    "hash_mismatch", "disk_full", "unsafe_name", "cancelled", "in_use", "flagged", "other",
+    "auth", "key_refused", "forbidden", "early_access", "not_found", "archived",
+    "rate_limited", "network", "hash_mismatch", "disk_full", "unsafe_name", "cancelled",
+    "in_use", "flagged", "other",
 )  # fmt: skip
 #: How long ``run_next(task_id)`` waits for a task lock another queue holds for a moment
 #: (while it checks whether the task is stale) before calling the task busy.
