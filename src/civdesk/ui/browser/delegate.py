@@ -203,34 +203,27 @@ class CardDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _paint_badge(painter: QPainter, thumb: QRect, state: str) -> None:
-        if state not in BADGES:
-            return
-        text, fill, ink = BADGES[state]
-        font = QFont(painter.font())
-        font.setBold(True)
-        fm = QFontMetrics(font)
-        badge = QRect(thumb.left() + 6, thumb.top() + 6, fm.horizontalAdvance(text) + 12,
-                      fm.height() + 4)  # fmt: skip
-        path = QPainterPath()
-        path.addRoundedRect(QRectF(badge), 4, 4)
-        painter.fillPath(path, fill)
-        painter.setFont(font)
-        painter.setPen(ink)
-        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+        if state in BADGES:
+            CardDelegate._paint_pill(painter, thumb, *BADGES[state])
 
     @staticmethod
     def _paint_early_access(painter: QPainter, thumb: QRect, text: str) -> None:
         """``Early access until 2026-12-10`` across the bottom of the preview: said on the
         card, before a download is tried and refused."""
-        fill, ink = EARLY_ACCESS_BADGE
+        CardDelegate._paint_pill(painter, thumb, text[:1].upper() + text[1:],
+                                 *EARLY_ACCESS_BADGE, at_bottom=True)
+
+    @staticmethod
+    def _paint_pill(painter: QPainter, thumb: QRect, text: str, fill: QColor, ink: QColor, *,
+                    at_bottom: bool = False) -> None:
+        """A rounded label 6 px in from the preview's top-left (or bottom-left) corner."""
         font = QFont(painter.font())
         font.setBold(True)
         fm = QFontMetrics(font)
-        words = fm.elidedText(text[:1].upper() + text[1:], Qt.TextElideMode.ElideRight,
-                              thumb.width() - 24)
+        words = fm.elidedText(text, Qt.TextElideMode.ElideRight, thumb.width() - 24)
         height = fm.height() + 4
-        badge = QRect(thumb.left() + 6, thumb.bottom() - 6 - height,
-                      fm.horizontalAdvance(words) + 12, height)
+        top = thumb.bottom() - 6 - height if at_bottom else thumb.top() + 6
+        badge = QRect(thumb.left() + 6, top, fm.horizontalAdvance(words) + 12, height)
         path = QPainterPath()
         path.addRoundedRect(QRectF(badge), 4, 4)
         painter.fillPath(path, fill)
