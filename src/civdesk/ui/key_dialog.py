@@ -46,7 +46,7 @@ class KeyDialog(QDialog):
         self.choice: str | None = None
         intro = QLabel(
             "Civitai requires an API key for every download. Create one on "
-            f'<a href="{KEY_PAGE_URL}">{KEY_PAGE}</a> ("Add API key"), paste it here and '
+            f'<a href="{KEY_PAGE_URL}">{KEY_PAGE}</a>, paste it here and '
             "save it: civdesk keeps it in the system keychain (or a file only you can read)."
         )
         intro.setWordWrap(True)
