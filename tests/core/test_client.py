@@ -14,6 +14,7 @@ from civdesk.core.civitai.errors import (
     Archived,
     AuthRequired,
     EarlyAccess,
+    KeyRefused,
     MalformedResponse,
     NetworkError,
     NotFound,
@@ -165,6 +166,20 @@ def test_bad_digests_are_refused_before_any_request(civitai: CivitaiDouble, slee
 
 
 # -- auth ------------------------------------------------------------------------------------
+
+
+def test_check_api_key_says_accepted_refused_or_unchecked(civitai: CivitaiDouble) -> None:
+    from civdesk.core.civitai.keycheck import check_api_key
+
+    assert check_api_key(civitai.base_url, TEST_API_KEY).accepted is True
+    refused = check_api_key(civitai.base_url, "revoked")
+    assert refused.accepted is False and "expired or revoked" in refused.message
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    offline = check_api_key(dead, TEST_API_KEY, timeout=(2, 2))
+    assert offline.accepted is None
+    assert offline.message.startswith("The key could not be checked (Cannot reach Civitai at")
 
 
 def test_check_key(civitai: CivitaiDouble, sleeps: Sleeps) -> None:
@@ -371,10 +386,12 @@ def test_login_required_without_and_with_a_bad_key(
         "Civitai refused the download: this file requires an API key — set your Civitai API "
         "key in Settings"
     )
-    with pytest.raises(AuthRequired) as bad_key:
+    with pytest.raises(KeyRefused) as bad_key:
         make_client(civitai, sleeps, "not-the-key").open_download(version.id)
-    assert "logged in" in str(bad_key.value)
-    assert "not accepted" in str(bad_key.value)
+    # A key was sent: it is the key that was refused, not one missing.
+    assert str(bad_key.value) == (
+        "Civitai refused the API key (401): it has probably expired or been revoked — create "
+        "a new one on civitai.com → Account settings → API keys and enter it in Settings")
     assert "not-the-key" not in str(bad_key.value)
 
     with make_client(civitai, sleeps, TEST_API_KEY).open_download(version.id) as body:

@@ -98,6 +98,20 @@ def test_early_access_until_is_a_date_only_while_it_lasts() -> None:
     assert version.early_access_until(now) == "2026-12-10"
 
 
+def test_early_access_text_has_the_date_or_says_early_access_without_one() -> None:
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=timezone.utc)
+    dated = ModelVersion(id=1, model_id=2, name="v1", availability="EarlyAccess",
+                         early_access_ends_at="2026-12-10T08:30:00.000Z")
+    assert dated.early_access_text(now) == "early access until 2026-12-10"
+    undated = ModelVersion(id=1, model_id=2, name="v1", availability="EarlyAccess")
+    assert undated.early_access_text(now) == "early access"
+    over = ModelVersion(id=1, model_id=2, name="v1", availability="EarlyAccess",
+                        early_access_ends_at="2026-12-01T00:00:00.000Z")
+    assert over.early_access_text(now) is None  # the date rules: it is over
+    assert ModelVersion(id=1, model_id=2, name="v1", availability="Public"
+                        ).early_access_text(now) is None
+
+
 def test_preview_respects_nsfw_setting() -> None:
     v = ModelVersion.from_json(VERSION)
     assert v.preview_image(allow_nsfw=False).url.endswith("/2.jpeg")

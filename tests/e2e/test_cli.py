@@ -71,7 +71,13 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cli_env(civitai: CivitaiDouble, tmp_data_dir: Path, home: Path) -> dict[str, str]:
-    return {"CIVITAI_API_BASE": civitai.base_url, "HOME": str(home)}
+    # With the key: Civitai asks one for every download (NO_KEY runs without it).
+    return {"CIVITAI_API_BASE": civitai.base_url, "HOME": str(home),
+            "CIVITAI_API_KEY": TEST_API_KEY}
+
+
+#: ``env=NO_KEY``: the run has no API key (an empty variable is no key).
+NO_KEY = {"CIVITAI_API_KEY": ""}
 
 
 @pytest.fixture
@@ -584,14 +590,14 @@ def test_config_stores_the_key_from_stdin_without_echoing_it(cli: Cli) -> None:
     assert stored.code == 0, stored.stderr
     assert TEST_API_KEY not in stored.stdout + stored.stderr
 
-    shown = cli("config", "--json")
+    shown = cli("config", "--json", env=NO_KEY)
     assert shown.code == 0
     key = shown.json["api_key"]
     assert key["set"] is True and key["source"] in ("keychain", "file")
     assert TEST_API_KEY not in shown.stdout
 
     assert cli("config", "clear-key").code == 0
-    assert cli("config", "--json").json["api_key"]["set"] is False
+    assert cli("config", "--json", env=NO_KEY).json["api_key"]["set"] is False
 
 
 def test_config_find_folders_lists_then_adds_the_usual_model_folders(
@@ -877,13 +883,33 @@ def test_a_comfyui_models_folder_gets_downloads_in_comfyuis_folders(
     assert cli("config", "--json").json["type_folders"]["VAE"] == str(comfy / "vae")
 
 
+def test_the_first_download_without_a_key_asks_for_one_before_any_request(
+    cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, home: Path
+) -> None:
+    asked = len(civitai.requests)
+    refused = cli("download", str(civitai_catalog.lora_v1.id), env=NO_KEY)
+
+    assert refused.code == 1
+    assert refused.error_lines == [
+        "civdesk: error: Civitai requires an API key for every download — create one on "
+        "civitai.com → Account settings → API keys, then pass it with --api-key KEY, set "
+        "CIVITAI_API_KEY or store it with `civdesk config set-key` (--without-key tries "
+        "without one)"]
+    assert len(civitai.requests) == asked  # asked before the first request, not after a 401
+    assert not download_root(home).exists()
+
+    tried = cli("download", str(civitai_catalog.lora_v1.id), "--without-key", "--json",
+                env=NO_KEY)
+    assert_downloaded(tried, civitai_catalog.lora_v1, download_root(home) / "Lora", cli)
+
+
 def test_a_login_required_download_needs_the_api_key(
     cli: Cli, civitai: CivitaiDouble, civitai_catalog: SampleCatalog, home: Path
 ) -> None:
     c = civitai_catalog
     civitai.login_required(c.embedding_v1)
 
-    refused = cli("download", str(c.embedding_v1.id))
+    refused = cli("download", str(c.embedding_v1.id), "--without-key", env=NO_KEY)
 
     assert refused.code == 1
     assert len(refused.error_lines) == 1
@@ -892,7 +918,8 @@ def test_a_login_required_download_needs_the_api_key(
     assert "API key" in line and "--api-key" in line
     assert not list((download_root(home) / "embeddings").glob("*"))
 
-    run = cli("download", str(c.embedding_v1.id), "--api-key", TEST_API_KEY, "--json")
+    run = cli("download", str(c.embedding_v1.id), "--api-key", TEST_API_KEY, "--json",
+              env=NO_KEY)
     assert_downloaded(run, c.embedding_v1, download_root(home) / "embeddings", cli)
     assert TEST_API_KEY not in run.stdout + run.stderr
 
@@ -907,7 +934,7 @@ def test_queue_lists_cancels_and_clears_downloads(
     assert cli("queue").stdout.splitlines() == ["No downloads: `civdesk download REF` starts one."]
     assert cli("download", str(c.lora_v1.id)).code == 0
     civitai.login_required(c.embedding_v1)
-    assert cli("download", str(c.embedding_v1.id)).code == 1
+    assert cli("download", str(c.embedding_v1.id), "--without-key", env=NO_KEY).code == 1
     core = Core.open(tmp_data_dir, api_base=civitai.base_url)
     try:  # a download left waiting, as a Ctrl+C'd `civdesk download` leaves one
         waiting = DownloadQueue.for_core(core).add(c.vae_v1.id)
@@ -972,7 +999,37 @@ def test_a_wrong_api_key_is_told_apart_from_a_missing_one(
     civitai.login_required(civitai_catalog.embedding_v1)
     run = cli("download", str(civitai_catalog.embedding_v1.id), "--api-key", "wrong-key")
     assert run.code == 1 and len(run.error_lines) == 1
-    assert "not accepted" in run.stderr and "wrong-key" not in run.stderr
+    line = run.error_lines[0]
+    assert line.startswith("civdesk: error: Civitai refused the API key (401): it has "
+                           "probably expired or been revoked — create a new one on civitai.com")
+    assert "set your" not in line and "wrong-key" not in run.stderr
+    assert "civdesk config set-key" in line  # how to give the new one here
+
+
+def test_set_key_checks_the_key_with_civitai(cli: Cli, civitai: CivitaiDouble) -> None:
+    accepted = cli("config", "set-key", stdin=TEST_API_KEY + "\n")
+    assert accepted.code == 0, accepted.stderr
+    assert accepted.stdout.endswith("Civitai accepted the key.\n")
+    assert any(r.path == "/api/v1/models" and r.query.get("favorites") == "true"
+               for r in civitai.requests)
+
+    refused = cli("config", "set-key", stdin="a-revoked-key\n")
+    assert refused.code == 1 and len(refused.error_lines) == 1
+    assert refused.error_lines[0].startswith("civdesk: error: Civitai refused this key: it is "
+                                             "mistyped, expired or revoked")
+    assert refused.error_lines[0].endswith("Nothing was stored")
+    assert "a-revoked-key" not in refused.stdout + refused.stderr
+    shown = cli("config", "--json", env=NO_KEY).json["api_key"]
+    assert shown["set"] is True and shown["source"] in ("keychain", "file")  # the first kept
+
+
+def test_set_key_stores_the_key_when_civitai_cannot_be_reached(cli: Cli) -> None:
+    offline = cli("--api-base", closed_port_url(), "config", "set-key",
+                  stdin=TEST_API_KEY + "\n", env=NO_KEY)
+    assert offline.code == 0, offline.stderr
+    assert "The key could not be checked (Cannot reach Civitai at 127.0.0.1:" in offline.stdout
+    assert offline.stdout.endswith("; stored anyway.\n")
+    assert cli("config", "--json", env=NO_KEY).json["api_key"]["set"] is True
 
 
 def test_early_access_says_until_when(

@@ -22,6 +22,7 @@ from civdesk.cli.output import human_duration, human_size, print_json, shell_quo
 from civdesk.cli.progress import ProgressBar, SpeedMeter, format_count, format_progress
 from civdesk.core.civitai.errors import AuthRequired, EarlyAccess, NetworkError, RateLimited
 from civdesk.core.errors import DiskFull
+from tests.conftest import TEST_API_KEY
 
 
 class FakeClock:
@@ -317,7 +318,8 @@ def test_ctrl_c_as_a_download_completes_reports_it_completed(
 
     monkeypatch.setattr(downloads, "run_cancellable", finished_then_ctrl_c)
     version = civitai_catalog.lora_v1
-    code = main(["--api-base", civitai.base_url, "download", str(version.id), "--json"])
+    code = main(["--api-base", civitai.base_url, "--api-key", TEST_API_KEY, "download",
+                 str(version.id), "--json"])
     out = capsys.readouterr()
     assert code == 0, out.err
     record = json.loads(out.out)

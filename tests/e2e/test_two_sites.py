@@ -147,7 +147,7 @@ def test_a_mature_link_says_how_to_allow_mature_content_then_works(
     data = tmp_path / "data"
     d = sites.double
     link = f"{d.mature_url}/models/{sites.mature.id}?modelVersionId={sites.mature_v.id}"
-    refused = run(sites, data, "download", link)
+    refused = run(sites, data, "download", link, CIVITAI_API_KEY=TEST_API_KEY)
     assert refused.code == 1
     assert len(refused.error_lines) == 1
     assert "not found" in refused.stderr and "civdesk config set-nsfw on" in refused.stderr

@@ -291,15 +291,54 @@ def test_a_version_in_early_access_says_until_when(qtbot, page: BrowserPage, civ
     search(qtbot, page, "Paperfold")
     page.open_model(page.results.model_at(0))
     detail = page.detail
-    assert detail.version_combo.itemText(0) == f"{v2.name}  (early access)"
+    assert detail.version_combo.itemText(0) == f"{v2.name}  (early access until 2099-01-31)"
     assert detail.version_combo.itemText(1) == v1.name
     assert detail.info["Published"].text().endswith(" · early access until 2099-01-31")
+    assert detail.download_version_button.text() == "Download (early access until 2099-01-31)"
     assert detail.download_version_button.toolTip().startswith(
         "In early access until 2099-01-31: ")
+    assert "early access until 2099-01-31" in detail.files.cellWidget(0, 4).toolTip()
     assert detail.download_version_button.isEnabled()  # those who unlocked it may download
     detail.version_combo.setCurrentIndex(1)
     assert "early access" not in detail.info["Published"].text()
+    assert detail.download_version_button.text() == "Download"
     assert detail.download_version_button.toolTip() == "Download this version's primary file"
+
+
+def test_a_card_in_early_access_has_a_badge_with_the_date(
+    qtbot, page: BrowserPage, civitai_catalog
+):
+    from PySide6.QtGui import QColor, QImage
+
+    from civdesk.ui.browser.delegate import EARLY_ACCESS_BADGE, THUMB_SIZE, ResultCard
+    from civdesk.ui.browser.model import ResultRole
+
+    civitai_catalog.double.early_access(civitai_catalog.lora_v2,
+                                        deadline="2099-01-31T12:00:00.000Z")
+    search(qtbot, page, "")
+    rows = {page.results.model_at(r).id: r for r in range(page.results.rowCount())}
+    early = page.results.index(rows[civitai_catalog.lora.id], 0)
+    plain = page.results.index(rows[civitai_catalog.checkpoint.id], 0)
+    card = ResultCard.of(early)
+    assert card is not None and card.early_access == "early access until 2099-01-31"
+    assert ResultCard.of(plain).early_access is None  # type: ignore[union-attr]
+    assert early.data(Qt.ItemDataRole.ToolTipRole) == (
+        "Paperfold Style\nIn early access until 2099-01-31: Civitai lets only those who "
+        "unlocked it download it")
+
+    def bottom_left(index) -> QColor:
+        shown, model_id = page.view.model(), index.data(ResultRole.MODEL_ID)
+        row = next(r for r in range(shown.rowCount())
+                   if shown.index(r, 0).data(ResultRole.MODEL_ID) == model_id)
+        page.view.scrollTo(shown.index(row, 0))
+        rect = page.view.visualRect(shown.index(row, 0))
+        image: QImage = page.view.viewport().grab(rect).toImage()
+        # Inside the badge, left of its words: the preview starts at (6, 6), the badge 6 px
+        # in from its bottom-left corner.
+        return image.pixelColor(6 + 6 + 3, 6 + THUMB_SIZE.height() - 1 - 6 - 4)
+
+    assert bottom_left(early) == EARLY_ACCESS_BADGE[0]
+    assert bottom_left(plain) != EARLY_ACCESS_BADGE[0]
 
 
 def test_download_buttons_ask_for_the_version_or_the_file(
@@ -452,6 +491,19 @@ def test_unauthorized_search_asks_for_the_api_key(qtbot, page: BrowserPage, civi
     with qtbot.waitSignal(page.search_failed, timeout=WAIT_MS) as failed:
         qtbot.keyClick(page.search_box, Qt.Key.Key_Return)
     assert "API key" in failed.args[0]
+
+
+def test_a_refused_key_says_so_instead_of_asking_for_one(
+    qtbot, page: BrowserPage, app_core: Core, civitai_catalog
+):
+    app_core.session_api_key = "revoked-key"  # set, but Civitai no longer accepts it
+    civitai_catalog.double.fail(n=3, status=401, path_prefix="/api/v1/models")
+    with qtbot.waitSignal(page.search_failed, timeout=WAIT_MS) as failed:
+        qtbot.keyClick(page.search_box, Qt.Key.Key_Return)
+    assert failed.args[0] == (
+        "Civitai refused the API key (401): it has probably expired or been revoked — create "
+        "a new one on civitai.com → Account settings → API keys and enter it in Settings, then "
+        "retry.")
 
 
 def test_card_opens_with_enter_too(qtbot, page: BrowserPage, civitai_catalog):

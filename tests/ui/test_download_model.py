@@ -94,6 +94,7 @@ def test_progress_and_state_reach_the_roles(qtbot):
     ("kind", "extra", "expected"),
     [
         ("auth", {}, "set your API key"),
+        ("key_refused", {}, "refused your API key (expired or revoked)"),
         ("early_access", {"deadline": "2026-12-31T00:00:00.000Z"}, "early access until 2026-12-31"),
         ("not_found", {}, "Removed from Civitai"),
         ("archived", {}, "Archived on Civitai"),

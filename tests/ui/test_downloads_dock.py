@@ -179,6 +179,22 @@ def test_a_failure_is_worded_and_the_next_task_still_completes(
     assert len(dock.recent_failures()) == 1
 
 
+def test_a_refused_key_says_so_instead_of_asking_for_a_key(
+    qtbot, app_core: Core, dock: DownloadDock, civitai_catalog: SampleCatalog
+):
+    locked = civitai_catalog.lora_v2
+    civitai_catalog.double.login_required(locked)
+    app_core.session_api_key = "revoked-key"  # set, but Civitai no longer accepts it
+    dock.worker.add(locked.id)
+    failed = wait_finished(qtbot, dock, locked.id, "failed")
+    assert failed.error_kind == "key_refused"
+    reason = dock.model.index(row_of_version(dock, locked.id)).data(TaskRole.REASON)
+    assert reason.startswith("Civitai refused your API key (expired or revoked): create a new "
+                             "one on civitai.com → Account settings → API keys")
+    assert "set your API key" not in reason + dock.failures_label.text()
+    assert "refused your API key" in dock.failures_label.text()
+
+
 def test_the_window_downloads_with_smaller_buffers_than_the_command_line(dock: DownloadDock):
     from civdesk.core.downloads.downloader import CHUNK_SIZE
     from civdesk.ui.downloads.dock import WINDOW_BUFFER

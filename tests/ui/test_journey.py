@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from tests.conftest import TEST_API_KEY
 from tests.double import SampleCatalog
 
 from civdesk.core.downloads.queue import TaskSnapshot
@@ -69,8 +70,14 @@ def test_search_open_download_then_the_file_is_in_the_library(
     dock.worker.task_finished.connect(lambda task: ended.setdefault(task.version_id, task))
     notes: list[list[str]] = []
     notifier.notified.connect(lambda *args: notes.append(list(args)))
+    # No key yet: the first download asks for one, and goes on once it is saved.
+    qtbot.mouseClick(window.browser.detail.download_version_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.key_gate._dialog is not None, timeout=WAIT_MS)
+    dialog = window.key_gate._dialog
+    assert dialog is not None
+    qtbot.keyClicks(dialog.key_edit, TEST_API_KEY)
     with qtbot.waitSignal(dock.worker.task_progress, timeout=WAIT_MS) as progress:
-        qtbot.mouseClick(window.browser.detail.download_version_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
     assert progress.args[0].state == "downloading"
     qtbot.waitUntil(lambda: version.id in ended and bool(notes), timeout=WAIT_MS)
     task = ended[version.id]
@@ -118,6 +125,11 @@ def test_a_failed_download_says_why_and_the_next_one_completes(
     detail = window.browser.detail
     assert detail.version_combo.currentData() == locked.id
     qtbot.mouseClick(detail.download_version_button, Qt.MouseButton.LeftButton)
+    # Asked for a key first; trying without one is the user's choice (for the session).
+    qtbot.waitUntil(lambda: window.key_gate._dialog is not None, timeout=WAIT_MS)
+    dialog = window.key_gate._dialog
+    assert dialog is not None
+    qtbot.mouseClick(dialog.without_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(detail.back_button, Qt.MouseButton.LeftButton)
     window.browser.search_box.clear()
     search_and_open(qtbot, window, "Bad Hands")

@@ -289,6 +289,8 @@ def test_an_update_in_early_access_says_until_when(
     page.select_path(lora.path)
     assert page.detail.update_label.text() == (
         f"Update available: v2.0 (early access until {until.date().isoformat()})")
+    assert page.detail.update_button.text() == (
+        f"Download update (early access until {until.date().isoformat()})")
 
 
 def unknown_file_entry(qtbot, page, core, tmp_path):

@@ -75,7 +75,7 @@ def test_test_key_button_asks_civitai(qtbot, settings_page, key, works):
     with qtbot.waitSignal(settings_page.key_tested, timeout=5000) as blocker:
         qtbot.mouseClick(settings_page.test_key, Qt.MouseButton.LeftButton)
     assert blocker.args[0] is works
-    assert ("works" in settings_page.key_status.text()) is works
+    assert ("Civitai accepted the key" in settings_page.key_status.text()) is works
     assert settings_page.test_key.isEnabled()
     answer = blocker.args[1]
     # Leaving the field then stores the key: Civitai's answer stays beside where it went.
@@ -83,6 +83,43 @@ def test_test_key_button_asks_civitai(qtbot, settings_page, key, works):
     with qtbot.waitSignal(settings_page.saved, timeout=3000):
         settings_page.key_edit.editingFinished.emit()
     assert settings_page.key_status.text().startswith(f"{answer} Stored in ")
+
+
+@pytest.mark.parametrize(("key", "said"), [
+    (TEST_API_KEY, "Civitai accepted the key."),
+    ("revoked-key", "Civitai refused this key: it is mistyped, expired or revoked — create a "
+                    "new one on civitai.com → Account settings → API keys."),
+])
+def test_a_key_entered_is_checked_with_civitai_once_stored(
+    qtbot, settings_page, core, civitai, key, said
+):
+    qtbot.keyClicks(settings_page.key_edit, key)
+    with qtbot.waitSignal(settings_page.key_tested, timeout=5000) as blocker:
+        settings_page.key_edit.editingFinished.emit()
+    assert blocker.args == [key == TEST_API_KEY, said]
+    assert core.keys.get() == key  # stored either way: the field shows what was typed
+    assert settings_page.key_status.text() == (
+        f"{said} Stored in {core.keys.file} (readable only by you).")
+    assert any(r.path == "/api/v1/models" and r.query.get("favorites") == "true"
+               for r in civitai.requests)
+
+
+def test_a_key_entered_while_civitai_is_unreachable_is_stored_unchecked(
+    qtbot, settings_page, core
+):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        core.session_api_base = f"http://127.0.0.1:{s.getsockname()[1]}"
+    qtbot.keyClicks(settings_page.key_edit, TEST_API_KEY)
+    with qtbot.waitSignal(settings_page.key_tested, timeout=10000) as blocker:
+        settings_page.key_edit.editingFinished.emit()
+    assert blocker.args[0] is False
+    assert blocker.args[1].startswith("The key could not be checked (Cannot reach Civitai at")
+    assert core.keys.get() == TEST_API_KEY
+    assert settings_page.key_status.text().endswith(f"Stored in {core.keys.file} (readable "
+                                                    "only by you).")
 
 
 def test_an_invalid_api_base_is_refused(qtbot, settings_page, core):

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from civdesk.core.civitai.errors import AuthRequired, RateLimited
+from civdesk.core.civitai.errors import AuthRequired, KeyNeeded, RateLimited
 from civdesk.core.errors import CivdeskError
 from civdesk.core.secret_text import redact
 
@@ -41,7 +41,10 @@ class Interrupted(KeyboardInterrupt):
 def describe(error: CivdeskError) -> str:
     """The one line to show for an expected failure, without the ``civdesk: error:`` prefix."""
     message = " ".join(redact(str(error)).split()) or type(error).__name__
-    if isinstance(error, AuthRequired) and "disabled downloads" not in message.lower():
+    if isinstance(error, KeyNeeded):
+        message = (f"{message}, then pass it with --api-key KEY, set CIVITAI_API_KEY or store "
+                   "it with `civdesk config set-key` (--without-key tries without one)")
+    elif isinstance(error, AuthRequired) and "disabled downloads" not in message.lower():
         message = f"{message} ({KEY_HINT})"
     elif isinstance(error, RateLimited) and (error.retry_after or 0) >= 1:
         message = f"{message} (Civitai asked to wait {error.retry_after:.0f} s)"

@@ -19,6 +19,7 @@ from civdesk.ui import icons
 from civdesk.ui.browser.page import BrowserPage
 from civdesk.ui.downloads.dock import DownloadDock
 from civdesk.ui.downloads.messages import failure_reason, task_title
+from civdesk.ui.key_dialog import KeyGate
 from civdesk.ui.library.view import LibraryPage
 from civdesk.ui.scan import ScanController, progress_counts, summary_text
 from civdesk.ui.settings_page import SettingsPage
@@ -188,8 +189,11 @@ class MainWindow(QMainWindow):
         self.notifier.notified.connect(self._notified)
 
         worker = self.dock.worker
-        self.library.set_downloads(worker)
-        self.browser.connect_downloads(worker)
+        # Download clicks pass the key gate: with no key set, the first one asks for it.
+        self.key_gate = KeyGate(self.core, worker, self)
+        self.key_gate.key_saved.connect(self.settings_page.load)
+        self.library.set_downloads(self.key_gate)
+        self.browser.connect_downloads(self.key_gate)
         self.browser.show_in_library_requested.connect(self.show_in_library)
         worker.task_finished.connect(self._download_finished)
         worker.paused_changed.connect(self._paused_changed)

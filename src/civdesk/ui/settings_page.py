@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.civitai.errors import KEY_PAGE
+from civdesk.core.civitai.keycheck import KeyCheck, check_api_key
 from civdesk.core.errors import CivdeskError
 from civdesk.core.locations import find_model_folders
 from civdesk.core.scanner import Scanner
@@ -58,14 +59,6 @@ OWN_LAYOUT, OWN_LAYOUT_LABEL = "own", "Your own (below)"
 SAVE_DELAY_MS = 250
 
 
-def _check_key(api_base: str, key: str) -> bool:
-    client = CivitaiClient(api_base, key or None)
-    try:
-        return client.check_key()
-    finally:
-        client.close()
-
-
 class SettingsPage(QWidget):
     """Edits ``core.settings`` and the API key in ``core.keys``."""
 
@@ -73,7 +66,7 @@ class SettingsPage(QWidget):
     status_message = Signal(str)
     #: The settings (and key, if changed) are stored.
     saved = Signal()
-    #: The key test ended: (works, message).
+    #: The key test ended (Test key, or the check after a key was stored): (works, message).
     key_tested = Signal(bool, str)
     #: Something a running part of the app caches changed (api base, key, NSFW).
     settings_changed = Signal()
@@ -144,8 +137,9 @@ class SettingsPage(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.key_status)
         hint = QLabel(
-            "Needed for early-access and login-only downloads. Kept in the system "
-            "keychain when there is one, otherwise in a file only you can read."
+            f"Civitai requires a key for every download: create one on {KEY_PAGE}. "
+            "Checked with Civitai when entered. Kept in the system keychain when there is "
+            "one, otherwise in a file only you can read."
         )
         hint.setWordWrap(True)
         hint.setEnabled(False)
@@ -558,6 +552,8 @@ class SettingsPage(QWidget):
                 stored = _key_source_text(source, keys)
                 tested = self._tested.get(key)  # the answer of Test key stays readable
                 self.key_status.setText(f"{tested} {stored}" if tested else stored)
+                if key and tested is None:
+                    self._check_stored_key(key, stored)
             self.saved.emit()
             self.settings_changed.emit()
             ended()
@@ -600,24 +596,37 @@ class SettingsPage(QWidget):
             return
         self.test_key.setEnabled(False)
         self.key_status.setText("Testing the key…")
+        self._run_check(key, on_finished=lambda: self.test_key.setEnabled(True))
+
+    def _check_stored_key(self, key: str, stored: str) -> None:
+        """A key entered in the field is checked once stored: the user learns at once
+        whether Civitai accepts it (it stays stored when Civitai cannot be reached)."""
+        self.key_status.setText(f"Checking the key with Civitai… {stored}")
+        self._run_check(key, after=f" {stored}")
+
+    def _run_check(self, key: str, *, after: str = "",
+                   on_finished: Callable[[], None] | None = None) -> None:
+        def checked(check: KeyCheck) -> None:
+            if self.key_edit.text().strip() == key:  # else another key was typed since
+                self._key_result(bool(check.accepted), check.message, key, after)
+
         run_task(
-            _check_key,
+            check_api_key,
             self.core.api_base,
             key,
-            on_result=lambda ok: self._key_result(
-                ok, "The key works." if ok else "Civitai refused this key: check it and try again.",
-                key),
-            on_error=lambda exc: self._key_result(False, f"The key could not be tested: {exc}"),
-            on_finished=lambda: self.test_key.setEnabled(True),
+            on_result=checked,
+            on_error=lambda exc: self._key_result(False, f"The key could not be checked: {exc}"),
+            on_finished=on_finished,
             pool="network",
-            name="test API key",
+            name="check API key",
             owner=self,
         )
 
-    def _key_result(self, ok: bool, message: str, key: str | None = None) -> None:
+    def _key_result(self, ok: bool, message: str, key: str | None = None,
+                    after: str = "") -> None:
         if key is not None:
             self._tested = {key: message}
-        self.key_status.setText(message)
+        self.key_status.setText(message + after)
         self.key_status.setProperty("ok", ok)
         self.key_tested.emit(ok, message)
 

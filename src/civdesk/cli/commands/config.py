@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from civdesk.cli.commands.common import Subparsers, existing_folder, json_flag
 from civdesk.cli.errors import EXIT_OK, UsageError
 from civdesk.cli.output import plural, print_json, print_lines, table
+from civdesk.core.errors import CivdeskError
 from civdesk.core.settings import FOLDER_LAYOUTS, LAYOUT_NAMES
 
 if TYPE_CHECKING:
@@ -214,6 +215,8 @@ def _done(session: Session, lines: list[str]) -> int:
 
 
 def run_set_key(session: Session, args: argparse.Namespace) -> int:
+    from civdesk.core.civitai.keycheck import check_api_key
+
     if sys.stdin.isatty():
         key = getpass.getpass("Civitai API key (input hidden): ")
     else:
@@ -221,10 +224,20 @@ def run_set_key(session: Session, args: argparse.Namespace) -> int:
     key = key.strip()
     if not key:
         raise UsageError("No API key given; nothing was stored (`config clear-key` forgets one)")
-    keys = session.core().keys
+    core = session.core()
+    check = check_api_key(core.api_base, key)
+    if check.accepted is False:
+        # A key Civitai refuses would only replace one that may still work.
+        raise KeyRejected(f"{check.message} Nothing was stored")
+    keys = core.keys
     keys.set(key)
     where = "the system keychain" if keys.uses_keychain else str(keys.file)
-    return _done(session, [f"API key stored in {where}."])
+    said = check.message if check.accepted else f"{check.message[:-1]}; stored anyway."
+    return _done(session, [f"API key stored in {where}. {said}"])
+
+
+class KeyRejected(CivdeskError):
+    """``config set-key`` with a key Civitai refused (exit code 1)."""
 
 
 def run_clear_key(session: Session, args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from civdesk.cli.background import run_cancellable
 from civdesk.cli.commands.common import Subparsers, json_flag, parse_reference, record_id
 from civdesk.cli.errors import EXIT_OK, KEY_HINT, Interrupted
 from civdesk.cli.output import human_size, print_json, print_lines
+from civdesk.core.civitai.errors import require_download_key
 from civdesk.core.civitai.refs import resolve_version
 from civdesk.core.civitai.sites import mature_hint
 from civdesk.core.errors import CivdeskError
@@ -62,6 +63,9 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
                           help="which file of the version (default: its primary file)")
     download.add_argument("--dest", metavar="DIR",
                           help="download into DIR instead of the folder for the model type")
+    download.add_argument("--without-key", action="store_true",
+                          help="try without an API key (Civitai requires one for every "
+                          "download; some files may still come without)")
     download.add_argument("--allow-flagged", action="store_true",
                           help="download the file even if Civitai's pickle or virus scan "
                           "flagged it as dangerous")
@@ -75,6 +79,9 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
 
     core = session.core()
     ref = parse_reference(args.ref, core.sites.both)
+    if not args.without_key:
+        # Before any request: asked up front, not after a 401 halfway through (issue 16).
+        require_download_key(core.api_key())
     client = session.client()
     # Resolved up front: a removed model or a bad --file-id fails before anything is queued.
     removals = Removals(core.library, core.sites, core.api_key())
@@ -170,7 +177,8 @@ def _task_for(queue: DownloadQueue, core: Core, version: ModelVersion, file_id: 
 
 def _failure(snapshot: TaskSnapshot) -> CivdeskError:
     message = snapshot.error or f"The download ended {snapshot.state}"
-    if snapshot.error_kind == "auth" and "disabled downloads" not in message.lower():
+    key_trouble = snapshot.error_kind in ("auth", "key_refused")
+    if key_trouble and "disabled downloads" not in message.lower():
         message = f"{message} ({KEY_HINT})"
     elif snapshot.error_kind == "flagged":
         message = (f"{message}. Only if you trust its creator: run the same command with "

@@ -32,11 +32,13 @@ from requests.utils import get_environ_proxies
 
 from civdesk import __version__
 from civdesk.core.civitai.errors import (
+    KEY_PAGE,
     Archived,
     AuthRequired,
     CivitaiError,
     EarlyAccess,
     Forbidden,
+    KeyRefused,
     MalformedResponse,
     NetworkError,
     NotFound,
@@ -750,18 +752,16 @@ class CivitaiClient:
     def _auth_error(self, body: _Body, *, download: bool, url: str | None) -> AuthRequired:
         message = body.message or ""
         if "disabled downloads" in message.lower():
-            text = f"Civitai refused the download: {message}"
-        elif not self.api_key:
+            return AuthRequired(f"Civitai refused the download: {message}", status=401, url=url)
+        if not self.api_key:
             text = ("Civitai refused the download: this file requires an API key — set your "
                     "Civitai API key in Settings" if download else
                     "Civitai requires an API key for this — set your Civitai API key in Settings")
-        elif download and message and "logged in" in message.lower():
-            # The key was sent and still the login check failed: the key is the problem.
-            text = (f"Civitai refused the download: {message.rstrip('.')} — the API key in "
-                    "Settings was not accepted")
-        else:
-            text = "Civitai rejected the API key (401) — check the key in Settings"
-        return AuthRequired(text, status=401, url=url)
+            return AuthRequired(text, status=401, url=url)
+        # The key was sent and still refused: it expired or was revoked, not "missing".
+        return KeyRefused(
+            f"Civitai refused the API key (401): it has probably expired or been revoked — "
+            f"create a new one on {KEY_PAGE} and enter it in Settings", status=401, url=url)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -24,6 +24,27 @@ class AuthRequired(CivitaiError):
     """401: no API key, a wrong one, or the creator requires a logged-in download."""
 
 
+class KeyRefused(AuthRequired):
+    """401 although a key was sent: Civitai no longer accepts it (expired or revoked)."""
+
+
+class KeyNeeded(AuthRequired):
+    """A download was about to start without an API key; nothing was asked of Civitai."""
+
+
+#: Where a person creates an API key, in the words of Civitai's own pages.
+KEY_PAGE = "civitai.com → Account settings → API keys"
+KEY_PAGE_URL = "https://civitai.com/user/account"
+
+
+def require_download_key(api_key: str | None) -> None:
+    """Civitai's docs require a token for every download (April 2026): ask for the key
+    before the first download instead of failing on the first 401."""
+    if not (api_key or "").strip():
+        raise KeyNeeded(f"Civitai requires an API key for every download — create one on "
+                        f"{KEY_PAGE}", status=None)
+
+
 class EarlyAccess(CivitaiError):
     """403 with a deadline: the version is in early access until then."""
 

@@ -333,6 +333,17 @@ class ModelVersion:
         """See :func:`early_access_until`."""
         return early_access_until(self.early_access_ends_at, now)
 
+    def early_access_text(self, now: datetime | None = None) -> str | None:
+        """``early access until 2026-12-10`` while the version is in early access (Civitai
+        refuses its download until then), ``early access`` when Civitai says so without a
+        date, None when it is not."""
+        until = self.early_access_until(now)
+        if until is not None:
+            return f"early access until {until}"
+        if self.availability == "EarlyAccess" and not self.early_access_ends_at:
+            return "early access"
+        return None
+
     def preview_image(self, allow_nsfw: bool) -> Image | None:
         """The first still image the NSFW setting allows."""
         for image in self.images:

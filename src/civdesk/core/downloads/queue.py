@@ -62,6 +62,7 @@ from civdesk.core.civitai.errors import (
     AuthRequired,
     EarlyAccess,
     Forbidden,
+    KeyRefused,
     NetworkError,
     NotFound,
     RateLimited,
@@ -145,13 +146,15 @@ class DownloadingElsewhere(IllegalTransition):
 
 
 ERROR_KINDS = (
-    "auth", "forbidden", "early_access", "not_found", "archived", "rate_limited", "network",
-    "hash_mismatch", "disk_full", "unsafe_name", "cancelled", "in_use", "flagged", "other",
+    "auth", "key_refused", "forbidden", "early_access", "not_found", "archived",
+    "rate_limited", "network", "hash_mismatch", "disk_full", "unsafe_name", "cancelled",
+    "in_use", "flagged", "other",
 )  # fmt: skip
 #: How long ``run_next(task_id)`` waits for a task lock another queue holds for a moment
 #: (while it checks whether the task is stale) before calling the task busy.
 CLAIM_WAIT = 2.0
 _KIND_OF: tuple[tuple[type[BaseException], str], ...] = (
+    (KeyRefused, "key_refused"),  # before AuthRequired: a key set and refused
     (AuthRequired, "auth"),
     (EarlyAccess, "early_access"),
     (Forbidden, "forbidden"),

@@ -33,6 +33,8 @@ BADGES = {
     DOWNLOADED: ("Downloaded", QColor("#2e7d32"), QColor("white")),
     UPDATE: ("Update", QColor("#f9a825"), QColor("black")),
 }
+#: The early-access badge (bottom of the preview): its fill and ink.
+EARLY_ACCESS_BADGE = (QColor("#6a1b9a"), QColor("white"))
 PLACEHOLDER = QColor("#3a3a3a")
 # What the preview area shows, when it is not a decoded thumbnail.
 _NO_PREVIEW, _LOADING = "none", "loading"
@@ -58,6 +60,7 @@ class ResultCard:
     library_state: str
     thumbnail_url: str | None
     blurred: bool
+    early_access: str | None = None  # "early access until 2026-12-10"
 
     @classmethod
     def of(cls, index: AnyIndex) -> ResultCard | None:
@@ -77,6 +80,7 @@ class ResultCard:
             library_state=index.data(ResultRole.LIBRARY_STATE),
             thumbnail_url=url,
             blurred=bool(url) and bool(index.data(ResultRole.PREVIEW_BLURRED)),
+            early_access=index.data(ResultRole.EARLY_ACCESS),
         )
 
 
@@ -157,6 +161,8 @@ class CardDelegate(QStyledItemDelegate):
         )  # fmt: skip
         self._paint_thumbnail(painter, thumb_rect, card, thumbnail)
         self._paint_badge(painter, thumb_rect, card.library_state)
+        if card.early_access:
+            self._paint_early_access(painter, thumb_rect, card.early_access)
 
         fm = QFontMetrics(option.font)
         line = fm.height()
@@ -197,17 +203,30 @@ class CardDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _paint_badge(painter: QPainter, thumb: QRect, state: str) -> None:
-        if state not in BADGES:
-            return
-        text, fill, ink = BADGES[state]
+        if state in BADGES:
+            CardDelegate._paint_pill(painter, thumb, *BADGES[state])
+
+    @staticmethod
+    def _paint_early_access(painter: QPainter, thumb: QRect, text: str) -> None:
+        """``Early access until 2026-12-10`` across the bottom of the preview: said on the
+        card, before a download is tried and refused."""
+        CardDelegate._paint_pill(painter, thumb, text[:1].upper() + text[1:],
+                                 *EARLY_ACCESS_BADGE, at_bottom=True)
+
+    @staticmethod
+    def _paint_pill(painter: QPainter, thumb: QRect, text: str, fill: QColor, ink: QColor, *,
+                    at_bottom: bool = False) -> None:
+        """A rounded label 6 px in from the preview's top-left (or bottom-left) corner."""
         font = QFont(painter.font())
         font.setBold(True)
         fm = QFontMetrics(font)
-        badge = QRect(thumb.left() + 6, thumb.top() + 6, fm.horizontalAdvance(text) + 12,
-                      fm.height() + 4)  # fmt: skip
+        words = fm.elidedText(text, Qt.TextElideMode.ElideRight, thumb.width() - 24)
+        height = fm.height() + 4
+        top = thumb.bottom() - 6 - height if at_bottom else thumb.top() + 6
+        badge = QRect(thumb.left() + 6, top, fm.horizontalAdvance(words) + 12, height)
         path = QPainterPath()
         path.addRoundedRect(QRectF(badge), 4, 4)
         painter.fillPath(path, fill)
         painter.setFont(font)
         painter.setPen(ink)
-        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, words)

@@ -217,8 +217,8 @@ class ModelDetail(QWidget):
             label = version.name or f"Version {version.id}"
             if version.id in self._installed:
                 label += "  (on disk)"
-            elif version.early_access_until() is not None:
-                label += "  (early access)"
+            elif early_access := version.early_access_text():
+                label += f"  ({early_access})"
             self.version_combo.addItem(label, version.id)
         if keep is not None and (row := self.version_combo.findData(keep.id)) >= 0:
             self.version_combo.setCurrentIndex(row)
@@ -242,20 +242,23 @@ class ModelDetail(QWidget):
         self.download_version_button.setEnabled(version is not None and bool(version.files))
         on_disk = version is not None and version.id in self._installed
         self.show_in_library_button.setVisible(on_disk)
-        early_access = version.early_access_until() if version is not None else None
+        early_access = version.early_access_text() if version is not None else None
         if on_disk:
             tip = "This version is on disk: a file your library holds is not downloaded again"
         elif early_access is not None:
-            tip = (f"In early access until {early_access}: before then Civitai lets only "
-                   "those who unlocked it on the site download it")
+            tip = (f"In {early_access}: before then Civitai lets only those who unlocked it "
+                   "on the site download it")
         else:
             tip = "Download this version's primary file"
         self.download_version_button.setToolTip(tip)
+        # Said on the button itself, before a download is tried (and refused).
+        self.download_version_button.setText(
+            f"Download ({early_access})" if early_access and not on_disk else "Download")
         self.info["Base model"].setText((version.base_model if version else None) or "—")
         self.info["Created"].setText(short_date(version.created_at if version else None))
         published = short_date(version.published_at if version else None)
         self.info["Published"].setText(
-            f"{published} · early access until {early_access}" if early_access else published)
+            f"{published} · {early_access}" if early_access else published)
         self.info["On disk"].setText(
             "Yes" if version is not None and version.id in self._installed else "No"
         )
@@ -269,6 +272,7 @@ class ModelDetail(QWidget):
 
     def _fill_files(self, version: ModelVersion | None) -> None:
         files = version.files if version else []
+        early_access = version.early_access_text() if version else None
         self.files.setRowCount(len(files))
         for row, f in enumerate(files):
             for column, text in enumerate(file_details(f)):
@@ -282,7 +286,9 @@ class ModelDetail(QWidget):
             button = QPushButton("Download")
             button.setObjectName(f"downloadFile-{f.id}")
             button.setToolTip(f"Download {f.name}" + (
-                " (flagged by Civitai's scans: you will be asked first)" if f.danger else ""))
+                " (flagged by Civitai's scans: you will be asked first)" if f.danger else "")
+                + (f" — in {early_access}: only those who unlocked it may download it"
+                   if early_access else ""))
             button.clicked.connect(
                 lambda _=False, v=version, file=f: self._request(v, file, file.id))
             self.files.setCellWidget(row, len(FILE_COLUMNS) - 1, button)

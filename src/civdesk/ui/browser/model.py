@@ -30,6 +30,7 @@ class ResultRole(IntEnum):
     LIKES = Qt.ItemDataRole.UserRole + 9
     HIDDEN_PREVIEWS = Qt.ItemDataRole.UserRole + 10  # True when NSFW images were held back
     PREVIEW_BLURRED = Qt.ItemDataRole.UserRole + 11  # THUMBNAIL_URL is NSFW: show it blurred
+    EARLY_ACCESS = Qt.ItemDataRole.UserRole + 12  # the newest version's "early access until …"
 
 
 def library_state(model: Model, installed: Mapping[int, set[int]]) -> str:
@@ -57,6 +58,10 @@ def card_tooltip(model: Model, installed: Mapping[int, set[int]]) -> str:
         return f"{model.name}\nUpdate available: {name}{suffix}"
     if state == DOWNLOADED:
         return f"{model.name}\nThe newest version is in your library"
+    early_access = latest.early_access_text() if latest is not None else None
+    if early_access:
+        return (f"{model.name}\nIn {early_access}: Civitai lets only those who unlocked it "
+                "download it")
     return model.name
 
 
@@ -195,6 +200,8 @@ class SearchResultsModel(QAbstractListModel):
             return model.nsfw
         if role == ResultRole.LIBRARY_STATE:
             return library_state(model, self._installed)
+        if role == ResultRole.EARLY_ACCESS:
+            return latest.early_access_text() if latest is not None else None
         if role == ResultRole.DOWNLOADS:
             return model.download_count
         if role == ResultRole.LIKES:

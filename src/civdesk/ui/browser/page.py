@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from civdesk.core.civitai.errors import AuthRequired, NetworkError, RateLimited
+from civdesk.core.civitai.errors import AuthRequired, KeyRefused, NetworkError, RateLimited
 from civdesk.core.civitai.schema import (
     MODEL_TYPES,
     PERIODS,
@@ -71,6 +71,8 @@ NEAR_BOTTOM = 300
 
 def error_text(exc: BaseException) -> str:
     """A failed request in words, with what to do about it."""
+    if isinstance(exc, KeyRefused):
+        return f"{exc}, then retry."  # the message says what to do with the key already
     if isinstance(exc, AuthRequired):
         return f"{exc} — set your Civitai API key in Settings, then retry."
     if isinstance(exc, RateLimited):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from civdesk.core.civitai.errors import KEY_PAGE
 from civdesk.core.downloads.downloader import human_size
 
 if TYPE_CHECKING:
@@ -89,6 +90,9 @@ def failure_reason(task: TaskSnapshot) -> str:
     message = (task.error or "").strip()
     if kind == "auth":
         return "Civitai wants you logged in for this file: set your API key in Settings, then retry"
+    if kind == "key_refused":
+        return (f"Civitai refused your API key (expired or revoked): create a new one on "
+                f"{KEY_PAGE}, enter it in Settings, then retry")
     if kind == "early_access":
         deadline = _short_date(task.deadline) or _short_date(message)
         until = f" until {deadline}" if deadline else ""

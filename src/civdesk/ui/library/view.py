@@ -385,6 +385,10 @@ class DetailPane(QWidget):
         self.update_button.setVisible(update is not None)
         if update is not None:
             self.update_label.setText(f"Update available: {update.latest_label()}")
+            until = update.early_access_until()
+            # Said on the button before a download is tried: Civitai refuses it until then.
+            self.update_button.setText(f"Download update (early access until {until})"
+                                       if until else "Download update")
         self.link_button.setVisible(not entry.identified)
         self.removed_label.setVisible(entry.removed)
         self.removed_label.setText(removed_text(entry))
