@@ -132,8 +132,8 @@ def build_manifest(library: Library, settings: Settings) -> Manifest:
 
 
 def _root_of(f: LocalFile, roots: list[str]) -> str | None:
-    candidates = [f.library_root] if f.library_root else []
-    candidates += roots
+    # The configured folders first: the scan's own root may be a sub-folder of one.
+    candidates = [*roots, f.library_root]
     for root in candidates:
         if root and Path(f.path).is_relative_to(root) and Path(f.path) != Path(root):
             return root

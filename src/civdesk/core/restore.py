@@ -29,8 +29,10 @@ from civdesk.core.manifest import Manifest, ManifestFile
 from civdesk.core.settings import DEFAULT_TYPE_FOLDERS, Settings
 
 if TYPE_CHECKING:
+    from civdesk.core.context import Core
     from civdesk.core.downloads.queue import DownloadQueue
     from civdesk.core.scanner import ScanSummary
+    from civdesk.core.scanner import VersionSource as LookupSource
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,21 @@ def _distinct(names: list[str]) -> list[str]:
         seen[key] = seen.get(key, 0) + 1
         out.append(name if seen[key] == 1 else f"{name} ({seen[key]})")
     return out
+
+
+def restore_library(core: Core, manifest: Manifest, dest: Path | None, *,
+                    client: VersionSource, lookup: LookupSource | None,
+                    queue: DownloadQueue | None, dry_run: bool = False) -> RestoreOutcome:
+    """Restore ``manifest`` into ``dest`` (see :func:`destinations`) for a front end: the
+    destination is scanned with ``lookup`` first (a dry run identifies nothing online and
+    writes no companions: it only hashes), then :class:`Restorer` does the rest."""
+    from civdesk.core.scanner import Scanner
+
+    roots = destinations(manifest, dest, core.settings.library_folders)
+    scanner = Scanner(core.library, None if dry_run else lookup, core.settings)
+    restorer = Restorer(core.library, core.settings, client, queue,
+                        scan=lambda folders: scanner.scan(folders, full=False))
+    return restorer.restore(manifest, roots, dry_run=dry_run)
 
 
 class Restorer:

@@ -79,8 +79,7 @@ def run_export(session: Session, args: argparse.Namespace) -> int:
 def run_restore(session: Session, args: argparse.Namespace) -> int:
     from civdesk.core.downloads.queue import DownloadQueue
     from civdesk.core.manifest import read_manifest
-    from civdesk.core.restore import Restorer, destinations
-    from civdesk.core.scanner import Scanner
+    from civdesk.core.restore import restore_library
 
     manifest = read_manifest(sys.stdin.buffer if args.file == "-" else args.file)
     core = session.core()
@@ -91,17 +90,12 @@ def run_restore(session: Session, args: argparse.Namespace) -> int:
         dest = Path(args.dest).expanduser().resolve()
         if dest.exists() and not dest.is_dir():
             raise UsageError(f"Not a folder: {dest}")
-    roots = destinations(manifest, dest, core.settings.library_folders)
-    client = session.client()
     queue = None if args.dry_run else DownloadQueue.for_core(core)
     if queue is not None:
         session.tune(queue.client)
-    # A dry run identifies nothing online and writes no companions: it only hashes.
-    scanner = Scanner(core.library, None if args.dry_run else session.lookup_client(),
-                      core.settings)
-    restorer = Restorer(core.library, core.settings, client, queue,
-                        scan=lambda folders: scanner.scan(folders, full=False))
-    outcome = restorer.restore(manifest, roots, dry_run=args.dry_run)
+    outcome = restore_library(core, manifest, dest, client=session.client(),
+                              lookup=session.lookup_client(), queue=queue,
+                              dry_run=args.dry_run)
     failed: list[RestoreItem] = []
     if queue is not None and outcome.queued:
         failed = _run_downloads(session, queue, outcome)
