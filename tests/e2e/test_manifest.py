@@ -220,3 +220,31 @@ def test_export_is_atomic_and_writes_stdout(civitai_catalog: SampleCatalog, mach
     run = old("export", "-")
     assert json.loads(run.stdout) == json.loads(target.read_text()) | {
         "exported_at": json.loads(run.stdout)["exported_at"]}
+
+
+def test_type_folders_and_files_outside_the_library_come_back_in_their_type_folder(
+        civitai_catalog: SampleCatalog, machine: Any, tmp_path: Path) -> None:
+    c = civitai_catalog
+    old = machine("old")
+    assert old("config", "set-layout", "comfyui").code == 0
+    elsewhere = tmp_path / "elsewhere"
+    got = old("download", str(c.lora_v1.id), "--dest", str(elsewhere), "--json")
+    assert got.code == 0, got.stderr
+    manifest_path = tmp_path / "m.json"
+    assert old("export", str(manifest_path)).code == 0
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["settings"]["layout"] == "comfyui"
+    assert manifest["settings"]["type_folders"]["LORA"] == "loras"
+    assert [(f["root"], f["path"]) for f in manifest["files"]] == [
+        (None, c.lora_v1.primary_file.name)]
+
+    new = machine("new")
+    dest = tmp_path / "dest"
+    run = new("restore", str(manifest_path), "--dest", str(dest), "--json")
+    assert run.code == 0, run.stderr
+    assert run.json["type_folders_applied"] is True
+    restored = dest / "loras" / c.lora_v1.primary_file.name
+    assert sha256_of(restored) == c.lora_v1.primary_file.sha256
+    config = new("config", "--json").json
+    assert config["layout"] == "comfyui"
+    assert config["library_folders"] == [str(dest)]

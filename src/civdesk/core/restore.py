@@ -9,7 +9,7 @@ cannot come back is reported by name with the reason: files Civitai never knew, 
 linked by hand (Civitai has other bytes), versions Civitai no longer has, models removed.
 
 Nothing is written outside the destination folders: every target is checked against its
-folder after symlinks are resolved, on top of the manifest's own path validation.
+folder, on top of the manifest's own path validation.
 """
 
 from __future__ import annotations
@@ -208,8 +208,8 @@ class Restorer:
                                                 "one in the manifest"))
             return
         if not _inside(target, outcome.destinations):
-            outcome.cannot.append(_cannot(item, "its folder leads outside the folders "
-                                                "restored into (a symlink?)"))
+            outcome.cannot.append(_cannot(item, "its path leads outside the folders "
+                                                "restored into"))
             return
         if not dry_run:
             task_id = self._queue(found, file.id, target.parent)
@@ -291,6 +291,9 @@ def _target(f: ManifestFile, roots: list[Path], type_folders: dict[str, str]) ->
 
 
 def _inside(target: Path, destinations: list[str]) -> bool:
-    """No write outside the destination folders, even through a symlink inside them."""
-    real = Path(os.path.realpath(target))
-    return any(real.is_relative_to(os.path.realpath(d)) for d in destinations)
+    """The target is below a destination folder as written (the manifest's paths were
+    checked when read; this holds for a :class:`Manifest` built any other way too).
+    Symlinks inside the destination are the user's own layout (a type folder on another
+    drive) and are followed, as every download follows them."""
+    normal = Path(os.path.normpath(target))
+    return any(normal.is_relative_to(os.path.normpath(d)) for d in destinations)

@@ -85,7 +85,8 @@ class MainWindow(QMainWindow):
         self.library = LibraryPage(core, self.thumbnails)
         self.settings_page = SettingsPage(core)
         self.dock = DownloadDock(core, self)
-        self.transfer = LibraryTransfer(core, self.dock.worker, self)
+        self.transfer = LibraryTransfer(core, self.dock.worker, self,
+                                        scanning=lambda: self.scans.running)
         self._build()
         self._connect()
 
@@ -197,6 +198,7 @@ class MainWindow(QMainWindow):
         self.notifier.notified.connect(self._notified)
         self.transfer.status_message.connect(self.show_status)
         self.transfer.restored.connect(self.library.refresh)
+        self.transfer.restored.connect(self.settings_page.load)  # its new library folders
 
         worker = self.dock.worker
         self.library.set_downloads(worker)

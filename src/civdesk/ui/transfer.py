@@ -10,6 +10,7 @@ are the dock's: they are added to its queue, whose worker is woken.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +66,14 @@ class LibraryTransfer(QObject):
     #: A restore ended (the library page reloads).
     restored = Signal(object)  # RestoreOutcome
 
-    def __init__(self, core: Any, downloads: Any, parent: QWidget) -> None:
-        """``downloads``: the dock's DownloadWorker (its queue gets the downloads)."""
+    def __init__(self, core: Any, downloads: Any, parent: QWidget,
+                 scanning: Callable[[], bool] = lambda: False) -> None:
+        """``downloads``: the dock's DownloadWorker (its queue gets the downloads);
+        ``scanning``: whether the window's scan runs (a restore scans too: not both)."""
         super().__init__(parent)
         self.core = core
         self.downloads = downloads
+        self.scanning = scanning
         self.window = parent
         self.busy = False
         self.summary: QMessageBox | None = None  # the last one shown (tests read it)
@@ -93,7 +97,12 @@ class LibraryTransfer(QObject):
         folders = self.core.settings.library_folders
         dest = QFileDialog.getExistingDirectory(
             self.window, "Restore the library into", folders[0] if folders else str(Path.home()))
-        if not dest or not self._start():
+        if not dest:
+            return
+        if self.scanning():
+            self.status_message.emit("A scan is running: restore once it has finished")
+            return
+        if not self._start():
             return
         self.status_message.emit("Restoring the library: looking for the files already there…")
         run_task(restore_from, self.core, self.downloads.queue, path, dest, pool="transfer",
