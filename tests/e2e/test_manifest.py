@@ -248,3 +248,30 @@ def test_type_folders_and_files_outside_the_library_come_back_in_their_type_fold
     config = new("config", "--json").json
     assert config["layout"] == "comfyui"
     assert config["library_folders"] == [str(dest)]
+
+
+def test_a_mature_model_comes_back_from_the_mature_site(tmp_path: Path) -> None:
+    from tests.double import CivitaiDouble
+    from tests.e2e.test_two_sites import TwoSites, run
+
+    with CivitaiDouble(api_key=TEST_API_KEY, two_sites=True) as d:
+        mature = d.add_model("Night Glow", "LORA")
+        mature_v = d.add_version(mature, "v1", nsfw_level=4 | 8)
+        sites = TwoSites(d, mature, mature_v, mature, mature_v)
+        old, new = tmp_path / "old" / "data", tmp_path / "new" / "data"
+        key = {"CIVITAI_API_KEY": TEST_API_KEY}
+        assert run(sites, old, "config", "set-nsfw", "on").code == 0
+        put(tmp_path / "models" / "Lora", mature_v)
+        assert run(sites, old, "scan", str(tmp_path / "models")).code == 0
+        manifest = tmp_path / "m.json"
+        assert run(sites, old, "export", str(manifest)).code == 0
+        dest = tmp_path / "dest"
+        hidden = run(sites, new, "restore", str(manifest), "--dest", str(dest), "--json", **key)
+        assert hidden.code == 1
+        [reason] = [i["reason"] for i in hidden.json["cannot_restore"]]
+        assert "allow mature content" in reason
+        assert run(sites, new, "config", "set-nsfw", "on").code == 0
+        allowed = run(sites, new, "restore", str(manifest), "--dest", str(dest), "--json", **key)
+        assert allowed.code == 0, allowed.stderr
+        restored = dest / "Lora" / mature_v.primary_file.name
+        assert sha256_of(restored) == mature_v.primary_file.sha256

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from civdesk.core.civitai.errors import Archived, NotFound
 from civdesk.core.civitai.schema import ModelVersion
+from civdesk.core.civitai.sites import Sites, mature_hint
 from civdesk.core.errors import CivdeskError
 from civdesk.core.library.repository import Library, LocalFile
 from civdesk.core.manifest import Manifest, ManifestFile
@@ -117,7 +118,8 @@ def restore_library(core: Core, manifest: Manifest, dest: Path | None, *,
     roots = destinations(manifest, dest, core.settings.library_folders)
     scanner = Scanner(core.library, None if dry_run else lookup, core.settings)
     restorer = Restorer(core.library, core.settings, client, queue,
-                        scan=lambda folders: scanner.scan(folders, full=False))
+                        scan=lambda folders: scanner.scan(folders, full=False),
+                        sites=core.sites)
     return restorer.restore(manifest, roots, dry_run=dry_run)
 
 
@@ -126,9 +128,12 @@ class Restorer:
 
     def __init__(self, library: Library, settings: Settings, client: VersionSource,
                  queue: DownloadQueue | None,
-                 scan: Callable[[list[Path]], ScanSummary | None] | None = None) -> None:
+                 scan: Callable[[list[Path]], ScanSummary | None] | None = None,
+                 sites: Sites | None = None) -> None:
         """``scan(folders)`` registers what is on disk there (a :class:`Scanner` scan);
-        ``queue`` may be None for a dry run."""
+        ``queue`` may be None for a dry run; ``sites``: a version not found while mature
+        content is hidden may be mature, and the reason says how to allow it."""
+        self.sites = sites
         self.library = library
         self.settings = settings
         self.client = client
@@ -262,9 +267,16 @@ class Restorer:
         if version_id not in self._versions:
             version: ModelVersion | CivdeskError
             try:
-                found = self.client.get_version(version_id)
-            except NotFound:
-                version = CivdeskError(f"version {version_id} is no longer on Civitai (404)")
+                if self.sites is None:
+                    found = self.client.get_version(version_id)
+                else:
+                    with mature_hint(self.sites):
+                        found = self.client.get_version(version_id)
+            except NotFound as exc:
+                hint = str(exc).partition("; if it is mature content")[2]
+                hint = f"; if it is mature content{hint}" if hint else ""
+                version = CivdeskError(f"version {version_id} is no longer on Civitai "
+                                       f"(404){hint}")
             except Archived:
                 version = CivdeskError("removed from Civitai (archived)")
             else:

@@ -40,7 +40,7 @@ def restore_from(core: Any, queue: Any, manifest_path: str, dest: str) -> Restor
     from civdesk.core.restore import restore_library
 
     manifest = read_manifest(manifest_path)
-    return restore_library(core, manifest, Path(dest), client=core.client(),
+    return restore_library(core, manifest, Path(dest), client=core.lookup_client(),
                            lookup=core.lookup_client(), queue=queue)
 
 

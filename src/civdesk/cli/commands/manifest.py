@@ -93,7 +93,9 @@ def run_restore(session: Session, args: argparse.Namespace) -> int:
     queue = None if args.dry_run else DownloadQueue.for_core(core)
     if queue is not None:
         session.tune(queue.client)
-    outcome = restore_library(core, manifest, dest, client=session.client(),
+    # Versions are asked of every site mature content allows (a safe site answers 404
+    # for a mature one).
+    outcome = restore_library(core, manifest, dest, client=session.lookup_client(),
                               lookup=session.lookup_client(), queue=queue,
                               dry_run=args.dry_run)
     failed: list[RestoreItem] = []
