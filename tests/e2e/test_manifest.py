@@ -275,3 +275,19 @@ def test_a_mature_model_comes_back_from_the_mature_site(tmp_path: Path) -> None:
         assert allowed.code == 0, allowed.stderr
         restored = dest / "Lora" / mature_v.primary_file.name
         assert sha256_of(restored) == mature_v.primary_file.sha256
+
+
+def test_a_model_archived_on_civitai_is_reported_by_name(
+        civitai_catalog: SampleCatalog, machine: Any, tmp_path: Path) -> None:
+    c = civitai_catalog
+    old = machine("old")
+    put(tmp_path / "models" / "Lora", c.lora_v1)
+    assert old("scan", str(tmp_path / "models")).code == 0
+    manifest = tmp_path / "m.json"
+    assert old("export", str(manifest)).code == 0
+    c.double.archive(c.lora)
+    run = machine("new")("restore", str(manifest), "--dest", str(tmp_path / "d"), "--dry-run")
+    assert run.code == 1
+    assert "Cannot come back (1):" in run.stdout
+    assert (f"  Paperfold Style v1.0 ({c.lora_v1.primary_file.name}): removed from Civitai "
+            "(Archived)") in run.stdout.splitlines()
