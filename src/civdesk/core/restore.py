@@ -250,16 +250,7 @@ class Restorer:
 
     def _present(self, f: ManifestFile) -> LocalFile | None:
         """A file on disk the library knows holds these bytes (unchanged since hashed)."""
-        if not f.sha256:
-            return None
-        for known in self.library.files_by_sha256(f.sha256):
-            try:
-                st = os.stat(known.path)
-            except OSError:
-                continue
-            if (st.st_size, st.st_mtime_ns) == (known.size, known.mtime_ns):
-                return known
-        return None
+        return self.library.unchanged_file(f.sha256) if f.sha256 else None
 
     def _version(self, version_id: int) -> ModelVersion | CivdeskError:
         """The version as Civitai has it now (once per version), or why it cannot come back;
