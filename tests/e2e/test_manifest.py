@@ -291,3 +291,17 @@ def test_a_model_archived_on_civitai_is_reported_by_name(
     assert "Cannot come back (1):" in run.stdout
     assert (f"  Paperfold Style v1.0 ({c.lora_v1.primary_file.name}): removed from Civitai "
             "(Archived)") in run.stdout.splitlines()
+
+
+def test_restore_reads_the_manifest_from_stdin(civitai_catalog: SampleCatalog, machine: Any,
+                                               tmp_path: Path) -> None:
+    c = civitai_catalog
+    old = machine("old")
+    put(tmp_path / "models" / "Lora", c.lora_v1)
+    assert old("scan", str(tmp_path / "models")).code == 0
+    exported = old("export", "-")
+    run = machine("new")("restore", "-", "--dest", str(tmp_path / "d"), "--dry-run", "--json",
+                         stdin=exported.stdout)
+    assert run.code == 0, run.stderr
+    assert [Path(i["path"]).relative_to(tmp_path / "d").as_posix() for i in run.json["queued"]
+            ] == [f"Lora/{c.lora_v1.primary_file.name}"]
