@@ -25,6 +25,7 @@ from civdesk.ui.scan import ScanController, progress_counts, summary_text
 from civdesk.ui.settings_page import SettingsPage
 from civdesk.ui.status_line import StatusLine
 from civdesk.ui.thumbnails import ThumbnailLoader
+from civdesk.ui.transfer import LibraryTransfer
 from civdesk.ui.tray import Notifier, Tray, tray_available
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class MainWindow(QMainWindow):
         self.library = LibraryPage(core, self.thumbnails)
         self.settings_page = SettingsPage(core)
         self.dock = DownloadDock(core, self)
+        self.transfer = LibraryTransfer(core, self.dock.worker, self,
+                                        scanning=lambda: self.scans.running)
         self._build()
         self._connect()
 
@@ -141,6 +144,13 @@ class MainWindow(QMainWindow):
         scan = file_menu.addAction("Scan Library")
         scan.triggered.connect(self.start_scan)
         file_menu.addSeparator()
+        self.export_action = file_menu.addAction("Export library…")
+        self.export_action.setObjectName("exportLibrary")
+        self.export_action.triggered.connect(self.transfer.export)
+        self.restore_action = file_menu.addAction("Restore from manifest…")
+        self.restore_action.setObjectName("restoreLibrary")
+        self.restore_action.triggered.connect(self.transfer.restore)
+        file_menu.addSeparator()
         quit_action = file_menu.addAction("Quit")
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.setMenuRole(QAction.MenuRole.QuitRole)
@@ -187,6 +197,9 @@ class MainWindow(QMainWindow):
         self.settings_page.library_changed.connect(self.library.refresh)
         self.dock.before_retry = self.settings_page.after_saving
         self.notifier.notified.connect(self._notified)
+        self.transfer.status_message.connect(self.show_status)
+        self.transfer.restored.connect(self.library.refresh)
+        self.transfer.restored.connect(self.settings_page.load)  # its new library folders
 
         worker = self.dock.worker
         # Download clicks pass the key gate: with no key set, the first one asks for it.

@@ -10,9 +10,9 @@ import argparse
 from collections.abc import Sequence
 from types import ModuleType
 
-from civdesk.cli.commands import config, db, downloads, library, online, queue
+from civdesk.cli.commands import config, db, downloads, library, manifest, online, queue
 
-GROUPS: tuple[ModuleType, ...] = (library, downloads, queue, online, config, db)
+GROUPS: tuple[ModuleType, ...] = (library, manifest, downloads, queue, online, config, db)
 
 
 def register(subparsers: argparse._SubParsersAction,

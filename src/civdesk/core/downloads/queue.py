@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -830,18 +829,11 @@ class DownloadQueue:
         Trusted without reading it when its size and times are those it was hashed with,
         as a rescan trusts it; a changed or vanished one does not count.
         """
-        if not file.sha256:
+        known = self.library.unchanged_file(file.sha256) if file.sha256 else None
+        if known is None or not file.sha256:
             return None
-        for known in self.library.files_by_sha256(file.sha256):
-            try:
-                st = os.stat(known.path)
-            except OSError:
-                continue
-            if (st.st_size, st.st_mtime_ns) == (known.size, known.mtime_ns) and (
-                    known.inode is None or known.inode == st.st_ino):
-                return DownloadResult(Path(known.path), file.sha256.upper(), known.size,
-                                      already_present=True)
-        return None
+        return DownloadResult(Path(known.path), file.sha256.upper(), known.size,
+                              already_present=True)
 
     def _wait_out(self, running: _Running, exc: RateLimited, attempt: int) -> None:
         """Wait what Civitai asked (bounded) before trying again; a stop cuts it short."""

@@ -809,6 +809,20 @@ class Library:
             )
             return [LocalFile(*row) for row in rows]
 
+    def unchanged_file(self, sha256: str) -> LocalFile | None:
+        """A file of these bytes on disk now, unchanged since it was hashed (the size,
+        time and inode it was hashed with: trusted without reading it, as a rescan trusts
+        it); a changed or vanished one does not count."""
+        for known in self.files_by_sha256(sha256):
+            try:
+                st = os.stat(known.path)
+            except OSError:
+                continue
+            if (st.st_size, st.st_mtime_ns) == (known.size, known.mtime_ns) and (
+                    known.inode is None or known.inode == st.st_ino):
+                return known
+        return None
+
     @staticmethod
     def _file_row(s: Session, file_id_or_path: int | StrPath) -> LocalFileRow | None:
         if isinstance(file_id_or_path, int):

@@ -290,6 +290,10 @@ class DownloadWorker(QObject):
     def paused(self) -> bool:
         return bool(self.queue.paused)
 
+    def wake(self) -> None:
+        """Look at the queue again: tasks were added to it directly (a restore)."""
+        self._wake.set()
+
     def load_tasks(self, on_result: Callable[[list[Any]], None]) -> TaskHandle:
         """Every task, in the queue's order, delivered to ``on_result`` on the GUI thread."""
         return self._command(lambda: list(self.queue.tasks()), on_result=on_result)
