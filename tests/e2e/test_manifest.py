@@ -41,8 +41,8 @@ def machine(civitai_catalog: SampleCatalog, tmp_path: Path) -> Any:
                "HOME": str(tmp_path / f"{name}-home"), "CIVITAI_API_KEY": TEST_API_KEY}
         (tmp_path / f"{name}-home").mkdir(exist_ok=True)
 
-        def run(*args: str, **kw: Any) -> Run:
-            return civdesk(*args, env=env, **kw)
+        def run(*args: str, env_extra: dict[str, str] | None = None, **kw: Any) -> Run:
+            return civdesk(*args, env={**env, **(env_extra or {})}, **kw)
         return run
     return make
 
@@ -138,6 +138,24 @@ def test_a_dry_run_changes_nothing(civitai_catalog: SampleCatalog, machine: Any,
     assert not dest.exists()
     assert new("queue", "--json").json == []
     assert new("config", "--json").json["library_folders"] == []
+
+
+def test_a_restore_without_a_key_asks_for_one_before_anything_is_fetched(
+        civitai_catalog: SampleCatalog, machine: Any, tmp_path: Path) -> None:
+    c = civitai_catalog
+    old = machine("old")
+    models = tmp_path / "models"
+    put(models / "Lora", c.lora_v1)
+    assert old("scan", str(models)).code == 0
+    manifest_path = tmp_path / "m.json"
+    assert old("export", str(manifest_path)).code == 0
+    new = machine("new")
+    c.double.clear_requests()
+    run = new("restore", str(manifest_path), "--dest", str(tmp_path / "dest"),
+              env_extra={"CIVITAI_API_KEY": ""})
+    assert run.code == 1 and "requires an API key for every download" in run.stderr
+    assert "--without-key" in run.stderr
+    assert c.double.requests == [] and not (tmp_path / "dest").exists()
 
 
 def hostile(tmp_path: Path, **changes: Any) -> Path:
