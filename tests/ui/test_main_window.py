@@ -345,8 +345,10 @@ def test_an_offline_update_check_is_a_quiet_status_line(
 def test_a_rate_limited_check_after_a_scan_says_so_without_a_dialog(
     qtbot, main_window, model_folder, civitai, core, monkeypatch
 ):
-    # No waiting between the client's own retries; all of them answered 429.
-    monkeypatch.setattr(core, "client", lambda: CivitaiClient(civitai.base_url, backoff=0.0))
+    # No waiting between the client's own retries; all of them answered 429, and no
+    # patience to wait the limit out.
+    monkeypatch.setattr(core, "client", lambda: CivitaiClient(civitai.base_url, backoff=0.0,
+                                                              rate_limit_patience=0))
     civitai.rate_limit(n=20, path_prefix="/api/v1/models")
     _scan(qtbot, main_window, model_folder)
     text = main_window.dock.scan_status.label.text()
