@@ -832,10 +832,17 @@ class CivitaiClient:
         """Read the whole body, giving up (as a timeout) when ``deadline`` passes."""
         chunks: list[bytes] = []
         try:
-            for chunk in response.iter_content(_IMAGE_CHUNK):
+            # read1: whatever has arrived, so a body that trickles in is timed as it comes.
+            while chunk := response.raw.read1(_IMAGE_CHUNK, decode_content=True):
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise requests.Timeout("the answer took longer than the request deadline")
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            response.close()
+            raise requests.Timeout(str(exc)) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            response.close()
+            raise requests.ConnectionError(exc) from exc
         except BaseException:
             response.close()
             raise
