@@ -93,10 +93,12 @@ class Core:
     def api_key(self) -> str | None:
         return self.session_api_key or self.keys.get()
 
-    def client(self, *, mature: bool | None = None) -> CivitaiClient:
+    def client(self, *, mature: bool | None = None,
+               patience: Patience = BACKGROUND) -> CivitaiClient:
         """A new client for :attr:`site` with the current key (one per thread);
         ``mature`` overrides the mature-content setting for this client."""
-        return self.connections.client(self.sites.allowing(mature).content, self.api_key())
+        return self.connections.client(self.sites.allowing(mature).content, self.api_key(),
+                                       patience)
 
     def thread_client(self, *, mature: bool | None = None,
                       patience: Patience = BACKGROUND) -> CivitaiClient:

@@ -165,7 +165,7 @@ class MainWindow(QMainWindow):
             "Civitai is rate limiting: slowed down, resuming in 00 s") + 8)
         self.rate_label.hide()
         self.statusBar().insertPermanentWidget(0, self.rate_label)
-        self.rate_status = RateLimitStatus(core, self)
+        self.rate_status = RateLimitStatus(self.core, self)
         self.rate_status.changed.connect(self._show_rate_status)
 
         for keys, slot in (

@@ -36,6 +36,7 @@ from typing import Any
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
+from civdesk.core.civitai.connections import PREVIEWS
 from civdesk.core.errors import CivdeskError, FileProblem
 from civdesk.core.images import (
     MAX_IMAGE_BYTES,
@@ -219,7 +220,7 @@ class ThumbnailLoader(QObject):
         """
 
         def fetch(url: str) -> bytes | tuple[bytes, str]:
-            return core.thread_client().fetch_image(url)
+            return core.thread_client(patience=PREVIEWS).fetch_image(url)
 
         return cls(core.paths.thumbnails, fetch, parent=parent)
 

@@ -800,7 +800,7 @@ class CivitaiClient:
                 if status == 429:
                     pause = governor.rate_limited(
                         sent_at, _retry_after(response.headers.get("Retry-After")))
-                    if not self._may_wait_out(attempt, rate_waited + pause):
+                    if not self._may_wait_out(attempt, pause, rate_waited + pause):
                         return response
                     log.warning("Civitai is rate limiting requests; retrying in %.0f s", pause)
                     response.close()
@@ -821,11 +821,14 @@ class CivitaiClient:
     def _stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
-    def _may_wait_out(self, attempt: int, waited: float) -> bool:
-        """Whether a 429 is tried again: within the retry count or the patience."""
+    def _may_wait_out(self, attempt: int, pause: float, waited: float) -> bool:
+        """Whether a 429 is tried again: while the waiting stays within the patience, or
+        within the retry count for pauses this client would wait anyway."""
         if self.max_retries <= 0:
             return False
-        return attempt < self.max_retries or waited <= self.rate_limit_patience
+        if waited <= self.rate_limit_patience:
+            return True
+        return attempt < self.max_retries and pause <= self.max_retry_after
 
     @staticmethod
     def _read_body(response: requests.Response, deadline: float) -> None:

@@ -31,6 +31,11 @@ class Patience:
 
 #: Background work (scans, update checks, downloads): waits out a rate limit.
 BACKGROUND = Patience()
+#: Previews: worth a minute's wait (a person may be looking), not a quarter of an hour.
+PREVIEWS = Patience(rate_limit_patience=60.0)
+#: The download queue waits rate limits out itself, visibly and stoppably: its client only
+#: makes its usual retries.
+DOWNLOADS = Patience(rate_limit_patience=0.0)
 #: A person looking at a search box wants an answer in seconds: one brief retry, then the
 #: page shows the error with a Retry button.
 INTERACTIVE = Patience(max_retries=1, backoff=0.5, max_backoff=3.0, max_retry_after=3.0,
