@@ -27,8 +27,9 @@ def main() -> int:
                     help="fractions of the files Civitai knows (comma-separated)")
     args = ap.parse_args()
 
-    from civdesk.core.civitai.client import BATCH_SIZE, CivitaiClient
     from tests.double import CivitaiDouble
+
+    from civdesk.core.civitai.client import BATCH_SIZE, CivitaiClient
 
     rows = []
     for fraction in (float(f) for f in args.known.split(",")):
