@@ -469,19 +469,12 @@ class CivitaiClient:
         wanted = list(dict.fromkeys(d.strip().upper() for d in digests))
         if self._hash_ids_unsupported or any(not SHA256_HEX.match(d) for d in wanted):
             return None
-        endpoint = "POST /api/v1/model-versions/by-hash/ids"
         known: dict[str, int] = {}
         for chunk in _chunks(wanted, IDS_BATCH_SIZE):
-            response = self._send("POST", self._api_url("/api/v1/model-versions/by-hash/ids"),
-                                  json_body=chunk)
-            if response.status_code in (404, 405):
+            data = self._post_hashes("/api/v1/model-versions/by-hash/ids", chunk)
+            if data is None:
                 self._hash_ids_unsupported = True
                 return None
-            data = self._json_or_raise(response, endpoint, what="The hash lookup")
-            if not isinstance(data, list):
-                raise MalformedResponse(
-                    f"Civitai sent an unexpected answer for {endpoint}: expected a list, "
-                    f"got {type(data).__name__}", url=response.url)
             asked = set(chunk)
             for item in data:
                 if not isinstance(item, Mapping):
@@ -495,15 +488,9 @@ class CivitaiClient:
     def _versions_by_sha256_bulk(self, chunk: list[str]) -> dict[str, ModelVersion] | None:
         """One bulk POST; None when the server has no such route (404/405)."""
         endpoint = "POST /api/v1/model-versions/by-hash"
-        response = self._send("POST", self._api_url("/api/v1/model-versions/by-hash"),
-                              json_body=chunk)
-        if response.status_code in (404, 405):
+        data = self._post_hashes("/api/v1/model-versions/by-hash", chunk)
+        if data is None:
             return None
-        data = self._json_or_raise(response, endpoint, what="The hash lookup")
-        if not isinstance(data, list):
-            raise MalformedResponse(
-                f"Civitai sent an unexpected answer for {endpoint}: expected a list, "
-                f"got {type(data).__name__}", url=response.url)
         wanted = set(chunk)
         out: dict[str, ModelVersion] = {}
         for i, item in enumerate(data):
@@ -513,6 +500,20 @@ class CivitaiClient:
                 if file.sha256 in wanted:
                     out[file.sha256] = version
         return out
+
+    def _post_hashes(self, path: str, chunk: list[str]) -> list[Any] | None:
+        """The list a bulk hash route answers for ``chunk``; None when the server has no
+        such route (404/405)."""
+        endpoint = f"POST {path}"
+        response = self._send("POST", self._api_url(path), json_body=chunk)
+        if response.status_code in (404, 405):
+            return None
+        data = self._json_or_raise(response, endpoint, what="The hash lookup")
+        if not isinstance(data, list):
+            raise MalformedResponse(
+                f"Civitai sent an unexpected answer for {endpoint}: expected a list, "
+                f"got {type(data).__name__}", url=response.url)
+        return data
 
     def check_key(self) -> bool:
         """Whether the API key is accepted.
