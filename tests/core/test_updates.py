@@ -240,3 +240,22 @@ def test_a_burst_of_429s_pauses_the_check_and_it_completes(
     governor = client.governors(client.api_host)
     assert governor.rate_limits == 12  # every 429 slowed the shared governor
     assert len(api_model_requests(civitai)) == len(outdated) + 12
+
+
+def test_a_cancel_ends_a_check_waiting_out_a_rate_limit(
+    civitai: CivitaiDouble, library: Library, tmp_path: Path
+) -> None:
+    outdated = outdated_models(civitai, library, tmp_path, 3)
+    civitai.rate_limit(n=100, retry_after=3600, path_prefix="/api/v1/models")
+    cancel = threading.Event()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the first step of the wait: the window closes
+        slept.append(seconds)
+        cancel.set()
+
+    client = CivitaiClient(civitai.base_url, None, sleep=sleep)
+    result = UpdateChecker(library, client, batch_size=1).check(cancel=cancel)
+
+    assert result.checked == 0 and sorted(result.unchecked) == sorted(outdated)
+    assert len(slept) <= 3  # one step per thread, not an hour of them
