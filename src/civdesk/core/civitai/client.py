@@ -827,7 +827,7 @@ class CivitaiClient:
         within the retry count for pauses this client would wait anyway."""
         if self.max_retries <= 0:
             return False
-        if waited <= self.rate_limit_patience:
+        if self.rate_limit_patience > 0 and waited <= self.rate_limit_patience:
             return True
         return attempt < self.max_retries and pause <= self.max_retry_after
 
