@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.civitai.connections import DOWNLOADS
 from civdesk.core.downloads.downloader import Downloader
 from civdesk.core.downloads.queue import (
     DownloadQueue,
@@ -44,7 +45,10 @@ def db(tmp_path: Path) -> Iterator[Database]:
 
 
 def make_queue(d: CivitaiDouble, db: Database, **kw: Any) -> DownloadQueue:
-    client = CivitaiClient(d.base_url, max_retries=1, backoff=0.001, sleep=lambda s: None)
+    # The queue's own patience, as DownloadQueue.for_core gives it (it waits rate limits
+    # out itself, visibly).
+    client = CivitaiClient(d.base_url, max_retries=1, backoff=0.001, sleep=lambda s: None,
+                           rate_limit_patience=DOWNLOADS.rate_limit_patience)
     downloader = Downloader(client, sleep=lambda s: None, retry_delay=0, progress_interval=0)
     return DownloadQueue(db, client, downloader=downloader, **kw)
 

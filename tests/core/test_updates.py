@@ -117,7 +117,9 @@ def test_stops_at_a_rate_limit_and_reports_the_rest(
     for version in (c.lora_v1, c.checkpoint_v1, c.embedding_v1):
         install(library, d, version, tmp_path)
     d.rate_limit(n=10, retry_after=0.01, path_prefix="/api/v1/models")
-    checker = UpdateChecker(library, client_for(d, max_retries=2), batch_size=1, concurrency=1)
+    # No patience left for waiting out the limit: the retry count decides.
+    checker = UpdateChecker(library, client_for(d, max_retries=2, rate_limit_patience=0),
+                            batch_size=1, concurrency=1)
 
     result = checker.check()
 
@@ -210,7 +212,8 @@ def test_a_rate_limit_stops_new_requests_while_others_are_in_flight(
 
     outdated = outdated_models(civitai, library, tmp_path, 8)
     civitai.rate_limit(n=100, retry_after=0.01, path_prefix="/api/v1/models")
-    checker = UpdateChecker(library, client_for(civitai, max_retries=1), batch_size=1)
+    checker = UpdateChecker(library, client_for(civitai, max_retries=1, rate_limit_patience=0),
+                            batch_size=1)
 
     result = checker.check()
 
@@ -250,3 +253,39 @@ def test_removed_models_are_skipped_and_asked_again_after_a_week(
     assert back.due == 2 and back.removed == 0
     assert not [e for e in library.entries() if e.removed]
     assert [u.model_id for u in back.updates] == [c.lora.id]
+
+
+def test_a_burst_of_429s_pauses_the_check_and_it_completes(
+    civitai: CivitaiDouble, library: Library, tmp_path: Path
+) -> None:
+    outdated = outdated_models(civitai, library, tmp_path, 8)
+    civitai.rate_limit(n=12, path_prefix="/api/v1/models")  # no Retry-After
+    client = client_for(civitai, max_retries=1, backoff=0.01, max_backoff=0.05)
+    checker = UpdateChecker(library, client, batch_size=1)
+
+    result = checker.check()
+
+    assert result.errors == [] and result.unchecked == []
+    assert result.checked == len(outdated)
+    governor = client.governors(client.api_host)
+    assert governor.rate_limits == 12  # every 429 slowed the shared governor
+    assert len(api_model_requests(civitai)) == len(outdated) + 12
+
+
+def test_a_cancel_ends_a_check_waiting_out_a_rate_limit(
+    civitai: CivitaiDouble, library: Library, tmp_path: Path
+) -> None:
+    outdated = outdated_models(civitai, library, tmp_path, 3)
+    civitai.rate_limit(n=100, retry_after=3600, path_prefix="/api/v1/models")
+    cancel = threading.Event()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the first step of the wait: the window closes
+        slept.append(seconds)
+        cancel.set()
+
+    client = CivitaiClient(civitai.base_url, None, sleep=sleep)
+    result = UpdateChecker(library, client, batch_size=1).check(cancel=cancel)
+
+    assert result.checked == 0 and sorted(result.unchecked) == sorted(outdated)
+    assert len(slept) <= 3  # one step per thread, not an hour of them

@@ -46,6 +46,7 @@ SORTS = (
 )
 PERIODS = ("AllTime", "Year", "Month", "Week", "Day")
 PAGE_CAP = 1000
+HASH_IDS_CAP = 10_000  # POST /model-versions/by-hash/ids takes this many hashes at most
 LOGIN_REQUIRED_MESSAGE = "The creator of this asset requires you to be logged in to download it"
 URL_LIFETIME_SECONDS = 86_400
 
@@ -158,6 +159,7 @@ class ApiHost:
             (re.compile(r"/api/v1/models"), {"GET": self.list_models}),
             (re.compile(r"/api/v1/models/(\d+)"), {"GET": self.get_model}),
             (re.compile(r"/api/v1/model-versions/by-hash"), {"POST": self.bulk_by_hash}),
+            (re.compile(r"/api/v1/model-versions/by-hash/ids"), {"POST": self.hash_ids}),
             (re.compile(r"/api/v1/model-versions/by-hash/([^/]+)"), {"GET": self.by_hash}),
             (re.compile(r"/api/v1/model-versions/(\d+)"), {"GET": self.get_version}),
             (re.compile(r"/api/v1/tags"), {"GET": self.list_tags}),
@@ -280,17 +282,7 @@ class ApiHost:
     def bulk_by_hash(self, request: Request, _: re.Match[str]) -> Reply:
         if self.faults.bulk_hash_disabled:
             return error(404, "Not found")
-        try:
-            hashes = json.loads(request.body or b"null")
-        except ValueError:
-            return error(400, "Invalid JSON body")
-        valid = (
-            isinstance(hashes, list)
-            and len(hashes) <= 100
-            and all(isinstance(h, str) and len(h) == 64 for h in hashes)
-        )
-        if not valid:
-            return error(400, "Body must be an array of at most 100 SHA256 hashes")
+        hashes = self._sha256_body(request, 100)
         seen: dict[int, FakeVersion] = {}
         for value in hashes:
             found = self.catalog.file_by_hash(value)
@@ -298,6 +290,30 @@ class ApiHost:
             if version is not None and found is not None and found.sha256 == value.upper():
                 seen.setdefault(version.id, version)
         return json_reply(200, [self.render.version(v) for v in seen.values()])
+
+    def hash_ids(self, request: Request, _: re.Match[str]) -> Reply:
+        """Which of up to 10,000 SHA256 hashes Civitai knows: ``[{modelVersionId, hash}]``."""
+        if self.faults.bulk_hash_disabled:
+            return error(404, "Not found")
+        hashes = self._sha256_body(request, HASH_IDS_CAP)
+        known = []
+        for value in hashes:
+            found = self.catalog.file_by_hash(value)
+            version = self.visible_version(found.version_id) if found and found.version_id else None
+            if version is not None and found is not None and found.sha256 == value.upper():
+                known.append({"modelVersionId": version.id, "hash": found.sha256})
+        return json_reply(200, known)
+
+    @staticmethod
+    def _sha256_body(request: Request, cap: int) -> list[str]:
+        try:
+            hashes = json.loads(request.body or b"null")
+        except ValueError:
+            raise BadRequest("Invalid JSON body") from None
+        if not (isinstance(hashes, list) and len(hashes) <= cap
+                and all(isinstance(h, str) and len(h) == 64 for h in hashes)):
+            raise BadRequest(f"Body must be an array of at most {cap} SHA256 hashes")
+        return hashes
 
     # -- /tags, /enums, /me ------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ from typing import Any
 class CountedFault:
     """A fault that hits the next `remaining` requests whose path starts with `path_prefix`."""
 
-    kind: str  # "status" | "malformed_json" | "truncate" | "reset" | "stall" | "wrong_length"
+    # "status" | "malformed_json" | "truncate" | "reset" | "stall" | "wrong_length" | "drip"
+    kind: str
     remaining: int
     path_prefix: str | None
     status: int = 0

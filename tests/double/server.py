@@ -432,6 +432,12 @@ class CivitaiDouble:
         change the parsed value in place and return it): API drift, junk and hostile data."""
         self.faults.json_edits.append((path_prefix, edit))
 
+    def drip_json(self, seconds_per_byte: float, n: int = 1,
+                  path_prefix: str | None = None) -> None:
+        """Send the next JSON answers one byte every ``seconds_per_byte``: a server slow
+        enough to outlast any whole-request deadline without ever tripping a read timeout."""
+        self.faults.add(CountedFault("drip", n, path_prefix, amount=seconds_per_byte))
+
     def stall_downloads(self, seconds: float, n: int = 1, path_prefix: str = "/files/") -> None:
         """Send the headers, then nothing for `seconds`, then close."""
         self.faults.add(CountedFault("stall", n, path_prefix, amount=seconds))
@@ -556,8 +562,17 @@ class CivitaiDouble:
                 handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
-        if request.method != "HEAD":
-            handler.wfile.write(body)
+        if request.method == "HEAD":
+            return
+        drip = wants_broken and self.faults.take(("drip",), request.path)
+        if drip:  # a byte every `amount` seconds: each read is quick, the whole is not
+            for i in range(len(body)):
+                if self._stopping.wait(drip.amount):
+                    return
+                handler.wfile.write(body[i:i + 1])
+                handler.wfile.flush()
+            return
+        handler.wfile.write(body)
 
     def _send_file(self, handler: _Handler, request: Request, body: FileBody) -> None:
         fault = self.faults.take(("truncate", "reset", "stall", "wrong_length"), request.path)

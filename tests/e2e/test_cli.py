@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -580,6 +581,19 @@ def test_network_down_is_one_line_saying_civitai_cannot_be_reached(cli: Cli) -> 
     assert len(run.error_lines) == 1
     assert run.error_lines[0].startswith("civdesk: error: Cannot reach Civitai at 127.0.0.1:")
     assert "Traceback" not in run.stderr
+
+
+def test_no_network_at_all_fails_at_once_in_one_line(
+    cli: Cli, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The default retries: none of them is spent on a name that does not resolve.
+    with caplog.at_level(logging.WARNING, logger="civdesk.core.civitai.client"):
+        run = cli("--api-base", "http://civdesk-no-such-host.invalid", "search", "anything")
+    assert run.code == 1
+    assert run.error_lines == [
+        "civdesk: error: Cannot reach Civitai at civdesk-no-such-host.invalid: the host name "
+        "could not be resolved. Check your network connection"]
+    assert "retrying" not in caplog.text
 
 
 # ------------------------------------------------------------------------------ config

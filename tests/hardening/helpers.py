@@ -41,6 +41,7 @@ def quick_client(
         "max_backoff": 0.01,
         "max_retry_after": 0.5,
         "sleep": lambda seconds: None,
+        "rate_limit_patience": 0.0,  # a 429 gets the retries above, not minutes of them
     }
     settings.update(options)
     return CivitaiClient(double.base_url, api_key, **settings)  # type: ignore[arg-type]

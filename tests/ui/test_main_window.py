@@ -325,7 +325,7 @@ def test_an_offline_update_check_is_a_quiet_status_line(
     with socket.socket() as sock:  # a port nobody listens on: connections are refused
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    monkeypatch.setattr(core, "client", lambda: CivitaiClient(dead, backoff=0.0))
+    monkeypatch.setattr(core, "client", lambda **_: CivitaiClient(dead, backoff=0.0))
     past = datetime.now(timezone.utc) - timedelta(hours=7)
     for model_id in {e.model_id for e in main_window.library.snapshot.entries if e.model_id}:
         core.library.record_update_check(model_id, None, past)
@@ -345,8 +345,10 @@ def test_an_offline_update_check_is_a_quiet_status_line(
 def test_a_rate_limited_check_after_a_scan_says_so_without_a_dialog(
     qtbot, main_window, model_folder, civitai, core, monkeypatch
 ):
-    # No waiting between the client's own retries; all of them answered 429.
-    monkeypatch.setattr(core, "client", lambda: CivitaiClient(civitai.base_url, backoff=0.0))
+    # No waiting between the client's own retries; all of them answered 429, and no
+    # patience to wait the limit out.
+    monkeypatch.setattr(core, "client", lambda **_: CivitaiClient(
+        civitai.base_url, backoff=0.0, rate_limit_patience=0))
     civitai.rate_limit(n=20, path_prefix="/api/v1/models")
     _scan(qtbot, main_window, model_folder)
     text = main_window.dock.scan_status.label.text()
@@ -534,7 +536,8 @@ def test_a_file_deleted_while_a_scan_looks_it_up_stays_deleted(
     w.core.settings.library_folders = [str(root)]
     civitai.fail(n=1000, status=503, path_prefix="/api/v1/model-versions")  # Civitai down
     client = w.core.client
-    monkeypatch.setattr(w.core, "client", lambda: CivitaiClient(civitai.base_url, backoff=0.0))
+    monkeypatch.setattr(w.core, "client",
+                        lambda **_: CivitaiClient(civitai.base_url, backoff=0.0))
     assert w.start_scan()
     _wait_settled_after_scan(qtbot, w)
     assert not w.core.library.local_file(lora).version_id

@@ -89,7 +89,8 @@ def _add_global_options(parser: argparse.ArgumentParser, default: object) -> Non
                        f"command lines, so prefer env {ENV_API_KEY} or `civdesk config "
                        "set-key`, which stores it")
     group.add_argument("--retries", metavar="N", type=_non_negative_int, default=default,
-                       help="retries of a failed request to Civitai (default 4; 0 fails fast)")
+                       help="retries of a failed request to Civitai (default 4, and a rate "
+                       "limit is waited out; with N, at most N retries; 0 fails fast)")
 
 
 def _folder_name(text: str) -> str:
@@ -175,11 +176,13 @@ class Session:
         return lookups
 
     def tune(self, client: Any) -> Any:
-        """Apply ``--retries`` to a client made elsewhere (the download queue's)."""
+        """Apply ``--retries`` to a client made elsewhere (the download queue's): the count
+        given rules rate limits too (no waiting them out beyond it)."""
         from civdesk.core.civitai.client import CivitaiClient
 
         if self.options.retries is not None and isinstance(client, CivitaiClient):
             client.max_retries = self.options.retries
+            client.rate_limit_patience = 0
         return client
 
     def progress(self) -> ProgressBar:

@@ -2,7 +2,8 @@
 
 The command line and the window both start from :meth:`Core.open`, so they see the same
 library and the same settings. A ``requests.Session`` is not thread-safe: every thread that
-talks to Civitai asks :meth:`Core.client` for its own client.
+talks to Civitai asks :meth:`Core.client` for its own client. All of them come from
+:attr:`Core.connections`, so they share one rate governor per Civitai host.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from civdesk.core.civitai.client import CivitaiClient
+from civdesk.core.civitai.connections import BACKGROUND, Connections, Patience
 from civdesk.core.civitai.sites import SiteLookups, Sites, paired_mature_site
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
@@ -38,6 +40,8 @@ class Core:
     session_api_base: str | None = None
     #: The same for the site with all content (``--mature-api-base``).
     session_mature_api_base: str | None = None
+    #: The one connection policy: every client of this process is made by it.
+    connections: Connections = field(default_factory=Connections, repr=False)
 
     @classmethod
     def open(
@@ -90,16 +94,25 @@ class Core:
     def api_key(self) -> str | None:
         return self.session_api_key or self.keys.get()
 
-    def client(self, *, mature: bool | None = None) -> CivitaiClient:
+    def client(self, *, mature: bool | None = None,
+               patience: Patience = BACKGROUND) -> CivitaiClient:
         """A new client for :attr:`site` with the current key (one per thread);
         ``mature`` overrides the mature-content setting for this client."""
-        return CivitaiClient(self.sites.allowing(mature).content, self.api_key())
+        return self.connections.client(self.sites.allowing(mature).content, self.api_key(),
+                                       patience)
+
+    def thread_client(self, *, mature: bool | None = None,
+                      patience: Patience = BACKGROUND) -> CivitaiClient:
+        """This thread's client for the site and key as they are now (kept between calls)."""
+        return self.connections.thread_client(
+            self.sites.allowing(mature).content, self.api_key(), patience)
 
     def lookup_client(self) -> SiteLookups:
         """Identification's client: a hash the first site does not know is asked of the
         other where the mature-content setting allows."""
         key = self.api_key()
-        return SiteLookups([CivitaiClient(site, key) for site in self.sites.lookup_order])
+        return SiteLookups([self.connections.client(site, key)
+                            for site in self.sites.lookup_order])
 
     def save_settings(self) -> None:
         self.settings.save(self.library)

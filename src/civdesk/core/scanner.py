@@ -1182,6 +1182,7 @@ class _ScanRun:
         if not items:
             return
         self.phase = PHASE_LOOKING_UP
+        items = self._only_known(items, client)
         for start in range(0, len(items), LOOKUP_BATCH):
             chunk = items[start : start + LOOKUP_BATCH]
             if self._cancelled():
@@ -1207,6 +1208,25 @@ class _ScanRun:
                         self.lib.richer_version(version), "hash", "found")
         self.phase = PHASE_HASHING
         self._progress(force=True)
+
+    def _only_known(self, items: list[_Work], client: VersionSource) -> list[_Work]:
+        """Of more than a request's worth of items, those Civitai knows (one cheap request
+        per 10,000 hashes); the others are unknown without a full lookup each. All of them
+        when the client or server cannot tell, or the question failed."""
+        known_sha256 = getattr(client, "known_sha256", None)
+        if len(items) <= LOOKUP_BATCH or known_sha256 is None or self.lookups_down:
+            return items
+        try:
+            known = known_sha256([w.sha256 for w in items if w.sha256])
+        except CivitaiError as err:
+            log.info("Asking which hashes Civitai knows failed (%s); asking for each", err)
+            return items
+        if known is None:
+            return items
+        for w in items:
+            if w.sha256 not in known:
+                w.looked_up, w.lookup_state = True, "unknown"
+        return [w for w in items if w.sha256 in known]
 
     def _lookup_failed(self, chunk: list[_Work]) -> None:
         with self.lookup_lock:

@@ -25,7 +25,7 @@ from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.civitai.errors import CivitaiError, NetworkError, RateLimited
 from civdesk.core.civitai.schema import Model
 from civdesk.core.civitai.threads import ThreadClients
-from civdesk.core.errors import CivdeskError
+from civdesk.core.errors import Cancelled, CivdeskError
 from civdesk.core.library.repository import Library, UpdateInfo
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,12 @@ class UpdateChecker:
         errors: list[str] = []
         stopped_by: CivdeskError | None = None
         batches = [due[i:i + self.batch_size] for i in range(0, len(due), self.batch_size)]
-        clients: ThreadClients[CivitaiClient] = ThreadClients(self.client.clone)
+        def clone() -> CivitaiClient:
+            client = self.client.clone()
+            client.stop = cancel  # a cancel also ends a wait on a rate limit
+            return client
+
+        clients: ThreadClients[CivitaiClient] = ThreadClients(clone)
         # Up to `concurrency` batches are asked for ahead; answers are stored in batch
         # order, so progress, the stop on a rate limit and a cancel behave as one at a time.
         asked: deque[Future[list[Model]]] = deque()
@@ -156,6 +161,9 @@ class UpdateChecker:
                     ask_ahead(index)
                     try:
                         models = asked.popleft().result()
+                    except Cancelled:
+                        unchecked.extend(i for rest in batches[index:] for i in rest)
+                        break
                     except (RateLimited, NetworkError) as exc:
                         # The client has already waited and retried; more requests would
                         # fail alike (those already asked are dropped with the rest).

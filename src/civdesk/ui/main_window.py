@@ -21,6 +21,7 @@ from civdesk.ui.downloads.dock import DownloadDock
 from civdesk.ui.downloads.messages import failure_reason, task_title
 from civdesk.ui.key_dialog import KeyGate
 from civdesk.ui.library.view import LibraryPage
+from civdesk.ui.rate_status import RateLimitStatus
 from civdesk.ui.scan import ScanController, progress_counts, summary_text
 from civdesk.ui.settings_page import SettingsPage
 from civdesk.ui.status_line import StatusLine
@@ -168,6 +169,15 @@ class MainWindow(QMainWindow):
         self.count_label.setFixedWidth(
             self.count_label.fontMetrics().horizontalAdvance("0,000,000 model files") + 8)
         self.statusBar().addPermanentWidget(self.count_label)
+        # Shown only while Civitai rate limits civdesk (all its work then pauses).
+        self.rate_label = StatusLine()
+        self.rate_label.setObjectName("rateLimitStatus")
+        self.rate_label.setFixedWidth(self.rate_label.fontMetrics().horizontalAdvance(
+            "Civitai is rate limiting: slowed down, resuming in 00 s") + 8)
+        self.rate_label.hide()
+        self.statusBar().insertPermanentWidget(0, self.rate_label)
+        self.rate_status = RateLimitStatus(self.core, self)
+        self.rate_status.changed.connect(self._show_rate_status)
 
         for keys, slot in (
             ("Ctrl+F", self.focus_search),
@@ -253,6 +263,12 @@ class MainWindow(QMainWindow):
             self.settings_page.load()
         else:
             self.library.refresh()
+
+    @Slot(str)
+    def _show_rate_status(self, text: str) -> None:
+        self.rate_label.setText(text)
+        self.rate_label.setToolTip(text)
+        self.rate_label.setVisible(bool(text))
 
     @Slot(str)
     def show_status(self, text: str) -> None:
@@ -442,6 +458,7 @@ class MainWindow(QMainWindow):
         # Every step runs even if one fails: a worker left running outlives the database.
         steps = (
             lambda: self.settings_page.flush(wait=True),
+            self.rate_status.stop,
             self.thumbnails.cancel_pending,
             self.library.cancel_update_check,
             self.scans.shutdown,

@@ -46,6 +46,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QImage, QImageReader, QPainter, QPixmap, QPolygon
 
+from civdesk.core.civitai.connections import PREVIEWS
 from civdesk.core.errors import CivdeskError, FileProblem
 from civdesk.core.images import (
     MAX_IMAGE_BYTES,
@@ -248,15 +249,12 @@ class ThumbnailLoader(QObject):
     def for_core(cls, core: Any, parent: QObject | None = None) -> ThumbnailLoader:
         """A loader caching under ``core.paths.thumbnails`` and fetching with Civitai clients.
 
-        ``requests`` sessions are not thread-safe, so each worker thread gets its own client.
+        ``requests`` sessions are not thread-safe, so each worker thread gets its own client
+        (:meth:`Core.thread_client`, paced by the governor the rest of the app shares).
         """
-        local = threading.local()
 
         def fetch(url: str) -> bytes | tuple[bytes, str]:
-            client = getattr(local, "client", None)
-            if client is None or client.base_url != core.site:
-                client = local.client = core.client()
-            return client.fetch_image(url)
+            return core.thread_client(patience=PREVIEWS).fetch_image(url)
 
         return cls(core.paths.thumbnails, fetch, parent=parent)
 

@@ -12,12 +12,14 @@ things the rest of the app should not have to:
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.client
 import json
 import logging
 import os
 import random
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from civdesk.core.civitai.errors import (
     RateLimited,
     ServerError,
 )
+from civdesk.core.civitai.governor import Governors, RatePolicy, SleepClock
 from civdesk.core.civitai.schema import Model, ModelVersion, SearchPage, SearchQuery
 from civdesk.core.downloads.filenames import name_from_content_disposition
 from civdesk.core.errors import Cancelled
@@ -58,7 +61,15 @@ DEFAULT_BASE_URL = "https://civitai.com"
 DEFAULT_USER_AGENT = f"civdesk/{__version__} (+https://github.com/civdesk/civdesk)"
 #: The API caps both `/models?ids=` pages and bulk hash lookups at 100 entries.
 BATCH_SIZE = 100
+#: ``POST /model-versions/by-hash/ids`` answers which of up to 10,000 SHA256 it knows.
+IDS_BATCH_SIZE = 10_000
 SHA256_HEX = re.compile(r"^[0-9A-Fa-f]{64}$")
+#: How long a request may wait out rate limiting before it fails (background work pauses
+#: and resumes instead of failing; a person waiting on a page gets less).
+RATE_LIMIT_PATIENCE = 900.0
+#: Connect, headers and body of one attempt together: a server that drips bytes slower
+#: than the read timeout cannot hold a thread forever.
+REQUEST_DEADLINE = 120.0
 
 Sleep = Callable[[float], None]
 
@@ -103,6 +114,30 @@ def _network_reason(exc: BaseException) -> str:
     if "Name or service not known" in str(exc) or "getaddrinfo" in str(exc):
         return "the host name could not be resolved"
     return type(exc).__name__
+
+
+#: Errors that mean there is no network path at all: retrying will not help.
+_NO_ROUTE = {errno.ENETUNREACH, errno.EHOSTUNREACH}
+
+
+def _offline_reason(exc: BaseException) -> str | None:
+    """Why ``exc`` means no network at all (the name does not resolve, no route), or None
+    for a failure worth trying again (a timeout, a reset, a refused connection)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (socket.gaierror, urllib3.exceptions.NameResolutionError)):
+            return "the host name could not be resolved"
+        if isinstance(current, OSError) and current.errno in _NO_ROUTE:
+            return str(current.strerror or "no route to the host")
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None),
+                  *getattr(current, "args", ())]
+        todo.extend(e for e in linked if isinstance(e, BaseException))
+    return None
 
 
 @dataclass(frozen=True)
@@ -263,7 +298,14 @@ class CivitaiClient:
     """A Civitai API client on one :class:`requests.Session`.
 
     ``sleep`` and the backoff figures are parameters so tests can retry without waiting.
-    The client is safe to use from one thread at a time; give each worker its own.
+    The client is safe to use from one thread at a time; give each worker its own
+    (:class:`civdesk.core.civitai.connections.Connections` does).
+
+    ``governors`` paces requests per host (see :mod:`civdesk.core.civitai.governor`):
+    clients that share it slow down together on a 429. Without one the client (and its
+    clones) get their own, on ``backoff``/``max_backoff``. A 429 is retried while the
+    waiting stays within ``rate_limit_patience`` seconds (at least ``max_retries`` times;
+    ``max_retries=0`` never retries); other failures ``max_retries`` times.
     """
 
     def __init__(
@@ -279,6 +321,9 @@ class CivitaiClient:
         user_agent: str = DEFAULT_USER_AGENT,
         sleep: Sleep = time.sleep,
         session: requests.Session | None = None,
+        governors: Governors | None = None,
+        rate_limit_patience: float = RATE_LIMIT_PATIENCE,
+        deadline: float = REQUEST_DEADLINE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -287,6 +332,17 @@ class CivitaiClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.max_retry_after = max_retry_after
+        self.rate_limit_patience = rate_limit_patience
+        self.deadline = deadline
+        if governors is None:
+            policy = RatePolicy(base=backoff, ceiling=max_backoff,
+                                max_retry_after=max_retry_after)
+            if sleep is time.sleep:
+                governors = Governors(policy)
+            else:  # a test's sleep: the pauses it "sleeps" pass on the governor's clock too
+                clock = SleepClock(sleep)
+                governors, sleep = Governors(policy, clock=clock.now), clock.sleep
+        self.governors = governors
         self.sleep = sleep
         self.user_agent = user_agent
         self.session = session or _Session()
@@ -295,6 +351,7 @@ class CivitaiClient:
         self._image_pool: urllib3.PoolManager | None = None  # see _fetch_image_direct
         # Set once the bulk by-hash route answered 404/405: per-hash GETs from then on.
         self._bulk_hash_unsupported = False
+        self._hash_ids_unsupported = False  # the same for by-hash/ids
         #: When set (a cancelled scan's), a failed request is not tried again: a server that
         #: hangs would otherwise hold the thread for every retry's timeout.
         self.stop: CancelFlag | None = None
@@ -321,6 +378,8 @@ class CivitaiClient:
             self.base_url, self.api_key, timeout=self.timeout, max_retries=self.max_retries,
             backoff=self.backoff, max_backoff=self.max_backoff,
             max_retry_after=self.max_retry_after, user_agent=self.user_agent, sleep=self.sleep,
+            governors=self.governors, rate_limit_patience=self.rate_limit_patience,
+            deadline=self.deadline,
         )
 
     @property
@@ -405,18 +464,35 @@ class CivitaiClient:
                     found[digest] = self.version_by_hash(digest)
         return found
 
+    def known_sha256(self, digests: Iterable[str]) -> dict[str, int] | None:
+        """UPPER sha256 → version id for the digests Civitai knows, 10,000 per request
+        (a few bytes per hash: a library of mostly unknown files costs a request or two);
+        None when the server has no such route."""
+        wanted = list(dict.fromkeys(d.strip().upper() for d in digests))
+        if self._hash_ids_unsupported or any(not SHA256_HEX.match(d) for d in wanted):
+            return None
+        known: dict[str, int] = {}
+        for chunk in _chunks(wanted, IDS_BATCH_SIZE):
+            data = self._post_hashes("/api/v1/model-versions/by-hash/ids", chunk)
+            if data is None:
+                self._hash_ids_unsupported = True
+                return None
+            asked = set(chunk)
+            for item in data:
+                if not isinstance(item, Mapping):
+                    continue
+                digest, version_id = item.get("hash"), item.get("modelVersionId")
+                if (isinstance(digest, str) and digest.upper() in asked
+                        and isinstance(version_id, int) and not isinstance(version_id, bool)):
+                    known[digest.upper()] = version_id
+        return known
+
     def _versions_by_sha256_bulk(self, chunk: list[str]) -> dict[str, ModelVersion] | None:
         """One bulk POST; None when the server has no such route (404/405)."""
         endpoint = "POST /api/v1/model-versions/by-hash"
-        response = self._send("POST", self._api_url("/api/v1/model-versions/by-hash"),
-                              json_body=chunk)
-        if response.status_code in (404, 405):
+        data = self._post_hashes("/api/v1/model-versions/by-hash", chunk)
+        if data is None:
             return None
-        data = self._json_or_raise(response, endpoint, what="The hash lookup")
-        if not isinstance(data, list):
-            raise MalformedResponse(
-                f"Civitai sent an unexpected answer for {endpoint}: expected a list, "
-                f"got {type(data).__name__}", url=response.url)
         wanted = set(chunk)
         out: dict[str, ModelVersion] = {}
         for i, item in enumerate(data):
@@ -426,6 +502,20 @@ class CivitaiClient:
                 if file.sha256 in wanted:
                     out[file.sha256] = version
         return out
+
+    def _post_hashes(self, path: str, chunk: list[str]) -> list[Any] | None:
+        """The list a bulk hash route answers for ``chunk``; None when the server has no
+        such route (404/405)."""
+        endpoint = f"POST {path}"
+        response = self._send("POST", self._api_url(path), json_body=chunk)
+        if response.status_code in (404, 405):
+            return None
+        data = self._json_or_raise(response, endpoint, what="The hash lookup")
+        if not isinstance(data, list):
+            raise MalformedResponse(
+                f"Civitai sent an unexpected answer for {endpoint}: expected a list, "
+                f"got {type(data).__name__}", url=response.url)
+        return data
 
     def check_key(self) -> bool:
         """Whether the API key is accepted.
@@ -573,6 +663,9 @@ class CivitaiClient:
         proxies, ca_bundle = session.environment_for(url)
         if proxies:
             return None
+        governor = self.governors(urlsplit(url).netloc)
+        if governor.delay() > 0:
+            return None  # paced: the full path waits its turn
         if self._image_pool is None:
             self._image_pool = urllib3.PoolManager(
                 num_pools=4, maxsize=1, cert_reqs="CERT_REQUIRED",
@@ -583,14 +676,18 @@ class CivitaiClient:
                                       redirect=5, raise_on_redirect=True),
                 headers={"User-Agent": self.user_agent, "Accept": "image/*,*/*"},
             )
+        sent_at = governor.clock()
         try:
             response = self._image_pool.request("GET", url, preload_content=False)
         except (urllib3.exceptions.HTTPError, ValueError, OSError):
             return None
         complete = False
         try:
+            if response.status == 429:
+                governor.rate_limited(sent_at, _retry_after(response.headers.get("Retry-After")))
             if response.status != 200:
                 return None
+            governor.answered()
             _refuse_announced(response.headers.get("Content-Length"), max_bytes)
             data = read_capped(response.stream(_IMAGE_CHUNK), _PREVIEW, max_bytes)
             complete = True
@@ -655,17 +752,28 @@ class CivitaiClient:
     ) -> requests.Response:
         """One request with retries; returns the final response, whatever its status.
 
-        Retried: no answer at all, 5xx and 429. Everything else is the caller's to judge.
+        Retried: no answer at all (but not "no network": a name that does not resolve, no
+        route), 5xx and 429. Everything else is the caller's to judge. Every attempt waits
+        its turn on the host's governor; a 429 slows down every client sharing it.
         """
         host = urlsplit(url).netloc
+        governor = self.governors(host)
         attempt = 0
+        rate_waited = 0.0
         while True:
+            waited = governor.wait_turn(self.sleep, self._stopped)
+            rate_waited += waited
+            if (attempt or waited) and self._stopped():
+                raise Cancelled("Civitai request")
+            sent_at = governor.clock()
             try:
                 response = self.session.request(
                     method, url, params=params, json=json_body,
                     headers=self._headers(url, headers, authorize),
-                    allow_redirects=allow_redirects, stream=stream, timeout=self.timeout,
+                    allow_redirects=allow_redirects, stream=True, timeout=self.timeout,
                 )
+                if not stream:
+                    self._read_body(response, time.monotonic() + self.deadline)
             except requests.TooManyRedirects:
                 raise MalformedResponse(
                     f"Civitai's server at {host} redirects in a loop; try again later",
@@ -674,7 +782,13 @@ class CivitaiClient:
                 raise MalformedResponse(
                     f"Civitai's server at {host} sent an address that cannot be fetched "
                     f"({type(exc).__name__})", url=redact_url(url)) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                offline = _offline_reason(exc)
+                if offline is not None:  # no network: trying again only makes the user wait
+                    raise NetworkError(
+                        f"Cannot reach Civitai at {host}: {offline}. Check your network "
+                        "connection", url=redact_url(url)) from None
                 reason = _network_reason(exc)
                 if attempt >= self.max_retries:
                     raise NetworkError(
@@ -686,21 +800,60 @@ class CivitaiClient:
                             method, redact_url(url), reason, delay)
             else:
                 status = response.status_code
-                if status != 429 and status < 500:
-                    return response
-                if attempt >= self.max_retries:
+                if status == 429:
+                    pause = governor.rate_limited(
+                        sent_at, _retry_after(response.headers.get("Retry-After")))
+                    if not self._may_wait_out(attempt, pause, rate_waited + pause):
+                        return response
+                    log.warning("Civitai is rate limiting requests; retrying in %.0f s", pause)
+                    response.close()
+                    attempt += 1
+                    continue  # the wait is the governor's, at the top of the loop
+                governor.answered()
+                if status < 500 or attempt >= self.max_retries:
                     return response
                 delay = self._retry_delay(response, attempt)
-                if status == 429:
-                    log.warning("Civitai is rate limiting requests; retrying in %.0f s", delay)
-                else:
-                    log.warning("%s %s answered %d; retrying in %.1f s",
-                                method, redact_url(url), status, delay)
+                log.warning("%s %s answered %d; retrying in %.1f s",
+                            method, redact_url(url), status, delay)
                 response.close()
-            if self.stop is not None and self.stop.is_set():
+            if self._stopped():
                 raise Cancelled("Civitai request")
             attempt += 1
             self.sleep(delay)
+
+    def _stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def _may_wait_out(self, attempt: int, pause: float, waited: float) -> bool:
+        """Whether a 429 is tried again: while the waiting stays within the patience, or
+        within the retry count for pauses this client would wait anyway."""
+        if self.max_retries <= 0:
+            return False
+        if self.rate_limit_patience > 0 and waited <= self.rate_limit_patience:
+            return True
+        return attempt < self.max_retries and pause <= self.max_retry_after
+
+    @staticmethod
+    def _read_body(response: requests.Response, deadline: float) -> None:
+        """Read the whole body, giving up (as a timeout) when ``deadline`` passes."""
+        chunks: list[bytes] = []
+        try:
+            # read1: whatever has arrived, so a body that trickles in is timed as it comes.
+            while chunk := response.raw.read1(_IMAGE_CHUNK, decode_content=True):
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise requests.Timeout("the answer took longer than the request deadline")
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            response.close()
+            raise requests.Timeout(str(exc)) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            response.close()
+            raise requests.ConnectionError(exc) from exc
+        except BaseException:
+            response.close()
+            raise
+        response._content = b"".join(chunks)
+        response._content_consumed = True
 
     def _backoff_delay(self, attempt: int) -> float:
         """Exponential backoff with full jitter on the upper half: 1, 2, 4 … capped."""

@@ -155,6 +155,21 @@ class SiteLookups:
             found.update(client.versions_by_sha256(missing))
         return found
 
+    def known_sha256(self, digests: Iterable[str]) -> dict[str, int] | None:
+        """The digests one of the sites knows (see :meth:`CivitaiClient.known_sha256`);
+        None when a site cannot tell."""
+        missing = list(dict.fromkeys(d.strip().upper() for d in digests))
+        known: dict[str, int] = {}
+        for client in self.clients:
+            if not missing:
+                break
+            found = client.known_sha256(missing)
+            if found is None:
+                return None
+            known.update(found)
+            missing = [d for d in missing if d not in found]
+        return known
+
     def version_by_hash(self, digest: str) -> ModelVersion:
         return self._first_found(lambda client: client.version_by_hash(digest))
 

@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from civdesk.core.civitai.connections import DOWNLOADS
 from civdesk.core.civitai.errors import (
     Archived,
     AuthRequired,
@@ -327,7 +328,7 @@ class DownloadQueue:
     def for_core(cls, core: Core, *, chunk_size: int = CHUNK_SIZE) -> DownloadQueue:
         """The queue of this data directory, downloading with the core's key and settings
         (``chunk_size``: see :data:`~civdesk.core.downloads.downloader.CHUNK_SIZE`)."""
-        client = core.client()
+        client = core.client(patience=DOWNLOADS)
         return cls(
             core.db, client, settings=core.settings,
             downloader=Downloader(client, chunk_size=chunk_size),
