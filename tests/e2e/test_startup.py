@@ -1,8 +1,8 @@
 """A command imports what it needs when it needs it: start-up is part of every command.
 
 Counted in modules, not timed (bench/ has the figures): a command that never reaches
-Civitai or the window must not pay for the keychain library (which probes every
-platform's backend at import) or for Qt.
+Civitai or the window must not pay for the HTTP stack, the keychain library (which probes
+every platform's backend at import) or Qt.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ def imported_by(tmp_path: Path, *args: str) -> set[str]:
 
 
 @pytest.mark.parametrize("command", [["list", "--json"], ["duplicates", "--json"]])
-def test_offline_commands_load_neither_the_keychain_nor_qt(
+def test_offline_commands_load_neither_http_nor_the_keychain_nor_qt(
         tmp_path: Path, command: list[str]) -> None:
     modules = imported_by(tmp_path, *command)
     assert "civdesk.core.library.db" in modules  # it did the work
-    assert not {m for m in modules if m.split(".")[0] in ("keyring", "PySide6")}
+    assert not {m for m in modules
+                if m.split(".")[0] in ("requests", "urllib3", "keyring", "PySide6")}

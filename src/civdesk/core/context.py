@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from civdesk.core.civitai.client import CivitaiClient
-from civdesk.core.civitai.connections import BACKGROUND, Connections, Patience
 from civdesk.core.civitai.sites import SiteLookups, Sites, paired_mature_site
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
@@ -22,6 +21,10 @@ from civdesk.core.secret_text import clean_api_key
 from civdesk.core.secrets import ApiKeyStore
 from civdesk.core.settings import Settings
 from civdesk.paths import AppPaths, app_paths
+
+if TYPE_CHECKING:  # the HTTP stack loads with the first client: `list` never needs it
+    from civdesk.core.civitai.client import CivitaiClient
+    from civdesk.core.civitai.connections import Connections, Patience
 
 ENV_API_BASE = "CIVITAI_API_BASE"
 ENV_MATURE_API_BASE = "CIVITAI_MATURE_API_BASE"
@@ -40,8 +43,7 @@ class Core:
     session_api_base: str | None = None
     #: The same for the site with all content (``--mature-api-base``).
     session_mature_api_base: str | None = None
-    #: The one connection policy: every client of this process is made by it.
-    connections: Connections = field(default_factory=Connections, repr=False)
+    _connections: Connections | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(
@@ -94,18 +96,28 @@ class Core:
     def api_key(self) -> str | None:
         return self.session_api_key or self.keys.get()
 
+    @property
+    def connections(self) -> Connections:
+        """The one connection policy: every client of this process is made by it."""
+        if self._connections is None:
+            from civdesk.core.civitai.connections import Connections
+
+            self._connections = Connections()
+        return self._connections
+
     def client(self, *, mature: bool | None = None,
-               patience: Patience = BACKGROUND) -> CivitaiClient:
+               patience: Patience | None = None) -> CivitaiClient:
         """A new client for :attr:`site` with the current key (one per thread);
-        ``mature`` overrides the mature-content setting for this client."""
+        ``mature`` overrides the mature-content setting for this client. Default
+        ``patience``: background work's."""
         return self.connections.client(self.sites.allowing(mature).content, self.api_key(),
-                                       patience)
+                                       _patience(patience))
 
     def thread_client(self, *, mature: bool | None = None,
-                      patience: Patience = BACKGROUND) -> CivitaiClient:
+                      patience: Patience | None = None) -> CivitaiClient:
         """This thread's client for the site and key as they are now (kept between calls)."""
         return self.connections.thread_client(
-            self.sites.allowing(mature).content, self.api_key(), patience)
+            self.sites.allowing(mature).content, self.api_key(), _patience(patience))
 
     def lookup_client(self) -> SiteLookups:
         """Identification's client: a hash the first site does not know is asked of the
@@ -123,3 +135,9 @@ class Core:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _patience(patience: Patience | None) -> Patience:
+    from civdesk.core.civitai.connections import BACKGROUND
+
+    return BACKGROUND if patience is None else patience
