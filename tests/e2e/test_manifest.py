@@ -121,15 +121,20 @@ def test_export_then_restore_reproduces_the_library_on_an_empty_machine(
     assert len(model_downloads(c)) == downloads_before + 2
 
 
-def test_a_dry_run_changes_nothing(civitai_catalog: SampleCatalog, machine: Any,
-                                   tmp_path: Path) -> None:
-    c = civitai_catalog
+def exported_lora(c: SampleCatalog, machine: Any, tmp_path: Path) -> Path:
+    """The manifest of an "old" machine whose library is one LoRA."""
     old = machine("old")
     models = tmp_path / "models"
     put(models / "Lora", c.lora_v1)
     assert old("scan", str(models)).code == 0
     manifest_path = tmp_path / "m.json"
     assert old("export", str(manifest_path)).code == 0
+    return manifest_path
+
+
+def test_a_dry_run_changes_nothing(civitai_catalog: SampleCatalog, machine: Any,
+                                   tmp_path: Path) -> None:
+    manifest_path = exported_lora(civitai_catalog, machine, tmp_path)
     new = machine("new")
     dest = tmp_path / "dest"
     run = new("restore", str(manifest_path), "--dest", str(dest), "--dry-run")
@@ -143,12 +148,7 @@ def test_a_dry_run_changes_nothing(civitai_catalog: SampleCatalog, machine: Any,
 def test_a_restore_without_a_key_asks_for_one_before_anything_is_fetched(
         civitai_catalog: SampleCatalog, machine: Any, tmp_path: Path) -> None:
     c = civitai_catalog
-    old = machine("old")
-    models = tmp_path / "models"
-    put(models / "Lora", c.lora_v1)
-    assert old("scan", str(models)).code == 0
-    manifest_path = tmp_path / "m.json"
-    assert old("export", str(manifest_path)).code == 0
+    manifest_path = exported_lora(c, machine, tmp_path)
     new = machine("new")
     c.double.clear_requests()
     run = new("restore", str(manifest_path), "--dest", str(tmp_path / "dest"),

@@ -22,6 +22,13 @@ def json_flag(parser: argparse.ArgumentParser) -> None:
                         help="print the result as JSON on stdout (and no progress)")
 
 
+def without_key_flag(parser: argparse.ArgumentParser) -> None:
+    """``--without-key``: the commands that download, past the up-front key check."""
+    parser.add_argument("--without-key", action="store_true",
+                        help="try without an API key (Civitai requires one for every "
+                        "download; some files may still come without)")
+
+
 def record_id(text: str) -> int:
     """An id argument (a task, a file): a positive whole number SQLite can store.
 

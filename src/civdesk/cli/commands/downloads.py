@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from civdesk.cli.background import run_cancellable
-from civdesk.cli.commands.common import Subparsers, json_flag, parse_reference, record_id
+from civdesk.cli.commands.common import (
+    Subparsers,
+    json_flag,
+    parse_reference,
+    record_id,
+    without_key_flag,
+)
 from civdesk.cli.errors import EXIT_OK, KEY_HINT, Interrupted
 from civdesk.cli.output import human_size, print_json, print_lines
 from civdesk.core.civitai.errors import require_download_key
@@ -63,9 +69,7 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
                           help="which file of the version (default: its primary file)")
     download.add_argument("--dest", metavar="DIR",
                           help="download into DIR instead of the folder for the model type")
-    download.add_argument("--without-key", action="store_true",
-                          help="try without an API key (Civitai requires one for every "
-                          "download; some files may still come without)")
+    without_key_flag(download)
     download.add_argument("--allow-flagged", action="store_true",
                           help="download the file even if Civitai's pickle or virus scan "
                           "flagged it as dangerous")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from civdesk.cli.background import run_cancellable
-from civdesk.cli.commands.common import Subparsers, json_flag
+from civdesk.cli.commands.common import Subparsers, json_flag, without_key_flag
 from civdesk.cli.errors import EXIT_OK, Interrupted, UsageError
 from civdesk.cli.output import plural, print_json, print_lines
 from civdesk.core.civitai.errors import require_download_key
@@ -51,9 +51,7 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
                          help="restore into DIR (default: this library's folders)")
     restore.add_argument("--dry-run", action="store_true",
                          help="say what would be done; download, link and change nothing")
-    restore.add_argument("--without-key", action="store_true",
-                         help="download without an API key (Civitai requires one for every "
-                         "download; some files may still come without)")
+    without_key_flag(restore)
     json_flag(restore)
     restore.set_defaults(handler=run_restore)
 
