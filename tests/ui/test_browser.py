@@ -604,3 +604,15 @@ def test_mature_models_are_browsed_on_the_site_with_all_content(qtbot, tmp_data_
         finally:
             stop_tasks()
             core.close()
+
+
+def test_every_filter_shows_its_longest_entry_in_a_small_window(qtbot, page: BrowserPage):
+    # "All base models" and "Highest Rated" were cut to a few letters at 900 px wide.
+    page.resize(900, 600)
+    page.show()
+    qtbot.waitExposed(page)
+    for combo in (page.type_combo, page.base_combo, page.sort_combo, page.period_combo):
+        longest = max((combo.itemText(i) for i in range(combo.count())),
+                      key=combo.fontMetrics().horizontalAdvance)
+        assert combo.width() >= combo.fontMetrics().horizontalAdvance(longest), longest
+    assert page.search_box.width() >= 300  # the box one types into keeps its room

@@ -553,3 +553,24 @@ def test_a_file_deleted_while_a_scan_looks_it_up_stays_deleted(
     _wait_settled_after_scan(qtbot, w)
     qtbot.waitUntil(lambda: w.core.library.local_file(lora) is None, timeout=5000)
     qtbot.waitUntil(lambda: os.listdir(lora.parent) == [], timeout=5000)  # no companions
+
+
+@pytest.mark.parametrize(("screen", "expected"), [
+    ((1920, 1040), (1280, 820)),  # full HD: the size the layout is made for
+    ((1366, 728), (1229, 655)),  # a small laptop: nine tenths of what is free
+    ((800, 600), (720, 540)),
+])
+def test_the_first_window_fits_the_screen(screen, expected):
+    from PySide6.QtCore import QSize
+
+    from civdesk.ui.main_window import first_size
+
+    assert first_size(QSize(*screen)) == QSize(*expected)
+
+
+def test_a_first_window_on_a_small_screen_is_not_larger_than_it(qtbot, core):
+    window = MainWindow(core, use_tray=False)
+    qtbot.addWidget(window)
+    wait_until_ready(qtbot, window)
+    available = window.screen().availableGeometry().size()
+    assert window.width() <= available.width() and window.height() <= available.height()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtCore import QSettings, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import QMainWindow, QStackedWidget, QToolBar, QWidget
 
@@ -399,7 +399,8 @@ class MainWindow(QMainWindow):
         state = window_settings(self.core)
         geometry = state.value("geometry")
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1280, 820)
+            screen = self.screen()
+            self.resize(first_size(screen.availableGeometry().size() if screen else None))
         dock_state = state.value("state")
         if dock_state is None or not self.restoreState(dock_state):
             # First start: the library gets the room, the dock a few rows.
@@ -470,3 +471,16 @@ class MainWindow(QMainWindow):
                 step()
             except Exception:
                 log.exception("Shutting the window down: a step failed")
+
+
+#: The window's size at its first start, on a screen large enough.
+FIRST_SIZE = QSize(1280, 820)
+
+
+def first_size(available: QSize | None) -> QSize:
+    """:data:`FIRST_SIZE`, or what fits in nine tenths of the screen's free area (a
+    1366×768 laptop has about 728 pixels of height for it)."""
+    if available is None or not available.isValid():
+        return FIRST_SIZE
+    return FIRST_SIZE.boundedTo(QSize(available.width() * 9 // 10,
+                                      available.height() * 9 // 10))

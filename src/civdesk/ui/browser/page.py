@@ -221,10 +221,16 @@ class BrowserPage(QWidget):
         self.hide_owned_box.toggled.connect(self.visible_results.set_hide_owned)
         self.hide_owned_box.toggled.connect(self._fill_view)
         bar.addWidget(self.search_box, 1)
-        for widget in (self.type_combo, self.base_combo, self.sort_combo, self.period_combo,
-                       self.nsfw_box, self.hide_owned_box):
-            bar.addWidget(widget)
+        bar.addWidget(self.nsfw_box)
+        bar.addWidget(self.hide_owned_box)
         layout.addLayout(bar)
+        # The filters on a row of their own, each as wide as its longest entry: in one row
+        # with the search box they were cut to a few letters ("All base mo…") at 900 px.
+        filters = QHBoxLayout()
+        for combo in (self.type_combo, self.base_combo, self.sort_combo, self.period_combo):
+            filters.addWidget(combo)
+        filters.addStretch(1)
+        layout.addLayout(filters)
 
         self.banner = ErrorBanner()
         layout.addWidget(self.banner)
@@ -275,10 +281,7 @@ class BrowserPage(QWidget):
         combo = QComboBox()
         combo.setObjectName(name)
         combo.setToolTip(tip)
-        # Narrowed to a few letters in a small window (the list opens full width), so the
-        # search box keeps its room.
-        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        combo.setMinimumContentsLength(6)
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         for value in items:
             combo.addItem(FILTER_LABELS.get((name, value), value), value)
         return combo
