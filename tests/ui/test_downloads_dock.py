@@ -281,7 +281,7 @@ def test_show_in_folder_opens_a_finished_downloads_folder(
     qtbot, dock: DownloadDock, civitai_catalog: SampleCatalog, models_dir: Path
 ):
     opened: list[str] = []
-    dock.open_url = lambda url: opened.append(url.toLocalFile())
+    dock.opener.open_url = lambda url: opened.append(url.toLocalFile()) or True
     version = civitai_catalog.vae_v1
     dock.worker.add(version.id)
     task = wait_finished(qtbot, dock, version.id)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -28,6 +28,7 @@ from civdesk.ui.downloads.delegate import DownloadDelegate
 from civdesk.ui.downloads.messages import failure_reason, task_title
 from civdesk.ui.downloads.model import DownloadListModel, TaskRole
 from civdesk.ui.downloads.worker import DownloadWorker
+from civdesk.ui.opener import Opener
 from civdesk.ui.status_line import StatusLine
 
 if TYPE_CHECKING:
@@ -133,8 +134,9 @@ class DownloadDock(QDockWidget):
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
         )
         self.core = core
-        #: Opens a folder in the file manager (replaced in tests).
-        self.open_url: Callable[[QUrl], object] = QDesktopServices.openUrl
+        #: Opens a folder in the file manager, or says nothing could (its ``open_url`` is
+        #: replaced in tests).
+        self.opener = Opener(self)
         #: Runs a retry once settings typed elsewhere are saved (the window hands in the
         #: Settings page's ``after_saving``): a key pasted just before Retry is used.
         self.before_retry: Callable[[Callable[[], object]], None] = lambda retry: retry()
@@ -318,7 +320,7 @@ class DownloadDock(QDockWidget):
         file was found, too)."""
         task = self.selected_task()
         if task is not None and task.state == "completed" and task.dest_path:
-            self.open_url(QUrl.fromLocalFile(os.path.dirname(task.dest_path)))
+            self.opener.open(QUrl.fromLocalFile(os.path.dirname(task.dest_path)), "the folder")
 
     def _move_selected(self, step: int) -> None:
         task = self.selected_task()

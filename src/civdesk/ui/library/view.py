@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, QPoint, QSize, Qt, QTimer, QUrl, Signal, Slot
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -61,6 +61,7 @@ from civdesk.ui.library.operations import (
     delete_with_companions,
     update_check_text,
 )
+from civdesk.ui.opener import Opener
 from civdesk.ui.tasks import TaskHandle, run_task
 from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
@@ -531,6 +532,7 @@ class LibraryPage(QWidget):
         self.setObjectName("libraryPage")
         self.core = core
         self.thumbnails = thumbnails
+        self.opener = Opener(self)  # Show in folder, Open on Civitai
         self._downloads: Any = None
         self._loading: TaskHandle | None = None
         self._update_check: TaskHandle | None = None
@@ -922,7 +924,8 @@ class LibraryPage(QWidget):
             add("Link to Civitai model…", lambda: self.link_to_civitai(entry))
         url = civitai_url(entry, self.core.sites)
         if url:
-            add("Open on Civitai", lambda: QDesktopServices.openUrl(QUrl(url)))
+            add("Open on Civitai",
+                lambda: self.opener.open(QUrl(url), "the model's page on Civitai"))
         menu.addSeparator()
         add("Delete file…", lambda: self.delete_entry(entry))
         return menu
@@ -933,7 +936,7 @@ class LibraryPage(QWidget):
 
     def _open_folder(self, entry: LibraryEntry | None) -> None:
         if entry is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(entry.path).parent)))
+            self.opener.open(QUrl.fromLocalFile(str(Path(entry.path).parent)), "the folder")
 
     @Slot(str, str)
     def _copy(self, text: str, what: str) -> None:
