@@ -227,6 +227,21 @@ def test_check_for_updates_reports_in_the_dock_status_line(qtbot, main_window, m
     assert not line.bar.isVisible() and not line.cancel_button.isVisible()
 
 
+def test_the_update_line_drops_the_update_once_it_is_downloaded(
+        qtbot, main_window, model_folder, civitai_catalog):
+    _scan(qtbot, main_window, model_folder)
+    with qtbot.waitSignal(main_window.library.snapshot_loaded, timeout=10_000):
+        qtbot.mouseClick(main_window.library.updates_button, Qt.MouseButton.LeftButton)
+    line = main_window.dock.scan_status
+    assert line.label.text() == "1 update available"
+    with qtbot.waitSignal(main_window.dock.worker.task_finished, timeout=15_000) as done:
+        main_window.dock.worker.add(civitai_catalog.lora_v2.id, dest_dir=model_folder)
+    assert done.args[0].state == "completed"
+    qtbot.waitUntil(lambda: line.label.text() != "1 update available", timeout=10_000)
+    assert "update available" not in line.label.text()
+    assert line.label.text().endswith("all up to date")
+
+
 # The offscreen platform has no tray window to follow; Qt says so once.
 @pytest.mark.qt_log_ignore(r"No such signal QPlatformNativeInterface::systemTrayWindowChanged")
 def test_the_tray_shows_the_one_colour_tray_glyph_not_the_app_icon(qtbot, core):

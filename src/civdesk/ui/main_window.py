@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self._browser_library_stale = False
         # The scan's outcome, kept for the dock line while the quiet check after it runs.
         self._scan_text: str | None = None
+        self._dock_update_line: str | None = None  # the update check line the dock shows
         #: The NSFW preference last passed to the pages: a save of any other setting must
         #: not reset the Civitai page's own NSFW box (and with it the results shown).
         self._allow_nsfw = bool(core.settings.allow_nsfw)
@@ -285,6 +286,7 @@ class MainWindow(QMainWindow):
         self.browser.nsfw_box.setChecked(allow)
 
     def _library_loaded(self, snapshot: Any) -> None:
+        self._refresh_dock_update_line()
         count = len(snapshot.entries)
         self.count_label.setText(f"{count} model file{'s' if count != 1 else ''}")
         # Which versions are on disk, for the Civitai page's badges: a read of every model
@@ -313,7 +315,18 @@ class MainWindow(QMainWindow):
         if self.scans.running:  # a check started before this scan: said beside it
             self.show_status(text)
             return
+        self._dock_update_line = text
         self.dock.show_scan_result(f"{scan_text}. {text}" if scan_text else text)
+
+    def _refresh_dock_update_line(self) -> None:
+        """Keep "N updates available" true once an update was downloaded: the line the dock
+        shows is the last check's, recounted with the library's updates now."""
+        if self._dock_update_line is None or self.scans.running:
+            return
+        text = self.library.update_text_now()
+        if text is not None and text != self._dock_update_line:
+            self._dock_update_line = text
+            self.dock.show_scan_result(text)
 
     # -- scans --------------------------------------------------------------------------------
 
@@ -346,6 +359,7 @@ class MainWindow(QMainWindow):
     def _scan_finished(self, summary: ScanSummary) -> None:
         found = summary_text(summary)
         text = f"Scan finished: {found}"
+        self._dock_update_line = None
         self.dock.show_scan_result(text)
         self.notifier.notify("Library scan finished", found)
         # New files may be of models never asked about: badges without a manual check. The
@@ -355,10 +369,12 @@ class MainWindow(QMainWindow):
             self.library.check_updates_quietly()
 
     def _scan_failed(self, message: str) -> None:
+        self._dock_update_line = None
         self.dock.show_scan_result(f"Scan failed: {message}")
         self.notifier.notify("Library scan failed", message, warning=True)
 
     def _scan_cancelled(self) -> None:
+        self._dock_update_line = None
         self.dock.show_scan_result("Scan cancelled (files found so far are kept)")
 
     def _scan_stopped(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -536,6 +537,7 @@ class LibraryPage(QWidget):
         self._downloads: Any = None
         self._loading: TaskHandle | None = None
         self._update_check: TaskHandle | None = None
+        self._last_check: tuple[UpdateCheck, bool] | None = None  # and whether it was forced
         self._reload_again = False
         self._scan_running = False
         self._deleted_during_scan: list[str] = []
@@ -1059,6 +1061,15 @@ class LibraryPage(QWidget):
     def update_check_running(self) -> bool:
         return self._update_check is not None and not self._update_check.done
 
+    def update_text_now(self) -> str | None:
+        """The last update check's line, with the updates the library knows now (one was
+        downloaded since, or a scan found one installed); None before any check."""
+        if self._last_check is None:
+            return None
+        result, forced = self._last_check
+        updates = list(self.snapshot.updates.values())
+        return update_check_text(replace(result, updates=updates), forced=forced)
+
     def cancel_update_check(self) -> None:
         """Stop a running check between two batches (the window is closing)."""
         if self._update_check is not None:
@@ -1083,6 +1094,7 @@ class LibraryPage(QWidget):
             )  # fmt: skip
 
         def done(result: UpdateCheck) -> None:
+            self._last_check = (result, force)
             text = update_check_text(result, forced=force)
             if not quiet:
                 self.status_message.emit(text)
