@@ -286,6 +286,33 @@ def test_one_stylesheet_from_resources_is_applied(qapp):
         qapp.setStyleSheet(before)
 
 
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_the_selected_sidebar_entry_is_readable_in_both_themes(qtbot, qapp, dark):
+    # A light theme drew it white on a pale highlight: nothing to read.
+    from civdesk.ui import theme
+    from civdesk.ui.library.model import LibrarySnapshot
+    from civdesk.ui.library.view import TypeSidebar
+
+    style, palette, sheet = qapp.style().name(), qapp.palette(), qapp.styleSheet()
+    try:
+        theme.apply_theme(qapp, force_dark=dark)
+        bar = TypeSidebar()
+        qtbot.addWidget(bar)
+        bar.set_counts(LibrarySnapshot())
+        bar.resize(220, 200)
+        bar.show()
+        qtbot.waitExposed(bar)
+        bar.setCurrentRow(0)
+        image = bar.viewport().grab(bar.visualItemRect(bar.item(0))).toImage()
+        lightness = {image.pixelColor(x, y).lightness()
+                     for x in range(image.width()) for y in range(image.height())}
+        assert max(lightness) - min(lightness) > 100  # text stands out from its ground
+    finally:
+        qapp.setStyle(style)
+        qapp.setPalette(palette)
+        qapp.setStyleSheet(sheet)
+
+
 def test_a_scan_fills_update_badges_without_a_manual_check(
     qtbot, main_window, model_folder, civitai, civitai_catalog
 ):
