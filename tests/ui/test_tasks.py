@@ -137,3 +137,40 @@ def test_a_lambda_callback_is_dropped_with_its_owner(qtbot):
     release.set()
     with qtbot.waitSignal(handle.finished, timeout=2000):
         pass  # the lambda would raise RuntimeError on the deleted label
+
+
+def test_a_task_outliving_its_handle_ends_without_a_traceback(qtbot, capfd):
+    # The app quit while a slow request ran: its handle went with everything else.
+    import shiboken6
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        started.set()
+        release.wait(5)
+
+    handle = tasks.run_task(slow, pool="test-outlive")
+    assert started.wait(5)
+    shiboken6.delete(handle)
+    release.set()
+    assert tasks.thread_pool("test-outlive").waitForDone(5000)
+    assert "Traceback" not in capfd.readouterr().err
+    assert handle not in tasks.live_tasks()
+
+
+def test_a_shutdown_that_times_out_keeps_the_running_tasks_handles(qtbot):
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        started.set()
+        release.wait(5)
+
+    handle = tasks.run_task(slow, pool="test-slow-shutdown")
+    try:
+        assert started.wait(5)
+        assert not tasks.shutdown(timeout_ms=50)
+        assert handle in tasks.live_tasks()  # the runnable it holds is still running
+    finally:
+        release.set()
+        assert tasks.thread_pool("test-slow-shutdown").waitForDone(5000)
+        tasks.shutdown(timeout_ms=1000)

@@ -199,12 +199,30 @@ class _Runnable(QRunnable):
 
             if not isinstance(exc, CivdeskError):
                 log.exception("Task %r failed unexpectedly", handle.name)
-            handle._outcome.emit(None, exc)
+            _hand_over(handle, None, exc)
         else:
-            handle._outcome.emit(result, None)
+            _hand_over(handle, result, None)
         finally:
             # Drop references to arguments (maybe large) as soon as the work is over.
             self._func = self._args = self._kwargs = None  # type: ignore[assignment]
+
+
+def _hand_over(handle: TaskHandle, result: Any, error: BaseException | None) -> None:
+    """Send the outcome to the handle's thread; nothing when the handle is gone.
+
+    A task still running when the app quits (a slow request outliving ``shutdown``'s wait)
+    ends after its handle was deleted with the rest: the outcome has nowhere to go, and
+    saying so with a traceback on the way out helps nobody.
+    """
+    try:
+        if shiboken6.isValid(handle):
+            handle._outcome.emit(result, error)
+            return
+    except RuntimeError:  # deleted between the check and the emit
+        pass
+    log.debug("A task ended after its handle was deleted")
+    with _live_lock:
+        _live.discard(handle)
 
 
 def run_task(
@@ -267,9 +285,11 @@ def shutdown(timeout_ms: int = 5000) -> bool:
     for pool in _pools.values():
         pool.clear()
         stopped = pool.waitForDone(timeout_ms) and stopped
-    # Outcomes already queued are now moot; drop the handles.
-    with _live_lock:
-        _live.clear()
+    # Outcomes already queued are now moot; drop the handles, but only once no task runs:
+    # a running task's handle (and the runnable it holds) must outlive it.
+    if stopped:
+        with _live_lock:
+            _live.clear()
     return stopped
 
 
