@@ -221,6 +221,20 @@ def test_retry_requeues_failed_and_cancelled_tasks(
         queue.retry(failed)
 
 
+def test_the_client_is_prepared_once_the_task_is_claimed(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog, db: Database, tmp_path: Path
+) -> None:
+    # The window reads the key here: after the claim, so a Retry that re-queued the task
+    # after the key was saved is downloaded with that key, never with one read before.
+    queue = make_queue(civitai, db)
+    task = queue.add(civitai_catalog.lora_v1.id, dest_dir=tmp_path)
+    seen: list[str] = []
+    queue.before_task = lambda: seen.append(queue.task(task).state)
+    assert queue.run_next() is not None
+    assert seen == ["downloading"]
+    assert queue.run_next() is None and seen == ["downloading"]  # nothing claimed: not called
+
+
 def test_pause_keeps_the_part_and_resume_continues_it(
     civitai: CivitaiDouble, db: Database, tmp_path: Path
 ) -> None:

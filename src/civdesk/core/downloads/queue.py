@@ -319,6 +319,10 @@ class DownloadQueue:
         self._listeners: list[Listener] = []
         self._paused = self.store.paused()
         self._running: _Running | None = None
+        #: Called once a task is claimed, right before it runs: the window refreshes the
+        #: client's key and site there, so a key saved before a Retry re-queued the task
+        #: is the one its download uses (read earlier, it could be the one from before).
+        self.before_task: Callable[[], object] | None = None
         self._live: dict[int, _Live] = {}
         requeued = self.recover_stale()
         if requeued:
@@ -636,6 +640,8 @@ class DownloadQueue:
             assert record is not None
         self._emit("changed", self._snapshot(record))
         try:
+            if self.before_task is not None:
+                self.before_task()
             final = self._run(running)
         finally:
             with self._lock:

@@ -123,6 +123,7 @@ class DownloadWorker(QObject):
         self.queue = queue
         self._api_key = api_key
         self._site = site
+        queue.before_task = self._prepare_client  # on the worker's thread, per task
         self._thread: QThread | None = None
         self._closed = False  # stop() was called: the loop never starts again
         self._last_resort: QMetaObject.Connection | None = None
@@ -190,9 +191,6 @@ class DownloadWorker(QObject):
         try:
             while not self._stopping.is_set():
                 self._wake.clear()  # before run_next: a command arriving during it re-wakes
-                self._refresh_api_key()
-                if self._site is not None:
-                    self.queue.client.base_url = self._site()
                 snapshot = self.queue.run_next()
                 if snapshot is not None:
                     worked = True
@@ -205,13 +203,16 @@ class DownloadWorker(QObject):
             log.exception("The download loop stopped")
             self.crashed.emit(f"The download queue stopped unexpectedly: {exc}")
 
-    def _refresh_api_key(self) -> None:
-        if self._api_key is None:
-            return
-        try:
-            self.queue.client.api_key = self._api_key()
-        except Exception:  # a keychain hiccup: keep the key we had
-            log.warning("Could not read the API key; keeping the current one", exc_info=True)
+    def _prepare_client(self) -> None:
+        """The key and site as they are now, read once the next task is claimed."""
+        if self._api_key is not None:
+            try:
+                self.queue.client.api_key = self._api_key()
+            except Exception:  # a keychain hiccup: keep the key we had
+                log.warning("Could not read the API key; keeping the current one",
+                            exc_info=True)
+        if self._site is not None:
+            self.queue.client.base_url = self._site()
 
     # -- commands ---------------------------------------------------------------------------
     # Each command touches the database, so none runs on the GUI thread: they go, in order,
