@@ -43,14 +43,21 @@ def api_model_requests(d: CivitaiDouble) -> list[list[str]]:
             if r.host == "api" and r.path == "/api/v1/models"]
 
 
+def checker_of_lora_and_checkpoint(
+    c: SampleCatalog, library: Library, tmp_path: Path
+) -> tuple[UpdateChecker, Clock]:
+    """A library holding the LoRA's v1 (v2 is out) and the checkpoint, and its checker."""
+    install(library, c.double, c.lora_v1, tmp_path)
+    install(library, c.double, c.checkpoint_v1, tmp_path)
+    clock = Clock()
+    return UpdateChecker(library, client_for(c.double), clock=clock), clock
+
+
 def test_finds_the_newer_version_and_remembers_the_check(
     civitai_catalog: SampleCatalog, library: Library, tmp_path: Path
 ) -> None:
     d, c = civitai_catalog.double, civitai_catalog
-    install(library, d, c.lora_v1, tmp_path)
-    install(library, d, c.checkpoint_v1, tmp_path)
-    clock = Clock()
-    checker = UpdateChecker(library, client_for(d), clock=clock)
+    checker, clock = checker_of_lora_and_checkpoint(civitai_catalog, library, tmp_path)
 
     result = checker.check()
 
@@ -229,10 +236,7 @@ def test_removed_models_are_skipped_and_asked_again_after_a_week(
     civitai_catalog: SampleCatalog, library: Library, tmp_path: Path
 ) -> None:
     d, c = civitai_catalog.double, civitai_catalog
-    install(library, d, c.lora_v1, tmp_path)
-    install(library, d, c.checkpoint_v1, tmp_path)
-    clock = Clock()
-    checker = UpdateChecker(library, client_for(d), clock=clock)
+    checker, clock = checker_of_lora_and_checkpoint(civitai_catalog, library, tmp_path)
     d.archive(c.lora)
     first = checker.check()
     assert first.removed == 1
