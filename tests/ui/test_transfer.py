@@ -14,6 +14,14 @@ from tests.ui.conftest import register, write_model_file
 from civdesk.ui.main_window import MainWindow
 
 
+def choose_in_dialogs(monkeypatch, manifest: Path, folder: Path) -> None:
+    """Restore's file dialogs answer ``manifest`` and ``folder`` (no real dialog opens)."""
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        staticmethod(lambda *a, **k: (str(manifest), "")))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: str(folder)))
+
+
 def test_export_then_restore_from_the_file_menu(qtbot, main_window: MainWindow, civitai_catalog,
                                                 tmp_path: Path, monkeypatch) -> None:
     c = civitai_catalog
@@ -43,10 +51,7 @@ def test_export_then_restore_from_the_file_menu(qtbot, main_window: MainWindow, 
     mystery.unlink()
     dest = tmp_path / "new-disk"
     dest.mkdir()
-    monkeypatch.setattr(QFileDialog, "getOpenFileName",
-                        staticmethod(lambda *a, **k: (str(manifest), "")))
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
-                        staticmethod(lambda *a, **k: str(dest)))
+    choose_in_dialogs(monkeypatch, manifest, dest)
     w.restore_action.trigger()
     qtbot.waitUntil(lambda: w.transfer.summary is not None, timeout=15_000)
     box = w.transfer.summary
@@ -67,10 +72,7 @@ def test_a_refused_manifest_says_why(qtbot, main_window: MainWindow, tmp_path: P
     w = main_window
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": "civdesk-manifest", "version": 9, "files": []}))
-    monkeypatch.setattr(QFileDialog, "getOpenFileName",
-                        staticmethod(lambda *a, **k: (str(bad), "")))
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
-                        staticmethod(lambda *a, **k: str(tmp_path)))
+    choose_in_dialogs(monkeypatch, bad, tmp_path)
     w.restore_action.trigger()
     qtbot.waitUntil(lambda: w.transfer.summary is not None, timeout=10_000)
     assert "newer than this civdesk reads" in w.transfer.summary.text()
