@@ -3,6 +3,7 @@ and cheap identification of large libraries, against the loopback Civitai double
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.civitai.connections import Connections
-from civdesk.core.civitai.errors import NetworkError
+from civdesk.core.civitai.errors import MalformedResponse, NetworkError
 from civdesk.core.civitai.governor import Governor, Governors, RatePolicy
 from civdesk.core.civitai.schema import SearchQuery
 from civdesk.core.library import Database, Library
@@ -149,6 +150,46 @@ def test_an_answer_slower_than_the_whole_request_deadline_is_given_up_and_retrie
     assert time.monotonic() - started < 30
     asked = [r for r in civitai.requests if r.path == f"/api/v1/models/{civitai_catalog.vae.id}"]
     assert len(asked) == 2  # the dripping one given up, then a good one
+
+
+# -- answers too big or too deep are refused, not held in memory ----------------------------------
+
+
+def _answer_cap_client(civitai: CivitaiDouble) -> CivitaiClient:
+    return CivitaiClient(civitai.base_url, max_answer_bytes=1 << 20, backoff=0.01,
+                         sleep=lambda _s: None)
+
+
+def test_an_answer_larger_than_the_cap_is_refused_once_without_retrying(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog
+) -> None:
+    path = f"/api/v1/models/{civitai_catalog.vae.id}"
+    civitai.replace_json(b'{"id": 1, "name": "' + b"x" * (2 << 20) + b'"}', path_prefix=path)
+    with pytest.raises(MalformedResponse) as info:
+        _answer_cap_client(civitai).get_model(civitai_catalog.vae.id)
+    assert "larger than 1 MB" in str(info.value)
+    assert len([r for r in civitai.requests if r.path == path]) == 1
+
+
+def test_a_compressed_answer_is_capped_by_its_size_once_unpacked(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog
+) -> None:
+    # 64 MiB of spaces inside valid JSON, a few KB on the wire: a compression bomb.
+    bomb = gzip.compress(b'{"id": 1, "name": "x"' + b" " * (64 << 20) + b"}", 9)
+    assert len(bomb) < 1 << 20
+    path = f"/api/v1/models/{civitai_catalog.vae.id}"
+    civitai.replace_json(bomb, path_prefix=path, headers={"Content-Encoding": "gzip"})
+    with pytest.raises(MalformedResponse, match="larger than 1 MB"):
+        _answer_cap_client(civitai).get_model(civitai_catalog.vae.id)
+
+
+def test_an_answer_nested_deeper_than_python_parses_is_a_malformed_answer(
+    civitai: CivitaiDouble, civitai_catalog: SampleCatalog
+) -> None:
+    path = f"/api/v1/models/{civitai_catalog.vae.id}"
+    civitai.replace_json(b"[" * 200_000 + b"]" * 200_000, path_prefix=path)
+    with pytest.raises(MalformedResponse, match="not JSON"):
+        _answer_cap_client(civitai).get_model(civitai_catalog.vae.id)
 
 
 def test_hash_ids_tells_which_of_many_hashes_civitai_knows(

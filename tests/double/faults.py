@@ -16,12 +16,15 @@ class CountedFault:
     """A fault that hits the next `remaining` requests whose path starts with `path_prefix`."""
 
     # "status" | "malformed_json" | "truncate" | "reset" | "stall" | "wrong_length" | "drip"
+    # | "json_body"
     kind: str
     remaining: int
     path_prefix: str | None
     status: int = 0
     retry_after: float | None = None
     amount: float = 0  # bytes for truncate/reset/wrong_length, seconds for stall
+    body: bytes = b""  # json_body: the bytes sent instead of the answer
+    headers: dict[str, str] = field(default_factory=dict)  # json_body: headers added
 
     def matches(self, path: str) -> bool:
         return self.remaining > 0 and (

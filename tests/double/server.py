@@ -432,6 +432,13 @@ class CivitaiDouble:
         change the parsed value in place and return it): API drift, junk and hostile data."""
         self.faults.json_edits.append((path_prefix, edit))
 
+    def replace_json(self, body: bytes, n: int = 1, path_prefix: str | None = None,
+                     headers: dict[str, str] | None = None) -> None:
+        """Send ``body`` (with ``headers``, e.g. a Content-Encoding) as the next successful
+        JSON answers: an answer too large, nested too deep, or a compression bomb."""
+        self.faults.add(CountedFault("json_body", n, path_prefix, body=body,
+                                     headers=dict(headers or {})))
+
     def drip_json(self, seconds_per_byte: float, n: int = 1,
                   path_prefix: str | None = None) -> None:
         """Send the next JSON answers one byte every ``seconds_per_byte``: a server slow
@@ -556,8 +563,13 @@ class CivitaiDouble:
                     body = json.dumps(edit(json.loads(body)), ensure_ascii=False).encode()
         if wants_broken and self.faults.take(("malformed_json",), request.path):
             body = MALFORMED_JSON
+        headers = dict(reply.headers)
+        replaced = wants_broken and self.faults.take(("json_body",), request.path)
+        if replaced:
+            body = replaced.body
+            headers.update(replaced.headers)
         handler.send_response(reply.status)
-        for name, value in reply.headers.items():
+        for name, value in headers.items():
             if name != "Content-Length":
                 handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(body)))

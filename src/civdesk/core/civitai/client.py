@@ -70,6 +70,9 @@ RATE_LIMIT_PATIENCE = 900.0
 #: Connect, headers and body of one attempt together: a server that drips bytes slower
 #: than the read timeout cannot hold a thread forever.
 REQUEST_DEADLINE = 120.0
+#: The most an API answer may hold once decoded: a page of 100 models with their versions,
+#: files and images is a few MB; more is a fault (or a compression bomb), never data.
+MAX_ANSWER_BYTES = 64 << 20
 
 Sleep = Callable[[float], None]
 
@@ -324,6 +327,7 @@ class CivitaiClient:
         governors: Governors | None = None,
         rate_limit_patience: float = RATE_LIMIT_PATIENCE,
         deadline: float = REQUEST_DEADLINE,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -334,6 +338,7 @@ class CivitaiClient:
         self.max_retry_after = max_retry_after
         self.rate_limit_patience = rate_limit_patience
         self.deadline = deadline
+        self.max_answer_bytes = max_answer_bytes
         if governors is None:
             policy = RatePolicy(base=backoff, ceiling=max_backoff,
                                 max_retry_after=max_retry_after)
@@ -722,7 +727,7 @@ class CivitaiClient:
             raise self._error_for(response, what=what)
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
             ctype = response.headers.get("Content-Type", "no content type").split(";")[0]
             raise MalformedResponse(
                 f"Civitai sent an unexpected answer for {endpoint}: not JSON ({ctype})",
@@ -773,7 +778,8 @@ class CivitaiClient:
                     allow_redirects=allow_redirects, stream=True, timeout=self.timeout,
                 )
                 if not stream:
-                    self._read_body(response, time.monotonic() + self.deadline)
+                    self._read_body(response, time.monotonic() + self.deadline,
+                                    self.max_answer_bytes)
             except requests.TooManyRedirects:
                 raise MalformedResponse(
                     f"Civitai's server at {host} redirects in a loop; try again later",
@@ -834,13 +840,22 @@ class CivitaiClient:
         return attempt < self.max_retries and pause <= self.max_retry_after
 
     @staticmethod
-    def _read_body(response: requests.Response, deadline: float) -> None:
-        """Read the whole body, giving up (as a timeout) when ``deadline`` passes."""
+    def _read_body(response: requests.Response, deadline: float, max_bytes: int) -> None:
+        """Read the whole body, giving up (as a timeout) when ``deadline`` passes, and
+        refusing it once it holds more than ``max_bytes`` decoded."""
         chunks: list[bytes] = []
+        size = 0
         try:
             # read1: whatever has arrived, so a body that trickles in is timed as it comes.
             while chunk := response.raw.read1(_IMAGE_CHUNK, decode_content=True):
                 chunks.append(chunk)
+                size += len(chunk)
+                if size > max_bytes:
+                    host = urlsplit(response.url).netloc
+                    raise MalformedResponse(
+                        f"Civitai's server at {host} sent an answer larger than "
+                        f"{max_bytes >> 20} MB; try again later",
+                        status=response.status_code, url=redact_url(response.url))
                 if time.monotonic() > deadline:
                     raise requests.Timeout("the answer took longer than the request deadline")
         except urllib3.exceptions.ReadTimeoutError as exc:
