@@ -190,7 +190,9 @@ def run_gui(core: Any, argv: list[str] | None = None) -> int:
     configure_application(app, core)
     icon = app_icon()
     app.setWindowIcon(icon)
-    apply_theme(app)
+    # The user's theme choice lives beside the window's state; the system's is followed live.
+    apply_theme(app, settings=QSettings(str(core.paths.config / "appearance.ini"),
+                                        QSettings.Format.IniFormat))
     # With the tray, closing the window may only hide it; the app quits on the tray's Quit.
     app.setQuitOnLastWindowClosed(False)
 

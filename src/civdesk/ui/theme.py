@@ -1,16 +1,25 @@
-"""Look and feel: the platform style, a dark palette where the desktop has none, card colours.
+"""Look and feel: the platform style, light or dark as the system (or the user) says.
 
 civdesk keeps the native style (menus, dialogs and scroll bars behave like the rest of the
 desktop) and adds only a small stylesheet (``resources/style/civdesk.qss``) for what the
-platform has no widget for: the sidebar, titles, chips. Cards and badges in the grids are
-painted by their delegates with the colours below.
+platform has no widget for: the sidebar, titles, chips. Every colour in the sheet is a
+palette role, so it reads in both schemes. Cards and badges in the grids are painted by
+their delegates with the colours below.
+
+:class:`ThemeManager` follows the system's colour scheme live (``colorSchemeChanged``,
+Qt 6.5+) or the user's choice (System / Light / Dark): the native palette when the
+platform gives the scheme asked for, else Fusion with :func:`dark_palette` or
+:func:`light_palette`. The stylesheet is set again after each change, so every widget on
+screen is polished with the new palette.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from typing import Final
+
+from PySide6.QtCore import QObject, QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication, QStyleFactory
+from PySide6.QtWidgets import QApplication, QStyleFactory, QToolTip
 
 from civdesk.ui import icons
 
@@ -59,7 +68,7 @@ def dark_palette() -> QPalette:
         QPalette.ColorRole.Button: QColor("#2b2d31"),
         QPalette.ColorRole.ButtonText: text,
         QPalette.ColorRole.BrightText: QColor("#ff6b6b"),
-        QPalette.ColorRole.Highlight: QColor("#4c8dff"),
+        QPalette.ColorRole.Highlight: QColor("#2f6fd6"),  # white on it: 4.9
         QPalette.ColorRole.HighlightedText: QColor("#ffffff"),
         QPalette.ColorRole.Link: QColor("#6fa8ff"),
         QPalette.ColorRole.LinkVisited: QColor("#b08cff"),
@@ -79,22 +88,197 @@ def dark_palette() -> QPalette:
     return p
 
 
-def apply_theme(
-    app: QApplication, *, force_dark: bool | None = None, stylesheet: str | None = None
-) -> None:
-    """Use the platform style; go dark when the desktop is dark (or ``force_dark``); then
-    civdesk's stylesheet (``resources/style/civdesk.qss`` through :func:`icons.stylesheet`,
-    the one place the app's styling lives, unless ``stylesheet`` is given).
+def light_palette() -> QPalette:
+    """A neutral light palette, for platforms whose style gives no light one on request."""
+    p = QPalette()
+    text = QColor("#1d1f23")
+    roles = {
+        QPalette.ColorRole.Window: QColor("#f3f3f5"),
+        QPalette.ColorRole.WindowText: text,
+        QPalette.ColorRole.Base: QColor("#ffffff"),
+        QPalette.ColorRole.AlternateBase: QColor("#f0f1f4"),
+        QPalette.ColorRole.ToolTipBase: QColor("#ffffff"),
+        QPalette.ColorRole.ToolTipText: text,
+        QPalette.ColorRole.PlaceholderText: QColor("#5f636b"),
+        QPalette.ColorRole.Text: text,
+        QPalette.ColorRole.Button: QColor("#e9eaee"),
+        QPalette.ColorRole.ButtonText: text,
+        QPalette.ColorRole.BrightText: QColor("#b00020"),
+        QPalette.ColorRole.Highlight: QColor("#2f6fd6"),
+        QPalette.ColorRole.HighlightedText: QColor("#ffffff"),
+        QPalette.ColorRole.Link: QColor("#1f5fbf"),
+        QPalette.ColorRole.LinkVisited: QColor("#6a3fb0"),
+        QPalette.ColorRole.Mid: QColor("#c4c6cc"),
+        QPalette.ColorRole.Dark: QColor("#a0a3aa"),
+        QPalette.ColorRole.Light: QColor("#ffffff"),
+    }
+    for role, color in roles.items():
+        p.setColor(role, color)
+    disabled = QColor("#8d9097")
+    for role in (
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+        QPalette.ColorRole.WindowText,
+    ):
+        p.setColor(QPalette.ColorGroup.Disabled, role, disabled)
+    return p
 
-    Fusion takes the palette faithfully, so it is the fallback when a dark palette must be
-    applied on a platform style that would ignore it.
+
+#: The user's choices; "system" follows the desktop.
+THEMES: Final = ("system", "light", "dark")
+THEME_LABELS: Final = {"system": "System", "light": "Light", "dark": "Dark"}
+_SETTINGS_KEY = "appearance/theme"
+
+
+def is_dark(palette: QPalette) -> bool:
+    return palette.color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def relative_luminance(color: QColor) -> float:
+    def channel(value: float) -> float:
+        return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+
+    return (0.2126 * channel(color.redF()) + 0.7152 * channel(color.greenF())
+            + 0.0722 * channel(color.blueF()))  # fmt: skip
+
+
+def contrast_ratio(a: QColor, b: QColor) -> float:
+    """WCAG contrast ratio (1–21); 4.5 is the least for body text."""
+    la, lb = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+_R = QPalette.ColorRole
+#: (text, its background, the one to move) where a platform palette may fall short: Fusion's
+#: light highlight takes white text at 3.7:1, placeholders are often pale.
+_READABLE_PAIRS: Final = [
+    (_R.HighlightedText, _R.Highlight, _R.Highlight),
+    (_R.PlaceholderText, _R.Base, _R.PlaceholderText),
+    (_R.ToolTipText, _R.ToolTipBase, _R.ToolTipText),
+]
+MIN_CONTRAST: Final = 4.5
+
+
+def made_readable(palette: QPalette) -> QPalette:
+    """``palette`` with the pairs that read poorly moved apart to a 4.5:1 contrast (the
+    colour moved only in lightness, so it keeps its hue)."""
+    result = QPalette(palette)
+    for text_role, ground_role, moved in _READABLE_PAIRS:
+        text, ground = result.color(text_role), result.color(ground_role)
+        other = ground if moved == text_role else text
+        colour = text if moved == text_role else ground
+        darker = relative_luminance(other) > relative_luminance(colour) or (
+            relative_luminance(other) == relative_luminance(colour) and other.lightness() > 127)
+        for _ in range(40):
+            if contrast_ratio(colour, other) >= MIN_CONTRAST:
+                break
+            colour = colour.darker(108) if darker else colour.lighter(108)
+        result.setColor(QPalette.ColorGroup.Active, moved, colour)
+        result.setColor(QPalette.ColorGroup.Inactive, moved, colour)
+    return result
+
+
+class ThemeManager(QObject):
+    """Light or dark for the whole application, following the system or the user.
+
+    One per application (:func:`theme_manager`). ``settings``, when given, keeps the user's
+    choice (key ``appearance/theme``). ``changed(dark)`` after each restyle.
     """
-    scheme = QGuiApplication.styleHints().colorScheme()
-    dark = force_dark if force_dark is not None else scheme != Qt.ColorScheme.Light
-    if dark and scheme != Qt.ColorScheme.Dark:
-        # The desktop did not give us a dark palette: apply ours on a style that honours it.
-        available = QStyleFactory.keys()
-        if "Fusion" in available:
-            app.setStyle("Fusion")
-        app.setPalette(dark_palette())
-    app.setStyleSheet(icons.stylesheet() if stylesheet is None else stylesheet)
+
+    changed = Signal(bool)
+
+    def __init__(self, app: QApplication, *, settings: QSettings | None = None,
+                 stylesheet: str | None = None) -> None:
+        super().__init__(app)
+        self.app = app
+        self.settings = settings
+        self.stylesheet = icons.stylesheet() if stylesheet is None else stylesheet
+        self._native_style = app.style().name()
+        saved = settings.value(_SETTINGS_KEY, "system") if settings is not None else "system"
+        self._choice = saved if saved in THEMES else "system"
+        hints = QGuiApplication.styleHints()
+        self._system_scheme = hints.colorScheme()
+        hints.colorSchemeChanged.connect(self._system_scheme_changed)
+        #: Whether the palette in use is dark (after :meth:`apply`).
+        self.dark = is_dark(app.palette())
+
+    @property
+    def choice(self) -> str:
+        return self._choice
+
+    def set_choice(self, choice: str) -> None:
+        if choice not in THEMES:
+            raise ValueError(f"unknown theme {choice!r}")
+        self._choice = choice
+        if self.settings is not None:
+            self.settings.setValue(_SETTINGS_KEY, choice)
+        self.apply()
+
+    def wanted_dark(self) -> bool | None:
+        """Dark, light, or None: whatever the platform gives (it does not say its scheme)."""
+        if self._choice != "system":
+            return self._choice == "dark"
+        if self._system_scheme == Qt.ColorScheme.Dark:
+            return True
+        if self._system_scheme == Qt.ColorScheme.Light:
+            return False
+        return None
+
+    @Slot(Qt.ColorScheme)
+    def _system_scheme_changed(self, scheme: Qt.ColorScheme) -> None:
+        self._system_scheme = scheme
+        if self._choice == "system":
+            self.apply()
+
+    def apply(self) -> None:
+        """Restyle the application, and every widget on screen, for the wanted scheme."""
+        app, dark = self.app, self.wanted_dark()
+        hints = QGuiApplication.styleHints()
+        # Ask the platform first (Qt 6.8: Windows, macOS, GNOME through the portal).
+        if self._choice == "system":
+            hints.unsetColorScheme()
+        else:
+            hints.setColorScheme(Qt.ColorScheme.Dark if dark else Qt.ColorScheme.Light)
+        if app.style().name() != self._native_style:
+            app.setStyle(self._native_style)
+        app.setPalette(QPalette())  # the platform's own palette again
+        if dark is not None and is_dark(app.palette()) != dark:
+            # The platform cannot give that scheme: ours, on a style that honours a palette.
+            if "Fusion" in QStyleFactory.keys():  # noqa: SIM118 (a list, not a dict)
+                app.setStyle("Fusion")
+            app.setPalette(dark_palette() if dark else light_palette())
+        palette = made_readable(app.palette())
+        app.setPalette(palette)
+        QToolTip.setPalette(palette)  # tooltips and Qt's tray balloon read like the window
+        # Set again, so that widgets already polished take the new palette's roles.
+        app.setStyleSheet("")
+        app.setStyleSheet(self.stylesheet)
+        self.dark = is_dark(palette)
+        self.changed.emit(self.dark)
+
+
+def theme_manager(app: QApplication | None = None, *,
+                  settings: QSettings | None = None) -> ThemeManager:
+    """The application's :class:`ThemeManager`, made (without applying it) on first use."""
+    app = app or QApplication.instance()  # type: ignore[assignment]
+    assert isinstance(app, QApplication)
+    found = app.findChild(ThemeManager)
+    if found is None:
+        found = ThemeManager(app, settings=settings)
+    return found
+
+
+def apply_theme(
+    app: QApplication, *, force_dark: bool | None = None, stylesheet: str | None = None,
+    settings: QSettings | None = None,
+) -> ThemeManager:
+    """Style ``app`` by the user's saved choice (``settings``) or the system's scheme,
+    live from now on; ``force_dark`` sets the choice (screenshots), ``stylesheet`` replaces
+    ``resources/style/civdesk.qss`` (the one place the app's styling lives)."""
+    manager = theme_manager(app, settings=settings)
+    if stylesheet is not None:
+        manager.stylesheet = stylesheet
+    if force_dark is not None:
+        manager._choice = "dark" if force_dark else "light"
+    manager.apply()
+    return manager
