@@ -52,76 +52,48 @@ def badge_color(kind: str) -> QColor:
     return QColor(_BADGES.get(kind, _OTHER_TYPE))
 
 
+_ROLE_ORDER: Final = (
+    "Window", "WindowText", "Base", "AlternateBase", "ToolTipBase", "ToolTipText",
+    "PlaceholderText", "Text", "Button", "ButtonText", "BrightText", "Highlight",
+    "HighlightedText", "Link", "LinkVisited", "Mid", "Dark", "Light",
+)
+
+
+def _palette(colours: dict[str, str], disabled: str) -> QPalette:
+    """A palette of role name -> colour, with one colour for disabled text."""
+    p = QPalette()
+    for role in _ROLE_ORDER:
+        p.setColor(getattr(QPalette.ColorRole, role), QColor(colours[role]))
+    for role_name in ("Text", "ButtonText", "WindowText"):
+        p.setColor(QPalette.ColorGroup.Disabled, getattr(QPalette.ColorRole, role_name),
+                   QColor(disabled))  # fmt: skip
+    return p
+
+
 def dark_palette() -> QPalette:
     """A neutral dark palette, for platforms whose style does not follow a dark desktop."""
-    p = QPalette()
-    window, base, text = QColor("#202226"), QColor("#17181b"), QColor("#e6e6e6")
-    roles = {
-        QPalette.ColorRole.Window: window,
-        QPalette.ColorRole.WindowText: text,
-        QPalette.ColorRole.Base: base,
-        QPalette.ColorRole.AlternateBase: QColor("#25272c"),
-        QPalette.ColorRole.ToolTipBase: QColor("#2b2d31"),
-        QPalette.ColorRole.ToolTipText: text,
-        QPalette.ColorRole.PlaceholderText: QColor("#9a9ca3"),
-        QPalette.ColorRole.Text: text,
-        QPalette.ColorRole.Button: QColor("#2b2d31"),
-        QPalette.ColorRole.ButtonText: text,
-        QPalette.ColorRole.BrightText: QColor("#ff6b6b"),
-        QPalette.ColorRole.Highlight: QColor("#2f6fd6"),  # white on it: 4.9
-        QPalette.ColorRole.HighlightedText: QColor("#ffffff"),
-        QPalette.ColorRole.Link: QColor("#6fa8ff"),
-        QPalette.ColorRole.LinkVisited: QColor("#b08cff"),
-        QPalette.ColorRole.Mid: QColor("#3a3c42"),
-        QPalette.ColorRole.Dark: QColor("#111214"),
-        QPalette.ColorRole.Light: QColor("#3f4248"),
-    }
-    for role, color in roles.items():
-        p.setColor(role, color)
-    disabled = QColor("#6d6f75")
-    for role in (
-        QPalette.ColorRole.Text,
-        QPalette.ColorRole.ButtonText,
-        QPalette.ColorRole.WindowText,
-    ):
-        p.setColor(QPalette.ColorGroup.Disabled, role, disabled)
-    return p
+    text = "#e6e6e6"
+    return _palette({
+        "Window": "#202226", "WindowText": text, "Base": "#17181b",
+        "AlternateBase": "#25272c", "ToolTipBase": "#2b2d31", "ToolTipText": text,
+        "PlaceholderText": "#9a9ca3", "Text": text, "Button": "#2b2d31", "ButtonText": text,
+        "BrightText": "#ff6b6b", "Highlight": "#2f6fd6",  # white on it: 4.8:1
+        "HighlightedText": "#ffffff", "Link": "#6fa8ff", "LinkVisited": "#b08cff",
+        "Mid": "#3a3c42", "Dark": "#111214", "Light": "#3f4248",
+    }, disabled="#6d6f75")  # fmt: skip
 
 
 def light_palette() -> QPalette:
     """A neutral light palette, for platforms whose style gives no light one on request."""
-    p = QPalette()
-    text = QColor("#1d1f23")
-    roles = {
-        QPalette.ColorRole.Window: QColor("#f3f3f5"),
-        QPalette.ColorRole.WindowText: text,
-        QPalette.ColorRole.Base: QColor("#ffffff"),
-        QPalette.ColorRole.AlternateBase: QColor("#f0f1f4"),
-        QPalette.ColorRole.ToolTipBase: QColor("#ffffff"),
-        QPalette.ColorRole.ToolTipText: text,
-        QPalette.ColorRole.PlaceholderText: QColor("#5f636b"),
-        QPalette.ColorRole.Text: text,
-        QPalette.ColorRole.Button: QColor("#e9eaee"),
-        QPalette.ColorRole.ButtonText: text,
-        QPalette.ColorRole.BrightText: QColor("#b00020"),
-        QPalette.ColorRole.Highlight: QColor("#2f6fd6"),
-        QPalette.ColorRole.HighlightedText: QColor("#ffffff"),
-        QPalette.ColorRole.Link: QColor("#1f5fbf"),
-        QPalette.ColorRole.LinkVisited: QColor("#6a3fb0"),
-        QPalette.ColorRole.Mid: QColor("#c4c6cc"),
-        QPalette.ColorRole.Dark: QColor("#a0a3aa"),
-        QPalette.ColorRole.Light: QColor("#ffffff"),
-    }
-    for role, color in roles.items():
-        p.setColor(role, color)
-    disabled = QColor("#8d9097")
-    for role in (
-        QPalette.ColorRole.Text,
-        QPalette.ColorRole.ButtonText,
-        QPalette.ColorRole.WindowText,
-    ):
-        p.setColor(QPalette.ColorGroup.Disabled, role, disabled)
-    return p
+    text = "#1d1f23"
+    return _palette({
+        "Window": "#f3f3f5", "WindowText": text, "Base": "#ffffff",
+        "AlternateBase": "#f0f1f4", "ToolTipBase": "#ffffff", "ToolTipText": text,
+        "PlaceholderText": "#5f636b", "Text": text, "Button": "#e9eaee", "ButtonText": text,
+        "BrightText": "#b00020", "Highlight": "#2f6fd6", "HighlightedText": "#ffffff",
+        "Link": "#1f5fbf", "LinkVisited": "#6a3fb0", "Mid": "#c4c6cc", "Dark": "#a0a3aa",
+        "Light": "#ffffff",
+    }, disabled="#8d9097")  # fmt: skip
 
 
 #: The user's choices; "system" follows the desktop.
