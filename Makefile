@@ -34,7 +34,7 @@ test-all: $(DEV_STAMP) lint  ## What CI runs: lint, then every test (slow and pa
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)  ## ruff, the import contracts (core never imports Qt), mypy
-	$(BIN)/ruff check src tests bench scripts/build_deb.py
+	$(BIN)/ruff check src tests bench scripts/build_deb.py scripts/screenshots.py
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

@@ -1,6 +1,12 @@
 """Render each page of the window offscreen to PNG files, with a demo library.
 
     QT_QPA_PLATFORM=offscreen python scripts/screenshots.py docs/screenshots
+    ... --sizes 1280x800 --themes dark --pages models,civitai   (a few only)
+
+Every page at every size in both themes, named ``<page>-<W>x<H>-<theme>.png``
+(``models-1280x800-dark.png``). Pages are reached through ``MainWindow.show_page(name)``;
+a page the window does not have (or cannot prepare) is skipped with a note, so the script
+keeps working while the window's layout changes.
 
 The demo runs against the Civitai test double (a real HTTP server on loopback), so the
 library is real: model files are written to a temporary folder, scanned, identified and
@@ -14,13 +20,16 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "src")]
 
-from PySide6.QtCore import QSize, Qt  # noqa: E402
+from PySide6.QtCore import QSize  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 from tests.double import CivitaiDouble, build_sample_catalog  # noqa: E402
 
@@ -29,10 +38,17 @@ from civdesk.core.scanner import Scanner  # noqa: E402
 from civdesk.core.secrets import ApiKeyStore  # noqa: E402
 from civdesk.core.updates import UpdateChecker  # noqa: E402
 
-WINDOW = QSize(1400, 900)
+SIZES = [QSize(900, 600), QSize(1280, 800), QSize(1920, 1080)]
+THEMES = ["dark", "light"]
+#: Shots in order: (file name stem, the window page it shows).
+SHOTS = [
+    ("civitai", "civitai"), ("civitai-detail", "civitai"), ("models", "models"),
+    ("models-detail", "models"), ("downloads", "downloads"), ("settings", "settings"),
+    ("first-start-models", "models"), ("first-start-civitai", "civitai"),
+]
 
 
-def wait(app: QApplication, seconds: float, until=None) -> None:
+def wait(app: QApplication, seconds: float, until: Callable[[], bool] | None = None) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         app.processEvents()
@@ -204,11 +220,146 @@ def download_hashless(core: Core, double: CivitaiDouble, version: object) -> Non
     queue.clear_finished()  # the Downloads shot shows its own tasks
 
 
+def parse_size(text: str) -> QSize:
+    width, _, height = text.lower().partition("x")
+    return QSize(int(width), int(height))
+
+
+@dataclass
+class Demo:
+    """The demo's data: the double, its versions by model name, the library's file count."""
+
+    double: CivitaiDouble
+    latest: dict[str, Any]
+    files: int
+
+
+class Shooter:
+    """Shows each page of a window and saves it; skips what the window does not have."""
+
+    def __init__(self, app: QApplication, out: Path, demo: Demo) -> None:
+        self.app, self.out, self.demo = app, out, demo
+        self.written: list[Path] = []
+        self.skipped: set[str] = set()
+
+    def note(self, text: str) -> None:
+        if text not in self.skipped:
+            self.skipped.add(text)
+            print(f"note: {text}")
+
+    def show(self, window: Any, page: str) -> bool:
+        """``window.show_page(page)``; False (with a note) when there is no such page."""
+        window.show_page(page)
+        current = getattr(window, "current_page", page)
+        if current != page:
+            self.note(f"the window has no page {page!r}: skipped")
+            return False
+        return True
+
+    def save(self, window: Any, name: str, size: QSize, theme: str, settle: float) -> None:
+        thumbnails = getattr(window, "thumbnails", None)
+        wait(self.app, settle,
+             until=lambda: thumbnails is None or thumbnails.pending_count == 0)
+        from civdesk.ui.notifications import Toast
+
+        for toast in window.findChildren(Toast):
+            toast.dismiss()  # a notification of the demo's own downloads is no page
+        wait(self.app, 0.2)
+        image = window.grab().toImage()
+        if image.size() != size:
+            self.note(f"{name}: the window is {image.width()}x{image.height()}, not "
+                      f"{size.width()}x{size.height()} (its minimum size)")
+        path = self.out / f"{name}-{size.width()}x{size.height()}-{theme}.png"
+        image.save(str(path))
+        self.written.append(path)
+
+    def shoot(self, window: Any, shots: list[str], size: QSize, theme: str,
+              prepare: dict[str, Callable[[Any], None]]) -> None:
+        window.resize(size)
+        wait(self.app, 0.3)
+        for name, page in SHOTS:
+            if name not in shots or not self.show(window, page):
+                continue
+            try:
+                prepare.get(name, lambda w: None)(window)
+            except Exception as exc:  # a page another change reworked: say so, go on
+                self.note(f"{name}: could not be prepared ({type(exc).__name__}: {exc})")
+                continue
+            self.save(window, name, size, theme, settle=2.0 if "detail" in name else 1.0)
+
+
+def prepare_library_grid(window: Any) -> None:
+    window.library.grid.scrollToTop()
+
+
+def prepare_library_detail(demo: Demo) -> Callable[[Any], None]:
+    def prepare(window: Any) -> None:
+        lib = window.library
+        lib.select_path(next(e.path for e in lib.snapshot.entries
+                             if e.model_name == "Alpine Dream"))
+    return prepare
+
+
+def prepare_browser(app: QApplication) -> Callable[[Any], None]:
+    def prepare(window: Any) -> None:
+        browser = window.browser
+        if hasattr(browser, "show_results"):
+            browser.show_results()
+        if browser.results.rowCount() == 0:
+            browser.search()
+            wait(app, 8, until=lambda: browser.results.rowCount() > 0)
+    return prepare
+
+
+def prepare_browser_detail(app: QApplication, demo: Demo) -> Callable[[Any], None]:
+    def prepare(window: Any) -> None:
+        browser = window.browser
+        prepare_browser(app)(window)
+        model_id = demo.double.catalog.model_of(demo.latest["Neon Alley"]).id
+        row = browser.results.row_of(model_id)
+        browser.open_model(browser.results.model_at(row))
+        wait(app, 5, until=lambda: getattr(browser, "_detail_load", None) is not None
+             and browser._detail_load.done)
+    return prepare
+
+
+def prepare_settings(window: Any) -> None:
+    group = getattr(window.settings_page, "advanced_group", None)
+    if group is not None:
+        group.setChecked(True)
+
+
+def queue_downloads(app: QApplication, window: Any, demo: Demo) -> None:
+    """One download that completes and one that needs a login (a failed row with why)."""
+    dock = getattr(window, "dock", None)
+    worker = getattr(dock, "worker", None) or getattr(window, "downloads", None)
+    if worker is None:
+        print("note: no download worker found: the Downloads page shows no downloads")
+        return
+    demo.double.login_required(demo.latest["Cozy Interiors"])
+    for name in ("Lunar Tides", "Cozy Interiors"):
+        worker.add(demo.latest[name].id)
+    model = getattr(dock, "model", None)
+    if model is not None:
+        wait(app, 20, until=lambda: model.rowCount() == 2
+             and all(t.state in ("completed", "failed") for t in model.tasks()))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("out", type=Path, help="folder for the PNG files")
+    parser.add_argument("--sizes", default=",".join(f"{s.width()}x{s.height()}" for s in SIZES),
+                        help="window sizes, e.g. 900x600,1280x800 (default: all three)")
+    parser.add_argument("--themes", default=",".join(THEMES), help="dark, light or both")
+    parser.add_argument("--pages", default=",".join(name for name, _ in SHOTS),
+                        help="shots to take (default: all): " + ", ".join(n for n, _ in SHOTS))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s]
+    themes = [t for t in args.themes.split(",") if t]
+    shots = [p for p in args.pages.split(",") if p]
+    for unknown in sorted(set(shots) - {name for name, _ in SHOTS}):
+        print(f"note: no shot named {unknown!r}: skipped")
 
     app = QApplication(sys.argv[:1])
     from civdesk.ui import tasks
@@ -230,81 +381,47 @@ def main(argv: list[str] | None = None) -> int:
         publish_updates(double, latest)
         UpdateChecker(core.library, core.client()).check(force=True)  # fills "Updates"
         download_hashless(core, double, latest[HASHLESS])
+        demo = Demo(double, latest, summary.found + 1)
 
         configure_application(app, core)
-        apply_theme(app, force_dark=True)
+        theme = apply_theme(app, force_dark=True)
+        shooter = Shooter(app, args.out, demo)
         window = MainWindow(core, icon=app_icon(), use_tray=False)
-        window.resize(WINDOW)
         window.show()
         lib = window.library
-        wait(app, 5, until=lambda: len(lib.snapshot.entries) == summary.found + 1)
-        written = []
-
-        def shot(name: str, settle: float = 1.5) -> None:
-            wait(app, settle, until=lambda: window.thumbnails.pending_count == 0)
-            wait(app, 0.3)
-            path = args.out / f"{name}.png"
-            window.grab().save(str(path))
-            written.append(path)
-
-        window.show_page("models")
-        window.resizeDocks([window.dock], [150], Qt.Orientation.Vertical)
-        entries = lib.snapshot.entries
-        lib.select_path(next(e.path for e in entries if e.model_name == "Alpine Dream"))
-        lib.grid.scrollToTop()
-        lib.grid.viewport().repaint()
-        shot("models", settle=4)
-        lib.select_path(next(e.path for e in lib.snapshot.entries
-                             if e.model_name == HASHLESS))
-        shot("models-unverified", settle=2)
-
-        browser = window.browser
-        window.show_page("civitai")
-        browser.search()
-        wait(app, 5, until=lambda: browser.results.rowCount() > 0)
-        wait(app, 5, until=lambda: bool(browser.results.installed))
-        browser.view.viewport().repaint()
-        shot("civitai", settle=4)
-        row = browser.results.row_of(double.catalog.model_of(latest["Neon Alley"]).id)
-        browser.open_model(browser.results.model_at(row))
-        wait(app, 3, until=lambda: browser._detail_load is not None and browser._detail_load.done)
-        shot("civitai-detail", settle=3)
-        browser.show_results()
-
-        window.show_page("settings")
-        window.settings_page.advanced_group.setChecked(True)
-        shot("settings")
-
-        # Downloads: one completes, one needs a login (a failed row with its reason).
-        window.show_page("civitai")
-        worker = window.dock.worker
-        double.login_required(latest["Cozy Interiors"])
-        for name in ("Lunar Tides", "Cozy Interiors"):
-            worker.add(latest[name].id)
-        model = window.dock.model
-        wait(app, 20, until=lambda: model.rowCount() == 2
-             and all(t.state in ("completed", "failed") for t in model.tasks()))
-        window.resizeDocks([window.dock], [260], Qt.Orientation.Vertical)
-        window.dock.view.setCurrentIndex(model.index(1))
-        shot("downloads")
-
-        # The drive holding the checkpoints is unplugged: a scan keeps them, greyed.
-        usb = library.parent / "usb"
-        usb.rename(usb.with_name("usb-unplugged"))
-        offline = Scanner(core.library, core.client(), core.settings).scan().offline
-        window.show_page("models")
-        window.resizeDocks([window.dock], [150], Qt.Orientation.Vertical)
-        lib.refresh()
-        wait(app, 5, until=lambda: lib.snapshot.offline_count == offline)
-        lib.grid.scrollToTop()
-        lib.select_path(next(e.path for e in lib.snapshot.entries if e.offline))
-        lib.grid.viewport().repaint()
-        shot("models-offline", settle=3)
-
+        wait(app, 8, until=lambda: len(lib.snapshot.entries) == demo.files)
+        if "downloads" in shots:
+            queue_downloads(app, window, demo)
+        prepare = {
+            "civitai": prepare_browser(app),
+            "civitai-detail": prepare_browser_detail(app, demo),
+            "models": prepare_library_grid,
+            "models-detail": prepare_library_detail(demo),
+            "settings": prepare_settings,
+        }
+        later = [s for s in shots if s.startswith("first-start")]
+        now = [s for s in shots if not s.startswith("first-start")]
+        for name in themes:
+            theme.set_choice(name)
+            for size in sizes:
+                shooter.shoot(window, now, size, name, prepare)
         window.close()
+
+        if later:  # a new user: no library, no key, no folders
+            fresh = Core.open(Path(tmp) / "fresh", api_base=double.base_url)
+            fresh.keys = ApiKeyStore(fresh.paths.config, keyring_backend=None)
+            first = MainWindow(fresh, icon=app_icon(), use_tray=False)
+            first.show()
+            for name in themes:
+                theme.set_choice(name)
+                for size in sizes:
+                    shooter.shoot(first, later, size, name, {})
+            first.close()
         tasks.shutdown()
         core.close()
-    for path in written:
+        if later:
+            fresh.close()
+    for path in shooter.written:
         print(path)
     return 0
 

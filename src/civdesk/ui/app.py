@@ -9,7 +9,7 @@ import gc
 import logging
 import logging.handlers
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QCoreApplication,
@@ -20,6 +20,7 @@ from PySide6.QtCore import (
     QtMsgType,
     qInstallMessageHandler,
 )
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from civdesk import APP_NAME, __version__
@@ -27,6 +28,9 @@ from civdesk.core.secret_text import RedactingFilter
 from civdesk.ui import tasks
 from civdesk.ui.collector import GuiGarbageCollector
 from civdesk.ui.stop_signals import StopSignals
+
+if TYPE_CHECKING:
+    from civdesk.core.context import Core
 
 log = logging.getLogger(__name__)
 qt_log = logging.getLogger("civdesk.qt")
@@ -63,17 +67,17 @@ def show_start_failure(message: str) -> None:
     box.exec()
 
 
-def configure_application(app: QCoreApplication, core: Any) -> None:
+def configure_application(app: QCoreApplication, core: Core) -> None:
     """Names for QSettings and the desktop, and QSettings kept under the data dir's config."""
     app.setApplicationName(APP_NAME)
-    app.setApplicationDisplayName("civdesk")
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationVersion(__version__)
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(
         QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(core.paths.config / "qt")
     )
-    if isinstance(app, QApplication):
+    if isinstance(app, QGuiApplication):  # a QCoreApplication has no display name
+        app.setApplicationDisplayName("civdesk")
         app.setDesktopFileName(APP_NAME)
 
 
@@ -109,7 +113,7 @@ def route_qt_messages() -> None:
     qInstallMessageHandler(_qt_message)
 
 
-def setup_logging(core: Any) -> logging.Handler | None:
+def setup_logging(core: Core) -> logging.Handler | None:
     """civdesk's log (and Qt's messages) to ``<logs>/civdesk-gui.log``, rotated; the handler.
 
     A windowed app has no terminal to show a traceback on: the file is where a bug report
@@ -175,7 +179,7 @@ def settle_garbage_collector() -> None:
     gc.freeze()
 
 
-def run_gui(core: Any, argv: list[str] | None = None) -> int:
+def run_gui(core: Core, argv: list[str] | None = None) -> int:
     """Show the window and run until it quits; returns the exit code."""
     from civdesk.ui.icons import app_icon, tray_icon
     from civdesk.ui.main_window import MainWindow
@@ -190,7 +194,9 @@ def run_gui(core: Any, argv: list[str] | None = None) -> int:
     configure_application(app, core)
     icon = app_icon()
     app.setWindowIcon(icon)
-    apply_theme(app)
+    # The user's theme choice lives beside the window's state; the system's is followed live.
+    apply_theme(app, settings=QSettings(str(core.paths.config / "appearance.ini"),
+                                        QSettings.Format.IniFormat))
     # With the tray, closing the window may only hide it; the app quits on the tray's Quit.
     app.setQuitOnLastWindowClosed(False)
 

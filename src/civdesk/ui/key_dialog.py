@@ -10,7 +10,7 @@ choice holds for the rest of the session.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import (
@@ -28,6 +28,9 @@ from civdesk.core.civitai.errors import KEY_PAGE, KEY_PAGE_URL
 from civdesk.core.civitai.keycheck import KeyCheck, check_api_key
 from civdesk.ui.tasks import run_task
 
+if TYPE_CHECKING:
+    from civdesk.core.context import Core
+
 
 class KeyDialog(QDialog):
     """Where to create a key, a field, Test and Save; "Download without a key" as a way out.
@@ -38,7 +41,7 @@ class KeyDialog(QDialog):
     #: Civitai answered the Test: (accepted or None when it could not be asked, message).
     tested = Signal(object, str)
 
-    def __init__(self, core: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, core: Core, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("keyDialog")
         self.setWindowTitle("Civitai API key")
@@ -153,7 +156,7 @@ class KeyGate(QObject):
     #: A key was stored through the dialog (the Settings page shows it).
     key_saved = Signal()
 
-    def __init__(self, core: Any, worker: Any, window: QWidget) -> None:
+    def __init__(self, core: Core, worker: Any, window: QWidget) -> None:
         super().__init__(window)
         self.core = core
         self.worker = worker

@@ -208,6 +208,7 @@ class MainWindow(QMainWindow):
         self.settings_page.library_changed.connect(self.library.refresh)
         self.dock.before_retry = self.settings_page.after_saving
         self.notifier.notified.connect(self._notified)
+        self.notifier.activated.connect(self.bring_to_front)  # a click on a notification
         self.transfer.status_message.connect(self.show_status)
         self.transfer.restored.connect(self.library.refresh)
         self.transfer.restored.connect(self.settings_page.load)  # its new library folders

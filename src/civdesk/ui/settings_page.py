@@ -50,6 +50,7 @@ from civdesk.core.settings import (
 )
 from civdesk.ui.library.model import type_label
 from civdesk.ui.tasks import TaskHandle, run_task
+from civdesk.ui.theme_choice import ThemeChooser
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ class SettingsPage(QWidget):
         self.minimize_to_tray.toggled.connect(self._fields_changed)
         layout.addWidget(self.allow_nsfw)
         layout.addWidget(self.minimize_to_tray)
+        layout.addWidget(ThemeChooser())  # applied and kept at once, not on Save
         return group
 
     def _advanced_group(self) -> QGroupBox:

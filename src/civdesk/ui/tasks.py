@@ -129,19 +129,23 @@ class TaskHandle(QObject):
             return
         self._done.set()
         self._runnable = None
+        # Each callback read when it is due: one may destroy the owner of the next.
         try:
             if not self.cancelled:
                 if error is None:
-                    if _alive(self._on_result):
-                        self._on_result(result)
+                    on_result = self._on_result
+                    if on_result is not None and _alive(on_result):
+                        on_result(result)
                     self.succeeded.emit(result)
                 else:
-                    if _alive(self._on_error):
-                        self._on_error(error)
+                    on_error = self._on_error
+                    if on_error is not None and _alive(on_error):
+                        on_error(error)
                     self.failed.emit(error)
         finally:
-            if _alive(self._on_finished):
-                self._on_finished()
+            on_finished = self._on_finished
+            if on_finished is not None and _alive(on_finished):
+                on_finished()
             self.finished.emit()
             with _live_lock:
                 _live.discard(self)
@@ -252,7 +256,7 @@ def run_task(
     """
     owner = _owner_of(owner, on_result, on_error, on_finished)
     handle = TaskHandle(
-        name or getattr(func, "__qualname__", "task"), on_result, on_error, on_finished
+        name or str(getattr(func, "__qualname__", "task")), on_result, on_error, on_finished
     )
     if cancellable:
         kwargs["cancel"] = handle.cancel_event

@@ -30,8 +30,9 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QBuffer,
@@ -58,6 +59,9 @@ from civdesk.core.images import (
 )
 from civdesk.core.sidecars import is_video
 from civdesk.ui.tasks import TaskHandle, run_task
+
+if TYPE_CHECKING:
+    from civdesk.core.context import Core
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +250,7 @@ class ThumbnailLoader(QObject):
         self._order = 0
 
     @classmethod
-    def for_core(cls, core: Any, parent: QObject | None = None) -> ThumbnailLoader:
+    def for_core(cls, core: Core, parent: QObject | None = None) -> ThumbnailLoader:
         """A loader caching under ``core.paths.thumbnails`` and fetching with Civitai clients.
 
         ``requests`` sessions are not thread-safe, so each worker thread gets its own client
@@ -332,9 +336,9 @@ class ThumbnailLoader(QObject):
             source,
             size,
             blurred,
-            on_result=lambda image, key=key: self._loaded(key, image),
-            on_error=lambda exc, key=key: self._load_failed(key, exc),
-            on_finished=lambda key=key: self._pending.pop(key, None),
+            on_result=partial(self._loaded, key),
+            on_error=partial(self._load_failed, key),
+            on_finished=partial(self._forget_pending, key),
             pool="remote-thumbnails" if remote else "thumbnails",
             name=f"thumbnail {key}",
             priority=self._order,
@@ -393,11 +397,11 @@ class ThumbnailLoader(QObject):
         # A full disk or read-only cache only costs a decode next time: never fail for it.
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            partial = cache_file.with_name(f"{cache_file.name}.{threading.get_ident()}.part")
-            if image.save(str(partial), _DISK_FORMAT.upper(), _DISK_QUALITY):
-                os.replace(partial, cache_file)
+            part_file = cache_file.with_name(f"{cache_file.name}.{threading.get_ident()}.part")
+            if image.save(str(part_file), _DISK_FORMAT.upper(), _DISK_QUALITY):  # type: ignore[call-overload]  # the stubs miss (str, str, int)
+                os.replace(part_file, cache_file)
             else:
-                partial.unlink(missing_ok=True)
+                part_file.unlink(missing_ok=True)
         except OSError as exc:
             log.debug("Thumbnail cache write failed for %s: %s", cache_file, exc)
 
@@ -410,6 +414,9 @@ class ThumbnailLoader(QObject):
         while self._memory_bytes > self._memory_limit and len(self._memory) > 1:
             self._drop(next(iter(self._memory)))
         self.thumbnail_ready.emit(key)
+
+    def _forget_pending(self, key: str) -> None:
+        self._pending.pop(key, None)
 
     def _load_failed(self, key: str, exc: BaseException) -> None:
         message = str(exc) if isinstance(exc, CivdeskError) else f"Preview failed: {exc!r}"

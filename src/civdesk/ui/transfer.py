@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
@@ -20,12 +20,16 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from civdesk.core.restore import RestoreOutcome
 from civdesk.ui.tasks import run_task
 
+if TYPE_CHECKING:
+    from civdesk.core.context import Core
+    from civdesk.core.downloads.queue import DownloadQueue
+
 MANIFEST_FILTER = "civdesk manifest (*.json);;All files (*)"
 DEFAULT_NAME = "civdesk-library.json"
 MAX_LISTED = 50  # lines of "cannot come back" in the summary's text (all in the details)
 
 
-def export_library(core: Any, path: str) -> int:
+def export_library(core: Core, path: str) -> int:
     """Write the library's manifest to ``path``; how many files it lists (worker thread)."""
     from civdesk.core.manifest import build_manifest, write_manifest
 
@@ -34,7 +38,7 @@ def export_library(core: Any, path: str) -> int:
     return len(manifest.files)
 
 
-def restore_from(core: Any, queue: Any, manifest_path: str, dest: str) -> RestoreOutcome:
+def restore_from(core: Core, queue: DownloadQueue, manifest_path: str, dest: str) -> RestoreOutcome:
     """Restore ``manifest_path`` into ``dest``, queueing on ``queue`` (worker thread)."""
     from civdesk.core.manifest import read_manifest
     from civdesk.core.restore import restore_library
@@ -66,7 +70,7 @@ class LibraryTransfer(QObject):
     #: A restore ended (the library page reloads).
     restored = Signal(object)  # RestoreOutcome
 
-    def __init__(self, core: Any, downloads: Any, parent: QWidget,
+    def __init__(self, core: Core, downloads: Any, parent: QWidget,
                  scanning: Callable[[], bool] = lambda: False) -> None:
         """``downloads``: the dock's DownloadWorker (its queue gets the downloads);
         ``scanning``: whether the window's scan runs (a restore scans too: not both)."""

@@ -1,39 +1,18 @@
-"""The system tray icon and the notifications that go through it.
+"""The system tray icon and its menu.
 
-Where there is no tray (offscreen tests, some Linux desktops) :class:`Notifier` still emits
-``notified`` — the window's status bar shows it, and tests watch it.
+Notifications are :mod:`civdesk.ui.notifications` (the tray's message is one of the ways
+they are shown); :class:`Notifier` is re-exported here for the window.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-NOTIFY_MS = 6000
+from civdesk.ui.notifications import Notifier
 
-
-class Notifier(QObject):
-    """Tells the user something happened: a download finished or failed, a scan ended."""
-
-    #: (title, message), for every notification, tray or not.
-    notified = Signal(str, str)
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.tray: QSystemTrayIcon | None = None
-
-    def notify(self, title: str, message: str, *, warning: bool = False) -> None:
-        self.notified.emit(title, message)
-        if self.tray is not None and self.tray.isVisible() and QSystemTrayIcon.supportsMessages():
-            icon = (
-                QSystemTrayIcon.MessageIcon.Warning
-                if warning
-                else QSystemTrayIcon.MessageIcon.Information
-            )
-            self.tray.showMessage(title, message, icon, NOTIFY_MS)
+__all__ = ["Notifier", "Tray", "tray_available"]
 
 
 class Tray(QObject):
@@ -77,7 +56,7 @@ class Tray(QObject):
         self.pause_action.setText("Resume downloads" if paused else "Pause downloads")
         self.pause_toggled.emit(paused)
 
-    def _activated(self, reason: Any) -> None:
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
         if reason in (
             QSystemTrayIcon.ActivationReason.Trigger,
             QSystemTrayIcon.ActivationReason.DoubleClick,

@@ -139,7 +139,7 @@ class DownloadDock(QDockWidget):
         self.opener = Opener(self)
         #: Runs a retry once settings typed elsewhere are saved (the window hands in the
         #: Settings page's ``after_saving``): a key pasted just before Retry is used.
-        self.before_retry: Callable[[Callable[[], object]], None] = lambda retry: retry()
+        self.before_retry: Callable[[Callable[[], object]], object] = lambda retry: retry()
         # The queue of this data directory: unfinished tasks come back from the database.
         self.worker = DownloadWorker(
             queue or DownloadQueue.for_core(core, chunk_size=WINDOW_BUFFER), self,
