@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QSlider,
     QSplitter,
     QStackedWidget,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -95,7 +96,7 @@ class LibraryGrid(QListView):
         self._justify()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        self._justify(event.size().width())
+        self._justify(event.size().width())  # the viewport's new size
         super().resizeEvent(event)
 
     def _justify(self, width: int | None = None) -> None:
@@ -103,8 +104,9 @@ class LibraryGrid(QListView):
         spread over the width instead of leaving the rest as a margin on the right."""
         if width is None:
             width = self.viewport().width()
-        else:
-            width -= self.frameWidth() * 2 + self.verticalScrollBar().sizeHint().width()
+        if not self.verticalScrollBar().isVisible():
+            # The icon layout keeps room for a scroll bar that may come (else it wraps).
+            width -= self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
         columns = max(1, width // max(1, self.card.width()))
         cell = QSize(max(self.card.width(), width // columns), self.card.height())
         if cell != self.gridSize():
