@@ -68,11 +68,13 @@ def test_the_count_says_how_many_files_of_how_many_are_shown(qtbot, page, core, 
     fill(core, tmp_path / "models", 3)
     read(qtbot, page)
     assert page.count_label.text() == "3 model files"
+    assert not page.count_label.isVisible()  # everything shown: the status bar says it
     shown: list[str] = []
     page.count_changed.connect(shown.append)
     page.search.setText("file-01")
     page._apply_search()
     assert shown[-1] == page.count_label.text() == "1 of 3 model files shown"
+    assert page.count_label.isVisible()
     assert count_text(1, 1) == "1 model file"
     assert count_text(1_200, 34_000) == "1,200 of 34,000 model files shown"
 

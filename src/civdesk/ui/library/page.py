@@ -139,13 +139,18 @@ class EmptyLibrary(QWidget):
         title = QLabel("Your model library is empty")
         title.setObjectName("emptyTitle")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        font = title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        font.setBold(True)
+        title.setFont(font)
+        # Lines broken by hand: a word-wrapped label in a stacked page gets too little
+        # height from its layout and is cut.
         self.text = QLabel(
-            "civdesk shows the models you have on disk. Tell it where they are: it can look "
-            "where A1111, Forge, ComfyUI and Stability Matrix keep them, or you pick a "
-            "folder. Then scan: it identifies each file on Civitai by its SHA256.")
-        self.text.setWordWrap(True)
+            "civdesk shows the models you have on disk. Tell it where they are:\n"
+            "it can look where A1111, Forge, ComfyUI and Stability Matrix keep them,\n"
+            "or you pick a folder. Then scan: each file is identified on Civitai\n"
+            "by its SHA256.")
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text.setMaximumWidth(520)
         self.find_button = QPushButton("Find model folders")
         self.find_button.setObjectName("emptyFindFolders")
         self.find_button.setToolTip("Look where A1111, Forge, ComfyUI and Stability Matrix "
@@ -178,6 +183,7 @@ class EmptyLibrary(QWidget):
         """The scan button is the default once folders are set; they are listed."""
         self.scan_button.setEnabled(bool(folders))
         self.scan_button.setDefault(bool(folders))
+        self.find_button.setDefault(not folders)
         self.folders.setText("Folders to scan: " + ", ".join(folders) if folders else
                              "No folders to scan yet.")
 
@@ -543,6 +549,8 @@ class LibraryPage(QWidget):
         if text != self.count_label.text():
             self.count_label.setText(text)
             self.count_changed.emit(text)
+        # Under the grid only while a filter hides some (the status bar has the total).
+        self.count_label.setVisible(self.proxy.rowCount() != self.model.total_count)
         if self.proxy.rowCount() > 0:
             self.stack.setCurrentWidget(self.grid)
             return
