@@ -346,12 +346,14 @@ class CardDelegate(QStyledItemDelegate):
         self._type_colors: dict[str, QColor] = {}
         self.scale = 1.0  # the card-size slider: cards are rendered at this many times
         self._scaled = self.card_size()
+        self._scaled_width, self._scaled_height = self._scaled.width(), self._scaled.height()
 
     def set_scale(self, scale: float) -> None:
         """Cards at ``scale`` times their natural size (rendered sharp at that size)."""
         self.scale = scale
         natural = self.card_size()
         self._scaled = QSize(round(natural.width() * scale), round(natural.height() * scale))
+        self._scaled_width, self._scaled_height = self._scaled.width(), self._scaled.height()
         self.cards.clear()
 
     def scaled_card_size(self) -> QSize:
@@ -399,11 +401,10 @@ class CardDelegate(QStyledItemDelegate):
         state = option.state
         rect = option.rect
         focused = bool(state & _FOCUSED) and self._shows_focus(option)
-        scaled = self._scaled
-        if rect.width() != scaled.width() or rect.height() != scaled.height():
-            # A cell wider than the card (the grid spreads cards over its width): centred.
-            rect = QRect(rect.x() + (rect.width() - scaled.width()) // 2, rect.y(),
-                         scaled.width(), scaled.height())
+        # A cell wider than the card (the grid spreads cards over its width): centred.
+        # Plain ints, no QRect to make and free per paint (see _DeferredCards).
+        x = rect.x() + (rect.width() - self._scaled_width) // 2
+        y = rect.y()
         width, height = (CARD_WIDTH + 2 * MARGIN,
                          THUMB_HEIGHT + TEXT_HEIGHT + 2 * MARGIN)  # rendered at this size
         palette = option.palette  # each read copies it (a wrapper to free): read once
@@ -416,7 +417,7 @@ class CardDelegate(QStyledItemDelegate):
         if card is None:
             view = option.widget
             if isinstance(view, QAbstractItemView) and self._over_budget():
-                card_rect = (rect.x(), rect.y(), rect.width(), rect.height())
+                card_rect = (x, y, self._scaled_width, self._scaled_height)
                 self._paint_stand_in(painter, card_rect, palette, entry)
                 self._deferred.add(view, card_rect)
                 return
@@ -425,12 +426,14 @@ class CardDelegate(QStyledItemDelegate):
                 painter, option, palette, entry, duplicate, has_update, thumb, preview_state,
                 ratio, width, height, focused,
             )  # fmt: skip
+            # Rendered with scale times the pixels: drawn at the scaled logical size.
+            card.setDevicePixelRatio(ratio / self.scale)
             self.cards.put(key, card)
             budgeted = isinstance(view, QAbstractItemView) and self.render_budget_s is not None
             if budgeted and self._turn_started is None:
                 self._turn_started = started
                 self._deferred.schedule()  # the next turn starts a fresh budget
-        painter.drawPixmap(rect, card)  # same logical size: a plain blit
+        painter.drawPixmap(x, y, card)  # its logical size is the card's: a plain blit
 
     def _over_budget(self) -> bool:
         if self.render_budget_s is None or self._turn_started is None:
@@ -618,7 +621,9 @@ class CardDelegate(QStyledItemDelegate):
         if focused:
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.setPen(colors.focus_outline)
-            painter.drawRoundedRect(geometry.outline_rect.adjusted(3, 3, -3, -3), RADIUS, RADIUS)
+            # Around the card, in its margin: clear of the selection outline and the text.
+            painter.drawRoundedRect(geometry.outline_rect.adjusted(-4, -4, 4, 4),
+                                    RADIUS + 3, RADIUS + 3)
         if state & _SELECTED:
             painter.setPen(colors.selected_outline)
         elif state & _HOVERED:

@@ -41,7 +41,6 @@ from PySide6.QtWidgets import (
     QSlider,
     QSplitter,
     QStackedWidget,
-    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -96,17 +95,20 @@ class LibraryGrid(QListView):
         self._justify()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        self._justify(event.size().width())  # the viewport's new size
+        self._justify()
         super().resizeEvent(event)
 
-    def _justify(self, width: int | None = None) -> None:
-        """Grid cells as wide as the viewport divided by the cards that fit: the cards
-        spread over the width instead of leaving the rest as a margin on the right."""
-        if width is None:
-            width = self.viewport().width()
-        if not self.verticalScrollBar().isVisible():
-            # The icon layout keeps room for a scroll bar that may come (else it wraps).
-            width -= self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+    def _justify(self) -> None:
+        """Grid cells as wide as the layout's width divided by the cards that fit: the
+        cards spread over the width instead of leaving the rest as a margin on the right.
+
+        The icon layout wraps within the viewport's largest size less a scroll bar's
+        width, whether the bar shows or not (QListViewPrivate::prepareItemsLayout): the
+        same width here, so a scroll bar coming or going changes nothing.
+        """
+        width = self.maximumViewportSize().width() - 1
+        if self.verticalScrollBarPolicy() != Qt.ScrollBarPolicy.ScrollBarAlwaysOff:
+            width -= self.verticalScrollBar().sizeHint().width()
         columns = max(1, width // max(1, self.card.width()))
         cell = QSize(max(self.card.width(), width // columns), self.card.height())
         if cell != self.gridSize():

@@ -341,7 +341,7 @@ class LibraryService(QObject):
     def _start_update_check(self, *, force: bool, quiet: bool) -> TaskHandle | None:
         if self.update_check_running:
             return self._update_check  # one at a time
-        library, client = self.core.library, self.core.client()
+        core = self.core
         relay: _ProgressRelay | None = None
         if not quiet:
             relay = _ProgressRelay(self)
@@ -352,8 +352,9 @@ class LibraryService(QObject):
             relay.progressed.emit if relay is not None else None)
 
         def work(cancel: threading.Event) -> UpdateCheck:
-            return check_library_updates(library, client, force=force, progress=progress,
-                                         cancel=cancel)
+            # The client on the worker: making it reads the key (maybe the OS keychain).
+            return check_library_updates(core.library, core.client(), force=force,
+                                         progress=progress, cancel=cancel)
 
         def done(result: UpdateCheck) -> None:
             self._last_check = (result, force)
