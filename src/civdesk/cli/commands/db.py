@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 from civdesk.cli.commands.common import Subparsers, json_flag
 from civdesk.cli.errors import EXIT_FAILURE, EXIT_OK
 from civdesk.cli.output import print_json, print_lines, table
+from civdesk.core.units import human_size
 from civdesk.paths import app_paths
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from civdesk.cli.app import Session
-    from civdesk.core.units import human_size
-from civdesk.core.library.backups import Backups
+    from civdesk.core.library.backups import Backups
 
 NEWEST = "newest"
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from civdesk.cli.commands.common import Subparsers, json_flag, record_id
 from civdesk.cli.errors import EXIT_OK
 from civdesk.cli.output import plural, print_json, print_lines, table
+from civdesk.core.units import human_size
 
 if TYPE_CHECKING:
     from civdesk.cli.app import Session
-    from civdesk.core.units import human_size
-from civdesk.core.downloads.queue import TaskSnapshot
+    from civdesk.core.downloads.queue import TaskSnapshot
 
 
 def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
