@@ -194,7 +194,7 @@ def test_disk_full_before_starting(civitai: CivitaiDouble, tmp_path: Path) -> No
 def test_human_sizes() -> None:
     assert human_size(6.3e9) == "6.3 GB"
     assert human_size(2_100_000_000) == "2.1 GB"
-    assert human_size(512) == "512 bytes"
+    assert human_size(512) == "512 B"
     assert human_size(250e6) == "250 MB"
 
 

@@ -18,10 +18,12 @@ from civdesk.cli.errors import (
     report_expected,
     report_unexpected,
 )
-from civdesk.cli.output import human_duration, human_size, print_json, shell_quote, table
+from civdesk.cli.output import print_json, shell_quote, table
 from civdesk.cli.progress import ProgressBar, SpeedMeter, format_count, format_progress
 from civdesk.core.civitai.errors import AuthRequired, EarlyAccess, NetworkError, RateLimited
 from civdesk.core.errors import DiskFull
+from civdesk.core.units import clock_duration as human_duration
+from civdesk.core.units import human_size
 from tests.conftest import TEST_API_KEY
 
 
@@ -74,7 +76,7 @@ def test_print_json_writes_paths_as_strings(tmp_path: object) -> None:
 
 def test_progress_text_has_percent_bytes_speed_and_time_left() -> None:
     text = format_progress(50_000_000, 200_000_000, 10_000_000, "model.safetensors", 120)
-    assert text.startswith(" 25% [######------------------] 50.0 MB / 200.0 MB  10.0 MB/s")
+    assert text.startswith(" 25% [######------------------] 50.0 MB / 200 MB  10.0 MB/s")
     assert "ETA 0:15" in text and text.endswith("model.safetensors")
     narrow = format_progress(50_000_000, 200_000_000, None, "a-very-long-name" * 5, 80)
     assert len(narrow) <= 80 and "ETA --:--" in narrow and narrow.endswith("…")

@@ -11,7 +11,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from civdesk.core.downloads.queue import ERROR_KINDS, TaskSnapshot
-from civdesk.ui.downloads.messages import failure_reason, human_duration, size_text, task_title
+from civdesk.core.units import human_duration
+from civdesk.ui.downloads.messages import failure_reason, size_text, task_title
 from civdesk.ui.downloads.model import DownloadListModel, TaskRole
 from civdesk.ui.downloads.worker import ProgressThrottle
 

@@ -10,6 +10,7 @@ from tests.double import SampleCatalog
 from tests.ui.conftest import register, write_model_file
 from tests.ui.library_cards import numbered_entry
 
+from civdesk.core.library.search import search_fold
 from civdesk.ui.library.model import (
     LibraryFilterProxy,
     LibraryModel,
@@ -18,7 +19,6 @@ from civdesk.ui.library.model import (
     Show,
     SortKey,
     load_snapshot,
-    search_fold,
 )
 
 

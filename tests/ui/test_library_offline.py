@@ -19,7 +19,7 @@ from civdesk.ui.library.model import (
     Role,
     Show,
 )
-from civdesk.ui.library.view import LibraryPage
+from civdesk.ui.library.page import LibraryPage
 
 
 def _linked_lora_folder(model_folder: Path, drive: Path) -> Path:

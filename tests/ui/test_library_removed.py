@@ -22,7 +22,7 @@ from civdesk.ui.library.model import (
     Role,
     Show,
 )
-from civdesk.ui.library.view import LibraryPage
+from civdesk.ui.library.page import LibraryPage
 from civdesk.ui.theme import badge_color
 
 

@@ -16,8 +16,7 @@ from tests.ui.conftest import detailed_png, high_frequency, register, write_mode
 from civdesk.core.context import Core
 from civdesk.ui.library.delegate import CardDelegate
 from civdesk.ui.library.model import Show
-from civdesk.ui.library.view import LibraryPage
-from civdesk.ui.scan import ScanController
+from civdesk.ui.library.page import LibraryPage
 from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
 
@@ -25,10 +24,8 @@ from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 def page(qtbot, core: Core) -> LibraryPage:
     """The page wired to a scan controller the way the window wires it."""
     widget = LibraryPage(core, ThumbnailLoader.for_core(core))
-    controller = ScanController(core, widget)
-    widget.scan_requested.connect(controller.start)
-    controller.stopped.connect(widget.refresh)
-    widget.controller = controller  # type: ignore[attr-defined]
+    widget.scan_requested.connect(widget.service.start_scan)
+    widget.controller = widget.service.scans  # type: ignore[attr-defined]
     qtbot.addWidget(widget)
     widget.resize(1200, 800)
     widget.show()
@@ -125,7 +122,10 @@ def test_duplicates_filter_shows_only_copies(qtbot, page, core, civitai_catalog,
     page.show_filter(("show", Show.DUPLICATES))
     shown = sorted(page.proxy.entry(index).path for index in _indexes(page))
     assert shown == sorted([str(first), str(second)])
-    assert "Duplicates  (2)" in page.sidebar.currentItem().text()
+    # It says what it counts: the files that have a copy, and how many copies are extra.
+    item = page.sidebar.currentItem()
+    assert item.text() == "Duplicates  (2 files)"
+    assert "1 extra copy could go" in item.toolTip()
 
 
 def _indexes(page):

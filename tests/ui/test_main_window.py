@@ -20,7 +20,7 @@ from civdesk.ui.main_window import MainWindow
 def _scan(qtbot, window: MainWindow, folder) -> None:
     window.core.settings.library_folders = [str(folder)]
     window.show_page("models")
-    qtbot.waitUntil(lambda: window.library._loading.done, timeout=5000)  # the first read
+    qtbot.waitUntil(lambda: not window.library.reloading, timeout=5000)  # the first read
     with qtbot.waitSignal(window.notifier.notified, timeout=15_000) as notified:
         qtbot.mouseClick(window.library.scan_button, Qt.MouseButton.LeftButton)
     # The scan's end starts a new read of the library, and a quiet update check that reads
@@ -35,7 +35,7 @@ def wait_until_settled(qtbot, window: MainWindow) -> None:
     """Until no update check runs and the library read after it is on screen."""
     page = window.library
     qtbot.waitUntil(
-        lambda: not page.update_check_running and page._loading.done and not page._reload_again,
+        lambda: not page.update_check_running and not page.reloading,
         timeout=10_000,
     )
 
@@ -291,7 +291,7 @@ def test_the_selected_sidebar_entry_is_readable_in_both_themes(qtbot, qapp, dark
     # A light theme drew it white on a pale highlight: nothing to read.
     from civdesk.ui import theme
     from civdesk.ui.library.model import LibrarySnapshot
-    from civdesk.ui.library.view import TypeSidebar
+    from civdesk.ui.library.sidebar import TypeSidebar
 
     style, palette, sheet = qapp.style().name(), qapp.palette(), qapp.styleSheet()
     try:
@@ -544,7 +544,7 @@ def _unknown_files(folder, count: int) -> list:
 def _wait_settled_after_scan(qtbot, window: MainWindow) -> None:
     qtbot.waitUntil(lambda: not window.scans.running, timeout=30_000)
     page = window.library
-    qtbot.waitUntil(lambda: page._loading.done and not page._reload_again, timeout=10_000)
+    qtbot.waitUntil(lambda: not page.reloading, timeout=10_000)
 
 
 def test_a_folder_removed_while_a_scan_runs_leaves_the_library(

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from civdesk.core.units import plural as plural  # the commands' wording, one place
+
 
 def print_json(data: Any, stream: TextIO | None = None) -> None:
     """``data`` as indented JSON, one document per command (paths become strings)."""
@@ -64,35 +66,9 @@ def _cell(value: object) -> str:
     return " ".join(str(value).split())
 
 
-def human_size(size: float | None) -> str:
-    """``1536`` → ``1.5 KB``; decimal units, as file managers and Civitai show them."""
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
-def human_duration(seconds: float | None) -> str:
-    """``75`` → ``1:15``; ``3725`` → ``1:02:05``; unknown → ``--:--``."""
-    if seconds is None or seconds < 0 or seconds != seconds or seconds > 99 * 3600:
-        return "--:--"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def shell_quote(text: str) -> str:
     """``text`` as one argument of a command the user can paste into their shell: POSIX
     quoting, or cmd.exe's double quotes on Windows."""
     if os.name == "nt":
         return subprocess.list2cmdline([text])
     return shlex.quote(text)
-
-
-def plural(count: int, noun: str, plural_form: str | None = None) -> str:
-    return f"{count} {noun if count == 1 else (plural_form or noun + 's')}"

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TextIO
 
-from civdesk.cli.output import human_duration, human_size
+from civdesk.core.units import clock_duration, human_size
 
 Clock = Callable[[], float]
 
@@ -83,7 +83,7 @@ def format_progress(done: int, total: int | None, speed: float | None, label: st
         left = None
         head = human_size(done)
     rate = f"{human_size(speed)}/s" if speed is not None else "--/s"
-    text = f"{head}  {rate}  ETA {human_duration(left)}"
+    text = f"{head}  {rate}  ETA {clock_duration(left)}"
     room = width - len(text) - 2
     if label and room > 3:
         text = f"{text}  {label if len(label) <= room else label[:room - 1] + '…'}"

@@ -20,9 +20,10 @@ from civdesk.ui.browser.page import BrowserPage
 from civdesk.ui.downloads.dock import DownloadDock
 from civdesk.ui.downloads.messages import failure_reason, task_title
 from civdesk.ui.key_dialog import KeyGate
-from civdesk.ui.library.view import LibraryPage
+from civdesk.ui.library.page import LibraryPage
 from civdesk.ui.rate_status import RateLimitStatus
-from civdesk.ui.scan import ScanController, progress_counts, summary_text
+from civdesk.ui.scan import progress_counts, summary_text
+from civdesk.ui.services.library import LibraryService
 from civdesk.ui.settings_page import SettingsPage
 from civdesk.ui.status_line import StatusLine
 from civdesk.ui.thumbnails import ThumbnailLoader
@@ -82,11 +83,13 @@ class MainWindow(QMainWindow):
         self._allow_nsfw = bool(core.settings.allow_nsfw)
         self.thumbnails = thumbnails or ThumbnailLoader.for_core(core, self)
         self.notifier = Notifier(self)
-        self.scans = ScanController(core, self)
+        self.library_service = LibraryService(core, self)
+        self.scans = self.library_service.scans
 
         self.browser = BrowserPage(core, self.thumbnails)
-        self.library = LibraryPage(core, self.thumbnails)
-        self.settings_page = SettingsPage(core)
+        self.library = LibraryPage(core, self.thumbnails, service=self.library_service,
+                                   state=window_settings(core))
+        self.settings_page = SettingsPage(core, library=self.library_service)
         self.dock = DownloadDock(core, self)
         self.transfer = LibraryTransfer(core, self.dock.worker, self,
                                         scanning=lambda: self.scans.running)
@@ -205,7 +208,9 @@ class MainWindow(QMainWindow):
         self.library.update_check_progressed.connect(self._update_check_progressed)
         self.library.update_check_finished.connect(self._update_check_finished)
         self.settings_page.settings_changed.connect(self._settings_changed)
-        self.settings_page.library_changed.connect(self.library.refresh)
+        self.library.find_folders_requested.connect(self.settings_page.look_for_model_folders)
+        self.library.add_folder_requested.connect(self.settings_page.choose_folder)
+        self.settings_page.folders_changed.connect(self.library.folders_changed)
         self.dock.before_retry = self.settings_page.after_saving
         self.notifier.notified.connect(self._notified)
         self.notifier.activated.connect(self.bring_to_front)  # a click on a notification
@@ -346,8 +351,6 @@ class MainWindow(QMainWindow):
     def _scan_started(self) -> None:
         for button in (self.library.scan_button, self.settings_page.scan_button):
             button.setEnabled(False)
-        self.library.scan_started()
-        self.settings_page.scan_started()
         self.dock.show_scan_progress(0, 0, "")
 
     def _scan_progressed(self, progress: Any) -> None:
@@ -381,10 +384,7 @@ class MainWindow(QMainWindow):
     def _scan_stopped(self) -> None:
         for button in (self.library.scan_button, self.settings_page.scan_button):
             button.setEnabled(True)
-        # What was deleted or removed meanwhile, undone by the scan's last stores: again.
-        self.library.scan_stopped()
-        self.settings_page.scan_stopped()
-        self.library.refresh()
+        # The library service redoes what the scan's last stores undid, then reads it.
 
     # -- downloads ----------------------------------------------------------------------------
 
@@ -478,8 +478,7 @@ class MainWindow(QMainWindow):
             lambda: self.settings_page.flush(wait=True),
             self.rate_status.stop,
             self.thumbnails.cancel_pending,
-            self.library.cancel_update_check,
-            self.scans.shutdown,
+            self.library_service.shutdown,
             self.dock.shutdown,
             lambda: self.tray.hide() if self.tray is not None else None,
         )

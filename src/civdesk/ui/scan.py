@@ -13,8 +13,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QRunnable, Signal, Slot
 
@@ -24,6 +25,9 @@ from civdesk.core.errors import Cancelled, CivdeskError
 from civdesk.core.library.repository import LocalFile
 from civdesk.core.scanner import PHASE_HASHING, PHASE_WALKING, Scanner, ScanProgress, ScanSummary
 from civdesk.ui.tasks import thread_pool
+
+if TYPE_CHECKING:
+    from civdesk.core.context import Core
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +84,8 @@ class ProgressThrottle:
     """Passes a scan's progress on at most ``hz`` times a second, and every phase change."""
 
     def __init__(
-        self, emit: Any, hz: float = PROGRESS_HZ, clock: Any = time.monotonic
+        self, emit: Callable[[ScanProgress], object], hz: float = PROGRESS_HZ,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._emit = emit
         self._interval = 1.0 / hz
@@ -99,7 +104,7 @@ class ProgressThrottle:
 class ScanJob(QRunnable):
     """One scan of the library folders (or ``folders``) in a worker thread."""
 
-    def __init__(self, core: Any, folders: list[str] | None = None) -> None:
+    def __init__(self, core: Core, folders: list[str] | None = None) -> None:
         super().__init__()
         self.setAutoDelete(False)  # the controller keeps it until its outcome is in
         self.core = core
@@ -141,7 +146,7 @@ class ScanController(QObject):
     #: The scan ended, whichever way (for buttons and refreshes).
     stopped = Signal()
 
-    def __init__(self, core: Any, parent: QObject | None = None) -> None:
+    def __init__(self, core: Core, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.core = core
         self.job: ScanJob | None = None
@@ -202,7 +207,7 @@ class ScanController(QObject):
 # -- per-file actions (worker threads) ------------------------------------------------------
 
 
-def rescan_file(core: Any, path: str | os.PathLike[str]) -> LocalFile | None:
+def rescan_file(core: Core, path: str | os.PathLike[str]) -> LocalFile | None:
     """Hash one file again and ask Civitai about it; None when the file is gone.
 
     The library's stored mtime is cleared so the scanner sees the file as changed; the scan
@@ -218,7 +223,7 @@ def rescan_file(core: Any, path: str | os.PathLike[str]) -> LocalFile | None:
     return core.library.local_file(file)
 
 
-def link_file(core: Any, path: str | os.PathLike[str], reference: str) -> LocalFile:
+def link_file(core: Core, path: str | os.PathLike[str], reference: str) -> LocalFile:
     """Link a file to the Civitai model or version ``reference`` names (URL, id, AIR)."""
     client = core.client()
     with mature_hint(core.sites):

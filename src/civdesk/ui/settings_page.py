@@ -11,7 +11,7 @@ import copy
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import (
@@ -37,7 +37,6 @@ from civdesk.core.civitai.errors import KEY_PAGE
 from civdesk.core.civitai.keycheck import KeyCheck, check_api_key
 from civdesk.core.errors import CivdeskError
 from civdesk.core.locations import find_model_folders
-from civdesk.core.scanner import Scanner
 from civdesk.core.settings import (
     A1111,
     DEFAULT_API_BASE,
@@ -48,9 +47,13 @@ from civdesk.core.settings import (
     detect_layout,
     normalised_api_base,
 )
-from civdesk.ui.library.model import type_label
+from civdesk.ui.library.rows import type_label
+from civdesk.ui.services.library import LibraryService
 from civdesk.ui.tasks import TaskHandle, run_task
 from civdesk.ui.theme_choice import ThemeChooser
+
+if TYPE_CHECKING:
+    from civdesk.core.context import Core
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +74,25 @@ class SettingsPage(QWidget):
     key_tested = Signal(bool, str)
     #: Something a running part of the app caches changed (api base, key, NSFW).
     settings_changed = Signal()
-    library_changed = Signal()  # files were forgotten: the Models page reads it again
+    library_changed = Signal()  # files were forgotten (the library service reads it again)
+    folders_changed = Signal()  # a library folder was added or removed
 
-    def __init__(self, core: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, core: Core, parent: QWidget | None = None, *,
+                 library: LibraryService | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("settingsPage")
         self.core = core
+        # Forgetting a folder's files goes through the library service (which also redoes
+        # it after a scan that ran meanwhile).
+        if library is None:  # a page of its own (tests): it says what its service did
+            library = LibraryService(core, self)
+            library.status_message.connect(self.status_message)
+        self.library = library
+        self.library.folder_forgotten.connect(self._folder_forgotten)
+
         self._key_dirty = False
         self._saves_running = 0  # saves handed to the "db" pool and not ended yet
         self._after_running_saves: list[Callable[[], object]] = []
-        self._scan_running = False
-        self._removed_during_scan: list[str] = []
         self._tested: dict[str, str] = {}  # key -> what Civitai said of it (Test key)
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
@@ -154,7 +165,7 @@ class SettingsPage(QWidget):
         self.folders.setMaximumHeight(120)
         self.add_folder = QPushButton("Add folder…")
         self.add_folder.setObjectName("addFolder")
-        self.add_folder.clicked.connect(self._choose_folder)
+        self.add_folder.clicked.connect(self.choose_folder)
         self.remove_folder = QPushButton("Remove")
         self.remove_folder.setObjectName("removeFolder")
         self.remove_folder.clicked.connect(self._remove_selected_folder)
@@ -329,7 +340,8 @@ class SettingsPage(QWidget):
         if self._key_dirty:
             self._save_timer.start()
 
-    def _choose_folder(self) -> None:
+    @Slot()
+    def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a library folder", str(Path.home()))
         if folder:
             self.add_library_folder(folder)
@@ -351,6 +363,7 @@ class SettingsPage(QWidget):
             self._show_download_root()
             self._save_timer.start()
             self._follow_layout()
+            self.folders_changed.emit()
         return added
 
     @Slot()
@@ -437,35 +450,12 @@ class SettingsPage(QWidget):
         self.folders.takeItem(self.folders.row(item))
         self._show_download_root()
         self._save_timer.start()
-        if self._scan_running:  # the scan may still store files of it: forget them after
-            self._removed_during_scan.append(folder)
-        return self._forget_folder(folder)
+        self.folders_changed.emit()
+        return self.library.forget_folder(folder)
 
-    def scan_started(self) -> None:
-        self._scan_running = True
-
-    def scan_stopped(self) -> None:
-        """Forget again the folders removed while the scan ran: it stored what it found."""
-        self._scan_running = False
-        removed, self._removed_during_scan = self._removed_during_scan, []
-        for folder in removed:
-            if folder not in self.core.settings.library_folders:  # not added back since
-                self._forget_folder(folder)
-
-    def _forget_folder(self, folder: str) -> TaskHandle:
-        # The worker reads a copy: the folders it keeps are those of this moment.
-        scanner = Scanner(self.core.library, None, copy.deepcopy(self.core.settings))
-
-        def forgotten(count: int) -> None:
-            if count:
-                self.status_message.emit(
-                    f"The library forgot the {count} file{'s' if count != 1 else ''} of "
-                    f"{folder} (they stay on disk)")
-                self.library_changed.emit()
-
-        return run_task(scanner.forget_folder, folder, on_result=forgotten,
-                        on_error=self._save_failed, pool="db", name="forget a folder",
-                        owner=self)
+    def _folder_forgotten(self, _folder: str, count: int) -> None:
+        if count:
+            self.library_changed.emit()
 
     def _choose_download_root(self) -> None:
         folder = QFileDialog.getExistingDirectory(

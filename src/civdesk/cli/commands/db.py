@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from civdesk.cli.commands.common import Subparsers, json_flag
 from civdesk.cli.errors import EXIT_FAILURE, EXIT_OK
-from civdesk.cli.output import human_size, print_json, print_lines, table
+from civdesk.cli.output import print_json, print_lines, table
+from civdesk.core.units import human_size
 from civdesk.paths import app_paths
 
 if TYPE_CHECKING:

@@ -32,11 +32,12 @@ from civdesk.cli.commands.common import (
     without_key_flag,
 )
 from civdesk.cli.errors import EXIT_OK, KEY_HINT, Interrupted
-from civdesk.cli.output import human_size, print_json, print_lines
+from civdesk.cli.output import print_json, print_lines
 from civdesk.core.civitai.errors import require_download_key
 from civdesk.core.civitai.refs import resolve_version
 from civdesk.core.civitai.sites import mature_hint
 from civdesk.core.errors import CivdeskError
+from civdesk.core.units import human_size
 
 if TYPE_CHECKING:
     from civdesk.cli.app import Session

@@ -19,7 +19,6 @@ from civdesk.cli.commands.common import (
 from civdesk.cli.commands.config import layout_note
 from civdesk.cli.errors import EXIT_OK, Interrupted, UsageError
 from civdesk.cli.output import (
-    human_size,
     plural,
     print_json,
     print_lines,
@@ -30,6 +29,7 @@ from civdesk.cli.output import (
 from civdesk.core.civitai.refs import resolve_version
 from civdesk.core.civitai.sites import mature_hint
 from civdesk.core.errors import CivdeskError
+from civdesk.core.units import human_size
 
 if TYPE_CHECKING:
     from civdesk.cli.app import Session

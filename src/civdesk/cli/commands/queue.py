@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from civdesk.cli.commands.common import Subparsers, json_flag, record_id
 from civdesk.cli.errors import EXIT_OK
-from civdesk.cli.output import human_size, plural, print_json, print_lines, table
+from civdesk.cli.output import plural, print_json, print_lines, table
+from civdesk.core.units import human_size
 
 if TYPE_CHECKING:
     from civdesk.cli.app import Session

@@ -56,6 +56,7 @@ from civdesk.core.errors import (
     HashMismatch,
     PartInUse,
 )
+from civdesk.core.units import human_size
 
 log = logging.getLogger(__name__)
 
@@ -136,15 +137,6 @@ class _Interrupted(NetworkError):
     ``str()`` says what happened, not what comes next: the caller words that (another
     attempt, or the end of this download with its ``.part`` kept).
     """
-
-
-def human_size(n: float) -> str:
-    """``6.3 GB``, ``120 MB``, ``900 KB``: decimal units, as file managers show them."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            value = n / scale
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    return f"{int(n)} bytes"
 
 
 class _Meter:

@@ -30,6 +30,7 @@ from civdesk.core.civitai.schema import (
     is_removed_mode,
 )
 from civdesk.core.library.db import Database
+from civdesk.core.library.search import filter_entries
 from civdesk.core.library.tables import (
     IDENTIFIED_BY,
     LOOKUP_STATES,
@@ -305,18 +306,6 @@ class LibraryEntry:
         return self.removed_at is not None
     #: What the user wrote about it in other tools (:data:`sidecars.USER_FIELDS`).
     user: Mapping[str, Any] = field(default_factory=dict, compare=False)
-
-    def matches(self, terms: Iterable[str]) -> bool:
-        """True when every (lower-case) term occurs in a name, the file name, a trigger word
-        or what the user wrote (title, notes, tags)."""
-        user = self.user
-        tags = user.get("tags")
-        haystack = "\n".join(
-            (self.model_name or "", self.version_name or "", self.file_name, *self.trained_words,
-             *(str(user[k]) for k in ("title", "notes") if k in user),
-             *(tags if isinstance(tags, list) else ()))
-        ).casefold()
-        return all(term in haystack for term in terms)
 
 
 @dataclass(frozen=True)
@@ -837,8 +826,8 @@ class Library:
         """Every local file with its model and version, sorted by model then file name.
 
         ``model_type`` filters on the model type (``"Unknown"`` for unidentified files);
-        ``search`` keeps entries where every word occurs (case-insensitively) in the model
-        name, version name, file name or a trigger word. One SQL query whatever the size.
+        ``search`` keeps entries where every word occurs in what :mod:`.search` looks in
+        (case and accents ignored), as the window's search does. One SQL query.
         """
         query = _entries_query()
         if model_type == UNKNOWN_TYPE:
@@ -847,10 +836,7 @@ class Library:
             query = query.where(ModelRow.type == model_type)
         with self.db.session(write=False) as s:
             rows = s.execute(query).all()
-        entries = [_entry(row) for row in rows]
-        terms = (search or "").casefold().split()
-        if terms:
-            entries = [e for e in entries if e.matches(terms)]
+        entries = filter_entries((_entry(row) for row in rows), search)
         entries.sort(key=lambda e: ((e.model_name or "~").casefold(), e.file_name.casefold()))
         return entries
 

@@ -13,7 +13,8 @@ from PySide6.QtWidgets import (
 )
 
 from civdesk.core.downloads.queue import TaskSnapshot
-from civdesk.ui.downloads.messages import STATE_LABELS, human_duration, size_text, task_title
+from civdesk.core.units import human_duration
+from civdesk.ui.downloads.messages import STATE_LABELS, size_text, task_title
 from civdesk.ui.downloads.model import (
     DownloadListModel,
     TaskRole,

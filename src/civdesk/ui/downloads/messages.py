@@ -9,7 +9,7 @@ import re
 from typing import TYPE_CHECKING
 
 from civdesk.core.civitai.errors import KEY_PAGE
-from civdesk.core.downloads.downloader import human_size
+from civdesk.core.units import human_size
 
 if TYPE_CHECKING:
     from civdesk.core.downloads.queue import TaskSnapshot
@@ -35,20 +35,6 @@ def task_title(task: TaskSnapshot) -> str:
 def size_text(size: float | None) -> str:
     """A size for people (``6.3 GB``); ``?`` while unknown."""
     return "?" if size is None else human_size(size)
-
-
-def human_duration(seconds: float | None) -> str:
-    """``75`` → ``1 min 15 s``; ``None`` → ``—`` (unknown)."""
-    if seconds is None or seconds < 0:
-        return "—"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
 
 
 def _short_date(text: str | None) -> str | None:

@@ -48,8 +48,10 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QAbstractItemView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from civdesk.core.library.repository import UNKNOWN_TYPE, LibraryEntry
+from civdesk.core.units import human_size
 from civdesk.ui.card_art import paint_nsfw_label, placeholder_pixmap
-from civdesk.ui.library.model import LibrarySnapshot, Role, display_name, type_label
+from civdesk.ui.library.model import Role
+from civdesk.ui.library.rows import LibrarySnapshot, display_name, type_label
 from civdesk.ui.theme import badge_color, type_color
 from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
@@ -72,6 +74,7 @@ _TOP_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 _BOTTOM_LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom)
 _SELECTED = QStyle.StateFlag.State_Selected
 _HOVERED = QStyle.StateFlag.State_MouseOver
+_FOCUSED = QStyle.StateFlag.State_HasFocus
 # What the preview area shows, when it is not a decoded thumbnail.
 _NO_PREVIEW, _FAILED, _LOADING = "none", "failed", "loading"
 _THUMB_KEYS_KEPT = 20_000  # memoised thumbnail keys (a 10,000-file library's, twice)
@@ -341,6 +344,20 @@ class CardDelegate(QStyledItemDelegate):
         self._geometries: dict[tuple[int, int], CardGeometry] = {}
         self._palette_colors: dict[int, CardColors] = {}
         self._type_colors: dict[str, QColor] = {}
+        self.scale = 1.0  # the card-size slider: cards are rendered at this many times
+        self._scaled = self.card_size()
+        self._scaled_width, self._scaled_height = self._scaled.width(), self._scaled.height()
+
+    def set_scale(self, scale: float) -> None:
+        """Cards at ``scale`` times their natural size (rendered sharp at that size)."""
+        self.scale = scale
+        natural = self.card_size()
+        self._scaled = QSize(round(natural.width() * scale), round(natural.height() * scale))
+        self._scaled_width, self._scaled_height = self._scaled.width(), self._scaled.height()
+        self.cards.clear()
+
+    def scaled_card_size(self) -> QSize:
+        return QSize(self._scaled)
 
     @property
     def has_deferred_cards(self) -> bool:
@@ -361,8 +378,14 @@ class CardDelegate(QStyledItemDelegate):
             round(CARD_WIDTH * device_pixel_ratio), round(THUMB_HEIGHT * device_pixel_ratio)
         )
 
+    @staticmethod
+    def _shows_focus(option: QStyleOptionViewItem) -> bool:
+        """The focus ring: on the current card while its view has the keyboard focus."""
+        view = option.widget
+        return bool(option.state & _FOCUSED) and view is not None and view.hasFocus()
+
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
-        return self.card_size()
+        return QSize(self._scaled)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
         self._deferred.repaint_requested = False
@@ -371,36 +394,46 @@ class CardDelegate(QStyledItemDelegate):
             return
         duplicate, has_update = self._badges(index, entry)
         device = painter.device()
-        ratio = device.devicePixelRatioF() if device is not None else 1.0
+        # Rendered at the natural size with more (or fewer) pixels, drawn at the scaled one.
+        ratio = (device.devicePixelRatioF() if device is not None else 1.0) * self.scale
         blurred = entry.nsfw and not self.allow_nsfw
         thumb, preview_state = self._preview(entry.preview, ratio, blurred)
         state = option.state
         rect = option.rect
+        focused = bool(state & _FOCUSED) and self._shows_focus(option)
+        # A cell wider than the card (the grid spreads cards over its width): centred.
+        # Plain ints, no QRect to make and free per paint (see _DeferredCards).
+        x = rect.x() + (rect.width() - self._scaled_width) // 2
+        y = rect.y()
+        width, height = (CARD_WIDTH + 2 * MARGIN,
+                         THUMB_HEIGHT + TEXT_HEIGHT + 2 * MARGIN)  # rendered at this size
         palette = option.palette  # each read copies it (a wrapper to free): read once
         key = (
             entry, duplicate, has_update, blurred, preview_state,
-            bool(state & _SELECTED), bool(state & _HOVERED),
-            rect.width(), rect.height(), ratio, palette.cacheKey(),
+            bool(state & _SELECTED), bool(state & _HOVERED), focused,
+            width, height, ratio, palette.cacheKey(),
         )  # fmt: skip
         card = self.cards.get(key)
         if card is None:
             view = option.widget
             if isinstance(view, QAbstractItemView) and self._over_budget():
-                card_rect = (rect.x(), rect.y(), rect.width(), rect.height())
+                card_rect = (x, y, self._scaled_width, self._scaled_height)
                 self._paint_stand_in(painter, card_rect, palette, entry)
                 self._deferred.add(view, card_rect)
                 return
             started = time.perf_counter()
             card = self._render(
                 painter, option, palette, entry, duplicate, has_update, thumb, preview_state,
-                ratio, rect.width(), rect.height(),
+                ratio, width, height, focused,
             )  # fmt: skip
+            # Rendered with scale times the pixels: drawn at the scaled logical size.
+            card.setDevicePixelRatio(ratio / self.scale)
             self.cards.put(key, card)
             budgeted = isinstance(view, QAbstractItemView) and self.render_budget_s is not None
             if budgeted and self._turn_started is None:
                 self._turn_started = started
                 self._deferred.schedule()  # the next turn starts a fresh budget
-        painter.drawPixmap(rect, card)  # same logical size: a plain blit
+        painter.drawPixmap(x, y, card)  # its logical size is the card's: a plain blit
 
     def _over_budget(self) -> bool:
         if self.render_budget_s is None or self._turn_started is None:
@@ -470,7 +503,7 @@ class CardDelegate(QStyledItemDelegate):
     def _render(
         self, view_painter: QPainter, option: QStyleOptionViewItem, palette: QPalette,
         entry: LibraryEntry, duplicate: bool, has_update: bool, thumbnail: QPixmap | None,
-        preview_state: Hashable, ratio: float, width: int, height: int,
+        preview_state: Hashable, ratio: float, width: int, height: int, focused: bool = False,
     ) -> QPixmap:  # fmt: skip
         """The card composed into a pixmap of ``width`` x ``height``.
 
@@ -504,7 +537,8 @@ class CardDelegate(QStyledItemDelegate):
                                has_update, is_unverified(entry), fonts, ratio,
                                offline=entry.offline, removed=entry.removed)  # fmt: skip
             self._paint_text(painter, geometry, entry, colors, fonts)
-            self._paint_outline(painter, option.state, geometry, colors)
+            self._paint_outline(painter, option.state, geometry, colors,
+                                focused=focused)
         finally:
             painter.end()
         return pixmap
@@ -579,9 +613,17 @@ class CardDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _paint_outline(
-        painter: QPainter, state: QStyle.StateFlag, geometry: CardGeometry, colors: CardColors
+        painter: QPainter, state: QStyle.StateFlag, geometry: CardGeometry, colors: CardColors,
+        *, focused: bool = False,
     ) -> None:
-        """The selection (thick) or hover (thin, translucent) outline."""
+        """The selection (thick) or hover (thin, translucent) outline; the keyboard's
+        current card (the grid has the focus) gets a dashed ring inside it."""
+        if focused:
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(colors.focus_outline)
+            # Around the card, in its margin: clear of the selection outline and the text.
+            painter.drawRoundedRect(geometry.outline_rect.adjusted(-4, -4, 4, 4),
+                                    RADIUS + 3, RADIUS + 3)
         if state & _SELECTED:
             painter.setPen(colors.selected_outline)
         elif state & _HOVERED:
@@ -631,6 +673,7 @@ class CardColors:
     detail: QColor
     selected_outline: QPen
     hover_outline: QPen
+    focus_outline: QPen
 
     @classmethod
     def from_palette(cls, palette: QPalette) -> CardColors:
@@ -641,28 +684,16 @@ class CardColors:
             palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text),
             palette.color(QPalette.ColorRole.PlaceholderText), QPen(highlight, 3.0),
             QPen(hover, 1.5),
+            QPen(palette.color(QPalette.ColorRole.Text), 1.0, Qt.PenStyle.DashLine),
         )  # fmt: skip
 
 
 def detail_line(entry: LibraryEntry) -> str:
     """The card's second line: version, base model and size (file name when unidentified)."""
     if not entry.identified:
-        return f"{entry.file_name} · {format_size(entry.size)}"
-    parts = [entry.version_name, entry.base_model, format_size(entry.size)]
+        return f"{entry.file_name} · {human_size(entry.size)}"
+    parts = [entry.version_name, entry.base_model, human_size(entry.size)]
     return " · ".join(p for p in parts if p)
-
-
-def format_size(size: int) -> str:
-    """Bytes as people read them: 2.1 GB, 144 MB, 12 KB."""
-    value = float(size)
-    units = ["B", "KB", "MB", "GB", "TB"]
-    while value >= 1024 and len(units) > 1:
-        value /= 1024
-        units.pop(0)
-    unit = units[0]
-    if unit in ("B", "KB") or value >= 100:
-        return f"{value:.0f} {unit}"
-    return f"{value:.1f} {unit}"
 
 
 def is_unverified(entry: LibraryEntry) -> bool:

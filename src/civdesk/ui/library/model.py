@@ -1,11 +1,10 @@
-"""The library as Qt item models: a list of :class:`LibraryEntry` snapshots, and a filter.
+"""The library as Qt item models: :class:`LibraryModel` (one row per local file) and the
+grid's pass-through :class:`LibraryFilterProxy`.
 
-A worker reads a :class:`LibrarySnapshot` from the database (:func:`load_snapshot`), sorts
-and filters it with Python's own list operations (milliseconds for 10,000 entries, where a
-``QSortFilterProxyModel`` calling Python ``lessThan`` or ``filterAcceptsRow`` per row takes
-tens to hundreds) and works out how the rows on screen change (:func:`load_change`).
-:class:`LibraryModel` then applies that :class:`RowChange` on the GUI thread a few row ranges
-per event-loop turn, so a reload of a large library never holds the window.
+The rows come ready from :mod:`civdesk.ui.library.rows` (Qt-free: read, sorted, filtered
+and diffed on a worker); :class:`LibraryModel` applies a :class:`RowChange` on the GUI
+thread a few row ranges per event-loop turn, so a reload of a large library never holds
+the window.
 """
 
 from __future__ import annotations
@@ -13,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-import unicodedata
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QByteArray,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -30,7 +28,22 @@ from PySide6.QtCore import (
     Slot,
 )
 
-from civdesk.core.library.repository import UNKNOWN_TYPE, Library, LibraryEntry, UpdateInfo
+from civdesk.core.library.repository import UNKNOWN_TYPE, LibraryEntry
+from civdesk.core.library.search import search_terms
+from civdesk.ui.library.rows import (
+    LibraryFilter,
+    LibraryRows,
+    LibrarySnapshot,
+    RowChange,
+    Show,
+    Sort,
+    SortKey,
+    diff_rows,
+    display_name,
+    load_change,
+    load_snapshot,
+    prepare_rows,
+)
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 OFFLINE_TIP = ("Offline: its drive or folder is not there now (unplugged or unmounted?). "
@@ -61,307 +74,7 @@ class Role(enum.IntEnum):
     Removed = enum.auto()  # Civitai archived or took down its model, or unpublished its version
 
 
-class SortKey(enum.Enum):
-    NAME = "name"
-    DATE = "date"
-    SIZE = "size"
-
-
-class Show(enum.Enum):
-    """What the proxy lets through besides the type and search filters."""
-
-    ALL = "all"
-    DUPLICATES = "duplicates"
-    UPDATES = "updates"
-    OFFLINE = "offline"  # files whose drive or folder is away
-    REMOVED = "removed"  # files whose model or version Civitai removed
-
-
-@dataclass(frozen=True)
-class LibrarySnapshot:
-    """Everything the Models page shows, read in one go off the GUI thread.
-
-    The counts are worked out once, where the snapshot is made (a worker), not on each use.
-    """
-
-    entries: tuple[LibraryEntry, ...] = ()
-    duplicate_hashes: frozenset[str] = frozenset()
-    updates: dict[int, UpdateInfo] = field(default_factory=dict)  # model id -> update
-    _type_counts: dict[str, int] = field(init=False, repr=False, compare=False)
-    _base_model_counts: dict[str, int] = field(init=False, repr=False, compare=False)
-    _duplicate_count: int = field(init=False, repr=False, compare=False)
-    _offline_count: int = field(init=False, repr=False, compare=False)
-    _removed_count: int = field(init=False, repr=False, compare=False)
-    _search_text: dict[str, str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        counts = dict(Counter(e.type for e in self.entries))
-        duplicates = sum(1 for e in self.entries if e.sha256 in self.duplicate_hashes)
-        object.__setattr__(self, "_type_counts", counts)
-        object.__setattr__(self, "_base_model_counts",
-                           dict(Counter(e.base_model for e in self.entries if e.base_model)))
-        object.__setattr__(self, "_duplicate_count", duplicates)
-        object.__setattr__(self, "_offline_count", sum(e.offline for e in self.entries))
-        object.__setattr__(self, "_removed_count", sum(e.removed for e in self.entries))
-        object.__setattr__(self, "_search_text", {e.path: search_text(e) for e in self.entries})
-
-    def matches(self, entry: LibraryEntry, terms: tuple[str, ...]) -> bool:
-        """Every (lower-case) term occurs in the entry's names, file name or trigger words."""
-        text = self._search_text.get(entry.path)
-        if text is None:  # not one of this snapshot's entries
-            text = search_text(entry)
-        return all(term in text for term in terms)
-
-    def type_counts(self) -> dict[str, int]:
-        return dict(self._type_counts)
-
-    def base_model_counts(self) -> dict[str, int]:
-        """Files per base model (files Civitai does not know have none)."""
-        return dict(self._base_model_counts)
-
-    @property
-    def duplicate_count(self) -> int:
-        return self._duplicate_count
-
-    @property
-    def update_count(self) -> int:
-        return len(self.updates)
-
-    @property
-    def offline_count(self) -> int:
-        return self._offline_count
-
-    @property
-    def removed_count(self) -> int:
-        return self._removed_count
-
-    def versions_on_disk(self, model_id: int | None) -> list[LibraryEntry]:
-        if model_id is None:
-            return []
-        return [e for e in self.entries if e.model_id == model_id]
-
-
-def search_text(entry: LibraryEntry) -> str:
-    """What a search looks in (as :meth:`LibraryEntry.matches`), folded once: the names,
-    the file name, the trigger words and the base model ("sdxl" finds SDXL files)."""
-    return search_fold("\n".join(
-        (entry.model_name or "", entry.version_name or "", entry.file_name,
-         entry.base_model or "", *entry.trained_words)
-    ))
-
-
-def search_fold(text: str) -> str:
-    """``text`` as searches compare it: case-folded, accents dropped ("cafe" finds
-    "Café", "unicode" finds "Ünïcödé")."""
-    folded = text.casefold()
-    if folded.isascii():
-        return folded
-    decomposed = unicodedata.normalize("NFKD", folded)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def load_snapshot(library: Library) -> LibrarySnapshot:
-    """Read the library for the view (worker thread: it runs SQL)."""
-    entries = tuple(library.entries())
-    duplicates = frozenset(
-        group[0].sha256 for group in library.duplicates() if group and group[0].sha256
-    )
-    updates = {u.model_id: u for u in library.available_updates()}
-    return LibrarySnapshot(entries, duplicates, updates)
-
-
-TYPE_LABELS = {
-    "TextualInversion": "Embedding",
-    "LORA": "LoRA",
-    "Controlnet": "ControlNet",
-    UNKNOWN_TYPE: "Unidentified",
-}
-
-
-def type_label(model_type: str) -> str:
-    """The name people use for a Civitai model type."""
-    return TYPE_LABELS.get(model_type, model_type)
-
-
-def display_name(entry: LibraryEntry) -> str:
-    """Model name for identified files, the file name for the rest."""
-    return entry.model_name or entry.file_name
-
-
-def _sort_key(key: SortKey) -> Callable[[LibraryEntry], Any]:
-    # The path last: a total order, so two snapshots of the same library sort alike and a
-    # reload can be applied as a diff.
-    if key is SortKey.DATE:
-        return lambda e: (e.added_at, e.path)
-    if key is SortKey.SIZE:
-        return lambda e: (e.size, e.path)
-    return lambda e: (display_name(e).casefold(), e.file_name.casefold(), e.path)
-
-
-@dataclass(frozen=True)
-class LibraryFilter:
-    """What the grid shows: one model type (or all), one base model (or all), search words,
-    and all/duplicates/updates/offline/removed."""
-
-    model_type: str | None = None
-    terms: tuple[str, ...] = ()
-    show: Show = Show.ALL
-    base_model: str | None = None  # "SDXL 1.0", "Pony"… as Civitai names it
-
-    @property
-    def is_everything(self) -> bool:
-        return (self.model_type is None and self.base_model is None and not self.terms
-                and self.show is Show.ALL)
-
-    def accepts(self, entry: LibraryEntry, snapshot: LibrarySnapshot) -> bool:
-        if self.model_type is not None and entry.type != self.model_type:
-            return False
-        if self.base_model is not None and entry.base_model != self.base_model:
-            return False
-        if self.show is Show.DUPLICATES and entry.sha256 not in snapshot.duplicate_hashes:
-            return False
-        if self.show is Show.UPDATES and (
-            entry.model_id is None or entry.model_id not in snapshot.updates
-        ):
-            return False
-        if self.show is Show.OFFLINE and not entry.offline:
-            return False
-        if self.show is Show.REMOVED and not entry.removed:
-            return False
-        return not self.terms or snapshot.matches(entry, self.terms)
-
-
-Sort = tuple[SortKey, Qt.SortOrder]
-DEFAULT_SORT: Sort = (SortKey.NAME, Qt.SortOrder.AscendingOrder)
-
-
-@dataclass(frozen=True)
-class LibraryRows:
-    """A snapshot sorted and filtered for the grid, with every entry's sort key.
-
-    Made by :func:`prepare_rows`, on a worker when it comes with a reload: sorting 10,000
-    entries by name costs tens of milliseconds of Python that the GUI thread need not pay.
-    """
-
-    snapshot: LibrarySnapshot
-    sort: Sort
-    filter: LibraryFilter
-    all: tuple[LibraryEntry, ...]  # every entry, sorted
-    visible: tuple[LibraryEntry, ...]  # those the filter accepts, in the same order
-    keys: dict[str, Any]  # path -> sort key (a total order: the path breaks ties)
-
-
-def prepare_rows(
-    snapshot: LibrarySnapshot, sort: Sort = DEFAULT_SORT,
-    library_filter: LibraryFilter | None = None, *, keys: dict[str, Any] | None = None,
-) -> LibraryRows:  # fmt: skip
-    """Sort and filter ``snapshot`` (any thread). ``keys``: already known sort keys."""
-    library_filter = library_filter or LibraryFilter()
-    key_of = _sort_key(sort[0])
-    if keys is None:
-        keys = {e.path: key_of(e) for e in snapshot.entries}
-    ordered = tuple(
-        sorted(snapshot.entries, key=lambda e: keys[e.path],
-               reverse=sort[1] == Qt.SortOrder.DescendingOrder)
-    )  # fmt: skip
-    if library_filter.is_everything:
-        visible = ordered
-    else:
-        visible = tuple(e for e in ordered if library_filter.accepts(e, snapshot))
-    return LibraryRows(snapshot, sort, library_filter, ordered, visible, keys)
-
-
-#: Above this many separate row ranges a change is applied as a model reset: one reset is
-#: cheaper for the view than thousands of small inserts/removals (e.g. a type filter on a
-#: library sorted by name, where every fifth row stays).
-MAX_RANGES = 32
-#: Above this many rows with new data, one dataChanged covers them all.
-MAX_CHANGED_RANGES = MAX_RANGES * 8
-#: How long one event-loop turn may spend applying a reload (at least one row range is
-#: applied per turn). Each Qt call may wait ~1 ms for the GIL while a scan runs, so a change
-#: of many ranges applied at once held the window for 100 ms and more.
 APPLY_BUDGET_S = 0.008
-
-Runs = tuple[tuple[int, int], ...]
-
-
-def _derived(entry: LibraryEntry, snapshot: LibrarySnapshot) -> tuple[bool, Any]:
-    """What a row shows from the snapshot rather than its entry: duplicate, update."""
-    update = snapshot.updates.get(entry.model_id) if entry.model_id is not None else None
-    return entry.sha256 is not None and entry.sha256 in snapshot.duplicate_hashes, update
-
-
-def _ranges(rows: Iterable[int]) -> list[tuple[int, int]]:
-    """Sorted row numbers as (first, last) runs of consecutive rows."""
-    runs: list[tuple[int, int]] = []
-    for row in rows:
-        if runs and runs[-1][1] == row - 1:
-            runs[-1] = (runs[-1][0], row)
-        else:
-            runs.append((row, row))
-    return runs
-
-
-@dataclass(frozen=True)
-class RowChange:
-    """How the rows of ``base`` become those of ``rows``: made by :func:`diff_rows` on any
-    thread, applied by :meth:`LibraryModel.apply_change` on the GUI thread.
-
-    Rows whose entry kept its path and its sort key stay (they keep selection, current index
-    and scroll position); the others are removed, then the new ones inserted, in ranges.
-    """
-
-    base: LibraryRows  # the rows this change starts from
-    rows: LibraryRows  # the rows it ends with
-    reset: bool  # too many ranges (or nothing shown before): one model reset instead
-    removed: Runs  # ranges of base.visible rows, ascending
-    inserted: Runs  # ranges of rows.visible rows, ascending
-    changed: Runs  # staying rows (numbered in rows.visible) whose data differs now
-    rows_by_path: dict[str, int]  # path -> row in rows.visible
-
-
-def diff_rows(base: LibraryRows, rows: LibraryRows, *, refresh_data: bool = True) -> RowChange:
-    """The :class:`RowChange` from ``base`` to ``rows`` (same sort and filter), any thread.
-
-    ``refresh_data``: also find the staying rows whose entry or badges differ (a reload; a
-    new filter on the same snapshot changes none).
-    """
-    old, new = base.visible, rows.visible
-    old_keys, new_keys = base.keys, rows.keys
-    rows_by_path = {e.path: row for row, e in enumerate(new)}
-    # A renamed entry has a new key, so a new place: it goes out, then in.
-    removed = _ranges(
-        row for row, e in enumerate(old)
-        if e.path not in rows_by_path or new_keys.get(e.path) != old_keys.get(e.path)
-    )  # fmt: skip
-    reset = RowChange(base, rows, True, (), (), (), rows_by_path)
-    if not old or len(removed) > MAX_RANGES:
-        return reset
-    gone = {old[row].path for first, last in removed for row in range(first, last + 1)}
-    staying = {e.path: e for e in old if e.path not in gone}
-    inserted = _ranges(row for row, e in enumerate(new) if e.path not in staying)
-    if len(inserted) > MAX_RANGES:
-        return reset
-    changed: list[tuple[int, int]] = []
-    if refresh_data and new:
-        old_snapshot, snapshot = base.snapshot, rows.snapshot
-        changed = _ranges(
-            row for row, e in enumerate(new)
-            # A row inserted by this change is asked for its data anyway.
-            if (o := staying.get(e.path)) is not None
-            and (o != e or _derived(o, old_snapshot) != _derived(e, snapshot))
-        )  # fmt: skip
-        if len(changed) > MAX_CHANGED_RANGES:
-            changed = [(changed[0][0], changed[-1][1])]
-    return RowChange(
-        base, rows, False, tuple(removed), tuple(inserted), tuple(changed), rows_by_path
-    )
-
-
-def load_change(library: Library, base: LibraryRows) -> RowChange:
-    """Read the library and work out how ``base`` (the rows shown) changes (worker thread)."""
-    return diff_rows(base, prepare_rows(load_snapshot(library), base.sort, base.filter))
-
 
 class _Step(enum.Enum):
     """One piece of a :class:`RowChange`, small enough for one event-loop turn."""
@@ -583,8 +296,9 @@ class LibraryModel(QAbstractListModel):
         same_key = key is rows.sort[0]
         self.layoutAboutToBeChanged.emit()
         old_paths = [e.path for e in self._entries]
+        descending = order == Qt.SortOrder.DescendingOrder
         self._rows = prepare_rows(
-            rows.snapshot, (key, order), rows.filter, keys=rows.keys if same_key else None
+            rows.snapshot, (key, descending), rows.filter, keys=rows.keys if same_key else None
         )
         self._entries = list(self._rows.visible)
         rows_by_path = self._reindex()
@@ -655,9 +369,9 @@ class LibraryModel(QAbstractListModel):
             return e.removed
         return None
 
-    def roleNames(self) -> dict[int, bytes]:
+    def roleNames(self) -> dict[int, QByteArray]:
         names = dict(super().roleNames())
-        names.update({int(role): role.name.encode() for role in Role})
+        names.update({int(role): QByteArray(role.name.encode()) for role in Role})
         return names
 
     def flags(self, index: AnyIndex) -> Qt.ItemFlag:
@@ -707,7 +421,7 @@ class LibraryFilterProxy(QSortFilterProxyModel):
         self.set_filter(model_type=model_type)
 
     def set_search(self, text: str) -> None:
-        self.set_filter(terms=tuple(search_fold(text).split()))
+        self.set_filter(terms=search_terms(text))
 
     def set_show(self, show: Show) -> None:
         self.set_filter(show=show)

@@ -16,6 +16,7 @@ from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.errors import FileProblem
 from civdesk.core.library.repository import Library, UpdateInfo
 from civdesk.core.sidecars import companion_files
+from civdesk.core.units import plural
 from civdesk.core.updates import UpdateCheck, UpdateChecker
 
 log = logging.getLogger(__name__)
@@ -99,11 +100,11 @@ def update_check_text(result: UpdateCheck, *, forced: bool = True) -> str:
     """
     count = len(result.updates)
     if count:
-        text = f"{count} update{'s' if count != 1 else ''} available"
+        text = f"{plural(count, 'update')} available"
     elif result.due == 0:
         text = "No identified models to check for updates" if forced else "No updates available"
     else:
-        text = f"Checked {result.checked} model{'s' if result.checked != 1 else ''}: all up to date"
+        text = f"Checked {plural(result.checked, 'model')}: all up to date"
     if result.removed:
         text += f"; {result.removed} removed from Civitai (not checked)"
     problem = result.problem()
