@@ -349,12 +349,12 @@ def test_download_buttons_ask_for_the_version_or_the_file(
     version = civitai_catalog.checkpoint_v1
     with qtbot.waitSignal(page.download_requested) as asked:
         qtbot.mouseClick(page.detail.download_version_button, Qt.MouseButton.LeftButton)
-    assert asked.args == [version.id, None, False]
+    assert asked.args == [version.id, None, False, None]
     vae = version.files[1]
     button = page.detail.files.cellWidget(1, 4)
     with qtbot.waitSignal(page.download_requested) as asked:
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    assert asked.args == [version.id, vae.id, False]
+    assert asked.args == [version.id, vae.id, False, None]
 
 
 def test_a_file_civitai_flagged_is_marked_and_asked_about_first(
@@ -385,7 +385,7 @@ def test_a_file_civitai_flagged_is_marked_and_asked_about_first(
     assert requests == [] and "Dangerous import detected: os.system" in asked[0]
     answer[0] = QMessageBox.StandardButton.Yes
     qtbot.mouseClick(page.detail.files.cellWidget(0, 4), Qt.MouseButton.LeftButton)
-    assert requests == [[version.id, version.files[0].id, True]]
+    assert requests == [[version.id, version.files[0].id, True, None]]
 
 
 def test_owned_models_get_badges_and_can_be_hidden(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -14,8 +14,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QScrollArea,
     QTableWidget,
@@ -27,12 +25,11 @@ from PySide6.QtWidgets import (
 
 from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
 from civdesk.core.civitai.sites import CIVITAI_SITES, Sites
-from civdesk.ui.browser.model import sized_image_url
+from civdesk.ui.browser.images import ImageCarousel, ImageViewer
 from civdesk.ui.downloads.confirm import confirm_flagged
 from civdesk.ui.downloads.messages import size_text
-from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
+from civdesk.ui.thumbnails import ThumbnailLoader
 
-GALLERY_SIZE = QSize(150, 190)
 FILE_COLUMNS = ("Name", "Size", "Format", "Precision", "")
 #: Before the name of a file Civitai's pickle or virus scan flagged (its tooltip says why).
 FLAG_MARK = "\N{WARNING SIGN}"
@@ -50,9 +47,9 @@ class SafeTextBrowser(QTextBrowser):
         self.setOpenExternalLinks(True)
         self.setOpenLinks(True)
 
-    def loadResource(self, type: int, name: QUrl) -> Any:
+    def loadResource(self, type: int, name: QUrl | str) -> Any:
         # Only inline data may render; remote (and local) URLs load nothing.
-        if name.scheme() != "data":
+        if QUrl(name).scheme() != "data":
             return None
         return super().loadResource(type, name)
 
@@ -76,6 +73,14 @@ class ModelDetail(QWidget):
     #: version id: the user wants to see that version's file on the Models page
     show_in_library_requested = Signal(int)
     back_requested = Signal()
+    #: a link of the pane was clicked (the model's page on Civitai)
+    open_url_requested = Signal(str)
+    #: the user wants to pick the folder downloads of this model go to
+    change_target_requested = Signal()
+    #: the version shown changed (the page works out its folder): ModelVersion or None
+    version_shown = Signal(object)
+    #: an ImageViewer opened (tests and the window may watch it)
+    image_viewer_opened = Signal(object)
 
     def __init__(
         self, thumbnails: ThumbnailLoader, sites: Callable[[], Sites] = lambda: CIVITAI_SITES,
@@ -87,9 +92,9 @@ class ModelDetail(QWidget):
         self.model: Model | None = None
         self._installed: set[int] = set()
         self._allow_nsfw = False
-        self._gallery_keys: dict[str, QListWidgetItem] = {}
+        #: Asks Civitai for the parameters of an image of a version (set by the page).
+        self.params_lookup: Callable[[int, ImageViewer], None] | None = None
         self._build()
-        thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -109,7 +114,7 @@ class ModelDetail(QWidget):
         self.title.setFont(font)
         self.link = QLabel()
         self.link.setObjectName("detailLink")
-        self.link.setOpenExternalLinks(True)
+        self.link.linkActivated.connect(self.open_url_requested)  # the page says if it failed
         top.addWidget(self.back_button)
         top.addWidget(self.title, 1)
         top.addWidget(self.link)
@@ -140,6 +145,20 @@ class ModelDetail(QWidget):
         version_row.addWidget(self.show_in_library_button)
         version_row.addWidget(self.download_version_button)
         layout.addLayout(version_row)
+
+        target_row = QHBoxLayout()
+        self.target_label = QLabel()
+        self.target_label.setObjectName("targetFolder")
+        self.target_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.target_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.change_target_button = QPushButton("Change…")
+        self.change_target_button.setObjectName("changeTarget")
+        self.change_target_button.setToolTip(
+            "Download this model into another folder (inside your library folders)")
+        self.change_target_button.clicked.connect(self.change_target_requested)
+        target_row.addWidget(self.target_label, 1)
+        target_row.addWidget(self.change_target_button)
+        layout.addLayout(target_row)
 
         form = QFormLayout()
         self.info = {name: QLabel() for name in ("Type", "Base model", "Creator", "Created",
@@ -176,18 +195,12 @@ class ModelDetail(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         layout.addWidget(self.files)
 
-        self.gallery = QListWidget()
-        self.gallery.setObjectName("gallery")
-        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
-        self.gallery.setIconSize(GALLERY_SIZE)
-        self.gallery.setFlow(QListWidget.Flow.LeftToRight)
-        self.gallery.setWrapping(False)
-        self.gallery.setFixedHeight(GALLERY_SIZE.height() + 30)
-        self.gallery.setMovement(QListWidget.Movement.Static)
+        self.carousel = ImageCarousel(self.thumbnails)
+        self.carousel.open_requested.connect(self.open_image)
         self.hidden_images = QLabel()
         self.hidden_images.setObjectName("hiddenImages")
         self.hidden_images.hide()
-        layout.addWidget(self.gallery)
+        layout.addWidget(self.carousel)
         layout.addWidget(self.hidden_images)
 
         self.description = SafeTextBrowser()
@@ -267,6 +280,7 @@ class ModelDetail(QWidget):
         self.copy_words_button.setEnabled(bool(words))
         self._fill_files(version)
         self._fill_gallery(version)
+        self.version_shown.emit(version)
         parts = [model.description if model else None, version.description if version else None]
         self.description.setHtml("<hr>".join(p for p in parts if p) or "<i>No description</i>")
 
@@ -299,37 +313,41 @@ class ModelDetail(QWidget):
 
     def _fill_gallery(self, version: ModelVersion | None) -> None:
         """Every still image; the NSFW ones blurred (with a tooltip) unless allowed."""
-        self.gallery.clear()
-        self._gallery_keys.clear()
         images = [i for i in (version.images if version else []) if i.type == "image"]
-        blurred_count = 0
-        for image in images:
-            blurred = not (self._allow_nsfw or image.is_sfw)
-            blurred_count += blurred
-            item = QListWidgetItem()
-            item.setSizeHint(GALLERY_SIZE + QSize(8, 8))
-            if blurred:
-                item.setToolTip("NSFW (blurred: allow NSFW in Settings to see it)")
-            url = sized_image_url(image.url)
-            key = thumbnail_key(url, GALLERY_SIZE, blurred=blurred)
-            self._gallery_keys[key] = item
-            pixmap = self.thumbnails.pixmap(url, GALLERY_SIZE, blurred=blurred)
-            if pixmap is not None:
-                item.setIcon(QIcon(pixmap))
-            self.gallery.addItem(item)
+        blurred = [not (self._allow_nsfw or image.is_sfw) for image in images]
+        self.carousel.set_images(images, blurred)
+        count = sum(blurred)
         self.hidden_images.setText(
-            f"{blurred_count} NSFW image{'s' if blurred_count != 1 else ''} blurred "
+            f"{count} NSFW image{'s' if count != 1 else ''} blurred "
             "(allow NSFW in Settings to see them)"
         )
-        self.hidden_images.setVisible(blurred_count > 0)
-        self.gallery.setVisible(bool(images))
+        self.hidden_images.setVisible(count > 0)
 
-    @Slot(str)
-    def _thumbnail_ready(self, key: str) -> None:
-        item = self._gallery_keys.get(key)
-        pixmap = self.thumbnails.cached(key)
-        if item is not None and pixmap is not None:
-            item.setIcon(QIcon(pixmap))
+    @Slot(int)
+    def open_image(self, index: int) -> None:
+        """The carousel's ``index``-th image large, in a viewer that does not block."""
+        version = self.current_version()
+        image, blurred = self.carousel.images[index], self.carousel.blurred[index]
+        lookup = self.params_lookup
+        viewer = ImageViewer(
+            self.thumbnails, image, blurred,
+            (lambda v: lookup(version.id, v)) if lookup is not None and version else None,
+            self)  # fmt: skip
+        viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        viewer.resize(1100, 760)
+        viewer.open()
+        self.image_viewer_opened.emit(viewer)
+
+    def set_target(self, folder: str | None, chosen: bool = False) -> None:
+        """Say where a Download click saves to (None: still being worked out)."""
+        if folder is None:
+            self.target_label.setText("Saves to …")
+            self.target_label.setToolTip("")
+            return
+        self.target_label.setText(f"Saves to {folder}" + ("  (chosen)" if chosen else ""))
+        self.target_label.setToolTip(
+            "The folder you chose for this model" if chosen
+            else "Where your library keeps this type of model")
 
     # -- actions ------------------------------------------------------------------------------
 
