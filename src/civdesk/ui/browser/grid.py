@@ -9,7 +9,7 @@ drawn as such by the delegate (the view tracks the mouse for it).
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QContextMenuEvent, QFocusEvent, QKeyEvent
+from PySide6.QtGui import QContextMenuEvent, QKeyEvent
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
 
@@ -32,13 +32,6 @@ class ResultsView(QListView):
         self.setMouseTracking(True)  # hover states
         self.viewport().setAttribute(Qt.WidgetAttribute.WA_Hover)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
-
-    def focusInEvent(self, event: QFocusEvent) -> None:
-        """Tabbing into the grid lands on the first card, so the arrows move at once."""
-        super().focusInEvent(event)
-        model = self.model()
-        if model is not None and not self.currentIndex().isValid() and model.rowCount():
-            self.setCurrentIndex(model.index(0, 0))
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         shift_f10 = (event.key() == Qt.Key.Key_F10
