@@ -26,9 +26,9 @@ def detail_page(qtbot, page: BrowserPage, civitai_catalog: SampleCatalog) -> Bro
     return page
 
 
-def open_viewer(qtbot, page: BrowserPage) -> ImageViewer:
-    with qtbot.waitSignal(page.detail.image_viewer_opened, timeout=WAIT_MS) as opened:
-        qtbot.mouseClick(page.detail.carousel.image, Qt.MouseButton.LeftButton)
+def open_viewer(qtbot, shown: BrowserPage) -> ImageViewer:
+    with qtbot.waitSignal(shown.detail.image_viewer_opened, timeout=WAIT_MS) as opened:
+        qtbot.mouseClick(shown.detail.carousel.image, Qt.MouseButton.LeftButton)
     viewer = opened.args[0]
     assert isinstance(viewer, ImageViewer) and viewer.isVisible()
     return viewer
