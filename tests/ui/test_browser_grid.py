@@ -159,3 +159,30 @@ def test_hovered_and_focused_cards_look_different(qtbot, tmp_path: Path):
     assert plain != hovered and plain != focused and hovered != focused
     assert plain == render(delegate, model, QStyle.StateFlag.State_None)  # cache keyed right
     loader.cancel_pending()
+
+
+# -- the filters ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [900, 1280])
+def test_each_filter_is_wide_enough_for_its_longest_entry(
+    qtbot, page: BrowserPage, width: int  # noqa: F811
+):
+    from PySide6.QtWidgets import QStyleOptionComboBox
+
+    from civdesk.ui.icons import stylesheet
+
+    page.setStyleSheet(stylesheet())  # the app's own padding and drop-down arrow
+    page.resize(width, 700)
+    qtbot.waitUntil(lambda: page.width() == width)
+    QApplication.processEvents()
+    for combo in (page.type_combo, page.base_combo, page.sort_combo, page.period_combo):
+        option = QStyleOptionComboBox()
+        combo.initStyleOption(option)
+        field = combo.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, option,
+            QStyle.SubControl.SC_ComboBoxEditField, combo)
+        longest = max((combo.itemText(i) for i in range(combo.count())),
+                      key=combo.fontMetrics().horizontalAdvance)
+        assert field.width() >= combo.fontMetrics().horizontalAdvance(longest), (
+            combo.objectName(), longest, field.width())
