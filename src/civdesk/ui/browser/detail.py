@@ -9,7 +9,6 @@ from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
 from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
 from civdesk.core.civitai.sites import CIVITAI_SITES, Sites
 from civdesk.ui.browser.images import ImageCarousel, ImageViewer
+from civdesk.ui.browser.versions import VersionList
 from civdesk.ui.downloads.confirm import confirm_flagged
 from civdesk.ui.downloads.messages import size_text
 from civdesk.ui.thumbnails import ThumbnailLoader
@@ -127,10 +127,10 @@ class ModelDetail(QWidget):
         layout = QVBoxLayout(body)
         scroll.setWidget(body)
 
-        version_row = QHBoxLayout()
-        self.version_combo = QComboBox()
-        self.version_combo.setObjectName("versionChooser")
-        self.version_combo.currentIndexChanged.connect(self._version_chosen)
+        self.versions = VersionList()
+        self.versions.version_chosen.connect(self._version_chosen)
+        versions_label = QLabel("Versions")
+        versions_label.setBuddy(self.versions)
         self.download_version_button = QPushButton("Download")
         self.download_version_button.setObjectName("downloadVersion")
         self.download_version_button.setToolTip("Download this version's primary file")
@@ -140,13 +140,11 @@ class ModelDetail(QWidget):
         self.show_in_library_button.setToolTip(
             "This version is on disk: show it on the Models page")
         self.show_in_library_button.clicked.connect(self._show_in_library)
-        version_row.addWidget(QLabel("Version:"))
-        version_row.addWidget(self.version_combo, 1)
-        version_row.addWidget(self.show_in_library_button)
-        version_row.addWidget(self.download_version_button)
-        layout.addLayout(version_row)
+        layout.addWidget(versions_label)
+        layout.addWidget(self.versions)
 
-        target_row = QHBoxLayout()
+        # Where the file goes, next to the button that sends it there.
+        action_row = QHBoxLayout()
         self.target_label = QLabel()
         self.target_label.setObjectName("targetFolder")
         self.target_label.setTextFormat(Qt.TextFormat.PlainText)
@@ -156,9 +154,11 @@ class ModelDetail(QWidget):
         self.change_target_button.setToolTip(
             "Download this model into another folder (inside your library folders)")
         self.change_target_button.clicked.connect(self.change_target_requested)
-        target_row.addWidget(self.target_label, 1)
-        target_row.addWidget(self.change_target_button)
-        layout.addLayout(target_row)
+        action_row.addWidget(self.target_label, 1)
+        action_row.addWidget(self.change_target_button)
+        action_row.addWidget(self.show_in_library_button)
+        action_row.addWidget(self.download_version_button)
+        layout.addLayout(action_row)
 
         form = QFormLayout()
         self.info = {name: QLabel() for name in ("Type", "Base model", "Creator", "Created",
@@ -224,29 +224,15 @@ class ModelDetail(QWidget):
         self.link.setToolTip(url)
         self.info["Type"].setText(model.type)
         self.info["Creator"].setText(model.creator or "—")
-        self.version_combo.blockSignals(True)
-        self.version_combo.clear()
-        for version in model.versions:
-            label = version.name or f"Version {version.id}"
-            if version.id in self._installed:
-                label += "  (on disk)"
-            elif early_access := version.early_access_text():
-                label += f"  ({early_access})"
-            self.version_combo.addItem(label, version.id)
-        if keep is not None and (row := self.version_combo.findData(keep.id)) >= 0:
-            self.version_combo.setCurrentIndex(row)
-        self.version_combo.blockSignals(False)
-        self._version_chosen()
+        self.versions.show_versions(model.versions, self._installed,
+                                    keep.id if keep is not None else None)
 
     def set_installed(self, installed_versions: set[int]) -> None:
         if self.model is not None:
             self.show_model(self.model, installed_versions, self._allow_nsfw)
 
     def current_version(self) -> ModelVersion | None:
-        if self.model is None:
-            return None
-        version_id = self.version_combo.currentData()
-        return self.model.version_by_id(version_id) if version_id is not None else None
+        return self.versions.current_version() if self.model is not None else None
 
     @Slot()
     def _version_chosen(self) -> None:
