@@ -67,8 +67,9 @@ def test_the_folder_shown_is_the_one_the_file_lands_in(
     open_lora(qtbot, page)
     assert page.shown_folder == models_dir / "LORA"
     assert page.detail.target_label.text() == f"Saves to {display_folder(models_dir / 'LORA')}"
+    shown = page.shown_folder
     landed = download(qtbot, page, dock, civitai_catalog.lora_v2.id)
-    assert landed.parent == page.shown_folder
+    assert landed.parent == shown
     assert not (models_dir / "Lora").exists()  # no second LoRA folder beside the user's
 
 

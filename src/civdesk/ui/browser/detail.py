@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTextBrowser,
@@ -140,25 +141,33 @@ class ModelDetail(QWidget):
         self.show_in_library_button.setToolTip(
             "This version is on disk: show it on the Models page")
         self.show_in_library_button.clicked.connect(self._show_in_library)
-        layout.addWidget(versions_label)
-        layout.addWidget(self.versions)
+        # The images large on the left; beside them what to choose and download.
+        side = QVBoxLayout()
+        side.addWidget(versions_label)
+        side.addWidget(self.versions)
 
         # Where the file goes, next to the button that sends it there.
-        action_row = QHBoxLayout()
+        target_row = QHBoxLayout()
         self.target_label = QLabel()
         self.target_label.setObjectName("targetFolder")
         self.target_label.setTextFormat(Qt.TextFormat.PlainText)
         self.target_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long path is cut at the pane's edge (whole in the tooltip), never widening it.
+        self.target_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                        QSizePolicy.Policy.Preferred)
         self.change_target_button = QPushButton("Change…")
         self.change_target_button.setObjectName("changeTarget")
         self.change_target_button.setToolTip(
             "Download this model into another folder (inside your library folders)")
         self.change_target_button.clicked.connect(self.change_target_requested)
-        action_row.addWidget(self.target_label, 1)
-        action_row.addWidget(self.change_target_button)
-        action_row.addWidget(self.show_in_library_button)
-        action_row.addWidget(self.download_version_button)
-        layout.addLayout(action_row)
+        target_row.addWidget(self.target_label, 1)
+        target_row.addWidget(self.change_target_button)
+        side.addLayout(target_row)
+        buttons_row = QHBoxLayout()
+        buttons_row.addStretch(1)
+        buttons_row.addWidget(self.show_in_library_button)
+        buttons_row.addWidget(self.download_version_button)
+        side.addLayout(buttons_row)
 
         form = QFormLayout()
         self.info = {name: QLabel() for name in ("Type", "Base model", "Creator", "Created",
@@ -166,7 +175,7 @@ class ModelDetail(QWidget):
         for name, label in self.info.items():
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             form.addRow(f"{name}:", label)
-        layout.addLayout(form)
+        side.addLayout(form)
 
         words_row = QHBoxLayout()
         self.trigger_words = QLabel()
@@ -180,7 +189,14 @@ class ModelDetail(QWidget):
         words_row.addWidget(QLabel("Trigger words:"))
         words_row.addWidget(self.trigger_words, 1)
         words_row.addWidget(self.copy_words_button)
-        layout.addLayout(words_row)
+        side.addLayout(words_row)
+        side.addStretch(1)
+        self.carousel = ImageCarousel(self.thumbnails)
+        self.carousel.open_requested.connect(self.open_image)
+        top_row = QHBoxLayout()
+        top_row.addWidget(self.carousel, 3)
+        top_row.addLayout(side, 2)
+        layout.addLayout(top_row)
 
         self.files = QTableWidget(0, len(FILE_COLUMNS))
         self.files.setObjectName("versionFiles")
@@ -195,12 +211,9 @@ class ModelDetail(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         layout.addWidget(self.files)
 
-        self.carousel = ImageCarousel(self.thumbnails)
-        self.carousel.open_requested.connect(self.open_image)
         self.hidden_images = QLabel()
         self.hidden_images.setObjectName("hiddenImages")
         self.hidden_images.hide()
-        layout.addWidget(self.carousel)
         layout.addWidget(self.hidden_images)
 
         self.description = SafeTextBrowser()
@@ -332,8 +345,8 @@ class ModelDetail(QWidget):
             return
         self.target_label.setText(f"Saves to {folder}" + ("  (chosen)" if chosen else ""))
         self.target_label.setToolTip(
-            "The folder you chose for this model" if chosen
-            else "Where your library keeps this type of model")
+            ("The folder you chose for this model:\n" if chosen
+             else "Where your library keeps this type of model:\n") + folder)
 
     # -- actions ------------------------------------------------------------------------------
 

@@ -31,10 +31,11 @@ from civdesk.ui.browser.model import sized_image_url
 from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
 #: The carousel's image box and the viewer's (pixels); an image is fitted inside.
-CAROUSEL_BOX = QSize(480, 480)
+CAROUSEL_BOX = QSize(400, 440)
 VIEWER_BOX = QSize(1024, 1024)
 #: The CDN rendition asked for: wide enough for the viewer, far smaller than the original.
 VIEWER_WIDTH = 1024
+STEP_BUTTON = QSize(32, 64)
 NSFW_TIP = "NSFW (blurred: allow NSFW in Settings to see it)"
 
 
@@ -110,21 +111,21 @@ class ImageCarousel(QWidget):
         self.image = _ImageLabel()
         self.image.setObjectName("carouselImage")
         self.image.setMinimumSize(CAROUSEL_BOX)
-        self.image.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.image.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.image.setCursor(Qt.CursorShape.PointingHandCursor)
         self.image.clicked.connect(self.open_current)
         self._loaded = _LoadedImage(thumbnails, self.image)
-        self.previous_button = QPushButton("‹")
+        self.previous_button = QPushButton("◀")
         self.previous_button.setObjectName("carouselPrevious")
         self.previous_button.setToolTip("Previous image (←)")
         self.previous_button.clicked.connect(self.show_previous)
-        self.next_button = QPushButton("›")
+        self.next_button = QPushButton("▶")
         self.next_button.setObjectName("carouselNext")
         self.next_button.setToolTip("Next image (→)")
         self.next_button.clicked.connect(self.show_next)
         for button in (self.previous_button, self.next_button):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the carousel keeps the focus
-            button.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
+            button.setFixedSize(STEP_BUTTON)
         self.counter = QLabel()
         self.counter.setObjectName("carouselCounter")
         self.counter.setAlignment(Qt.AlignmentFlag.AlignCenter)

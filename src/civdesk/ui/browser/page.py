@@ -226,6 +226,7 @@ class BrowserPage(QWidget):
         #: The folder shown under Download (what the queue will choose by itself).
         self.shown_folder: Path | None = None
         self._params_versions: dict[int, ModelVersion] = {}
+        self._target_of: tuple[int | None, int | None] = (None, None)  # model, version ids
         self.thumbnails = thumbnails
         self.clients = BrowserClients(core)
         self.results = SearchResultsModel(self)
@@ -547,8 +548,13 @@ class BrowserPage(QWidget):
         if self.chosen_folder is not None:
             self.detail.set_target(display_folder(self.chosen_folder), chosen=True)
             return
-        self.shown_folder = None
-        self.detail.set_target(None)
+        shown = (model.id if model else None, version.id if version else None)
+        if self._target_of != shown:
+            # Another version: its folder is being worked out (the same one keeps its words
+            # while the library is read again, after a download for instance).
+            self._target_of = shown
+            self.shown_folder = None
+            self.detail.set_target(None)
         if model is None or version is None or version.primary_file is None:
             return
         kind = folder_type(model.type, version.primary_file.type)
