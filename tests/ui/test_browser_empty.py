@@ -84,3 +84,12 @@ def test_show_top_models_searches_and_replaces_the_empty_state(
     assert page.view.isVisible() and not page.empty_state.isVisible()
     assert page.results.rowCount() == len(civitai_catalog.models)
 
+
+
+def test_a_key_set_elsewhere_meanwhile_drops_the_button(qtbot, keyless_core: Core):
+    page = make_page(qtbot, keyless_core)
+    qtbot.waitUntil(page.empty_state.key_button.isVisible, timeout=WAIT_MS)
+    keyless_core.keys.set(TEST_API_KEY)  # as the Settings page does
+    page.hide()
+    page.show()
+    qtbot.waitUntil(lambda: not page.empty_state.key_button.isVisible(), timeout=WAIT_MS)

@@ -138,3 +138,17 @@ def test_the_viewer_asks_for_a_size_that_keeps_the_proportions() -> None:
     assert fitted(Image(url="u", width=832, height=1216), VIEWER_BOX) == QSize(701, 1024)
     assert fitted(Image(url="u"), VIEWER_BOX) == VIEWER_BOX
     assert fitted(Image(url="u", width=0, height=-5), VIEWER_BOX) == VIEWER_BOX
+
+
+def test_a_viewer_closed_before_its_image_arrives_is_left_alone(
+    qtbot, detail_page: BrowserPage
+):
+    viewer = open_viewer(qtbot, detail_page)
+    key = viewer._loaded.key
+    assert key is not None
+    thumbnails = detail_page.detail.thumbnails
+    with qtbot.waitSignal(viewer.destroyed, timeout=WAIT_MS):
+        viewer.close()  # deleted on close
+    # The image lands after the viewer went: nothing may touch its deleted label.
+    qtbot.waitUntil(lambda: not thumbnails.is_pending(key), timeout=WAIT_MS)
+    assert thumbnails.cached(key) is not None

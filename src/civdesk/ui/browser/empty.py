@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from civdesk.ui.key_dialog import KeyDialog
@@ -67,7 +68,11 @@ class BrowserEmptyState(QFrame):
             layout.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addLayout(buttons)
         layout.addStretch(2)
-        self._show_key_part(False)  # until the key store answers
+        self._show_key_part(False)  # until the key store answers (when first shown)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Each time it shows: the key may have been set in Settings meanwhile."""
+        super().showEvent(event)
         self.check_key()
 
     @property

@@ -137,7 +137,12 @@ class ImageCarousel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
         layout.addWidget(self.counter)
-        thumbnails.thumbnail_ready.connect(self._loaded.ready)
+        # Through a slot of this widget: Qt drops the connection when the widget goes.
+        thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
+
+    @Slot(str)
+    def _thumbnail_ready(self, key: str) -> None:
+        self._loaded.ready(key)
 
     def set_images(self, images: list[Image], blurred: list[bool]) -> None:
         """Show ``images`` from the first; ``blurred[i]``: show the i-th blurred (NSFW)."""
@@ -212,7 +217,7 @@ class ImageViewer(QDialog):
         self.picture.setTextFormat(Qt.TextFormat.PlainText)
         self.picture.setToolTip(NSFW_TIP if blurred else "")
         self._loaded = _LoadedImage(thumbnails, self.picture)
-        thumbnails.thumbnail_ready.connect(self._loaded.ready)
+        thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
         self._loaded.show(sized_image_url(image.url, VIEWER_WIDTH), fitted(image, VIEWER_BOX),
                           blurred)
         self.params_box = QWidget()
@@ -253,6 +258,10 @@ class ImageViewer(QDialog):
                 "rompt")))
         self.params_box.setVisible(params is not None)
         self.copy_button.setVisible(params is not None)
+
+    @Slot(str)
+    def _thumbnail_ready(self, key: str) -> None:
+        self._loaded.ready(key)
 
     def params_failed(self, text: str) -> None:
         self.status.setText(text)
