@@ -333,7 +333,8 @@ class ModelDetail(QWidget):
             (lambda v: lookup(version.id, v)) if lookup is not None and version else None,
             self)  # fmt: skip
         viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        viewer.resize(1100, 760)
+        screen = self.screen().availableGeometry().size()
+        viewer.resize(min(1100, screen.width() * 9 // 10), min(760, screen.height() * 9 // 10))
         viewer.open()
         self.image_viewer_opened.emit(viewer)
 

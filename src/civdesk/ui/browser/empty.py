@@ -19,6 +19,8 @@ from civdesk.ui.tasks import run_task
 if TYPE_CHECKING:
     from civdesk.core.context import Core
 
+#: The widest the words run (pixels).
+TEXT_WIDTH = 560
 NO_KEY_TEXT = (
     "Civitai requires an API key for downloads. Searching works without one; paste your key "
     "now and civdesk tests it with Civitai before saving it."
@@ -60,13 +62,24 @@ class BrowserEmptyState(QFrame):
         buttons.addWidget(self.top_button)
         buttons.addWidget(self.key_button)
         buttons.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.addStretch(1)
+        # The words in a column of a readable width, centred in the page.
+        column = QWidget()
+        column.setMaximumWidth(TEXT_WIDTH)
+        words = QVBoxLayout(column)
         for label in (title, hint, self.key_text):
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            label.setMaximumWidth(560)
-            layout.addWidget(label, 0, Qt.AlignmentFlag.AlignHCenter)
-        layout.addLayout(buttons)
+            label.setWordWrap(True)
+            words.addWidget(label)
+        words.addLayout(buttons)
+        # Centred by stretches, not an alignment: a widget placed with an alignment gets
+        # its size hint's height, and wrapped words would be cut.
+        centred = QHBoxLayout()
+        centred.addStretch(1)
+        centred.addWidget(column, 4)
+        centred.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addLayout(centred)
         layout.addStretch(2)
         self._show_key_part(False)  # until the key store answers (when first shown)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QSize, Qt, Signal, Slot
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QMouseEvent, QPixmap
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QMouseEvent, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -36,6 +36,8 @@ VIEWER_BOX = QSize(1024, 1024)
 #: The CDN rendition asked for: wide enough for the viewer, far smaller than the original.
 VIEWER_WIDTH = 1024
 STEP_BUTTON = QSize(32, 64)
+#: The widest the parameters' column grows (pixels): the image takes the rest.
+PARAMS_WIDTH = 420
 NSFW_TIP = "NSFW (blurred: allow NSFW in Settings to see it)"
 
 
@@ -49,7 +51,8 @@ def fitted(image: Image, box: QSize) -> QSize:
 
 
 class _ImageLabel(QLabel):
-    """Shows one image, a placeholder text while it loads; ``clicked`` on a left click."""
+    """Shows one image scaled down to fit the room it has (never asking for more), a
+    placeholder text while it loads; ``clicked`` on a left click."""
 
     clicked = Signal()
 
@@ -57,6 +60,32 @@ class _ImageLabel(QLabel):
         super().__init__(parent)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.image: QPixmap | None = None
+
+    def set_image(self, pixmap: QPixmap) -> None:
+        self.image = pixmap
+        self._fit()
+
+    def clear(self) -> None:
+        self.image = None
+        super().clear()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        if self.image is None:
+            return
+        ratio = self.devicePixelRatioF()
+        room = self.size() * ratio
+        image = self.image
+        if image.width() > room.width() or image.height() > room.height():
+            image = image.scaled(room, Qt.AspectRatioMode.KeepAspectRatio,
+                                 Qt.TransformationMode.SmoothTransformation)
+            image.setDevicePixelRatio(ratio)
+        self.setPixmap(image)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton and self.rect().contains(
@@ -68,7 +97,7 @@ class _ImageLabel(QLabel):
 class _LoadedImage:
     """One image shown through the loader: asks for it, and fills the label when it lands."""
 
-    def __init__(self, thumbnails: ThumbnailLoader, label: QLabel) -> None:
+    def __init__(self, thumbnails: ThumbnailLoader, label: _ImageLabel) -> None:
         self.thumbnails = thumbnails
         self.label = label
         self.key: str | None = None
@@ -88,7 +117,7 @@ class _LoadedImage:
 
     def _set(self, pixmap: QPixmap | None) -> None:
         if pixmap is not None and not pixmap.isNull():
-            self.label.setPixmap(pixmap)
+            self.label.set_image(pixmap)
         else:
             self.label.setText("Loading…")
 
@@ -111,7 +140,6 @@ class ImageCarousel(QWidget):
         self.image = _ImageLabel()
         self.image.setObjectName("carouselImage")
         self.image.setMinimumSize(CAROUSEL_BOX)
-        self.image.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.image.setCursor(Qt.CursorShape.PointingHandCursor)
         self.image.clicked.connect(self.open_current)
         self._loaded = _LoadedImage(thumbnails, self.image)
@@ -211,10 +239,9 @@ class ImageViewer(QDialog):
         self.setWindowTitle("Image")
         self.image = image
         self.params: GenerationParams | None = None
-        self.picture = QLabel()
+        self.picture = _ImageLabel()
         self.picture.setObjectName("viewerImage")
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.picture.setTextFormat(Qt.TextFormat.PlainText)
+        self.picture.setMinimumSize(240, 240)
         self.picture.setToolTip(NSFW_TIP if blurred else "")
         self._loaded = _LoadedImage(thumbnails, self.picture)
         thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
@@ -239,6 +266,7 @@ class ImageViewer(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.picture, 1)
         row.addLayout(side)
+        self.params_box.setMaximumWidth(PARAMS_WIDTH)
         layout = QVBoxLayout(self)
         layout.addLayout(row, 1)
         layout.addWidget(buttons)
@@ -278,7 +306,7 @@ def _plain_text(value: str, *, multiline: bool) -> QWidget:
         edit = QPlainTextEdit(value)
         edit.setReadOnly(True)
         edit.setMaximumHeight(110)
-        edit.setMinimumWidth(320)
+        edit.setMinimumWidth(PARAMS_WIDTH * 2 // 3)
         return edit
     label = QLabel(value)
     label.setTextFormat(Qt.TextFormat.PlainText)

@@ -306,7 +306,7 @@ class BrowserPage(QWidget):
         scroll = self.view.verticalScrollBar()
         scroll.valueChanged.connect(self._maybe_load_more)
         scroll.rangeChanged.connect(self._maybe_load_more)
-        self.status = QLabel("Type a search and press Enter (or just Enter for the top models)")
+        self.status = QLabel()  # the empty state says what to do
         self.status.setObjectName("browserStatus")
         results_layout.addWidget(self.view, 1)
         results_layout.addWidget(self.status)
