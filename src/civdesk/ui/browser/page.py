@@ -11,16 +11,18 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import (
     QModelIndex,
+    QPersistentModelIndex,
     QPoint,
     QSortFilterProxyModel,
     Qt,
     QTimer,
     QUrl,
     Signal,
+    SignalInstance,
     Slot,
 )
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
@@ -52,7 +54,7 @@ from civdesk.core.civitai.schema import (
     SearchPage,
     SearchQuery,
 )
-from civdesk.core.downloads.queue import folder_type
+from civdesk.core.downloads.queue import TaskSnapshot, folder_type
 from civdesk.core.errors import CivdeskError
 from civdesk.core.placement import chosen_download_folder
 from civdesk.core.secret_text import redact
@@ -187,11 +189,22 @@ class OwnedFilter(QSortFilterProxyModel):
             change()
             self.invalidateFilter()
 
-    def filterAcceptsRow(self, source_row: int, source_parent: Any) -> bool:
+    def filterAcceptsRow(self, source_row: int,
+                         source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         if not self._hide_owned:
             return True
         index = self.sourceModel().index(source_row, 0, source_parent)
         return index.data(ResultRole.LIBRARY_STATE) != DOWNLOADED
+
+
+class Downloads(Protocol):
+    """Where Download clicks go: the downloads worker, or the key gate in front of it."""
+
+    @property
+    def task_finished(self) -> SignalInstance: ...
+
+    def add(self, version_id: int, file_id: int | None = None, dest_dir: str | None = None,
+            *, version: ModelVersion | None = None, allow_flagged: bool = False) -> object: ...
 
 
 class BrowserPage(QWidget):
@@ -342,7 +355,7 @@ class BrowserPage(QWidget):
 
     # -- wiring to the downloads ------------------------------------------------------------
 
-    def connect_downloads(self, worker: Any) -> None:
+    def connect_downloads(self, worker: Downloads) -> None:
         """Send Download clicks to the dock's worker; refresh badges when a file lands."""
         self.download_requested.connect(
             lambda version_id, file_id, allow_flagged, folder: worker.add(
@@ -364,8 +377,8 @@ class BrowserPage(QWidget):
         return None
 
     @Slot(object)
-    def _download_finished(self, task: Any) -> None:
-        if getattr(task, "state", None) == "completed":
+    def _download_finished(self, task: TaskSnapshot) -> None:
+        if task.state == "completed":
             self.refresh_library_state()
 
     @Slot()
