@@ -152,3 +152,17 @@ def test_a_viewer_closed_before_its_image_arrives_is_left_alone(
     # The image lands after the viewer went: nothing may touch its deleted label.
     qtbot.waitUntil(lambda: not thumbnails.is_pending(key), timeout=WAIT_MS)
     assert thumbnails.cached(key) is not None
+
+
+def test_an_image_that_cannot_be_loaded_says_so(
+    qtbot, page: BrowserPage, civitai: CivitaiDouble  # noqa: F811
+):
+    model = civitai.add_model("Broken Image", "LORA")
+    image = civitai.huge_image(2_000, status=404)  # the CDN answers 404 for it
+    civitai.add_version(model, "v1", images=[image])
+    search(qtbot, page, "Broken")
+    page.open_model(page.results.model_at(0))
+    carousel = page.detail.carousel
+    qtbot.waitUntil(lambda: carousel.image.text() == "This image could not be loaded",
+                    timeout=WAIT_MS)
+    assert carousel.image.image is None

@@ -111,6 +111,11 @@ class _LoadedImage:
         if key == self.key:
             self._set(self.thumbnails.cached(key))
 
+    def failed(self, key: str) -> None:
+        if key == self.key:
+            self.label.clear()
+            self.label.setText("This image could not be loaded")
+
     def clear(self) -> None:
         self.key = None
         self.label.clear()
@@ -118,7 +123,10 @@ class _LoadedImage:
     def _set(self, pixmap: QPixmap | None) -> None:
         if pixmap is not None and not pixmap.isNull():
             self.label.set_image(pixmap)
+        elif self.key is not None and self.thumbnails.error(self.key):
+            self.failed(self.key)
         else:
+            self.label.clear()  # not the previous image, at the next resize either
             self.label.setText("Loading…")
 
 
@@ -167,10 +175,15 @@ class ImageCarousel(QWidget):
         layout.addWidget(self.counter)
         # Through a slot of this widget: Qt drops the connection when the widget goes.
         thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
+        thumbnails.thumbnail_failed.connect(self._thumbnail_failed)
 
     @Slot(str)
     def _thumbnail_ready(self, key: str) -> None:
         self._loaded.ready(key)
+
+    @Slot(str, str)
+    def _thumbnail_failed(self, key: str, _why: str) -> None:
+        self._loaded.failed(key)
 
     def set_images(self, images: list[Image], blurred: list[bool]) -> None:
         """Show ``images`` from the first; ``blurred[i]``: show the i-th blurred (NSFW)."""
@@ -245,6 +258,7 @@ class ImageViewer(QDialog):
         self.picture.setToolTip(NSFW_TIP if blurred else "")
         self._loaded = _LoadedImage(thumbnails, self.picture)
         thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
+        thumbnails.thumbnail_failed.connect(self._thumbnail_failed)
         self._loaded.show(sized_image_url(image.url, VIEWER_WIDTH), fitted(image, VIEWER_BOX),
                           blurred)
         self.params_box = QWidget()
@@ -290,6 +304,10 @@ class ImageViewer(QDialog):
     @Slot(str)
     def _thumbnail_ready(self, key: str) -> None:
         self._loaded.ready(key)
+
+    @Slot(str, str)
+    def _thumbnail_failed(self, key: str, _why: str) -> None:
+        self._loaded.failed(key)
 
     def params_failed(self, text: str) -> None:
         self.status.setText(text)
