@@ -11,7 +11,7 @@ from tests.ui.test_browser import app_core, page, search  # noqa: F401  (fixture
 
 from civdesk.core.civitai.generation import MAX_PROMPT, GenerationParams
 from civdesk.core.civitai.schema import Image
-from civdesk.ui.browser.images import VIEWER_BOX, ImageViewer, fitted
+from civdesk.ui.browser.images import FOCUS_STYLE, VIEWER_BOX, ImageViewer, fitted
 from civdesk.ui.browser.page import BrowserPage
 
 WAIT_MS = 10_000
@@ -55,6 +55,8 @@ def test_the_carousel_steps_through_the_images_with_a_counter(qtbot, detail_page
     qtbot.waitUntil(lambda: carousel.image.pixmap() is not None
                     and not carousel.image.pixmap().isNull(), timeout=WAIT_MS)
     carousel.setFocus()
+    qtbot.waitUntil(carousel.hasFocus)
+    assert carousel.image.styleSheet() == FOCUS_STYLE  # where the arrows act, marked
     qtbot.keyClick(carousel, Qt.Key.Key_Right)
     assert carousel.counter.text() == "2 / 2"
     qtbot.keyClick(carousel, Qt.Key.Key_Right)  # wraps around
@@ -63,6 +65,9 @@ def test_the_carousel_steps_through_the_images_with_a_counter(qtbot, detail_page
     assert carousel.counter.text() == "2 / 2"
     qtbot.mouseClick(carousel.next_button, Qt.MouseButton.LeftButton)
     assert carousel.counter.text() == "1 / 2"
+    detail_page.detail.versions.setFocus()
+    qtbot.waitUntil(lambda: not carousel.hasFocus())
+    assert carousel.image.styleSheet() == ""
 
 
 def test_the_viewer_shows_the_parameters_and_copies_them_as_a1111_does(

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QSize, Qt, Signal, Slot
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QMouseEvent, QPixmap, QResizeEvent
+from PySide6.QtGui import (
+    QFocusEvent,
+    QGuiApplication,
+    QKeyEvent,
+    QMouseEvent,
+    QPixmap,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -38,6 +45,7 @@ VIEWER_WIDTH = 1024
 STEP_BUTTON = QSize(32, 64)
 #: The widest the parameters' column grows (pixels): the image takes the rest.
 PARAMS_WIDTH = 420
+FOCUS_STYLE = "border: 2px solid palette(highlight); border-radius: 4px;"
 NSFW_TIP = "NSFW (blurred: allow NSFW in Settings to see it)"
 
 
@@ -223,6 +231,14 @@ class ImageCarousel(QWidget):
         self.counter.setText(f"{self.current + 1} / {len(self.images)}")
         self.image.setToolTip(NSFW_TIP if blurred else "Click to see it large")
         self._loaded.show(sized_image_url(image.url), fitted(image, CAROUSEL_BOX), blurred)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        super().focusInEvent(event)
+        self.image.setStyleSheet(FOCUS_STYLE)  # the arrows act here: say so
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        super().focusOutEvent(event)
+        self.image.setStyleSheet("")
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
