@@ -171,3 +171,19 @@ def test_an_image_that_cannot_be_loaded_says_so(
     qtbot.waitUntil(lambda: carousel.image.text() == "This image could not be loaded",
                     timeout=WAIT_MS)
     assert carousel.image.image is None
+
+
+def test_a_blurred_image_keeps_its_prompt_to_itself(
+    qtbot, page: BrowserPage, civitai: CivitaiDouble  # noqa: F811
+):
+    model = civitai.add_model("Moody Portraits", "LORA")
+    image = civitai.image("png", nsfw_level=4)  # R: blurred while NSFW is not allowed
+    image.meta = {"prompt": "what the blur hides"}
+    civitai.add_version(model, "v1", images=[image])
+    search(qtbot, page, "Moody")
+    page.open_model(page.results.model_at(0))
+    assert page.detail.carousel.blurred == [True]
+    viewer = open_viewer(qtbot, page)
+    assert viewer.params is None and not viewer.params_box.isVisible()
+    assert viewer.status.text() == "Allow NSFW in Settings to see its parameters"
+    viewer.close()

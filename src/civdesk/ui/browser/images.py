@@ -300,6 +300,10 @@ class ImageViewer(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(row, 1)
         layout.addWidget(buttons)
+        if blurred:  # its prompt would tell what the blur hides
+            self.show_params(None)
+            self.status.setText("Allow NSFW in Settings to see its parameters")
+            return
         self.show_params(image.meta)
         if image.meta is None and image.has_meta is not False and lookup is not None:
             self.status.setText("Asking Civitai for its parameters…")
