@@ -221,8 +221,8 @@ class ImageCarousel(QWidget):
 
     def _show(self) -> None:
         many = len(self.images) > 1
-        self.previous_button.setEnabled(many)
-        self.next_button.setEnabled(many)
+        self.previous_button.setVisible(many)  # one image: nothing to step to
+        self.next_button.setVisible(many)
         if not self.images:
             self._loaded.clear()
             self.counter.clear()
