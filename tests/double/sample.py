@@ -56,6 +56,14 @@ def build_sample_catalog(d: CivitaiDouble) -> SampleCatalog:
         published_at="2025-01-10T09:00:00.000Z",
         description="<p>Retrained on 80 images.</p>",
     )
+    # One image with the parameters people copy, one without any (``meta`` null).
+    lora_v2.images[0].meta = {
+        "prompt": "paperfold style, a fox made of folded paper, studio light",
+        "negativePrompt": "blurry, lowres", "seed": 1234567890, "steps": 30,
+        "sampler": "DPM++ 2M Karras", "cfgScale": 6, "Size": "832x1216",
+        "Model": "harborLight_v21", "clipSkip": 2,
+    }
+    lora_v2.images[1].meta = None
     checkpoint = d.add_model(
         "Harbor Light",
         "Checkpoint",

@@ -29,6 +29,7 @@ from civdesk.ui.browser.model import (
     preview_url,
 )
 from civdesk.ui.browser.page import BrowserPage, OwnedFilter
+from civdesk.ui.browser.versions import VersionRole
 from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
 WAIT_MS = 10_000
@@ -228,8 +229,8 @@ def test_a_model_pages_failure_leaves_with_it_and_scrolling_goes_on(
     assert "Could not load all details" in page.banner.label.text()
     page.activateWindow()  # shortcuts need the active window
     qtbot.waitUntil(page.isActiveWindow, timeout=WAIT_MS)
-    page.detail.version_combo.setFocus()
-    qtbot.keyClick(page.detail.version_combo, Qt.Key.Key_Escape)  # back to the results
+    page.detail.versions.setFocus()
+    qtbot.keyClick(page.detail.versions, Qt.Key.Key_Escape)  # back to the results
     assert page.stack.currentIndex() == 0 and not page.banner.isVisible()
     first = len(card_names(page))
     with qtbot.waitSignal(page.page_loaded, timeout=WAIT_MS):
@@ -252,7 +253,7 @@ def test_opening_a_model_shows_versions_files_and_trigger_words(
     assert page.stack.currentWidget() is detail
     assert detail.title.text() == "Harbor Light"
     version = civitai_catalog.checkpoint_v1
-    assert detail.version_combo.currentData() == version.id
+    assert detail.current_version().id == version.id
     names = [detail.files.item(r, 0).text() for r in range(detail.files.rowCount())]
     assert names == [f.name for f in version.files]
     assert detail.files.rowCount() == 2  # the model file and the non-primary VAE
@@ -272,14 +273,14 @@ def test_switching_versions_shows_that_versions_files_and_words(
     search(qtbot, page, "Paperfold")
     page.open_model(page.results.model_at(0))
     detail = page.detail
-    assert detail.version_combo.count() == 2
-    assert detail.version_combo.currentData() == civitai_catalog.lora_v2.id
+    assert detail.versions.versions.rowCount() == 2
+    assert detail.current_version().id == civitai_catalog.lora_v2.id
     assert detail.trigger_words.text() == "paperfold style, origami"
     QGuiApplication.clipboard().clear()
     qtbot.mouseClick(detail.copy_words_button, Qt.MouseButton.LeftButton)
     assert QGuiApplication.clipboard().text() == "paperfold style, origami"
-    detail.version_combo.setCurrentIndex(1)
-    assert detail.version_combo.currentData() == civitai_catalog.lora_v1.id
+    detail.versions.select_version(civitai_catalog.lora_v1.id)
+    assert detail.current_version().id == civitai_catalog.lora_v1.id
     assert "origami" not in detail.trigger_words.text()
     assert detail.files.item(0, 0).text() == civitai_catalog.lora_v1.files[0].name
 
@@ -291,15 +292,17 @@ def test_a_version_in_early_access_says_until_when(qtbot, page: BrowserPage, civ
     search(qtbot, page, "Paperfold")
     page.open_model(page.results.model_at(0))
     detail = page.detail
-    assert detail.version_combo.itemText(0) == f"{v2.name}  (early access until 2099-01-31)"
-    assert detail.version_combo.itemText(1) == v1.name
+    rows = detail.versions.versions
+    assert rows.index(0).data() == v2.name
+    assert rows.index(0).data(VersionRole.EARLY_ACCESS) == "early access until 2099-01-31"
+    assert rows.index(1).data(VersionRole.EARLY_ACCESS) is None
     assert detail.info["Published"].text().endswith(" · early access until 2099-01-31")
     assert detail.download_version_button.text() == "Download (early access until 2099-01-31)"
     assert detail.download_version_button.toolTip().startswith(
         "In early access until 2099-01-31: ")
     assert "early access until 2099-01-31" in detail.files.cellWidget(0, 4).toolTip()
     assert detail.download_version_button.isEnabled()  # those who unlocked it may download
-    detail.version_combo.setCurrentIndex(1)
+    detail.versions.select_version(v1.id)
     assert "early access" not in detail.info["Published"].text()
     assert detail.download_version_button.text() == "Download"
     assert detail.download_version_button.toolTip() == "Download this version's primary file"
@@ -349,12 +352,12 @@ def test_download_buttons_ask_for_the_version_or_the_file(
     version = civitai_catalog.checkpoint_v1
     with qtbot.waitSignal(page.download_requested) as asked:
         qtbot.mouseClick(page.detail.download_version_button, Qt.MouseButton.LeftButton)
-    assert asked.args == [version.id, None, False]
+    assert asked.args == [version.id, None, False, None]
     vae = version.files[1]
     button = page.detail.files.cellWidget(1, 4)
     with qtbot.waitSignal(page.download_requested) as asked:
         qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    assert asked.args == [version.id, vae.id, False]
+    assert asked.args == [version.id, vae.id, False, None]
 
 
 def test_a_file_civitai_flagged_is_marked_and_asked_about_first(
@@ -385,7 +388,7 @@ def test_a_file_civitai_flagged_is_marked_and_asked_about_first(
     assert requests == [] and "Dangerous import detected: os.system" in asked[0]
     answer[0] = QMessageBox.StandardButton.Yes
     qtbot.mouseClick(page.detail.files.cellWidget(0, 4), Qt.MouseButton.LeftButton)
-    assert requests == [[version.id, version.files[0].id, True]]
+    assert requests == [[version.id, version.files[0].id, True, None]]
 
 
 def test_owned_models_get_badges_and_can_be_hidden(

@@ -61,7 +61,7 @@ def test_search_open_download_then_the_file_is_in_the_library(
     click_nav(qtbot, window, "civitai")
     search_and_open(qtbot, window, "Harbor")
     version = civitai_catalog.checkpoint_v1
-    assert window.browser.detail.version_combo.currentData() == version.id
+    assert window.browser.detail.current_version().id == version.id
 
     dock, notifier = window.dock, window.notifier
     # Listening before the click: the file is small, and a wait set up only after the first
@@ -123,7 +123,7 @@ def test_a_failed_download_says_why_and_the_next_one_completes(
     click_nav(qtbot, window, "civitai")
     search_and_open(qtbot, window, "Paperfold")
     detail = window.browser.detail
-    assert detail.version_combo.currentData() == locked.id
+    assert detail.current_version().id == locked.id
     qtbot.mouseClick(detail.download_version_button, Qt.MouseButton.LeftButton)
     # Asked for a key first; trying without one is the user's choice (for the session).
     qtbot.waitUntil(lambda: window.key_gate._dialog is not None, timeout=WAIT_MS)
@@ -133,7 +133,7 @@ def test_a_failed_download_says_why_and_the_next_one_completes(
     qtbot.mouseClick(detail.back_button, Qt.MouseButton.LeftButton)
     window.browser.search_box.clear()
     search_and_open(qtbot, window, "Bad Hands")
-    assert detail.version_combo.currentData() == fine.id
+    assert detail.current_version().id == fine.id
     qtbot.mouseClick(detail.download_version_button, Qt.MouseButton.LeftButton)
 
     qtbot.waitUntil(lambda: {locked.id, fine.id} <= set(ended), timeout=WAIT_MS)

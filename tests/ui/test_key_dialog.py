@@ -22,7 +22,7 @@ def downloads_asked(civitai: CivitaiDouble) -> list[str]:
 def click_download(qtbot, window: MainWindow, version_id: int) -> KeyDialog | None:
     """A Download click on the Civitai page; the key dialog when the gate opened one."""
     gate: KeyGate = window.key_gate
-    window.browser.download_requested.emit(version_id, None, False)
+    window.browser.download_requested.emit(version_id, None, False, None)
     qtbot.waitUntil(lambda: gate._dialog is not None or bool(window.dock.model.rowCount()),
                     timeout=5000)
     return gate._dialog

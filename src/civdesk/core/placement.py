@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from civdesk.core.errors import UnsafePath
 from civdesk.core.library import Library
 from civdesk.core.settings import FOLDER_LAYOUTS, OTHER_FOLDER, Settings
 
@@ -28,6 +29,30 @@ def download_folder(settings: Settings, library: Library, model_type: str) -> Pa
         if learned is not None:
             return learned
     return settings.folder_for_type(model_type)
+
+
+def allowed_roots(settings: Settings) -> list[Path]:
+    """The folders downloads may go under: the library folders and the download root."""
+    roots = [Path(folder).expanduser() for folder in settings.library_folders]
+    return [*roots, settings.effective_download_root]
+
+
+def chosen_download_folder(settings: Settings, folder: str | os.PathLike[str]) -> Path:
+    """``folder`` (one the user picked for a download), resolved, when it lies inside a
+    folder of :func:`allowed_roots`; else :class:`UnsafePath` saying where it may go.
+    Resolves links (stats): call it off the GUI thread."""
+    chosen = Path(os.path.realpath(Path(folder).expanduser()))
+    roots = allowed_roots(settings)
+    for root in roots:
+        real_root = os.path.realpath(root)
+        try:
+            if os.path.commonpath([real_root, chosen]) == real_root:
+                return chosen
+        except ValueError:
+            continue  # another drive (Windows)
+    listed = "\n".join(f"  {root}" for root in roots)
+    raise UnsafePath(f"{folder} is outside the folders civdesk manages; choose a folder "
+                     f"inside one of them (add it in Settings first):\n{listed}")
 
 
 def named_by_user(settings: Settings, model_type: str) -> bool:

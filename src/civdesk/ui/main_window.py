@@ -222,6 +222,7 @@ class MainWindow(QMainWindow):
         # Download clicks pass the key gate: with no key set, the first one asks for it.
         self.key_gate = KeyGate(self.core, worker, self)
         self.key_gate.key_saved.connect(self.settings_page.load)
+        self.browser.empty_state.key_saved.connect(self.settings_page.load)
         self.library.set_downloads(self.key_gate)
         self.browser.connect_downloads(self.key_gate)
         self.browser.show_in_library_requested.connect(self.show_in_library)

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from civdesk.core.civitai.errors import MalformedResponse
+from civdesk.core.civitai.generation import GenerationParams
 
 HASH_KINDS = ("SHA256", "AutoV1", "AutoV2", "AutoV3", "CRC32", "BLAKE3")
 _HASH_KIND_BY_LOWER = {kind.lower(): kind for kind in HASH_KINDS}
@@ -231,6 +232,10 @@ class Image:
     type: str = "image"
     blurhash: str | None = None
     id: int | None = None
+    #: Generation parameters: only the /model-versions form carries ``meta``; the /models
+    #: form says whether there are any (``has_meta``; None: it does not say).
+    meta: GenerationParams | None = None
+    has_meta: bool | None = None
 
     @property
     def is_sfw(self) -> bool:
@@ -254,6 +259,8 @@ class Image:
             type=r.text("type", default="image"),
             blurhash=r.text("hash"),
             id=r.integer("id"),
+            meta=GenerationParams.from_meta(r.data.get("meta")),
+            has_meta=r.data.get("hasMeta") if type(r.data.get("hasMeta")) is bool else None,
         )
 
 

@@ -15,7 +15,16 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPalette, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPen,
+    QPixmap,
+)
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from civdesk.core.civitai.schema import Model
@@ -36,6 +45,8 @@ BADGES = {
 #: The early-access badge (bottom of the preview): its fill and ink.
 EARLY_ACCESS_BADGE = (QColor("#6a1b9a"), QColor("white"))
 PLACEHOLDER = QColor("#3a3a3a")
+#: The width of the ring around the card the keyboard is on (pixels).
+FOCUS_RING = 2
 # What the preview area shows, when it is not a decoded thumbnail.
 _NO_PREVIEW, _LOADING = "none", "loading"
 
@@ -84,6 +95,14 @@ class ResultCard:
         )
 
 
+def card_state(option: QStyleOptionViewItem) -> tuple[bool, bool, bool]:
+    """Whether the card is selected, under the mouse, and the keyboard's current card."""
+    state = option.state
+    return (bool(state & QStyle.StateFlag.State_Selected),
+            bool(state & QStyle.StateFlag.State_MouseOver),
+            bool(state & QStyle.StateFlag.State_HasFocus))
+
+
 class CardDelegate(QStyledItemDelegate):
     """Fixed-size cards for a ``QListView`` in icon mode."""
 
@@ -113,7 +132,7 @@ class CardDelegate(QStyledItemDelegate):
         ratio = device.devicePixelRatioF() if device is not None else 1.0
         rect = option.rect
         key = (
-            card, preview_state, bool(option.state & QStyle.StateFlag.State_Selected),
+            card, preview_state, card_state(option),
             rect.width(), rect.height(), ratio, option.palette.cacheKey(), option.font.key(),
             painter.font().key(),
         )  # fmt: skip
@@ -147,13 +166,22 @@ class CardDelegate(QStyledItemDelegate):
         thumbnail: QPixmap | None,
     ) -> None:  # fmt: skip
         outline = QRectF(rect.adjusted(3, 3, -3, -3))
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        selected, hovered, focused = card_state(option)
         background = option.palette.color(
-            QPalette.ColorRole.Highlight if selected else QPalette.ColorRole.AlternateBase
-        )
+            QPalette.ColorRole.Highlight if selected
+            else QPalette.ColorRole.Midlight if hovered else QPalette.ColorRole.AlternateBase
+        )  # fmt: skip
         path = QPainterPath()
         path.addRoundedRect(outline, 6, 6)
         painter.fillPath(path, background)
+        if focused or hovered:
+            # The keyboard's card: a ring in the highlight colour (in the text colour on a
+            # selected card, which is highlight-filled already); a hovered one: a thin ring.
+            ring = option.palette.color(
+                QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Highlight)
+            pen = QPen(ring, FOCUS_RING if focused else 1)
+            painter.setPen(pen)
+            painter.drawPath(path)
 
         thumb_rect = QRect(
             outline.toRect().left() + PADDING // 2, outline.toRect().top() + PADDING // 2,

@@ -5,19 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QGuiApplication, QIcon
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTextBrowser,
@@ -27,12 +25,12 @@ from PySide6.QtWidgets import (
 
 from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
 from civdesk.core.civitai.sites import CIVITAI_SITES, Sites
-from civdesk.ui.browser.model import sized_image_url
+from civdesk.ui.browser.images import ImageCarousel, ImageViewer
+from civdesk.ui.browser.versions import VersionList
 from civdesk.ui.downloads.confirm import confirm_flagged
 from civdesk.ui.downloads.messages import size_text
-from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
+from civdesk.ui.thumbnails import ThumbnailLoader
 
-GALLERY_SIZE = QSize(150, 190)
 FILE_COLUMNS = ("Name", "Size", "Format", "Precision", "")
 #: Before the name of a file Civitai's pickle or virus scan flagged (its tooltip says why).
 FLAG_MARK = "\N{WARNING SIGN}"
@@ -50,9 +48,9 @@ class SafeTextBrowser(QTextBrowser):
         self.setOpenExternalLinks(True)
         self.setOpenLinks(True)
 
-    def loadResource(self, type: int, name: QUrl) -> Any:
+    def loadResource(self, type: int, name: QUrl | str) -> Any:
         # Only inline data may render; remote (and local) URLs load nothing.
-        if name.scheme() != "data":
+        if QUrl(name).scheme() != "data":
             return None
         return super().loadResource(type, name)
 
@@ -76,6 +74,14 @@ class ModelDetail(QWidget):
     #: version id: the user wants to see that version's file on the Models page
     show_in_library_requested = Signal(int)
     back_requested = Signal()
+    #: a link of the pane was clicked (the model's page on Civitai)
+    open_url_requested = Signal(str)
+    #: the user wants to pick the folder downloads of this model go to
+    change_target_requested = Signal()
+    #: the version shown changed (the page works out its folder): ModelVersion or None
+    version_shown = Signal(object)
+    #: an ImageViewer opened (tests and the window may watch it)
+    image_viewer_opened = Signal(object)
 
     def __init__(
         self, thumbnails: ThumbnailLoader, sites: Callable[[], Sites] = lambda: CIVITAI_SITES,
@@ -87,9 +93,9 @@ class ModelDetail(QWidget):
         self.model: Model | None = None
         self._installed: set[int] = set()
         self._allow_nsfw = False
-        self._gallery_keys: dict[str, QListWidgetItem] = {}
+        #: Asks Civitai for the parameters of an image of a version (set by the page).
+        self.params_lookup: Callable[[int, ImageViewer], None] | None = None
         self._build()
-        thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -109,7 +115,7 @@ class ModelDetail(QWidget):
         self.title.setFont(font)
         self.link = QLabel()
         self.link.setObjectName("detailLink")
-        self.link.setOpenExternalLinks(True)
+        self.link.linkActivated.connect(self.open_url_requested)  # the page says if it failed
         top.addWidget(self.back_button)
         top.addWidget(self.title, 1)
         top.addWidget(self.link)
@@ -122,10 +128,10 @@ class ModelDetail(QWidget):
         layout = QVBoxLayout(body)
         scroll.setWidget(body)
 
-        version_row = QHBoxLayout()
-        self.version_combo = QComboBox()
-        self.version_combo.setObjectName("versionChooser")
-        self.version_combo.currentIndexChanged.connect(self._version_chosen)
+        self.versions = VersionList()
+        self.versions.version_chosen.connect(self._version_chosen)
+        versions_label = QLabel("Versions")
+        versions_label.setBuddy(self.versions)
         self.download_version_button = QPushButton("Download")
         self.download_version_button.setObjectName("downloadVersion")
         self.download_version_button.setToolTip("Download this version's primary file")
@@ -135,11 +141,33 @@ class ModelDetail(QWidget):
         self.show_in_library_button.setToolTip(
             "This version is on disk: show it on the Models page")
         self.show_in_library_button.clicked.connect(self._show_in_library)
-        version_row.addWidget(QLabel("Version:"))
-        version_row.addWidget(self.version_combo, 1)
-        version_row.addWidget(self.show_in_library_button)
-        version_row.addWidget(self.download_version_button)
-        layout.addLayout(version_row)
+        # The images large on the left; beside them what to choose and download.
+        side = QVBoxLayout()
+        side.addWidget(versions_label)
+        side.addWidget(self.versions)
+
+        # Where the file goes, next to the button that sends it there.
+        target_row = QHBoxLayout()
+        self.target_label = QLabel()
+        self.target_label.setObjectName("targetFolder")
+        self.target_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.target_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A long path is cut at the pane's edge (whole in the tooltip), never widening it.
+        self.target_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                        QSizePolicy.Policy.Preferred)
+        self.change_target_button = QPushButton("Change…")
+        self.change_target_button.setObjectName("changeTarget")
+        self.change_target_button.setToolTip(
+            "Download this model into another folder (inside your library folders)")
+        self.change_target_button.clicked.connect(self.change_target_requested)
+        target_row.addWidget(self.target_label, 1)
+        target_row.addWidget(self.change_target_button)
+        side.addLayout(target_row)
+        buttons_row = QHBoxLayout()
+        buttons_row.addStretch(1)
+        buttons_row.addWidget(self.show_in_library_button)
+        buttons_row.addWidget(self.download_version_button)
+        side.addLayout(buttons_row)
 
         form = QFormLayout()
         self.info = {name: QLabel() for name in ("Type", "Base model", "Creator", "Created",
@@ -147,7 +175,7 @@ class ModelDetail(QWidget):
         for name, label in self.info.items():
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             form.addRow(f"{name}:", label)
-        layout.addLayout(form)
+        side.addLayout(form)
 
         words_row = QHBoxLayout()
         self.trigger_words = QLabel()
@@ -161,7 +189,14 @@ class ModelDetail(QWidget):
         words_row.addWidget(QLabel("Trigger words:"))
         words_row.addWidget(self.trigger_words, 1)
         words_row.addWidget(self.copy_words_button)
-        layout.addLayout(words_row)
+        side.addLayout(words_row)
+        side.addStretch(1)
+        self.carousel = ImageCarousel(self.thumbnails)
+        self.carousel.open_requested.connect(self.open_image)
+        top_row = QHBoxLayout()
+        top_row.addWidget(self.carousel, 3)
+        top_row.addLayout(side, 2)
+        layout.addLayout(top_row)
 
         self.files = QTableWidget(0, len(FILE_COLUMNS))
         self.files.setObjectName("versionFiles")
@@ -176,18 +211,9 @@ class ModelDetail(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         layout.addWidget(self.files)
 
-        self.gallery = QListWidget()
-        self.gallery.setObjectName("gallery")
-        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
-        self.gallery.setIconSize(GALLERY_SIZE)
-        self.gallery.setFlow(QListWidget.Flow.LeftToRight)
-        self.gallery.setWrapping(False)
-        self.gallery.setFixedHeight(GALLERY_SIZE.height() + 30)
-        self.gallery.setMovement(QListWidget.Movement.Static)
         self.hidden_images = QLabel()
         self.hidden_images.setObjectName("hiddenImages")
         self.hidden_images.hide()
-        layout.addWidget(self.gallery)
         layout.addWidget(self.hidden_images)
 
         self.description = SafeTextBrowser()
@@ -211,29 +237,15 @@ class ModelDetail(QWidget):
         self.link.setToolTip(url)
         self.info["Type"].setText(model.type)
         self.info["Creator"].setText(model.creator or "—")
-        self.version_combo.blockSignals(True)
-        self.version_combo.clear()
-        for version in model.versions:
-            label = version.name or f"Version {version.id}"
-            if version.id in self._installed:
-                label += "  (on disk)"
-            elif early_access := version.early_access_text():
-                label += f"  ({early_access})"
-            self.version_combo.addItem(label, version.id)
-        if keep is not None and (row := self.version_combo.findData(keep.id)) >= 0:
-            self.version_combo.setCurrentIndex(row)
-        self.version_combo.blockSignals(False)
-        self._version_chosen()
+        self.versions.show_versions(model.versions, self._installed,
+                                    keep.id if keep is not None else None)
 
     def set_installed(self, installed_versions: set[int]) -> None:
         if self.model is not None:
             self.show_model(self.model, installed_versions, self._allow_nsfw)
 
     def current_version(self) -> ModelVersion | None:
-        if self.model is None:
-            return None
-        version_id = self.version_combo.currentData()
-        return self.model.version_by_id(version_id) if version_id is not None else None
+        return self.versions.current_version() if self.model is not None else None
 
     @Slot()
     def _version_chosen(self) -> None:
@@ -267,6 +279,7 @@ class ModelDetail(QWidget):
         self.copy_words_button.setEnabled(bool(words))
         self._fill_files(version)
         self._fill_gallery(version)
+        self.version_shown.emit(version)
         parts = [model.description if model else None, version.description if version else None]
         self.description.setHtml("<hr>".join(p for p in parts if p) or "<i>No description</i>")
 
@@ -299,37 +312,42 @@ class ModelDetail(QWidget):
 
     def _fill_gallery(self, version: ModelVersion | None) -> None:
         """Every still image; the NSFW ones blurred (with a tooltip) unless allowed."""
-        self.gallery.clear()
-        self._gallery_keys.clear()
         images = [i for i in (version.images if version else []) if i.type == "image"]
-        blurred_count = 0
-        for image in images:
-            blurred = not (self._allow_nsfw or image.is_sfw)
-            blurred_count += blurred
-            item = QListWidgetItem()
-            item.setSizeHint(GALLERY_SIZE + QSize(8, 8))
-            if blurred:
-                item.setToolTip("NSFW (blurred: allow NSFW in Settings to see it)")
-            url = sized_image_url(image.url)
-            key = thumbnail_key(url, GALLERY_SIZE, blurred=blurred)
-            self._gallery_keys[key] = item
-            pixmap = self.thumbnails.pixmap(url, GALLERY_SIZE, blurred=blurred)
-            if pixmap is not None:
-                item.setIcon(QIcon(pixmap))
-            self.gallery.addItem(item)
+        blurred = [not (self._allow_nsfw or image.is_sfw) for image in images]
+        self.carousel.set_images(images, blurred)
+        count = sum(blurred)
         self.hidden_images.setText(
-            f"{blurred_count} NSFW image{'s' if blurred_count != 1 else ''} blurred "
+            f"{count} NSFW image{'s' if count != 1 else ''} blurred "
             "(allow NSFW in Settings to see them)"
         )
-        self.hidden_images.setVisible(blurred_count > 0)
-        self.gallery.setVisible(bool(images))
+        self.hidden_images.setVisible(count > 0)
 
-    @Slot(str)
-    def _thumbnail_ready(self, key: str) -> None:
-        item = self._gallery_keys.get(key)
-        pixmap = self.thumbnails.cached(key)
-        if item is not None and pixmap is not None:
-            item.setIcon(QIcon(pixmap))
+    @Slot(int)
+    def open_image(self, index: int) -> None:
+        """The carousel's ``index``-th image large, in a viewer that does not block."""
+        version = self.current_version()
+        image, blurred = self.carousel.images[index], self.carousel.blurred[index]
+        lookup = self.params_lookup
+        viewer = ImageViewer(
+            self.thumbnails, image, blurred,
+            (lambda v: lookup(version.id, v)) if lookup is not None and version else None,
+            self)  # fmt: skip
+        viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        screen = self.screen().availableGeometry().size()
+        viewer.resize(min(1100, screen.width() * 9 // 10), min(760, screen.height() * 9 // 10))
+        viewer.open()
+        self.image_viewer_opened.emit(viewer)
+
+    def set_target(self, folder: str | None, chosen: bool = False) -> None:
+        """Say where a Download click saves to (None: still being worked out)."""
+        if folder is None:
+            self.target_label.setText("Saves to …")
+            self.target_label.setToolTip("")
+            return
+        self.target_label.setText(f"Saves to {folder}" + ("  (chosen)" if chosen else ""))
+        self.target_label.setToolTip(
+            ("The folder you chose for this model:\n" if chosen
+             else "Where your library keeps this type of model:\n") + folder)
 
     # -- actions ------------------------------------------------------------------------------
 

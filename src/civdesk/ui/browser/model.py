@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QByteArray,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+)
 
 from civdesk.core.civitai.schema import Model
 
@@ -210,7 +217,7 @@ class SearchResultsModel(QAbstractListModel):
             return has_hidden_previews(model, self._allow_nsfw)
         return None
 
-    def roleNames(self) -> dict[int, bytes]:
+    def roleNames(self) -> dict[int, QByteArray]:
         names = super().roleNames()
-        names.update({role.value: role.name.lower().encode() for role in ResultRole})
+        names.update({role.value: QByteArray(role.name.lower().encode()) for role in ResultRole})
         return names

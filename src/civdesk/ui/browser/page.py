@@ -8,20 +8,34 @@ they were, so the window never freezes and nothing already loaded is lost.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+    SignalInstance,
+    Slot,
+)
+from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListView,
+    QMenu,
+    QMessageBox,
     QPushButton,
     QStackedWidget,
     QVBoxLayout,
@@ -29,23 +43,35 @@ from PySide6.QtWidgets import (
 )
 
 from civdesk.core.civitai.errors import AuthRequired, KeyRefused, NetworkError, RateLimited
+from civdesk.core.civitai.generation import GenerationParams
 from civdesk.core.civitai.schema import (
     MODEL_TYPES,
     PERIODS,
     SORTS,
+    Image,
     Model,
     ModelVersion,
     SearchPage,
     SearchQuery,
 )
+from civdesk.core.downloads.queue import TaskSnapshot, folder_type
 from civdesk.core.errors import CivdeskError
+from civdesk.core.placement import chosen_download_folder
 from civdesk.core.secret_text import redact
 from civdesk.ui.browser.delegate import CardDelegate
 from civdesk.ui.browser.detail import ModelDetail
-from civdesk.ui.browser.model import DOWNLOADED, ResultRole, SearchResultsModel
+from civdesk.ui.browser.empty import BrowserEmptyState
+from civdesk.ui.browser.grid import ResultsView
+from civdesk.ui.browser.images import ImageViewer
+from civdesk.ui.browser.model import DOWNLOADED, ResultRole, SearchResultsModel, sized_image_url
 from civdesk.ui.browser.worker import BrowserClients
+from civdesk.ui.downloads.confirm import confirm_flagged
+from civdesk.ui.opener import Opener
 from civdesk.ui.tasks import TaskHandle, run_task
 from civdesk.ui.thumbnails import ThumbnailLoader
+
+if TYPE_CHECKING:
+    from civdesk.core.context import Core
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +93,22 @@ BASE_MODELS = (
 )  # fmt: skip
 #: Load the next page when the scroll bar is this close to its end (pixels).
 NEAR_BOTTOM = 300
+
+
+def display_folder(folder: Path) -> str:
+    """``/home/me/models/Lora`` as ``~/models/Lora/``: short, and plainly a folder."""
+    text = str(folder)
+    home = str(Path.home())
+    if text == home or text.startswith(home + os.sep):
+        text = "~" + text[len(home):]
+    return text.rstrip(os.sep) + os.sep
+
+
+def params_of(version: ModelVersion, image: Image) -> GenerationParams | None:
+    """The parameters the /model-versions form of ``version`` gives ``image`` (matched by
+    its URL: that form has no image ids, and the rendition in the URL differs)."""
+    wanted = sized_image_url(image.url)
+    return next((i.meta for i in version.images if sized_image_url(i.url) == wanted), None)
 
 
 def error_text(exc: BaseException) -> str:
@@ -147,11 +189,22 @@ class OwnedFilter(QSortFilterProxyModel):
             change()
             self.invalidateFilter()
 
-    def filterAcceptsRow(self, source_row: int, source_parent: Any) -> bool:
+    def filterAcceptsRow(self, source_row: int,
+                         source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         if not self._hide_owned:
             return True
         index = self.sourceModel().index(source_row, 0, source_parent)
         return index.data(ResultRole.LIBRARY_STATE) != DOWNLOADED
+
+
+class Downloads(Protocol):
+    """Where Download clicks go: the downloads worker, or the key gate in front of it."""
+
+    @property
+    def task_finished(self) -> SignalInstance: ...
+
+    def add(self, version_id: int, file_id: int | None = None, dest_dir: str | None = None,
+            *, version: ModelVersion | None = None, allow_flagged: bool = False) -> object: ...
 
 
 class BrowserPage(QWidget):
@@ -161,8 +214,9 @@ class BrowserPage(QWidget):
     page_loaded = Signal(int)  # models added by the page that just arrived
     search_failed = Signal(str)  # the banner's text
     model_opened = Signal(int)  # model id
-    #: version id, file id or None (primary file), the user chose a flagged file
-    download_requested = Signal(int, object, bool)
+    #: version id, file id or None (primary file), the user chose a flagged file, and the
+    #: folder the user chose for it (str) or None (where the library keeps its type)
+    download_requested = Signal(int, object, bool, object)
     #: version id: show that version's file on the Models page
     show_in_library_requested = Signal(int)
 
@@ -170,11 +224,22 @@ class BrowserPage(QWidget):
     page_size = 20
 
     def __init__(
-        self, core: Any, thumbnails: ThumbnailLoader, parent: QWidget | None = None
+        self, core: Core, thumbnails: ThumbnailLoader, parent: QWidget | None = None
     ) -> None:
         super().__init__(parent)
         self.setObjectName("browserPage")
         self.core = core
+        self.opener = Opener(self)
+        #: Asks the user for a folder (replaced in tests): the start folder -> the chosen
+        #: one, "" when cancelled.
+        self.ask_folder: Callable[[str], str] = lambda start: QFileDialog.getExistingDirectory(
+            self, "Download this model into", start)
+        #: The folder the user chose for downloads of the model shown (None: the usual one).
+        self.chosen_folder: Path | None = None
+        #: The folder shown under Download (what the queue will choose by itself).
+        self.shown_folder: Path | None = None
+        self._params_versions: dict[int, ModelVersion] = {}
+        self._target_of: tuple[int | None, int | None] = (None, None)  # model, version ids
         self.thumbnails = thumbnails
         self.clients = BrowserClients(core)
         self.results = SearchResultsModel(self)
@@ -241,15 +306,12 @@ class BrowserPage(QWidget):
         results_page = QWidget()
         results_layout = QVBoxLayout(results_page)
         results_layout.setContentsMargins(0, 0, 0, 0)
-        self.view = QListView()
-        self.view.setObjectName("results")
-        self.view.setViewMode(QListView.ViewMode.IconMode)
-        self.view.setResizeMode(QListView.ResizeMode.Adjust)
-        self.view.setMovement(QListView.Movement.Static)
-        self.view.setUniformItemSizes(True)
-        self.view.setSpacing(4)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.empty_state = BrowserEmptyState(self.core)
+        self.empty_state.top_models_requested.connect(self.search)
+        results_layout.addWidget(self.empty_state, 1)
+        self.view = ResultsView()
+        self.view.hide()  # until the first search: the empty state says what to do
+        self.view.menu_requested.connect(self.show_card_menu)
         self.view.setModel(self.visible_results)
         self.view.setItemDelegate(CardDelegate(self.thumbnails, self.view))
         # activated: a double click (or one click, by platform style) and Enter.
@@ -257,7 +319,7 @@ class BrowserPage(QWidget):
         scroll = self.view.verticalScrollBar()
         scroll.valueChanged.connect(self._maybe_load_more)
         scroll.rangeChanged.connect(self._maybe_load_more)
-        self.status = QLabel("Type a search and press Enter (or just Enter for the top models)")
+        self.status = QLabel()  # the empty state says what to do
         self.status.setObjectName("browserStatus")
         results_layout.addWidget(self.view, 1)
         results_layout.addWidget(self.status)
@@ -269,7 +331,12 @@ class BrowserPage(QWidget):
             back = QShortcut(keys, self.detail)
             back.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             back.activated.connect(self.show_results)
-        self.detail.download_requested.connect(self.download_requested)
+        self.detail.download_requested.connect(self._download_from_detail)
+        self.detail.version_shown.connect(self._show_target)
+        self.detail.change_target_requested.connect(self.change_target)
+        self.detail.open_url_requested.connect(
+            lambda href: self.opener.open(QUrl(href), "the model's page"))
+        self.detail.params_lookup = self._lookup_params
         self.detail.show_in_library_requested.connect(self.show_in_library_requested)
         self.stack.addWidget(self.detail)
 
@@ -288,25 +355,30 @@ class BrowserPage(QWidget):
 
     # -- wiring to the downloads ------------------------------------------------------------
 
-    def connect_downloads(self, worker: Any) -> None:
+    def connect_downloads(self, worker: Downloads) -> None:
         """Send Download clicks to the dock's worker; refresh badges when a file lands."""
         self.download_requested.connect(
-            lambda version_id, file_id, allow_flagged: worker.add(
-                version_id, file_id, version=self._version_with_model(version_id),
+            lambda version_id, file_id, allow_flagged, folder: worker.add(
+                version_id, file_id, folder, version=self._version_with_model(version_id),
                 allow_flagged=allow_flagged,
             )
         )
         worker.task_finished.connect(self._download_finished)
 
     def _version_with_model(self, version_id: int) -> ModelVersion | None:
-        """The shown version in its /model-versions form (names for the dock right away)."""
-        model = self.detail.model
-        version = model.version_by_id(version_id) if model is not None else None
-        return model.with_version_model(version) if model and version else None
+        """The version in its /model-versions form (names for the dock right away), from
+        the model shown or a card."""
+        models = [self.detail.model] + [self.results.model_at(row)
+                                        for row in range(self.results.rowCount())]
+        for model in models:
+            version = model.version_by_id(version_id) if model is not None else None
+            if model is not None and version is not None:
+                return model.with_version_model(version)
+        return None
 
     @Slot(object)
-    def _download_finished(self, task: Any) -> None:
-        if getattr(task, "state", None) == "completed":
+    def _download_finished(self, task: TaskSnapshot) -> None:
+        if task.state == "completed":
             self.refresh_library_state()
 
     @Slot()
@@ -349,6 +421,8 @@ class BrowserPage(QWidget):
         self._has_more = False
         self.results.clear()
         self.banner.hide()
+        self.empty_state.hide()
+        self.view.show()
         self.show_results()
         self.search_requested.emit(query)
         self._fetch(query)
@@ -435,6 +509,8 @@ class BrowserPage(QWidget):
 
     def open_model(self, model: Model) -> None:
         """Show ``model`` at once, then refresh it with the full record from Civitai."""
+        if self.detail.model is None or self.detail.model.id != model.id:
+            self.chosen_folder = None  # a folder chosen for another model is not this one's
         self.detail.show_model(
             model, self.results.installed.get(model.id, set()), self.nsfw_box.isChecked()
         )
@@ -474,3 +550,119 @@ class BrowserPage(QWidget):
             self._detail_load = None
         self._hide_detail_banner()  # else it would stay, and hold back scrolling for more
         self.stack.setCurrentIndex(0)
+
+    # -- the folder a download goes to --------------------------------------------------------
+
+    @Slot(object)
+    def _show_target(self, version: ModelVersion | None) -> None:
+        """Say under Download where the file goes: the chosen folder, else the one the
+        queue will pick (the core's placement, which reads the library: in a worker)."""
+        model = self.detail.model
+        if self.chosen_folder is not None:
+            self.detail.set_target(display_folder(self.chosen_folder), chosen=True)
+            return
+        shown = (model.id if model else None, version.id if version else None)
+        if self._target_of != shown:
+            # Another version: its folder is being worked out (the same one keeps its words
+            # while the library is read again, after a download for instance).
+            self._target_of = shown
+            self.shown_folder = None
+            self.detail.set_target(None)
+        if model is None or version is None or version.primary_file is None:
+            return
+        kind = folder_type(model.type, version.primary_file.type)
+
+        def found(folder: Path) -> None:
+            if self.detail.current_version() is version and self.chosen_folder is None:
+                self.shown_folder = folder
+                self.detail.set_target(display_folder(folder))
+
+        run_task(self.core.folder_for_type, kind, on_result=found, pool="db",
+                 name="download folder", owner=self)
+
+    @Slot()
+    def change_target(self) -> None:
+        """Ask for a folder; take it when it lies inside the library folders."""
+        start = (self.chosen_folder or self.shown_folder
+                 or self.core.settings.effective_download_root)
+        picked = self.ask_folder(str(start))
+        if not picked:
+            return
+
+        def refused(exc: BaseException) -> None:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Choose another folder", str(exc),
+                              QMessageBox.StandardButton.Ok, self)
+            box.setObjectName("targetRefused")
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
+
+        run_task(chosen_download_folder, self.core.settings, picked, on_result=self._target_chosen,
+                 on_error=refused, pool="db", name="check download folder", owner=self)
+
+    def _target_chosen(self, folder: Path) -> None:
+        self.chosen_folder = folder
+        self.detail.set_target(display_folder(folder), chosen=True)
+
+    @Slot(int, object, bool)
+    def _download_from_detail(self, version_id: int, file_id: int | None,
+                              allow_flagged: bool) -> None:
+        folder = str(self.chosen_folder) if self.chosen_folder is not None else None
+        self.download_requested.emit(version_id, file_id, allow_flagged, folder)
+
+    # -- image parameters ---------------------------------------------------------------------
+
+    def _lookup_params(self, version_id: int, viewer: ImageViewer) -> None:
+        """The image's parameters from the version's /model-versions form (asked once)."""
+        known = self._params_versions.get(version_id)
+        if known is not None:
+            viewer.show_params(params_of(known, viewer.image))
+            return
+        nsfw = self.nsfw_box.isChecked()
+
+        def arrived(version: ModelVersion) -> None:
+            self._params_versions[version_id] = version
+            viewer.show_params(params_of(version, viewer.image))
+
+        run_task(lambda: self.clients.get(mature=nsfw).get_version(version_id),
+                 on_result=arrived,
+                 on_error=lambda exc: viewer.params_failed(
+                     f"Its parameters could not be loaded: {error_text(exc)}"),
+                 pool="network", name="image parameters", owner=viewer)
+
+    # -- the cards' menu ----------------------------------------------------------------------
+
+    @Slot(QModelIndex, QPoint)
+    def show_card_menu(self, index: QModelIndex, where: QPoint) -> None:
+        """Download latest, Open on Civitai, Copy link, for the card at ``index``."""
+        model = index.data(ResultRole.MODEL)
+        if not isinstance(model, Model):
+            return
+        menu = self.card_menu(model)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(where)
+
+    def card_menu(self, model: Model) -> QMenu:
+        menu = QMenu(self)
+        menu.setObjectName("cardMenu")
+        latest = model.latest_version
+        download = menu.addAction("Download latest")
+        download.setObjectName("menuDownloadLatest")
+        download.setEnabled(latest is not None and latest.primary_file is not None)
+        download.triggered.connect(lambda: self._download_latest(model))
+        url = self.core.sites.page_of(model)
+        open_page = menu.addAction("Open on Civitai")
+        open_page.setObjectName("menuOpenOnCivitai")
+        open_page.triggered.connect(lambda: self.opener.open(QUrl(url), "the model's page"))
+        copy = menu.addAction("Copy link")
+        copy.setObjectName("menuCopyLink")
+        copy.triggered.connect(lambda: QGuiApplication.clipboard().setText(url))
+        return menu
+
+    def _download_latest(self, model: Model) -> None:
+        latest = model.latest_version
+        file = latest.primary_file if latest is not None else None
+        if latest is None or file is None:
+            return
+        if file.danger is not None and not confirm_flagged(self, file.danger):
+            return
+        self.download_requested.emit(latest.id, None, file.danger is not None, None)

@@ -7,16 +7,19 @@ error with a Retry button), and share the rate governor of everything else in th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.civitai.connections import INTERACTIVE
+
+if TYPE_CHECKING:
+    from civdesk.core.context import Core
 
 
 class BrowserClients:
     """``get()`` returns this thread's client, rebuilt when the site or key changed."""
 
-    def __init__(self, core: Any) -> None:
+    def __init__(self, core: Core) -> None:
         self._core = core
 
     def get(self, *, mature: bool | None = None) -> CivitaiClient:
