@@ -20,7 +20,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "src")]
 
-from PySide6.QtCore import QSize, Qt  # noqa: E402
+from PySide6.QtCore import QSize  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 from tests.double import CivitaiDouble, build_sample_catalog  # noqa: E402
 
@@ -248,7 +248,6 @@ def main(argv: list[str] | None = None) -> int:
             written.append(path)
 
         window.show_page("models")
-        window.resizeDocks([window.dock], [150], Qt.Orientation.Vertical)
         entries = lib.snapshot.entries
         lib.select_path(next(e.path for e in entries if e.model_name == "Alpine Dream"))
         lib.grid.scrollToTop()
@@ -276,16 +275,14 @@ def main(argv: list[str] | None = None) -> int:
         shot("settings")
 
         # Downloads: one completes, one needs a login (a failed row with its reason).
-        window.show_page("civitai")
-        worker = window.dock.worker
+        window.show_page("downloads")
         double.login_required(latest["Cozy Interiors"])
         for name in ("Lunar Tides", "Cozy Interiors"):
-            worker.add(latest[name].id)
-        model = window.dock.model
+            window.downloads.enqueue(latest[name].id)
+        model = window.downloads_page.model
         wait(app, 20, until=lambda: model.rowCount() == 2
              and all(t.state in ("completed", "failed") for t in model.tasks()))
-        window.resizeDocks([window.dock], [260], Qt.Orientation.Vertical)
-        window.dock.view.setCurrentIndex(model.index(1))
+        window.downloads_page.view.setCurrentIndex(model.index(1))
         shot("downloads")
 
         # The drive holding the checkpoints is unplugged: a scan keeps them, greyed.
@@ -293,7 +290,6 @@ def main(argv: list[str] | None = None) -> int:
         usb.rename(usb.with_name("usb-unplugged"))
         offline = Scanner(core.library, core.client(), core.settings).scan().offline
         window.show_page("models")
-        window.resizeDocks([window.dock], [150], Qt.Orientation.Vertical)
         lib.refresh()
         wait(app, 5, until=lambda: lib.snapshot.offline_count == offline)
         lib.grid.scrollToTop()
