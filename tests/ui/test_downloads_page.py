@@ -415,6 +415,22 @@ def test_clear_finished_empties_the_history(qtbot, page: DownloadsPage, civitai_
     qtbot.waitUntil(lambda: page.model.rowCount() == 0, timeout=WAIT_MS)
 
 
+def test_a_download_asked_for_while_the_queue_opens_runs_once_it_is_open(
+    qtbot, app_core: Core, civitai_catalog: SampleCatalog
+):
+    page = open_page(app_core)
+    qtbot.addWidget(page)
+    finished: list[TaskSnapshot] = []
+    page.downloads.task_finished.connect(finished.append)
+    try:
+        page.downloads.enqueue(civitai_catalog.vae_v1.id)  # the queue is being built
+        qtbot.waitUntil(lambda: bool(finished), timeout=WAIT_MS)
+        assert finished[0].state == "completed"
+        assert page.downloads.counts.active == 0
+    finally:
+        page.downloads.stop()
+
+
 def test_stopping_the_service_ends_its_thread(qtbot, make_page):
     page = make_page()
     thread = page.downloads.worker._thread
@@ -533,3 +549,21 @@ def test_downloads_follow_the_mature_setting_changed_after_the_queue_started(
             page.downloads.stop()
             stop_tasks()
             core.close()
+
+
+def test_a_row_is_never_cut_so_that_its_size_shows_without_its_name(qtbot, page: DownloadsPage):
+    from PySide6.QtCore import QPoint
+    from tests.ui.test_download_model import snap
+
+    page.model.set_tasks([snap(n, "completed", bytes_done=4_200, bytes_total=4_200)
+                          for n in range(1, 8)])
+    view = page.view
+    row = view.sizeHintForRow(0)
+    view.setFixedHeight(row * 3 // 2)  # room for a row and a half
+    bar = view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0)
+    for value in range(bar.minimum(), bar.maximum() + 1):
+        bar.setValue(value)
+        top = view.indexAt(QPoint(5, 0))
+        # The first row in sight starts at the top: its name line is shown.
+        assert view.visualRect(top).top() == 0, value

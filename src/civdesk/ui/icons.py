@@ -85,15 +85,12 @@ NavGlyph = Literal["civitai", "models", "downloads", "settings"]
 NAV_ICON_SIZES = (20, 24, 32, 48)
 
 
-def nav_icon(glyph: NavGlyph, color: QColor, selected_color: QColor) -> QIcon:
-    """A line glyph for a navigation entry, in ``color``, and in ``selected_color`` for the
-    selected entry (the highlight's text colour, so it reads on the highlight in both
-    themes). Drawn, not loaded: crisp at every size and in any palette."""
+def nav_icon(glyph: NavGlyph, color: QColor) -> QIcon:
+    """A line glyph for a navigation entry, in ``color`` (the palette's text colour, so it
+    reads in both themes). Drawn, not loaded: crisp at every size and in any palette."""
     icon = QIcon()
     for size in NAV_ICON_SIZES:
-        for mode, ink in ((QIcon.Mode.Normal, color), (QIcon.Mode.Selected, selected_color),
-                          (QIcon.Mode.Active, color)):
-            icon.addPixmap(_glyph_pixmap(glyph, size, ink), mode)
+        icon.addPixmap(_glyph_pixmap(glyph, size, color))
     return icon
 
 

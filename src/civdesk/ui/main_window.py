@@ -183,6 +183,9 @@ class MainWindow(QMainWindow):
         # wide enough for a library of a million files.
         self.count_label = StatusLine()
         self.count_label.setObjectName("libraryCount")
+        # Flush right: a long message on its left is cut where the count begins.
+        self.count_label.label.setAlignment(Qt.AlignmentFlag.AlignRight
+                                            | Qt.AlignmentFlag.AlignVCenter)
         self.count_label.setFixedWidth(
             self.count_label.fontMetrics().horizontalAdvance("0,000,000 model files") + 8)
         self.statusBar().addPermanentWidget(self.count_label)

@@ -42,8 +42,8 @@ class DownloadsIndicator(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        layout.addWidget(self.line)
         layout.addWidget(self.badge)
+        layout.addWidget(self.line)
         self.show_counts(QueueCounts())
 
     @Slot(object)
