@@ -431,6 +431,25 @@ def test_a_download_asked_for_while_the_queue_opens_runs_once_it_is_open(
         page.downloads.stop()
 
 
+def test_a_queue_that_cannot_be_opened_says_so(qtbot, app_core: Core):
+    from civdesk.core.library.health import DatabaseNotWritable
+
+    def refuse() -> None:
+        raise DatabaseNotWritable("The library database is read-only: make it writable")
+
+    service = DownloadService(app_core, open_queue=refuse)  # type: ignore[arg-type]
+    page = DownloadsPage(service)
+    qtbot.addWidget(page)
+    service.setParent(page)
+    with qtbot.waitSignal(service.problem, timeout=WAIT_MS) as said:
+        pass
+    assert said.args[0].startswith("Downloads are unavailable: ")
+    assert page.error_label.isVisibleTo(page) and page.error_label.text() == said.args[0]
+    service.enqueue(1)  # nothing runs, nothing breaks
+    assert not service.running
+    service.stop()
+
+
 def test_stopping_the_service_ends_its_thread(qtbot, make_page):
     page = make_page()
     thread = page.downloads.worker._thread

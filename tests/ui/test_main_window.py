@@ -134,7 +134,8 @@ def test_shortcuts_focus_search_and_refresh(qtbot, main_window):
         qtbot.keyClick(main_window, Qt.Key.Key_F5)
 
 
-def test_state_and_settings_survive_a_restart(qtbot, core, civitai, tmp_path):
+@pytest.mark.parametrize("page", ["settings", "downloads"])
+def test_state_and_settings_survive_a_restart(qtbot, core, civitai, tmp_path, page):
     first = MainWindow(core, use_tray=False)
     qtbot.addWidget(first)
     wait_until_ready(qtbot, first)
@@ -144,6 +145,7 @@ def test_state_and_settings_survive_a_restart(qtbot, core, civitai, tmp_path):
     first.show_page("settings")
     first.settings_page.add_library_folder(str(tmp_path))
     first.settings_page.minimize_to_tray.click()  # it may be scrolled out of sight at 760 px
+    first.show_page(page)
     first.close()
     core.close()
 
@@ -152,7 +154,7 @@ def test_state_and_settings_survive_a_restart(qtbot, core, civitai, tmp_path):
         second = MainWindow(again, use_tray=False)
         qtbot.addWidget(second)
         wait_until_ready(qtbot, second)
-        assert second.current_page == "settings"
+        assert second.current_page == page and second.nav.current_name() == page
         assert second.size() == size
         assert again.settings.library_folders == [str(tmp_path.resolve())]
         assert second.settings_page.minimize_to_tray.isChecked()

@@ -1,5 +1,5 @@
 """The window's shell: the sidebar (readable in both themes), the downloads' line and badge in
-the status bar, the library's activity line under every page, the last page kept."""
+the status bar, the library's activity line under every page."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPalette
 from tests.double import CivitaiDouble, SampleCatalog
-from tests.ui.conftest import open_core, wait_until_ready
 
-from civdesk.ui import tasks
 from civdesk.ui.main_window import MainWindow
 
 WAIT_MS = 15_000
@@ -136,6 +134,22 @@ def test_two_downloads_say_which_of_how_many(
     qtbot.waitUntil(lambda: line.text() == "No downloads", timeout=WAIT_MS)
 
 
+def test_a_long_name_is_elided_and_its_figures_stay_in_sight(qtbot):
+    from civdesk.ui.downloads.indicator import DownloadsIndicator
+    from civdesk.ui.downloads.summary import QueueCounts
+
+    indicator = DownloadsIndicator()
+    qtbot.addWidget(indicator)
+    indicator.show()
+    name = "a-very-long-model-file-name-that-goes-on-and-on-v2.safetensors"
+    indicator.show_counts(QueueCounts(downloading=1, name=name, percent=45, speed=12e6))
+    text = indicator.text()
+    assert text.startswith("a-very-long") and "…" in text
+    assert text.endswith(" · 45% · 12.0 MB/s")
+    metrics = indicator.line.label.fontMetrics()
+    assert metrics.horizontalAdvance(text) <= indicator.line.width()
+
+
 # -- the library's activity, under every page -------------------------------------------------
 
 
@@ -155,27 +169,3 @@ def test_a_running_scan_shows_with_its_cancel_button_on_every_page(
         civitai.api_latency(0)
     assert w.activity.isVisible() and not w.activity.cancel_button.isVisible()
     assert w.activity.text().startswith("Scan finished")
-
-
-# -- the last page ----------------------------------------------------------------------------
-
-
-def test_the_downloads_page_comes_back_after_a_restart(qtbot, core, civitai):
-    first = MainWindow(core, use_tray=False)
-    qtbot.addWidget(first)
-    wait_until_ready(qtbot, first)
-    first.show_page("downloads")
-    first.close()
-    core.close()
-    again = open_core(core.paths.data, civitai.base_url)
-    try:
-        second = MainWindow(again, use_tray=False)
-        qtbot.addWidget(second)
-        wait_until_ready(qtbot, second)
-        assert second.current_page == "downloads"
-        assert second.nav.current_name() == "downloads"
-        second.close()
-    finally:
-        tasks.wait_for_pools(5000)
-        again.close()
-        core.db = again.db  # the fixture closes core; both are closed now

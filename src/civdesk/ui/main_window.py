@@ -245,6 +245,7 @@ class MainWindow(QMainWindow):
         downloads.task_finished.connect(self._download_finished)
         downloads.paused_changed.connect(self._paused_changed)
         downloads.counts_changed.connect(self.downloads_status.show_counts)
+        downloads.problem.connect(self.show_status)  # the Downloads page says it too
 
     # -- pages --------------------------------------------------------------------------------
 

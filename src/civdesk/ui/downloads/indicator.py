@@ -31,6 +31,8 @@ class DownloadsIndicator(QWidget):
         self.line.setObjectName("downloadsLine")
         self.line.label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
         self.line.label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        # Against the badge at the window's edge, whatever the text's length.
+        self.line.label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.line.setFixedWidth(self.fontMetrics().horizontalAdvance(LINE_TEXT) + 8)
         self.badge = QToolButton()
         self.badge.setObjectName("downloadsBadge")
@@ -42,8 +44,8 @@ class DownloadsIndicator(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        layout.addWidget(self.badge)
         layout.addWidget(self.line)
+        layout.addWidget(self.badge)
         self.show_counts(QueueCounts())
 
     @Slot(object)
