@@ -77,8 +77,9 @@ def test_the_current_page_is_marked_and_readable_in_both_themes(qtbot, qapp, mai
         qapp.setStyleSheet(sheet)
 
 
-def test_each_page_has_an_icon_of_its_own(main_window):
+def test_each_page_has_an_icon_of_its_own(main_window, qtmodeltester):
     nav = main_window.nav
+    qtmodeltester.check(nav.model())
     images = []
     for name in ("civitai", "models", "downloads", "settings"):
         image = nav.item_of(name).icon().pixmap(24, 24).toImage()

@@ -299,10 +299,6 @@ class DownloadWorker(QObject):
         """Look at the queue again: tasks were added to it directly (a restore)."""
         self._wake.set()
 
-    def load_tasks(self, on_result: Callable[[list[Any]], None]) -> TaskHandle:
-        """Every task, in the queue's order, delivered to ``on_result`` on the GUI thread."""
-        return self._command(lambda: list(self.queue.tasks()), on_result=on_result)
-
     # -- queue callbacks (download thread, or the caller's thread for commands) --------------
 
     def _on_queue_event(self, event: str, payload: Any) -> None:
