@@ -14,6 +14,7 @@ from tests.ui.conftest import LayoutRequests, open_core, wait_until_ready, write
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.ui import tasks
+from civdesk.ui.downloads.summary import QueueCounts
 from civdesk.ui.library.model import Role, Show
 from civdesk.ui.main_window import MainWindow
 
@@ -442,7 +443,9 @@ def test_counts_that_change_during_work_do_not_relayout_the_window(qtbot, main_w
         for n in (4, 1_234, 98_765):
             main_window.count_label.setText(f"{n} model files")
             main_window.downloads_page.count_label.setText(f"{n} downloads in queue · 1 running")
-            main_window.downloads_status.line.setText(f"{n} of {n + 3} · 45% · 12.0 MB/s")
+            main_window.downloads_status.show_counts(QueueCounts(
+                queued=n, downloading=1, finished=n % 7, name="model.safetensors",
+                percent=n % 100, speed=n * 1000.0))
             qtbot.wait(5)
     finally:
         main_window.removeEventFilter(counter)

@@ -39,7 +39,9 @@ class DownloadsIndicator(QWidget):
         self.badge.setText("0")
         self.badge.setAutoRaise(True)
         self.badge.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.badge.setFixedWidth(self.fontMetrics().horizontalAdvance("⬇ 9999") + 16)
+        # A fixed size: a new count must not ask the window for a layout (see StatusLine).
+        self.badge.setFixedSize(self.fontMetrics().horizontalAdvance("⬇ 9999") + 16,
+                                self.badge.sizeHint().height())
         self.badge.clicked.connect(self.clicked)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
