@@ -423,10 +423,12 @@ def test_a_rate_limited_check_after_a_scan_says_so_without_a_dialog(
 
 
 def test_counts_that_change_during_work_do_not_relayout_the_window(qtbot, main_window):
-    """The library count (after each reload) and the queue count (each task) are status
-    lines: a new number repaints them, and the window, whose layout costs tens of
-    milliseconds of GIL hand-overs while a scan runs, is not laid out again."""
+    """The library count (after each reload), the queue's line and count (each task) and
+    the scan's progress are status lines: a new number repaints them, and the window, whose
+    layout costs tens of milliseconds of GIL hand-overs while a scan runs, is not laid out
+    again."""
     main_window.show_page("models")
+    main_window.show_activity("Scanning library: 0 files", 0, 0, cancellable=True)
     main_window.show()
     qtbot.waitExposed(main_window)
     wait_until_settled(qtbot, main_window)
@@ -446,6 +448,8 @@ def test_counts_that_change_during_work_do_not_relayout_the_window(qtbot, main_w
             main_window.downloads_status.show_counts(QueueCounts(
                 queued=n, downloading=1, finished=n % 7, name="model.safetensors",
                 percent=n % 100, speed=n * 1000.0))
+            main_window.show_activity(f"Scanning library: {n} of 99999 files · f{n}.ckpt",
+                                      n, 99_999, cancellable=True)
             qtbot.wait(5)
     finally:
         main_window.removeEventFilter(counter)
