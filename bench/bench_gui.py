@@ -271,14 +271,14 @@ def main(argv: list[str] | None = None) -> int:
             app.threshold_ms = args.trace_slow_events
         meter.start()
         started = time.perf_counter()
-        window.dock.worker.add(version_id, dest_dir=str(tmp_path / "downloads"))
+        window.downloads.enqueue(version_id, dest_dir=str(tmp_path / "downloads"))
         window.start_scan()
         wait(app, 600, lambda: not window.scans.running)
         scan_s = time.perf_counter() - started
         wait(
             app,
             600,
-            lambda: any(t.state in ("completed", "failed") for t in window.dock.model.tasks()),
+            lambda: any(t.state in ("completed", "failed") for t in window.downloads.tasks()),
         )
         both_s = time.perf_counter() - started
         # What follows a scan is part of it: the library read again and shown, the quiet
@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         gaps = sorted(meter.gaps)
         worst = gaps[-1] if gaps else 0.0
         p99 = gaps[int(len(gaps) * 0.99)] if gaps else 0.0
-        state = next((t.state for t in window.dock.model.tasks()), "none")
+        state = next((t.state for t in window.downloads.tasks()), "none")
         print(
             f"scan of {args.scan_files} files: {scan_s:.1f} s; "
             f"download of {args.download_mib} MiB: {state} after {both_s:.1f} s; "

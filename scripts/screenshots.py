@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parent.parent
@@ -37,6 +37,9 @@ from civdesk.core.context import Core  # noqa: E402
 from civdesk.core.scanner import Scanner  # noqa: E402
 from civdesk.core.secrets import ApiKeyStore  # noqa: E402
 from civdesk.core.updates import UpdateChecker  # noqa: E402
+
+if TYPE_CHECKING:
+    from civdesk.ui.main_window import MainWindow
 
 SIZES = [QSize(900, 600), QSize(1280, 800), QSize(1920, 1080)]
 THEMES = ["dark", "light"]
@@ -329,20 +332,15 @@ def prepare_settings(window: Any) -> None:
         group.setChecked(True)
 
 
-def queue_downloads(app: QApplication, window: Any, demo: Demo) -> None:
+def queue_downloads(app: QApplication, window: MainWindow, demo: Demo) -> None:
     """One download that completes and one that needs a login (a failed row with why)."""
-    dock = getattr(window, "dock", None)
-    worker = getattr(dock, "worker", None) or getattr(window, "downloads", None)
-    if worker is None:
-        print("note: no download worker found: the Downloads page shows no downloads")
-        return
     demo.double.login_required(demo.latest["Cozy Interiors"])
     for name in ("Lunar Tides", "Cozy Interiors"):
-        worker.add(demo.latest[name].id)
-    model = getattr(dock, "model", None)
-    if model is not None:
-        wait(app, 20, until=lambda: model.rowCount() == 2
-             and all(t.state in ("completed", "failed") for t in model.tasks()))
+        window.downloads.enqueue(demo.latest[name].id)
+    model = window.downloads_page.model
+    wait(app, 20, until=lambda: model.rowCount() == 2
+         and all(t.state in ("completed", "failed") for t in model.tasks()))
+    window.downloads_page.view.setCurrentIndex(model.index(1))
 
 
 def main(argv: list[str] | None = None) -> int:

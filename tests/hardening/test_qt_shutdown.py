@@ -55,13 +55,13 @@ def test_window_closed_mid_download_and_mid_scan(
     qtbot.addWidget(window)
     wait_until_ready(qtbot, window)
     window.show()
-    window.dock.worker.add(version.id, dest_dir=dest)
+    window.downloads.enqueue(version.id, dest_dir=str(dest))
     part = dest / ((version.files[0].name or "") + PART_SUFFIX)
     qtbot.waitUntil(lambda: part.exists() and part.stat().st_size > 0, timeout=15_000)
     assert window.scans.start()
     assert not window.scans.start()  # a second scan is refused while one runs
     window.close()
-    assert not window.dock.worker.running
+    assert not window.downloads.running
 
     kept = part.stat().st_size
     assert 0 < kept < BIG  # interrupted, not finished and not thrown away

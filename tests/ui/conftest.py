@@ -115,11 +115,8 @@ def main_window(qtbot, core: Core):
 
 
 def wait_until_ready(qtbot, window) -> None:
-    """Until the dock has read the queue and started its thread.
-
-    A window closed before that would see the dock start its thread after the close.
-    """
-    qtbot.waitUntil(lambda: window.dock.worker.running, timeout=5000)
+    """Until the downloads service has built the queue and started its thread."""
+    qtbot.waitUntil(lambda: window.downloads.running, timeout=5000)
 
 
 # -- images with detail, and a measure of it (for the NSFW blur) ------------------------------

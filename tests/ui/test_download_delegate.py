@@ -75,3 +75,15 @@ def test_second_line_words():
         "Civitai's virus scan flagged old.ckpt as dangerous")))
     assert flagged == ("Civitai's virus scan flagged old.ckpt as dangerous. Retry asks whether "
                        "to download it anyway")
+
+
+def test_a_narrow_row_keeps_the_name_first_and_drops_the_state_label():
+    from civdesk.ui.downloads.delegate import MARGIN, title_layout
+
+    # Room for both: the name takes what the state label leaves.
+    assert title_layout(400, 150, 60) == (400 - 60 - MARGIN, 60 + MARGIN)
+    # A long name in a narrow row: the state label goes, the name keeps the line.
+    assert title_layout(140, 600, 90) == (140, 0)
+    for width in range(0, 500, 7):
+        title, state = title_layout(width, 300, 80)
+        assert title >= min(300, width // 2) and title + state <= max(width, 0)

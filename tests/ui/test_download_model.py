@@ -1,4 +1,4 @@
-"""The download list model and the dock's wording, without widgets or threads."""
+"""The download list model and the Downloads page's wording, without widgets or threads."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ def test_in_use_names_the_process_that_has_the_download(message, who):
     assert reason == f"Being downloaded by another civdesk window {who} — it will continue there"
 
 
-def test_a_task_another_process_downloads_says_so_in_the_dock():
+def test_a_task_another_process_downloads_says_so_in_the_list():
     model = DownloadListModel()
     mine = snap(1, "downloading", owner_pid=os.getpid(), owner_host=socket.gethostname())
     theirs = snap(2, "downloading", owner_pid=4242, owner_host=socket.gethostname(),

@@ -1,8 +1,9 @@
 """The whole journey in the real window, with real clicks and keys, against the Civitai double.
 
-Civitai page → search → open a model → Download → the dock's progress, then completed → the
-notification → the card's Downloaded badge → the Models page shows the file. And a download
-that fails (login required, no key) says why in the dock while the next one completes.
+Civitai page → search → open a model → Download → its progress on the Downloads page, then
+completed → the notification → the card's Downloaded badge → the Models page shows the file.
+And a download that fails (login required, no key) says why on the Downloads page while the
+next one completes.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def window(main_window: MainWindow, tmp_path: Path) -> MainWindow:
 
 
 def click_nav(qtbot, window: MainWindow, page: str) -> None:
-    button = window.nav.widgetForAction(window.page_actions[page])
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    nav = window.nav
+    qtbot.mouseClick(nav.viewport(), Qt.MouseButton.LeftButton,
+                     pos=nav.visualItemRect(nav.item_of(page)).center())
     assert window.current_page == page
 
 
@@ -63,11 +65,11 @@ def test_search_open_download_then_the_file_is_in_the_library(
     version = civitai_catalog.checkpoint_v1
     assert window.browser.detail.current_version().id == version.id
 
-    dock, notifier = window.dock, window.notifier
+    downloads, notifier = window.downloads_page, window.notifier
     # Listening before the click: the file is small, and a wait set up only after the first
     # progress report could start after the download had finished (a rare, real failure).
     ended: dict[int, TaskSnapshot] = {}
-    dock.worker.task_finished.connect(lambda task: ended.setdefault(task.version_id, task))
+    window.downloads.task_finished.connect(lambda task: ended.setdefault(task.version_id, task))
     notes: list[list[str]] = []
     notifier.notified.connect(lambda *args: notes.append(list(args)))
     # No key yet: the first download asks for one, and goes on once it is saved.
@@ -76,16 +78,16 @@ def test_search_open_download_then_the_file_is_in_the_library(
     dialog = window.key_gate._dialog
     assert dialog is not None
     qtbot.keyClicks(dialog.key_edit, TEST_API_KEY)
-    with qtbot.waitSignal(dock.worker.task_progress, timeout=WAIT_MS) as progress:
+    with qtbot.waitSignal(window.downloads.task_progress, timeout=WAIT_MS) as progress:
         qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
     assert progress.args[0].state == "downloading"
     qtbot.waitUntil(lambda: version.id in ended and bool(notes), timeout=WAIT_MS)
     task = ended[version.id]
     assert task.state == "completed"
-    assert notes == [["Download complete", dock.model.index(0).data()]]
-    row = dock.model.row_of(task.id)
-    assert dock.model.index(row).data(TaskRole.STATE) == "completed"
-    assert dock.model.index(row).data(TaskRole.PROGRESS) == 100
+    assert notes == [["Download complete", downloads.model.index(0).data()]]
+    row = downloads.model.row_of(task.id)
+    assert downloads.model.index(row).data(TaskRole.STATE) == "completed"
+    assert downloads.model.index(row).data(TaskRole.PROGRESS) == 100
 
     results = window.browser.results
     qtbot.waitUntil(
@@ -119,7 +121,7 @@ def test_a_failed_download_says_why_and_the_next_one_completes(
     civitai_catalog.double.login_required(locked)
     # The failure may come while the second search runs: record every finish from now on.
     ended: dict[int, TaskSnapshot] = {}
-    window.dock.worker.task_finished.connect(lambda task: ended.setdefault(task.version_id, task))
+    window.downloads.task_finished.connect(lambda task: ended.setdefault(task.version_id, task))
     click_nav(qtbot, window, "civitai")
     search_and_open(qtbot, window, "Paperfold")
     detail = window.browser.detail
@@ -140,8 +142,9 @@ def test_a_failed_download_says_why_and_the_next_one_completes(
     failed, completed = ended[locked.id], ended[fine.id]
     assert failed.state == "failed"
     assert completed.state == "completed"
-    dock = window.dock
-    assert dock.failures_label.isVisible()
-    assert "API key" in dock.failures_label.text()
-    reason = dock.model.index(dock.model.row_of(failed.id)).data(TaskRole.REASON)
+    click_nav(qtbot, window, "downloads")
+    downloads = window.downloads_page
+    assert downloads.failures_label.isVisible()
+    assert "API key" in downloads.failures_label.text()
+    reason = downloads.model.index(downloads.model.row_of(failed.id)).data(TaskRole.REASON)
     assert "set your API key in Settings" in reason

@@ -23,8 +23,8 @@ def click_download(qtbot, window: MainWindow, version_id: int) -> KeyDialog | No
     """A Download click on the Civitai page; the key dialog when the gate opened one."""
     gate: KeyGate = window.key_gate
     window.browser.download_requested.emit(version_id, None, False, None)
-    qtbot.waitUntil(lambda: gate._dialog is not None or bool(window.dock.model.rowCount()),
-                    timeout=5000)
+    rows = window.downloads_page.model.rowCount
+    qtbot.waitUntil(lambda: gate._dialog is not None or bool(rows()), timeout=5000)
     return gate._dialog
 
 
@@ -66,10 +66,10 @@ def test_the_first_download_without_a_key_asks_then_proceeds_once_saved(
     version = civitai_catalog.vae_v1
     dialog = click_download(qtbot, main_window, version.id)
     assert dialog is not None and dialog.isVisible()
-    assert main_window.dock.model.rowCount() == 0 and downloads_asked(civitai) == []
+    assert main_window.downloads_page.model.rowCount() == 0 and downloads_asked(civitai) == []
 
     qtbot.keyClicks(dialog.key_edit, TEST_API_KEY)
-    with qtbot.waitSignal(main_window.dock.worker.task_finished, timeout=WAIT_MS) as done:
+    with qtbot.waitSignal(main_window.downloads.task_finished, timeout=WAIT_MS) as done:
         qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
     assert done.args[0].state == "completed" and done.args[0].version_id == version.id
     assert core.keys.get() == TEST_API_KEY
@@ -86,7 +86,7 @@ def test_download_without_a_key_is_a_choice_that_holds_for_the_session(
 ):
     dialog = click_download(qtbot, main_window, civitai_catalog.vae_v1.id)
     assert dialog is not None
-    with qtbot.waitSignal(main_window.dock.worker.task_finished, timeout=WAIT_MS) as done:
+    with qtbot.waitSignal(main_window.downloads.task_finished, timeout=WAIT_MS) as done:
         qtbot.mouseClick(dialog.without_button, Qt.MouseButton.LeftButton)
     assert done.args[0].state == "completed"
     assert core.keys.get() is None
@@ -101,7 +101,7 @@ def test_cancel_queues_nothing(
     dialog.reject()
     qtbot.waitUntil(lambda: main_window.key_gate._dialog is None)
     qtbot.wait(200)
-    assert main_window.dock.model.rowCount() == 0 and downloads_asked(civitai) == []
+    assert main_window.downloads_page.model.rowCount() == 0 and downloads_asked(civitai) == []
     # Asked again next time: cancelling is not "without a key".
     again = click_download(qtbot, main_window, civitai_catalog.vae_v1.id)
     assert again is not None

@@ -260,7 +260,7 @@ def test_check_for_update_then_updates_filter_and_one_click_download(
     lora = next(e for e in page.snapshot.entries if e.type == "LORA")
     queued: list[tuple] = []
 
-    class Downloads:  # the download dock's worker interface: add(version, file, dest)
+    class Downloads:  # the key gate's interface: add(version, file, dest)
         def add(self, version_id, file_id=None, dest_dir=None, on_added=None):
             queued.append((version_id, file_id, dest_dir))
 

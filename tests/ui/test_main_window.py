@@ -1,4 +1,5 @@
-"""The whole window: navigation, scan through the dock, shortcuts, state across restarts."""
+"""The whole window: navigation, the status area (scan line, downloads), shortcuts, state
+across restarts."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from PySide6.QtCore import Qt, QThread
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QDockWidget, QMessageBox
 from tests.ui.conftest import LayoutRequests, open_core, wait_until_ready, write_model_file
 
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.ui import tasks
+from civdesk.ui.downloads.summary import QueueCounts
 from civdesk.ui.library.model import Role, Show
 from civdesk.ui.main_window import MainWindow
 
@@ -47,24 +49,43 @@ def model_requests(civitai) -> list:
 
 def test_navigation_shows_each_page(qtbot, main_window):
     main_window.show()
+    nav = main_window.nav
     for name, widget in (
         ("civitai", main_window.browser),
+        ("downloads", main_window.downloads_page),
         ("settings", main_window.settings_page),
         ("models", main_window.library),
     ):
-        button = main_window.nav.widgetForAction(main_window.page_actions[name])
-        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        item = nav.item_of(name)
+        qtbot.mouseClick(nav.viewport(), Qt.MouseButton.LeftButton,
+                         pos=nav.visualItemRect(item).center())
         assert main_window.pages.currentWidget() is widget
-    assert main_window.dock.isVisible()
+        assert main_window.current_page == name and nav.current_name() == name
+    # No dock under the pages any more: they have the window's height.
+    assert main_window.findChildren(QDockWidget) == []
 
 
-def test_scan_library_reports_in_the_dock_and_notifies(qtbot, main_window, model_folder):
+def test_ctrl_1_to_4_and_show_page_mark_the_sidebar(qtbot, main_window):
+    main_window.show()
+    qtbot.waitExposed(main_window)
+    main_window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is main_window, timeout=2000)
+    for key, name in ((Qt.Key.Key_1, "civitai"), (Qt.Key.Key_2, "models"),
+                      (Qt.Key.Key_3, "downloads"), (Qt.Key.Key_4, "settings")):
+        qtbot.keyClick(main_window, key, Qt.KeyboardModifier.ControlModifier)
+        assert main_window.current_page == name and main_window.nav.current_name() == name
+    main_window.show_page("downloads")
+    assert main_window.nav.current_name() == "downloads"
+    assert main_window.nav.selectedItems() == [main_window.nav.item_of("downloads")]
+
+
+def test_scan_library_reports_on_the_activity_line_and_notifies(qtbot, main_window, model_folder):
     main_window.show()
     title, message = _scan(qtbot, main_window, model_folder)
     assert title == "Library scan finished"
     assert "4 identified" in message
     # Then the quiet update check after the scan adds its outcome to the line.
-    assert main_window.dock.scan_status.label.text() == (
+    assert main_window.activity.text() == (
         f"Scan finished: {message}. 1 update available")
     assert main_window.library.proxy.rowCount() == 4
     assert main_window.count_label.text() == "4 model files"
@@ -86,19 +107,19 @@ def test_a_failing_scan_says_why(qtbot, main_window, tmp_path):
     main_window.core.settings.library_folders = [str(tmp_path / "unplugged drive")]
     with qtbot.waitSignal(main_window.scans.stopped, timeout=10_000):
         main_window.start_scan()
-    text = main_window.dock.scan_status.label.text()
+    text = main_window.activity.text()
     assert text.startswith(("Scan failed:", "Scan finished:"))
     assert "unplugged drive" in text
 
 
-def test_cancel_in_the_dock_stops_the_scan(qtbot, main_window, model_folder):
+def test_cancel_on_the_activity_line_stops_the_scan(qtbot, main_window, model_folder):
     main_window.show()
     main_window.core.settings.library_folders = [str(model_folder)]
     with qtbot.waitSignal(main_window.scans.stopped, timeout=10_000):
         assert main_window.start_scan()
         assert not main_window.start_scan()  # one at a time
-        qtbot.mouseClick(main_window.dock.scan_status.cancel_button, Qt.MouseButton.LeftButton)
-    assert main_window.dock.scan_status.label.text().startswith(("Scan cancelled", "Scan finished"))
+        qtbot.mouseClick(main_window.activity.cancel_button, Qt.MouseButton.LeftButton)
+    assert main_window.activity.text().startswith(("Scan cancelled", "Scan finished"))
 
 
 def test_shortcuts_focus_search_and_refresh(qtbot, main_window):
@@ -114,7 +135,8 @@ def test_shortcuts_focus_search_and_refresh(qtbot, main_window):
         qtbot.keyClick(main_window, Qt.Key.Key_F5)
 
 
-def test_state_and_settings_survive_a_restart(qtbot, core, civitai, tmp_path):
+@pytest.mark.parametrize("page", ["settings", "downloads"])
+def test_state_and_settings_survive_a_restart(qtbot, core, civitai, tmp_path, page):
     first = MainWindow(core, use_tray=False)
     qtbot.addWidget(first)
     wait_until_ready(qtbot, first)
@@ -124,6 +146,7 @@ def test_state_and_settings_survive_a_restart(qtbot, core, civitai, tmp_path):
     first.show_page("settings")
     first.settings_page.add_library_folder(str(tmp_path))
     first.settings_page.minimize_to_tray.click()  # it may be scrolled out of sight at 760 px
+    first.show_page(page)
     first.close()
     core.close()
 
@@ -132,7 +155,7 @@ def test_state_and_settings_survive_a_restart(qtbot, core, civitai, tmp_path):
         second = MainWindow(again, use_tray=False)
         qtbot.addWidget(second)
         wait_until_ready(qtbot, second)
-        assert second.current_page == "settings"
+        assert second.current_page == page and second.nav.current_name() == page
         assert second.size() == size
         assert again.settings.library_folders == [str(tmp_path.resolve())]
         assert second.settings_page.minimize_to_tray.isChecked()
@@ -152,7 +175,7 @@ def test_no_thread_is_left_running_after_close(qtbot, core, model_folder):
     window.start_scan()
     window.close()
     assert not window.scans.running or window.scans.job.cancel_event.is_set()
-    assert not window.dock.worker.running
+    assert not window.downloads.running
     assert tasks.wait_for_pools(5000)
     assert tasks.active_thread_count() == 0
     threads = [t for t in QApplication.instance().findChildren(QThread) if t.isRunning()]
@@ -162,13 +185,13 @@ def test_no_thread_is_left_running_after_close(qtbot, core, model_folder):
 @pytest.mark.parametrize("quit_via", ["close"])
 def test_download_notifications_reach_the_notifier(qtbot, main_window, civitai_catalog, quit_via):
     main_window.show()
-    worker = main_window.dock.worker
+    worker = main_window.downloads
     with qtbot.waitSignal(main_window.notifier.notified, timeout=15_000) as blocker:
-        worker.add(civitai_catalog.vae_v1.id)
+        worker.enqueue(civitai_catalog.vae_v1.id)
     assert blocker.args == ["Download complete", civitai_catalog.vae_v1.files[0].name]
     # The same version again: the library has it, so nothing is fetched and the note says where.
     with qtbot.waitSignal(main_window.notifier.notified, timeout=15_000) as blocker:
-        worker.add(civitai_catalog.vae_v1.id)
+        worker.enqueue(civitai_catalog.vae_v1.id)
     title, text = blocker.args
     assert title == "Already in your library"
     assert text.startswith(f"{civitai_catalog.vae_v1.files[0].name}: ")
@@ -191,17 +214,17 @@ def test_a_failing_shutdown_step_neither_escapes_close_nor_skips_the_rest(
     with qtbot.waitSignal(window.quit_requested):
         assert window.close()
     # The later steps ran: the download thread is stopped.
-    assert not window.dock.worker.running and window.dock.worker.closed
+    assert not window.downloads.running and window.downloads.closed
 
 
 def test_a_window_closed_at_once_leaves_no_thread(qtbot, core):
-    # Closed before the dock's task list arrived (CIVDESK_QUIT_AFTER_MS=0 does this).
+    # Closed before the download queue was built (CIVDESK_QUIT_AFTER_MS=0 does this).
     window = MainWindow(core, use_tray=False)
     qtbot.addWidget(window)
     window.show()
     window.close()
     qtbot.wait(200)
-    assert not window.dock.worker.running
+    assert not window.downloads.running
     assert tasks.wait_for_pools(5000)
 
 
@@ -214,9 +237,9 @@ def test_allowing_nsfw_in_settings_unblurs_both_grids(qtbot, main_window):
     assert main_window.browser.nsfw_box.isChecked()
 
 
-def test_check_for_updates_reports_in_the_dock_status_line(qtbot, main_window, model_folder):
+def test_check_for_updates_reports_on_the_activity_line(qtbot, main_window, model_folder):
     _scan(qtbot, main_window, model_folder)
-    line = main_window.dock.scan_status
+    line = main_window.activity
     texts: list[str] = []
     main_window.library.update_check_progressed.connect(lambda *_: texts.append(line.label.text()))
     with qtbot.waitSignal(main_window.library.snapshot_loaded, timeout=10_000):
@@ -232,10 +255,10 @@ def test_the_update_line_drops_the_update_once_it_is_downloaded(
     _scan(qtbot, main_window, model_folder)
     with qtbot.waitSignal(main_window.library.snapshot_loaded, timeout=10_000):
         qtbot.mouseClick(main_window.library.updates_button, Qt.MouseButton.LeftButton)
-    line = main_window.dock.scan_status
+    line = main_window.activity
     assert line.label.text() == "1 update available"
-    with qtbot.waitSignal(main_window.dock.worker.task_finished, timeout=15_000) as done:
-        main_window.dock.worker.add(civitai_catalog.lora_v2.id, dest_dir=model_folder)
+    with qtbot.waitSignal(main_window.downloads.task_finished, timeout=15_000) as done:
+        main_window.downloads.enqueue(civitai_catalog.lora_v2.id, dest_dir=model_folder)
     assert done.args[0].state == "completed"
     qtbot.waitUntil(lambda: line.label.text() != "1 update available", timeout=10_000)
     assert "update available" not in line.label.text()
@@ -269,7 +292,7 @@ def test_the_tray_starts_paused_when_the_queue_was_left_paused(qtbot, core):
     try:
         action = window.tray.pause_action
         assert action.isChecked() and action.text() == "Resume downloads"
-        assert window.dock.pause_button.text() == "Resume all"
+        assert window.downloads_page.pause_button.text() == "Resume all"
     finally:
         window.close()
 
@@ -328,14 +351,14 @@ def test_a_scan_fills_update_badges_without_a_manual_check(
     assert [page.proxy.index(r, 0).data() for r in range(page.proxy.rowCount())] == [
         "Paperfold Style"
     ]
-    assert main_window.dock.scan_status.label.text().endswith(". 1 update available")
+    assert main_window.activity.text().endswith(". 1 update available")
     asked = model_requests(civitai)
     assert len(asked) == 1  # the four models in one request
     # A second scan minutes later asks Civitai nothing about updates: all checked just now.
     civitai.clear_requests()
     _scan(qtbot, main_window, model_folder)
     assert model_requests(civitai) == []
-    assert main_window.dock.scan_status.label.text().endswith(". 1 update available")
+    assert main_window.activity.text().endswith(". 1 update available")
 
 
 def test_a_window_opened_on_a_library_checks_for_updates_once(
@@ -351,7 +374,7 @@ def test_a_window_opened_on_a_library_checks_for_updates_once(
     window = MainWindow(core, use_tray=False)
     qtbot.addWidget(window)
     wait_until_ready(qtbot, window)
-    qtbot.waitUntil(lambda: window.dock.scan_status.label.text() == "1 update available",
+    qtbot.waitUntil(lambda: window.activity.text() == "1 update available",
                     timeout=10_000)  # fmt: skip
     wait_until_settled(qtbot, window)
     assert len(model_requests(civitai)) == 1
@@ -374,7 +397,7 @@ def test_an_offline_update_check_is_a_quiet_status_line(
     window = MainWindow(core, use_tray=False)
     qtbot.addWidget(window)
     wait_until_ready(qtbot, window)
-    line = window.dock.scan_status.label
+    line = window.activity.label
     qtbot.waitUntil(lambda: "could not be checked for updates" in line.text(), timeout=10_000)
     wait_until_settled(qtbot, window)
     # What earlier checks found still shows; what this one could not do is said once.
@@ -393,17 +416,19 @@ def test_a_rate_limited_check_after_a_scan_says_so_without_a_dialog(
         civitai.base_url, backoff=0.0, rate_limit_patience=0))
     civitai.rate_limit(n=20, path_prefix="/api/v1/models")
     _scan(qtbot, main_window, model_folder)
-    text = main_window.dock.scan_status.label.text()
+    text = main_window.activity.text()
     assert text.startswith("Scan finished: ") and "could not be checked for updates" in text
     assert not [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox)]
     assert main_window.library.snapshot.update_count == 0
 
 
 def test_counts_that_change_during_work_do_not_relayout_the_window(qtbot, main_window):
-    """The library count (after each reload) and the queue count (each task) are status
-    lines: a new number repaints them, and the window, whose layout costs tens of
-    milliseconds of GIL hand-overs while a scan runs, is not laid out again."""
+    """The library count (after each reload), the queue's line and count (each task) and
+    the scan's progress are status lines: a new number repaints them, and the window, whose
+    layout costs tens of milliseconds of GIL hand-overs while a scan runs, is not laid out
+    again."""
     main_window.show_page("models")
+    main_window.show_activity("Scanning library: 0 files", 0, 0, cancellable=True)
     main_window.show()
     qtbot.waitExposed(main_window)
     wait_until_settled(qtbot, main_window)
@@ -419,7 +444,12 @@ def test_counts_that_change_during_work_do_not_relayout_the_window(qtbot, main_w
                 break
         for n in (4, 1_234, 98_765):
             main_window.count_label.setText(f"{n} model files")
-            main_window.dock.count_label.setText(f"{n} downloads in queue · 1 running")
+            main_window.downloads_page.count_label.setText(f"{n} downloads in queue · 1 running")
+            main_window.downloads_status.show_counts(QueueCounts(
+                queued=n, downloading=1, finished=n % 7, name="model.safetensors",
+                percent=n % 100, speed=n * 1000.0))
+            main_window.show_activity(f"Scanning library: {n} of 99999 files · f{n}.ckpt",
+                                      n, 99_999, cancellable=True)
             qtbot.wait(5)
     finally:
         main_window.removeEventFilter(counter)
@@ -462,11 +492,11 @@ def test_saving_another_setting_leaves_the_civitai_page_as_it_was(qtbot, main_wi
 
 
 def failed_for_want_of_a_key(qtbot, window: MainWindow, civitai, catalog):
-    """A download that failed because Civitai wants a key (the dock's task record)."""
+    """A download that failed because Civitai wants a key (the queue's task record)."""
     version = catalog.lora_v2
     civitai.login_required(version)
-    with qtbot.waitSignal(window.dock.worker.task_finished, timeout=15_000) as failed:
-        window.dock.worker.add(version.id)
+    with qtbot.waitSignal(window.downloads.task_finished, timeout=15_000) as failed:
+        window.downloads.enqueue(version.id)
     task = failed.args[0]
     assert task.error_kind == "auth"
     return task
@@ -480,9 +510,9 @@ def test_retry_right_after_pasting_the_key_uses_it(qtbot, main_window, civitai, 
     w.show_page("settings")
     w.settings_page.key_edit.insert(TEST_API_KEY)  # a paste: saved a moment later, or…
     w.settings_page.key_edit.textEdited.emit(w.settings_page.key_edit.text())
-    w.dock.select_task(task.id)
-    with qtbot.waitSignal(w.dock.worker.task_finished, timeout=15_000) as retried:
-        qtbot.mouseClick(w.dock.retry_button, Qt.MouseButton.LeftButton)  # …now, first
+    w.downloads_page.select_task(task.id)
+    with qtbot.waitSignal(w.downloads.task_finished, timeout=15_000) as retried:
+        qtbot.mouseClick(w.downloads_page.retry_button, Qt.MouseButton.LeftButton)  # …now, first
     assert retried.args[0].state == "completed"
 
 
@@ -503,10 +533,10 @@ def test_retry_while_the_pasted_key_is_being_saved_waits_for_that_save(
     page.key_edit.textEdited.emit(page.key_edit.text())
     page.key_edit.editingFinished.emit()  # the save starts now, as the timer would
     qtbot.waitUntil(lambda: not page._unsaved, timeout=5000)
-    w.dock.select_task(task.id)
-    qtbot.mouseClick(w.dock.retry_button, Qt.MouseButton.LeftButton)
+    w.downloads_page.select_task(task.id)
+    qtbot.mouseClick(w.downloads_page.retry_button, Qt.MouseButton.LeftButton)
     release.set()
-    with qtbot.waitSignal(w.dock.worker.task_finished, timeout=15_000) as retried:
+    with qtbot.waitSignal(w.downloads.task_finished, timeout=15_000) as retried:
         pass
     assert retried.args[0].state == "completed"
 
@@ -523,7 +553,7 @@ def test_an_update_check_ending_during_a_scan_leaves_the_scan_its_line(
     w.library.check_all_updates()
     qtbot.wait(100)
     assert w.start_scan()  # its lookups wait as long as the check: it ends first
-    line = w.dock.scan_status
+    line = w.activity
     with qtbot.waitSignal(w.library.update_check_finished, timeout=10_000) as checked:
         pass
     said = checked.args[0]

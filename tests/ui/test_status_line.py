@@ -51,3 +51,31 @@ def test_long_text_is_clipped_not_widening_the_window(qtbot):
     assert line.text() == "x" * 500 and line.toolTip().startswith("/full/path/")
     assert window.minimumSizeHint().width() == before
     assert line.label.geometry() == line.rect()
+
+
+def test_the_activity_line_shows_a_scan_with_cancel_then_its_outcome(qtbot):
+    from PySide6.QtCore import Qt
+
+    from civdesk.ui.status_line import ActivityLine, scan_progress_text
+
+    line = ActivityLine()
+    window = _window(qtbot, line)
+    assert not line.isVisible()  # nothing to say yet
+    text = scan_progress_text(3, 10, "/models/Lora/paperfold.safetensors")
+    assert text == "Scanning library: 3 of 10 files · paperfold.safetensors"
+    line.show_activity(text, 3, 10, cancellable=True)
+    assert line.isVisible() and line.bar.isVisible() and line.cancel_button.isVisible()
+    assert line.text() == text
+    assert line.bar.value() == 3 and line.bar.maximum() == 10
+    with qtbot.waitSignal(line.cancel_requested):
+        qtbot.mouseClick(line.cancel_button, Qt.MouseButton.LeftButton)
+    assert not line.cancel_button.isEnabled()
+    line.show_activity("Checking for updates…", 0, 0)  # not cancellable: no button
+    assert not line.cancel_button.isVisible() and line.bar.maximum() == 0
+    line.show_result("Scan finished: 10 files, 8 identified")
+    assert line.text() == "Scan finished: 10 files, 8 identified"
+    assert not line.bar.isVisible() and not line.cancel_button.isVisible()
+    qtbot.mouseClick(line.dismiss_button, Qt.MouseButton.LeftButton)
+    assert not line.isVisible() and window.isVisible()
+    line.show_activity(text, 4, 10, cancellable=True)  # a new scan: Cancel works again
+    assert line.cancel_button.isEnabled()

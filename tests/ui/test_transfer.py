@@ -1,5 +1,6 @@
 """File → Export library… and Restore from manifest…: the dialogs are patched, the work runs
-off the GUI thread, the downloads go through the dock's queue, a summary says what happened."""
+off the GUI thread, the downloads go through the downloads service's queue, a summary says
+what happened."""
 
 from __future__ import annotations
 

@@ -7,11 +7,21 @@ after the ``QGuiApplication`` exists (Qt cannot build an icon before).
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from typing import Literal
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication, QIcon, QImage
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import (
+    QColor,
+    QGuiApplication,
+    QIcon,
+    QImage,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+)
 
 from civdesk.resources import resource_path
 
@@ -68,6 +78,84 @@ def stylesheet() -> str:
     except OSError as exc:
         log.warning("Stylesheet %s could not be read: %s", path, exc)
         return ""
+
+
+#: The pages of the window's navigation, each with a glyph drawn below.
+NavGlyph = Literal["civitai", "models", "downloads", "settings"]
+NAV_ICON_SIZES = (20, 24, 32, 48)
+
+
+def nav_icon(glyph: NavGlyph, color: QColor) -> QIcon:
+    """A line glyph for a navigation entry, in ``color`` (the palette's text colour, so it
+    reads in both themes). Drawn, not loaded: crisp at every size and in any palette."""
+    icon = QIcon()
+    for size in NAV_ICON_SIZES:
+        icon.addPixmap(_glyph_pixmap(glyph, size, color))
+    return icon
+
+
+def _glyph_pixmap(glyph: NavGlyph, size: int, ink: QColor) -> QPixmap:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.scale(size / 24, size / 24)  # glyphs are drawn on a 24-unit square
+    pen = QPen(ink, 1.8)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    painter.setPen(pen)
+    _GLYPHS[glyph](painter)
+    painter.end()
+    return pixmap
+
+
+def _draw_globe(p: QPainter) -> None:
+    p.drawEllipse(QPointF(12, 12), 9, 9)
+    p.drawEllipse(QPointF(12, 12), 4, 9)
+    p.drawLine(QPointF(3, 12), QPointF(21, 12))
+
+
+def _draw_grid(p: QPainter) -> None:
+    for x in (3.5, 13.5):
+        for y in (3.5, 13.5):
+            p.drawRoundedRect(QRectF(x, y, 7, 7), 1.5, 1.5)
+
+
+def _draw_download(p: QPainter) -> None:
+    p.drawLine(QPointF(12, 3), QPointF(12, 15))
+    arrow = QPainterPath(QPointF(7, 10.5))
+    arrow.lineTo(12, 15.5)
+    arrow.lineTo(17, 10.5)
+    p.drawPath(arrow)
+    tray = QPainterPath(QPointF(4, 15))
+    tray.lineTo(4, 20)
+    tray.lineTo(20, 20)
+    tray.lineTo(20, 15)
+    p.drawPath(tray)
+
+
+def _draw_gear(p: QPainter) -> None:
+    p.drawEllipse(QPointF(12, 12), 3, 3)
+    teeth = 8
+    outer, inner = 9.5, 7.0
+    path = QPainterPath()
+    for i in range(teeth * 2):
+        # Each tooth: two points on the outer radius, then two on the inner one.
+        base = math.pi * 2 * i / (teeth * 2)
+        radius = outer if i % 2 == 0 else inner
+        for offset in (-0.16, 0.16):
+            point = QPointF(12 + radius * math.cos(base + offset),
+                            12 + radius * math.sin(base + offset))
+            if path.elementCount() == 0:
+                path.moveTo(point)
+            else:
+                path.lineTo(point)
+    path.closeSubpath()
+    p.drawPath(path)
+
+
+_GLYPHS = {"civitai": _draw_globe, "models": _draw_grid, "downloads": _draw_download,
+           "settings": _draw_gear}
 
 
 def _tray_set(prefix: str) -> QIcon:

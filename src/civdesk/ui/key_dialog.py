@@ -30,6 +30,7 @@ from civdesk.ui.tasks import run_task
 
 if TYPE_CHECKING:
     from civdesk.core.context import Core
+    from civdesk.ui.services.downloads import DownloadService
 
 
 class KeyDialog(QDialog):
@@ -148,18 +149,18 @@ class KeyDialog(QDialog):
 
 
 class KeyGate(QObject):
-    """Queues downloads like the worker it wraps, asking for the key first when none is set.
+    """Queues downloads on the downloads service, asking for the key first when none is set.
 
-    Has the worker's ``add`` and ``task_finished``, so the pages take it in its place.
+    Has ``add`` and ``task_finished``, so the pages take it in the service's place.
     """
 
     #: A key was stored through the dialog (the Settings page shows it).
     key_saved = Signal()
 
-    def __init__(self, core: Core, worker: Any, window: QWidget) -> None:
+    def __init__(self, core: Core, downloads: DownloadService, window: QWidget) -> None:
         super().__init__(window)
         self.core = core
-        self.worker = worker
+        self.downloads = downloads
         self.window = window
         self._without_key = False  # chosen in the dialog: not asked again this session
         self._dialog: KeyDialog | None = None
@@ -169,12 +170,12 @@ class KeyGate(QObject):
 
     @property
     def task_finished(self) -> Any:
-        return self.worker.task_finished
+        return self.downloads.task_finished
 
     def add(self, version_id: int, file_id: int | None = None, dest_dir: str | None = None,
             **kw: Any) -> None:
         """Queue a download once there is a key (or the user chose to go without)."""
-        self._when_allowed(lambda: self.worker.add(version_id, file_id, dest_dir, **kw))
+        self._when_allowed(lambda: self.downloads.enqueue(version_id, file_id, dest_dir, **kw))
 
     def _when_allowed(self, queue_it: Callable[[], object]) -> None:
         if self._without_key:

@@ -1,43 +1,53 @@
-"""The main window: Civitai browser, Models and Settings pages, the download dock, the tray.
+"""The main window: a sidebar of pages (Civitai, Models, Downloads, Settings), the status
+area (the library's work, the downloads' line and count), the tray.
 
-The window wires the parts together and owns the things that outlive a page: the scan
-controller, the thumbnail loader, the notifier. Geometry and the last page are kept in an
-INI file under the config folder (not the registry), so a data dir carries its own window.
+The window only wires: the download queue is the :class:`DownloadService`'s, pages and the
+status area are its views. It owns what outlives a page: the scan controller, the thumbnail
+loader, the notifier. Geometry and the last page are kept in an INI file under the config
+folder (not the registry), so a data dir carries its own window.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, QSize, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence, QShortcut
-from PySide6.QtWidgets import QMainWindow, QStackedWidget, QToolBar, QWidget
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut
+from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
-from civdesk.core.scanner import ScanSummary
+from civdesk.core.downloads.queue import TaskSnapshot
+from civdesk.core.scanner import ScanProgress, ScanSummary
 from civdesk.ui import icons
 from civdesk.ui.browser.page import BrowserPage
-from civdesk.ui.downloads.dock import DownloadDock
+from civdesk.ui.downloads.indicator import DownloadsIndicator
 from civdesk.ui.downloads.messages import failure_reason, task_title
+from civdesk.ui.downloads.page import DownloadsPage
 from civdesk.ui.key_dialog import KeyGate
 from civdesk.ui.library.page import LibraryPage
+from civdesk.ui.navigation import NAV_PAGES, NavigationBar
 from civdesk.ui.rate_status import RateLimitStatus
 from civdesk.ui.scan import progress_counts, summary_text
+from civdesk.ui.services.downloads import DownloadService
 from civdesk.ui.services.library import LibraryService
 from civdesk.ui.settings_page import SettingsPage
-from civdesk.ui.status_line import StatusLine
+from civdesk.ui.status_line import ActivityLine, StatusLine, scan_progress_text
 from civdesk.ui.thumbnails import ThumbnailLoader
 from civdesk.ui.transfer import LibraryTransfer
 from civdesk.ui.tray import Notifier, Tray, tray_available
 
+if TYPE_CHECKING:
+    from civdesk.core.context import Core
+    from civdesk.ui.library.model import LibrarySnapshot
+
 log = logging.getLogger(__name__)
 
-PAGES = ("civitai", "models", "settings")
+PAGES = tuple(name for name, _label, _keys in NAV_PAGES)
 DEFAULT_PAGE = "models"
 STATUS_MS = 6000
 
 
-def window_settings(core: Any) -> QSettings:
+def window_settings(core: Core) -> QSettings:
     """The window's own state (geometry, last page), in the data dir's config folder."""
     return QSettings(str(core.paths.config / "window.ini"), QSettings.Format.IniFormat)
 
@@ -50,7 +60,7 @@ class MainWindow(QMainWindow):
 
     def __init__(
         self,
-        core: Any,
+        core: Core,
         *,
         thumbnails: ThumbnailLoader | None = None,
         icon: QIcon | None = None,
@@ -64,7 +74,7 @@ class MainWindow(QMainWindow):
         if icon is not None:
             self.setWindowIcon(icon)
         self.core = core
-        # No animated dock re-layouts: each animation's QObject, deleted afterwards on the
+        # No animated re-layouts: each animation's QObject, deleted afterwards on the
         # GUI thread, asks Python about its target under Qt's signal-slot lock, and a
         # worker holding the GIL while it waits for that lock deadlocks the pair (seen in
         # bench_gui: ~QPropertyAnimation -> Sbk_GetPyOverride -> GilState::acquire).
@@ -75,9 +85,9 @@ class MainWindow(QMainWindow):
         # The Civitai page's badges lag the library while that page is hidden (read again
         # when it is shown): a reload during a scan need not pay for a page off screen.
         self._browser_library_stale = False
-        # The scan's outcome, kept for the dock line while the quiet check after it runs.
+        # The scan's outcome, kept for the activity line while the quiet check after it runs.
         self._scan_text: str | None = None
-        self._dock_update_line: str | None = None  # the update check line the dock shows
+        self._update_line: str | None = None  # the update check line the activity shows
         #: The NSFW preference last passed to the pages: a save of any other setting must
         #: not reset the Civitai page's own NSFW box (and with it the results shown).
         self._allow_nsfw = bool(core.settings.allow_nsfw)
@@ -90,8 +100,10 @@ class MainWindow(QMainWindow):
         self.library = LibraryPage(core, self.thumbnails, service=self.library_service,
                                    state=window_settings(core))
         self.settings_page = SettingsPage(core, library=self.library_service)
-        self.dock = DownloadDock(core, self)
-        self.transfer = LibraryTransfer(core, self.dock.worker, self,
+        #: The download queue and its thread; every view and caller goes through it.
+        self.downloads = DownloadService(core, self)
+        self.downloads_page = DownloadsPage(self.downloads)
+        self.transfer = LibraryTransfer(core, self.downloads, self,
                                         scanning=lambda: self.scans.running)
         self._build()
         self._connect()
@@ -103,7 +115,7 @@ class MainWindow(QMainWindow):
             self.tray.show_requested.connect(self.bring_to_front)
             self.tray.quit_requested.connect(self.quit)
             self.tray.pause_toggled.connect(self._tray_pause_toggled)
-            self.tray.set_paused(self.dock.worker.paused)  # a pause outlives a restart
+            self.tray.set_paused(self.downloads.paused)  # a pause outlives a restart
 
         self._restore_state()
         self.library.refresh()
@@ -113,37 +125,42 @@ class MainWindow(QMainWindow):
     def _build(self) -> None:
         self.pages = QStackedWidget()
         self.pages.setObjectName("pages")
-        self._page_widgets = {
+        self._page_widgets: dict[str, QWidget] = {
             "civitai": self.browser,
             "models": self.library,
+            "downloads": self.downloads_page,
             "settings": self.settings_page,
         }
         for widget in self._page_widgets.values():
             self.pages.addWidget(widget)
-        self.setCentralWidget(self.pages)
+        self.nav = NavigationBar()
+        self.nav.page_chosen.connect(self.show_page)
+        #: The scan's and update checks' line, under every page.
+        self.activity = ActivityLine()
+        body = QWidget()
+        body.setObjectName("body")
+        row = QHBoxLayout(body)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.nav)
+        column = QVBoxLayout()
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.pages, 1)
+        column.addWidget(self.activity)
+        row.addLayout(column, 1)
+        self.setCentralWidget(body)
 
-        self.nav = QToolBar("Navigation")
-        self.nav.setObjectName("navigation")
-        self.nav.setMovable(False)
-        self.nav.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        group = QActionGroup(self)
-        group.setExclusive(True)
+        # Ctrl+1..4 (window-wide, whichever widget has the focus).
         self.page_actions: dict[str, QAction] = {}
-        for name, text, key in (
-            ("civitai", "Civitai", "Ctrl+1"),
-            ("models", "Models", "Ctrl+2"),
-            ("settings", "Settings", "Ctrl+3"),
-        ):
+        for name, text, key in NAV_PAGES:
             action = QAction(text, self)
             action.setObjectName(f"show_{name}")
-            action.setCheckable(True)
             action.setShortcut(QKeySequence(key))
-            action.setToolTip(f"{text} ({key})")
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             action.triggered.connect(lambda _=False, n=name: self.show_page(n))
-            group.addAction(action)
-            self.nav.addAction(action)
+            self.addAction(action)
             self.page_actions[name] = action
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.nav)
 
         file_menu = self.menuBar().addMenu("&File")
         scan = file_menu.addAction("Scan Library")
@@ -165,11 +182,13 @@ class MainWindow(QMainWindow):
         about.setMenuRole(QAction.MenuRole.AboutRole)
         about.triggered.connect(self.show_about)
 
-        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
         # A new count after each reload must not re-lay out the window (see StatusLine);
         # wide enough for a library of a million files.
         self.count_label = StatusLine()
         self.count_label.setObjectName("libraryCount")
+        # Flush right: a long message on its left is cut where the count begins.
+        self.count_label.label.setAlignment(Qt.AlignmentFlag.AlignRight
+                                            | Qt.AlignmentFlag.AlignVCenter)
         self.count_label.setFixedWidth(
             self.count_label.fontMetrics().horizontalAdvance("0,000,000 model files") + 8)
         self.statusBar().addPermanentWidget(self.count_label)
@@ -182,6 +201,10 @@ class MainWindow(QMainWindow):
         self.statusBar().insertPermanentWidget(0, self.rate_label)
         self.rate_status = RateLimitStatus(self.core, self)
         self.rate_status.changed.connect(self._show_rate_status)
+        # The downloads in one line and a count; a click opens the Downloads page.
+        self.downloads_status = DownloadsIndicator()
+        self.downloads_status.clicked.connect(lambda: self.show_page("downloads"))
+        self.statusBar().addPermanentWidget(self.downloads_status)
 
         for keys, slot in (
             ("Ctrl+F", self.focus_search),
@@ -200,7 +223,7 @@ class MainWindow(QMainWindow):
         scans.failed.connect(self._scan_failed)
         scans.cancelled.connect(self._scan_cancelled)
         scans.stopped.connect(self._scan_stopped)
-        self.dock.scan_cancel_requested.connect(scans.cancel)
+        self.activity.cancel_requested.connect(scans.cancel)
 
         for page in (self.library, self.settings_page):
             page.status_message.connect(self.show_status)
@@ -211,23 +234,25 @@ class MainWindow(QMainWindow):
         self.library.find_folders_requested.connect(self.settings_page.look_for_model_folders)
         self.library.add_folder_requested.connect(self.settings_page.choose_folder)
         self.settings_page.folders_changed.connect(self.library.folders_changed)
-        self.dock.before_retry = self.settings_page.after_saving
+        self.downloads_page.before_retry = self.settings_page.after_saving
         self.notifier.notified.connect(self._notified)
         self.notifier.activated.connect(self.bring_to_front)  # a click on a notification
         self.transfer.status_message.connect(self.show_status)
         self.transfer.restored.connect(self.library.refresh)
         self.transfer.restored.connect(self.settings_page.load)  # its new library folders
 
-        worker = self.dock.worker
+        downloads = self.downloads
         # Download clicks pass the key gate: with no key set, the first one asks for it.
-        self.key_gate = KeyGate(self.core, worker, self)
+        self.key_gate = KeyGate(self.core, downloads, self)
         self.key_gate.key_saved.connect(self.settings_page.load)
         self.browser.empty_state.key_saved.connect(self.settings_page.load)
         self.library.set_downloads(self.key_gate)
         self.browser.connect_downloads(self.key_gate)
         self.browser.show_in_library_requested.connect(self.show_in_library)
-        worker.task_finished.connect(self._download_finished)
-        worker.paused_changed.connect(self._paused_changed)
+        downloads.task_finished.connect(self._download_finished)
+        downloads.paused_changed.connect(self._paused_changed)
+        downloads.counts_changed.connect(self.downloads_status.show_counts)
+        downloads.problem.connect(self.show_status)  # the Downloads page says it too
 
     # -- pages --------------------------------------------------------------------------------
 
@@ -236,11 +261,13 @@ class MainWindow(QMainWindow):
         widget = self.pages.currentWidget()
         return next(name for name, w in self._page_widgets.items() if w is widget)
 
+    @Slot(str)
     def show_page(self, name: str) -> None:
+        """Show a page: "civitai", "models", "downloads" or "settings" (else the default)."""
         if name not in self._page_widgets:
             name = DEFAULT_PAGE
         self.pages.setCurrentWidget(self._page_widgets[name])
-        self.page_actions[name].setChecked(True)
+        self.nav.mark(name)
         if name == "civitai" and self._browser_library_stale:
             self._browser_library_stale = False
             self.browser.refresh_library_state()
@@ -292,8 +319,8 @@ class MainWindow(QMainWindow):
         self.library.set_allow_nsfw(allow)
         self.browser.nsfw_box.setChecked(allow)
 
-    def _library_loaded(self, snapshot: Any) -> None:
-        self._refresh_dock_update_line()
+    def _library_loaded(self, snapshot: LibrarySnapshot) -> None:
+        self._refresh_update_line()
         count = len(snapshot.entries)
         self.count_label.setText(f"{count} model file{'s' if count != 1 else ''}")
         # Which versions are on disk, for the Civitai page's badges: a read of every model
@@ -307,33 +334,43 @@ class MainWindow(QMainWindow):
             if count and not self._shut_down:
                 self.library.check_updates_quietly()
 
-    # -- update checks ------------------------------------------------------------------------
+    # -- the activity line (scan, update checks) ---------------------------------------------
+
+    def show_activity(self, text: str, done: int, total: int, cancellable: bool = False,
+                      tooltip: str = "") -> None:
+        """Library work in progress on the line under the pages (``total`` 0: unknown)."""
+        self.activity.show_activity(text, done, total, cancellable, tooltip)
+
+    def show_result(self, text: str) -> None:
+        """The outcome of the library's work on that line."""
+        self.activity.show_result(text)
 
     def _update_check_progressed(self, done: int, total: int) -> None:
         if self.scans.running:
             return  # the line shows the scan (and its Cancel button) until it ends
         if self._scan_text is None:
-            self.dock.show_update_check_progress(done, total)
+            counted = f": {done} of {total} models" if total > 0 else "…"
+            self.show_activity(f"Checking for updates{counted}", done, total)
         else:  # right after a scan: its outcome stays readable on the line
-            self.dock.scan_status.show_activity(f"{self._scan_text}. Checking for updates…", 0, 0)
+            self.show_activity(f"{self._scan_text}. Checking for updates…", 0, 0)
 
     def _update_check_finished(self, text: str) -> None:
         scan_text, self._scan_text = self._scan_text, None
         if self.scans.running:  # a check started before this scan: said beside it
             self.show_status(text)
             return
-        self._dock_update_line = text
-        self.dock.show_scan_result(f"{scan_text}. {text}" if scan_text else text)
+        self._update_line = text
+        self.show_result(f"{scan_text}. {text}" if scan_text else text)
 
-    def _refresh_dock_update_line(self) -> None:
-        """Keep "N updates available" true once an update was downloaded: the line the dock
-        shows is the last check's, recounted with the library's updates now."""
-        if self._dock_update_line is None or self.scans.running:
+    def _refresh_update_line(self) -> None:
+        """Keep "N updates available" true once an update was downloaded: the line shown
+        is the last check's, recounted with the library's updates now."""
+        if self._update_line is None or self.scans.running:
             return
         text = self.library.update_text_now()
-        if text is not None and text != self._dock_update_line:
-            self._dock_update_line = text
-            self.dock.show_scan_result(text)
+        if text is not None and text != self._update_line:
+            self._update_line = text
+            self.show_result(text)
 
     # -- scans --------------------------------------------------------------------------------
 
@@ -352,11 +389,15 @@ class MainWindow(QMainWindow):
     def _scan_started(self) -> None:
         for button in (self.library.scan_button, self.settings_page.scan_button):
             button.setEnabled(False)
-        self.dock.show_scan_progress(0, 0, "")
+        self._show_scan_progress(0, 0, "")
 
-    def _scan_progressed(self, progress: Any) -> None:
+    def _scan_progressed(self, progress: ScanProgress) -> None:
         done, total = progress_counts(progress)
-        self.dock.show_scan_progress(done, total, progress.current_path or "")
+        self._show_scan_progress(done, total, progress.current_path or "")
+
+    def _show_scan_progress(self, done: int, total: int, current_path: str) -> None:
+        self.show_activity(scan_progress_text(done, total, current_path), done, total,
+                           cancellable=True, tooltip=current_path)
 
     def _notified(self, title: str, text: str) -> None:
         self.show_status(f"{title}: {text}")
@@ -364,8 +405,8 @@ class MainWindow(QMainWindow):
     def _scan_finished(self, summary: ScanSummary) -> None:
         found = summary_text(summary)
         text = f"Scan finished: {found}"
-        self._dock_update_line = None
-        self.dock.show_scan_result(text)
+        self._update_line = None
+        self.show_result(text)
         self.notifier.notify("Library scan finished", found)
         # New files may be of models never asked about: badges without a manual check. The
         # check asks only about models not checked in the last hours; a running one is kept.
@@ -374,13 +415,13 @@ class MainWindow(QMainWindow):
             self.library.check_updates_quietly()
 
     def _scan_failed(self, message: str) -> None:
-        self._dock_update_line = None
-        self.dock.show_scan_result(f"Scan failed: {message}")
+        self._update_line = None
+        self.show_result(f"Scan failed: {message}")
         self.notifier.notify("Library scan failed", message, warning=True)
 
     def _scan_cancelled(self) -> None:
-        self._dock_update_line = None
-        self.dock.show_scan_result("Scan cancelled (files found so far are kept)")
+        self._update_line = None
+        self.show_result("Scan cancelled (files found so far are kept)")
 
     def _scan_stopped(self) -> None:
         for button in (self.library.scan_button, self.settings_page.scan_button):
@@ -389,7 +430,7 @@ class MainWindow(QMainWindow):
 
     # -- downloads ----------------------------------------------------------------------------
 
-    def _download_finished(self, task: Any) -> None:
+    def _download_finished(self, task: TaskSnapshot) -> None:
         if task.state == "completed" and task.already_present:
             # Nothing was fetched: say where the file already is, not "complete".
             self.notifier.notify("Already in your library", f"{task_title(task)}: {task.dest_path}")
@@ -406,10 +447,7 @@ class MainWindow(QMainWindow):
             self.tray.set_paused(paused)
 
     def _tray_pause_toggled(self, paused: bool) -> None:
-        if paused:
-            self.dock.worker.pause()
-        else:
-            self.dock.worker.resume()
+        self.downloads.set_paused(paused)
 
     # -- window state -------------------------------------------------------------------------
 
@@ -419,16 +457,11 @@ class MainWindow(QMainWindow):
         if geometry is None or not self.restoreGeometry(geometry):
             screen = self.screen()
             self.resize(first_size(screen.availableGeometry().size() if screen else None))
-        dock_state = state.value("state")
-        if dock_state is None or not self.restoreState(dock_state):
-            # First start: the library gets the room, the dock a few rows.
-            self.resizeDocks([self.dock], [170], Qt.Orientation.Vertical)
         self.show_page(str(state.value("page", DEFAULT_PAGE)))
 
     def save_state(self) -> None:
         state = window_settings(self.core)
         state.setValue("geometry", self.saveGeometry())
-        state.setValue("state", self.saveState())
         state.setValue("page", self.current_page)
         state.sync()
 
@@ -480,7 +513,7 @@ class MainWindow(QMainWindow):
             self.rate_status.stop,
             self.thumbnails.cancel_pending,
             self.library_service.shutdown,
-            self.dock.shutdown,
+            self.downloads.stop,
             lambda: self.tray.hide() if self.tray is not None else None,
         )
         for step in steps:

@@ -4,7 +4,7 @@
 A file dialog picks the file (and a folder to restore into); the work (reading the library,
 hashing the destination, asking Civitai about versions) runs through :func:`run_task`, and a
 non-modal summary says what was queued and what cannot come back. The downloads themselves
-are the dock's: they are added to its queue, whose worker is woken.
+are the downloads service's: they are added to its queue, whose worker is woken.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class LibraryTransfer(QObject):
 
     def __init__(self, core: Core, downloads: Any, parent: QWidget,
                  scanning: Callable[[], bool] = lambda: False) -> None:
-        """``downloads``: the dock's DownloadWorker (its queue gets the downloads);
+        """``downloads``: the window's DownloadService (its queue gets the downloads);
         ``scanning``: whether the window's scan runs (a restore scans too: not both)."""
         super().__init__(parent)
         self.core = core
@@ -106,10 +106,14 @@ class LibraryTransfer(QObject):
         if self.scanning():
             self.status_message.emit("A scan is running: restore once it has finished")
             return
+        queue = self.downloads.queue
+        if queue is None:
+            self.status_message.emit("Downloads are still starting: restore in a moment")
+            return
         if not self._start():
             return
         self.status_message.emit("Restoring the library: looking for the files already there…")
-        run_task(restore_from, self.core, self.downloads.queue, path, dest, pool="transfer",
+        run_task(restore_from, self.core, queue, path, dest, pool="transfer",
                  name="restore", on_result=self._restored, on_error=self._failed, owner=self)
 
     def _start(self) -> bool:

@@ -64,7 +64,7 @@ PART_SUFFIX = ".part"
 #: Buffer size. Each buffer passes through three threads (read, write, hash), and every
 #: hand-over waits for the GIL: from the loopback double a GiB cost 1.31-1.35 ms of CPU per
 #: MB with 1 MiB buffers and 1.04-1.10 with 4 MiB (median 1,100 against 1,230-1,300 MB/s).
-#: The window asks for less (``ui.downloads.dock.WINDOW_BUFFER``): beside a scan, a
+#: The window asks for less (``ui.services.downloads.WINDOW_BUFFER``): beside a scan, a
 #: download that fast made it stall.
 CHUNK_SIZE = 4 << 20
 REHASH_BUFFER = 4 << 20

@@ -57,6 +57,20 @@ def detail_text(task: TaskSnapshot) -> str:
     return STATE_LABELS.get(state, str(state))
 
 
+def title_layout(width: int, title_advance: int, state_advance: int) -> tuple[int, int]:
+    """The widths of the first line's name and state label in a row ``width`` wide.
+
+    The name comes first: the state label (also told by the bar and the second line) is
+    dropped before the name would shrink under half the row, or under its own width when
+    that is less; the name is elided into what it gets, never left out.
+    """
+    state_width = state_advance + MARGIN
+    title_width = width - state_width
+    if title_width < min(title_advance, width // 2):
+        return max(width, 0), 0
+    return title_width, state_width
+
+
 def _task_at(index: AnyIndex) -> TaskSnapshot:
     """The row's task, read in Python from our model when the view shows it directly.
 
@@ -104,16 +118,18 @@ class DownloadDelegate(QStyledItemDelegate):
         painter.save()
         painter.setPen(text_color)
         state_label = STATE_LABELS.get(state, str(state))
-        state_width = metrics.horizontalAdvance(state_label) + MARGIN
-        title_width = width - state_width
-        title = metrics.elidedText(task_title(task), Qt.TextElideMode.ElideMiddle, title_width)
+        name = task_title(task)
+        title_width, state_width = title_layout(width, metrics.horizontalAdvance(name),
+                                                metrics.horizontalAdvance(state_label))
+        title = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, title_width)
         painter.drawText(QRect(left, top, title_width, line), LEFT, title)
         if state == "failed" and not selected:
             painter.setPen(FAILED_COLOR)
         elif state == "completed" and not selected:
             painter.setPen(DONE_COLOR)
-        painter.drawText(QRect(left + width - 1 - state_width, top, state_width, line),
-                         RIGHT, state_label)
+        if state_width:
+            painter.drawText(QRect(left + width - 1 - state_width, top, state_width, line),
+                             RIGHT, state_label)
 
         bar_top = top + line + MARGIN // 2
         if state in ("queued", "downloading"):

@@ -10,10 +10,11 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QByteArray,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -29,6 +30,12 @@ from civdesk.ui.downloads.messages import (
     failure_reason,
     task_title,
 )
+
+if TYPE_CHECKING:
+    from civdesk.ui.downloads.worker import DownloadWorker
+    from civdesk.ui.services.downloads import DownloadService
+
+    DownloadSignals = DownloadWorker | DownloadService
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 ACTIVE_STATES = (QUEUED, DOWNLOADING)
@@ -83,8 +90,8 @@ class DownloadListModel(QAbstractListModel):
 
     # -- wiring -------------------------------------------------------------------------------
 
-    def connect_worker(self, worker: Any) -> None:
-        """Follow a worker's signals (and take its current task list)."""
+    def connect_worker(self, worker: DownloadSignals) -> None:
+        """Follow the task signals of a worker or of the downloads service."""
         worker.task_added.connect(self.add_task)
         worker.task_changed.connect(self.update_task)
         worker.task_progress.connect(self.update_task)
@@ -227,7 +234,7 @@ class DownloadListModel(QAbstractListModel):
             return reason_text(task) if has_reason(task) else None
         return None
 
-    def roleNames(self) -> dict[int, bytes]:
+    def roleNames(self) -> dict[int, QByteArray]:
         names = super().roleNames()
-        names.update({role.value: role.name.lower().encode() for role in TaskRole})
+        names.update({role.value: QByteArray(role.name.lower().encode()) for role in TaskRole})
         return names

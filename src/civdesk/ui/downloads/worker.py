@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import shiboken6
 from PySide6.QtCore import QMetaObject, QObject, QThread, QThreadPool, Signal, Slot
@@ -26,6 +26,9 @@ from PySide6.QtCore import QMetaObject, QObject, QThread, QThreadPool, Signal, S
 from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.downloads.queue import DownloadQueue
 from civdesk.ui.tasks import TaskHandle, run_task
+
+if TYPE_CHECKING:
+    from civdesk.core.civitai.client import CivitaiClient
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +184,7 @@ class DownloadWorker(QObject):
         if ended and self._last_resort is not None:
             # Stopped for good: the destroyed-hook would only touch a thread Python may
             # already have deleted by the time the worker goes (at interpreter exit).
-            self.disconnect(self._last_resort)
+            self.disconnect(self._last_resort)  # type: ignore[call-overload]  # stubs lack it
             self._last_resort = None
         self.queue.remove_listener(self._listener)
         return ended
@@ -205,14 +208,15 @@ class DownloadWorker(QObject):
 
     def _prepare_client(self) -> None:
         """The key and site as they are now, read once the next task is claimed."""
+        client = cast("CivitaiClient", self.queue.client)  # the window's queue has one
         if self._api_key is not None:
             try:
-                self.queue.client.api_key = self._api_key()
+                client.api_key = self._api_key()
             except Exception:  # a keychain hiccup: keep the key we had
                 log.warning("Could not read the API key; keeping the current one",
                             exc_info=True)
         if self._site is not None:
-            self.queue.client.base_url = self._site()
+            client.base_url = self._site()
 
     # -- commands ---------------------------------------------------------------------------
     # Each command touches the database, so none runs on the GUI thread: they go, in order,
@@ -294,10 +298,6 @@ class DownloadWorker(QObject):
     def wake(self) -> None:
         """Look at the queue again: tasks were added to it directly (a restore)."""
         self._wake.set()
-
-    def load_tasks(self, on_result: Callable[[list[Any]], None]) -> TaskHandle:
-        """Every task, in the queue's order, delivered to ``on_result`` on the GUI thread."""
-        return self._command(lambda: list(self.queue.tasks()), on_result=on_result)
 
     # -- queue callbacks (download thread, or the caller's thread for commands) --------------
 

@@ -1,4 +1,8 @@
-"""The always-visible download dock: the queue, its controls, recent failures, scan status."""
+"""The Downloads page: the whole queue with its controls and recent failures.
+
+A view of the :class:`~civdesk.ui.services.downloads.DownloadService`: it shows what the
+service says and sends the buttons' commands to it; it owns no queue or thread.
+"""
 
 from __future__ import annotations
 
@@ -7,160 +11,60 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QUrl, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
-    QDockWidget,
     QHBoxLayout,
     QLabel,
     QListView,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
-from civdesk.core.downloads.queue import DownloadQueue, TaskSnapshot
+from civdesk.core.downloads.queue import TaskSnapshot
 from civdesk.ui.downloads.confirm import confirm_flagged
 from civdesk.ui.downloads.delegate import DownloadDelegate
 from civdesk.ui.downloads.messages import failure_reason, task_title
 from civdesk.ui.downloads.model import DownloadListModel, TaskRole
-from civdesk.ui.downloads.worker import DownloadWorker
 from civdesk.ui.opener import Opener
 from civdesk.ui.status_line import StatusLine
 
 if TYPE_CHECKING:
-    from civdesk.core.context import Core
+    from civdesk.ui.services.downloads import DownloadService
 
 log = logging.getLogger(__name__)
 
-#: How many failures the dock keeps in words under the list.
+#: How many failures the page keeps in words under the list.
 RECENT_FAILURES = 3
-#: The window's download buffers: half the command line's. At loopback speed (over 1 GB/s)
-#: 4 MiB buffers let a download beside a scan keep both cores so busy that the window
-#: stalled over 50 ms in 3 of 8 bench_gui runs (2 MiB: none in 5); at Civitai's speeds
-#: the two sizes do the same.
-WINDOW_BUFFER = 2 << 20
 
 
-class ScanStatus(QWidget):
-    """One line for the library scan: what it is doing, a bar, and Cancel."""
+class DownloadsPage(QWidget):
+    """The download list with progress, its buttons, and the last failures in words."""
 
-    cancel_requested = Signal()
-
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, downloads: DownloadService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.label = StatusLine()  # the current file changes ten times a second
-        self.label.setObjectName("scanLabel")
-        self.bar = QProgressBar()
-        self.bar.setObjectName("scanProgress")
-        self.bar.setMaximumHeight(14)
-        self.bar.setTextVisible(False)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("scanCancel")
-        self.cancel_button.setToolTip("Stop the library scan (what was found so far is kept)")
-        self.cancel_button.clicked.connect(self.cancel_requested)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        row.addWidget(self.label, 1)
-        row.addWidget(self.cancel_button)
-        layout.addLayout(row)
-        layout.addWidget(self.bar)
-        self.hide()
-
-    def show_progress(self, done: int, total: int, current_path: str = "") -> None:
-        # total 0: not known yet (still walking folders): a busy bar.
-        self._set_bar(done, total)
-        counted = f"{done} of {total}" if total > 0 else f"{done}"
-        name = current_path.replace("\\", "/").rsplit("/", 1)[-1]
-        self.label.setText(f"Scanning library: {counted} files" + (f" · {name}" if name else ""))
-        self.label.setToolTip(current_path)
-        self.bar.show()
-        self.cancel_button.show()
-        self.cancel_button.setEnabled(True)
-        self.show()
-
-    def show_activity(self, text: str, done: int, total: int) -> None:
-        """Another library job on this line (an update check): text and bar, no Cancel."""
-        self._set_bar(done, total)
-        self.label.setText(text)
-        self.label.setToolTip("")
-        self.bar.show()
-        self.cancel_button.hide()
-        self.show()
-
-    def _set_bar(self, done: int, total: int) -> None:
-        # QProgressBar.setValue repaints at once when the bar moves by a percent or more,
-        # and an immediate repaint paints every pending region of the window with it (the
-        # grid and the download list included: 10-40 ms while a scan keeps the GIL busy),
-        # ten times a second. With updates off the value is only stored; turning them
-        # back on schedules an ordinary update, painted with the rest of the next frame.
-        self.bar.setUpdatesEnabled(False)
-        try:
-            self.bar.setRange(0, max(total, 0))
-            self.bar.setValue(min(done, total) if total > 0 else 0)
-        finally:
-            self.bar.setUpdatesEnabled(True)
-
-    def show_result(self, text: str) -> None:
-        self.label.setText(text)
-        self.label.setToolTip("")
-        self.bar.hide()
-        self.cancel_button.hide()
-        self.show()
-
-
-class DownloadDock(QDockWidget):
-    """The download queue in a dock: list with progress, controls, failures, scan status.
-
-    ``worker`` is the :class:`DownloadWorker` (use ``dock.worker.add(version_id, file_id)``
-    from anywhere in the window). The dock cannot be closed by the user; the window calls
-    :meth:`shutdown` (or closes the dock) when it quits, which stops the download thread.
-    """
-
-    scan_cancel_requested = Signal()
-
-    def __init__(
-        self, core: Core, parent: QWidget | None = None, *, queue: DownloadQueue | None = None
-    ) -> None:
-        super().__init__("Downloads", parent)
-        self.setObjectName("downloadDock")
-        # Always visible: movable and floatable, never closable.
-        self.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-        )
-        self.core = core
+        self.setObjectName("downloadsPage")
+        self.downloads = downloads
         #: Opens a folder in the file manager, or says nothing could (its ``open_url`` is
         #: replaced in tests).
         self.opener = Opener(self)
         #: Runs a retry once settings typed elsewhere are saved (the window hands in the
         #: Settings page's ``after_saving``): a key pasted just before Retry is used.
         self.before_retry: Callable[[Callable[[], object]], object] = lambda retry: retry()
-        # The queue of this data directory: unfinished tasks come back from the database.
-        self.worker = DownloadWorker(
-            queue or DownloadQueue.for_core(core, chunk_size=WINDOW_BUFFER), self,
-                                     api_key=core.api_key, site=lambda: core.site)
         self.model = DownloadListModel(self)
         # Task id -> why it failed, newest first: a task that later completes leaves it.
         self._failures: dict[int, str] = {}
         self._build()
         self._connect()
-        app = QApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
-        # Unfinished tasks come back from the database; the loop starts once they are shown.
-        self.worker.load_tasks(self._tasks_loaded)
+        self.model.set_tasks(downloads.tasks())
+        self._set_paused_look(downloads.paused)
 
     # -- construction -------------------------------------------------------------------------
 
     def _build(self) -> None:
-        body = QWidget(self)
-        layout = QVBoxLayout(body)
-        layout.setContentsMargins(6, 6, 6, 6)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
 
         header = QHBoxLayout()
         # Changes with every queued, started and finished task: no window layout for it.
@@ -182,7 +86,8 @@ class DownloadDock(QDockWidget):
         self.view.setItemDelegate(DownloadDelegate(self.view))
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setUniformItemSizes(True)
-        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        # Whole rows at the top: a row scrolled half out showed its sizes without its name.
+        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerItem)
         layout.addWidget(self.view, 1)
 
         buttons = QHBoxLayout()
@@ -216,11 +121,6 @@ class DownloadDock(QDockWidget):
         self.error_label.setWordWrap(True)
         self.error_label.hide()
         layout.addWidget(self.error_label)
-
-        self.scan_status = ScanStatus()
-        self.scan_status.setObjectName("scanStatus")
-        layout.addWidget(self.scan_status)
-        self.setWidget(body)
         self._update_controls()
 
     def _button(self, text: str, name: str, tip: str) -> QPushButton:
@@ -230,11 +130,12 @@ class DownloadDock(QDockWidget):
         return button
 
     def _connect(self) -> None:
-        self.model.connect_worker(self.worker)
-        self.worker.task_finished.connect(self._task_finished)
-        self.worker.paused_changed.connect(self._paused_changed)
-        self.worker.crashed.connect(self._show_error)
-        self.worker.command_failed.connect(self._show_error)
+        downloads = self.downloads
+        self.model.connect_worker(downloads)
+        downloads.tasks_loaded.connect(self.model.set_tasks)
+        downloads.task_finished.connect(self._task_finished)
+        downloads.paused_changed.connect(self._paused_changed)
+        downloads.problem.connect(self._show_error)
         self.model.rowsInserted.connect(self._show_added)
         for signal in (self.model.rowsInserted, self.model.rowsRemoved, self.model.rowsMoved,
                        self.model.modelReset, self.model.dataChanged, self.model.layoutChanged):
@@ -248,39 +149,6 @@ class DownloadDock(QDockWidget):
         self.show_button.clicked.connect(self._show_selected)
         self.view.doubleClicked.connect(lambda _index: self._show_selected())
         self.pause_button.toggled.connect(self._pause_toggled)
-        self.scan_status.cancel_requested.connect(self._scan_cancel_clicked)
-
-    @Slot(object)
-    def _tasks_loaded(self, tasks: list[TaskSnapshot] | None) -> None:
-        # None: the worker was stopped before the list was read (the window closed early);
-        # the loop must not start then, and stop() made sure start() will not.
-        if tasks is None or self.worker.closed:
-            return
-        self.model.set_tasks(tasks)
-        self._set_paused_look(self.worker.paused)
-        self.worker.start()
-
-    # -- scan status (used by the library page) -----------------------------------------------
-
-    def show_scan_progress(self, done: int, total: int, current_path: str = "") -> None:
-        """Show a running scan: ``done`` of ``total`` files (``total`` 0 while unknown)."""
-        self.scan_status.show_progress(done, total, current_path)
-
-    def show_scan_result(self, text: str) -> None:
-        """Replace the scan line with its outcome (no bar, no Cancel)."""
-        self.scan_status.show_result(text)
-
-    @Slot(int, int)
-    def show_update_check_progress(self, done: int, total: int) -> None:
-        """Show "Check for updates" running: ``done`` of ``total`` models (0: not known yet)."""
-        counted = f": {done} of {total} models" if total > 0 else "…"
-        self.scan_status.show_activity(f"Checking for updates{counted}", done, total)
-
-    @Slot()
-    def _scan_cancel_clicked(self) -> None:
-        self.scan_status.cancel_button.setEnabled(False)
-        self.scan_status.label.setText("Cancelling the scan…")
-        self.scan_cancel_requested.emit()
 
     # -- controls -----------------------------------------------------------------------------
 
@@ -300,7 +168,7 @@ class DownloadDock(QDockWidget):
     def _cancel_selected(self) -> None:
         task = self.selected_task()
         if task is not None:
-            self.worker.cancel(task.id)
+            self.downloads.cancel(task.id)
 
     @Slot()
     def _retry_selected(self) -> None:
@@ -312,7 +180,7 @@ class DownloadDock(QDockWidget):
         if allow and not confirm_flagged(self, task.error or ""):
             return
         self.error_label.hide()
-        self.before_retry(lambda: self.worker.retry(task.id, allow_flagged=allow))
+        self.before_retry(lambda: self.downloads.retry(task.id, allow_flagged=allow))
 
     @Slot()
     def _show_selected(self) -> None:
@@ -331,11 +199,11 @@ class DownloadDock(QDockWidget):
             return
         target = queued.index(task.id) + step
         if 0 <= target < len(queued):
-            self.worker.move(task.id, target)
+            self.downloads.move(task.id, target)
 
     @Slot()
     def _clear_finished(self) -> None:
-        self.worker.clear_finished()
+        self.downloads.clear_finished()
         self._failures.clear()
         self.failures_label.hide()
         self.error_label.hide()
@@ -343,9 +211,9 @@ class DownloadDock(QDockWidget):
     @Slot(bool)
     def _pause_toggled(self, paused: bool) -> None:
         if paused:
-            self.worker.pause()
+            self.downloads.pause()
         else:
-            self.worker.resume()
+            self.downloads.resume()
         self._set_paused_look(paused)
 
     @Slot(bool)
@@ -404,15 +272,3 @@ class DownloadDock(QDockWidget):
     def _show_error(self, text: str) -> None:
         self.error_label.setText(text)
         self.error_label.show()
-
-    # -- shutdown -----------------------------------------------------------------------------
-
-    @Slot()
-    def shutdown(self) -> None:
-        """Stop the download thread; an interrupted download resumes on the next start."""
-        if self.worker is not None:
-            self.worker.stop()
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        self.shutdown()
-        super().closeEvent(event)
