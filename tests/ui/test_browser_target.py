@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (the dock fixtures are imported from test_downloads_dock)
+# ruff: noqa: F811  (the downloads fixtures are imported from test_downloads_page)
 """The folder a download from the Civitai page goes to: shown first, changeable, honoured.
 
 End to end against the double: the detail pane says where the file will go, and the real
@@ -14,10 +14,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 from tests.double import SampleCatalog
 from tests.ui.test_browser import search
-from tests.ui.test_downloads_dock import (  # noqa: F401  (fixtures)
+from tests.ui.test_downloads_page import (  # noqa: F401  (fixtures)
     app_core,
-    dock,
-    make_dock,
+    make_page,
     models_dir,
     wait_finished,
 )
@@ -25,15 +24,35 @@ from tests.ui.test_downloads_dock import (  # noqa: F401  (fixtures)
 from civdesk.core.civitai.schema import Model
 from civdesk.core.context import Core
 from civdesk.ui.browser.page import BrowserPage, display_folder
-from civdesk.ui.downloads.dock import DownloadDock
+from civdesk.ui.downloads.page import DownloadsPage
 from civdesk.ui.thumbnails import ThumbnailLoader
 
 WAIT_MS = 15_000
 
 
+class StraightToTheQueue:
+    """Download clicks go to the downloads service as the key gate passes them on."""
+
+    def __init__(self, downloads: DownloadsPage) -> None:
+        self.service = downloads.downloads
+
+    @property
+    def task_finished(self):
+        return self.service.task_finished
+
+    def add(self, version_id: int, file_id: int | None = None, dest_dir: str | None = None,
+            **kw) -> None:
+        self.service.enqueue(version_id, file_id, dest_dir, **kw)
+
+
+@pytest.fixture
+def downloads(make_page) -> DownloadsPage:
+    return make_page()
+
+
 @pytest.fixture
 def page(
-    qtbot, app_core: Core, dock: DownloadDock, models_dir: Path,
+    qtbot, app_core: Core, downloads: DownloadsPage, models_dir: Path,
     civitai_catalog: SampleCatalog,
 ) -> BrowserPage:  # fmt: skip
     # A library kept by hand: its LoRAs live in LORA/, not in the layout's Lora/.
@@ -44,7 +63,7 @@ def page(
     qtbot.addWidget(widget)
     widget.resize(900, 700)
     widget.show()
-    widget.connect_downloads(dock.worker)
+    widget.connect_downloads(StraightToTheQueue(downloads))
     return widget
 
 
@@ -54,27 +73,27 @@ def open_lora(qtbot, page: BrowserPage) -> None:
     qtbot.waitUntil(lambda: page.shown_folder is not None, timeout=WAIT_MS)
 
 
-def download(qtbot, page: BrowserPage, dock: DownloadDock, version_id: int) -> Path:
+def download(qtbot, page: BrowserPage, downloads: DownloadsPage, version_id: int) -> Path:
     qtbot.mouseClick(page.detail.download_version_button, Qt.MouseButton.LeftButton)
-    task = wait_finished(qtbot, dock, version_id)
+    task = wait_finished(qtbot, downloads, version_id)
     return Path(task.dest_path)
 
 
 def test_the_folder_shown_is_the_one_the_file_lands_in(
-    qtbot, page: BrowserPage, dock: DownloadDock, models_dir: Path,
+    qtbot, page: BrowserPage, downloads: DownloadsPage, models_dir: Path,
     civitai_catalog: SampleCatalog,
 ):  # fmt: skip
     open_lora(qtbot, page)
     assert page.shown_folder == models_dir / "LORA"
     assert page.detail.target_label.text() == f"Saves to {display_folder(models_dir / 'LORA')}"
     shown = page.shown_folder
-    landed = download(qtbot, page, dock, civitai_catalog.lora_v2.id)
+    landed = download(qtbot, page, downloads, civitai_catalog.lora_v2.id)
     assert landed.parent == shown
     assert not (models_dir / "Lora").exists()  # no second LoRA folder beside the user's
 
 
 def test_a_folder_the_user_chose_is_where_the_file_goes(
-    qtbot, page: BrowserPage, dock: DownloadDock, models_dir: Path,
+    qtbot, page: BrowserPage, downloads: DownloadsPage, models_dir: Path,
     civitai_catalog: SampleCatalog,
 ):  # fmt: skip
     chosen = models_dir / "LORA" / "paper"
@@ -84,7 +103,7 @@ def test_a_folder_the_user_chose_is_where_the_file_goes(
     qtbot.mouseClick(page.detail.change_target_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.chosen_folder is not None, timeout=WAIT_MS)
     assert page.detail.target_label.text() == f"Saves to {display_folder(chosen)}  (chosen)"
-    landed = download(qtbot, page, dock, civitai_catalog.lora_v2.id)
+    landed = download(qtbot, page, downloads, civitai_catalog.lora_v2.id)
     assert landed.parent == chosen.resolve()
     # Another model is not downloaded there: the choice was for this one.
     page.open_model(Model.from_json(civitai_catalog.double.model_json(civitai_catalog.checkpoint)))
