@@ -421,8 +421,11 @@ def test_owned_models_get_badges_and_can_be_hidden(
         m.name for m in civitai_catalog.models if m is not civitai_catalog.vae
     )
     assert "Paperfold Style" in card_names(page)
+    total = len(civitai_catalog.models)
+    assert page.status.text().startswith(f"{total - 1} of {total} models shown, 1 you have hidden")
     qtbot.mouseClick(page.hide_owned_box, Qt.MouseButton.LeftButton)
     assert sorted(card_names(page)) == sorted(m.name for m in civitai_catalog.models)
+    assert page.status.text().startswith(f"{total} models")
 
 
 def test_hide_owned_keeps_only_models_without_the_newest_version_on_disk(qtbot, civitai_catalog):

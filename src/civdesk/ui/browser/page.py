@@ -285,6 +285,11 @@ class BrowserPage(QWidget):
         )
         self.hide_owned_box.toggled.connect(self.visible_results.set_hide_owned)
         self.hide_owned_box.toggled.connect(self._fill_view)
+        # The count follows what the filter hides: toggling it, or a download that makes a
+        # model "had", changes how many of the results are on screen.
+        for changed in (self.visible_results.rowsInserted, self.visible_results.rowsRemoved,
+                        self.visible_results.modelReset, self.visible_results.layoutChanged):
+            changed.connect(self._show_count)
         bar.addWidget(self.search_box, 1)
         bar.addWidget(self.nsfw_box)
         bar.addWidget(self.hide_owned_box)
@@ -460,14 +465,26 @@ class BrowserPage(QWidget):
         # A page of repeats only (a cursor that went in circles) ends the paging.
         self._has_more = page.has_more and (added > 0 or not page.items)
         self._cursor = page.next_cursor
-        count = self.results.rowCount()
-        if count == 0:
-            self.status.setText("No models match this search")
-        else:
-            more = " — scroll for more" if self._has_more else ""
-            self.status.setText(f"{count} model{'s' if count != 1 else ''}{more}")
+        self.status.setText(self.count_text())
         self.page_loaded.emit(added)
         QTimer.singleShot(0, self, self._fill_view)  # dropped if the page dies first
+
+    def count_text(self) -> str:
+        """How many results there are, and how many of them "Hide models I have" hides."""
+        total = self.results.rowCount()
+        if total == 0:
+            return "No models match this search"
+        shown = self.visible_results.rowCount()
+        more = " — scroll for more" if self._has_more else ""
+        noun = "model" if total == 1 else "models"
+        if shown == total:
+            return f"{total} {noun}{more}"
+        return f"{shown} of {total} {noun} shown, {total - shown} you have hidden{more}"
+
+    @Slot()
+    def _show_count(self) -> None:
+        if self._query is not None and not self.loading and not self.banner.isVisible():
+            self.status.setText(self.count_text())
 
     def _search_failed(self, query: SearchQuery, exc: BaseException) -> None:
         text = error_text(exc)
