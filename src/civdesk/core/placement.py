@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from civdesk.core.library import Library
+from civdesk.core.longpaths import os_path
 from civdesk.core.settings import FOLDER_LAYOUTS, OTHER_FOLDER, Settings
 
 #: Files of a type the library must hold before their folder is taken as the type's home.
@@ -86,6 +87,6 @@ def most_common_folder(files: Iterable[tuple[str, str]]) -> Path | None:
     deepest = max(most, key=len)  # the ones holding most of them lie on one line
     folder = Path(deepest[0], *deepest[1:])
     try:
-        return folder if folder.is_dir() else None
+        return folder if os.path.isdir(os_path(folder)) else None
     except OSError:
         return None

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -101,6 +102,7 @@ from civdesk.core.errors import (
 )
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
+from civdesk.core.longpaths import os_path
 from civdesk.core.secret_text import redact
 
 if TYPE_CHECKING:
@@ -249,7 +251,7 @@ class RegisterInLibrary:
             if result.verified and not known.verified:
                 self.library.update_file(known.id, verified=True)
             return
-        stat = result.path.stat()
+        stat = os.stat(os_path(result.path))
         self.library.register_file(
             result.path, size=result.size, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
             sha256=result.sha256, version_id=version.id, file_id=file.id,
@@ -773,7 +775,7 @@ class DownloadQueue:
         if not record.part_path:
             return 0
         try:
-            return Path(record.part_path).stat().st_size
+            return os.stat(os_path(record.part_path)).st_size
         except OSError:
             return 0
 
