@@ -3,7 +3,10 @@ when the opened library would have asked the same."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +19,8 @@ from civdesk.core.context import Core
 from civdesk.core.settings_peek import stored_settings
 from tests.conftest import TEST_API_KEY
 from tests.double import SampleCatalog
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def version_requests(catalog: SampleCatalog, version_id: int) -> int:
@@ -122,3 +127,17 @@ def test_a_library_being_written_still_gives_its_settings(tmp_path: Path) -> Non
             writer.join()
     finally:
         core.close()
+
+
+def test_a_command_leaves_finalisation_nothing_to_collect(tmp_path: Path) -> None:
+    """The objects a command made are frozen out of the collector's reach as it returns:
+    the process ends without walking them all (a sixth of a GiB download's time here)."""
+    code = ("import gc, sys, civdesk.__main__ as m\n"
+            "before = gc.get_freeze_count()\n"
+            "m.main(['--data-dir', sys.argv[1], 'list', '--json'])\n"
+            "print(before, gc.get_freeze_count() > 1000)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "data")],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["0", "True"]
