@@ -56,8 +56,7 @@ def test_the_first_request_goes_out_while_the_library_opens(
     monkeypatch.setattr(Core, "open", staticmethod(open_once_asked))
     assert download(c, tmp_path / "data", tmp_path / "dest") == 0
     assert asked_first == [True]
-    # The answer was used, not asked again (the queue asks once more, before the file).
-    assert version_requests(c, c.lora_v2.id) == 2
+    assert version_requests(c, c.lora_v2.id) == 1  # the answer was used, not asked again
     assert (tmp_path / "dest" / c.lora_v2.primary_file.name).is_file()  # type: ignore[union-attr]
 
 
@@ -70,7 +69,7 @@ def test_an_answer_the_library_would_not_have_asked_for_is_dropped(
     monkeypatch.setattr("civdesk.core.settings_peek.stored_settings",
                         lambda path: {"allow_nsfw": True})
     assert download(c, tmp_path / "data", tmp_path / "dest") == 0
-    assert version_requests(c, c.lora_v2.id) == 3  # early (dropped), again, the queue's
+    assert version_requests(c, c.lora_v2.id) == 2  # early (dropped), then again
 
 
 def test_no_key_no_early_request(civitai_catalog: SampleCatalog, tmp_path: Path,

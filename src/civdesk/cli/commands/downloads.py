@@ -103,6 +103,7 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     queue = DownloadQueue.for_core(core)
     session.tune(queue.client)
     task_id = _task_for(queue, core, version, args.file_id, dest, args.allow_flagged)
+    queue.use_version(version)  # asked a moment ago: not again before the file
     bar = session.progress()
     queue.add_listener(_ProgressRelay(task_id, bar))
     interrupted = False

@@ -326,9 +326,15 @@ class DownloadQueue:
         #: is the one its download uses (read earlier, it could be the one from before).
         self.before_task: Callable[[], object] | None = None
         self._live: dict[int, _Live] = {}
+        self._at_hand: dict[int, ModelVersion] = {}  # see use_version
         requeued = self.recover_stale()
         if requeued:
             log.info("Resuming %d download(s) interrupted by the last exit", len(requeued))
+
+    def use_version(self, version: ModelVersion) -> None:
+        """A version its caller has just fetched: the next task of it that runs uses it
+        instead of asking Civitai again (``civdesk download`` resolved it a moment ago)."""
+        self._at_hand[version.id] = version
 
     @classmethod
     def for_core(cls, core: Core, *, chunk_size: int = CHUNK_SIZE) -> DownloadQueue:
@@ -793,7 +799,8 @@ class DownloadQueue:
                           ) -> tuple[DownloadResult, ModelVersion, ModelFile]:
         task_id = running.task_id
         with self.removals.watching(record.version_id, getattr(self.client, "base_url", "")):
-            version = self.client.get_version(record.version_id)
+            version = (self._at_hand.pop(record.version_id, None)
+                       or self.client.get_version(record.version_id))
         file = _pick_file(version, record.file_id)
         details = self._details_of(version, file)
         # No folder of its own yet: the type's folder, where a copy the library already
