@@ -43,6 +43,20 @@ while ours, whose writes have their own thread, stay within ~15%). Each round's 
 and ours back to back) and their median are printed too. The ceiling line puts the CPU
 figures together (see :func:`download_ceiling`): the ratio no verifying download can pass
 on this machine, the double's serving included.
+
+Figures of session 19 (1 GiB to /dev/shm, 5 alternated rounds, load average 4-8 from other
+work on the 2 cores): civdesk download median 2.43 s (best 1.45) against curl -o f && sync f
+1.58 s (best 1.19): 0.65x by medians, 0.71x per round (target 0.9x, not met); CPU 1.78 ms/MB
+against curl | tee | openssl dgst; sync 3.19 ms/MB (0.56x, met); peak RSS 88 MiB for 256 MiB
+and for 1 GiB (flat). Where civdesk's time goes (py-spy, per-phase marks): 0.35-0.45 s from
+process start to the first byte of the file (SQLAlchemy's import ~0.2 s, requests' ~0.07 s,
+civdesk's own modules, the library and queue ~0.1 s; the version request now overlaps them),
+then the stream, where the hashing thread is the busiest (SHA256 0.57 ms/MB of the
+1.2-1.4 ms/MB the transfer costs in all; receiving and writing have threads of their own
+and wait on it), then ~20-60 ms to register the file and write its .civitai.info; the
+process's exit is ~20 ms (finalisation's collections once took 0.2-0.4 s). The Downloader
+alone runs at 0.75-0.86x raw curl here (its best run beat curl's), so on this machine the
+start-up curl does not have is what stands between civdesk and the target.
 """
 
 from __future__ import annotations
