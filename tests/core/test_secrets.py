@@ -9,15 +9,18 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from keyring.backend import KeyringBackend
-from keyring.backends import chainer, fail, null
+from keyring.backends import SecretService, Windows, chainer, fail, macOS, null
 from keyring.errors import KeyringLocked, PasswordDeleteError
 
 from civdesk.core.secrets import (
     ENV_API_KEY,
     KEY_FILE_NAME,
+    KEYRING_SERVICE,
+    KEYRING_USER,
     ApiKeyStore,
     mask,
     usable_backend,
@@ -180,3 +183,94 @@ def test_auto_detection_skips_a_placeholder_keychain(tmp_path: Path) -> None:
         assert ApiKeyStore(tmp_path).uses_keychain  # constructed only: nothing is stored
     finally:
         keyring.set_keyring(previous)
+
+
+def simulated(real: type[KeyringBackend]) -> KeyringBackend:
+    """The keychain keyring picks on one system, storing in memory here: the class is the
+    real one's, so the store's choice sees what it would see there."""
+
+    class Simulated(real):  # type: ignore[valid-type, misc]
+        priority = 5  # type: ignore[assignment]
+        items: dict[tuple[str, str], str]
+
+        def __init__(self) -> None:
+            self.items = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.items.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.items[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            self.items.pop((service, username), None)
+
+    Simulated.__name__ = Simulated.__qualname__ = real.__name__
+    return Simulated()
+
+
+@pytest.mark.parametrize(
+    "real", [Windows.WinVaultKeyring, macOS.Keyring, SecretService.Keyring],
+    ids=["windows-credential-locker", "macos-keychain", "linux-secret-service"])
+def test_each_systems_keychain_is_chosen(real: type[KeyringBackend], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring
+
+    backend = simulated(real)
+    monkeypatch.setattr(keyring, "get_keyring", lambda: backend)
+    store = ApiKeyStore(tmp_path)
+    store.set(KEY)
+    assert backend.items == {(KEYRING_SERVICE, KEYRING_USER): KEY}  # type: ignore[attr-defined]
+    assert store.source == "keychain" and store.keychain_note is None
+    assert not (tmp_path / KEY_FILE_NAME).exists()
+
+
+def plaintext_keyring() -> KeyringBackend:
+    """keyrings.alt's PlaintextKeyring as keyring would offer it (the package is not
+    installed here: a class from that module with a working priority)."""
+    backend = simulated(MemoryKeyring)
+    type(backend).__module__ = "keyrings.alt.file"
+    type(backend).__name__ = "PlaintextKeyring"
+    return backend
+
+
+def chain_of(*members: KeyringBackend) -> KeyringBackend:
+    class Chain(chainer.ChainerBackend):
+        backends = members  # type: ignore[assignment]
+
+    return Chain()
+
+
+@pytest.mark.parametrize(("make", "said"), [
+    (fail.Keyring, "no system keychain was found"),
+    (null.Keyring, "turned off"),
+    (plaintext_keyring, "keyrings.alt's PlaintextKeyring, keeps keys in a file"),
+    (lambda: chain_of(plaintext_keyring()), "PlaintextKeyring"),
+    (lambda: chain_of(), "no system keychain was found"),
+], ids=["fail", "null", "plaintext", "chain-of-plaintext", "empty-chain"])
+def test_a_keychain_in_name_only_is_refused_with_the_reason(
+        make: Any, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring
+
+    backend = make()
+    monkeypatch.setattr(keyring, "get_keyring", lambda: backend)
+    store = ApiKeyStore(tmp_path)
+    store.set(KEY)
+    assert (tmp_path / KEY_FILE_NAME).read_text() == KEY and store.source == "file"
+    assert not getattr(backend, "items", None)
+    note = store.keychain_note
+    assert note is not None and said in note and str(tmp_path / KEY_FILE_NAME) in note
+    assert KEY not in note
+
+
+def test_a_chain_led_by_a_real_keychain_is_used(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring
+
+    locker = simulated(Windows.WinVaultKeyring)
+    monkeypatch.setattr(keyring, "get_keyring", lambda: chain_of(locker, plaintext_keyring()))
+    assert ApiKeyStore(tmp_path).uses_keychain
+
+
+def test_a_file_chosen_on_purpose_has_no_note(tmp_path: Path) -> None:
+    assert ApiKeyStore(tmp_path, keyring_backend=None).keychain_note is None

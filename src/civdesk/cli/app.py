@@ -148,12 +148,12 @@ class Session:
         if self._core is None:
             from civdesk.core.context import Core
 
+            api_base, mature_api_base = self.site_options()
             try:
                 self._core = Core.open(
                     self.options.data_dir,
-                    api_base=self.options.api_base or _api_base_from_env(),
-                    mature_api_base=(self.options.mature_api_base
-                                     or _api_base_from_env(ENV_MATURE_API_BASE)),
+                    api_base=api_base,
+                    mature_api_base=mature_api_base,
                     # CIVITAI_API_KEY is the key store's to read (it reports it as the source).
                     api_key=self.options.api_key or None,
                 )
@@ -163,6 +163,12 @@ class Session:
                 raise FileProblem(f"Cannot use the civdesk data folder {where}: "
                                   f"{exc.strerror or exc}") from exc
         return self._core
+
+    def site_options(self) -> tuple[str | None, str | None]:
+        """This run's safe and mature sites (--api-base, --mature-api-base or their
+        variables), None where the settings decide."""
+        return (self.options.api_base or _api_base_from_env(),
+                self.options.mature_api_base or _api_base_from_env(ENV_MATURE_API_BASE))
 
     def client(self) -> CivitaiClient:
         """A Civitai client with this run's base URL, key and retry budget."""

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from civdesk.core.civitai.sites import SiteLookups, Sites, paired_mature_site
+from civdesk.core.civitai.sites import (
+    SiteLookups,
+    Sites,
+    configured_sites,
+    paired_mature_site,
+)
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
 from civdesk.core.placement import download_folder
@@ -86,7 +91,8 @@ class Core:
     @property
     def sites(self) -> Sites:
         """Both sites and the mature-content setting: which site each thing goes to."""
-        return Sites(self.api_base, self.mature_api_base, bool(self.settings.allow_nsfw))
+        return configured_sites(self.settings, self.session_api_base,
+                                self.session_mature_api_base)
 
     @property
     def site(self) -> str:
@@ -125,6 +131,12 @@ class Core:
         key = self.api_key()
         return SiteLookups([self.connections.client(site, key)
                             for site in self.sites.lookup_order])
+
+    def adopt_connections(self, connections: Connections) -> None:
+        """Use ``connections`` (made before the core opened, for a request sent while it
+        opened) for every client from now on, so they share its governors."""
+        if self._connections is None:
+            self._connections = connections
 
     def save_settings(self) -> None:
         self.settings.save(self.library)

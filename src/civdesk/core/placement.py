@@ -11,24 +11,47 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from civdesk.core.errors import UnsafePath
 from civdesk.core.library import Library
+from civdesk.core.longpaths import os_path
 from civdesk.core.settings import FOLDER_LAYOUTS, OTHER_FOLDER, Settings
 
 #: Files of a type the library must hold before their folder is taken as the type's home.
 MIN_FILES = 2
 
 
+#: Where :func:`placement_of` found a type's folder.
+FROM_SETTINGS, FROM_LIBRARY, FROM_LAYOUT = "settings", "library", "layout"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The folder a type's downloads go to, and why there: ``source`` is
+    :data:`FROM_SETTINGS` (a folder the user named), :data:`FROM_LIBRARY` (where the
+    library keeps that type, learned from its files) or :data:`FROM_LAYOUT` (the layout's
+    name for the type under the download folder)."""
+
+    folder: Path
+    source: str
+
+
 def download_folder(settings: Settings, library: Library, model_type: str) -> Path:
     """The folder a download of ``model_type`` goes to (not created here). Reads the
     library and stats a folder: call it off the GUI thread."""
-    if not named_by_user(settings, model_type):
-        learned = learned_folder(library, _sharing_a_folder(settings, model_type))
-        if learned is not None:
-            return learned
-    return settings.folder_for_type(model_type)
+    return placement_of(settings, library, model_type).folder
+
+
+def placement_of(settings: Settings, library: Library, model_type: str) -> Placement:
+    """:func:`download_folder` with where it comes from (``civdesk config`` shows both)."""
+    if named_by_user(settings, model_type):
+        return Placement(settings.folder_for_type(model_type), FROM_SETTINGS)
+    learned = learned_folder(library, _sharing_a_folder(settings, model_type))
+    if learned is not None:
+        return Placement(learned, FROM_LIBRARY)
+    return Placement(settings.folder_for_type(model_type), FROM_LAYOUT)
 
 
 def allowed_roots(settings: Settings) -> list[Path]:
@@ -111,6 +134,6 @@ def most_common_folder(files: Iterable[tuple[str, str]]) -> Path | None:
     deepest = max(most, key=len)  # the ones holding most of them lie on one line
     folder = Path(deepest[0], *deepest[1:])
     try:
-        return folder if folder.is_dir() else None
+        return folder if os.path.isdir(os_path(folder)) else None
     except OSError:
         return None

@@ -52,17 +52,42 @@ def mask(key: str | None, visible: int = 4) -> str:
 
 
 def usable_backend(backend: KeyringBackend) -> bool:
-    """True for a keychain that really stores secrets (not the fail/null/empty-chain ones)."""
+    """True for a keychain that really stores secrets (not the fail/null/empty-chain ones,
+    nor a plaintext file no safer than our own)."""
+    return keychain_refusal(backend) is None
+
+
+#: keyring backends from keyrings.alt keep the key in a file (plaintext, or encrypted with
+#: a password asked on a terminal a window does not have): our 0600 file does as well.
+_FILE_BACKENDS = "keyrings.alt"
+
+
+def keychain_refusal(backend: KeyringBackend) -> str | None:
+    """Why ``backend`` is not used as the keychain, in words; None when it is used.
+
+    On Windows keyring picks the Credential Locker, on macOS the Keychain, on Linux the
+    Secret Service (GNOME Keyring, KWallet); these are used. Its placeholders (``fail``
+    when it found none, ``null`` when turned off) and plaintext file backends are not.
+    """
     from keyring.backends import chainer, fail, null
 
-    if isinstance(backend, (fail.Keyring, null.Keyring)):
-        return False
+    name = type(backend).__name__
+    if isinstance(backend, fail.Keyring):
+        return "no system keychain was found"
+    if isinstance(backend, null.Keyring):
+        return "the system keychain is turned off (keyring's null backend)"
+    if type(backend).__module__.startswith(_FILE_BACKENDS):
+        return (f"the only keychain found, keyrings.alt's {name}, keeps keys in a file no "
+                "safer than civdesk's own")
     if isinstance(backend, chainer.ChainerBackend):
-        return bool(backend.backends)
+        chained = list(backend.backends)
+        # The chain stores a key in its first backend: that one decides.
+        return keychain_refusal(chained[0]) if chained else "no system keychain was found"
     try:
-        return float(backend.priority) > 0
+        usable = float(backend.priority) > 0
     except Exception:  # a third-party backend whose priority check itself fails
-        return False
+        usable = False
+    return None if usable else f"the keychain found ({name}) cannot be used here"
 
 
 class ApiKeyStore:
@@ -75,6 +100,7 @@ class ApiKeyStore:
     def __init__(self, config_dir: str | os.PathLike[str], keyring_backend: Any = AUTO) -> None:
         self._file = Path(config_dir) / KEY_FILE_NAME
         self._backend_choice: Any = keyring_backend  # AUTO: looked up at first use
+        self._refusal: str | None = None  # why AUTO found no keychain to use
 
     @property
     def _keyring(self) -> KeyringBackend | None:
@@ -82,7 +108,10 @@ class ApiKeyStore:
             import keyring
 
             candidate = keyring.get_keyring()
-            self._backend_choice = candidate if usable_backend(candidate) else None
+            self._refusal = keychain_refusal(candidate)
+            self._backend_choice = candidate if self._refusal is None else None
+            if self._refusal is not None:
+                log.info("The API key is kept in %s: %s", self._file, self._refusal)
         backend: KeyringBackend | None = self._backend_choice
         return backend
 
@@ -99,6 +128,14 @@ class ApiKeyStore:
     @property
     def uses_keychain(self) -> bool:
         return self._keyring is not None
+
+    @property
+    def keychain_note(self) -> str | None:
+        """Why the key goes to the file and not a keychain, with where (None when a
+        keychain is used, or the file was chosen on purpose)."""
+        if self._keyring is not None or self._refusal is None:
+            return None
+        return f"{self._refusal}: the key is kept in {self._file}, readable by you only"
 
     @property
     def source(self) -> str | None:

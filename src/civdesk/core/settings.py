@@ -185,7 +185,11 @@ class Settings:
     @classmethod
     def load(cls, library: Library) -> Settings:
         """The stored settings, with defaults for anything missing or malformed."""
-        stored = library.settings_values()
+        return cls.from_values(library.settings_values())
+
+    @classmethod
+    def from_values(cls, stored: dict[str, Any]) -> Settings:
+        """Settings from stored values (key -> JSON value), as :meth:`load` reads them."""
         settings = cls()
         for f in dataclasses.fields(cls):
             if f.name not in stored:

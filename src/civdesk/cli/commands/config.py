@@ -138,6 +138,7 @@ def run_show(session: Session, args: argparse.Namespace) -> int:
         ("Civitai", record["api_base"]),
         ("Civitai, all content", record["mature_api_base"]),
         ("API key", api_key),
+        *([("Key storage", key["keychain_note"])] if key["keychain_note"] else []),
         ("Library folders", ", ".join(s.library_folders) or "none (`civdesk scan PATH`)"),
         ("Downloads go to", record["download_root"]),
         ("Mature content", f"allowed (`civdesk config set-nsfw off` to hide), uses "
@@ -148,7 +149,8 @@ def run_show(session: Session, args: argparse.Namespace) -> int:
     lines = table(rows, ("SETTING", "VALUE"))[1:]
     named = f" (named as {LAYOUT_NAMES[s.layout]} does)" if s.layout else ""
     lines += ["", f"Folders per model type{named}:"]
-    lines += [f"  {kind}: {folder}" for kind, folder in record["type_folders"].items()]
+    lines += [f"  {kind}: {place['folder']}{_why_there(place, record['type_folders'][kind])}"
+              for kind, place in record["download_folders"].items()]
     print_lines(lines)
     return EXIT_OK
 
@@ -194,15 +196,36 @@ def settings_record(core: Core) -> dict[str, Any]:
         "api_base": core.api_base,
         "mature_api_base": core.mature_api_base,
         "site": core.site,  # where search, model pages and identification go
-        "api_key": {"set": key is not None, "source": key_source, "masked": mask(key) or None},
+        "api_key": {"set": key is not None, "source": key_source, "masked": mask(key) or None,
+                    # why the key is in a file, not a keychain (none, or a plaintext one)
+                    "keychain_note": core.keys.keychain_note},
         "library_folders": list(s.library_folders),
         "download_root": str(s.effective_download_root),
         "type_folders": {kind: str(s.folder_for_type(kind)) for kind in sorted(s.type_folders)},
+        # Where downloads of each type really go: a library that keeps its LoRAs in LORA/
+        # gets them there (core.placement), whatever the layout names the folder.
+        "download_folders": {kind: _placement(core, kind) for kind in sorted(s.type_folders)},
         "layout": s.layout,
         "allow_nsfw": s.allow_nsfw,
         "hash_workers": s.hash_workers,
         "companion_formats": list(s.companion_formats),
     }
+
+
+def _placement(core: Core, kind: str) -> dict[str, str]:
+    from civdesk.core.placement import placement_of
+
+    place = placement_of(core.settings, core.library, kind)
+    return {"folder": str(place.folder), "from": place.source}
+
+
+def _why_there(place: dict[str, str], setting: str) -> str:
+    """Where a type's folder comes from, when it is not the layout's plain name."""
+    if place["from"] == "library":
+        return f" (learned: the library keeps this type there, instead of {setting})"
+    if place["from"] == "settings":
+        return " (set by you)"
+    return ""
 
 
 def _done(session: Session, lines: list[str]) -> int:
@@ -231,7 +254,8 @@ def run_set_key(session: Session, args: argparse.Namespace) -> int:
         raise KeyRejected(f"{check.message} Nothing was stored")
     keys = core.keys
     keys.set(key)
-    where = "the system keychain" if keys.uses_keychain else str(keys.file)
+    where = ("the system keychain" if keys.uses_keychain else
+             f"{keys.file} ({keys.keychain_note})" if keys.keychain_note else str(keys.file))
     said = check.message if check.accepted else f"{check.message[:-1]}; stored anyway."
     return _done(session, [f"API key stored in {where}. {said}"])
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,11 @@ from civdesk.core.units import human_size
 if TYPE_CHECKING:
     from civdesk.cli.app import Session
     from civdesk.cli.progress import ProgressBar
+    from civdesk.core.civitai.client import CivitaiClient
+    from civdesk.core.civitai.connections import Connections
+    from civdesk.core.civitai.refs import ModelRef
     from civdesk.core.civitai.schema import ModelVersion
+    from civdesk.core.civitai.sites import Sites
     from civdesk.core.context import Core
     from civdesk.core.downloads.queue import DownloadQueue, TaskSnapshot
 
@@ -79,23 +84,27 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
 
 
 def run_download(session: Session, args: argparse.Namespace) -> int:
+    early = _EarlyVersion.start(session, args.ref, without_key=args.without_key)
+    # Both load SQLAlchemy: imported once the request is on its way.
     from civdesk.core.civitai.removals import Removals
     from civdesk.core.downloads.queue import DownloadQueue
 
-    core = session.core()
+    core = session.core()  # SQLAlchemy and the library load while the early request goes
     ref = parse_reference(args.ref, core.sites.both)
     if not args.without_key:
         # Before any request: asked up front, not after a 401 halfway through (issue 16).
         require_download_key(core.api_key())
-    client = session.client()
+    asked = early.adopt(core) if early is not None else None
+    client = asked.client if asked is not None else session.client()
     # Resolved up front: a removed model or a bad --file-id fails before anything is queued.
     removals = Removals(core.library, core.sites, core.api_key())
     with removals.watching(ref.version_id, client.base_url), mature_hint(core.sites):
-        version = resolve_version(client, ref)
+        version = asked.result() if asked is not None else resolve_version(client, ref)
     dest = Path(args.dest).expanduser().resolve() if args.dest else None
     queue = DownloadQueue.for_core(core)
     session.tune(queue.client)
     task_id = _task_for(queue, core, version, args.file_id, dest, args.allow_flagged)
+    queue.use_version(version)  # asked a moment ago: not again before the file
     bar = session.progress()
     queue.add_listener(_ProgressRelay(task_id, bar))
     interrupted = False
@@ -133,6 +142,83 @@ def run_download(session: Session, args: argparse.Namespace) -> int:
     print_lines([f"Downloaded {name} ({human_size(snapshot.bytes_total)}, "
                  f"{_what_was_checked(snapshot.checked)}) to {snapshot.dest_path}"])
     return EXIT_OK
+
+
+class _EarlyVersion:
+    """The version asked of Civitai on a thread while the library opens.
+
+    Importing SQLAlchemy and opening the library take longer than the request: asked first,
+    the answer is usually there by the time the library is. Which site to ask and with
+    which key come from the same places as always (the settings read without SQLAlchemy,
+    :mod:`civdesk.core.settings_peek`); :meth:`adopt` keeps the answer only when the opened
+    library agrees, else the version is asked again as before. Nothing is asked without a
+    key unless ``--without-key`` says so (the usual path then reports the missing key).
+    """
+
+    def __init__(self, connections: Connections, client: CivitaiClient, ref: ModelRef,
+                 sites: Sites, key: str | None) -> None:
+        self.connections = connections
+        self.client = client
+        self.sites = sites
+        self.key = key
+        self._ref = ref
+        self._outcome: ModelVersion | BaseException | None = None
+        self._thread = threading.Thread(target=self._ask, name="civdesk-early-request",
+                                        daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start(cls, session: Session, ref_text: str, *, without_key: bool
+              ) -> _EarlyVersion | None:
+        """Send the request, or None when the usual order must decide (no key, a reference
+        or setting it cannot read: the usual path reports those)."""
+        from civdesk.core.civitai.refs import BadReference, parse_ref
+        from civdesk.core.civitai.sites import configured_sites
+        from civdesk.core.secret_text import clean_api_key
+        from civdesk.core.secrets import ApiKeyStore
+        from civdesk.core.settings import Settings
+        from civdesk.core.settings_peek import stored_settings
+        from civdesk.paths import app_paths
+
+        try:
+            paths = app_paths(session.options.data_dir)
+            stored = stored_settings(paths.database)
+            if stored is None:
+                return None
+            sites = configured_sites(Settings.from_values(stored), *session.site_options())
+            ref = parse_ref(ref_text, sites.both)
+            key = (clean_api_key(session.options.api_key or None, "")
+                   or ApiKeyStore(paths.config).get())
+        except (CivdeskError, BadReference, OSError):
+            return None
+        if not key and not without_key:
+            return None
+        from civdesk.core.civitai.connections import Connections
+
+        connections = Connections()
+        client = session.tune(connections.client(sites.content, key))
+        return cls(connections, client, ref, sites, key)
+
+    def _ask(self) -> None:
+        try:
+            self._outcome = resolve_version(self.client, self._ref)
+        except BaseException as exc:  # raised where the answer is read
+            self._outcome = exc
+
+    def adopt(self, core: Core) -> _EarlyVersion | None:
+        """This request when it asked what the opened library would have asked (then the
+        core's clients share its connections); None when not, its answer dropped."""
+        if core.sites != self.sites or core.api_key() != self.key:
+            return None
+        core.adopt_connections(self.connections)
+        return self
+
+    def result(self) -> ModelVersion:
+        self._thread.join()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        assert self._outcome is not None
+        return self._outcome
 
 
 def _what_was_checked(checked: str | None) -> str:

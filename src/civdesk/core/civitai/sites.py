@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from civdesk.core.civitai.client import CivitaiClient
     from civdesk.core.civitai.schema import Model, ModelVersion
     from civdesk.core.hashing import CancelFlag
+    from civdesk.core.settings import Settings
 
 #: nsfwLevel bits PG (1) and PG-13 (2): what the safe site shows. R (4) and up live on
 #: the mature site.
@@ -45,6 +46,14 @@ def paired_mature_site(safe: str, mature: str) -> str:
     if mature == DEFAULT_MATURE_API_BASE and safe != DEFAULT_API_BASE:
         return safe
     return mature
+
+
+def configured_sites(settings: Settings, api_base: str | None = None,
+                     mature_api_base: str | None = None) -> Sites:
+    """The sites of ``settings``, or of this run's ``api_base`` / ``mature_api_base``."""
+    safe = api_base or settings.api_base
+    mature = mature_api_base or paired_mature_site(safe, settings.mature_api_base)
+    return Sites(safe, mature, bool(settings.allow_nsfw))
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ says so (``verified`` False), and such a file found under the final name is not 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -56,6 +57,7 @@ from civdesk.core.errors import (
     HashMismatch,
     PartInUse,
 )
+from civdesk.core.longpaths import os_path
 from civdesk.core.units import human_size
 
 log = logging.getLogger(__name__)
@@ -233,7 +235,7 @@ class Downloader:
         """
         folder = Path(dest_dir)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os_path(folder), exist_ok=True)
         except OSError as exc:
             raise FileProblem(f"Cannot create the folder {folder}: {exc.strerror}") from None
         expected = expected_sha256.upper() if expected_sha256 else None
@@ -357,9 +359,9 @@ class _Job:
         (and size, when known). Then the ``.part`` goes. Without a SHA256 to check, a file
         there proves nothing: it is downloaded again (and kept if it differs)."""
         final = self._final()
-        if self.expected is None or not final.is_file():
+        if self.expected is None or not _is_file(final):
             return None
-        size = final.stat().st_size
+        size = os.stat(os_path(final)).st_size
         if self.meter.total is not None and size != self.meter.total:
             return None
         if _hash_file(final, size, self.cancel).hexdigest().upper() != self.expected:
@@ -374,7 +376,7 @@ class _Job:
         the hash of what is in the file."""
         assert self.part is not None and self.lock is not None
         try:
-            st = os.stat(self.part)
+            st = os.stat(os_path(self.part))
             mine = os.fstat(self.lock.fileno())
         except OSError as exc:
             raise self._write_error(exc) from None
@@ -432,7 +434,7 @@ class _Job:
         if self.part is None:
             return 0
         try:
-            return self.part.stat().st_size
+            return os.stat(os_path(self.part)).st_size
         except FileNotFoundError:
             return 0
 
@@ -443,11 +445,11 @@ class _Job:
         try:
             if start == 0:
                 os.close(self._open_append())
-                os.truncate(self.part, 0)
+                os.truncate(os_path(self.part), 0)
                 self.hasher, self.hashed = hashlib.sha256(), 0
                 return
             if self._part_size() > start:
-                os.truncate(self.part, start)
+                os.truncate(os_path(self.part), start)
         except OSError as exc:
             raise self._write_error(exc) from None
         # Bytes kept from before this call: hash them once, streamed, then append.
@@ -459,7 +461,7 @@ class _Job:
         if total is None:
             return
         needed = total - start
-        free = self.o.disk_usage(str(self.folder)).free
+        free = self.o.disk_usage(os_path(self.folder)).free
         if needed > free:
             raise DiskFull(f"Not enough free space in {self.folder}: needs "
                            f"{human_size(needed)}, {human_size(free)} free")
@@ -523,7 +525,7 @@ class _Job:
         make the download append to any file it points at."""
         assert self.part is not None
         try:
-            st = os.lstat(self.part)
+            st = os.lstat(os_path(self.part))
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -538,7 +540,7 @@ class _Job:
         flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
                  | getattr(os, "O_NOFOLLOW", 0))
         try:
-            return os.open(self.part, flags, 0o644)
+            return os.open(os_path(self.part), flags, 0o644)
         except OSError as exc:
             raise self._write_error(exc) from None
 
@@ -559,7 +561,8 @@ class _Job:
             self.lock.delete()
             self.lock = None
         elif self.part is not None:
-            self.part.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os_path(self.part))
 
     # -- placing the verified file --------------------------------------------------------
 
@@ -569,8 +572,8 @@ class _Job:
         checked = (CHECKED_SHA256 if self.expected is not None
                    else CHECKED_SIZE if self.meter.total is not None else CHECKED_NOTHING)
         final = self._final()
-        if final.exists():
-            if final.is_file() and final.stat().st_size == size and (
+        if os.path.lexists(os_path(final)):
+            if _is_file(final) and os.stat(os_path(final)).st_size == size and (
                 _hash_file(final, size, self.cancel).hexdigest().upper() == digest
             ):
                 self._discard_part()
@@ -579,7 +582,7 @@ class _Job:
             final = final.with_name(free_name(final.parent, final.name))
         if os.name == "nt":  # pragma: no cover - an open file can't be renamed there
             self.unlock()
-        os.replace(self.part, final)
+        os.replace(os_path(self.part), os_path(final))
         _fsync_dir(final.parent)
         _test_pause("after_rename")
         log.info("Downloaded %s (%s, checked: %s)", final, human_size(size), checked)
@@ -810,7 +813,7 @@ def _hash_file(path: Path, length: int, cancel: threading.Event) -> Any:
     buffer = bytearray(REHASH_BUFFER)
     view = memoryview(buffer)
     remaining = length
-    with path.open("rb", buffering=0) as fh:
+    with open(os_path(path), "rb", buffering=0) as fh:
         while remaining > 0:
             if cancel.is_set():
                 raise Cancelled("Download")
@@ -820,6 +823,14 @@ def _hash_file(path: Path, length: int, cancel: threading.Event) -> Any:
             hasher.update(view[:n])
             remaining -= n
     return hasher
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()`` for a path of any length (:func:`os_path`)."""
+    try:
+        return stat.S_ISREG(os.stat(os_path(path)).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _test_pause(point: str) -> None:
@@ -838,7 +849,7 @@ def _fsync_dir(folder: Path) -> None:
     if os.name == "nt":
         return
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(os_path(folder), os.O_RDONLY)
     except OSError:
         return
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from civdesk.core.errors import UnsafePath
+from civdesk.core.longpaths import os_path
 
 #: Room under the usual 255-byte limit for ".part" and a " (99)" de-duplication suffix.
 MAX_NAME_BYTES = 200
@@ -131,7 +132,7 @@ def free_name(folder: str | os.PathLike[str], name: str, taken: Container[str] =
     stem, ext = _split_extension(name)
     candidate = name
     n = 0
-    while candidate in taken or os.path.lexists(base / candidate):
+    while candidate in taken or os.path.lexists(os_path(base / candidate)):
         n += 1
         candidate = f"{stem} ({n}){ext}"
     return candidate

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from civdesk.core.longpaths import os_path
+
 log = logging.getLogger(__name__)
 
 #: Windows locks are mandatory for the locked bytes: lock one far past the owner text so
@@ -212,7 +214,7 @@ def _open_locked(path: Path, flags: int, windows_offset: int) -> int | None:
     """A descriptor of the file at ``path`` holding its exclusive lock, or None when
     another holds it."""
     for _ in range(_MAX_RACES):
-        fd = os.open(path, flags, 0o644)
+        fd = os.open(os_path(path), flags, 0o644)
         try:
             if not _PLATFORM.lock(fd, windows_offset):
                 os.close(fd)
@@ -282,7 +284,7 @@ class _PosixLocks:
     def is_current(self, fd: int, path: Path) -> bool:
         """Whether ``fd`` is still the file at ``path`` (not one a releaser just deleted)."""
         try:
-            on_disk = os.stat(path)
+            on_disk = os.stat(os_path(path))
         except FileNotFoundError:
             return False
         mine = os.fstat(fd)
@@ -333,4 +335,4 @@ _PLATFORM = _platform_locks()
 def _remove_quietly(path: Path) -> None:
     # Fails when another process has it open (Windows) or the folder went away: harmless.
     with suppress(OSError):
-        path.unlink(missing_ok=True)
+        os.unlink(os_path(path))

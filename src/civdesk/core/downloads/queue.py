@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -101,6 +102,7 @@ from civdesk.core.errors import (
 )
 from civdesk.core.library.db import Database
 from civdesk.core.library.repository import Library
+from civdesk.core.longpaths import os_path
 from civdesk.core.secret_text import redact
 
 if TYPE_CHECKING:
@@ -249,7 +251,7 @@ class RegisterInLibrary:
             if result.verified and not known.verified:
                 self.library.update_file(known.id, verified=True)
             return
-        stat = result.path.stat()
+        stat = os.stat(os_path(result.path))
         self.library.register_file(
             result.path, size=result.size, mtime_ns=stat.st_mtime_ns, inode=stat.st_ino,
             sha256=result.sha256, version_id=version.id, file_id=file.id,
@@ -324,9 +326,15 @@ class DownloadQueue:
         #: is the one its download uses (read earlier, it could be the one from before).
         self.before_task: Callable[[], object] | None = None
         self._live: dict[int, _Live] = {}
+        self._at_hand: dict[int, ModelVersion] = {}  # see use_version
         requeued = self.recover_stale()
         if requeued:
             log.info("Resuming %d download(s) interrupted by the last exit", len(requeued))
+
+    def use_version(self, version: ModelVersion) -> None:
+        """A version its caller has just fetched: the next task of it that runs uses it
+        instead of asking Civitai again (``civdesk download`` resolved it a moment ago)."""
+        self._at_hand[version.id] = version
 
     @classmethod
     def for_core(cls, core: Core, *, chunk_size: int = CHUNK_SIZE) -> DownloadQueue:
@@ -773,7 +781,7 @@ class DownloadQueue:
         if not record.part_path:
             return 0
         try:
-            return Path(record.part_path).stat().st_size
+            return os.stat(os_path(record.part_path)).st_size
         except OSError:
             return 0
 
@@ -791,7 +799,8 @@ class DownloadQueue:
                           ) -> tuple[DownloadResult, ModelVersion, ModelFile]:
         task_id = running.task_id
         with self.removals.watching(record.version_id, getattr(self.client, "base_url", "")):
-            version = self.client.get_version(record.version_id)
+            version = (self._at_hand.pop(record.version_id, None)
+                       or self.client.get_version(record.version_id))
         file = _pick_file(version, record.file_id)
         details = self._details_of(version, file)
         # No folder of its own yet: the type's folder, where a copy the library already
