@@ -34,12 +34,15 @@ from civdesk.core.civitai.errors import CivitaiError
 from civdesk.core.civitai.schema import ModelVersion
 from civdesk.core.civitai.threads import ThreadClients
 from civdesk.core.companion_formats import formats_of
+from civdesk.core.disks import HASHING_AUTO, Classifier, classify, disk_position, one_at_a_time_key
 from civdesk.core.drives import Presence
 from civdesk.core.errors import Cancelled, CivdeskError
 from civdesk.core.hashing import (
+    SMALL_FILE,
     CancelFlag,
     FileStat,
     Hasher,
+    Turn,
     default_workers,
     hash_many,
     sha256_file,
@@ -395,8 +398,10 @@ class Scanner:
         client_factory: Callable[[], ImageFetcher] | None = None,
         companion_workers: int = COMPANION_WORKERS,
         lookup_concurrency: int = LOOKUP_CONCURRENCY,
+        disks: Classifier = classify,
     ) -> None:
         self.library = library
+        self.disks = disks  # what storage a file is on (hard disk, share: one at a time)
         self.client = client
         if client_factory is None and client is not None:
             client_factory = getattr(client, "clone", None)
@@ -980,6 +985,7 @@ class _ScanRun:
             cancel=self.cancel,
             hasher=self.s.hasher,
             sizes=[w.found.stat.size for w in to_hash],
+            turns=self._turns(to_hash),
         )
         # Batches are looked up on side threads (a few at once) while the ones before them
         # are settled here, in order: the wait on Civitai overlaps hashing, companions and
@@ -1025,6 +1031,27 @@ class _ScanRun:
         self._settle(batch)
         self._store_written(final=True)
         self._flush_hash_moves()
+
+    def _turns(self, work: list[_Work]) -> list[Turn | None] | None:
+        """Which big files take turns on their device (the ``hashing`` setting and what
+        the device is), and their place on it; None when all run in parallel."""
+        policy = getattr(self.s.settings, "hashing", HASHING_AUTO)
+        devices: dict[object, object] = {}
+        turns: list[Turn | None] = []
+        for w in work:
+            f = w.found
+            if f.stat.size <= SMALL_FILE:
+                turns.append(None)
+                continue
+            name = os.fspath(f.path)
+            # Windows' scandir gives no st_dev: the drive tells the device there.
+            seen_as = f.device or os.path.splitdrive(name)[0]
+            if seen_as not in devices:
+                devices[seen_as] = one_at_a_time_key(self.s.disks(f.device, name), policy)
+            key = devices[seen_as]
+            turns.append(None if key is None else
+                         (key, disk_position(name, f.stat.inode)))
+        return turns if any(t is not None for t in turns) else None
 
     def _read_sidecars(self, w: _Work) -> None:
         sidecars = read_sidecars(w.found.path, w.found.siblings)
