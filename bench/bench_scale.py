@@ -75,8 +75,9 @@ def main() -> int:
                        "CIVITAI_API_KEY": "test-key", "QT_QPA_PLATFORM": "offscreen"}
                 civdesk = [sys.executable, "-m", "civdesk", "--data-dir", str(data)]
                 steps = {
-                    "first scan": [*civdesk, "scan", str(root), "--json"],
-                    "rescan": [*civdesk, "scan", "--json"],
+                    # Without --json: that prints every entry, which `list --json` times.
+                    "first scan": [*civdesk, "scan", str(root)],
+                    "rescan": [*civdesk, "scan"],
                     "list --json": [*civdesk, "list", "--json"],
                 }
                 for step, argv in steps.items():

@@ -312,10 +312,17 @@ class _Walk:
                 st = entry.stat()  # follows a symlinked file to its target
                 link = entry.is_symlink()
                 here = entry.stat(follow_symlinks=False).st_dev if link else st.st_dev
-                self.files.append(_Found(folder / entry.name, FileStat.of(st), self.root, names,
+                self.files.append(_Found(_child(folder, name), FileStat.of(st), self.root, names,
                                          st.st_dev, folder_via_link or link, here))
         except OSError as err:  # a dangling link, or permissions on the entry
             log.info("Skipping %s: %s", entry.path, err)
+
+
+def _child(folder: Path, name: str) -> Path:
+    """``folder / name`` for a name from a listing: pathlib's own shortcut for that (what
+    ``Path.iterdir`` uses) skips parsing the name, a fifth of walking 100,000 files."""
+    make = getattr(folder, "_make_child_relpath", None)
+    return make(name) if make is not None else folder / name
 
 
 def _is_text(name: str) -> bool:
@@ -599,6 +606,7 @@ class _ScanRun:
         self.unstored = _Unstored()  # settled batches waiting for their transaction
         self.lookups = _Lookups(scanner.client, scanner.lookup_concurrency, cancel)
         self.lookup_lock = threading.Lock()  # lookups of several batches run at once
+        self.folder_suffixes: dict[tuple[int, int, tuple[str, ...]], bool] = {}
 
     # ---------------------------------------------------------------------- helpers
 
@@ -775,12 +783,24 @@ class _ScanRun:
         civdesk read it (an upgraded library), or again when asked to look again
         (``recheck_unknown``); only where such a companion is there: a rescan stays
         without reads."""
-        if (row.user_meta is not None and not self.recheck_unknown) or not any(
+        if (row.user_meta is not None and not self.recheck_unknown) or not self._folder_has(
+                f.siblings, USER_META_SUFFIXES) or not any(
                 stem + suffix in f.siblings for stem in companion_stems(f.path)
                 for suffix in USER_META_SUFFIXES):
             return
         meta = read_sidecars(f.path, f.siblings).user_meta()
         self.file_updates.append((row.id, {"user_meta": meta}))
+
+    def _folder_has(self, names: FolderNames, suffixes: tuple[str, ...]) -> bool:
+        """Whether any name in a folder ends with one of ``suffixes`` (in any case): once
+        per folder, not per file (a folder of 10,000 models without companions)."""
+        key = (id(names), len(names.names), suffixes)  # a name added: asked again
+        known = self.folder_suffixes.get(key)
+        if known is None:
+            lowered = tuple(x.lower() for x in suffixes)
+            known = self.folder_suffixes[key] = any(
+                n.lower().endswith(lowered) for n in names.names)
+        return known
 
     def _named_by_new_info(
         self, row: LocalFile, f: _Found, recheck_before: datetime
@@ -794,7 +814,8 @@ class _ScanRun:
         """
         if row.identified or row.info_path is not None or row.sha256 is None:
             return None
-        if not any(stem + suffix in f.siblings for stem in companion_stems(f.path)
+        if not self._folder_has(f.siblings, IDENTIFYING_SUFFIXES) or not any(
+                stem + suffix in f.siblings for stem in companion_stems(f.path)
                    for suffix in IDENTIFYING_SUFFIXES):
             return None
         w = _Work(f, row.sha256, f.stat, row=row, lookup_state=row.lookup_state,

@@ -177,6 +177,34 @@ _LOCAL_FILE_COLUMNS = tuple(getattr(LocalFileRow, f.name) for f in fields(LocalF
 def _select_local_files() -> Any:
     return select(*_LOCAL_FILE_COLUMNS)
 _UPDATABLE_FIELDS = _LOCAL_FILE_FIELDS - {"id", "first_seen", "added_at"}
+_LOCAL_FILE_DATETIMES = tuple(i for i, f in enumerate(fields(LocalFile))
+                              if f.type in ("datetime", "datetime | None"))
+_LOCAL_FILE_VERIFIED = [f.name for f in fields(LocalFile)].index("verified")
+_LOCAL_FILE_USER_META = [f.name for f in fields(LocalFile)].index("user_meta")
+
+
+def _raw_local_files(s: Session, query: Any) -> list[LocalFile]:
+    """The LocalFiles a select of :data:`_LOCAL_FILE_COLUMNS` finds, read through the
+    driver and converted here: SQLAlchemy's SQLite DateTime parses each of a row's five
+    times with a regular expression, a third of a 100,000-file rescan's time."""
+    compiled = query.compile(dialect=s.get_bind().dialect)
+    params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    rows = s.connection().exec_driver_sql(str(compiled), params).fetchall()
+    times, verified, meta = _LOCAL_FILE_DATETIMES, _LOCAL_FILE_VERIFIED, _LOCAL_FILE_USER_META
+    parse = datetime.fromisoformat  # stored as UTC without a zone: say it (cheaper than
+    out = []  # .replace(tzinfo=...) on the parsed value)
+    for raw in rows:
+        row = list(raw)
+        for i in times:
+            if row[i] is not None:
+                row[i] = parse(row[i] + "+00:00")
+        row[verified] = bool(row[verified])
+        text = row[meta]
+        # JSON null is stored as "null"; most rows hold "{}" (read, nothing written).
+        row[meta] = None if text is None or text == "null" else {} if text == "{}" else (
+            json.loads(text))
+        out.append(LocalFile(*row))
+    return out
 
 
 @dataclass(frozen=True)
@@ -577,7 +605,7 @@ class Library:
             ]
             query = query.where(or_(LocalFileRow.library_root == key, *under))
         with self.db.session(write=False) as s:
-            return [LocalFile(*row) for row in s.execute(query)]
+            return _raw_local_files(s, query)
 
     def register_file(
         self,
