@@ -179,32 +179,53 @@ def _select_local_files() -> Any:
 _UPDATABLE_FIELDS = _LOCAL_FILE_FIELDS - {"id", "first_seen", "added_at"}
 _LOCAL_FILE_DATETIMES = tuple(i for i, f in enumerate(fields(LocalFile))
                               if f.type in ("datetime", "datetime | None"))
+_LOCAL_FILE_JSON = ([f.name for f in fields(LocalFile)].index("user_meta"),)
 _LOCAL_FILE_VERIFIED = [f.name for f in fields(LocalFile)].index("verified")
-_LOCAL_FILE_USER_META = [f.name for f in fields(LocalFile)].index("user_meta")
 
 
 def _raw_local_files(s: Session, query: Any) -> list[LocalFile]:
-    """The LocalFiles a select of :data:`_LOCAL_FILE_COLUMNS` finds, read through the
-    driver and converted here: SQLAlchemy's SQLite DateTime parses each of a row's five
-    times with a regular expression, a third of a 100,000-file rescan's time."""
-    compiled = query.compile(dialect=s.get_bind().dialect)
-    params = tuple(compiled.params[name] for name in compiled.positiontup or ())
-    rows = s.connection().exec_driver_sql(str(compiled), params).fetchall()
-    times, verified, meta = _LOCAL_FILE_DATETIMES, _LOCAL_FILE_VERIFIED, _LOCAL_FILE_USER_META
-    parse = datetime.fromisoformat  # stored as UTC without a zone: say it (cheaper than
-    out = []  # .replace(tzinfo=...) on the parsed value)
-    for raw in rows:
-        row = list(raw)
-        for i in times:
-            if row[i] is not None:
-                row[i] = parse(row[i] + "+00:00")
+    """The LocalFiles a select of :data:`_LOCAL_FILE_COLUMNS` finds (see :func:`_raw_rows`)."""
+    verified = _LOCAL_FILE_VERIFIED
+    out = []
+    for row in _raw_rows(s, query, _LOCAL_FILE_DATETIMES, _LOCAL_FILE_JSON):
         row[verified] = bool(row[verified])
-        text = row[meta]
-        # JSON null is stored as "null"; most rows hold "{}" (read, nothing written).
-        row[meta] = None if text is None or text == "null" else {} if text == "{}" else (
-            json.loads(text))
         out.append(LocalFile(*row))
     return out
+
+
+def _raw_rows(s: Session, query: Any, times: Sequence[int], jsons: Sequence[int]
+              ) -> list[list[Any]]:
+    """A select's rows read through the driver, the columns at ``times`` (UTCDateTime)
+    and ``jsons`` (JSON) converted here as SQLAlchemy would: its SQLite DateTime parses
+    each time with a regular expression and then sets its zone, a third of a 100,000-file
+    rescan's time and of ``list``'s."""
+    compiled = query.compile(dialect=s.get_bind().dialect)
+    params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    raw = s.connection().exec_driver_sql(str(compiled), params).fetchall()
+    rows = []
+    for values in raw:
+        row = list(values)
+        for i in times:
+            if row[i] is not None:
+                row[i] = _utc(row[i])
+        for i in jsons:
+            text = row[i]
+            # JSON null is stored as "null"; most user_meta hold "{}" (read, nothing there).
+            row[i] = None if text is None or text == "null" else {} if text == "{}" else (
+                json.loads(text))
+        rows.append(row)
+    return rows
+
+
+def _utc(text: str) -> datetime:
+    """A UTCDateTime column's text (naive UTC, :func:`_db_time`) as an aware datetime."""
+    try:
+        return datetime.fromisoformat(text + "+00:00")  # cheaper than .replace(tzinfo=)
+    except ValueError:  # a time written with its own zone
+        value = datetime.fromisoformat(text)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -874,7 +895,7 @@ class Library:
         elif model_type is not None:
             query = query.where(ModelRow.type == model_type)
         with self.db.session(write=False) as s:
-            rows = s.execute(query).all()
+            rows = _raw_rows(s, query, _ENTRY_DATETIMES, _ENTRY_JSON)
         entries = [_entry(row) for row in rows]
         terms = (search or "").casefold().split()
         if terms:
@@ -1113,6 +1134,12 @@ def _entries_query() -> Any:  # a wide Select, unpacked positionally by _entry()
         .outerjoin(VersionRow, VersionRow.id == LocalFileRow.version_id)
         .outerjoin(ModelRow, ModelRow.id == VersionRow.model_id)
     )
+
+
+# The columns of _entries_query() that _raw_rows converts: added_at, offline_since, the
+# model's and the version's removed_at; trained_words, user_meta.
+_ENTRY_DATETIMES = (6, 7, 17, 19)
+_ENTRY_JSON = (14, 20)
 
 
 def _entry(row: Any) -> LibraryEntry:
