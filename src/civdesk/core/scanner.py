@@ -51,6 +51,7 @@ from civdesk.core.library import Library, LocalFile
 from civdesk.core.library.repository import FileMove, FileRecord, version_form_json
 from civdesk.core.sidecars import (
     IDENTIFYING_SUFFIXES,
+    INFO_SUFFIX,
     USER_META_SUFFIXES,
     Companions,
     FolderNames,
@@ -181,6 +182,14 @@ class _Found:
     # st_dev of the entry itself (a symlinked file's link, not its target): the device of
     # the folder it is in, which tells a deleted file from one whose drive is away.
     entry_device: int = 0
+    #: str(path) as the listing gave it: a Path makes its text on first use, which costs
+    #: more than anything else a rescan does for an unchanged file.
+    text: str = ""
+
+    @property
+    def key(self) -> str:
+        """The path as text (the library's key for the file)."""
+        return self.text or os.fspath(self.path)
 
     @property
     def stored_device(self) -> int | None:
@@ -313,7 +322,7 @@ class _Walk:
                 link = entry.is_symlink()
                 here = entry.stat(follow_symlinks=False).st_dev if link else st.st_dev
                 self.files.append(_Found(_child(folder, name), FileStat.of(st), self.root, names,
-                                         st.st_dev, folder_via_link or link, here))
+                                         st.st_dev, folder_via_link or link, here, entry.path))
         except OSError as err:  # a dangling link, or permissions on the entry
             log.info("Skipping %s: %s", entry.path, err)
 
@@ -672,7 +681,7 @@ class _ScanRun:
         """Extra copies among the files seen: paths with the same SHA256, less those that
         are one file on disk (hard links, or a file reached through a linked folder), which
         take no extra space and must not be offered for deletion."""
-        identity = {os.fspath(f.path): (f.device, f.stat.inode) for f in self.found}
+        identity = {f.key: (f.device, f.stat.inode) for f in self.found}
         files = {(sha256, identity.get(path, path)) for path, sha256 in self.hash_by_path.items()}
         counts = Counter(sha256 for sha256, _file in files)
         return sum(n - 1 for n in counts.values() if n > 1)
@@ -714,7 +723,7 @@ class _ScanRun:
 
     def _classify(self, known: dict[str, LocalFile]) -> list[_Work]:
         """Split found files into unchanged (done), moved (done) and to-be-hashed."""
-        found_paths = {os.fspath(f.path) for f in self.found}
+        found_paths = {f.key for f in self.found}
         scanned_roots = [os.fspath(w.root) for w in self.walks]
         missing_roots = self.summary.missing_roots
         # Rows under a scanned root that the walk did not see: gone (candidates for a move)
@@ -738,7 +747,7 @@ class _ScanRun:
         moves: list[tuple[LocalFile, _Found]] = []
         recheck_before = _now() - self.s.recheck_unknown_after
         for f in self.found:
-            key = os.fspath(f.path)
+            key = f.key
             row = known.get(key)
             if row is not None and row.sha256 and _same(row, f.stat):
                 self.summary.unchanged += 1
@@ -859,7 +868,9 @@ class _ScanRun:
         """Keep companion paths true to the disk (decided from the listing: no file read)."""
         sha256s = (row.sha256,) if row.sha256 else ()
         preview = find_preview(f.path, f.siblings, sha256s)
-        info = find_info(f.path, f.siblings, row.sha256)
+        # Most folders of a big library hold no .civitai.info at all: asked once per folder.
+        info = (find_info(f.path, f.siblings, row.sha256)
+                if self._folder_has(f.siblings, (INFO_SUFFIX,)) else None)
         # A missing info file means the companions were deleted or left behind by a move:
         # write them again. A missing preview alone is retried only on request (the version
         # may have no image the NSFW setting allows; asking on every rescan would be slow).
