@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Hashable, Iterable, Mapping, Sequence
@@ -342,6 +343,7 @@ def hash_many(
                                 name=f"civdesk-hash_{i}") for i in range(count)]
     for thread in threads:
         thread.start()
+    _quick_handover.enter()
     try:
         running = count
         while running:
@@ -362,6 +364,41 @@ def hash_many(
         abandoned.set()
         for thread in threads:
             thread.join()
+        _quick_handover.leave()
+
+
+class _QuickHandover:
+    """A shorter interpreter switch interval while files are hashed.
+
+    A hashing thread takes the GIL back twice per buffer (after the read, after the
+    digest); while the scan's other threads run Python it waits up to the switch interval
+    (5 ms) each time, for 1-2 ms of hashing. 0.5 ms made a first scan of 3 x 1 GiB +
+    2,000 files ~6% faster on 2 cores (3 of 3 alternated rounds). Process-wide, so
+    counted: the interval comes back when the last hash_many ends.
+    """
+
+    INTERVAL = 0.0005
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._before = 0.0
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._before = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._before, self.INTERVAL))
+            self._users += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                sys.setswitchinterval(self._before)
+
+
+_quick_handover = _QuickHandover()
 
 
 #: Files up to this size are hashed several to a task: for a 30 KB embedding the
