@@ -54,13 +54,15 @@ class WatchingHasher:
 
 def big_files(folder: Path) -> list[Path]:
     """Three sparse big files whose on-disk (inode) order is not their size order, which is
-    the order a parallel scan starts them in (biggest first)."""
-    paths = []
-    for name, mib in (("a.safetensors", 2), ("b.safetensors", 4), ("c.safetensors", 3)):
-        path = folder / name
-        with open(path, "wb") as fh:
+    the order a parallel scan starts them in (biggest first): sizes are given after the
+    files exist, by their inode order (a file system may reuse a freed lower inode)."""
+    paths = [folder / f"{name}.safetensors" for name in ("a", "b", "c")]
+    for path in paths:
+        path.touch()
+    by_inode = sorted(paths, key=lambda p: os.stat(p).st_ino)
+    for path, mib in zip(by_inode, (2, 4, 3), strict=True):
+        with open(path, "r+b") as fh:
             fh.truncate(mib * MiB)
-        paths.append(path)
     return paths
 
 
@@ -81,7 +83,8 @@ def scan_with(tmp_path: Path, disk: Disk, hasher: WatchingHasher, hashing: str =
     assert summary.hashed == 3 and not summary.errors
     assert asked == [os.stat(root).st_dev]  # once per device, not per file
     by_inode = [p.name for p in sorted(paths, key=lambda p: os.stat(p).st_ino)]
-    assert by_inode != ["b.safetensors", "c.safetensors", "a.safetensors"], "test needs it"
+    by_size = [p.name for p in sorted(paths, key=lambda p: -os.stat(p).st_size)]
+    assert by_inode != by_size, "the test needs them to differ"
     return by_inode
 
 
