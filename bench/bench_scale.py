@@ -41,15 +41,17 @@ def build(root: Path, count: int, file_kb: int) -> None:
 #: RUSAGE_CHILDREN peak is the largest of all the children it ever waited for.
 _PEAK_OF = ("import resource, subprocess, sys; "
             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+            "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+            "print(r.ru_utime + r.ru_stime, r.ru_maxrss)")
 
 
-def run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one fresh process."""
+def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system: steadier than wall time on a shared
+    machine) and peak RSS (MiB) of one fresh process."""
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", _PEAK_OF, *argv], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    return time.perf_counter() - start, int(out.split()[-1]) / 1024
+                         capture_output=True, text=True).stdout.split()
+    return time.perf_counter() - start, float(out[-2]), int(out[-1]) / 1024
 
 
 def window_argv(data: Path) -> list[str]:
@@ -75,26 +77,29 @@ def main() -> int:
                        "CIVITAI_API_KEY": "test-key", "QT_QPA_PLATFORM": "offscreen"}
                 civdesk = [sys.executable, "-m", "civdesk", "--data-dir", str(data)]
                 steps = {
-                    "first scan": [*civdesk, "scan", str(root), "--json"],
-                    "rescan": [*civdesk, "scan", "--json"],
+                    # Without --json: that prints every entry, which `list --json` times.
+                    "first scan": [*civdesk, "scan", str(root)],
+                    "rescan": [*civdesk, "scan"],
                     "list --json": [*civdesk, "list", "--json"],
                 }
                 for step, argv in steps.items():
-                    took, peak = run(argv, env)
-                    rows.append(_row(size, step, took, peak, previous))
-                took, peak = run(window_argv(data),
-                                 {**env, "CIVDESK_QUIT_AFTER_MS": "3000"})
-                rows.append(_row(size, "window (3 s shown)", took, peak, previous))
+                    took, cpu, peak = run(argv, env)
+                    rows.append(_row(size, step, took, cpu, peak, previous))
+                took, cpu, peak = run(window_argv(data),
+                                      {**env, "CIVDESK_QUIT_AFTER_MS": "3000"})
+                rows.append(_row(size, "window (3 s shown)", took, cpu, peak, previous))
             print(f"{size} files: {double.requests} requests to the double", flush=True)
-    print_table(rows, ["files", "step", "seconds", "peak MiB", "time growth"])
+    print_table(rows, ["files", "step", "seconds", "CPU s", "peak MiB", "time growth",
+                       "CPU growth"])
     return 0
 
 
-def _row(size: int, step: str, took: float, peak: float,
+def _row(size: int, step: str, took: float, cpu: float, peak: float,
          previous: dict[str, float]) -> list[object]:
     growth = f"{took / previous[step]:.1f}x" if step in previous else ""
-    previous[step] = took
-    return [size, step, f"{took:.2f}", f"{peak:.0f}", growth]
+    cpu_growth = f"{cpu / previous[step + ' cpu']:.1f}x" if step in previous else ""
+    previous[step], previous[step + " cpu"] = took, cpu
+    return [size, step, f"{took:.2f}", f"{cpu:.2f}", f"{peak:.0f}", growth, cpu_growth]
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from civdesk.core.civitai.schema import Model, ModelVersion
 from civdesk.core.library import UNKNOWN_TYPE, Database, Library, LocalFile, UpdateInfo
@@ -863,3 +863,38 @@ def test_marks_from_a_410_and_a_404_and_models_that_list_the_version_again(
     assert lib.removed_count() == 2 and lib.removed_models_on_disk() == 1
     assert lib.available_updates() == []
     assert lib.models_due_for_update_check(datetime(2100, 1, 1, tzinfo=timezone.utc)) == []
+
+
+def test_rows_read_through_the_driver_equal_sqlalchemys(populated: Library) -> None:
+    """local_files and entries convert times and JSON themselves (for speed): every field
+    as SQLAlchemy's own types read it, removals, offline, user_meta and a time written
+    with its own zone included."""
+    from civdesk.core.library.repository import (
+        _LOCAL_FILE_COLUMNS,
+        _entries_query,
+        _entry,
+    )
+    from civdesk.core.library.tables import LocalFileRow
+
+    lib = populated
+    lib.mark_model_removed(41, "Archived")
+    lib.set_offline(["/lib/Lora/mystery.safetensors"])
+    lib.update_file("/lib/Stable-diffusion/crisp.safetensors",
+                    user_meta={"notes": "sharp", "tags": ["a"]}, verified=True)
+    with lib.db.session(write=False) as s:
+        orm_files = [LocalFile(*r) for r in s.execute(
+            select(*_LOCAL_FILE_COLUMNS).order_by(LocalFileRow.path))]
+        orm_entries = [_entry(r) for r in s.execute(_entries_query()).all()]
+    assert lib.local_files() == orm_files
+    key = lambda e: e.path  # noqa: E731
+    assert sorted(lib.entries(), key=key) == sorted(orm_entries, key=key)
+    assert any(e.removed for e in orm_entries) and any(e.offline for e in orm_entries)
+    assert any(e.user for e in orm_entries) and any(e.trained_words for e in orm_entries)
+
+    with lib.db.session() as s:  # a time written with its own zone (never by civdesk)
+        s.connection().exec_driver_sql(
+            "UPDATE local_files SET looked_up_at = '2026-01-02 03:04:05.000006+02:00'"
+            " WHERE path = '/lib/Lora/paperfold_v1.safetensors'")
+    assert lib.local_file("/lib/Lora/paperfold_v1.safetensors") is not None
+    assert {f.looked_up_at for f in lib.local_files()} >= {
+        datetime(2026, 1, 2, 1, 4, 5, 6, tzinfo=timezone.utc)}

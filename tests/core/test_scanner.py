@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -9,7 +10,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,10 +138,12 @@ def test_unchanged_rescan_reads_no_model_bytes(
     rows_before = {lf.path: lf for lf in lib.local_files()}
 
     read_before = _bytes_read()
-    second = scanner.scan()
+    with _opened_under(root) as opened:
+        second = scanner.scan()
     read_after = _bytes_read()
 
     assert hasher.paths == []
+    assert opened == []  # no model file, no companion: the listing and stat only
     if read_before is not None and read_after is not None:
         # Independent of the injected hasher: this process read less than the big file.
         assert read_after - read_before < 4 << 20
@@ -148,6 +151,35 @@ def test_unchanged_rescan_reads_no_model_bytes(
     assert (second.found, second.unchanged, second.hashed) == (first.found, first.found, 0)
     assert second.identified == first.identified and second.unknown == 1
     assert {lf.path: lf for lf in lib.local_files()} == rows_before
+
+
+_WATCHED: list[tuple[str, list[str]]] = []
+
+
+def _note_open(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open" and _WATCHED and isinstance(args[0], (str, bytes, os.PathLike)):
+        path = os.fsdecode(args[0])
+        for folder, opened in _WATCHED:
+            if path.startswith(folder + os.sep):
+                opened.append(path)
+
+
+@contextlib.contextmanager
+def _opened_under(folder: Path) -> Iterator[list[str]]:
+    """The files under ``folder`` this process opens meanwhile (Python's open and
+    os.open raise the "open" audit event; a hook cannot be removed, so it is added once)."""
+    if not _AUDITING:
+        sys.addaudithook(_note_open)
+        _AUDITING.append(True)
+    opened: list[str] = []
+    _WATCHED.append((os.fspath(folder), opened))
+    try:
+        yield opened
+    finally:
+        _WATCHED.clear()
+
+
+_AUDITING: list[bool] = []
 
 
 def _bytes_read() -> int | None:

@@ -48,12 +48,14 @@ def test_round_trip_through_the_database(tmp_path: Path, lib: Library) -> None:
     s.allow_nsfw = True
     s.minimize_to_tray = True
     s.hash_workers = 3
+    s.hashing = "one-at-a-time"
     s.save(lib)
     lib.db.close()
     with Database.open(lib.db.path) as again:
         loaded = Settings.load(Library(again))
     assert loaded == s
     assert (loaded.mature_api_base, loaded.allow_nsfw) == ("http://127.0.0.1:8081", True)
+    assert loaded.hashing == "one-at-a-time"
     # Only the changed type folder is stored, so later default changes still reach users.
     assert Library(lib.db).settings_values()["type_folders"] == {"LORA": "loras"}
 
@@ -85,7 +87,7 @@ def test_two_processes_saving_settings_keep_each_others_changes(
 def test_malformed_stored_values_fall_back_to_defaults(lib: Library) -> None:
     lib.save_settings({
         "api_base": "ftp://example.com", "mature_api_base": 5, "hash_workers": True,
-        "allow_nsfw": "yes",
+        "allow_nsfw": "yes", "hashing": "sometimes",
         "library_folders": ["/ok", 5], "type_folders": {"LORA": "my-loras"},
         "minimize_to_tray": True, "unknown_future_key": 1,
     })
@@ -93,6 +95,7 @@ def test_malformed_stored_values_fall_back_to_defaults(lib: Library) -> None:
     assert s.api_base == DEFAULT_API_BASE
     assert s.mature_api_base == "https://civitai.red"
     assert s.hash_workers == default_hash_workers()
+    assert s.hashing == "auto"
     assert s.allow_nsfw is False and s.library_folders == []
     assert s.minimize_to_tray is True
     assert s.type_folders["LORA"] == "my-loras" and s.type_folders["VAE"] == "VAE"

@@ -1264,3 +1264,13 @@ def test_ctrl_c_while_civitai_does_not_answer_ends_the_scan_at_once(
         civitai.api_latency(0)
     assert process.returncode == 130, err
     assert took < 10  # not the request's 60 s timeout, nor its retries'
+
+
+def test_config_sets_how_big_files_are_hashed(cli: Cli) -> None:
+    assert cli("config", "--json").json["hashing"] == "auto"
+    run = cli("config", "set-hashing", "one-at-a-time")
+    assert run.code == 0 and run.stdout.strip() == "Big files are hashed: one-at-a-time."
+    assert "one-at-a-time" in next(line for line in cli("config").stdout.splitlines()
+                                   if line.startswith("Big files hashed"))
+    assert cli("config", "set-hashing", "sometimes").code == 2
+    assert cli("config", "--json").json["hashing"] == "one-at-a-time"

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from civdesk.core.disks import HASHING_AUTO, HASHING_CHOICES
+
 if TYPE_CHECKING:  # annotations only: the command line imports this module on every start
     from civdesk.core.library.repository import Library
 
@@ -174,6 +176,9 @@ class Settings:
     allow_nsfw: bool = False  # "allow mature content": shown, searched and identified
     minimize_to_tray: bool = False
     hash_workers: int = field(default_factory=default_hash_workers)
+    #: How big files are hashed: "auto" (one at a time on hard disks and network shares,
+    #: in parallel elsewhere), "parallel" or "one-at-a-time" (see civdesk.core.disks).
+    hashing: str = HASHING_AUTO
     #: Companion files written for downloaded and identified models: always
     #: "civitai-info"; "cm-info" (Stability Matrix) and "metadata-json" (Lora Manager)
     #: when asked (see civdesk.core.companion_formats).
@@ -384,6 +389,8 @@ def _validated(name: str, value: Any) -> Any:
         ok = isinstance(value, list) and all(
             v in COMPANION_FORMATS for v in value)
         return list(value) if ok else _INVALID
+    if name == "hashing":
+        return value if value in HASHING_CHOICES else _INVALID
     if name == "hash_workers":
         ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64
         return value if ok else _INVALID

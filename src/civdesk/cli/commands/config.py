@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from civdesk.cli.commands.common import Subparsers, existing_folder, json_flag
 from civdesk.cli.errors import EXIT_OK, UsageError
 from civdesk.cli.output import plural, print_json, print_lines, table
+from civdesk.core.disks import HASHING_CHOICES
 from civdesk.core.errors import CivdeskError
 from civdesk.core.settings import FOLDER_LAYOUTS, LAYOUT_NAMES
 
@@ -86,6 +87,17 @@ def register(subparsers: Subparsers, parents: list[argparse.ArgumentParser]) -> 
     _action_json(set_nsfw)
     set_nsfw.set_defaults(handler=run_set_nsfw)
 
+    set_hashing = actions.add_parser(
+        "set-hashing", parents=parents, help="hash big files in parallel or one at a time",
+        description="auto (default): one big file at a time on hard disks and network "
+        "shares (several at once make a disk's head thrash), in parallel on solid-state "
+        "disks; a virtual machine's disk (virtio, Xen) counts as solid-state. parallel: "
+        "always several at once. one-at-a-time: one per disk everywhere (a hard disk "
+        "auto cannot see, e.g. behind a virtual machine or on macOS).")
+    set_hashing.add_argument("mode", choices=HASHING_CHOICES)
+    _action_json(set_hashing)
+    set_hashing.set_defaults(handler=run_set_hashing)
+
     set_companions = actions.add_parser(
         "set-companions", parents=parents,
         help="also write Stability Matrix's and Lora Manager's companion files",
@@ -145,6 +157,8 @@ def run_show(session: Session, args: argparse.Namespace) -> int:
                            f"{record['site']}" if s.allow_nsfw else
                            "hidden (`civdesk config set-nsfw on` to allow)"),
         ("Hashing threads", s.hash_workers),
+        ("Big files hashed", f"{s.hashing} (`civdesk config set-hashing "
+                             "auto|parallel|one-at-a-time`)"),
     ]
     lines = table(rows, ("SETTING", "VALUE"))[1:]
     named = f" (named as {LAYOUT_NAMES[s.layout]} does)" if s.layout else ""
@@ -208,6 +222,7 @@ def settings_record(core: Core) -> dict[str, Any]:
         "layout": s.layout,
         "allow_nsfw": s.allow_nsfw,
         "hash_workers": s.hash_workers,
+        "hashing": s.hashing,
         "companion_formats": list(s.companion_formats),
     }
 
@@ -319,6 +334,13 @@ def run_set_nsfw(session: Session, args: argparse.Namespace) -> int:
     else:
         line = f"Mature content hidden: civdesk asks {core.api_base} only."
     return _done(session, [line])
+
+
+def run_set_hashing(session: Session, args: argparse.Namespace) -> int:
+    core = session.core()
+    core.settings.hashing = args.mode
+    core.save_settings()
+    return _done(session, [f"Big files are hashed: {args.mode}."])
 
 
 def run_set_companions(session: Session, args: argparse.Namespace) -> int:
