@@ -31,6 +31,7 @@ from civdesk.core.civitai.schema import Model
 from civdesk.ui.browser.model import DOWNLOADED, UPDATE, ResultRole
 from civdesk.ui.card_art import paint_nsfw_label, placeholder_pixmap
 from civdesk.ui.library.delegate import CardCache
+from civdesk.ui.theme import pill_colors, placeholder_colors
 from civdesk.ui.thumbnails import ThumbnailLoader
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -39,12 +40,11 @@ CARD_WIDTH = 200
 THUMB_SIZE = QSize(CARD_WIDTH - 12, 220)
 PADDING = 6
 BADGES = {
-    DOWNLOADED: ("Downloaded", QColor("#2e7d32"), QColor("white")),
-    UPDATE: ("Update", QColor("#f9a825"), QColor("black")),
+    DOWNLOADED: ("Downloaded", *pill_colors("downloaded")),
+    UPDATE: ("Update", *pill_colors("update")),
 }
 #: The early-access badge (bottom of the preview): its fill and ink.
-EARLY_ACCESS_BADGE = (QColor("#6a1b9a"), QColor("white"))
-PLACEHOLDER = QColor("#3a3a3a")
+EARLY_ACCESS_BADGE = pill_colors("early-access")
 #: The width of the ring around the card the keyboard is on (pixels).
 FOCUS_RING = 2
 # What the preview area shows, when it is not a decoded thumbnail.
@@ -187,7 +187,7 @@ class CardDelegate(QStyledItemDelegate):
             outline.toRect().left() + PADDING // 2, outline.toRect().top() + PADDING // 2,
             THUMB_SIZE.width(), THUMB_SIZE.height(),
         )  # fmt: skip
-        self._paint_thumbnail(painter, thumb_rect, card, thumbnail)
+        self._paint_thumbnail(painter, thumb_rect, card, thumbnail, option.palette)
         self._paint_badge(painter, thumb_rect, card.library_state)
         if card.early_access:
             self._paint_early_access(painter, thumb_rect, card.early_access)
@@ -216,13 +216,15 @@ class CardDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _paint_thumbnail(
-        painter: QPainter, rect: QRect, card: ResultCard, thumbnail: QPixmap | None
-    ) -> None:
+        painter: QPainter, rect: QRect, card: ResultCard, thumbnail: QPixmap | None,
+        palette: QPalette,
+    ) -> None:  # fmt: skip
         if thumbnail is not None:
             painter.drawPixmap(rect, thumbnail)
         elif card.thumbnail_url:
-            painter.fillRect(rect, PLACEHOLDER)
-            painter.setPen(QColor("#bbbbbb"))
+            ground, ink = placeholder_colors(palette)  # the scheme's, not a fixed grey
+            painter.fillRect(rect, ground)
+            painter.setPen(ink)
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "Loading…")
         else:
             painter.drawPixmap(rect, placeholder_pixmap(rect.size()))

@@ -138,10 +138,10 @@ class ErrorBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("errorBanner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet("#errorBanner { background: #5c1e1e; color: white; }")
+        # Its colours are the stylesheet's (QFrame#errorBanner): one place, both themes.
         self.label = QLabel()
+        self.label.setObjectName("errorBannerText")
         self.label.setWordWrap(True)
-        self.label.setStyleSheet("color: white;")
         self.retry_button = QPushButton("Retry")
         self.retry_button.setObjectName("retryButton")
         self.retry_button.clicked.connect(self._retry_clicked)
