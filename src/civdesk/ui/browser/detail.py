@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
 from civdesk.core.civitai.sites import CIVITAI_SITES, Sites
-from civdesk.ui.browser.images import ImageCarousel, ImageViewer
+from civdesk.ui.browser.images import CAROUSEL_BOX, CAROUSEL_MIN, ImageCarousel, ImageViewer
 from civdesk.ui.browser.versions import VersionList
 from civdesk.ui.downloads.confirm import confirm_flagged
 from civdesk.ui.downloads.messages import size_text
@@ -35,6 +35,37 @@ FILE_COLUMNS = ("Name", "Size", "Format", "Precision", "")
 #: Before the name of a file Civitai's pickle or virus scan flagged (its tooltip says why).
 FLAG_MARK = "\N{WARNING SIGN}"
 
+
+
+class MiddleElidedLabel(QLabel):
+    """A one-line label that shows as much of a path as fits, cutting in the middle
+    (``/home/me/…/models/Lora/``): both ends say which folder it is. ``prefix`` and
+    ``suffix`` stay whole; the full text is :meth:`full_text` (and the caller's tooltip)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        # Never asks for the path's width: the row gives it what is left.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._prefix = self._path = self._suffix = ""
+
+    def set_parts(self, prefix: str, path: str, suffix: str = "") -> None:
+        self._prefix, self._path, self._suffix = prefix, path, suffix
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._prefix + self._path + self._suffix
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        metrics = self.fontMetrics()
+        room = max(0, self.contentsRect().width()
+                   - metrics.horizontalAdvance(self._prefix + self._suffix))
+        path = metrics.elidedText(self._path, Qt.TextElideMode.ElideMiddle, room)
+        self.setText(self._prefix + path + self._suffix)
 
 
 class SafeTextBrowser(QTextBrowser):
@@ -121,8 +152,10 @@ class ModelDetail(QWidget):
         top.addWidget(self.link)
         outer.addLayout(top)
 
-        scroll = QScrollArea()
+        self.body_scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        # Whatever the width, nothing here is reached by scrolling sideways.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         outer.addWidget(scroll, 1)
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -148,13 +181,9 @@ class ModelDetail(QWidget):
 
         # Where the file goes, next to the button that sends it there.
         target_row = QHBoxLayout()
-        self.target_label = QLabel()
+        # A long path is elided in its middle (whole in the tooltip), never widening the pane.
+        self.target_label = MiddleElidedLabel()
         self.target_label.setObjectName("targetFolder")
-        self.target_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.target_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        # A long path is cut at the pane's edge (whole in the tooltip), never widening it.
-        self.target_label.setSizePolicy(QSizePolicy.Policy.Ignored,
-                                        QSizePolicy.Policy.Preferred)
         self.change_target_button = QPushButton("Change…")
         self.change_target_button.setObjectName("changeTarget")
         self.change_target_button.setToolTip(
@@ -220,6 +249,16 @@ class ModelDetail(QWidget):
         self.description.setObjectName("description")
         self.description.setMinimumHeight(200)
         layout.addWidget(self.description)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        # The carousel as tall as the pane shows (the files and description below it),
+        # between its least size and its rendition's height. From the pane's own height:
+        # the scroll area's is not laid out yet when this runs.
+        room = (self.height() - self.back_button.sizeHint().height()
+                - self.carousel.counter.sizeHint().height() - 40)
+        self.carousel.image.setMinimumHeight(
+            max(CAROUSEL_MIN.height(), min(room, CAROUSEL_BOX.height())))
 
     # -- content ------------------------------------------------------------------------------
 
@@ -341,10 +380,10 @@ class ModelDetail(QWidget):
     def set_target(self, folder: str | None, chosen: bool = False) -> None:
         """Say where a Download click saves to (None: still being worked out)."""
         if folder is None:
-            self.target_label.setText("Saves to …")
+            self.target_label.set_parts("Saves to …", "")
             self.target_label.setToolTip("")
             return
-        self.target_label.setText(f"Saves to {folder}" + ("  (chosen)" if chosen else ""))
+        self.target_label.set_parts("Saves to ", folder, "  (chosen)" if chosen else "")
         self.target_label.setToolTip(
             ("The folder you chose for this model:\n" if chosen
              else "Where your library keeps this type of model:\n") + folder)

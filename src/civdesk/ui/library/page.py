@@ -68,6 +68,9 @@ ALL_BASE_MODELS = "All base models"
 #: The card-size slider: per cent of the cards' natural size (persisted in window.ini).
 CARD_SCALE_MIN, CARD_SCALE_MAX, CARD_SCALE_DEFAULT = 60, 160, 100
 CARD_SCALE_KEY = "library/card_scale"
+#: The grid keeps at least this many columns of cards (at their natural size): in a narrow
+#: window the type sidebar gives way first, then the detail pane takes its least width.
+MIN_COLUMNS = 2
 
 
 def count_text(shown: int, total: int) -> str:
@@ -97,6 +100,15 @@ class LibraryGrid(QListView):
     def resizeEvent(self, event: QResizeEvent) -> None:
         self._justify()
         super().resizeEvent(event)
+
+    def width_for(self, columns: int) -> int:
+        """The grid's width (frame and scroll bar included) that fits ``columns`` cards."""
+        return (columns * self.card.width() + self.verticalScrollBar().sizeHint().width()
+                + 2 * self.frameWidth() + 1)
+
+    def columns(self) -> int:
+        """How many cards a row holds now."""
+        return max(1, self.viewport().width() // max(1, self.gridSize().width()))
 
     def _justify(self) -> None:
         """Grid cells as wide as the layout's width divided by the cards that fit: the
@@ -328,6 +340,7 @@ class LibraryPage(QWidget):
         self.detail_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.detail_scroll.setMinimumWidth(DETAIL_PREVIEW.width() + 48)
         self.detail_scroll.hide()  # collapsed until a card is selected
+        self.detail_scroll.setMaximumWidth(DETAIL_PREVIEW.width() + 160)
 
         self.splitter = QSplitter()
         self.splitter.setObjectName("librarySplitter")
@@ -404,6 +417,31 @@ class LibraryPage(QWidget):
         delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         delete.triggered.connect(lambda: self.delete_entry(self.current_entry()))
         self.grid.addAction(delete)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_panes()
+
+    def _fit_panes(self) -> None:
+        """Keep :data:`MIN_COLUMNS` columns of cards: the type sidebar folds away when the
+        grid would get fewer beside it (and the detail pane), and comes back with room."""
+        total = self.splitter.width()
+        handle = self.splitter.handleWidth()
+        detail = self.detail_scroll.isVisibleTo(self)
+        detail_width = self.detail_scroll.minimumWidth() + handle if detail else 0
+        sidebar_width = self.sidebar.minimumWidth() + handle
+        room = total - detail_width - sidebar_width
+        need = self.grid.width_for(MIN_COLUMNS)
+        show_sidebar = room >= need
+        if show_sidebar != self.sidebar.isVisibleTo(self):
+            self.sidebar.setVisible(show_sidebar)
+        if detail and self.grid.width() < need:
+            # The detail pane at its least width: the room it gave up goes to the grid.
+            sizes = self.splitter.sizes()
+            sizes[2] = self.detail_scroll.minimumWidth()
+            sizes[1] = max(0, total - sizes[2] - (sizes[0] + handle if show_sidebar else 0)
+                           - handle)
+            self.splitter.setSizes(sizes)
 
     def set_allow_nsfw(self, allow: bool) -> None:
         """Show NSFW models' previews sharp (True) or blurred (the setting changed)."""
@@ -584,7 +622,9 @@ class LibraryPage(QWidget):
     def _show_detail(self, entry: LibraryEntry | None) -> None:
         """The detail pane shows the selected file, and folds away when there is none."""
         self.detail.show_entry(entry, self.snapshot)
-        self.detail_scroll.setVisible(entry is not None)
+        if self.detail_scroll.isVisibleTo(self) != (entry is not None):
+            self.detail_scroll.setVisible(entry is not None)
+            self._fit_panes()
 
     def open_detail(self, index: QModelIndex) -> None:
         """Enter on a card: its details, with the keyboard focus in the pane."""

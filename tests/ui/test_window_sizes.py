@@ -1,0 +1,78 @@
+"""The window at the smallest size it is made for (900×600): every page fits, the grid keeps
+two columns, the Civitai detail's controls are in reach, the status bar's parts never
+overlap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QRect
+from PySide6.QtWidgets import QScrollArea, QWidget
+from tests.double import SampleCatalog
+from tests.ui.test_browser import search
+from tests.ui.test_library_layout import fill, read
+
+SMALL = (900, 600)
+
+
+def small_window(qtbot, window) -> None:
+    window.resize(*SMALL)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: (window.width(), window.height()) == SMALL, timeout=2000)
+
+
+def test_the_models_grid_keeps_two_columns_beside_the_details_at_900(
+        qtbot, main_window, core, tmp_path: Path):
+    paths = fill(core, tmp_path / "models", 8)
+    small_window(qtbot, main_window)
+    page = main_window.library
+    main_window.show_page("models")
+    read(qtbot, page)
+    assert page.grid.columns() >= 2 and page.sidebar.isVisible()
+    assert page.select_path(str(paths[0]))
+    qtbot.waitUntil(lambda: page.detail_scroll.isVisible(), timeout=2000)
+    assert main_window.width() == SMALL[0]  # the details did not push the window wider
+    qtbot.waitUntil(lambda: page.grid.columns() >= 2, timeout=2000)
+    assert not page.sidebar.isVisible()  # the types gave way to the grid
+    page.select_path(str(tmp_path / "not-there"))  # nothing chosen: the details fold…
+    qtbot.waitUntil(lambda: page.sidebar.isVisible(), timeout=2000)  # …and the types return
+    assert page.grid.columns() >= 2
+    main_window.resize(1280, 800)
+    assert page.select_path(str(paths[0]))
+    qtbot.waitUntil(lambda: page.grid.columns() >= 2 and page.sidebar.isVisible(), timeout=2000)
+
+
+def inside(widget: QWidget, area: QWidget) -> bool:
+    """Whether ``widget`` is shown within ``area``'s width (no scrolling sideways) and
+    starts within its height."""
+    rect = QRect(widget.mapTo(area, widget.rect().topLeft()), widget.size())
+    return (widget.isVisible() and rect.left() >= 0 and rect.right() <= area.width()
+            and 0 <= rect.top() < area.height())
+
+
+def test_the_civitai_details_controls_are_in_reach_at_900_and_a_long_folder_is_elided(
+        qtbot, main_window, core, tmp_path: Path, civitai_catalog: SampleCatalog):
+    deep = tmp_path / "a-rather-long-folder-name" / "with-more-levels" / "stable-diffusion"
+    (deep / "models").mkdir(parents=True)
+    core.settings.library_folders = [str(deep / "models")]
+    core.save_settings()
+    small_window(qtbot, main_window)
+    main_window.show_page("civitai")
+    page = main_window.browser
+    search(qtbot, page, "Paperfold")
+    page.open_model(page.results.model_at(0))
+    qtbot.waitUntil(lambda: page.shown_folder is not None, timeout=15_000)
+    assert main_window.width() == SMALL[0]
+    detail = page.detail
+    scroll = detail.findChild(QScrollArea)
+    assert not scroll.horizontalScrollBar().isVisible()
+    viewport = scroll.viewport()
+    for widget in (detail.carousel, detail.versions, detail.target_label,
+                   detail.change_target_button, detail.download_version_button):
+        assert inside(widget, viewport), widget.objectName()
+    label = detail.target_label
+    shown, whole = label.text(), label.full_text()
+    assert "…" in shown and shown.startswith("Saves to /") and shown.endswith("/")
+    assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()
+    assert str(deep / "models") in whole and str(deep / "models") in label.toolTip()
