@@ -76,3 +76,36 @@ def test_the_civitai_details_controls_are_in_reach_at_900_and_a_long_folder_is_e
     assert "…" in shown and shown.startswith("Saves to /") and shown.endswith("/")
     assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()
     assert str(deep / "models") in whole and str(deep / "models") in label.toolTip()
+
+
+def test_the_status_bars_parts_never_overlap_and_a_long_message_is_elided_at_900(
+        qtbot, main_window):
+    from civdesk.ui.downloads.summary import QueueCounts
+
+    small_window(qtbot, main_window)
+    bar = main_window.statusBar()
+    main_window._show_rate_status("Civitai is rate limiting: slowed down, resuming in 30 s")
+    main_window.downloads_status.show_counts(QueueCounts(
+        downloading=1, name="an-extremely-long-checkpoint-name-v3-final.safetensors",
+        percent=45, speed=12e6))
+    qtbot.waitUntil(lambda: main_window.rate_label.isVisible(), timeout=2000)
+    assert main_window.downloads_status.badge.text() == "⬇ 1"
+    parts = [main_window.rate_label, main_window.count_label, main_window.downloads_status]
+    rects = [QRect(w.mapTo(bar, w.rect().topLeft()), w.size()) for w in parts]
+    for i, rect in enumerate(rects):
+        assert bar.rect().contains(rect), parts[i].objectName()
+        for other in rects[i + 1:]:
+            assert not rect.intersects(other)
+    for line in (main_window.rate_label, main_window.count_label,
+                 main_window.downloads_status.line):
+        assert line.label.fontMetrics().horizontalAdvance(line.text()) <= line.width()
+    text = ("Download failed: cozyInteriors_v10.safetensors: Civitai wants you logged in for "
+            "this file: set your API key in Settings, then retry")
+    main_window.show_status(text)
+    shown = bar.currentMessage()
+    assert shown.endswith("…") and text.startswith(shown[:-1])  # elided, not cut
+    assert bar.fontMetrics().horizontalAdvance(shown) <= min(r.left() for r in rects)
+    assert bar.toolTip() == text == main_window.status_text()
+    main_window._show_rate_status("")  # the usual bar: a short message shows whole
+    main_window.show_status("Copied path to the clipboard")
+    assert bar.currentMessage() == "Copied path to the clipboard" and bar.toolTip() == ""
