@@ -109,3 +109,20 @@ def test_the_status_bars_parts_never_overlap_and_a_long_message_is_elided_at_900
     main_window._show_rate_status("")  # the usual bar: a short message shows whole
     main_window.show_status("Copied path to the clipboard")
     assert bar.currentMessage() == "Copied path to the clipboard" and bar.toolTip() == ""
+
+
+def test_civitai_cards_spread_over_the_width(qtbot, main_window, civitai_catalog):
+    from civdesk.ui.browser.delegate import CARD_WIDTH
+
+    main_window.resize(1280, 800)
+    main_window.show()
+    main_window.show_page("civitai")
+    page = main_window.browser
+    search(qtbot, page, "")
+    view = page.view
+    qtbot.waitUntil(lambda: view.visualRect(view.model().index(0, 0)).isValid(), timeout=2000)
+    cell = view.gridSize().width()
+    columns = view.viewport().width() // cell
+    assert cell >= CARD_WIDTH and columns >= 1
+    # No card-wide margin left on the right of a row: the cells share the width.
+    assert view.viewport().width() - columns * cell < CARD_WIDTH // 2

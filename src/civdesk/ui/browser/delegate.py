@@ -112,8 +112,11 @@ class CardDelegate(QStyledItemDelegate):
         self.cards = CardCache()
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
-        line = QFontMetrics(option.font).height()
-        return QSize(CARD_WIDTH, PADDING * 4 + THUMB_SIZE.height() + line * 3)
+        return QSize(CARD_WIDTH, self.card_height(option.font))
+
+    @staticmethod
+    def card_height(font: QFont) -> int:
+        return PADDING * 4 + THUMB_SIZE.height() + QFontMetrics(font).height() * 3
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
         card = ResultCard.of(index)
@@ -130,7 +133,11 @@ class CardDelegate(QStyledItemDelegate):
         )  # fmt: skip
         device = painter.device()
         ratio = device.devicePixelRatioF() if device is not None else 1.0
-        rect = option.rect
+        # A grid cell wider than the card (the grid spreads cards over its width): centred.
+        cell = option.rect
+        width = min(cell.width(), CARD_WIDTH)
+        rect = QRect(cell.x() + (cell.width() - width) // 2, cell.y(), width,
+                     min(cell.height(), self.card_height(option.font)))
         key = (
             card, preview_state, card_state(option),
             rect.width(), rect.height(), ratio, option.palette.cacheKey(), option.font.key(),
@@ -138,16 +145,15 @@ class CardDelegate(QStyledItemDelegate):
         )  # fmt: skip
         pixmap = self.cards.get(key)
         if pixmap is None:
-            pixmap = self._render(painter, option, card, thumbnail, ratio)
+            pixmap = self._render(painter, option, rect.size(), card, thumbnail, ratio)
             self.cards.put(key, pixmap)
         painter.drawPixmap(rect.topLeft(), pixmap)
 
     def _render(
-        self, view_painter: QPainter, option: QStyleOptionViewItem, card: ResultCard,
-        thumbnail: QPixmap | None, ratio: float,
+        self, view_painter: QPainter, option: QStyleOptionViewItem, size: QSize,
+        card: ResultCard, thumbnail: QPixmap | None, ratio: float,
     ) -> QPixmap:  # fmt: skip
-        """The card drawn from scratch into a pixmap of ``option.rect``'s size."""
-        size = option.rect.size()
+        """The card drawn from scratch into a pixmap of ``size``."""
         pixmap = QPixmap(round(size.width() * ratio), round(size.height() * ratio))
         pixmap.setDevicePixelRatio(ratio)
         pixmap.fill(Qt.GlobalColor.transparent)

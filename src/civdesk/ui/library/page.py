@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from civdesk.core.library.repository import LibraryEntry
+from civdesk.ui.grid_layout import justify
 from civdesk.ui.library.delegate import CardDelegate
 from civdesk.ui.library.detail import DETAIL_PREVIEW, DetailPane, civitai_url
 from civdesk.ui.library.model import LibraryFilterProxy, LibraryModel
@@ -111,20 +112,7 @@ class LibraryGrid(QListView):
         return max(1, self.viewport().width() // max(1, self.gridSize().width()))
 
     def _justify(self) -> None:
-        """Grid cells as wide as the layout's width divided by the cards that fit: the
-        cards spread over the width instead of leaving the rest as a margin on the right.
-
-        The icon layout wraps within the viewport's largest size less a scroll bar's
-        width, whether the bar shows or not (QListViewPrivate::prepareItemsLayout): the
-        same width here, so a scroll bar coming or going changes nothing.
-        """
-        width = self.maximumViewportSize().width() - 1
-        if self.verticalScrollBarPolicy() != Qt.ScrollBarPolicy.ScrollBarAlwaysOff:
-            width -= self.verticalScrollBar().sizeHint().width()
-        columns = max(1, width // max(1, self.card.width()))
-        cell = QSize(max(self.card.width(), width // columns), self.card.height())
-        if cell != self.gridSize():
-            self.setGridSize(cell)
+        justify(self, self.card)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key, mods = event.key(), event.modifiers()
