@@ -41,6 +41,11 @@ def test_the_models_grid_keeps_two_columns_beside_the_details_at_900(
     main_window.resize(1280, 800)
     assert page.select_path(str(paths[0]))
     qtbot.waitUntil(lambda: page.grid.columns() >= 2 and page.sidebar.isVisible(), timeout=2000)
+    # Back to 900 with the sidebar and the details shown: the sidebar must not hold the
+    # window wide.
+    main_window.resize(*SMALL)
+    qtbot.waitUntil(lambda: main_window.width() == SMALL[0], timeout=2000)
+    qtbot.waitUntil(lambda: page.grid.columns() >= 2, timeout=2000)
 
 
 def inside(widget: QWidget, area: QWidget) -> bool:

@@ -410,6 +410,15 @@ class LibraryPage(QWidget):
         super().resizeEvent(event)
         self._fit_panes()
 
+    def minimumSizeHint(self) -> QSize:
+        """Without the type sidebar, which folds away when the page gets narrow: it must
+        not hold the window wider than the grid and details need."""
+        hint = super().minimumSizeHint()
+        if self.sidebar.isVisibleTo(self):
+            hint.setWidth(hint.width() - self.sidebar.minimumWidth()
+                          - self.splitter.handleWidth())
+        return hint
+
     def _fit_panes(self) -> None:
         """Keep :data:`MIN_COLUMNS` columns of cards: the type sidebar folds away when the
         grid would get fewer beside it (and the detail pane), and comes back with room."""
