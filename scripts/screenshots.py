@@ -292,6 +292,7 @@ class Shooter:
 
 
 def prepare_library_grid(window: Any) -> None:
+    window.library.select_path("")  # no card chosen: the grid without the details
     window.library.grid.scrollToTop()
 
 

@@ -148,3 +148,22 @@ def test_details_opened_in_a_large_window_do_not_hold_it_wide(
                     timeout=2000)
     # The sidebar folds away at 900 px: it does not count in the least width.
     assert main_window.minimumSizeHint().width() <= SMALL[0]
+
+
+def test_the_first_start_page_gives_its_steps_the_whole_page(
+        qtbot, main_window, core, tmp_path: Path):
+    small_window(qtbot, main_window)
+    page = main_window.library
+    main_window.show_page("models")
+    read(qtbot, page)
+    empty = page.empty_library
+    assert empty.isVisible() and not page.sidebar.isVisible()  # no filters of nothing
+    assert not page.search.isEnabled() and not page.updates_button.isEnabled()
+    for line in empty.text.text().splitlines():  # every line whole at 900 px
+        assert empty.text.fontMetrics().horizontalAdvance(line) <= empty.text.width()
+    for button in (empty.find_button, empty.add_button, empty.scan_button):
+        assert inside(button, page)
+    fill(core, tmp_path / "models", 2)
+    read(qtbot, page)
+    qtbot.waitUntil(lambda: page.sidebar.isVisible(), timeout=2000)
+    assert page.search.isEnabled() and page.updates_button.isEnabled()

@@ -148,10 +148,9 @@ class EmptyLibrary(QWidget):
         # Lines broken by hand: a word-wrapped label in a stacked page gets too little
         # height from its layout and is cut.
         self.text = QLabel(
-            "civdesk shows the models you have on disk. Tell it where they are:\n"
+            "civdesk shows the models you keep on disk. Tell it where they are:\n"
             "it can look where A1111, Forge, ComfyUI and Stability Matrix keep them,\n"
-            "or you pick a folder. Then scan: each file is identified on Civitai\n"
-            "by its SHA256.")
+            "or you pick a folder. Then a scan identifies each file on Civitai.")
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.find_button = QPushButton("Find model folders")
         self.find_button.setObjectName("emptyFindFolders")
@@ -429,7 +428,8 @@ class LibraryPage(QWidget):
         sidebar_width = self.sidebar.minimumWidth() + handle
         room = total - detail_width - sidebar_width
         need = self.grid.width_for(MIN_COLUMNS)
-        show_sidebar = room >= need
+        # An empty library has nothing to filter: its first steps get the whole page.
+        show_sidebar = room >= need and bool(self.model.total_count)
         if show_sidebar != self.sidebar.isVisibleTo(self):
             self.sidebar.setVisible(show_sidebar)
         if detail and self.grid.width() < need:
@@ -588,12 +588,20 @@ class LibraryPage(QWidget):
             self.count_changed.emit(text)
         # Under the grid only while a filter hides some (the status bar has the total).
         self.count_label.setVisible(self.proxy.rowCount() != self.model.total_count)
+        # Filters, sort and card size act on files: nothing to act on before the first.
+        for control in (self.updates_button, self.search, self.base_model, self.sort,
+                        self.card_scale):
+            control.setEnabled(bool(self.model.total_count)
+                               and (control is not self.updates_button
+                                    or not self.service.update_check_running))
         if self.proxy.rowCount() > 0:
             self.stack.setCurrentWidget(self.grid)
+            self._fit_panes()
             return
         if not self.model.total_count:
             self.empty_library.show_folders(list(self.core.settings.library_folders))
             self.stack.setCurrentWidget(self.empty_library)
+            self._fit_panes()
             return
         if self.proxy.show is Show.DUPLICATES:
             text = "No duplicate files: every file on disk is unique."
