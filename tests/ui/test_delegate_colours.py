@@ -98,3 +98,27 @@ def test_no_painting_module_fixes_a_colour_of_its_own() -> None:
                        r"""setStyleSheet\(\s*["'][^"']+["']|#[0-9a-fA-F]{6}\b""")
     found = {name: fixed.findall((UI / name).read_text()) for name in PAINTERS}
     assert {name: hits for name, hits in found.items() if hits} == {}
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_settings_hint_reads_in_both_schemes(qtbot, qapp, scheme):
+    """The explanations under settings are disabled labels: quiet, yet at 4.5:1."""
+    from PySide6.QtWidgets import QLabel
+
+    from civdesk.ui import icons
+
+    sheet, palette = qapp.styleSheet(), qapp.palette()
+    qapp.setPalette(SCHEMES[scheme])  # as the ThemeManager sets it
+    qapp.setStyleSheet(icons.stylesheet())
+    try:
+        label = QLabel("Each model type goes to its own sub-folder, named as your web UI")
+        label.setAutoFillBackground(True)
+        label.setEnabled(False)
+        qtbot.addWidget(label)
+        label.resize(label.sizeHint())
+        image = label.grab().toImage()
+        ground = SCHEMES[scheme].color(QPalette.ColorRole.Window)
+        assert strongest_contrast(image, image.rect(), ground) >= 4.5
+    finally:
+        qapp.setStyleSheet(sheet)
+        qapp.setPalette(palette)
