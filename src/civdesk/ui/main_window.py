@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, QSize, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from civdesk.core.downloads.queue import TaskSnapshot
@@ -312,12 +312,20 @@ class MainWindow(QMainWindow):
     def show_status(self, text: str) -> None:
         """A passing message on the status bar's left, elided (never cut mid-word) to the
         room the count and the downloads' line leave it; whole in the bar's tooltip."""
-        bar = self.statusBar()
-        room = self.message_room()
-        shown = bar.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, room)
+        self._status_text = text
+        self._show_status_elided()
+
+    def _show_status_elided(self) -> None:
+        bar, text = self.statusBar(), self._status_text
+        shown = bar.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight,
+                                             self.message_room())
         bar.showMessage(shown, STATUS_MS)
         bar.setToolTip(text if shown != text else "")
-        self._status_text = text
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.statusBar().currentMessage() and self._status_text:
+            self._show_status_elided()  # elided anew for the new width
 
     def status_text(self) -> str:
         """The message the status bar shows now, whole (it may show it elided)."""

@@ -588,9 +588,9 @@ class LibraryPage(QWidget):
             self.count_changed.emit(text)
         # Under the grid only while a filter hides some (the status bar has the total).
         self.count_label.setVisible(self.proxy.rowCount() != self.model.total_count)
-        # Filters, sort and card size act on files: nothing to act on before the first.
-        for control in (self.updates_button, self.search, self.base_model, self.sort,
-                        self.card_scale):
+        # Filters, sort and card size act on files: nothing to act on before the first
+        # (the search box stays: Ctrl+F goes there on any page).
+        for control in (self.updates_button, self.base_model, self.sort, self.card_scale):
             control.setEnabled(bool(self.model.total_count)
                                and (control is not self.updates_button
                                     or not self.service.update_check_running))
