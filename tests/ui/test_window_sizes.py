@@ -170,3 +170,30 @@ def test_the_first_start_page_gives_its_steps_the_whole_page(
     read(qtbot, page)
     qtbot.waitUntil(lambda: page.sidebar.isVisible(), timeout=2000)
     assert page.sort.isEnabled() and page.updates_button.isEnabled()
+
+
+def test_the_models_details_elide_a_long_path_in_its_middle(qtbot, tmp_path: Path):
+    from dataclasses import replace
+
+    from tests.ui.library_cards import numbered_entry
+
+    from civdesk.ui.library.detail import DetailPane
+    from civdesk.ui.library.rows import LibrarySnapshot
+    from civdesk.ui.thumbnails import ThumbnailLoader
+
+    long_path = "/mnt/models/" + "a-long-folder-name/" * 6 + "alpineDream_v10.safetensors"
+    entry = replace(numbered_entry(1), path=long_path, file_name="alpineDream_v10.safetensors")
+    pane = DetailPane(ThumbnailLoader(tmp_path / "cache"))
+    qtbot.addWidget(pane)
+    pane.resize(300, 900)
+    pane.show()
+    pane.show_entry(entry, LibrarySnapshot((entry,)))
+    label = pane._values["Path"]
+    qtbot.waitUntil(lambda: "…" in label.text(), timeout=2000)
+    shown = label.text()
+    assert shown.startswith("/mnt/") and shown.endswith(".safetensors")
+    assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()
+    assert label.toolTip() == long_path
+    link = pane._values["Civitai"]
+    assert "modelVersionId" in link.toolTip() and "modelVersionId" not in link.text().split(
+        ">", 1)[1]  # the link's words are short; its address is whole in the tooltip

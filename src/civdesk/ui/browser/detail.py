@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTextBrowser,
@@ -29,43 +28,13 @@ from civdesk.ui.browser.images import CAROUSEL_BOX, CAROUSEL_MIN, ImageCarousel,
 from civdesk.ui.browser.versions import VersionList
 from civdesk.ui.downloads.confirm import confirm_flagged
 from civdesk.ui.downloads.messages import size_text
+from civdesk.ui.elided import MiddleElidedLabel
 from civdesk.ui.thumbnails import ThumbnailLoader
 
 FILE_COLUMNS = ("Name", "Size", "Format", "Precision", "")
 #: Before the name of a file Civitai's pickle or virus scan flagged (its tooltip says why).
 FLAG_MARK = "\N{WARNING SIGN}"
 
-
-
-class MiddleElidedLabel(QLabel):
-    """A one-line label that shows as much of a path as fits, cutting in the middle
-    (``/home/me/…/models/Lora/``): both ends say which folder it is. ``prefix`` and
-    ``suffix`` stay whole; the full text is :meth:`full_text` (and the caller's tooltip)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setTextFormat(Qt.TextFormat.PlainText)
-        # Never asks for the path's width: the row gives it what is left.
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self._prefix = self._path = self._suffix = ""
-
-    def set_parts(self, prefix: str, path: str, suffix: str = "") -> None:
-        self._prefix, self._path, self._suffix = prefix, path, suffix
-        self._elide()
-
-    def full_text(self) -> str:
-        return self._prefix + self._path + self._suffix
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        metrics = self.fontMetrics()
-        room = max(0, self.contentsRect().width()
-                   - metrics.horizontalAdvance(self._prefix + self._suffix))
-        path = metrics.elidedText(self._path, Qt.TextElideMode.ElideMiddle, room)
-        self.setText(self._prefix + path + self._suffix)
 
 
 class SafeTextBrowser(QTextBrowser):
