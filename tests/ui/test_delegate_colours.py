@@ -122,3 +122,25 @@ def test_a_settings_hint_reads_in_both_schemes(qtbot, qapp, scheme):
     finally:
         qapp.setStyleSheet(sheet)
         qapp.setPalette(palette)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_hovered_civitai_card_keeps_its_words_readable(qtbot, scheme):
+    """A hovered card takes the Midlight role: in the dark palette Qt's default for it was
+    a light grey under near-white words."""
+    palette = SCHEMES[scheme]
+    option = QStyleOptionViewItem()
+    option.palette = palette
+    option.font = QApplication.font()
+    option.state = QStyle.StateFlag.State_Enabled | QStyle.StateFlag.State_MouseOver
+    image = QImage(200, 320, QImage.Format.Format_ARGB32_Premultiplied)
+    image.fill(palette.color(QPalette.ColorRole.Base))
+    card = ResultCard("Neon Alley", "LORA · Pony", "↓ 1k", "", None, False)
+    painter = QPainter(image)
+    painter.setFont(option.font)
+    CardDelegate(thumbnails=None)._paint_card(painter, QRect(0, 0, 200, 320), option, card,
+                                              None)  # type: ignore[arg-type]
+    painter.end()
+    words = QRect(10, 236, 150, 40)  # under the preview: name and type
+    ground = image.pixelColor(190, 300)  # the card's own ground, beside the words
+    assert strongest_contrast(image, words, ground) >= 4.5

@@ -100,7 +100,7 @@ def placeholder_colors(palette: QPalette) -> tuple[QColor, QColor]:
 _ROLE_ORDER: Final = (
     "Window", "WindowText", "Base", "AlternateBase", "ToolTipBase", "ToolTipText",
     "PlaceholderText", "Text", "Button", "ButtonText", "BrightText", "Highlight",
-    "HighlightedText", "Link", "LinkVisited", "Mid", "Dark", "Light",
+    "HighlightedText", "Link", "LinkVisited", "Mid", "Midlight", "Dark", "Light",
 )
 
 
@@ -125,6 +125,7 @@ def dark_palette() -> QPalette:
         "BrightText": "#ff6b6b", "Highlight": "#2f6fd6",  # white on it: 4.8:1
         "HighlightedText": "#ffffff", "Link": "#6fa8ff", "LinkVisited": "#b08cff",
         "Mid": "#3a3c42", "Dark": "#111214", "Light": "#3f4248",
+        "Midlight": "#2f3137",  # hovered cards and rows: a step up from the window
     }, disabled="#6d6f75")  # fmt: skip
 
 
@@ -137,7 +138,7 @@ def light_palette() -> QPalette:
         "PlaceholderText": "#5f636b", "Text": text, "Button": "#e9eaee", "ButtonText": text,
         "BrightText": "#b00020", "Highlight": "#2f6fd6", "HighlightedText": "#ffffff",
         "Link": "#1f5fbf", "LinkVisited": "#6a3fb0", "Mid": "#c4c6cc", "Dark": "#a0a3aa",
-        "Light": "#ffffff",
+        "Light": "#ffffff", "Midlight": "#e3e5ea",
     }, disabled="#8d9097")  # fmt: skip
 
 
