@@ -158,7 +158,7 @@ class EmptyLibrary(QWidget):
                                     "keep their models, and add the folders found")
         self.add_button = QPushButton("Add a folder…")
         self.add_button.setObjectName("emptyAddFolder")
-        self.scan_button = QPushButton("Scan library")
+        self.scan_button = QPushButton("Scan Library")
         self.scan_button.setObjectName("emptyScan")
         self.folders = QLabel()
         self.folders.setObjectName("emptyFolders")
