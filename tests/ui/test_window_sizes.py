@@ -22,13 +22,19 @@ def small_window(qtbot, window) -> None:
     qtbot.waitUntil(lambda: (window.width(), window.height()) == SMALL, timeout=2000)
 
 
-def test_the_models_grid_keeps_two_columns_beside_the_details_at_900(
-        qtbot, main_window, core, tmp_path: Path):
+def models_page_at_900(qtbot, main_window, core, tmp_path: Path) -> list[Path]:
+    """The Models page of a 900×600 window, showing a library of 8 files (their paths)."""
     paths = fill(core, tmp_path / "models", 8)
     small_window(qtbot, main_window)
-    page = main_window.library
     main_window.show_page("models")
-    read(qtbot, page)
+    read(qtbot, main_window.library)
+    return paths
+
+
+def test_the_models_grid_keeps_two_columns_beside_the_details_at_900(
+        qtbot, main_window, core, tmp_path: Path):
+    paths = models_page_at_900(qtbot, main_window, core, tmp_path)
+    page = main_window.library
     assert page.grid.columns() >= 2 and page.sidebar.isVisible()
     assert page.select_path(str(paths[0]))
     qtbot.waitUntil(lambda: page.detail_scroll.isVisible(), timeout=2000)
@@ -140,11 +146,8 @@ def test_civitai_cards_spread_over_the_width(qtbot, main_window, civitai_catalog
 
 def test_details_opened_in_a_large_window_do_not_hold_it_wide(
         qtbot, main_window, core, tmp_path: Path):
-    paths = fill(core, tmp_path / "models", 8)
-    small_window(qtbot, main_window)
+    paths = models_page_at_900(qtbot, main_window, core, tmp_path)
     page = main_window.library
-    main_window.show_page("models")
-    read(qtbot, page)
     main_window.resize(1920, 1080)
     assert page.select_path(str(paths[0]))
     qtbot.waitUntil(lambda: page.sidebar.isVisible() and page.detail_scroll.isVisible(),
