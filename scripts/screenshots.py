@@ -267,6 +267,7 @@ class Shooter:
 
         for toast in window.findChildren(Toast):
             toast.dismiss()  # a notification of the demo's own downloads is no page
+        window.statusBar().clearMessage()  # so is its passing status message
         wait(self.app, 0.2)
         image = window.grab().toImage()
         if image.size() != size:
@@ -292,6 +293,7 @@ class Shooter:
 
 
 def prepare_library_grid(window: Any) -> None:
+    window.library.select_path("")  # no card chosen: the grid without the details
     window.library.grid.scrollToTop()
 
 

@@ -85,7 +85,7 @@ def test_the_folder_shown_is_the_one_the_file_lands_in(
 ):  # fmt: skip
     open_lora(qtbot, page)
     assert page.shown_folder == models_dir / "LORA"
-    assert page.detail.target_label.text() == f"Saves to {display_folder(models_dir / 'LORA')}"
+    assert page.detail.target_label.full_text() == f"Saves to {display_folder(models_dir / 'LORA')}"
     shown = page.shown_folder
     landed = download(qtbot, page, downloads, civitai_catalog.lora_v2.id)
     assert landed.parent == shown
@@ -102,7 +102,7 @@ def test_a_folder_the_user_chose_is_where_the_file_goes(
     page.ask_folder = lambda start: str(chosen)
     qtbot.mouseClick(page.detail.change_target_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: page.chosen_folder is not None, timeout=WAIT_MS)
-    assert page.detail.target_label.text() == f"Saves to {display_folder(chosen)}  (chosen)"
+    assert page.detail.target_label.full_text() == f"Saves to {display_folder(chosen)}  (chosen)"
     landed = download(qtbot, page, downloads, civitai_catalog.lora_v2.id)
     assert landed.parent == chosen.resolve()
     # Another model is not downloaded there: the choice was for this one.
@@ -116,7 +116,7 @@ def test_a_folder_outside_the_library_is_refused_with_a_message(
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     open_lora(qtbot, page)
-    shown = page.detail.target_label.text()
+    shown = page.detail.target_label.full_text()
     page.ask_folder = lambda start: str(outside)
     qtbot.mouseClick(page.detail.change_target_button, Qt.MouseButton.LeftButton)
 
@@ -129,7 +129,7 @@ def test_a_folder_outside_the_library_is_refused_with_a_message(
     box = refusal()
     assert box is not None
     assert "outside the folders civdesk manages" in box.text() and str(outside) in box.text()
-    assert page.chosen_folder is None and page.detail.target_label.text() == shown
+    assert page.chosen_folder is None and page.detail.target_label.full_text() == shown
     box.close()
 
 

@@ -4,12 +4,13 @@ data() call (each one is a GIL hand-over that a running download makes slow to w
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette
 from PySide6.QtWidgets import QApplication, QStyle, QStyleOptionViewItem
 from tests.ui.test_download_model import snap
 
-from civdesk.ui.downloads.delegate import FAILED_COLOR, DownloadDelegate, detail_text
+from civdesk.ui.downloads.delegate import DownloadDelegate, detail_text
 from civdesk.ui.downloads.model import DownloadListModel
+from civdesk.ui.theme import outcome_color
 
 
 class _DataCountingModel(DownloadListModel):
@@ -53,8 +54,9 @@ def test_rows_paint_without_model_data_calls(qtbot):
     images = [_paint(model, row, selected) for row in range(4) for selected in (False, True)]
     assert _DataCountingModel.calls == 0
     assert all(image != images[0] for image in images[1:])  # each row drawn its own way
-    assert _has_colour(images[4], FAILED_COLOR)  # the failed row's state, unselected
-    assert not _has_colour(images[5], FAILED_COLOR)  # selected: the highlight's text colour
+    failed_color = outcome_color("failed", QApplication.palette().color(QPalette.ColorRole.Base))
+    assert _has_colour(images[4], failed_color)  # the failed row's state, unselected
+    assert not _has_colour(images[5], failed_color)  # selected: the highlight's text colour
 
 
 def test_second_line_words():

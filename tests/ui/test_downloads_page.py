@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import Qt, QThread
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QLabel, QMessageBox
 from tests.conftest import TEST_API_KEY
 from tests.double import CivitaiDouble, SampleCatalog
 from tests.ui.test_browser import search, stop_tasks
@@ -168,7 +168,8 @@ def test_a_download_shows_progress_then_completes_with_a_verified_file(
     assert sha256(path) == version.files[0].sha256
     assert not list(models_dir.rglob("*.part"))
     qtbot.waitUntil(lambda: page.model.index(row).data(TaskRole.STATE) == "completed")
-    assert page.count_label.text() == "Nothing queued"
+    # Says what the list holds: the finished row, not "Nothing queued" beside it.
+    assert page.count_label.text() == "1 finished"
     qtmodeltester.check(page.model)
 
 
@@ -183,11 +184,14 @@ def test_a_failure_is_worded_and_the_next_task_still_completes(
     failed = wait_finished(qtbot, page, locked.id, "failed")
     assert failed.error_kind == "auth"
     wait_finished(qtbot, page, fine.id)
-    assert "API key" in page.failures_label.text()
-    assert page.failures_label.isVisible()
+    assert page.count_label.text() == "1 finished, 1 failed"
     reason = page.model.index(row_of_version(page, locked.id)).data(TaskRole.REASON)
     assert "set your API key in Settings" in reason
-    assert len(page.recent_failures()) == 1
+    # Said once, on the failed row (whole in its tooltip): no block repeating it below.
+    assert page.findChild(QLabel, "recentFailures") is None
+    tip = page.model.index(row_of_version(page, locked.id)).data(Qt.ItemDataRole.ToolTipRole)
+    assert reason in tip
+    assert len(page.failures()) == 1 and "API key" in page.failures()[0]
 
 
 def test_a_refused_key_says_so_instead_of_asking_for_a_key(
@@ -202,8 +206,8 @@ def test_a_refused_key_says_so_instead_of_asking_for_a_key(
     reason = page.model.index(row_of_version(page, locked.id)).data(TaskRole.REASON)
     assert reason.startswith("Civitai refused your API key (expired or revoked): create a new "
                              "one on civitai.com → Account settings → API keys")
-    assert "set your API key" not in reason + page.failures_label.text()
-    assert "refused your API key" in page.failures_label.text()
+    assert "set your API key" not in reason + "".join(page.failures())
+    assert "refused your API key" in page.failures()[0]
 
 
 def test_the_window_downloads_with_smaller_buffers_than_the_command_line(page: DownloadsPage):
@@ -220,14 +224,14 @@ def test_setting_the_api_key_then_retry_downloads_the_locked_file(
     civitai_catalog.double.login_required(locked)
     page.downloads.enqueue(locked.id)
     wait_finished(qtbot, page, locked.id, "failed")
-    assert len(page.recent_failures()) == 1 and page.failures_label.isVisibleTo(page)
+    assert len(page.failures()) == 1 and "1 failed" in page.count_label.text()
     app_core.session_api_key = TEST_API_KEY  # as if typed into Settings
     select(qtbot, page, row_of_version(page, locked.id))
     qtbot.mouseClick(page.retry_button, Qt.MouseButton.LeftButton)
     task = wait_finished(qtbot, page, locked.id)
     assert sha256(Path(task.dest_path)) == locked.files[0].sha256
-    # Its failure is over: no longer listed under the queue.
-    assert page.recent_failures() == [] and not page.failures_label.isVisibleTo(page)
+    # Its failure is over: the row and the headline say it finished.
+    assert page.failures() == [] and page.count_label.text() == "1 finished"
 
 
 def test_early_access_failure_says_until_when(
@@ -236,7 +240,7 @@ def test_early_access_failure_says_until_when(
     civitai_catalog.double.early_access(civitai_catalog.vae_v1, "2031-05-06T00:00:00.000Z")
     page.downloads.enqueue(civitai_catalog.vae_v1.id)
     wait_finished(qtbot, page, civitai_catalog.vae_v1.id, "failed")
-    assert "early access until 2031-05-06" in page.recent_failures()[0].lower()
+    assert "early access until 2031-05-06" in page.failures()[0].lower()
 
 
 def test_cancel_then_retry(qtbot, page: DownloadsPage, civitai: CivitaiDouble, models_dir: Path):
@@ -586,3 +590,16 @@ def test_a_row_is_never_cut_so_that_its_size_shows_without_its_name(qtbot, page:
         top = view.indexAt(QPoint(5, 0))
         # The first row in sight starts at the top: its name line is shown.
         assert view.visualRect(top).top() == 0, value
+
+
+def test_the_headline_counts_what_the_list_holds() -> None:
+    from tests.ui.test_download_model import snap
+
+    from civdesk.ui.downloads.page import queue_headline
+
+    assert queue_headline([]) == "Nothing queued"
+    assert queue_headline([snap(1, "completed"), snap(2, "completed"),
+                           snap(3, "failed")]) == "2 finished, 1 failed"
+    assert queue_headline([snap(1, "queued"), snap(2, "downloading"), snap(3, "completed")],
+                          paused=True) == "2 downloads in queue · 1 finished · paused"
+    assert queue_headline([snap(1, "cancelled")]) == "1 cancelled"

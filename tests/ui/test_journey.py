@@ -144,7 +144,7 @@ def test_a_failed_download_says_why_and_the_next_one_completes(
     assert completed.state == "completed"
     click_nav(qtbot, window, "downloads")
     downloads = window.downloads_page
-    assert downloads.failures_label.isVisible()
-    assert "API key" in downloads.failures_label.text()
+    assert "1 failed" in downloads.count_label.text()
+    assert "API key" in "".join(downloads.failures())
     reason = downloads.model.index(downloads.model.row_of(failed.id)).data(TaskRole.REASON)
     assert "set your API key in Settings" in reason

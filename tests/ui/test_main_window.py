@@ -91,7 +91,7 @@ def test_scan_library_reports_on_the_activity_line_and_notifies(qtbot, main_wind
     assert main_window.count_label.text() == "4 model files"
     assert main_window.library.scan_button.isEnabled()
     assert message.startswith("4 files, 4 identified")  # the title says it is a scan
-    assert main_window.statusBar().currentMessage() == f"Library scan finished: {message}"
+    assert main_window.status_text() == f"Library scan finished: {message}"
 
 
 def test_scan_without_folders_sends_the_user_to_settings(qtbot, main_window):
@@ -461,7 +461,7 @@ def test_show_in_library_of_a_version_no_longer_there_says_so(qtbot, main_window
     main_window.show()
     main_window.show_in_library(987654)
     assert main_window.current_page == "models"
-    assert main_window.statusBar().currentMessage() == (
+    assert main_window.status_text() == (
         "That version is not in the library any more: scan to refresh it")
 
 
@@ -559,7 +559,7 @@ def test_an_update_check_ending_during_a_scan_leaves_the_scan_its_line(
     said = checked.args[0]
     assert w.scans.running
     assert line.cancel_button.isVisible() and said not in line.label.text()
-    assert w.statusBar().currentMessage() == said
+    assert w.status_text() == said
     qtbot.waitUntil(lambda: not w.scans.running, timeout=10_000)
 
 

@@ -53,7 +53,8 @@ def test_the_status_bar_says_when_civitai_slows_civdesk_down(
     governor = core.connections.governors("civitai.example")
     governor.rate_limited(governor.clock(), retry_after=45)
     qtbot.waitUntil(lambda: not label.isHidden(), timeout=5_000)
-    assert label.text().startswith("Civitai is rate limiting: slowed down, resuming in 4")
+    assert label.text().startswith("Civitai rate limit: resuming in 4")  # short on the bar…
+    assert label.toolTip().startswith("Civitai is rate limiting: slowed down, resuming in 4")
     governor._not_before = 0.0  # the pause is over (and the spacing recovered)
     for _ in range(40):
         governor.answered()

@@ -7,24 +7,33 @@ GUI thread only (pixmaps).
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPixmap
+from PySide6.QtGui import (
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPixmap,
+)
 
 from civdesk.ui import icons
+from civdesk.ui.theme import BADGE_INK, badge_color
 
 NSFW_LABEL = "NSFW"
-_NSFW_FILL = QColor(198, 47, 74, 225)  # the stylesheet's nsfw badge colour, a little see-through
-_placeholders: dict[tuple[str, int, int], QPixmap] = {}
+_placeholders: dict[tuple[str, int, int, int], QPixmap] = {}
 
 
 def placeholder_pixmap(size: QSize, kind: icons.Placeholder = icons.NO_PREVIEW) -> QPixmap:
     """The app's placeholder artwork filling ``size`` (centre-cropped); cached per size."""
-    cache_key = (kind, size.width(), size.height())
+    palette = QGuiApplication.palette()
+    cache_key = (kind, size.width(), size.height(), palette.cacheKey())
     pixmap = _placeholders.get(cache_key)
     if pixmap is None:
         image = icons.placeholder_image(kind)
-        if image.isNull():
+        if image.isNull():  # the artwork is missing: a quiet ground of the scheme shown
             pixmap = QPixmap(size)
-            pixmap.fill(QColor("#2c2f36"))
+            pixmap.fill(palette.color(QPalette.ColorRole.Mid))
         else:
             scaled = image.scaled(
                 size, Qt.AspectRatioMode.KeepAspectRatioByExpanding,
@@ -52,7 +61,9 @@ def paint_nsfw_label(painter: QPainter, thumb: QRect | QRectF) -> None:
     )  # fmt: skip
     path = QPainterPath()
     path.addRoundedRect(pill, 4, 4)
-    painter.fillPath(path, _NSFW_FILL)
-    painter.setPen(QColor("white"))
+    fill = badge_color("nsfw")
+    fill.setAlpha(225)  # a little see-through over the blurred preview
+    painter.fillPath(path, fill)
+    painter.setPen(BADGE_INK)
     painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, NSFW_LABEL)
     painter.restore()

@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, QSize, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from civdesk.core.downloads.queue import TaskSnapshot
@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         # bench_gui: ~QPropertyAnimation -> Sbk_GetPyOverride -> GilState::acquire).
         self.setAnimated(False)
         self._quitting = False
+        self._status_text = ""  # the status bar's message, whole
         self._shut_down = False
         self._startup_check_due = True  # one quiet update check once the library is read
         # The Civitai page's badges lag the library while that page is hidden (read again
@@ -196,7 +197,7 @@ class MainWindow(QMainWindow):
         self.rate_label = StatusLine()
         self.rate_label.setObjectName("rateLimitStatus")
         self.rate_label.setFixedWidth(self.rate_label.fontMetrics().horizontalAdvance(
-            "Civitai is rate limiting: slowed down, resuming in 00 s") + 8)
+            "Civitai rate limit: speeding up again") + 8)
         self.rate_label.hide()
         self.statusBar().insertPermanentWidget(0, self.rate_label)
         self.rate_status = RateLimitStatus(self.core, self)
@@ -301,13 +302,44 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _show_rate_status(self, text: str) -> None:
-        self.rate_label.setText(text)
+        # In short on the bar (a 900 px window keeps room for a message), whole as its tip.
+        self.rate_label.setText(text.replace("Civitai is rate limiting: slowed down, ",
+                                             "Civitai rate limit: "))
         self.rate_label.setToolTip(text)
         self.rate_label.setVisible(bool(text))
 
     @Slot(str)
     def show_status(self, text: str) -> None:
-        self.statusBar().showMessage(text, STATUS_MS)
+        """A passing message on the status bar's left, elided (never cut mid-word) to the
+        room the count and the downloads' line leave it; whole in the bar's tooltip."""
+        self._status_text = text
+        self._show_status_elided()
+
+    def _show_status_elided(self) -> None:
+        bar, text = self.statusBar(), self._status_text
+        shown = bar.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight,
+                                             self.message_room())
+        bar.showMessage(shown, STATUS_MS)
+        bar.setToolTip(text if shown != text else "")
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.statusBar().currentMessage() and self._status_text:
+            self._show_status_elided()  # elided anew for the new width
+
+    def status_text(self) -> str:
+        """The message the status bar shows now, whole (it may show it elided)."""
+        return self._status_text if self.statusBar().currentMessage() else ""
+
+    def message_room(self) -> int:
+        """The width left of the status bar's permanent widgets, for a message."""
+        bar = self.statusBar()
+        if not bar.isVisible():  # not laid out yet: nothing to measure against
+            return 1 << 20
+        shown = [w for w in (self.rate_label, self.count_label, self.downloads_status)
+                 if w.isVisible()]
+        left = min((w.geometry().left() for w in shown), default=bar.width())
+        return max(0, left - 16)  # the bar's own padding before the text, and a gap
 
     @Slot()
     def _settings_changed(self) -> None:

@@ -44,18 +44,63 @@ _OTHER_TYPE = "#5a6f80"
 _BADGES = {"update": "#d9822b", "duplicate": "#b23b3b", "nsfw": "#a83279",
            "offline": "#70757e", "unverified": "#8a6d1f", "removed": "#7a3b3b"}
 
+#: The ink of every pill painted on a card (type and state badges): white.
+BADGE_INK = QColor("#ffffff")
+
+
 def type_color(model_type: str) -> QColor:
-    return QColor(_TYPE_COLORS.get(model_type, _OTHER_TYPE))
+    """The type's pill colour, dark enough for white text (:data:`BADGE_INK`) at 4.5:1."""
+    return readable_on(QColor(_TYPE_COLORS.get(model_type, _OTHER_TYPE)), BADGE_INK)
 
 
 def badge_color(kind: str) -> QColor:
-    return QColor(_BADGES.get(kind, _OTHER_TYPE))
+    """A state pill's colour (update, duplicate…), dark enough for white text at 4.5:1."""
+    return readable_on(QColor(_BADGES.get(kind, _OTHER_TYPE)), BADGE_INK)
+
+
+#: Pills on the Civitai page's cards and versions: (fill, ink), readable in both schemes.
+_PILLS = {"downloaded": ("#2e7d32", "#ffffff"), "update": ("#f9a825", "#000000"),
+          "early-access": ("#6a1b9a", "#ffffff")}
+
+
+def pill_colors(kind: str) -> tuple[QColor, QColor]:
+    """A card pill's (fill, ink): ``downloaded``, ``update`` or ``early-access``."""
+    fill, ink = _PILLS[kind]
+    return QColor(fill), QColor(ink)
+
+
+#: Words that tell an outcome (a download done or failed) in the colour of their kind.
+_OUTCOME_COLORS = {"failed": "#c62828", "completed": "#2e7d32", "warning": "#b26a00"}
+
+
+def outcome_color(kind: str, ground: QColor) -> QColor:
+    """Red for a failure, green for a success…, in a lightness that reads on ``ground``
+    (the row's background in the scheme shown) at 4.5:1."""
+    return readable_on(QColor(_OUTCOME_COLORS.get(kind, "#808080")), ground)
+
+
+def readable_on(color: QColor, ground: QColor, minimum: float = 4.5) -> QColor:
+    """``color`` moved in lightness only (its hue kept) until it reads on ``ground``."""
+    darker = relative_luminance(ground) > 0.18
+    result = QColor(color)
+    for _ in range(60):
+        if contrast_ratio(result, ground) >= minimum:
+            break
+        result = result.darker(108) if darker else result.lighter(108)
+    return result
+
+
+def placeholder_colors(palette: QPalette) -> tuple[QColor, QColor]:
+    """(ground, ink) of a preview that is not there yet ("Loading…"): the scheme's own
+    quiet colours, the ink readable on the ground."""
+    ground = palette.color(QPalette.ColorRole.Base)
+    return ground, readable_on(palette.color(QPalette.ColorRole.PlaceholderText), ground)
 
 
 _ROLE_ORDER: Final = (
     "Window", "WindowText", "Base", "AlternateBase", "ToolTipBase", "ToolTipText",
     "PlaceholderText", "Text", "Button", "ButtonText", "BrightText", "Highlight",
-    "HighlightedText", "Link", "LinkVisited", "Mid", "Dark", "Light",
+    "HighlightedText", "Link", "LinkVisited", "Mid", "Midlight", "Dark", "Light",
 )
 
 
@@ -80,6 +125,7 @@ def dark_palette() -> QPalette:
         "BrightText": "#ff6b6b", "Highlight": "#2f6fd6",  # white on it: 4.8:1
         "HighlightedText": "#ffffff", "Link": "#6fa8ff", "LinkVisited": "#b08cff",
         "Mid": "#3a3c42", "Dark": "#111214", "Light": "#3f4248",
+        "Midlight": "#2f3137",  # hovered cards and rows: a step up from the window
     }, disabled="#6d6f75")  # fmt: skip
 
 
@@ -92,7 +138,7 @@ def light_palette() -> QPalette:
         "PlaceholderText": "#5f636b", "Text": text, "Button": "#e9eaee", "ButtonText": text,
         "BrightText": "#b00020", "Highlight": "#2f6fd6", "HighlightedText": "#ffffff",
         "Link": "#1f5fbf", "LinkVisited": "#6a3fb0", "Mid": "#c4c6cc", "Dark": "#a0a3aa",
-        "Light": "#ffffff",
+        "Light": "#ffffff", "Midlight": "#e3e5ea",
     }, disabled="#8d9097")  # fmt: skip
 
 

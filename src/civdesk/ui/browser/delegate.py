@@ -31,6 +31,7 @@ from civdesk.core.civitai.schema import Model
 from civdesk.ui.browser.model import DOWNLOADED, UPDATE, ResultRole
 from civdesk.ui.card_art import paint_nsfw_label, placeholder_pixmap
 from civdesk.ui.library.delegate import CardCache
+from civdesk.ui.theme import pill_colors, placeholder_colors
 from civdesk.ui.thumbnails import ThumbnailLoader
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -39,12 +40,11 @@ CARD_WIDTH = 200
 THUMB_SIZE = QSize(CARD_WIDTH - 12, 220)
 PADDING = 6
 BADGES = {
-    DOWNLOADED: ("Downloaded", QColor("#2e7d32"), QColor("white")),
-    UPDATE: ("Update", QColor("#f9a825"), QColor("black")),
+    DOWNLOADED: ("Downloaded", *pill_colors("downloaded")),
+    UPDATE: ("Update", *pill_colors("update")),
 }
 #: The early-access badge (bottom of the preview): its fill and ink.
-EARLY_ACCESS_BADGE = (QColor("#6a1b9a"), QColor("white"))
-PLACEHOLDER = QColor("#3a3a3a")
+EARLY_ACCESS_BADGE = pill_colors("early-access")
 #: The width of the ring around the card the keyboard is on (pixels).
 FOCUS_RING = 2
 # What the preview area shows, when it is not a decoded thumbnail.
@@ -112,8 +112,11 @@ class CardDelegate(QStyledItemDelegate):
         self.cards = CardCache()
 
     def sizeHint(self, option: QStyleOptionViewItem, index: AnyIndex) -> QSize:
-        line = QFontMetrics(option.font).height()
-        return QSize(CARD_WIDTH, PADDING * 4 + THUMB_SIZE.height() + line * 3)
+        return QSize(CARD_WIDTH, self.card_height(option.font))
+
+    @staticmethod
+    def card_height(font: QFont) -> int:
+        return PADDING * 4 + THUMB_SIZE.height() + QFontMetrics(font).height() * 3
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
         card = ResultCard.of(index)
@@ -130,7 +133,11 @@ class CardDelegate(QStyledItemDelegate):
         )  # fmt: skip
         device = painter.device()
         ratio = device.devicePixelRatioF() if device is not None else 1.0
-        rect = option.rect
+        # A grid cell wider than the card (the grid spreads cards over its width): centred.
+        cell = option.rect
+        width = min(cell.width(), CARD_WIDTH)
+        rect = QRect(cell.x() + (cell.width() - width) // 2, cell.y(), width,
+                     min(cell.height(), self.card_height(option.font)))
         key = (
             card, preview_state, card_state(option),
             rect.width(), rect.height(), ratio, option.palette.cacheKey(), option.font.key(),
@@ -138,16 +145,15 @@ class CardDelegate(QStyledItemDelegate):
         )  # fmt: skip
         pixmap = self.cards.get(key)
         if pixmap is None:
-            pixmap = self._render(painter, option, card, thumbnail, ratio)
+            pixmap = self._render(painter, option, rect.size(), card, thumbnail, ratio)
             self.cards.put(key, pixmap)
         painter.drawPixmap(rect.topLeft(), pixmap)
 
     def _render(
-        self, view_painter: QPainter, option: QStyleOptionViewItem, card: ResultCard,
-        thumbnail: QPixmap | None, ratio: float,
+        self, view_painter: QPainter, option: QStyleOptionViewItem, size: QSize,
+        card: ResultCard, thumbnail: QPixmap | None, ratio: float,
     ) -> QPixmap:  # fmt: skip
-        """The card drawn from scratch into a pixmap of ``option.rect``'s size."""
-        size = option.rect.size()
+        """The card drawn from scratch into a pixmap of ``size``."""
         pixmap = QPixmap(round(size.width() * ratio), round(size.height() * ratio))
         pixmap.setDevicePixelRatio(ratio)
         pixmap.fill(Qt.GlobalColor.transparent)
@@ -187,7 +193,7 @@ class CardDelegate(QStyledItemDelegate):
             outline.toRect().left() + PADDING // 2, outline.toRect().top() + PADDING // 2,
             THUMB_SIZE.width(), THUMB_SIZE.height(),
         )  # fmt: skip
-        self._paint_thumbnail(painter, thumb_rect, card, thumbnail)
+        self._paint_thumbnail(painter, thumb_rect, card, thumbnail, option.palette)
         self._paint_badge(painter, thumb_rect, card.library_state)
         if card.early_access:
             self._paint_early_access(painter, thumb_rect, card.early_access)
@@ -216,13 +222,15 @@ class CardDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _paint_thumbnail(
-        painter: QPainter, rect: QRect, card: ResultCard, thumbnail: QPixmap | None
-    ) -> None:
+        painter: QPainter, rect: QRect, card: ResultCard, thumbnail: QPixmap | None,
+        palette: QPalette,
+    ) -> None:  # fmt: skip
         if thumbnail is not None:
             painter.drawPixmap(rect, thumbnail)
         elif card.thumbnail_url:
-            painter.fillRect(rect, PLACEHOLDER)
-            painter.setPen(QColor("#bbbbbb"))
+            ground, ink = placeholder_colors(palette)  # the scheme's, not a fixed grey
+            painter.fillRect(rect, ground)
+            painter.setPen(ink)
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "Loading…")
         else:
             painter.drawPixmap(rect, placeholder_pixmap(rect.size()))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTextBrowser,
@@ -25,10 +24,11 @@ from PySide6.QtWidgets import (
 
 from civdesk.core.civitai.schema import Model, ModelFile, ModelVersion
 from civdesk.core.civitai.sites import CIVITAI_SITES, Sites
-from civdesk.ui.browser.images import ImageCarousel, ImageViewer
+from civdesk.ui.browser.images import CAROUSEL_BOX, CAROUSEL_MIN, ImageCarousel, ImageViewer
 from civdesk.ui.browser.versions import VersionList
 from civdesk.ui.downloads.confirm import confirm_flagged
 from civdesk.ui.downloads.messages import size_text
+from civdesk.ui.elided import MiddleElidedLabel
 from civdesk.ui.thumbnails import ThumbnailLoader
 
 FILE_COLUMNS = ("Name", "Size", "Format", "Precision", "")
@@ -121,8 +121,10 @@ class ModelDetail(QWidget):
         top.addWidget(self.link)
         outer.addLayout(top)
 
-        scroll = QScrollArea()
+        self.body_scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        # Whatever the width, nothing here is reached by scrolling sideways.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         outer.addWidget(scroll, 1)
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -148,13 +150,9 @@ class ModelDetail(QWidget):
 
         # Where the file goes, next to the button that sends it there.
         target_row = QHBoxLayout()
-        self.target_label = QLabel()
+        # A long path is elided in its middle (whole in the tooltip), never widening the pane.
+        self.target_label = MiddleElidedLabel()
         self.target_label.setObjectName("targetFolder")
-        self.target_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.target_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        # A long path is cut at the pane's edge (whole in the tooltip), never widening it.
-        self.target_label.setSizePolicy(QSizePolicy.Policy.Ignored,
-                                        QSizePolicy.Policy.Preferred)
         self.change_target_button = QPushButton("Change…")
         self.change_target_button.setObjectName("changeTarget")
         self.change_target_button.setToolTip(
@@ -220,6 +218,16 @@ class ModelDetail(QWidget):
         self.description.setObjectName("description")
         self.description.setMinimumHeight(200)
         layout.addWidget(self.description)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        # The carousel as tall as the pane shows (the files and description below it),
+        # between its least size and its rendition's height. From the pane's own height:
+        # the scroll area's is not laid out yet when this runs.
+        room = (self.height() - self.back_button.sizeHint().height()
+                - self.carousel.counter.sizeHint().height() - 40)
+        self.carousel.image.setMinimumHeight(
+            max(CAROUSEL_MIN.height(), min(room, CAROUSEL_BOX.height())))
 
     # -- content ------------------------------------------------------------------------------
 
@@ -341,10 +349,10 @@ class ModelDetail(QWidget):
     def set_target(self, folder: str | None, chosen: bool = False) -> None:
         """Say where a Download click saves to (None: still being worked out)."""
         if folder is None:
-            self.target_label.setText("Saves to …")
+            self.target_label.set_parts("Saves to …", "")
             self.target_label.setToolTip("")
             return
-        self.target_label.setText(f"Saves to {folder}" + ("  (chosen)" if chosen else ""))
+        self.target_label.set_parts("Saves to ", folder, "  (chosen)" if chosen else "")
         self.target_label.setToolTip(
             ("The folder you chose for this model:\n" if chosen
              else "Where your library keeps this type of model:\n") + folder)

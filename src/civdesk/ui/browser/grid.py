@@ -8,9 +8,11 @@ drawn as such by the delegate (the view tracks the mouse for it).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QContextMenuEvent, QKeyEvent
+from PySide6.QtCore import QModelIndex, QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QContextMenuEvent, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
+
+from civdesk.ui.grid_layout import justify
 
 
 class ResultsView(QListView):
@@ -32,6 +34,17 @@ class ResultsView(QListView):
         self.setMouseTracking(True)  # hover states
         self.viewport().setAttribute(Qt.WidgetAttribute.WA_Hover)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.DefaultContextMenu)
+        #: The cards' size (the delegate's): cells share the width, each card centred.
+        self.card = QSize()
+
+    def set_card_size(self, card: QSize) -> None:
+        self.card = card
+        justify(self, card)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        if self.card.isValid():
+            justify(self, self.card)
+        super().resizeEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         shift_f10 = (event.key() == Qt.Key.Key_F10

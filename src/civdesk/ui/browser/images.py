@@ -39,6 +39,8 @@ from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
 #: The carousel's image box and the viewer's (pixels); an image is fitted inside.
 CAROUSEL_BOX = QSize(400, 440)
+#: The least the carousel's image takes: a 900×600 window shows it beside the versions.
+CAROUSEL_MIN = QSize(240, 300)
 VIEWER_BOX = QSize(1024, 1024)
 #: The CDN rendition asked for: wide enough for the viewer, far smaller than the original.
 VIEWER_WIDTH = 1024
@@ -155,7 +157,7 @@ class ImageCarousel(QWidget):
         self.current = 0
         self.image = _ImageLabel()
         self.image.setObjectName("carouselImage")
-        self.image.setMinimumSize(CAROUSEL_BOX)
+        self.image.setMinimumSize(CAROUSEL_MIN)  # the detail pane gives it the room it has
         self.image.setCursor(Qt.CursorShape.PointingHandCursor)
         self.image.clicked.connect(self.open_current)
         self._loaded = _LoadedImage(thumbnails, self.image)

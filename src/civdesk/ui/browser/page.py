@@ -17,6 +17,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QPersistentModelIndex,
     QPoint,
+    QSize,
     QSortFilterProxyModel,
     Qt,
     QTimer,
@@ -58,7 +59,7 @@ from civdesk.core.downloads.queue import TaskSnapshot, folder_type
 from civdesk.core.errors import CivdeskError
 from civdesk.core.placement import chosen_download_folder
 from civdesk.core.secret_text import redact
-from civdesk.ui.browser.delegate import CardDelegate
+from civdesk.ui.browser.delegate import CARD_WIDTH, CardDelegate
 from civdesk.ui.browser.detail import ModelDetail
 from civdesk.ui.browser.empty import BrowserEmptyState
 from civdesk.ui.browser.grid import ResultsView
@@ -138,10 +139,10 @@ class ErrorBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("errorBanner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet("#errorBanner { background: #5c1e1e; color: white; }")
+        # Its colours are the stylesheet's (QFrame#errorBanner): one place, both themes.
         self.label = QLabel()
+        self.label.setObjectName("errorBannerText")
         self.label.setWordWrap(True)
-        self.label.setStyleSheet("color: white;")
         self.retry_button = QPushButton("Retry")
         self.retry_button.setObjectName("retryButton")
         self.retry_button.clicked.connect(self._retry_clicked)
@@ -319,6 +320,9 @@ class BrowserPage(QWidget):
         self.view.menu_requested.connect(self.show_card_menu)
         self.view.setModel(self.visible_results)
         self.view.setItemDelegate(CardDelegate(self.thumbnails, self.view))
+        # Cells share the row's width (a gap of 8 px around each card at the least).
+        self.view.set_card_size(QSize(CARD_WIDTH + 8,
+                                      CardDelegate.card_height(self.view.font()) + 8))
         # activated: a double click (or one click, by platform style) and Enter.
         self.view.activated.connect(self._card_activated)
         scroll = self.view.verticalScrollBar()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
+from PySide6.QtGui import QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QStyle,
@@ -22,14 +22,13 @@ from civdesk.ui.downloads.model import (
     progress_percent,
     reason_text,
 )
+from civdesk.ui.theme import outcome_color
 
 MARGIN = 6
 BAR_HEIGHT = 12
 LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 AnyIndex = QModelIndex | QPersistentModelIndex
-FAILED_COLOR = QColor("#c62828")
-DONE_COLOR = QColor("#2e7d32")
 
 
 def detail_text(task: TaskSnapshot) -> str:
@@ -123,10 +122,9 @@ class DownloadDelegate(QStyledItemDelegate):
                                                 metrics.horizontalAdvance(state_label))
         title = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, title_width)
         painter.drawText(QRect(left, top, title_width, line), LEFT, title)
-        if state == "failed" and not selected:
-            painter.setPen(FAILED_COLOR)
-        elif state == "completed" and not selected:
-            painter.setPen(DONE_COLOR)
+        if state in ("failed", "completed") and not selected:
+            # Red or green in the lightness that reads on this scheme's rows.
+            painter.setPen(outcome_color(state, option.palette.color(QPalette.ColorRole.Base)))
         if state_width:
             painter.drawText(QRect(left + width - 1 - state_width, top, state_width, line),
                              RIGHT, state_label)
@@ -145,7 +143,7 @@ class DownloadDelegate(QStyledItemDelegate):
             style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
 
         detail_top = bar_top + BAR_HEIGHT - 1 + MARGIN // 2
-        if not (state == "failed" and not selected):
+        if not (state == "failed" and not selected):  # why it failed: in the failure's red
             painter.setPen(text_color)
         detail = metrics.elidedText(detail_text(task), Qt.TextElideMode.ElideRight, width)
         painter.drawText(QRect(left, detail_top, width, line), LEFT, detail)

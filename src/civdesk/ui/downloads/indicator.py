@@ -13,8 +13,9 @@ from PySide6.QtWidgets import QHBoxLayout, QToolButton, QWidget
 from civdesk.ui.downloads.summary import QueueCounts, counts_text
 from civdesk.ui.status_line import StatusLine
 
-#: Wide enough for "2 of 5 · 45% · 12.3 MB/s" and a name of some length.
-LINE_TEXT = "a-long-model-name-v2.safetensors · 100% · 000.0 MB/s"
+#: Wide enough for "2 of 5 · 45% · 12.3 MB/s" and a name of some length (a longer one is
+#: elided in its middle): at 900 px the status bar keeps room for a message beside it.
+LINE_TEXT = "model-name-v2.safetensors · 100% · 000.0 MB/s"
 
 
 class DownloadsIndicator(QWidget):
@@ -55,7 +56,9 @@ class DownloadsIndicator(QWidget):
         text = counts_text(counts)
         self.line.setText(self._fitted(text, counts))
         self.line.setToolTip(f"{text}\nClick to show the downloads")
-        self.badge.setText(f"⬇ {counts.active}")
+        # Blank while nothing is queued ("⬇ 0" said nothing); the fixed size stays, so a
+        # count coming or going asks the window for no new layout (hiding it would).
+        self.badge.setText(f"⬇ {counts.active}" if counts.active else "")
         self.badge.setToolTip(
             f"{counts.active} download{'s' if counts.active != 1 else ''} queued or running"
             " · show the downloads")

@@ -1,4 +1,4 @@
-"""The Downloads page: the whole queue with its controls and recent failures.
+"""The Downloads page: the whole queue with its controls; each failure says why on its row.
 
 A view of the :class:`~civdesk.ui.services.downloads.DownloadService`: it shows what the
 service says and sends the buttons' commands to it; it owns no queue or thread.
@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QUrl, Slot
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QUrl, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -35,12 +36,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: How many failures the page keeps in words under the list.
-RECENT_FAILURES = 3
+
+
+def queue_headline(tasks: list[TaskSnapshot], paused: bool = False) -> str:
+    """What the list holds, counted by what it is: ``2 downloads in queue · 1 finished``,
+    ``2 finished, 1 failed``, ``Nothing queued``; `` · paused`` when paused."""
+    counts = Counter(t.state for t in tasks)
+    active = counts["queued"] + counts["downloading"]
+    ended = [f"{counts[state]} {word}" for state, word in
+             (("completed", "finished"), ("failed", "failed"), ("cancelled", "cancelled"))
+             if counts[state]]
+    if active:
+        text = f"{active} download{'s' if active != 1 else ''} in queue"
+        text += f" · {', '.join(ended)}" if ended else ""
+    else:
+        text = ", ".join(ended) if ended else "Nothing queued"
+    return text + (" · paused" if paused else "")
 
 
 class DownloadsPage(QWidget):
-    """The download list with progress, its buttons, and the last failures in words."""
+    """The download list with progress and its buttons. Why a download failed is said once,
+    on its row (whole in the row's tooltip)."""
 
     def __init__(self, downloads: DownloadService, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -53,8 +69,6 @@ class DownloadsPage(QWidget):
         #: Settings page's ``after_saving``): a key pasted just before Retry is used.
         self.before_retry: Callable[[Callable[[], object]], object] = lambda retry: retry()
         self.model = DownloadListModel(self)
-        # Task id -> why it failed, newest first: a task that later completes leaves it.
-        self._failures: dict[int, str] = {}
         self._build()
         self._connect()
         self.model.set_tasks(downloads.tasks())
@@ -109,13 +123,6 @@ class DownloadsPage(QWidget):
         buttons.addWidget(self.clear_button)
         layout.addLayout(buttons)
 
-        self.failures_label = QLabel()
-        self.failures_label.setObjectName("recentFailures")
-        self.failures_label.setWordWrap(True)
-        self.failures_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.failures_label.hide()
-        layout.addWidget(self.failures_label)
-
         self.error_label = QLabel()
         self.error_label.setObjectName("queueError")
         self.error_label.setWordWrap(True)
@@ -133,7 +140,6 @@ class DownloadsPage(QWidget):
         downloads = self.downloads
         self.model.connect_worker(downloads)
         downloads.tasks_loaded.connect(self.model.set_tasks)
-        downloads.task_finished.connect(self._task_finished)
         downloads.paused_changed.connect(self._paused_changed)
         downloads.problem.connect(self._show_error)
         self.model.rowsInserted.connect(self._show_added)
@@ -204,8 +210,6 @@ class DownloadsPage(QWidget):
     @Slot()
     def _clear_finished(self) -> None:
         self.downloads.clear_finished()
-        self._failures.clear()
-        self.failures_label.hide()
         self.error_label.hide()
 
     @Slot(bool)
@@ -230,12 +234,8 @@ class DownloadsPage(QWidget):
     @Slot()
     def _update_controls(self) -> None:
         active = self.model.active_count()
-        paused = self.pause_button.isChecked()
-        if active:
-            text = f"{active} download{'s' if active != 1 else ''} in queue"
-        else:
-            text = "Nothing queued"
-        self.count_label.setText(text + (" · paused" if paused else ""))
+        self.count_label.setText(queue_headline(self.model.tasks(),
+                                                self.pause_button.isChecked()))
         task = self.selected_task()
         state = task.state if task is not None else None
         queued = [t.id for t in self.model.tasks() if t.state == "queued"]
@@ -252,21 +252,10 @@ class DownloadsPage(QWidget):
         """A download just queued is scrolled into sight (new ones come last)."""
         self.view.scrollTo(self.model.index(last, 0, parent))
 
-    @Slot(object)
-    def _task_finished(self, task: TaskSnapshot) -> None:
-        self._failures.pop(task.id, None)  # retried: its old failure is over
-        if task.state == "failed":
-            reason = f"{task_title(task)}: {failure_reason(task)}"
-            newest = [(task.id, reason), *self._failures.items()][:RECENT_FAILURES]
-            self._failures = dict(newest)
-        self._show_failures()
-
-    def _show_failures(self) -> None:
-        self.failures_label.setText("Recent failures:\n" + "\n".join(self._failures.values()))
-        self.failures_label.setVisible(bool(self._failures))
-
-    def recent_failures(self) -> list[str]:
-        return list(self._failures.values())
+    def failures(self) -> list[str]:
+        """``name: why`` of each failed download listed, as its row says it."""
+        return [f"{task_title(t)}: {failure_reason(t)}" for t in self.model.tasks()
+                if t.state == "failed"]
 
     @Slot(str)
     def _show_error(self, text: str) -> None:

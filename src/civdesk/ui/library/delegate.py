@@ -52,7 +52,7 @@ from civdesk.core.units import human_size
 from civdesk.ui.card_art import paint_nsfw_label, placeholder_pixmap
 from civdesk.ui.library.model import Role
 from civdesk.ui.library.rows import LibrarySnapshot, display_name, type_label
-from civdesk.ui.theme import badge_color, type_color
+from civdesk.ui.theme import BADGE_INK, badge_color, type_color
 from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -188,7 +188,7 @@ class CardParts:
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(color)
             painter.drawRoundedRect(rect, 4, 4)
-            painter.setPen(QColor("white"))
+            painter.setPen(BADGE_INK)
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
             painter.end()
             self._pixmaps[key] = pixmap

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, QUrl, Signal, Slot
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
@@ -22,6 +22,7 @@ from civdesk.core.civitai.sites import CIVITAI_SITES, Sites
 from civdesk.core.hashing import autov2
 from civdesk.core.library.repository import LibraryEntry
 from civdesk.core.units import human_size
+from civdesk.ui.elided import MiddleElidedLabel
 from civdesk.ui.library.delegate import is_unverified
 from civdesk.ui.library.rows import LibrarySnapshot, display_name, type_label
 from civdesk.ui.thumbnails import ThumbnailLoader, thumbnail_key
@@ -101,6 +102,12 @@ def user_text(user: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def link_words(url: str) -> str:
+    """``civitai.com/models/1234``: a page's address without its scheme and query."""
+    address = QUrl(url)
+    return f"{address.host()}{address.path()}" if address.isValid() else url
+
+
 class DetailPane(QWidget):
     """Everything known about the selected file."""
 
@@ -162,8 +169,9 @@ class DetailPane(QWidget):
             "AutoV2",
             "Civitai",
         ):
-            value = QLabel()
-            value.setWordWrap(True)
+            # A path is elided in its middle (both ends say which file it is).
+            value = MiddleElidedLabel() if name == "Path" else QLabel()
+            value.setWordWrap(name != "Path")
             if name in ("Path", "SHA256", "Civitai"):
                 # Long unbreakable text: clip it to the pane (full text in the tooltip and
                 # selectable) rather than widen the pane beyond the window.
@@ -280,15 +288,21 @@ class DetailPane(QWidget):
             "SHA256": entry.sha256 or "not hashed yet",
             "Verified": verified_text(entry),
             "AutoV2": autov2(entry.sha256) if entry.sha256 else "—",
-            "Civitai": f'<a href="{url}">{url}</a>' if url else "—",
+            # The link's words: where it goes, short (the whole address in its tooltip).
+            "Civitai": f'<a href="{url}">{link_words(url)}</a>' if url else "—",
         }
         for name, text in values.items():
             label = self._values[name]
             label.setTextFormat(
                 Qt.TextFormat.RichText if name == "Civitai" else Qt.TextFormat.PlainText
             )
-            label.setText(text)
-            label.setToolTip(text if name in ("Path", "SHA256") else "")
+            if isinstance(label, MiddleElidedLabel):
+                offline = "  (offline: its drive is not there)" if entry.offline else ""
+                label.set_parts("", entry.path, offline)
+            else:
+                label.setText(text)
+            tips = {"Path": text, "SHA256": text, "Civitai": url or ""}
+            label.setToolTip(tips.get(name, ""))
 
         self.words_layout.clear()
         for word in entry.trained_words:

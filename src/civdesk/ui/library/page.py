@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from civdesk.core.library.repository import LibraryEntry
+from civdesk.ui.grid_layout import justify
 from civdesk.ui.library.delegate import CardDelegate
 from civdesk.ui.library.detail import DETAIL_PREVIEW, DetailPane, civitai_url
 from civdesk.ui.library.model import LibraryFilterProxy, LibraryModel
@@ -68,6 +69,9 @@ ALL_BASE_MODELS = "All base models"
 #: The card-size slider: per cent of the cards' natural size (persisted in window.ini).
 CARD_SCALE_MIN, CARD_SCALE_MAX, CARD_SCALE_DEFAULT = 60, 160, 100
 CARD_SCALE_KEY = "library/card_scale"
+#: The grid keeps at least this many columns of cards (at their natural size): in a narrow
+#: window the type sidebar gives way first, then the detail pane takes its least width.
+MIN_COLUMNS = 2
 
 
 def count_text(shown: int, total: int) -> str:
@@ -98,21 +102,17 @@ class LibraryGrid(QListView):
         self._justify()
         super().resizeEvent(event)
 
-    def _justify(self) -> None:
-        """Grid cells as wide as the layout's width divided by the cards that fit: the
-        cards spread over the width instead of leaving the rest as a margin on the right.
+    def width_for(self, columns: int) -> int:
+        """The grid's width (frame and scroll bar included) that fits ``columns`` cards."""
+        return (columns * self.card.width() + self.verticalScrollBar().sizeHint().width()
+                + 2 * self.frameWidth() + 1)
 
-        The icon layout wraps within the viewport's largest size less a scroll bar's
-        width, whether the bar shows or not (QListViewPrivate::prepareItemsLayout): the
-        same width here, so a scroll bar coming or going changes nothing.
-        """
-        width = self.maximumViewportSize().width() - 1
-        if self.verticalScrollBarPolicy() != Qt.ScrollBarPolicy.ScrollBarAlwaysOff:
-            width -= self.verticalScrollBar().sizeHint().width()
-        columns = max(1, width // max(1, self.card.width()))
-        cell = QSize(max(self.card.width(), width // columns), self.card.height())
-        if cell != self.gridSize():
-            self.setGridSize(cell)
+    def columns(self) -> int:
+        """How many cards a row holds now."""
+        return max(1, self.viewport().width() // max(1, self.gridSize().width()))
+
+    def _justify(self) -> None:
+        justify(self, self.card)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key, mods = event.key(), event.modifiers()
@@ -148,10 +148,9 @@ class EmptyLibrary(QWidget):
         # Lines broken by hand: a word-wrapped label in a stacked page gets too little
         # height from its layout and is cut.
         self.text = QLabel(
-            "civdesk shows the models you have on disk. Tell it where they are:\n"
+            "civdesk shows the models you keep on disk. Tell it where they are:\n"
             "it can look where A1111, Forge, ComfyUI and Stability Matrix keep them,\n"
-            "or you pick a folder. Then scan: each file is identified on Civitai\n"
-            "by its SHA256.")
+            "or you pick a folder. Then a scan identifies each file on Civitai.")
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.find_button = QPushButton("Find model folders")
         self.find_button.setObjectName("emptyFindFolders")
@@ -159,7 +158,7 @@ class EmptyLibrary(QWidget):
                                     "keep their models, and add the folders found")
         self.add_button = QPushButton("Add a folder…")
         self.add_button.setObjectName("emptyAddFolder")
-        self.scan_button = QPushButton("Scan library")
+        self.scan_button = QPushButton("Scan Library")
         self.scan_button.setObjectName("emptyScan")
         self.folders = QLabel()
         self.folders.setObjectName("emptyFolders")
@@ -328,6 +327,7 @@ class LibraryPage(QWidget):
         self.detail_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.detail_scroll.setMinimumWidth(DETAIL_PREVIEW.width() + 48)
         self.detail_scroll.hide()  # collapsed until a card is selected
+        self.detail_scroll.setMaximumWidth(DETAIL_PREVIEW.width() + 160)
 
         self.splitter = QSplitter()
         self.splitter.setObjectName("librarySplitter")
@@ -404,6 +404,41 @@ class LibraryPage(QWidget):
         delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         delete.triggered.connect(lambda: self.delete_entry(self.current_entry()))
         self.grid.addAction(delete)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_panes()
+
+    def minimumSizeHint(self) -> QSize:
+        """Without the type sidebar, which folds away when the page gets narrow: it must
+        not hold the window wider than the grid and details need."""
+        hint = super().minimumSizeHint()
+        if self.sidebar.isVisibleTo(self):
+            hint.setWidth(hint.width() - self.sidebar.minimumWidth()
+                          - self.splitter.handleWidth())
+        return hint
+
+    def _fit_panes(self) -> None:
+        """Keep :data:`MIN_COLUMNS` columns of cards: the type sidebar folds away when the
+        grid would get fewer beside it (and the detail pane), and comes back with room."""
+        total = self.splitter.width()
+        handle = self.splitter.handleWidth()
+        detail = self.detail_scroll.isVisibleTo(self)
+        detail_width = self.detail_scroll.minimumWidth() + handle if detail else 0
+        sidebar_width = self.sidebar.minimumWidth() + handle
+        room = total - detail_width - sidebar_width
+        need = self.grid.width_for(MIN_COLUMNS)
+        # An empty library has nothing to filter: its first steps get the whole page.
+        show_sidebar = room >= need and bool(self.model.total_count)
+        if show_sidebar != self.sidebar.isVisibleTo(self):
+            self.sidebar.setVisible(show_sidebar)
+        if detail and self.grid.width() < need:
+            # The detail pane at its least width: the room it gave up goes to the grid.
+            sizes = self.splitter.sizes()
+            sizes[2] = self.detail_scroll.minimumWidth()
+            sizes[1] = max(0, total - sizes[2] - (sizes[0] + handle if show_sidebar else 0)
+                           - handle)
+            self.splitter.setSizes(sizes)
 
     def set_allow_nsfw(self, allow: bool) -> None:
         """Show NSFW models' previews sharp (True) or blurred (the setting changed)."""
@@ -553,12 +588,20 @@ class LibraryPage(QWidget):
             self.count_changed.emit(text)
         # Under the grid only while a filter hides some (the status bar has the total).
         self.count_label.setVisible(self.proxy.rowCount() != self.model.total_count)
+        # Filters, sort and card size act on files: nothing to act on before the first
+        # (the search box stays: Ctrl+F goes there on any page).
+        for control in (self.updates_button, self.base_model, self.sort, self.card_scale):
+            control.setEnabled(bool(self.model.total_count)
+                               and (control is not self.updates_button
+                                    or not self.service.update_check_running))
         if self.proxy.rowCount() > 0:
             self.stack.setCurrentWidget(self.grid)
+            self._fit_panes()
             return
         if not self.model.total_count:
             self.empty_library.show_folders(list(self.core.settings.library_folders))
             self.stack.setCurrentWidget(self.empty_library)
+            self._fit_panes()
             return
         if self.proxy.show is Show.DUPLICATES:
             text = "No duplicate files: every file on disk is unique."
@@ -584,7 +627,9 @@ class LibraryPage(QWidget):
     def _show_detail(self, entry: LibraryEntry | None) -> None:
         """The detail pane shows the selected file, and folds away when there is none."""
         self.detail.show_entry(entry, self.snapshot)
-        self.detail_scroll.setVisible(entry is not None)
+        if self.detail_scroll.isVisibleTo(self) != (entry is not None):
+            self.detail_scroll.setVisible(entry is not None)
+            self._fit_panes()
 
     def open_detail(self, index: QModelIndex) -> None:
         """Enter on a card: its details, with the keyboard focus in the pane."""
