@@ -82,7 +82,11 @@ def test_what_changed_during_a_scan_is_redone_once_by_the_service(
     with qtbot.waitSignal(service.folder_forgotten, timeout=5000):
         qtbot.mouseClick(settings.remove_folder, Qt.MouseButton.LeftButton)
     entry = next(e for e in service.snapshot.entries if e.path == str(victim))
-    page.delete_entry(entry)
+    # Until the deletion's own outcome is in, a read it asks for is still to come (the
+    # folder's read may already show the file gone): wait for that outcome, not the file.
+    with qtbot.waitSignal(service.status_message, timeout=5000,
+                          check_params_cb=lambda text: text.startswith("Deleted ")):
+        page.delete_entry(entry)
     qtbot.waitUntil(lambda: not victim.exists() and not service.reloading
                     and service.snapshot.entries == (), timeout=5000)
     assert core.library.local_files() == []
