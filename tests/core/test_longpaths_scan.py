@@ -20,7 +20,7 @@ import pytest
 from civdesk.core import companion_formats, drives, hashing, longpaths, scanner, sidecars
 from civdesk.core.civitai.client import CivitaiClient
 from civdesk.core.drives import DriveAway, Presence, check_download_folder
-from civdesk.core.library import Library
+from civdesk.core.library import Library, repository
 from civdesk.core.longpaths import LONG_FROM
 from civdesk.core.scanner import Scanner
 from civdesk.core.settings import Settings
@@ -32,7 +32,7 @@ from tests.double import CivitaiDouble, SampleCatalog
 @pytest.fixture
 def windows_paths(monkeypatch: pytest.MonkeyPatch) -> SimulatedLongPaths:
     sim = SimulatedLongPaths(LONG_FROM)
-    sim.patch(monkeypatch, scanner, hashing, sidecars, drives, companion_formats)
+    sim.patch(monkeypatch, scanner, hashing, sidecars, drives, companion_formats, repository)
     monkeypatch.setattr(longpaths, "os_path", sim.os_path)
     return sim
 
@@ -229,3 +229,18 @@ def test_a_model_past_max_path_is_linked_by_hand(
     assert row.path == str(model) and row.identified_by == "manual"
     assert row.info_path == str(model.with_name("mine.civitai.info"))
     assert windows_paths.refused == []
+
+
+def test_copies_past_max_path_are_duplicates_and_present(
+        scan_with: Scanner, library: Library, root: Path, civitai_catalog: SampleCatalog,
+        windows_paths: SimulatedLongPaths) -> None:
+    """The library's own looks at the disk (duplicates, a download's file already there)."""
+    f = civitai_catalog.lora_v2.files[0]
+    copies = [put(deep(root, where), "paperfold.safetensors", f.read_bytes())
+              for where in ("a", "b")]
+    assert scan_with.scan().duplicates == 1
+
+    assert [sorted(c.path for c in group) for group in library.duplicates()] == [
+        sorted(map(str, copies))]
+    present = library.unchanged_file(f.sha256)
+    assert present is not None and present.path in map(str, copies)
