@@ -15,7 +15,7 @@ import pytest
 
 from civdesk.core import longpaths, placement
 from civdesk.core.downloads import downloader, filenames, locks
-from civdesk.core.longpaths import LONG_FROM, extended_length, os_path
+from civdesk.core.longpaths import LONG_FROM, extended_length, normal_path, os_path
 from tests.core.test_downloader import downloader_for, one_file_version
 from tests.core.windows_sim import SimulatedLongPaths
 from tests.double import CivitaiDouble
@@ -51,6 +51,15 @@ def test_a_long_path_on_a_share_gets_the_unc_form() -> None:
 ])
 def test_other_forms_are_left_alone(path: str) -> None:
     assert extended_length(path) == path
+
+
+def test_the_normal_form_comes_back_from_the_extended_one() -> None:
+    long = DEEP + "\\model.safetensors"
+    share = "\\\\nas\\models" + DEEP[2:]
+    for path in (long, share, "C:\\short.safetensors"):
+        assert normal_path(os_path(path, windows=True), windows=True) == path
+    assert normal_path("\\\\.\\PhysicalDrive0", windows=True) == "\\\\.\\PhysicalDrive0"
+    assert normal_path("\\\\?\\" + long, windows=False) == "\\\\?\\" + long  # elsewhere
 
 
 @pytest.fixture

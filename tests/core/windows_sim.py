@@ -13,7 +13,7 @@ import fcntl
 import os
 import pathlib
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -44,6 +44,49 @@ class ExtendedPath(str):
     POSIX text is kept, so this disk can still open it)."""
 
 
+EXTENDED_PREFIX = "\\\\?\\"
+
+
+class _ExtendedEntry:
+    """An entry of a folder listed by its extended path: Windows gives its ``.path`` the
+    prefix too. Here that text names nothing (this disk cannot open it), so code that
+    records, shows or opens ``entry.path`` instead of joining the name onto the folder it
+    asked for is caught."""
+
+    def __init__(self, entry: os.DirEntry[str]) -> None:
+        self._entry = entry
+        self.name = entry.name
+        self.path = EXTENDED_PREFIX + entry.path
+
+    def __getattr__(self, name: str) -> Any:  # is_dir, is_file, is_symlink, stat, inode
+        return getattr(self._entry, name)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
+class _ExtendedListing:
+    """``os.scandir`` of an :class:`ExtendedPath`: its entries are :class:`_ExtendedEntry`."""
+
+    def __init__(self, listing: Any) -> None:
+        self._listing = listing
+
+    def __enter__(self) -> _ExtendedListing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listing.close()
+
+    def __iter__(self) -> Iterator[_ExtendedEntry]:
+        return self
+
+    def __next__(self) -> _ExtendedEntry:
+        return _ExtendedEntry(next(self._listing))
+
+    def close(self) -> None:
+        self._listing.close()
+
+
 class SimulatedLongPaths:
     """Windows' MAX_PATH rule on this disk: a path of ``limit`` characters or more given to
     an OS call fails as Windows fails it ("The system cannot find the path specified",
@@ -52,11 +95,14 @@ class SimulatedLongPaths:
     :meth:`patch` puts the rule in front of the ``os`` module (and ``open``) of the modules
     under test and of :class:`pathlib.Path`'s file calls, so a call that skips ``os_path``
     fails the way it would there. ``active`` False lets a test look at the files itself.
+    ``os.scandir`` of an extended path lists entries whose ``.path`` carries the prefix, as
+    Windows' does (:class:`_ExtendedEntry`).
     """
 
-    _PATH_CALLS = ("open", "stat", "lstat", "replace", "rename", "truncate", "unlink",
+    _PATH_CALLS = ("open", "stat", "lstat", "replace", "rename", "link", "truncate", "unlink",
                    "remove", "mkdir", "makedirs", "rmdir", "scandir", "listdir")
-    _PATH_QUERIES = ("exists", "lexists", "isdir", "isfile")
+    _TWO_PATHS = ("replace", "rename", "link")
+    _PATH_QUERIES = ("exists", "lexists", "isdir", "isfile", "islink")
     _PATHLIB_CALLS = ("stat", "lstat", "open", "mkdir", "unlink", "rename", "replace",
                       "iterdir", "touch", "rmdir")
 
@@ -82,7 +128,7 @@ class SimulatedLongPaths:
         """``call`` behind the rule; a query (``os.path.exists``) answers False instead."""
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            for arg in args[:2] if call.__name__ in ("replace", "rename") else args[:1]:
+            for arg in args[:2] if call.__name__ in self._TWO_PATHS else args[:1]:
                 try:
                     self.check(arg)
                 except FileNotFoundError:
@@ -103,15 +149,21 @@ class SimulatedLongPaths:
                                           if not name.startswith("__")})
         for name in self._PATH_CALLS:
             setattr(module, name, self.guarded(getattr(os, name)))
+        module.scandir = self.guarded(self._scandir)
         module.path = paths
         return module
+
+    @staticmethod
+    def _scandir(path: Any = ".") -> Any:
+        listing = os.scandir(path)
+        return _ExtendedListing(listing) if isinstance(path, ExtendedPath) else listing
 
     def patch(self, monkeypatch: Any, *modules: types.ModuleType) -> None:
         """Route ``modules``' ``os`` and ``open`` through the rule, and their ``os_path``
         through this simulation's."""
         stand_in = self.os_module()
         for module in modules:
-            monkeypatch.setattr(module, "os", stand_in)
+            monkeypatch.setattr(module, "os", stand_in, raising=False)
             monkeypatch.setattr(module, "open", self.guarded(open), raising=False)
             if hasattr(module, "os_path"):
                 monkeypatch.setattr(module, "os_path", self.os_path)

@@ -17,6 +17,7 @@ describes another model.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 from civdesk.core.civitai.schema import ModelFile, ModelVersion
 from civdesk.core.errors import CivdeskError
+from civdesk.core.longpaths import os_path
 from civdesk.core.settings import COMPANION_FORMATS, DEFAULT_COMPANION_FORMATS
 from civdesk.core.sidecars import (
     LORA_MANAGER_SUFFIX,
@@ -83,7 +85,7 @@ def lora_manager_metadata(model_path: Path, version: ModelVersion, sha256: str,
     """Lora Manager's record of the model file at ``model_path``."""
     model = version.model
     raw = dict(version.raw)
-    st = model_path.stat()
+    st = os.stat(os_path(model_path))
     out: dict[str, Any] = {
         "file_name": stem_of(model_path),
         "model_name": model.name if model else stem_of(model_path),

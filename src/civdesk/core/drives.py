@@ -14,6 +14,10 @@ their own that is there and not empty.
 
 Also used before a download creates its folder: a type folder must not be made again
 inside an empty mount point or in place of a dangling link (:func:`check_download_folder`).
+
+The OS is asked about each path through :func:`~civdesk.core.longpaths.os_path`: on
+Windows a deep folder past MAX_PATH would otherwise look missing, and a missing folder of
+a drive that is away would pass for a deleted one.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from civdesk.core.errors import FileProblem
+from civdesk.core.longpaths import os_path
 
 if TYPE_CHECKING:
     from civdesk.core.library import Library
@@ -73,9 +78,9 @@ class Presence:
     def verdict(self, path: str, device: int | None) -> Verdict:
         """Whether the file at ``path``, last seen on ``device``, is gone (see the module)."""
         try:
-            os.stat(path)
+            os.stat(os_path(path))
         except OSError as err:
-            if err.errno not in _ABSENT or os.path.islink(path):
+            if err.errno not in _ABSENT or os.path.islink(os_path(path)):
                 return Verdict(False, os.path.dirname(path))  # cannot look, or a dangling link
         folder, own = os.path.dirname(path), True
         while True:
@@ -101,16 +106,17 @@ class Presence:
 
 
 def _look_at(folder: str) -> _Folder:
+    on_disk = os_path(folder)
     try:
-        st = os.stat(folder)
+        st = os.stat(on_disk)
     except OSError as err:
-        if err.errno in _ABSENT and not os.path.islink(folder):
+        if err.errno in _ABSENT and not os.path.islink(on_disk):
             return _MISSING
         return _AWAY  # a dangling link (its target's drive is away), or EACCES/EIO
     if not stat.S_ISDIR(st.st_mode):
         return _MISSING  # a file where the folder was: the folder itself is gone
     try:
-        with os.scandir(folder) as entries:
+        with os.scandir(on_disk) as entries:
             empty = next(entries, None) is None
     except OSError:
         return _AWAY
@@ -130,9 +136,9 @@ def check_download_folder(folder: str | os.PathLike[str], library: Library) -> N
     existing = target
     while True:
         try:
-            st = os.stat(existing)
+            st = os.stat(os_path(existing))
         except OSError as err:
-            if os.path.islink(existing):
+            if os.path.islink(os_path(existing)):
                 raise DriveAway(target, existing, "is a link to a folder that is not there"
                                 ) from None
             if err.errno not in _ABSENT:
@@ -145,11 +151,11 @@ def check_download_folder(folder: str | os.PathLike[str], library: Library) -> N
         if not stat.S_ISDIR(st.st_mode):
             return  # a file in the way: creating the folder says so itself
         break
-    is_dir = functools.cache(os.path.isdir)
+    is_dir = functools.cache(lambda path: os.path.isdir(os_path(path)))
     for row in library.local_files(existing):
         if row.device == st.st_dev or (row.device is None and not row.offline):
             continue  # seen on this very drive (or before devices were recorded)
-        if _reached_below(row.path, existing, is_dir) or os.path.lexists(row.path):
+        if _reached_below(row.path, existing, is_dir) or os.path.lexists(os_path(row.path)):
             continue  # another drive's folder that is there, or a file that is
         raise DriveAway(target, existing, "is not on the drive the library's files there "
                         "were on")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from civdesk.core.errors import Cancelled, FileProblem
+from civdesk.core.longpaths import os_path
 
 DEFAULT_BUFFER_SIZE = 2 << 20
 #: Reads of a big file on a device that hashes one file at a time (a hard disk, a share):
@@ -99,7 +100,7 @@ def sha256_file(
     digest = hashlib.sha256()
     done = 0
     try:
-        with open(path, "rb", buffering=0) as fh:
+        with open(os_path(path), "rb", buffering=0) as fh:
             # A small file gets a buffer of its size (+1: a file that grew still reads):
             # zeroing a 2 MiB buffer per 30 KB embedding would cost more than hashing it.
             size = os.fstat(fh.fileno()).st_size
@@ -137,7 +138,7 @@ def autov1(path: StrPath) -> str | None:
     match old metadata, never as an identity.
     """
     try:
-        with open(path, "rb") as fh:
+        with open(os_path(path), "rb") as fh:
             if os.fstat(fh.fileno()).st_size < AUTOV1_MIN_SIZE:
                 return None
             fh.seek(AUTOV1_OFFSET)
@@ -174,17 +175,19 @@ def hash_checked(
 ) -> HashResult:
     """Hash one file and verify it did not change meanwhile (stat before and after).
 
-    Expected failures come back in the result; only :class:`Cancelled` is raised.
+    Expected failures come back in the result; only :class:`Cancelled` is raised. The
+    result carries ``path`` as given; the OS is given :func:`os_path` of it.
     """
     p = path if isinstance(path, Path) else Path(path)
     if hasher is sha256_file:
         small = _hash_small_checked(p, progress, cancel)
         if small is not None:
             return small
+    on_disk = os_path(p)
     try:
-        before = FileStat.of(os.stat(p))
+        before = FileStat.of(os.stat(on_disk))
         digest = hasher(p, progress=progress, cancel=cancel)
-        after = FileStat.of(os.stat(p))
+        after = FileStat.of(os.stat(on_disk))
     except FileNotFoundError:
         return HashResult(p, None, FileChanged(p, "disappeared"))
     except OSError as err:
@@ -209,7 +212,7 @@ def _hash_small_checked(
     """
     if cancel is not None and cancel.is_set():
         raise Cancelled("Hashing")
-    name = os.fspath(p)  # once: each Path to str conversion is a Python call
+    name = os_path(p)  # once: each Path to str conversion is a Python call
     try:
         fd = os.open(name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
@@ -434,7 +437,7 @@ def _group_small_files(
             size = sizes[i]
         else:
             try:
-                size = os.stat(path).st_size
+                size = os.stat(os_path(path)).st_size
             except OSError:
                 size = SMALL_FILE + 1  # its own task, whose hash_checked reports the problem
         if size > SMALL_FILE:

@@ -4,9 +4,15 @@ Win32 file calls refuse a path of MAX_PATH characters or more unless it is writt
 extended-length form ``\\\\?\\C:\\...`` (``\\\\?\\UNC\\server\\share\\...`` for a network share),
 or unless the machine enables long paths (a registry switch a user cannot be asked to flip)
 and the app declares itself long-path aware. A model 200 characters long in a deep library
-folder passes the limit, so every path the download code gives the OS goes through
-:func:`os_path`: on Windows a long absolute path comes back in the extended form, elsewhere
-(and for a short path) the path comes back as it is.
+folder passes the limit, so every path the download code and the library scan (walk,
+hashing, companions, the offline checks) give the OS goes through :func:`os_path`: on
+Windows a long absolute path comes back in the extended form, elsewhere (and for a short
+path) the path comes back as it is.
+
+The extended form is only ever what the OS is handed. The paths the library records, shows
+and compares stay in their normal form: a listing is joined onto the normal folder path
+(``os.scandir`` over an extended path gives entries whose ``.path`` carries the prefix),
+and a path the OS hands back (``os.path.realpath``) goes through :func:`normal_path`.
 
 The extended form turns Windows' own normalisation off (``/``, ``.``, ``..``, trailing dots
 and spaces are taken literally), so the path is normalised here first; names built from
@@ -26,6 +32,7 @@ LONG_FROM = MAX_PATH - 12
 _EXTENDED = "\\\\?\\"
 _DEVICE = "\\\\.\\"
 _UNC = _EXTENDED + "UNC\\"
+_ON_WINDOWS = os.name == "nt"
 
 
 def os_path(path: str | os.PathLike[str], *, windows: bool | None = None) -> str:
@@ -34,7 +41,8 @@ def os_path(path: str | os.PathLike[str], *, windows: bool | None = None) -> str
     ``windows`` forces the Windows rules (tests run them here); default: this system's.
     """
     text = os.fspath(path)
-    if not (os.name == "nt" if windows is None else windows):
+    # Off Windows this is the whole cost (the scan calls it per file it reads and per folder).
+    if not (_ON_WINDOWS if windows is None else windows):
         return text
     if windows is None:  # pragma: no cover - Windows: a relative path counts in full there
         text = os.path.abspath(text)
@@ -53,3 +61,19 @@ def extended_length(path: str) -> str:
     if len(drive) == 2 and drive[1] == ":" and full[2:3] == "\\":
         return _EXTENDED + full
     return path  # relative or drive-relative ("C:x"): Windows resolves those itself
+
+
+def normal_path(path: str, *, windows: bool | None = None) -> str:
+    """``path`` without the extended-length prefix :func:`os_path` puts on (what the OS
+    hands back for an extended path, ``os.path.realpath``'s answer, say): the form the
+    library records and compares. Device paths (``\\\\.\\``) and other paths unchanged."""
+    if not (_ON_WINDOWS if windows is None else windows) or not path.startswith(_EXTENDED):
+        return path
+    if path[:len(_UNC)].upper() == _UNC.upper():
+        return "\\\\" + path[len(_UNC):]
+    return path[len(_EXTENDED):]
+
+
+def real_path(path: str | os.PathLike[str]) -> str:
+    """``os.path.realpath`` of a path of any length, in the normal form."""
+    return normal_path(os.path.realpath(os_path(path)))

@@ -49,6 +49,7 @@ from civdesk.core.hashing import (
 )
 from civdesk.core.library import Library, LocalFile
 from civdesk.core.library.repository import FileMove, FileRecord, version_form_json
+from civdesk.core.longpaths import os_path, real_path
 from civdesk.core.sidecars import (
     IDENTIFYING_SUFFIXES,
     INFO_SUFFIX,
@@ -229,7 +230,13 @@ def _under(path: str, folder: str) -> bool:
 
 
 class _Walk:
-    """An iterative walk of one library folder that survives loops and unreadable folders."""
+    """An iterative walk of one library folder that survives loops and unreadable folders.
+
+    Every folder is listed through :func:`os_path` (Windows: a deep folder past MAX_PATH),
+    and each entry's path is its name joined onto the folder's normal path, never the
+    entry's own ``.path``: a listing of an extended path gives that the ``\\\\?\\`` prefix,
+    which the library must never record.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -245,7 +252,7 @@ class _Walk:
         that is both in the tree and linked into it is known by its real path.
         """
         seen: set[tuple[int, int]] = set()
-        root_stat = os.stat(self.root)
+        root_stat = os.stat(os_path(self.root))
         seen.add((root_stat.st_dev, root_stat.st_ino))
         stack: list[tuple[Path, bool]] = [(self.root, False)]
         linked: list[tuple[Path, bool]] = []
@@ -257,7 +264,7 @@ class _Walk:
             if via_link and not self._first_visit(folder, seen):
                 continue
             try:
-                with os.scandir(folder) as it:
+                with os.scandir(os_path(folder)) as it:
                     entries = list(it)
             except OSError as err:
                 if first:
@@ -269,14 +276,16 @@ class _Walk:
                 self.entries_at_root = len(entries)
                 first = False
             names = FolderNames(e.name for e in entries)
+            text = os.fspath(folder)
+            prefix = text if text.endswith(os.sep) else text + os.sep  # "/" or "C:\\"
             for entry in entries:
-                self._visit(entry, folder, via_link, names, stack, linked, seen)
+                self._visit(entry, folder, prefix, via_link, names, stack, linked, seen)
 
     def _first_visit(self, folder: Path, seen: set[tuple[int, int]]) -> bool:
         """Whether a folder reached through a link is new (not a loop, not seen by its
         real path or through another link)."""
         try:
-            st = os.stat(folder)
+            st = os.stat(os_path(folder))
         except OSError as err:
             log.info("Skipping %s: %s", folder, err)
             return False
@@ -290,6 +299,7 @@ class _Walk:
         self,
         entry: os.DirEntry[str],
         folder: Path,
+        prefix: str,
         folder_via_link: bool,
         names: FolderNames,
         stack: list[tuple[Path, bool]],
@@ -302,7 +312,7 @@ class _Walk:
             # the companions and Civitai all need text. Told, and skipped (and what lies
             # under such a folder with it) rather than failing the whole scan.
             if entry.is_dir() or is_model_file_name(name):
-                self.bad_names.append(entry.path)
+                self.bad_names.append(prefix + name)
             return
         try:
             if entry.is_dir():  # follows symlinks: linked folders are part of the library
@@ -322,9 +332,9 @@ class _Walk:
                 link = entry.is_symlink()
                 here = entry.stat(follow_symlinks=False).st_dev if link else st.st_dev
                 self.files.append(_Found(_child(folder, name), FileStat.of(st), self.root, names,
-                                         st.st_dev, folder_via_link or link, here, entry.path))
+                                         st.st_dev, folder_via_link or link, here, prefix + name))
         except OSError as err:  # a dangling link, or permissions on the entry
-            log.info("Skipping %s: %s", entry.path, err)
+            log.info("Skipping %s: %s", prefix + name, err)
 
 
 def _child(folder: Path, name: str) -> Path:
@@ -349,7 +359,7 @@ def _distinct_roots(folders: Iterable[str | os.PathLike[str]]) -> list[Path]:
     one of them (compared by real path: a linked alias of a folder is that folder). The
     paths themselves are kept as given, so the stored file paths do not change."""
     roots = list(dict.fromkeys(Path(os.path.abspath(os.fspath(f))) for f in folders))
-    real = [os.path.realpath(r) for r in roots]
+    real = [real_path(r) for r in roots]
     kept = []
     for i, root in enumerate(roots):
         inside_another = any(
@@ -463,7 +473,7 @@ class Scanner:
         alone (its companions would be overwritten), unless ``force``.
         """
         p = Path(os.path.abspath(os.fspath(path)))
-        st = FileStat.of(os.stat(p))
+        st = FileStat.of(os.stat(os_path(p)))
         p = self._as_the_library_sees(p, st)
         row = self.library.local_file(p)
         recorded: LocalFile | None = None  # the row, when it is of these very bytes
@@ -497,7 +507,7 @@ class Scanner:
             preview_path=done.preview_path,
             info_path=done.info_path,
             lookup_state="found",
-            device=os.lstat(p).st_dev or None,
+            device=os.lstat(os_path(p)).st_dev or None,
             verified=publishes_sha256(version, sha256),
         )
 
@@ -512,7 +522,7 @@ class Scanner:
             return p
         known = self.library.file_by_identity(st.size, st.mtime_ns, st.inode)
         if known is not None and known.path != str(p) and (
-                os.path.realpath(known.path) == os.path.realpath(p)):
+                real_path(known.path) == real_path(p)):
             return Path(known.path)
         return p
 
@@ -555,7 +565,7 @@ class Scanner:
         downloads = [s.effective_download_root, *map(s.folder_for_type, s.type_folders)]
         for folder in dict.fromkeys(downloads):
             try:
-                exists = folder.is_dir()
+                exists = os.path.isdir(os_path(folder))
             except OSError:
                 exists = False
             if exists:  # else nothing was downloaded there (or its drive is away)
@@ -975,7 +985,7 @@ class _ScanRun:
                 continue  # moved along with the model, or the model's new place has one
             source, target = Path(recorded), f.path.with_name(target_name)
             try:
-                if os.path.lexists(target) or not os.path.isfile(source):
+                if os.path.lexists(os_path(target)) or not os.path.isfile(os_path(source)):
                     continue
                 if not owns_companion(Path(old.path), source, old.sha256):
                     continue  # recorded, yet the stem is another model's in the old folder
@@ -1371,7 +1381,7 @@ class _ScanRun:
         for path, row in self.known.items():
             if any(_under(path, r) for r in roots):
                 continue
-            if os.path.exists(path):
+            if os.path.exists(os_path(path)):
                 if row.offline:
                     back.append(path)
             elif self._gone(path, row):

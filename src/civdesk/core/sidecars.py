@@ -18,6 +18,9 @@ written over.
 
 Reading never raises for a broken companion file: it is skipped with a note, because one
 bad file written by another tool must not stop a scan of thousands.
+
+Every path given to the OS here goes through :func:`~civdesk.core.longpaths.os_path` (a
+model deep in a library folder on Windows); the paths returned and reported stay normal.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from civdesk.core.civitai.errors import MalformedResponse
 from civdesk.core.civitai.schema import FROM_SIDECAR_KEY, ModelVersion
 from civdesk.core.errors import CivdeskError, FileProblem
 from civdesk.core.images import check_image, sniff_image
+from civdesk.core.longpaths import os_path
 
 INFO_SUFFIX = ".civitai.info"
 STABILITY_MATRIX_SUFFIX = ".cm-info.json"
@@ -449,7 +453,7 @@ class _Presence:
         on demand, when no listing was given)."""
         if self.folder is None:
             try:
-                listing = os.listdir(self.model_path.parent)
+                listing = os.listdir(os_path(self.model_path.parent))
             except OSError:
                 listing = []
             self.folder = FolderNames(listing)
@@ -458,7 +462,7 @@ class _Presence:
 
     def actual(self, name: str) -> str | None:
         if self.names is None:
-            return name if self.model_path.with_name(name).is_file() else None
+            return name if os.path.isfile(os_path(self.model_path.with_name(name))) else None
         return self.names.get(name) or self.names.get(name.lower())
 
     def has(self, name: str) -> bool:
@@ -475,7 +479,8 @@ def _reason(err: Exception) -> str:
 
 def _load_json(path: Path) -> Any:
     # O_NONBLOCK: a FIFO under a companion's name would block the open until a writer came.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    fd = os.open(os_path(path),
+                 os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
     with open(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ValueError("not a regular file")
@@ -739,13 +744,16 @@ def _atomic_write(path: Path, data: bytes, *, replace: bool = True) -> bool:
     first scan crawl on spinning disks. The temp name is unique per process and thread
     (``mkstemp``'s random names cost more than the write of a small file).
     """
-    target = os.fspath(path)  # plain strings: Path operations cost more than the writes
-    folder, name = os.path.split(target)
-    tmp = os.path.join(folder, _temp_name(name))
+    # Plain strings: Path operations cost more than the writes. Only the OS sees os_path's.
+    folder, name = os.path.split(os.fspath(path))
+    target = os_path(path)
+    tmp = os_path(os.path.join(folder, _temp_name(name)))
     try:
         fd = os.open(tmp, _TEMP_FLAGS, 0o644)
     except FileExistsError:  # left by a crashed run that had our pid and thread id
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or None)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp",
+                                   dir=os_path(folder) if folder else None)
+        tmp = os_path(tmp)
     try:
         try:
             written = os.write(fd, data)
@@ -768,7 +776,8 @@ def _atomic_write(path: Path, data: bytes, *, replace: bool = True) -> bool:
 def _place_new(tmp: str, target: str) -> bool:
     """Give ``tmp`` the name ``target`` unless that exists: a hard link fails rather than
     replace (the check and the rename are one step); file systems without links (FAT)
-    check first. False, and ``tmp`` gone, when ``target`` exists."""
+    check first. False, and ``tmp`` gone, when ``target`` exists. Both are OS paths
+    (:func:`os_path`)."""
     try:
         try:
             os.link(tmp, target)
@@ -797,14 +806,15 @@ def move_file(source: str, target: str) -> None:
     """Rename ``source`` to ``target``; across drives, copy it under a temporary name
     beside the target, rename that into place and delete the source (if it can be), so the
     target is never a half-copied file."""
+    folder, name = os.path.split(target)
+    source, target = os_path(source), os_path(target)
     try:
         os.rename(source, target)
         return
     except OSError as err:
         if err.errno != errno.EXDEV:
             raise
-    folder, name = os.path.split(target)
-    tmp = os.path.join(folder, _temp_name(name))
+    tmp = os_path(os.path.join(folder, _temp_name(name)))
     try:
         shutil.copy2(source, tmp)
         os.replace(tmp, target)

@@ -40,6 +40,7 @@ from civdesk.core.library.tables import (
     VersionFileRow,
     VersionRow,
 )
+from civdesk.core.longpaths import os_path
 
 UNKNOWN_TYPE = "Unknown"  # the type of files no model is known for (sidebar, filters)
 
@@ -860,7 +861,7 @@ class Library:
         it); a changed or vanished one does not count."""
         for known in self.files_by_sha256(sha256):
             try:
-                st = os.stat(known.path)
+                st = os.stat(os_path(known.path))
             except OSError:
                 continue
             if (st.st_size, st.st_mtime_ns) == (known.size, known.mtime_ns) and (
@@ -949,7 +950,7 @@ class Library:
                 same_file = (file.inode, file.size, file.mtime_ns) if file.inode else file.path
                 groups.setdefault(file.sha256 or "", {}).setdefault(same_file, file)
         candidates = [list(files.values()) for files in groups.values() if len(files) > 1]
-        on_disk = [[f for f in group if os.path.lexists(f.path)] for group in candidates]
+        on_disk = [[f for f in group if os.path.lexists(os_path(f.path))] for group in candidates]
         return [group for group in on_disk if len(group) > 1]
 
     def installed_versions(self) -> dict[int, set[int]]:
