@@ -95,21 +95,3 @@ def test_the_app_turns_automatic_collection_off_for_good(qapp) -> None:
         collector.deleteLater()
         gc.disable()
 
-
-def test_looks_often_while_workers_allocate_fast(qapp: Any) -> None:
-    """A young collection walks everything made since the last one: while objects pile up
-    fast (a library read on a worker) the collector looks every few milliseconds, so each
-    walk stays small; once they stop, it goes back to its slow pace."""
-    made = GuiGarbageCollector(interval_ms=100, busy_interval_ms=10)
-    made.start()
-    try:
-        gc.collect()
-        assert made.current_interval_ms == 100
-        keep = [[i] for i in range(gc.get_threshold()[0] * 5)]
-        assert made.collect_due() is not None
-        assert made.current_interval_ms == 10
-        assert made.collect_due() is None  # nothing new since
-        assert made.current_interval_ms == 100
-        del keep
-    finally:
-        made.stop()

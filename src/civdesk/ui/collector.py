@@ -22,15 +22,9 @@ import time
 
 from PySide6.QtCore import QObject, QTimer, Slot
 
-#: How often the GUI thread looks at the allocation counts while little is allocated.
+#: How often the GUI thread looks at the allocation counts. Short, so that each young
+#: collection stays small while workers allocate fast (a scan parses thousands of objects).
 CHECK_INTERVAL_MS = 100
-#: How often while workers allocate fast. A young collection walks every object made since
-#: the last one: a library read keeps ~50,000 (three per file), which one collection walked
-#: in 20-30 ms of GUI time at the 100 ms pace, the stall the window showed after each scan
-#: (bench_gui). Looked at this often, each walk is a tenth of that.
-BUSY_INTERVAL_MS = 10
-#: Young objects at a look, in young thresholds, that mean workers allocate fast.
-BUSY_YOUNG_FACTOR = 2
 #: A full collection walks every object not frozen: never more often than this.
 MIN_FULL_INTERVAL_S = 10.0
 
@@ -40,11 +34,8 @@ class GuiGarbageCollector(QObject):
     :meth:`stop` gives it back as it was."""
 
     def __init__(self, parent: QObject | None = None,
-                 interval_ms: int = CHECK_INTERVAL_MS,
-                 busy_interval_ms: int = BUSY_INTERVAL_MS) -> None:
+                 interval_ms: int = CHECK_INTERVAL_MS) -> None:
         super().__init__(parent)
-        self.interval_ms = interval_ms
-        self.busy_interval_ms = min(busy_interval_ms, interval_ms)
         self.setObjectName("civdesk-gc")
         self._thresholds = gc.get_threshold()
         self._was_enabled = False
@@ -57,11 +48,6 @@ class GuiGarbageCollector(QObject):
     @property
     def running(self) -> bool:
         return self._timer.isActive()
-
-    @property
-    def current_interval_ms(self) -> int:
-        """How long until the next look at the counts (short while allocation is fast)."""
-        return self._timer.interval()
 
     def start(self) -> None:
         if self.running:
@@ -82,10 +68,6 @@ class GuiGarbageCollector(QObject):
         """Collect the oldest generation whose count passed its threshold, as CPython
         would have; the generation collected, or None."""
         full_allowed = time.monotonic() - self._last_full >= MIN_FULL_INTERVAL_S
-        busy = gc.get_count()[0] >= BUSY_YOUNG_FACTOR * self._thresholds[0]
-        interval = self.busy_interval_ms if busy else self.interval_ms
-        if interval != self._timer.interval():
-            self._timer.setInterval(interval)  # restarts it, from now: we are its timeout
         generation = due_generation(self._thresholds, full_allowed=full_allowed)
         if generation is None:
             return None
