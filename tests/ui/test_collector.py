@@ -94,4 +94,3 @@ def test_the_app_turns_automatic_collection_off_for_good(qapp) -> None:
         collector.stop()
         collector.deleteLater()
         gc.disable()
-
