@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import statistics
 import sys
@@ -123,7 +124,21 @@ class SlowEventTracer(QApplication):
     def __init__(self, argv: list[str]) -> None:
         super().__init__(argv)
         self.threshold_ms: float | None = None
-        self.slow: list[tuple[float, str, str]] = []
+        self.slow: list[tuple[float, float, str, str]] = []  # (ended at, ms, receiver, type)
+        self.collections: list[tuple[float, float, int, str]] = []  # (ended at, ms, gen, thread)
+        self._gc_started = 0.0
+        gc.callbacks.append(self._gc_timed)
+
+    def _gc_timed(self, phase: str, info: dict[str, int]) -> None:
+        """Times every garbage collection (on whichever thread it runs)."""
+        if self.threshold_ms is None:
+            return
+        now = time.perf_counter()
+        if phase == "start":
+            self._gc_started = now
+            return
+        name = threading.current_thread().name
+        self.collections.append((now, (now - self._gc_started) * 1000, info["generation"], name))
 
     def notify(self, receiver, event) -> bool:  # type: ignore[no-untyped-def]
         if self.threshold_ms is None:
@@ -137,7 +152,7 @@ class SlowEventTracer(QApplication):
             if ms > self.threshold_ms:
                 name = receiver.objectName() if receiver is not None else ""
                 what = f"{type(receiver).__name__}({name})"
-                self.slow.append((ms, what, str(kind).rsplit(".", 1)[-1]))
+                self.slow.append((time.perf_counter(), ms, what, str(kind).rsplit(".", 1)[-1]))
 
 
 class StallMeter:
@@ -145,6 +160,7 @@ class StallMeter:
 
     def __init__(self) -> None:
         self.gaps: list[float] = []
+        self.ends: list[float] = []  # perf_counter() at the end of each gap
         self._clock = QElapsedTimer()
         self._timer = QTimer()
         self._timer.setInterval(5)
@@ -159,6 +175,7 @@ class StallMeter:
 
     def _tick(self) -> None:
         self.gaps.append(self._clock.nsecsElapsed() / 1e6)
+        self.ends.append(time.perf_counter())
         self._clock.restart()
 
 
@@ -183,6 +200,20 @@ class BusyThreads:
         self._stop.set()
         for thread in self._threads:
             thread.join()
+
+
+def print_trace(app: SlowEventTracer, meter: StallMeter, started: float) -> None:
+    """The slow events, the collections over the threshold and the gaps over the target, in
+    the order they ended (seconds since the scan and download started)."""
+    threshold = app.threshold_ms or 0.0
+    lines = [(end, f"slow event: {ms:6.1f} ms  {kind:<16} {receiver}")
+             for end, ms, receiver, kind in app.slow]
+    lines += [(end, f"collection: {ms:6.1f} ms  generation {gen} on {thread}")
+              for end, ms, gen, thread in app.collections if ms > threshold / 2]
+    lines += [(end, f"GAP:        {gap:6.1f} ms")
+              for end, gap in zip(meter.ends, meter.gaps, strict=True) if gap > STALL_TARGET_MS]
+    for end, text in sorted(lines):
+        print(f"{end - started:7.3f} s  {text}")
 
 
 def measure_new_card_repaints(app: QApplication, page, repeats: int = 10) -> None:  # type: ignore[no-untyped-def]
@@ -288,8 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         meter.stop()
         if isinstance(app, SlowEventTracer):
             app.threshold_ms = None
-            for ms, receiver, kind in app.slow:
-                print(f"slow event: {ms:6.1f} ms  {kind:<16} {receiver}")
+            print_trace(app, meter, started)
         gaps = sorted(meter.gaps)
         worst = gaps[-1] if gaps else 0.0
         p99 = gaps[int(len(gaps) * 0.99)] if gaps else 0.0

@@ -209,3 +209,37 @@ def test_a_reload_announces_only_the_rows_whose_data_changed(qtbot, library, civ
                      if model.entry(r).model_id == cat.vae.id and model.entry(r).path != str(copy))
     assert changed == [(first_vae, first_vae)]
     assert model.index(first_vae, 0).data(Role.IsDuplicate)
+
+
+def test_sort_keys_give_the_collector_nothing_to_walk() -> None:
+    """A read of the library keeps one sort key per file: none of them (nor their dict) is
+    an object the GUI thread's garbage collector must walk after each reload."""
+    import gc
+
+    from civdesk.ui.library.rows import prepare_rows
+
+    snapshot = _snapshot(numbered_entry(i) for i in range(50))
+    for key in SortKey:
+        rows = prepare_rows(snapshot, (key, False))
+        assert not gc.is_tracked(rows.keys)
+        assert not any(gc.is_tracked(k) for k in rows.keys.values())
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_keys_order_like_their_parts(descending: bool) -> None:
+    """Name, then file name (both without case), then path; a name that is the start of
+    another sorts first, as it does compared part by part."""
+    from civdesk.ui.library.rows import prepare_rows
+
+    names = ["b", "a b", "A", "a", "ab", "a", "Ä", "a-b", "a\tb"]
+    entries = [numbered_entry(i, name) for i, name in enumerate(names)]
+    rows = prepare_rows(_snapshot(entries), (SortKey.NAME, descending))
+    expected = sorted(entries, key=lambda e: (e.model_name.casefold(),
+                                              e.file_name.casefold(), e.path),
+                      reverse=descending)
+    assert [e.path for e in rows.visible] == [e.path for e in expected]
+    for key, part in ((SortKey.SIZE, "size"), (SortKey.DATE, "added_at")):
+        rows = prepare_rows(_snapshot(reversed(entries)), (key, descending))
+        expected = sorted(entries, key=lambda e, p=part: (getattr(e, p), e.path),
+                          reverse=descending)
+        assert [e.path for e in rows.visible] == [e.path for e in expected]

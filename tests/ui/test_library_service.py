@@ -141,3 +141,30 @@ def test_reads_asked_for_together_make_one_read(qtbot, core: Core, running: bool
         service.refresh()
     qtbot.waitUntil(lambda: not service.reloading, timeout=5000)
     assert len(reads) == (2 if running else 1)
+
+
+def test_a_quiet_check_waits_for_the_read_to_be_on_screen(
+    qtbot, core: Core, model_folder, civitai_catalog
+):
+    """A scan's end asks for a read and a quiet update check at once: the check's worker
+    starts only once the read's rows are applied (it would otherwise take the GIL in turns
+    with the GUI thread painting them), and counts as running meanwhile."""
+    cat = civitai_catalog
+    register(core.library, write_model_file(model_folder / "Lora", cat.lora_v1.files[0]),
+             double=cat.double, model=cat.lora, version=cat.lora_v1)
+    service = LibraryService(core)
+    order: list[str] = []
+    service.snapshot_loaded.connect(lambda _: order.append("rows shown"))
+    service.update_check_running_changed.connect(
+        lambda running: order.append("check started" if running else "check ended"))
+    service.check_updates_quietly()
+    service.refresh()
+    assert service.update_check_running
+    qtbot.waitUntil(lambda: settled(service), timeout=10_000)
+    assert order[:2] == ["rows shown", "check started"]
+    # The button's check does not wait behind a quiet one, nor is it dropped for it.
+    service.check_updates_quietly()
+    service.refresh()
+    assert service.check_all_updates() is not None
+    qtbot.waitUntil(lambda: settled(service), timeout=10_000)
+    assert order.count("check started") == 2

@@ -147,14 +147,23 @@ def display_name(entry: LibraryEntry) -> str:
     return entry.model_name or entry.file_name
 
 
-def _sort_key(key: SortKey) -> Callable[[LibraryEntry], Any]:
-    # The path last: a total order, so two snapshots of the same library sort alike and a
-    # reload can be applied as a diff.
+def _sort_key(key: SortKey) -> Callable[[LibraryEntry], str]:
+    """An entry's place in the order, as one string.
+
+    The path last: a total order, so two snapshots of the same library sort alike and a
+    reload can be applied as a diff. The parts are joined with NUL, which sorts before any
+    other character (so the string compares like the tuple of its parts) and never occurs
+    in a path (so the path is what follows the last NUL, and two entries never tie).
+
+    A string, not a tuple: every tuple is an object the garbage collector walks until it
+    learns it holds nothing of interest, and a read of the library makes one per file —
+    12,000 more objects for the collector on the GUI thread after each reload.
+    """
     if key is SortKey.DATE:
-        return lambda e: (e.added_at, e.path)
+        return lambda e: f"{e.added_at.timestamp():020.6f}\0{e.path}"
     if key is SortKey.SIZE:
-        return lambda e: (e.size, e.path)
-    return lambda e: (display_name(e).casefold(), e.file_name.casefold(), e.path)
+        return lambda e: f"{e.size:020d}\0{e.path}"
+    return lambda e: f"{display_name(e).casefold()}\0{e.file_name.casefold()}\0{e.path}"
 
 
 @dataclass(frozen=True)
@@ -208,12 +217,12 @@ class LibraryRows:
     filter: LibraryFilter
     all: tuple[LibraryEntry, ...]  # every entry, sorted
     visible: tuple[LibraryEntry, ...]  # those the filter accepts, in the same order
-    keys: dict[str, Any]  # path -> sort key (a total order: the path breaks ties)
+    keys: dict[str, str]  # path -> sort key (a total order: the path breaks ties)
 
 
 def prepare_rows(
     snapshot: LibrarySnapshot, sort: Sort = DEFAULT_SORT,
-    library_filter: LibraryFilter | None = None, *, keys: dict[str, Any] | None = None,
+    library_filter: LibraryFilter | None = None, *, keys: dict[str, str] | None = None,
 ) -> LibraryRows:  # fmt: skip
     """Sort and filter ``snapshot`` (any thread). ``keys``: already known sort keys."""
     library_filter = library_filter or LibraryFilter()

@@ -114,6 +114,12 @@ class LibraryService(QObject):
         self._reload_timer.setSingleShot(True)
         self._reload_timer.setInterval(0)
         self._reload_timer.timeout.connect(self._reload_now)
+        # A quiet check waits for the read under way to be on screen (check_updates_quietly).
+        self._quiet_check_waiting = False
+        self._quiet_check_timer = QTimer(self)
+        self._quiet_check_timer.setSingleShot(True)
+        self._quiet_check_timer.setInterval(0)
+        self._quiet_check_timer.timeout.connect(self._start_waiting_quiet_check)
         self.scans.stopped.connect(self._scan_stopped)
 
     # -- reads --------------------------------------------------------------------------------
@@ -166,10 +172,12 @@ class LibraryService(QObject):
         check, self._check_to_compare = self._check_to_compare, None
         if check is not None:
             self._read_again_if_new(check)
+        self._start_waiting_quiet_check()
 
     def _load_failed(self, exc: BaseException) -> None:
         self._reload_again = False
         self.status_message.emit(f"The library could not be read: {user_message(exc)}")
+        self._start_waiting_quiet_check()
 
     # -- scans --------------------------------------------------------------------------------
 
@@ -312,7 +320,9 @@ class LibraryService(QObject):
 
     @property
     def update_check_running(self) -> bool:
-        return self._update_check is not None and not self._update_check.done
+        """A check runs, or a quiet one waits for the library's read to be on screen."""
+        running = self._update_check is not None and not self._update_check.done
+        return running or self._quiet_check_waiting
 
     def check_all_updates(self) -> TaskHandle | None:
         """"Check for updates": every identified model, with progress."""
@@ -321,8 +331,25 @@ class LibraryService(QObject):
     def check_updates_quietly(self) -> TaskHandle | None:
         """Ask only about models not asked about for a while (after a scan, at start-up):
         no per-batch progress, one ``update_check_finished`` line (a failure too). While a
-        check runs, the running one is returned."""
-        return self._start_update_check(force=False, quiet=True)
+        check runs, the running one is returned.
+
+        The check starts on the next event-loop turn, or once the library's read under
+        way is on screen (a scan's end asks for both at once): its worker parses Civitai's
+        answers and writes the database in Python, and would take the GIL in turns with
+        the GUI thread while that applies and paints a screen of new cards (the longest
+        stalls bench_gui saw after a scan). None until it starts."""
+        if self.update_check_running:
+            return self._update_check
+        self._quiet_check_waiting = True
+        self._quiet_check_timer.start()
+        return None
+
+    @Slot()
+    def _start_waiting_quiet_check(self) -> None:
+        if not self._quiet_check_waiting or self.reloading:
+            return  # nothing waits, or the read's end starts it
+        self._quiet_check_waiting = False
+        self._start_update_check(force=False, quiet=True)
 
     def update_text_now(self) -> str | None:
         """The last check's line with the updates the library knows now (one downloaded
@@ -335,10 +362,13 @@ class LibraryService(QObject):
 
     def cancel_update_check(self) -> None:
         """Stop a running check between two batches (the window is closing)."""
+        self._quiet_check_waiting = False
         if self._update_check is not None:
             self._update_check.cancel()
 
     def _start_update_check(self, *, force: bool, quiet: bool) -> TaskHandle | None:
+        if not quiet:
+            self._quiet_check_waiting = False  # the check asked for covers the quiet one
         if self.update_check_running:
             return self._update_check  # one at a time
         core = self.core
