@@ -424,13 +424,16 @@ def test_a_download_asked_for_while_the_queue_opens_runs_once_it_is_open(
 ):
     page = open_page(app_core)
     qtbot.addWidget(page)
-    finished: list[TaskSnapshot] = []
-    page.downloads.task_finished.connect(finished.append)
+    finished: list[tuple[TaskSnapshot, int]] = []
+    # Whoever hears the finish finds the service's counts already up to date with it.
+    page.downloads.task_finished.connect(
+        lambda task: finished.append((task, page.downloads.counts.active)))
     try:
         page.downloads.enqueue(civitai_catalog.vae_v1.id)  # the queue is being built
         qtbot.waitUntil(lambda: bool(finished), timeout=WAIT_MS)
-        assert finished[0].state == "completed"
-        assert page.downloads.counts.active == 0
+        task, active_then = finished[0]
+        assert task.state == "completed"
+        assert active_then == 0
     finally:
         page.downloads.stop()
 

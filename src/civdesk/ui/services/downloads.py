@@ -127,6 +127,15 @@ class DownloadService(QObject):
             return
         worker = DownloadWorker(queue, self, api_key=self.core.api_key,
                                 site=lambda: self.core.site)
+        # The counts first: queued calls run in the order they were connected, so whoever
+        # hears a relayed signal finds the service's counts already up to date with it.
+        worker.task_added.connect(self._note_task)
+        worker.task_changed.connect(self._note_task)
+        worker.task_progress.connect(self._note_task)
+        worker.task_finished.connect(self._note_finished)
+        worker.tasks_removed.connect(self._note_removed)
+        worker.tasks_reordered.connect(self._note_reordered)
+        worker.paused_changed.connect(self._note_paused)
         for source, relay in (
             (worker.task_added, self.task_added), (worker.task_changed, self.task_changed),
             (worker.task_progress, self.task_progress),
@@ -136,13 +145,6 @@ class DownloadService(QObject):
             (worker.crashed, self.problem), (worker.command_failed, self.problem),
         ):
             source.connect(relay)
-        worker.task_added.connect(self._note_task)
-        worker.task_changed.connect(self._note_task)
-        worker.task_progress.connect(self._note_task)
-        worker.task_finished.connect(self._note_finished)
-        worker.tasks_removed.connect(self._note_removed)
-        worker.tasks_reordered.connect(self._note_reordered)
-        worker.paused_changed.connect(self._note_paused)
         self.worker = worker
         self._tasks = {t.id: t for t in tasks}
         self._paused = worker.paused
