@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtCore import QObject, QSize, Qt, Signal, Slot
 from PySide6.QtGui import (
     QFocusEvent,
     QGuiApplication,
@@ -104,22 +104,34 @@ class _ImageLabel(QLabel):
         super().mouseReleaseEvent(event)
 
 
-class _LoadedImage:
-    """One image shown through the loader: asks for it, and fills the label when it lands."""
+class _LoadedImage(QObject):
+    """One image shown through the loader: asks for it, and fills the label when it lands.
+
+    A child of its label, listening through its own slots: Qt drops the connections to the
+    shared loader when the label (and the carousel or viewer holding it) goes.
+    """
 
     def __init__(self, thumbnails: ThumbnailLoader, label: _ImageLabel) -> None:
+        super().__init__(label)
         self.thumbnails = thumbnails
         self.label = label
         self.key: str | None = None
+        thumbnails.thumbnail_ready.connect(self.ready)
+        thumbnails.thumbnail_failed.connect(self._failed_to_load)
 
     def show(self, url: str, size: QSize, blurred: bool) -> None:
         self.key = thumbnail_key(url, size, blurred=blurred)
         pixmap = self.thumbnails.pixmap(url, size, blurred=blurred)
         self._set(pixmap)
 
+    @Slot(str)
     def ready(self, key: str) -> None:
         if key == self.key:
             self._set(self.thumbnails.cached(key))
+
+    @Slot(str, str)
+    def _failed_to_load(self, key: str, _why: str) -> None:
+        self.failed(key)
 
     def failed(self, key: str) -> None:
         if key == self.key:
@@ -183,17 +195,6 @@ class ImageCarousel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
         layout.addWidget(self.counter)
-        # Through a slot of this widget: Qt drops the connection when the widget goes.
-        thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
-        thumbnails.thumbnail_failed.connect(self._thumbnail_failed)
-
-    @Slot(str)
-    def _thumbnail_ready(self, key: str) -> None:
-        self._loaded.ready(key)
-
-    @Slot(str, str)
-    def _thumbnail_failed(self, key: str, _why: str) -> None:
-        self._loaded.failed(key)
 
     def set_images(self, images: list[Image], blurred: list[bool]) -> None:
         """Show ``images`` from the first; ``blurred[i]``: show the i-th blurred (NSFW)."""
@@ -275,8 +276,6 @@ class ImageViewer(QDialog):
         self.picture.setMinimumSize(240, 240)
         self.picture.setToolTip(NSFW_TIP if blurred else "")
         self._loaded = _LoadedImage(thumbnails, self.picture)
-        thumbnails.thumbnail_ready.connect(self._thumbnail_ready)
-        thumbnails.thumbnail_failed.connect(self._thumbnail_failed)
         self._loaded.show(sized_image_url(image.url, VIEWER_WIDTH), fitted(image, VIEWER_BOX),
                           blurred)
         self.params_box = QWidget()
@@ -322,14 +321,6 @@ class ImageViewer(QDialog):
                 "rompt")))
         self.params_box.setVisible(params is not None)
         self.copy_button.setVisible(params is not None)
-
-    @Slot(str)
-    def _thumbnail_ready(self, key: str) -> None:
-        self._loaded.ready(key)
-
-    @Slot(str, str)
-    def _thumbnail_failed(self, key: str, _why: str) -> None:
-        self._loaded.failed(key)
 
     def params_failed(self, text: str) -> None:
         self.status.setText(text)
