@@ -19,12 +19,13 @@ from civdesk.core.civitai.governor import Clock, Governors, RatePolicy, Sleep
 
 @dataclass(frozen=True)
 class Patience:
-    """How long a kind of work keeps trying (seconds and counts)."""
+    """How long a kind of work keeps trying (seconds and counts). The pauses default to
+    the rate governor's own figures: the client builds its RatePolicy from them."""
 
     max_retries: int = 4
-    backoff: float = 1.0
-    max_backoff: float = 30.0
-    max_retry_after: float = 60.0
+    backoff: float = RatePolicy.base
+    max_backoff: float = RatePolicy.ceiling
+    max_retry_after: float = RatePolicy.max_retry_after
     rate_limit_patience: float = RATE_LIMIT_PATIENCE
     deadline: float = REQUEST_DEADLINE
 
