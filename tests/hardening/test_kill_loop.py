@@ -99,7 +99,8 @@ def storage_file_requests(world: World, since: int) -> list[str | None]:
 # -- one round ----------------------------------------------------------------------------
 
 
-def download_round(world: World, rng: random.Random, kill: bool = True) -> None:
+def download_round(world: World, rng: random.Random, kill: bool = True,
+                   mid_stream: bool | None = None) -> None:
     version = world.pending[0]
     had = part_size(world, version)
     since = len(world.double.requests)
@@ -108,7 +109,9 @@ def download_round(world: World, rng: random.Random, kill: bool = True) -> None:
     if kill:
         # Usually mid-stream (once the .part has grown to a random size: between two writes
         # or between the last write and the rename), sometimes during start-up.
-        mid_stream = had < BIG_FILE and rng.random() < 0.8
+        if mid_stream is None:
+            mid_stream = rng.random() < 0.8
+        mid_stream = mid_stream and had < BIG_FILE
         threshold = rng.randrange(had + 1, BIG_FILE + 1) if mid_stream else None
         deadline = time.monotonic() + (30 if threshold else rng.uniform(0.3, 1.5))
         while process.poll() is None and time.monotonic() < deadline:
@@ -205,6 +208,12 @@ def kill_loop(world: World, plan: list[str] | None, rounds: int, budget: float,
     rng = random.Random(seed)
     started = time.monotonic()
     done = 0
+    if not plan and world.pending:
+        # A random plan may draw no download, or kill none mid-stream (seen: 15 scans and
+        # links in a row): its first round kills one mid-stream, so a resume is checked.
+        download_round(world, rng, mid_stream=True)
+        check_after_kill(world)
+        done += 1
     while done < rounds and time.monotonic() - started < budget:
         kind = plan[done] if plan else rng.choice(list(ROUNDS))
         if kind == "download" and not world.pending:
